@@ -1,0 +1,206 @@
+"""The vectorised L2-L4 pass: the common packets of a capture, all at once.
+
+Handles Ethernet (up to two VLAN tags), SLL, SLL2, NULL/LOOP and raw IP carrying an unfragmented
+IPv4 (any options) or IPv6 (no extension headers) packet with a UDP or TCP header whose lengths
+agree with the IP header. Everything else is left to `net.dissect` (see `FastPath.fast`), which is
+the reference: a test checks both agree on every public capture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import linktypes as lt
+from .columns import ByteColumns
+from .records import RecordTable
+
+IntArray = npt.NDArray[Any]
+
+STACK_LINK = {lt.ETHERNET: 0, lt.LINUX_SLL: 1, lt.LINUX_SLL2: 1, lt.NULL: 2, lt.LOOP: 2}
+"""Link type -> link code in a fast stack id; raw IP link types get code 3."""
+LINK_CODE_NAMES = ("eth", "sll", "null", "raw")
+
+
+def stack_names(code: int) -> tuple[str, ...]:
+    """The protocol names of a fast-path stack code (link*16 + vlans*4 + l3*2 + is_tcp)."""
+    link, vlans, l3, tcp = code >> 4, (code >> 2) & 3, (code >> 1) & 1, code & 1
+    return (
+        (LINK_CODE_NAMES[link],)
+        + ("vlan",) * vlans
+        + ("ipv6" if l3 else "ip",)
+        + ("tcp" if tcp else "udp",)
+    )
+
+
+@dataclass(slots=True)
+class FastPath:
+    """Columns for every packet; only rows where `fast` is True are filled."""
+
+    fast: npt.NDArray[np.bool_]
+    stack_code: IntArray
+    l4: IntArray
+    ip_version: IntArray
+    src_hi: IntArray
+    src_lo: IntArray
+    dst_hi: IntArray
+    dst_lo: IntArray
+    sport: IntArray
+    dport: IntArray
+    payload_off: IntArray
+    payload_len: IntArray
+    tcp_seq: IntArray
+    tcp_flags: IntArray
+
+
+def run(cols: ByteColumns, rec: RecordTable) -> FastPath:
+    n = len(rec)
+    d = rec.data_off
+    cap = rec.caplen.astype(np.int64)
+    wire = np.maximum(rec.wirelen.astype(np.int64), cap)
+    linktypes = np.array([i.linktype for i in rec.interfaces], dtype=np.int64)
+    link = linktypes[rec.iface] if len(linktypes) else np.zeros(n, np.int64)
+
+    l3 = np.full(n, -1, np.int64)
+    etype = np.zeros(n, np.int64)
+    vlans = np.zeros(n, np.int64)
+    link_code = np.full(n, 3, np.int64)
+
+    def at(sel: IntArray, rel: IntArray | int, dtype: str) -> IntArray:
+        return cols.read(d[sel] + (rel[sel] if isinstance(rel, np.ndarray) else rel), dtype)
+
+    eth = np.flatnonzero((link == lt.ETHERNET) & (cap >= 14))
+    if len(eth):
+        link_code[eth] = 0
+        etype[eth] = at(eth, 12, ">u2")
+        l3[eth] = 14
+        for _ in range(2):
+            tagged = eth[np.isin(etype[eth], list(lt.VLAN_TPIDS)) & (cap[eth] >= l3[eth] + 4)]
+            if not len(tagged):
+                break
+            etype[tagged] = at(tagged, l3 + 2, ">u2")
+            l3[tagged] += 4
+            vlans[tagged] += 1
+    for linktype, hdr, et_off in ((lt.LINUX_SLL, 16, 14), (lt.LINUX_SLL2, 20, 0)):
+        sll = np.flatnonzero((link == linktype) & (cap >= hdr))
+        if len(sll):
+            link_code[sll] = 1
+            etype[sll] = at(sll, et_off, ">u2")
+            l3[sll] = hdr
+    for linktype, order in ((lt.NULL, "<u4"), (lt.LOOP, ">u4")):
+        null = np.flatnonzero((link == linktype) & (cap >= 4))
+        if len(null):
+            link_code[null] = 2
+            fam = at(null, 0, order).astype(np.int64)
+            if linktype == lt.NULL:
+                swapped = fam > 0xFFFF
+                fam[swapped] = at(null[swapped], 0, ">u4")
+            etype[null] = np.where(
+                fam == lt.AF_INET,
+                lt.ETHERTYPE_IPV4,
+                np.where(np.isin(fam, list(lt.AF_INET6)), lt.ETHERTYPE_IPV6, 0),
+            )
+            l3[null] = 4
+    raw = np.flatnonzero(np.isin(link, [lt.RAW, lt.RAW_OPENBSD, lt.IPV4, lt.IPV6]) & (cap >= 1))
+    if len(raw):
+        version = cols.u8[d[raw]] >> 4
+        etype[raw] = np.where(version == 4, lt.ETHERTYPE_IPV4, np.where(version == 6, lt.ETHERTYPE_IPV6, 0))
+        l3[raw] = 0
+
+    fp = FastPath(
+        fast=np.zeros(n, bool),
+        stack_code=np.zeros(n, np.uint16),
+        l4=np.zeros(n, np.uint8),
+        ip_version=np.zeros(n, np.uint8),
+        src_hi=np.zeros(n, np.uint64),
+        src_lo=np.zeros(n, np.uint64),
+        dst_hi=np.zeros(n, np.uint64),
+        dst_lo=np.zeros(n, np.uint64),
+        sport=np.zeros(n, np.uint16),
+        dport=np.zeros(n, np.uint16),
+        payload_off=np.zeros(n, np.uint32),
+        payload_len=np.zeros(n, np.uint32),
+        tcp_seq=np.zeros(n, np.uint32),
+        tcp_flags=np.zeros(n, np.uint8),
+    )
+    l4_off = np.zeros(n, np.int64)
+    ip_room = np.zeros(n, np.int64)  # bytes of IP payload
+    proto = np.zeros(n, np.int64)
+
+    v4 = np.flatnonzero((etype == lt.ETHERTYPE_IPV4) & (l3 >= 0) & (cap >= l3 + 20))
+    if len(v4):
+        w0 = at(v4, l3, ">u4")  # version/ihl, tos, total length
+        w1 = at(v4, l3 + 6, ">u4")  # flags/fragment offset, ttl, protocol
+        ihl = ((w0 >> 24) & 0x0F).astype(np.int64) * 4
+        total = (w0 & 0xFFFF).astype(np.int64)
+        ok = (
+            ((w0 >> 28) == 4)
+            & (ihl >= 20)
+            & (total >= ihl)
+            & (((w1 >> 16) & 0x3FFF) == 0)
+            & (cap[v4] >= l3[v4] + ihl)
+            & (l3[v4] + total <= wire[v4])
+        )
+        v4 = v4[ok]
+        addrs = at(v4, l3 + 12, ">u8")
+        fp.src_lo[v4] = addrs >> np.uint64(32)
+        fp.dst_lo[v4] = addrs & np.uint64(0xFFFFFFFF)
+        fp.ip_version[v4] = 4
+        l4_off[v4] = l3[v4] + ihl[ok]
+        ip_room[v4] = total[ok] - ihl[ok]
+        proto[v4] = (w1[ok] & 0xFF).astype(np.int64)
+    v6 = np.flatnonzero((etype == lt.ETHERTYPE_IPV6) & (l3 >= 0) & (cap >= l3 + 40))
+    if len(v6):
+        w0 = at(v6, l3, ">u8")  # version/class/flow, payload length, next header, hop limit
+        plen = ((w0 >> np.uint64(16)) & np.uint64(0xFFFF)).astype(np.int64)
+        ok = ((w0 >> np.uint64(60)) == 6) & (plen > 0) & (l3[v6] + 40 + plen <= wire[v6])
+        v6 = v6[ok]
+        fp.src_hi[v6] = at(v6, l3 + 8, ">u8")
+        fp.src_lo[v6] = at(v6, l3 + 16, ">u8")
+        fp.dst_hi[v6] = at(v6, l3 + 24, ">u8")
+        fp.dst_lo[v6] = at(v6, l3 + 32, ">u8")
+        fp.ip_version[v6] = 6
+        l4_off[v6] = l3[v6] + 40
+        ip_room[v6] = plen[ok]
+        proto[v6] = ((w0[ok] >> np.uint64(8)) & np.uint64(0xFF)).astype(np.int64)
+
+    has_ip = fp.ip_version > 0
+    udp = np.flatnonzero(has_ip & (proto == lt.IPPROTO_UDP) & (cap >= l4_off + 8))
+    if len(udp):
+        w = at(udp, l4_off, ">u8")
+        ulen = ((w >> np.uint64(16)) & np.uint64(0xFFFF)).astype(np.int64)
+        ok = (ulen >= 8) & (ulen == ip_room[udp])
+        udp = udp[ok]
+        w = w[ok]
+        fp.sport[udp] = (w >> np.uint64(48)).astype(np.uint16)
+        fp.dport[udp] = ((w >> np.uint64(32)) & np.uint64(0xFFFF)).astype(np.uint16)
+        fp.payload_off[udp] = l4_off[udp] + 8
+        fp.payload_len[udp] = ulen[ok] - 8
+        fp.l4[udp] = lt.IPPROTO_UDP
+        fp.fast[udp] = True
+    tcp = np.flatnonzero(has_ip & (proto == lt.IPPROTO_TCP) & (cap >= l4_off + 20))
+    if len(tcp):
+        hlen = ((at(tcp, l4_off + 12, ">u2") >> 12) & 0x0F).astype(np.int64) * 4
+        ok = (hlen >= 20) & (hlen <= ip_room[tcp]) & (cap[tcp] >= l4_off[tcp] + hlen)
+        tcp = tcp[ok]
+        hlen = hlen[ok]
+        ports = at(tcp, l4_off, ">u4")
+        fp.sport[tcp] = (ports >> 16).astype(np.uint16)
+        fp.dport[tcp] = (ports & 0xFFFF).astype(np.uint16)
+        fp.tcp_seq[tcp] = at(tcp, l4_off + 4, ">u4")
+        fp.tcp_flags[tcp] = cols.u8[d[tcp] + l4_off[tcp] + 13]
+        fp.payload_off[tcp] = l4_off[tcp] + hlen
+        fp.payload_len[tcp] = ip_room[tcp] - hlen
+        fp.l4[tcp] = lt.IPPROTO_TCP
+        fp.fast[tcp] = True
+    fast = fp.fast
+    fp.stack_code[fast] = (
+        link_code[fast] * 16
+        + vlans[fast] * 4
+        + (fp.ip_version[fast] == 6) * 2
+        + (fp.l4[fast] == lt.IPPROTO_TCP)
+    ).astype(np.uint16)
+    return fp

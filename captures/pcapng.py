@@ -1,0 +1,290 @@
+"""pcapng files: several sections and interfaces, EPB/SPB/OPB, per-interface time resolution.
+
+The scan loop only steps from block to block and remembers where Enhanced Packet Blocks are; their
+fields are then read by numpy for all of them at once. Rare blocks (IDB, SPB, OPB, options) are
+parsed in Python.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from protoscope.decoders.api import Finding
+
+from .columns import ByteColumns
+from .errors import CaptureError
+from .records import OFFSET_CHUNK, Interface, OffsetCollector, RecordTable, check_lengths, truncated
+
+SHB = 0x0A0D0D0A
+IDB = 0x00000001
+OPB = 0x00000002
+SPB = 0x00000003
+EPB = 0x00000006
+BYTE_ORDER_MAGIC = 0x1A2B3C4D
+
+OPT_END = 0
+OPT_COMMENT = 1
+IF_NAME = 2
+IF_TSRESOL = 9
+IF_TSOFFSET = 14
+
+EPB_HEADER_LEN = 28  # block type, length, interface, ts high, ts low, caplen, origlen
+
+
+@dataclass(slots=True)
+class _Iface:
+    linktype: int
+    snaplen: int
+    name: str = ""
+    tsresol: int = 6
+    tsoffset: int = 0
+
+
+@dataclass(slots=True)
+class _Section:
+    order: str
+    first_iface: int
+    epbs: OffsetCollector = field(default_factory=OffsetCollector)
+
+
+@dataclass(slots=True)
+class _Other:
+    """A packet from an SPB or OPB, decoded in Python."""
+
+    offset: int
+    data_off: int
+    caplen: int
+    wirelen: int
+    ticks: int
+    iface: int
+    comments: list[str]
+
+
+def _options(buf: Any, start: int, end: int, order: str) -> list[tuple[int, bytes]]:
+    out: list[tuple[int, bytes]] = []
+    pos = start
+    while pos + 4 <= end:
+        code, length = struct.unpack_from(order + "HH", buf, pos)
+        if code == OPT_END:
+            break
+        value = bytes(buf[pos + 4 : min(pos + 4 + length, end)])
+        out.append((code, value))
+        pos += 4 + ((length + 3) & ~3)
+    return out
+
+
+def _text(value: bytes) -> str:
+    return value.rstrip(b"\x00").decode("utf-8", "replace")
+
+
+def _ticks_to_ns(ticks: npt.NDArray[np.uint64], iface: _Iface) -> npt.NDArray[np.int64]:
+    res = iface.tsresol
+    if res & 0x80:  # a power of two
+        power = res & 0x7F
+        ns = (ticks.astype(np.float64) * (1e9 / (1 << power))).astype(np.int64)
+    elif res <= 9:
+        ns = ticks.astype(np.int64) * (10 ** (9 - res))
+    else:
+        ns = (ticks // np.uint64(10 ** (res - 9))).astype(np.int64)
+    return ns + iface.tsoffset * 1_000_000_000
+
+
+def scan_pcapng(buf: Any, cols: ByteColumns) -> RecordTable:
+    """Index every complete packet block of a pcapng file held in `buf`."""
+    size = len(buf)
+    ifaces: list[_Iface] = []
+    sections: list[_Section] = []
+    others: list[_Other] = []
+    findings: list[tuple[int, Finding]] = []
+    section: _Section | None = None
+    head = struct.Struct("<II").unpack_from
+    packets = 0
+    pos = 0
+    while pos + 12 <= size:
+        btype, blen = head(buf, pos)
+        if btype == SHB:
+            (bom,) = struct.unpack_from("<I", buf, pos + 8)
+            order = "<" if bom == BYTE_ORDER_MAGIC else ">" if bom == 0x4D3C2B1A else ""
+            if not order:
+                if section is None:
+                    raise CaptureError("pcapng section header has a bad byte-order magic")
+                findings.append((packets, Finding("error", "pcapng.bad_section", "bad byte-order magic")))
+                break
+            head = struct.Struct(order + "II").unpack_from
+            btype, blen = head(buf, pos)
+            section = _Section(order, len(ifaces))
+            sections.append(section)
+        elif section is None:
+            raise CaptureError("pcapng file does not start with a section header block")
+        if blen < 12 or blen % 4:
+            findings.append(
+                (packets, Finding("error", "pcapng.bad_block", f"block at offset {pos} has length {blen}"))
+            )
+            break
+        if pos + blen > size:
+            findings.append(truncated(packets, size - pos, blen))
+            break
+        if btype == EPB:
+            items = section.epbs.items
+            items.append(pos)
+            if len(items) >= OFFSET_CHUNK:
+                section.epbs.spill()
+            packets += 1
+        elif btype == IDB:
+            linktype, _reserved, snaplen = struct.unpack_from(section.order + "HHI", buf, pos + 8)
+            iface = _Iface(linktype, snaplen)
+            for code, value in _options(buf, pos + 16, pos + blen - 4, section.order):
+                if code == IF_NAME:
+                    iface.name = _text(value)
+                elif code == IF_TSRESOL and value:
+                    iface.tsresol = value[0]
+                elif code == IF_TSOFFSET and len(value) == 8:
+                    (iface.tsoffset,) = struct.unpack(section.order + "q", value)
+            ifaces.append(iface)
+        elif btype in (SPB, OPB):
+            other = _other_packet(buf, pos, blen, btype, section, ifaces)
+            if other is not None:
+                others.append(other)
+                packets += 1
+        pos += blen
+    if 0 < size - pos < 12:
+        findings.append(truncated(packets, size - pos, 12))
+    return _assemble(buf, cols, ifaces, sections, others, findings)
+
+
+def _other_packet(
+    buf: Any, pos: int, blen: int, btype: int, section: _Section, ifaces: list[_Iface]
+) -> _Other | None:
+    order = section.order
+    end = pos + blen - 4
+    if btype == SPB:
+        (wirelen,) = struct.unpack_from(order + "I", buf, pos + 8)
+        snap = ifaces[section.first_iface].snaplen if len(ifaces) > section.first_iface else 0
+        caplen = min(wirelen, end - (pos + 12), snap or wirelen)
+        return _Other(pos, pos + 12, caplen, wirelen, 0, section.first_iface, [])
+    iface, _drops, hi, lo, caplen, wirelen = struct.unpack_from(order + "HHIIII", buf, pos + 8)
+    data = pos + EPB_HEADER_LEN
+    caplen = min(caplen, end - data)
+    opts = _options(buf, data + ((caplen + 3) & ~3), end, order)
+    comments = [_text(v) for c, v in opts if c == OPT_COMMENT]
+    return _Other(pos, data, caplen, wirelen, (hi << 32) | lo, section.first_iface + iface, comments)
+
+
+def _assemble(
+    buf: Any,
+    cols: ByteColumns,
+    ifaces: list[_Iface],
+    sections: list[_Section],
+    others: list[_Other],
+    findings: list[tuple[int, Finding]],
+) -> RecordTable:
+    block_off: list[npt.NDArray[np.int64]] = []
+    data_off: list[npt.NDArray[np.int64]] = []
+    caplen: list[npt.NDArray[np.uint32]] = []
+    wirelen: list[npt.NDArray[np.uint32]] = []
+    ticks: list[npt.NDArray[np.uint64]] = []
+    iface: list[npt.NDArray[np.int64]] = []
+    blen: list[npt.NDArray[np.uint32]] = []
+    for section in sections:
+        epb = section.epbs.array()
+        u32 = section.order + "u4"
+        block_off.append(epb)
+        data_off.append(epb + EPB_HEADER_LEN)
+        caplen.append(cols.read(epb + 20, u32))
+        wirelen.append(cols.read(epb + 24, u32))
+        hi = cols.read(epb + 12, u32).astype(np.uint64)
+        ticks.append((hi << np.uint64(32)) | cols.read(epb + 16, u32).astype(np.uint64))
+        iface.append(cols.read(epb + 8, u32).astype(np.int64) + section.first_iface)
+        blen.append(cols.read(epb + 4, u32))
+    if others:
+        block_off.append(np.array([o.offset for o in others], np.int64))
+        data_off.append(np.array([o.data_off for o in others], np.int64))
+        caplen.append(np.array([o.caplen for o in others], np.uint32))
+        wirelen.append(np.array([o.wirelen for o in others], np.uint32))
+        ticks.append(np.array([o.ticks for o in others], np.uint64))
+        iface.append(np.array([o.iface for o in others], np.int64))
+        blen.append(np.zeros(len(others), np.uint32))  # options already parsed
+    all_blocks = np.concatenate(block_off) if block_off else np.zeros(0, np.int64)
+    order = np.argsort(all_blocks, kind="stable") if len(sections) > 1 or others else None
+
+    def cat(parts: list[Any], dtype: Any) -> Any:
+        arr = np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
+        return arr[order] if order is not None else arr
+
+    blocks = cat(block_off, np.int64)
+    t_data = cat(data_off, np.int64)
+    t_cap = cat(caplen, np.uint32)
+    t_wire = cat(wirelen, np.uint32)
+    t_ticks = cat(ticks, np.uint64)
+    t_iface = cat(iface, np.int64)
+    t_blen = cat(blen, np.uint32)
+
+    bad_iface = np.flatnonzero(t_iface >= len(ifaces))
+    if len(bad_iface):
+        i = int(bad_iface[0])
+        findings.append(
+            (i, Finding("error", "pcapng.bad_interface", f"packet {i + 1} names an undeclared interface"))
+        )
+        t_iface[t_iface >= len(ifaces)] = 0
+        if not ifaces:
+            ifaces.append(_Iface(linktype=1, snaplen=0))
+    ts_ns = np.zeros(len(blocks), np.int64)
+    for n, spec in enumerate(ifaces):
+        sel = t_iface == n
+        if sel.any():
+            ts_ns[sel] = _ticks_to_ns(t_ticks[sel], spec)
+
+    table = RecordTable(
+        format="pcapng",
+        data_off=t_data,
+        caplen=t_cap,
+        wirelen=t_wire,
+        ts_ns=ts_ns,
+        iface=t_iface.astype(np.uint16),
+        interfaces=[Interface(i.linktype, i.name, i.snaplen) for i in ifaces],
+        findings=findings,
+    )
+    # A caplen larger than its block is corrupt: clamp it to the block and say so.
+    room = t_blen.astype(np.int64) - (EPB_HEADER_LEN + 4)
+    is_epb = t_blen > 0
+    too_long = np.flatnonzero(is_epb & (t_cap.astype(np.int64) > room))
+    for i in too_long.tolist():
+        findings.append(
+            (i, Finding("error", "pcapng.bad_caplen", f"packet {i + 1} claims more bytes than its block"))
+        )
+        t_cap[i] = max(0, int(room[i]))
+    # Options (comments) sit after the padded packet data; only blocks longer than that have any.
+    padded = (t_cap.astype(np.int64) + 3) & ~3
+    with_opts = np.flatnonzero(is_epb & (room > padded))
+    for i in with_opts.tolist():
+        spec_order = _order_at(sections, int(blocks[i]))
+        start = int(t_data[i]) + int(padded[i])
+        end = int(blocks[i]) + int(t_blen[i]) - 4
+        comments = [_text(v) for c, v in _options(buf, start, end, spec_order) if c == OPT_COMMENT]
+        if comments:
+            table.comments[i] = comments
+    if others:
+        by_block = {o.offset: o for o in others}
+        for i, b in enumerate(blocks.tolist()):
+            other = by_block.get(b)
+            if other is not None and other.comments:
+                table.comments[i] = other.comments
+    check_lengths(table, len(buf))
+    return table
+
+
+def _order_at(sections: list[_Section], block: int) -> str:
+    # Sections appear in file order; a block belongs to the last section whose epbs start before it.
+    if len(sections) == 1:
+        return sections[0].order
+    chosen = sections[0].order
+    for s in sections:
+        arr = s.epbs.array()
+        if len(arr) and arr[0] <= block:
+            chosen = s.order
+    return chosen

@@ -1,0 +1,128 @@
+"""The record table every capture format reader produces: one numpy column per record field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from protoscope.decoders.api import Finding
+
+MAX_PACKET_LEN = 262_144
+"""Largest record we accept, as Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD; longer means corrupt."""
+
+OFFSET_CHUNK = 65_536
+"""Offsets found by a scan loop are moved from a list into numpy in chunks of this many, so that
+the transient Python ints never cost more than a chunk's worth of memory."""
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    """A capture interface: pcap has one, pcapng one per Interface Description Block."""
+
+    linktype: int
+    name: str = ""
+    snaplen: int = 0
+
+
+@dataclass(slots=True)
+class RecordTable:
+    """Packet records of a capture, in file order, as columns."""
+
+    format: str
+    data_off: npt.NDArray[np.int64]
+    """Offset of each packet's first byte in the capture buffer."""
+    caplen: npt.NDArray[np.uint32]
+    wirelen: npt.NDArray[np.uint32]
+    ts_ns: npt.NDArray[np.int64]
+    """Capture time, nanoseconds since the epoch."""
+    iface: npt.NDArray[np.uint16]
+    interfaces: list[Interface]
+    comments: dict[int, list[str]] = field(default_factory=dict)
+    """0-based record number -> packet comments (pcapng opt_comment)."""
+    findings: list[tuple[int, Finding]] = field(default_factory=list)
+    """(0-based record number, finding) for damage found while reading the file."""
+
+    def __len__(self) -> int:
+        return len(self.data_off)
+
+
+class OffsetCollector:
+    """Accumulates ints from a tight scan loop into an int64 array, a chunk at a time."""
+
+    __slots__ = ("_chunks", "items")
+
+    def __init__(self) -> None:
+        self.items: list[int] = []
+        self._chunks: list[npt.NDArray[np.int64]] = []
+
+    def spill(self) -> None:
+        if self.items:
+            self._chunks.append(np.array(self.items, dtype=np.int64))
+            self.items.clear()
+
+    def array(self) -> npt.NDArray[np.int64]:
+        self.spill()
+        if not self._chunks:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
+
+
+def truncated(frame: int, have: int, want: int) -> tuple[int, Finding]:
+    """The finding for a file that ends inside record `frame` (0-based)."""
+    return (
+        frame,
+        Finding(
+            "error",
+            "capture.truncated",
+            f"the file ends inside record {frame + 1}: {have} of {want} bytes present; "
+            f"the {frame} complete records before it were read",
+        ),
+    )
+
+
+def empty_table(fmt: str, interfaces: list[Interface]) -> RecordTable:
+    z64 = np.zeros(0, np.int64)
+    z32 = np.zeros(0, np.uint32)
+    return RecordTable(fmt, z64, z32, z32.copy(), z64.copy(), np.zeros(0, np.uint16), interfaces)
+
+
+def keep_first(table: RecordTable, count: int) -> None:
+    """Drop every record from `count` on (used when a later record is corrupt)."""
+    table.data_off = table.data_off[:count]
+    table.caplen = table.caplen[:count]
+    table.wirelen = table.wirelen[:count]
+    table.ts_ns = table.ts_ns[:count]
+    table.iface = table.iface[:count]
+
+
+def check_lengths(table: RecordTable, buf_size: int) -> None:
+    """Cut the table at the first record with an absurd length or one that runs past the end."""
+    over = np.flatnonzero(table.caplen > MAX_PACKET_LEN)
+    if len(over):
+        i = int(over[0])
+        table.findings.append(
+            (
+                i,
+                Finding(
+                    "error",
+                    "capture.bad_record_length",
+                    f"record {i + 1} declares {int(table.caplen[i])} captured bytes (more than "
+                    f"{MAX_PACKET_LEN}); the file is corrupt from there and the rest is not read",
+                ),
+            )
+        )
+        keep_first(table, i)
+    if len(table):
+        end = table.data_off + table.caplen.astype(np.int64)
+        past = np.flatnonzero(end > buf_size)
+        if len(past):
+            i = int(past[0])
+            table.findings.append(truncated(i, buf_size - int(table.data_off[i]), int(table.caplen[i])))
+            keep_first(table, i)
+
+
+def as_u16(values: Any) -> npt.NDArray[np.uint16]:
+    return np.asarray(values, dtype=np.uint16)

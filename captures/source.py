@@ -1,0 +1,121 @@
+"""Opening a capture file: checks, gzip, mmap, and the format chosen by its magic number."""
+
+from __future__ import annotations
+
+import gzip
+import mmap
+import os
+import shutil
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from protoscope.decoders.api import Finding
+
+from . import pcap, pcapng
+from .columns import ByteColumns
+from .errors import CaptureError
+from .netxray import MAGIC as NETXRAY_MAGIC
+from .netxray import scan_netxray
+from .records import RecordTable
+
+GZIP_MAGIC = b"\x1f\x8b"
+GZIP_COPY_CHUNK = 1 << 20
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+
+
+@dataclass(slots=True)
+class CaptureFile:
+    """A capture's bytes (memory-mapped) and its record table."""
+
+    path: Path
+    buffer: Any
+    records: RecordTable
+    compressed: bool
+    _mm: mmap.mmap | None
+    _spool: Any
+
+    def close(self) -> None:
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except BufferError:
+                pass  # numpy views still alive; the map goes when they do
+            self._mm = None
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+
+def _decompress(path: Path) -> tuple[Any, list[Finding]]:
+    """Inflate a gzip file into an anonymous temporary file, a chunk at a time."""
+    spool = tempfile.TemporaryFile(prefix="protoscope-")
+    problems: list[Finding] = []
+    try:
+        with gzip.open(path, "rb") as src:
+            shutil.copyfileobj(src, spool, GZIP_COPY_CHUNK)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        problems.append(
+            Finding("error", "capture.gzip_truncated", f"the gzip stream is damaged or cut short: {exc}")
+        )
+    spool.flush()
+    return spool, problems
+
+
+def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
+    """Open and index a capture; raise CaptureError when it is not a readable capture at all."""
+    p = Path(path)
+    if not p.exists():
+        raise CaptureError(f"{p}: no such file")
+    if p.is_dir():
+        raise CaptureError(f"{p}: is a directory, not a capture file")
+    try:
+        fh = open(p, "rb")  # noqa: SIM115 - closed below or owned by the mmap
+    except OSError as exc:
+        raise CaptureError(f"{p}: cannot open: {exc.strerror}") from None
+    with fh:
+        head = fh.read(4)
+    if not head:
+        raise CaptureError(f"{p}: empty file (0 bytes), not a capture")
+    spool = None
+    problems: list[Finding] = []
+    if head[:2] == GZIP_MAGIC:
+        spool, problems = _decompress(p)
+        target = spool
+    else:
+        target = open(p, "rb")  # noqa: SIM115 - the mmap keeps its own reference
+    try:
+        target.seek(0, os.SEEK_END)
+        if target.tell() == 0:
+            raise CaptureError(f"{p}: empty after decompression, not a capture")
+        mm = mmap.mmap(target.fileno(), 0, access=mmap.ACCESS_READ)
+    finally:
+        if spool is None:
+            target.close()
+    try:
+        records = scan(mm, p)
+    except CaptureError:
+        mm.close()
+        if spool is not None:
+            spool.close()
+        raise
+    records.findings[:0] = [(0, f) for f in problems]
+    return CaptureFile(p, mm, records, spool is not None, mm, spool)
+
+
+def scan(buf: Any, name: Path | str = "capture") -> RecordTable:
+    """Choose the reader by magic number and index `buf`."""
+    magic = bytes(buf[:4])
+    cols = ByteColumns(buf)
+    if magic in pcap.MAGICS:
+        return pcap.scan_pcap(buf, cols)
+    if magic == PCAPNG_MAGIC:
+        return pcapng.scan_pcapng(buf, cols)
+    if magic == NETXRAY_MAGIC:
+        return scan_netxray(buf)
+    raise CaptureError(
+        f"{name}: not a capture file (starts with {magic.hex()}; expected pcap, pcapng, "
+        "NetXRay or gzip)"
+    )

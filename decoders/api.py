@@ -1,0 +1,133 @@
+"""The plugin contract: the types every decoder and the capture layers share.
+
+Decoders are pure: bytes, explicit state and a `FlowContext` in; a `DecodeResult` out. They do no
+I/O, read no clock and import neither scapy nor textual. Problems in the bytes are `Finding`s,
+never exceptions; a decoder that raises anyway is caught by the registry and the exception becomes
+an error finding on that packet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal, Protocol, runtime_checkable
+
+Severity = Literal["note", "warn", "error"]
+Transport = Literal["datagram", "stream"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Wireshark's "expert info": something noteworthy or wrong in the bytes."""
+
+    severity: Severity
+    code: str
+    """Dotted code, protocol first: "stun.fingerprint_bad", "tcp.gap"."""
+    message: str
+    span: tuple[int, int] | None = None
+    """(start, end) byte offsets into the PDU's data, when the problem has a place."""
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One node of the detail tree; `span` maps it to bytes for the hex view."""
+
+    name: str
+    """Wireshark display-filter name where one exists: "stun.att.username"."""
+    value: object
+    span: tuple[int, int]
+    children: tuple[Field, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class InnerPayload:
+    """Bytes a PDU carries for another protocol (TURN Data, gRPC messages, ...).
+
+    The registry dispatches them again; `protocol` names the decoder when the carrier knows it,
+    else the registry's heuristics decide.
+    """
+
+    data: bytes
+    offset: int
+    """Where `data` starts within the carrier's data."""
+    protocol: str | None = None
+    transport: Transport = "datagram"
+
+
+@dataclass(frozen=True, slots=True)
+class Pdu:
+    """One decoded protocol data unit."""
+
+    protocol: str
+    fields: tuple[Field, ...]
+    span: tuple[int, int]
+    """(start, end) offsets within the data the decoder was given."""
+    summary: str = ""
+    """One line for the packet list's Info column."""
+    findings: tuple[Finding, ...] = ()
+    inner: tuple[InnerPayload, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeResult:
+    """What one call of `Decoder.decode` returns.
+
+    Stream decoders report how many bytes they `consumed` (whole PDUs only) and, when the data ends
+    inside a PDU, how many more bytes they `need` before they can go on (0 if unknown).
+    """
+
+    pdus: tuple[Pdu, ...] = ()
+    consumed: int = 0
+    need: int = 0
+    findings: tuple[Finding, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """An IP address and port, printed as "ip:port" ("[v6]:port")."""
+
+    ip: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowContext:
+    """What a decoder may know about where its bytes come from."""
+
+    flow: int
+    transport: Literal["tcp", "udp"]
+    src: Endpoint
+    dst: Endpoint
+    from_client: bool
+    """True when the bytes travel from the flow's client to its server."""
+    frame: int
+    """1-based frame number of the packet that completed these bytes."""
+    time: float
+    """Capture timestamp, epoch seconds."""
+    hints: Mapping[str, str] = field(default_factory=dict)
+    """Facts learned elsewhere in the capture (an SDP payload map, a TURN channel, ...)."""
+
+
+@runtime_checkable
+class Decoder(Protocol):
+    """A protocol decoder plugin; registered under the `protoscope.decoders` entry point group."""
+
+    name: ClassVar[str]
+    transport: ClassVar[Transport]
+    ports: ClassVar[frozenset[tuple[str, int]]]
+    """(transport, port) pairs, e.g. ("udp", 3478), that select this decoder by port."""
+
+    def sniff(self, data: bytes, ctx: FlowContext) -> bool:
+        """Cheap and strict: True only when `data` surely starts this protocol."""
+        ...
+
+    def new_state(self) -> object:
+        """Fresh per-direction state for a flow."""
+        ...
+
+    def decode(self, data: bytes, state: object, ctx: FlowContext) -> DecodeResult:
+        """Decode `data`; stream decoders get reassembled bytes from the last unconsumed byte."""
+        ...

@@ -1,0 +1,57 @@
+"""Shared fixtures: the public capture corpus and the tshark oracle."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PUBLIC = ROOT.parent / "shared" / "captures" / "public"
+SAMPLES = ROOT / "captures" / "samples"
+
+
+def public_captures() -> list[Path]:
+    """Every capture of the public corpus (empty when the corpus is not beside the repo)."""
+    if not PUBLIC.is_dir():
+        return []
+    return sorted(p for p in PUBLIC.iterdir() if p.suffix != ".md")
+
+
+def require_tool(name: str) -> str:
+    """Path of a system tool; missing fails under CI=true and skips elsewhere."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (.ci/run installs it with apt-get)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def require_public() -> None:
+    if not public_captures():
+        message = f"the public capture corpus is missing at {PUBLIC}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def tshark(*args: str) -> str:
+    """Run tshark and return its standard output."""
+    exe = require_tool("tshark")
+    result = subprocess.run(
+        [exe, *args], capture_output=True, text=True, check=False, timeout=300, env={**os.environ, "LC_ALL": "C"}
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"tshark {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def public() -> list[Path]:
+    require_public()
+    return public_captures()
