@@ -1,0 +1,156 @@
+"""The `protoscope` command line (see DESIGN.md, "The command-line contract").
+
+Exit codes: 0 ok; 2 bad usage or unreadable input, with one clear line on stderr and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import Any, TextIO
+
+from protoscope.captures.errors import CaptureError
+from protoscope.decoders.registry import Registry, RegistryError, load_registry
+
+from .report.rows import REPORTS
+from .session import Session
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+FORMATS = ("text", "json", "jsonl")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2, as argparse does but without usage spam
+        self.exit(EXIT_USAGE, f"protoscope: {message} (see protoscope --help)\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="protoscope",
+        description="Inspect gRPC and WebRTC traffic in a capture file or on a live interface.",
+    )
+    p.add_argument("capture", nargs="?", help="pcap, pcapng (or gzip of either) file to open")
+    p.add_argument("--report", choices=REPORTS, help="print a report instead of opening the viewer")
+    p.add_argument("--format", choices=FORMATS, default="text", help="report format (default: text)")
+    p.add_argument("-d", "--decode-as", action="append", default=[], metavar="RULE",
+                   help="tshark-style rule, e.g. 'tcp.port==50051,http2' (repeatable)")
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE.py", help="load decoders from a file")
+    p.add_argument("--no-plugins", action="store_true", help="load no third-party decoders")
+    live = p.add_argument_group("live capture")
+    live.add_argument("--live", action="store_true", help="capture from an interface (needs root or CAP_NET_RAW)")
+    live.add_argument("-i", "--interface", metavar="IFACE", help="interface to capture on")
+    live.add_argument("-f", "--capture-filter", metavar="BPF", help="capture filter, e.g. 'udp port 3478'")
+    live.add_argument("-w", "--write", metavar="OUT.pcapng", help="spool file (default: a temporary file)")
+    live.add_argument("--count", type=int, default=0, metavar="N", help="stop after N packets")
+    live.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
+    return p
+
+
+def _registry(args: argparse.Namespace) -> Registry:
+    reg = load_registry(args.plugin, use_plugins=not args.no_plugins, decode_as=args.decode_as)
+    for problem in reg.load_errors:
+        print(f"protoscope: warning: {problem}", file=sys.stderr)
+    return reg
+
+
+
+
+def _live(args: argparse.Namespace) -> str:
+    from protoscope.captures.live import capture, spool_path
+
+    if not args.interface:
+        raise _Usage("--live needs -i IFACE")
+    if args.count < 0 or (args.duration is not None and args.duration <= 0):
+        raise _Usage("--count and --duration must be positive")
+    path, temporary = spool_path(args.write)
+    if temporary:
+        print(f"protoscope: capturing to {path}", file=sys.stderr)
+    if not args.count and args.duration is None:
+        print("protoscope: capturing until Ctrl-C", file=sys.stderr)
+    try:
+        stats = capture(args.interface, path, args.capture_filter, args.count, args.duration)
+    except KeyboardInterrupt:
+        stats = None
+    count = stats.packets if stats else "?"
+    print(f"protoscope: captured {count} packets to {path}", file=sys.stderr)
+    return str(path)
+
+
+class _Usage(Exception):
+    pass
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    from .report.output import write
+
+    if args.live:
+        if args.capture:
+            raise _Usage("give either a capture file or --live, not both")
+        path = _live(args)
+    else:
+        if not args.capture:
+            raise _Usage("no capture file given (or use --live -i IFACE)")
+        if args.interface or args.capture_filter or args.count or args.duration:
+            raise _Usage("-i, -f, --count and --duration go with --live")
+        path = args.capture
+    registry = _registry(args)
+    report = args.report
+    if report is None:
+        print(
+            "protoscope: the interactive viewer is not built yet; showing --report summary "
+            "(see --report for flows, packets, findings)",
+            file=sys.stderr,
+        )
+        report = "summary"
+    status = _status(sys.stderr, f"indexing {path}")
+    with status:
+        session = Session.open(path, registry)
+    try:
+        write(session, report, args.format, out)
+        out.flush()
+    finally:
+        session.close()
+    return EXIT_OK
+
+
+def _status(stream: TextIO, message: str) -> Any:
+    if not stream.isatty():
+        return nullcontext()
+    from rich.console import Console
+
+    return Console(file=stream).status(message)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        return run(args, sys.stdout)
+    except (CaptureError, RegistryError, _Usage) as exc:
+        print(f"protoscope: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (protoscope ... | head): not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except MemoryError:
+        print("protoscope: out of memory", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        if os.environ.get("PROTOSCOPE_DEBUG"):
+            raise
+        print(f"protoscope: internal error: {type(exc).__name__}: {exc} (PROTOSCOPE_DEBUG=1 shows where)", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""A capture run through the pipeline: index, flows, then decoders over every flow.
+
+`Session.decode()` walks the packets in frame order once and yields what the decoders made of each
+one. Nothing per packet is kept: reports and views consume the stream (or cache what they show).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from protoscope.captures.flows import Flow
+from protoscope.captures.index import PacketIndex, load
+from protoscope.captures.reassembly import Chunk, Gap, TcpDirection
+from protoscope.decoders.api import DecodeResult, Decoder, Finding, FlowContext, InnerPayload, Pdu
+from protoscope.decoders.registry import Registry
+
+MAX_STREAM_BUFFER = 16 * 1024 * 1024
+"""Unconsumed bytes a stream decoder may leave waiting in one direction before they are dropped."""
+SNIFF_WINDOW = 64 * 1024
+"""Bytes of a TCP direction offered to the heuristics before the flow is left undecoded."""
+MAX_SNIFF_PACKETS = 32
+"""Datagrams of a UDP flow offered to the heuristics before the flow is left undecoded."""
+MAX_INNER_DEPTH = 4
+"""How deep inner payloads (TURN in TURN in ...) are dispatched again."""
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PacketDecode:
+    """What the decoders made of one packet."""
+
+    index: int
+    """0-based packet index; the frame number is index + 1."""
+    pdus: tuple[Pdu, ...]
+    findings: tuple[Finding, ...]
+
+
+@dataclass(slots=True)
+class _Direction:
+    state: object = None
+    reassembly: TcpDirection = field(default_factory=TcpDirection)
+    buffer: bytearray = field(default_factory=bytearray)
+    need: int = 0
+    failed: bool = False
+
+
+@dataclass(slots=True)
+class _FlowState:
+    decoder: Decoder | None = None
+    how: str = ""
+    tries: int = 0
+    sniffed: int = 0
+    directions: tuple[_Direction, _Direction] = field(default_factory=lambda: (_Direction(), _Direction()))
+    inner_states: dict[tuple[int, str], object] = field(default_factory=dict)
+
+
+class Session:
+    """An indexed capture plus the decoders to run over it."""
+
+    def __init__(self, index: PacketIndex, registry: Registry) -> None:
+        self.index = index
+        self.registry = registry
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], registry: Registry) -> Session:
+        return cls(load(path), registry)
+
+    @property
+    def flows(self) -> list[Flow]:
+        return self.index.flows
+
+    def close(self) -> None:
+        self.index.close()
+
+    def context(self, i: int) -> FlowContext:
+        ix = self.index
+        flow = ix.flows[int(ix.flow[i])]
+        c2s = int(ix.direction[i]) == 0
+        src, dst = (flow.client, flow.server) if c2s else (flow.server, flow.client)
+        return FlowContext(
+            flow=flow.id,
+            transport="tcp" if flow.transport == "tcp" else "udp",
+            src=src,
+            dst=dst,
+            from_client=c2s,
+            frame=i + 1,
+            time=ix.time(i),
+        )
+
+    def decode(self, progress: Progress | None = None) -> Iterator[PacketDecode]:
+        """Decode every packet in frame order."""
+        ix = self.index
+        n = len(ix)
+        states: dict[int, _FlowState] = {}
+        flow_col = ix.flow
+        index_findings = _group_findings(ix.findings)
+        have_decoders = bool(self.registry.decoders)
+        step = max(1, n // 200)
+        for i in range(n):
+            if progress is not None and i % step == 0:
+                progress(i, n)
+            fid = int(flow_col[i])
+            pdus: list[Pdu] = []
+            findings: list[Finding] = list(index_findings.get(i, ()))
+            if fid >= 0:
+                st = states.get(fid)
+                if st is None:
+                    st = states[fid] = _FlowState()
+                if ix.flows[fid].transport == "tcp":
+                    self._tcp(i, st, pdus, findings, have_decoders)
+                elif have_decoders:
+                    self._udp(i, st, pdus, findings)
+            yield PacketDecode(i, tuple(pdus), tuple(findings))
+        if progress is not None:
+            progress(n, n)
+
+    # -- datagrams -------------------------------------------------------------------------
+
+    def _udp(self, i: int, st: _FlowState, pdus: list[Pdu], findings: list[Finding]) -> None:
+        data = self.index.payload(i)
+        if not data:
+            return
+        ctx = self.context(i)
+        if st.decoder is None:
+            if st.tries >= MAX_SNIFF_PACKETS:
+                return
+            st.tries += 1
+            st.decoder, st.how = self._choose(data, ctx, findings)
+            if st.decoder is None:
+                return
+            self._pin(ctx.flow, st.decoder)
+        d = st.directions[0 if ctx.from_client else 1]
+        if d.state is None:
+            d.state = st.decoder.new_state()
+        result = self._run(st.decoder, data, d.state, ctx, findings)
+        if result is not None:
+            self._collect(result, ctx, st, pdus, findings, 0)
+
+    # -- streams ---------------------------------------------------------------------------
+
+    def _tcp(self, i: int, st: _FlowState, pdus: list[Pdu], findings: list[Finding], decode: bool) -> None:
+        ix = self.index
+        direction = int(ix.direction[i])
+        d = st.directions[direction]
+        events = d.reassembly.push(i, int(ix.tcp_seq[i]), int(ix.tcp_flags[i]), ix.payload(i))
+        for ev in events:
+            if isinstance(ev, Gap):
+                findings.append(
+                    Finding("warn", "tcp.gap", f"{ev.missing} bytes were not captured at stream offset {ev.offset}")
+                )
+                d.buffer.clear()
+                d.need = 0
+            elif decode:
+                d.buffer += ev.data
+        if not decode or not events or d.failed:
+            return
+        ctx = self.context(i)
+        if st.decoder is None:
+            if st.sniffed >= SNIFF_WINDOW:
+                return
+            st.sniffed += sum(len(ev.data) for ev in events if isinstance(ev, Chunk))
+            st.decoder, st.how = self._choose(bytes(d.buffer), ctx, findings)
+            if st.decoder is None:
+                if st.sniffed >= SNIFF_WINDOW:
+                    for side in st.directions:
+                        side.buffer.clear()
+                return
+            self._pin(ctx.flow, st.decoder)
+        if d.need and len(d.buffer) < d.need:
+            return
+        if d.state is None:
+            d.state = st.decoder.new_state()
+        while d.buffer:
+            result = self._run(st.decoder, bytes(d.buffer), d.state, ctx, findings)
+            if result is None:
+                d.failed = True
+                d.buffer.clear()
+                return
+            self._collect(result, ctx, st, pdus, findings, 0)
+            consumed = max(0, min(result.consumed, len(d.buffer)))
+            del d.buffer[:consumed]
+            d.need = result.need
+            if consumed == 0 or (d.need and len(d.buffer) < d.need):
+                break
+        if len(d.buffer) > MAX_STREAM_BUFFER:
+            findings.append(
+                Finding(
+                    "error",
+                    f"{st.decoder.name}.buffer_limit",
+                    f"{len(d.buffer)} unconsumed bytes exceed {MAX_STREAM_BUFFER}; they are dropped",
+                )
+            )
+            d.buffer.clear()
+            d.need = 0
+
+    # -- shared ----------------------------------------------------------------------------
+
+    def _choose(self, data: bytes, ctx: FlowContext, findings: list[Finding]) -> tuple[Decoder | None, str]:
+        try:
+            return self.registry.choose(data, ctx)
+        except Exception as exc:
+            findings.append(Finding("error", "decoder.sniff_exception", f"a decoder's sniff raised {type(exc).__name__}: {exc}"))
+            return None, ""
+
+    def _pin(self, fid: int, decoder: Decoder) -> None:
+        protos = self.index.flows[fid].protocols
+        if decoder.name not in protos:
+            protos.append(decoder.name)
+
+    def _run(
+        self, decoder: Decoder, data: bytes, state: object, ctx: FlowContext, findings: list[Finding]
+    ) -> DecodeResult | None:
+        try:
+            result = decoder.decode(data, state, ctx)
+        except Exception as exc:
+            findings.append(
+                Finding("error", f"{decoder.name}.exception", f"decoder {decoder.name} raised {type(exc).__name__}: {exc}")
+            )
+            return None
+        if not isinstance(result, DecodeResult):
+            findings.append(Finding("error", f"{decoder.name}.bad_result", f"decoder {decoder.name} returned {type(result).__name__}"))
+            return None
+        return result
+
+    def _collect(
+        self, result: DecodeResult, ctx: FlowContext, st: _FlowState, pdus: list[Pdu], findings: list[Finding], depth: int
+    ) -> None:
+        findings.extend(result.findings)
+        for pdu in result.pdus:
+            pdus.append(pdu)
+            findings.extend(pdu.findings)
+            for inner in pdu.inner:
+                self._inner(inner, ctx, st, pdus, findings, depth + 1)
+
+    def _inner(
+        self, inner: InnerPayload, ctx: FlowContext, st: _FlowState, pdus: list[Pdu], findings: list[Finding], depth: int
+    ) -> None:
+        if depth > MAX_INNER_DEPTH:
+            findings.append(Finding("warn", "decoder.inner_too_deep", f"inner payloads nest deeper than {MAX_INNER_DEPTH}"))
+            return
+        decoder: Decoder | None
+        if inner.protocol is not None:
+            decoder = self.registry.decoders.get(inner.protocol)
+        else:
+            decoder, _ = self._choose(inner.data, ctx, findings)
+        if decoder is None:
+            return
+        self._pin(ctx.flow, decoder)
+        key = (0 if ctx.from_client else 1, decoder.name)
+        state = st.inner_states.get(key)
+        if state is None:
+            state = st.inner_states[key] = decoder.new_state()
+        result = self._run(decoder, inner.data, state, ctx, findings)
+        if result is not None:
+            self._collect(result, ctx, st, pdus, findings, depth)
+
+
+def _group_findings(items: list[tuple[int, Finding]]) -> dict[int, list[Finding]]:
+    out: dict[int, list[Finding]] = {}
+    for i, f in items:
+        out.setdefault(i, []).append(f)
+    return out
+
+
+def packet_protocols(index: PacketIndex, i: int, pdus: tuple[Pdu, ...]) -> list[str]:
+    """The protocol path of a packet, e.g. ["eth", "ip", "udp", "stun"]."""
+    names = list(index.stacks[int(index.stack[i])])
+    for pdu in pdus:
+        if pdu.protocol not in names:
+            names.append(pdu.protocol)
+    return names
+
+
+def endpoints(index: PacketIndex, i: int) -> tuple[str, str]:
+    """Source and destination of packet `i` as text (ip:port in a flow, else the IP or link)."""
+    fid = int(index.flow[i])
+    if fid >= 0:
+        flow = index.flows[fid]
+        src, dst = (flow.client, flow.server) if int(index.direction[i]) == 0 else (flow.server, flow.client)
+        return str(src), str(dst)
+    d = index.dissect(i)
+    for layer in reversed(d.layers):
+        for a, b in (("ip.src", "ip.dst"), ("ipv6.src", "ipv6.dst"), ("eth.src", "eth.dst")):
+            if a in layer.fields:
+                return str(layer.fields[a]), str(layer.fields[b])
+    return "", ""
+
+
+def flatten(fields: tuple[Any, ...]) -> dict[str, object]:
+    """A Field tree as Wireshark-style name -> value (repeated names become lists)."""
+    out: dict[str, object] = {}
+    stack = list(reversed(fields))
+    while stack:
+        f = stack.pop()
+        if f.name in out:
+            prev = out[f.name]
+            out[f.name] = [*prev, f.value] if isinstance(prev, list) else [prev, f.value]
+        else:
+            out[f.name] = f.value
+        stack.extend(reversed(f.children))
+    return out
