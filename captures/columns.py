@@ -23,8 +23,8 @@ class ByteColumns:
     def __init__(self, buf: Any) -> None:
         self._buf = buf
         self.size = len(buf)
-        self.u8: npt.NDArray[np.uint8] = np.frombuffer(buf, dtype=np.uint8) if self.size else np.zeros(
-            0, np.uint8
+        self.u8: npt.NDArray[np.uint8] = (
+            np.frombuffer(buf, dtype=np.uint8) if self.size else np.zeros(0, np.uint8)
         )
         self._views: dict[tuple[str, int], npt.NDArray[Any]] = {}
 
@@ -34,8 +34,8 @@ class ByteColumns:
         if view is None:
             width = np.dtype(dtype).itemsize
             count = max(0, (self.size - k) // width)
-            view = np.frombuffer(self._buf, dtype=dtype, count=count, offset=k) if count else np.zeros(
-                0, dtype
+            view = (
+                np.frombuffer(self._buf, dtype=dtype, count=count, offset=k) if count else np.zeros(0, dtype)
             )
             self._views[key] = view
         return view

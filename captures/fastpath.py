@@ -29,10 +29,7 @@ def stack_names(code: int) -> tuple[str, ...]:
     """The protocol names of a fast-path stack code (link*16 + vlans*4 + l3*2 + is_tcp)."""
     link, vlans, l3, tcp = code >> 4, (code >> 2) & 3, (code >> 1) & 1, code & 1
     return (
-        (LINK_CODE_NAMES[link],)
-        + ("vlan",) * vlans
-        + ("ipv6" if l3 else "ip",)
-        + ("tcp" if tcp else "udp",)
+        (LINK_CODE_NAMES[link],) + ("vlan",) * vlans + ("ipv6" if l3 else "ip",) + ("tcp" if tcp else "udp",)
     )
 
 

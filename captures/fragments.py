@@ -50,7 +50,14 @@ class Reassembler:
             return None
         if frag.offset in p.pieces and p.pieces[frag.offset] != piece:
             self.findings.append(
-                (frame, Finding("warn", "ip.fragment_overlap", f"fragment at {frag.offset} differs from an earlier copy"))
+                (
+                    frame,
+                    Finding(
+                        "warn",
+                        "ip.fragment_overlap",
+                        f"fragment at {frag.offset} differs from an earlier copy",
+                    ),
+                )
             )
         p.pieces.setdefault(frag.offset, piece)
         if not frag.more:

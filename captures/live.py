@@ -62,7 +62,7 @@ def capture(
         raise CaptureError(f"no such interface: {iface} (have: {', '.join(get_if_list())})")
     stats = LiveStats(spool)
     try:
-        out = open(spool, "wb")  # noqa: SIM115 - closed in finally
+        out = open(spool, "wb")
     except OSError as exc:
         raise CaptureError(f"cannot write the spool file {spool}: {exc.strerror}") from None
     try:
@@ -71,7 +71,9 @@ def capture(
 
         def keep(pkt: Any) -> None:
             raw = bytes(pkt)
-            writer.write(raw, int(float(pkt.time) * 1e9), _linktype(pkt), getattr(pkt, "wirelen", None) or len(raw))
+            writer.write(
+                raw, int(float(pkt.time) * 1e9), _linktype(pkt), getattr(pkt, "wirelen", None) or len(raw)
+            )
             writer.flush()
             stats.packets += 1
             stats.bytes += len(raw)

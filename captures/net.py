@@ -115,7 +115,9 @@ def _link(linktype: int, data: bytes, d: Dissection) -> tuple[int, int]:
             return -1, 0
         ethertype = struct.unpack_from(">H", data, 12)[0]
         d.layers.append(
-            Layer("eth", 0, 14, {"eth.dst": _mac(data[0:6]), "eth.src": _mac(data[6:12]), "eth.type": ethertype})
+            Layer(
+                "eth", 0, 14, {"eth.dst": _mac(data[0:6]), "eth.src": _mac(data[6:12]), "eth.type": ethertype}
+            )
         )
         off = 14
         tags = 0
@@ -125,7 +127,12 @@ def _link(linktype: int, data: bytes, d: Dissection) -> tuple[int, int]:
                 return -1, 0
             tci, ethertype = struct.unpack_from(">HH", data, off)
             d.layers.append(
-                Layer("vlan", off, off + 4, {"vlan.id": tci & 0xFFF, "vlan.priority": tci >> 13, "vlan.etype": ethertype})
+                Layer(
+                    "vlan",
+                    off,
+                    off + 4,
+                    {"vlan.id": tci & 0xFFF, "vlan.priority": tci >> 13, "vlan.etype": ethertype},
+                )
             )
             off += 4
             tags += 1
@@ -192,7 +199,9 @@ def _ipv4(data: bytes, off: int, reported: int, d: Dissection) -> None:
         return
     if off + total > reported:
         d.findings.append(
-            Finding("error", "ip.bad_len", f"IPv4 total length {total} exceeds the {reported - off} bytes present")
+            Finding(
+                "error", "ip.bad_len", f"IPv4 total length {total} exceeds the {reported - off} bytes present"
+            )
         )
         total = reported - off
     src, dst = data[off + 12 : off + 16], data[off + 16 : off + 20]
@@ -242,7 +251,11 @@ def _ipv6(data: bytes, off: int, reported: int, d: Dissection) -> None:
     end = off + 40 + plen
     if end > reported:
         d.findings.append(
-            Finding("error", "ipv6.bad_len", f"IPv6 payload length {plen} exceeds the {reported - off - 40} bytes present")
+            Finding(
+                "error",
+                "ipv6.bad_len",
+                f"IPv6 payload length {plen} exceeds the {reported - off - 40} bytes present",
+            )
         )
         end = reported
     d.layers.append(
@@ -264,6 +277,8 @@ def _ipv6(data: bytes, off: int, reported: int, d: Dissection) -> None:
     )
     d.ip_version, d.src, d.dst = 6, src, dst
     pos = off + 40
+    ext_headers: list[int] = []
+    d.layers[-1].fields["ipv6.ext_headers"] = ext_headers
     for _ in range(MAX_IPV6_EXT_HEADERS):
         if nh in IPV6_EXT_HEADERS or nh == IPV6_AH:
             if n < pos + 2:
@@ -271,7 +286,7 @@ def _ipv6(data: bytes, off: int, reported: int, d: Dissection) -> None:
                 return
             nxt, hlen = data[pos], data[pos + 1]
             size = (hlen + 2) * 4 if nh == IPV6_AH else (hlen + 1) * 8
-            d.layers[-1].fields.setdefault("ipv6.ext_headers", []).append(nh)  # type: ignore[union-attr]
+            ext_headers.append(nh)
             nh, pos = nxt, pos + size
         elif nh == IPV6_FRAGMENT:
             if n < pos + 8:
@@ -288,7 +303,9 @@ def _ipv6(data: bytes, off: int, reported: int, d: Dissection) -> None:
         else:
             break
     else:
-        d.findings.append(Finding("warn", "ipv6.too_many_ext", f"more than {MAX_IPV6_EXT_HEADERS} extension headers"))
+        d.findings.append(
+            Finding("warn", "ipv6.too_many_ext", f"more than {MAX_IPV6_EXT_HEADERS} extension headers")
+        )
         return
     if pos > end:
         d.findings.append(Finding("error", "ipv6.bad_ext", "extension headers run past the payload"))
@@ -308,11 +325,18 @@ def transport(proto: int, data: bytes, start: int, end: int, d: Dissection) -> N
         room = end - start
         if ulen < 8 or ulen > room:
             d.findings.append(
-                Finding("error", "udp.length_bad", f"UDP length {ulen} does not fit the {room}-byte IP payload")
+                Finding(
+                    "error", "udp.length_bad", f"UDP length {ulen} does not fit the {room}-byte IP payload"
+                )
             )
             ulen = room
         d.layers.append(
-            Layer("udp", start, start + 8, {"udp.srcport": sport, "udp.dstport": dport, "udp.length": ulen, "udp.checksum": csum})
+            Layer(
+                "udp",
+                start,
+                start + 8,
+                {"udp.srcport": sport, "udp.dstport": dport, "udp.length": ulen, "udp.checksum": csum},
+            )
         )
         d.l4, d.sport, d.dport = proto, sport, dport
         d.payload_off, d.payload_len = start + 8, ulen - 8
@@ -323,7 +347,9 @@ def transport(proto: int, data: bytes, start: int, end: int, d: Dissection) -> N
         sport, dport, seq, ack, doff_byte, flags, win = struct.unpack_from(">HHIIBBH", data, start)
         hlen = (doff_byte >> 4) * 4
         if hlen < 20 or start + hlen > end:
-            d.findings.append(Finding("error", "tcp.bad_header_len", f"TCP header length {hlen} is impossible here"))
+            d.findings.append(
+                Finding("error", "tcp.bad_header_len", f"TCP header length {hlen} is impossible here")
+            )
             return
         if n < start + hlen:
             _short(d, "tcp", hlen, n - start)

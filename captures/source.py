@@ -72,7 +72,7 @@ def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
     if p.is_dir():
         raise CaptureError(f"{p}: is a directory, not a capture file")
     try:
-        fh = open(p, "rb")  # noqa: SIM115 - closed below or owned by the mmap
+        fh = open(p, "rb")
     except OSError as exc:
         raise CaptureError(f"{p}: cannot open: {exc.strerror}") from None
     with fh:
@@ -85,7 +85,7 @@ def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
         spool, problems = _decompress(p)
         target = spool
     else:
-        target = open(p, "rb")  # noqa: SIM115 - the mmap keeps its own reference
+        target = open(p, "rb")
     try:
         target.seek(0, os.SEEK_END)
         if target.tell() == 0:
@@ -116,6 +116,5 @@ def scan(buf: Any, name: Path | str = "capture") -> RecordTable:
     if magic == NETXRAY_MAGIC:
         return scan_netxray(buf)
     raise CaptureError(
-        f"{name}: not a capture file (starts with {magic.hex()}; expected pcap, pcapng, "
-        "NetXRay or gzip)"
+        f"{name}: not a capture file (starts with {magic.hex()}; expected pcap, pcapng, NetXRay or gzip)"
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from .api import Decoder, FlowContext
 
@@ -25,7 +25,9 @@ ENTRY_POINT_GROUP = "protoscope.decoders"
 IN_TREE_PREFIX = "protoscope."
 """Entry points whose module starts with this are ours and stay loaded under --no-plugins."""
 
-DECODE_AS = re.compile(r"^\s*(?P<layer>tcp|udp)\.port\s*==\s*(?P<lo>\d+)(?:-(?P<hi>\d+))?\s*,\s*(?P<proto>[\w.-]+)\s*$")
+DECODE_AS = re.compile(
+    r"^\s*(?P<layer>tcp|udp)\.port\s*==\s*(?P<lo>\d+)(?:-(?P<hi>\d+))?\s*,\s*(?P<proto>[\w.-]+)\s*$"
+)
 
 
 class RegistryError(Exception):
@@ -85,8 +87,10 @@ def _instantiate(obj: Any, origin: str) -> Decoder:
     except Exception as exc:
         raise RegistryError(f"decoder from {origin} failed to start: {exc}") from None
     if not _is_decoder_class(type(decoder)):
-        raise RegistryError(f"{origin} is not a decoder (needs name, transport, ports, sniff, new_state, decode)")
-    return decoder  # type: ignore[no-any-return]
+        raise RegistryError(
+            f"{origin} is not a decoder (needs name, transport, ports, sniff, new_state, decode)"
+        )
+    return cast(Decoder, decoder)
 
 
 def load_plugin_file(path: str) -> list[Decoder]:
@@ -109,9 +113,15 @@ def load_plugin_file(path: str) -> list[Decoder]:
 
 def _decoders_of(module: ModuleType, origin: str) -> list[Decoder]:
     listed = getattr(module, "DECODERS", None)
-    candidates = list(listed) if listed is not None else [
-        obj for obj in vars(module).values() if _is_decoder_class(obj) and obj.__module__ == module.__name__
-    ]
+    candidates = (
+        list(listed)
+        if listed is not None
+        else [
+            obj
+            for obj in vars(module).values()
+            if _is_decoder_class(obj) and obj.__module__ == module.__name__
+        ]
+    )
     if not candidates:
         raise RegistryError(f"plugin {origin} defines no decoder")
     return [_instantiate(c, origin) for c in candidates]
@@ -153,7 +163,11 @@ class Registry:
             name = self.expectations.get((transport, ep.ip, ep.port))
             if name is not None:
                 return self.decoders[name], "expectation"
-        by_port = [d for d in self.decoders.values() if d.transport == kind and any((transport, p) in d.ports for p in ports)]
+        by_port = [
+            d
+            for d in self.decoders.values()
+            if d.transport == kind and any((transport, p) in d.ports for p in ports)
+        ]
         for d in by_port:
             if d.sniff(data, ctx):
                 return d, "port"
@@ -163,7 +177,9 @@ class Registry:
         return None, ""
 
 
-def load_registry(plugin_files: Iterable[str] = (), use_plugins: bool = True, decode_as: Iterable[str] = ()) -> Registry:
+def load_registry(
+    plugin_files: Iterable[str] = (), use_plugins: bool = True, decode_as: Iterable[str] = ()
+) -> Registry:
     """Load entry-point decoders (third-party ones unless `use_plugins` is False) and plugin files."""
     reg = Registry()
     for ep in entry_points(group=ENTRY_POINT_GROUP):

@@ -36,12 +36,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("capture", nargs="?", help="pcap, pcapng (or gzip of either) file to open")
     p.add_argument("--report", choices=REPORTS, help="print a report instead of opening the viewer")
     p.add_argument("--format", choices=FORMATS, default="text", help="report format (default: text)")
-    p.add_argument("-d", "--decode-as", action="append", default=[], metavar="RULE",
-                   help="tshark-style rule, e.g. 'tcp.port==50051,http2' (repeatable)")
-    p.add_argument("--plugin", action="append", default=[], metavar="FILE.py", help="load decoders from a file")
+    p.add_argument(
+        "-d",
+        "--decode-as",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="tshark-style rule, e.g. 'tcp.port==50051,http2' (repeatable)",
+    )
+    p.add_argument(
+        "--plugin", action="append", default=[], metavar="FILE.py", help="load decoders from a file"
+    )
     p.add_argument("--no-plugins", action="store_true", help="load no third-party decoders")
     live = p.add_argument_group("live capture")
-    live.add_argument("--live", action="store_true", help="capture from an interface (needs root or CAP_NET_RAW)")
+    live.add_argument(
+        "--live", action="store_true", help="capture from an interface (needs root or CAP_NET_RAW)"
+    )
     live.add_argument("-i", "--interface", metavar="IFACE", help="interface to capture on")
     live.add_argument("-f", "--capture-filter", metavar="BPF", help="capture filter, e.g. 'udp port 3478'")
     live.add_argument("-w", "--write", metavar="OUT.pcapng", help="spool file (default: a temporary file)")
@@ -55,8 +65,6 @@ def _registry(args: argparse.Namespace) -> Registry:
     for problem in reg.load_errors:
         print(f"protoscope: warning: {problem}", file=sys.stderr)
     return reg
-
-
 
 
 def _live(args: argparse.Namespace) -> str:
@@ -148,7 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("PROTOSCOPE_DEBUG"):
             raise
-        print(f"protoscope: internal error: {type(exc).__name__}: {exc} (PROTOSCOPE_DEBUG=1 shows where)", file=sys.stderr)
+        print(
+            f"protoscope: internal error: {type(exc).__name__}: {exc} (PROTOSCOPE_DEBUG=1 shows where)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from protoscope.captures.flows import Flow
 from protoscope.captures.index import PacketIndex, load
 from protoscope.captures.reassembly import Chunk, Gap, TcpDirection
-from protoscope.decoders.api import DecodeResult, Decoder, Finding, FlowContext, InnerPayload, Pdu
+from protoscope.decoders.api import Decoder, DecodeResult, Finding, FlowContext, InnerPayload, Pdu
 from protoscope.decoders.registry import Registry
 
 MAX_STREAM_BUFFER = 16 * 1024 * 1024
@@ -91,6 +91,11 @@ class Session:
             time=ix.time(i),
         )
 
+    def file_findings(self) -> list[Finding]:
+        """Findings about the file rather than a packet (e.g. it ends inside a record)."""
+        n = len(self.index)
+        return [f for i, f in self.index.findings if i >= n]
+
     def decode(self, progress: Progress | None = None) -> Iterator[PacketDecode]:
         """Decode every packet in frame order."""
         ix = self.index
@@ -150,7 +155,11 @@ class Session:
         for ev in events:
             if isinstance(ev, Gap):
                 findings.append(
-                    Finding("warn", "tcp.gap", f"{ev.missing} bytes were not captured at stream offset {ev.offset}")
+                    Finding(
+                        "warn",
+                        "tcp.gap",
+                        f"{ev.missing} bytes were not captured at stream offset {ev.offset}",
+                    )
                 )
                 d.buffer.clear()
                 d.need = 0
@@ -203,7 +212,13 @@ class Session:
         try:
             return self.registry.choose(data, ctx)
         except Exception as exc:
-            findings.append(Finding("error", "decoder.sniff_exception", f"a decoder's sniff raised {type(exc).__name__}: {exc}"))
+            findings.append(
+                Finding(
+                    "error",
+                    "decoder.sniff_exception",
+                    f"a decoder's sniff raised {type(exc).__name__}: {exc}",
+                )
+            )
             return None, ""
 
     def _pin(self, fid: int, decoder: Decoder) -> None:
@@ -218,16 +233,32 @@ class Session:
             result = decoder.decode(data, state, ctx)
         except Exception as exc:
             findings.append(
-                Finding("error", f"{decoder.name}.exception", f"decoder {decoder.name} raised {type(exc).__name__}: {exc}")
+                Finding(
+                    "error",
+                    f"{decoder.name}.exception",
+                    f"decoder {decoder.name} raised {type(exc).__name__}: {exc}",
+                )
             )
             return None
         if not isinstance(result, DecodeResult):
-            findings.append(Finding("error", f"{decoder.name}.bad_result", f"decoder {decoder.name} returned {type(result).__name__}"))
+            findings.append(
+                Finding(
+                    "error",
+                    f"{decoder.name}.bad_result",
+                    f"decoder {decoder.name} returned {type(result).__name__}",
+                )
+            )
             return None
         return result
 
     def _collect(
-        self, result: DecodeResult, ctx: FlowContext, st: _FlowState, pdus: list[Pdu], findings: list[Finding], depth: int
+        self,
+        result: DecodeResult,
+        ctx: FlowContext,
+        st: _FlowState,
+        pdus: list[Pdu],
+        findings: list[Finding],
+        depth: int,
     ) -> None:
         findings.extend(result.findings)
         for pdu in result.pdus:
@@ -237,10 +268,20 @@ class Session:
                 self._inner(inner, ctx, st, pdus, findings, depth + 1)
 
     def _inner(
-        self, inner: InnerPayload, ctx: FlowContext, st: _FlowState, pdus: list[Pdu], findings: list[Finding], depth: int
+        self,
+        inner: InnerPayload,
+        ctx: FlowContext,
+        st: _FlowState,
+        pdus: list[Pdu],
+        findings: list[Finding],
+        depth: int,
     ) -> None:
         if depth > MAX_INNER_DEPTH:
-            findings.append(Finding("warn", "decoder.inner_too_deep", f"inner payloads nest deeper than {MAX_INNER_DEPTH}"))
+            findings.append(
+                Finding(
+                    "warn", "decoder.inner_too_deep", f"inner payloads nest deeper than {MAX_INNER_DEPTH}"
+                )
+            )
             return
         decoder: Decoder | None
         if inner.protocol is not None:

@@ -44,7 +44,12 @@ def tshark(*args: str) -> str:
     """Run tshark and return its standard output."""
     exe = require_tool("tshark")
     result = subprocess.run(
-        [exe, *args], capture_output=True, text=True, check=False, timeout=300, env={**os.environ, "LC_ALL": "C"}
+        [exe, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, "LC_ALL": "C"},
     )
     if result.returncode != 0:
         raise AssertionError(f"tshark {' '.join(args)} failed: {result.stderr.strip()}")

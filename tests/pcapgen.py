@@ -11,7 +11,9 @@ from scapy.utils import wrpcap
 
 
 def tcp_conversation(
-    segments: list[tuple[bool, bytes]], client: tuple[str, int] = ("127.0.0.1", 40000), server: tuple[str, int] = ("127.0.0.1", 6379)
+    segments: list[tuple[bool, bytes]],
+    client: tuple[str, int] = ("127.0.0.1", 40000),
+    server: tuple[str, int] = ("127.0.0.1", 6379),
 ) -> list[Packet]:
     """A TCP handshake then one segment per (from_client, payload), with correct sequence numbers."""
     cseq, sseq = 1000, 5000
@@ -26,10 +28,20 @@ def tcp_conversation(
     sseq += 1
     for from_client, data in segments:
         if from_client:
-            pkts.append(base / IP(src=c[0], dst=s[0]) / TCP(sport=c[1], dport=s[1], flags="PA", seq=cseq, ack=sseq) / Raw(data))
+            pkts.append(
+                base
+                / IP(src=c[0], dst=s[0])
+                / TCP(sport=c[1], dport=s[1], flags="PA", seq=cseq, ack=sseq)
+                / Raw(data)
+            )
             cseq += len(data)
         else:
-            pkts.append(base / IP(src=s[0], dst=c[0]) / TCP(sport=s[1], dport=c[1], flags="PA", seq=sseq, ack=cseq) / Raw(data))
+            pkts.append(
+                base
+                / IP(src=s[0], dst=c[0])
+                / TCP(sport=s[1], dport=c[1], flags="PA", seq=sseq, ack=cseq)
+                / Raw(data)
+            )
             sseq += len(data)
     for n, p in enumerate(pkts):
         p.time = 1_700_000_000 + n / 1000
@@ -38,7 +50,8 @@ def tcp_conversation(
 
 def udp_packets(payloads: list[bytes], sport: int = 40000, dport: int = 3478) -> list[Packet]:
     pkts = [
-        Ether() / IP(src="127.0.0.1", dst="127.0.0.2") / UDP(sport=sport, dport=dport) / Raw(p) for p in payloads
+        Ether() / IP(src="127.0.0.1", dst="127.0.0.2") / UDP(sport=sport, dport=dport) / Raw(p)
+        for p in payloads
     ]
     for n, p in enumerate(pkts):
         p.time = 1_700_000_000 + n / 1000

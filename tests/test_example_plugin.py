@@ -10,6 +10,7 @@ import venv
 from pathlib import Path
 
 from protoscope.inspector.cli import main
+
 from tests import pcapgen
 from tests.conftest import ROOT
 
@@ -38,7 +39,17 @@ EXPECTED = [
 
 def test_plugin_file_decodes(tmp_path: Path, capsys: object) -> None:
     cap = _resp_capture(tmp_path)
-    code = main([str(cap), "--report", "packets", "--format", "jsonl", "--plugin", str(PLUGIN_DIR / "protoscope_resp.py")])
+    code = main(
+        [
+            str(cap),
+            "--report",
+            "packets",
+            "--format",
+            "jsonl",
+            "--plugin",
+            str(PLUGIN_DIR / "protoscope_resp.py"),
+        ]
+    )
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     assert code == 0
     assert _pdus(out) == EXPECTED
@@ -50,15 +61,31 @@ def test_pip_installed_plugin_is_found_by_entry_point(tmp_path: Path) -> None:
     venv.EnvBuilder(with_pip=False).create(env_dir)
     py = env_dir / "bin" / "python"
     site_dir = subprocess.run(
-        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     # The temporary venv sees this environment's packages (protoscope and its dependencies) through
     # a .pth line, so the test installs only the plugin, offline.
-    Path(site_dir, "parent_env.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
+    Path(site_dir, "parent_env.pth").write_text(
+        f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n"
+    )
     # This environment's pip installs into the new venv; the build backend (setuptools) comes from
     # this environment too, so nothing is downloaded.
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", "--no-build-isolation", str(PLUGIN_DIR)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(py),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            str(PLUGIN_DIR),
+        ],
         check=True,
         capture_output=True,
     )
@@ -72,7 +99,17 @@ def test_pip_installed_plugin_is_found_by_entry_point(tmp_path: Path) -> None:
     assert _pdus(run.stdout) == EXPECTED
     # --no-plugins leaves third-party decoders out.
     bare = subprocess.run(
-        [str(py), "-m", "protoscope.inspector.cli", str(cap), "--report", "packets", "--format", "jsonl", "--no-plugins"],
+        [
+            str(py),
+            "-m",
+            "protoscope.inspector.cli",
+            str(cap),
+            "--report",
+            "packets",
+            "--format",
+            "jsonl",
+            "--no-plugins",
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -82,8 +82,10 @@ class RespDecoder:
                 return DecodeResult(tuple(pdus), consumed=len(data), findings=(bad,))
             if isinstance(value, list) and value and ctx.from_client:
                 summary = "Request: " + " ".join(str(v) for v in value)
-                fields = (Field("resp.command", str(value[0]).upper(), (pos, end)),
-                          Field("resp.args", [str(v) for v in value[1:]], (pos, end)))
+                fields = (
+                    Field("resp.command", str(value[0]).upper(), (pos, end)),
+                    Field("resp.args", [str(v) for v in value[1:]], (pos, end)),
+                )
             else:
                 summary = f"Reply: {value!r}"
                 fields = (Field("resp.reply", value, (pos, end)),)

@@ -73,7 +73,12 @@ def _summary_text(data: dict[str, Any], out: TextIO) -> None:
     table.add_column("value")
     for key in ("file", "format", "packets", "bytes", "first", "last", "duration", "truncated"):
         table.add_row(key, literal(data[key]))
-    table.add_row("interfaces", literal(", ".join(f"{i['linktype']}{' ' + i['name'] if i['name'] else ''}" for i in data["interfaces"])))
+    table.add_row(
+        "interfaces",
+        literal(
+            ", ".join(f"{i['linktype']}{' ' + i['name'] if i['name'] else ''}" for i in data["interfaces"])
+        ),
+    )
     table.add_row("flows", literal(", ".join(f"{k} {v}" for k, v in data["flows"].items())))
     table.add_row("findings", literal(", ".join(f"{k} {v}" for k, v in data["findings"].items())))
     table.add_row("decoders", literal(", ".join(data["decoders"]) or "none"))
@@ -99,13 +104,20 @@ def _table_text(name: str, items: Iterable[dict[str, Any]], out: TextIO) -> None
     for c in cols:
         table.add_column(c, justify="right" if c in ("id", "packets", "bytes", "frame") else "left")
     for item in items:
-        table.add_row(*(literal(",".join(v) if isinstance(v, list) else f"{v:.6f}" if isinstance(v, float) else v) for v in (item[c] for c in cols)))
+        table.add_row(
+            *(
+                literal(",".join(v) if isinstance(v, list) else f"{v:.6f}" if isinstance(v, float) else v)
+                for v in (item[c] for c in cols)
+            )
+        )
     _console(out).print(table)
 
 
 def _packets_text(items: Iterable[dict[str, Any]], out: TextIO) -> None:
     """Wireshark's packet list columns, one line a packet, streamed (no table in memory)."""
-    out.write(f"{'No.':>7} {'Time':>12} {'Source':<24} {'Destination':<24} {'Protocol':<8} {'Length':>6} Info\n")
+    out.write(
+        f"{'No.':>7} {'Time':>12} {'Source':<24} {'Destination':<24} {'Protocol':<8} {'Length':>6} Info\n"
+    )
     start: float | None = None
     for item in items:
         if start is None:

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-
 from protoscope.captures.flows import Flow
 from protoscope.decoders.api import Finding, Pdu
 
@@ -39,7 +38,7 @@ def flow_row(flow: Flow) -> dict[str, Any]:
     }
 
 
-def finding_row(frame: int, f: Finding) -> dict[str, Any]:
+def finding_row(frame: int | None, f: Finding) -> dict[str, Any]:
     return {"frame": frame, "severity": f.severity, "code": f.code, "message": f.message}
 
 
@@ -103,7 +102,11 @@ def info(session: Session, pd: PacketDecode) -> str:
     length = int(ix.payload_len[i])
     if flow.transport == "tcp":
         flags = int(ix.tcp_flags[i])
-        names = [n for bit, n in ((1, "FIN"), (2, "SYN"), (4, "RST"), (8, "PSH"), (16, "ACK"), (32, "URG")) if flags & bit]
+        names = [
+            n
+            for bit, n in ((1, "FIN"), (2, "SYN"), (4, "RST"), (8, "PSH"), (16, "ACK"), (32, "URG"))
+            if flags & bit
+        ]
         return f"{sport} → {dport} [{', '.join(names)}] Seq={int(ix.tcp_seq[i])} Len={length}"
     return f"{sport} → {dport} Len={length}"
 
@@ -112,6 +115,8 @@ def finding_rows(session: Session) -> Iterator[dict[str, Any]]:
     for pd in session.decode():
         for f in pd.findings:
             yield finding_row(pd.index + 1, f)
+    for f in session.file_findings():
+        yield finding_row(None, f)
 
 
 def summary(session: Session) -> dict[str, Any]:
@@ -133,6 +138,7 @@ def summary(session: Session) -> dict[str, Any]:
             path = ix.stacks[sid] or ("frame",)
             for depth in range(1, len(path) + 1):
                 hierarchy[":".join(path[:depth])] += count
+    severities.update(f.severity for f in session.file_findings())
     for (sid, names), count in extra.items():
         base = ":".join(ix.stacks[sid])
         for depth in range(1, len(names) + 1):
@@ -149,7 +155,9 @@ def summary(session: Session) -> dict[str, Any]:
         "first": _ts(first) if n else None,
         "last": _ts(last) if n else None,
         "duration": (last - first) / 1e9 if n else 0.0,
-        "interfaces": [{"linktype": i.linktype, "name": i.name, "snaplen": i.snaplen} for i in rec.interfaces],
+        "interfaces": [
+            {"linktype": i.linktype, "name": i.name, "snaplen": i.snaplen} for i in rec.interfaces
+        ],
         "flows": {"total": len(ix.flows), **dict(sorted(transports.items()))},
         "protocols": dict(sorted(hierarchy.items())),
         "findings": {s: severities.get(s, 0) for s in ("error", "warn", "note")},

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
 from protoscope.captures.index import load
 from protoscope.captures.reassembly import Chunk, follow, packets_by_flow
+
 from tests.conftest import public_captures, require_public, tshark
 
 TCP_CAPTURES = [p.name for p in public_captures()] or ["no-corpus"]
@@ -18,7 +18,9 @@ def tshark_follow(path: str, streams: int) -> dict[frozenset[str], tuple[str, by
         args += ["-z", f"follow,tcp,raw,{n}"]
     out = tshark(*args)
     result: dict[frozenset[str], tuple[str, bytes, bytes]] = {}
-    for block in out.split("===================================================================\nFollow: tcp,raw")[1:]:
+    for block in out.split(
+        "===================================================================\nFollow: tcp,raw"
+    )[1:]:
         lines = block.splitlines()
         node0 = next(ln.split(": ", 1)[1] for ln in lines if ln.startswith("Node 0: "))
         node1 = next(ln.split(": ", 1)[1] for ln in lines if ln.startswith("Node 1: "))
