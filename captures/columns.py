@@ -53,12 +53,14 @@ class ByteColumns:
         if width == 1:
             out[:] = self.u8[offsets]
             return out
-        phase = offsets % width
+        shift = width.bit_length() - 1
+        phase = offsets & (width - 1)
+        first = int(phase[0])
+        if (phase == first).all():  # one alignment (constant-length records): one gather
+            out[:] = self._view(dtype, first)[(offsets - first) >> shift]
+            return out
         for k in range(width):
             sel = phase == k
-            if sel.all():
-                out[:] = self._view(dtype, k)[(offsets - k) // width]
-                break
             if sel.any():
-                out[sel] = self._view(dtype, k)[(offsets[sel] - k) // width]
+                out[sel] = self._view(dtype, k)[(offsets[sel] - k) >> shift]
         return out

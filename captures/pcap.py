@@ -25,6 +25,55 @@ MAGICS: dict[bytes, tuple[str, int, int]] = {
     bytes.fromhex("a1b2cd34"): (">", 1000, 24),
 }
 FILE_HEADER_LEN = 24
+SPECULATE = 4096
+"""Records checked at once when guessing that the next records have the current one's length."""
+PLAIN_STRETCH = 512
+"""Records stepped one by one after a guess that paid off poorly (mixed lengths)."""
+MIN_GAIN = 64
+
+
+def _record_offsets(buf: Any, cols: ByteColumns, order: str, rec_len: int) -> tuple[OffsetCollector, int]:
+    """Offsets of every whole record header; returns them and where the scan stopped.
+
+    Records must be walked one after another, since each one's length says where the next
+    starts. A Python loop costs ~0.25 s per million records. Captures of media are mostly runs of
+    records of one length, so the scan guesses that the next SPECULATE records have the current
+    record's length and checks all those guesses with one numpy gather: if the records before
+    guess k all have that length, guess k is exactly where record k starts (by induction), so
+    the agreeing prefix is taken as is. Where lengths vary, it falls back to the plain loop.
+    """
+    size = len(buf)
+    last = size - rec_len
+    caplen_at = struct.Struct(order + "I").unpack_from
+    u32 = order + "u4"
+    found = OffsetCollector()
+    append = found.items.append
+    pos = FILE_HEADER_LEN
+    misses = 0
+    while pos <= last:
+        stride = rec_len + caplen_at(buf, pos + 8)[0]
+        count = min(SPECULATE, (last - pos) // stride + 1)
+        taken = 0
+        if count >= MIN_GAIN:
+            guesses = pos + stride * np.arange(count, dtype=np.int64)
+            wrong = np.flatnonzero(cols.read(guesses + 8, u32) != stride - rec_len)
+            taken = int(wrong[0]) if len(wrong) else count
+            found.extend(guesses[:taken])
+            pos += stride * taken
+        misses = misses + 1 if taken < MIN_GAIN else 0
+        if 0 < misses < 3:
+            # One odd record (a STUN check among RTP): step over it and guess again.
+            if pos <= last:
+                append(pos)
+                pos += rec_len + caplen_at(buf, pos + 8)[0]
+        elif misses:
+            for _ in range(PLAIN_STRETCH):
+                if pos > last:
+                    break
+                append(pos)
+                pos += rec_len + caplen_at(buf, pos + 8)[0]
+            found.spill()
+    return found, pos
 
 
 def scan_pcap(buf: Any, cols: ByteColumns) -> RecordTable:
@@ -36,20 +85,7 @@ def scan_pcap(buf: Any, cols: ByteColumns) -> RecordTable:
     interfaces = [Interface(linktype=network & 0xFFFF, snaplen=snaplen)]
 
     size = len(buf)
-    caplen_at = struct.Struct(order + "I").unpack_from
-    found = OffsetCollector()
-    append = found.items.append
-    pos = FILE_HEADER_LEN
-    last = size - rec_len
-    # The hot loop: one unpack and one append per record; a counted inner loop is cheaper than
-    # checking the list's length on every record (measured: 0.25 s against 0.29 s for 1M).
-    while pos <= last:
-        for _ in range(OFFSET_CHUNK):
-            if pos > last:
-                break
-            append(pos)
-            pos += rec_len + caplen_at(buf, pos + 8)[0]
-        found.spill()
+    found, pos = _record_offsets(buf, cols, order, rec_len)
     hdr = found.array()
     u32 = order + "u4"
     table = RecordTable(

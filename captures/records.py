@@ -57,6 +57,10 @@ class OffsetCollector:
         self.items: list[int] = []
         self._chunks: list[npt.NDArray[np.int64]] = []
 
+    def extend(self, offsets: npt.NDArray[np.int64]) -> None:
+        self.spill()
+        self._chunks.append(offsets)
+
     def spill(self) -> None:
         if self.items:
             self._chunks.append(np.array(self.items, dtype=np.int64))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from protoscope.captures.reassembly import Chunk, Event, Gap, TcpDirection
@@ -69,7 +71,7 @@ def test_any_segmentation_order_and_duplication_reassembles(
     payload: bytes, cuts: list[int], order: object, dups: list[int], isn: int
 ) -> None:
     points = sorted({c for c in cuts if c < len(payload)} | {0, len(payload)})
-    segs = [(a, payload[a:b]) for a, b in zip(points, points[1:], strict=False)]
+    segs = [(a, payload[a:b]) for a, b in pairwise(points)]
     segs += [segs[i % len(segs)] for i in dups]
     first = segs[0]
     rest = segs[1:]

@@ -64,7 +64,8 @@ def test_capture_text_is_shown_literally(tmp_path: Path, capsys: pytest.CaptureF
         "    name = 'say'; transport = 'datagram'; ports = frozenset({('udp', 3478)})\n"
         "    def sniff(self, d, c): return True\n"
         "    def new_state(self): return None\n"
-        "    def decode(self, d, s, c): return DecodeResult((Pdu('say', (), (0, len(d)), summary=d.decode()),), len(d))\n"
+        "    def decode(self, d, s, c):\n"
+        "        return DecodeResult((Pdu('say', (), (0, len(d)), summary=d.decode()),), len(d))\n"
     )
     cap = pcapgen.write(tmp_path / "m.pcap", pcapgen.udp_packets([b"[red]x[/red]\x1b[2J"]))
     assert main([str(cap), "--plugin", str(plugin), "--report", "packets"]) == 0
