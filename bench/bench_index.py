@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gen_captures import ensure  # noqa: E402
+from gen_captures import ensure
 
 REPEAT = 5
 INDEX = """
@@ -30,8 +30,10 @@ ix = load(sys.argv[1])
 n = len(ix)
 if len(sys.argv) > 2:
     kept, peak = tracemalloc.get_traced_memory()
-    cols = sum(a.nbytes for a in (ix.records.data_off, ix.records.caplen, ix.records.wirelen, ix.records.ts_ns,
-        ix.records.iface, ix.stack, ix.l4, ix.payload_off, ix.payload_len, ix.tcp_seq, ix.tcp_flags, ix.flow, ix.direction))
+    r = ix.records
+    columns = (r.data_off, r.caplen, r.wirelen, r.ts_ns, r.iface, ix.stack, ix.l4, ix.payload_off,
+               ix.payload_len, ix.tcp_seq, ix.tcp_flags, ix.flow, ix.direction)
+    cols = sum(a.nbytes for a in columns)
     print(json.dumps({"packets": n, "flows": len(ix.flows), "columns_per_packet": cols / n,
                       "traced_per_packet": kept / n, "peak_per_packet": peak / n}))
 """.replace("import sys,", "import json, sys,")
@@ -56,14 +58,24 @@ def main() -> None:
         ours = timed([py, "-c", INDEX, str(path)])
         bare = timed([tshark, "-r", str(path), "-q"])
         convt = timed([tshark, "-r", str(path), "-q", "-z", conv])
-        mem = json.loads(subprocess.run([py, "-c", INDEX, str(path), "mem"], check=True, capture_output=True, text=True).stdout)
+        mem = json.loads(
+            subprocess.run(
+                [py, "-c", INDEX, str(path), "mem"], check=True, capture_output=True, text=True
+            ).stdout
+        )
         print(f"{path.name}: {mem['packets']} packets, {mem['flows']} flows")
         print(f"  protoscope index+flows     {ours:7.3f} s")
-        print(f"  tshark -r F -q             {bare:7.3f} s   ratio ours/tshark  {ours / bare:5.2f}x  (target <= 2x)")
-        print(f"  tshark -q -z {conv:<12} {convt:7.3f} s   speed-up           {convt / ours:5.1f}x  (target >= 5x)")
+        ratio, speedup = ours / bare, convt / ours
+        print(
+            f"  tshark -r F -q             {bare:7.3f} s   ratio ours/tshark  {ratio:5.2f}x  (target <= 2x)"
+        )
+        print(
+            f"  tshark -q -z {conv:<12} {convt:7.3f} s   speed-up           {speedup:5.1f}x  (target >= 5x)"
+        )
         print(
             f"  index memory: columns {mem['columns_per_packet']:.0f} B/packet, all retained allocations "
-            f"{mem['traced_per_packet']:.0f} B/packet (target < 64), peak while building {mem['peak_per_packet']:.0f} B/packet"
+            f"{mem['traced_per_packet']:.0f} B/packet (target < 64), "
+            f"peak while building {mem['peak_per_packet']:.0f} B/packet"
         )
 
 

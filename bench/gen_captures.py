@@ -19,7 +19,12 @@ PCAP_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
 
 
 def _ip(src: bytes, dst: bytes, proto: int, payload: bytes, ident: int) -> bytes:
-    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident & 0xFFFF, 0x4000, 64, proto, 0, src, dst) + payload
+    return (
+        struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident & 0xFFFF, 0x4000, 64, proto, 0, src, dst
+        )
+        + payload
+    )
 
 
 def _record(ts_us: int, frame: bytes) -> bytes:
@@ -36,7 +41,12 @@ def udp_capture(path: Path, packets: int = 1_000_000) -> None:
             if i % 1000 == 999:
                 payload = stun
             else:
-                payload = struct.pack("!BBHII", 0x80, 0, (i // 4) & 0xFFFF, (i // 4) * 160 & 0xFFFFFFFF, 0x1000 + flow) + b"\xd5" * 160
+                payload = (
+                    struct.pack(
+                        "!BBHII", 0x80, 0, (i // 4) & 0xFFFF, (i // 4) * 160 & 0xFFFFFFFF, 0x1000 + flow
+                    )
+                    + b"\xd5" * 160
+                )
             udp = struct.pack("!HHHH", 40000 + 2 * flow, 50000 + 2 * flow, 8 + len(payload), 0) + payload
             frame = ETH + _ip(b"\x0a\x00\x00\x01", bytes([10, 0, 0, 2 + flow]), 17, udp, i)
             chunk.append(_record(1_700_000_000_000_000 + i * 20, frame))

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
 from protoscope.decoders.api import Endpoint
 
 from .linktypes import IPPROTO_TCP, IPPROTO_UDP

@@ -13,7 +13,7 @@ import numpy as np
 
 from .columns import ByteColumns
 from .errors import CaptureError
-from .records import OFFSET_CHUNK, Interface, OffsetCollector, RecordTable, check_lengths, truncated
+from .records import Interface, OffsetCollector, RecordTable, check_lengths, truncated
 
 MAGICS: dict[bytes, tuple[str, int, int]] = {
     # magic as stored -> (byte order, nanoseconds per fraction unit, record header length)

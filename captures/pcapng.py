@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
 from protoscope.decoders.api import Finding
 
 from .columns import ByteColumns

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
 from protoscope.decoders.api import Finding
 
 MAX_PACKET_LEN = 262_144

@@ -10,7 +10,6 @@ import venv
 from pathlib import Path
 
 from protoscope.inspector.cli import main
-
 from tests import pcapgen
 from tests.conftest import ROOT
 

@@ -72,7 +72,11 @@ def main() -> None:
                     "client_sent": b"".join(sent_tcp).decode(),
                     "server_sent": replies.decode(),
                 },
-                "udp": {"client": f"127.0.0.1:{udp_port}", "server": f"127.0.0.1:{UDP_PORT}", "datagrams": len(datagrams)},
+                "udp": {
+                    "client": f"127.0.0.1:{udp_port}",
+                    "server": f"127.0.0.1:{UDP_PORT}",
+                    "datagrams": len(datagrams),
+                },
             },
             indent=2,
         )

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+
 from protoscope.captures.flows import Flow
 from protoscope.decoders.api import Finding, Pdu
 

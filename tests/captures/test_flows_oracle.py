@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from protoscope.captures.index import load
 
+from protoscope.captures.index import load
 from tests.conftest import public_captures, require_public, tshark
 
 CONV_LINE = re.compile(

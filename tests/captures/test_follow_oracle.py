@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from protoscope.captures.index import load
 from protoscope.captures.reassembly import Chunk, follow, packets_by_flow
-
 from tests.conftest import public_captures, require_public, tshark
 
 TCP_CAPTURES = [p.name for p in public_captures()] or ["no-corpus"]

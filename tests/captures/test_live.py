@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from protoscope.captures import live
 from protoscope.inspector.cli import main
 

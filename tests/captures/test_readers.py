@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from protoscope.captures.errors import CaptureError
 from protoscope.captures.source import open_capture, scan
 from protoscope.captures.writer import PcapNgWriter
-
 from tests.conftest import public_captures, require_public, tshark
 
 FRAME_A = bytes.fromhex(

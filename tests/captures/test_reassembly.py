@@ -6,6 +6,7 @@ from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from protoscope.captures.reassembly import Chunk, Event, Gap, TcpDirection
 
 SYN, ACK = 0x02, 0x10

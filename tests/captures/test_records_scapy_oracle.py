@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from protoscope.captures.index import load
-from protoscope.captures.source import open_capture
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
+from protoscope.captures.index import load
+from protoscope.captures.source import open_capture
 from tests.conftest import public_captures, require_public
 
 NAMES = [p.name for p in public_captures()] or ["no-corpus"]

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import pytest
+
 from protoscope.decoders.api import DecodeResult, Endpoint, FlowContext, Pdu
 from protoscope.decoders.registry import DecodeAs, Registry, RegistryError, load_plugin_file
 from protoscope.inspector.cli import main
-
 from tests import pcapgen
 
 

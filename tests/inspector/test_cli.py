@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from protoscope.inspector.cli import main
 
+from protoscope.inspector.cli import main
 from tests import pcapgen
 from tests.conftest import public_captures, require_public
 
