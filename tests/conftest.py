@@ -40,6 +40,12 @@ def require_public() -> None:
         pytest.skip(message)
 
 
+def public_capture(name: str) -> Path:
+    """The public capture called `name` (fails under CI=true, skips elsewhere, when absent)."""
+    require_public()
+    return next(p for p in public_captures() if p.name == name)
+
+
 def tshark(*args: str) -> str:
     """Run tshark and return its standard output."""
     exe = require_tool("tshark")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from protoscope.captures.index import load
-from tests.conftest import public_captures, require_public, tshark
+from tests.conftest import public_capture, public_captures, tshark
 
 CONV_LINE = re.compile(
     r"^(?P<a>\S+)\s+<->\s+(?P<b>\S+)\s+"
@@ -62,8 +62,7 @@ PUBLIC_IDS = [p.name for p in public_captures()] or ["no-corpus"]
 
 @pytest.mark.parametrize("name", PUBLIC_IDS)
 def test_conversations_equal_tshark(name: str) -> None:
-    require_public()
-    path = next(p for p in public_captures() if p.name == name)
+    path = public_capture(name)
     ix = load(path)
     try:
         for proto in ("tcp", "udp"):

@@ -6,7 +6,7 @@ import pytest
 
 from protoscope.captures.index import load
 from protoscope.captures.reassembly import Chunk, follow, packets_by_flow
-from tests.conftest import public_captures, require_public, tshark
+from tests.conftest import public_capture, public_captures, tshark
 
 TCP_CAPTURES = [p.name for p in public_captures()] or ["no-corpus"]
 
@@ -43,8 +43,7 @@ def tshark_follow(path: str, streams: int) -> dict[frozenset[str], tuple[str, by
 
 @pytest.mark.parametrize("name", TCP_CAPTURES)
 def test_tcp_streams_equal_tshark_follow(name: str) -> None:
-    require_public()
-    path = next(p for p in public_captures() if p.name == name)
+    path = public_capture(name)
     ix = load(path)
     try:
         tcp_flows = [f for f in ix.flows if f.transport == "tcp"]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from protoscope.captures.errors import CaptureError
 from protoscope.captures.source import open_capture, scan
 from protoscope.captures.writer import PcapNgWriter
-from tests.conftest import public_captures, require_public, tshark
+from tests.conftest import public_capture, tshark
 
 FRAME_A = bytes.fromhex(
     "020000000002020000000001080045000020000100004011f9c27f0000017f000002a4100d96000c0000deadbeef"
@@ -116,8 +116,7 @@ def test_gzip_is_detected_by_magic_not_name(tmp_path: Path) -> None:
 
 
 def test_netxray_times_equal_tshark() -> None:
-    require_public()
-    path = next(p for p in public_captures() if p.name == "wswiki--RTP-only_PCMU_2-packets.cap")
+    path = public_capture("wswiki--RTP-only_PCMU_2-packets.cap")
     cf = open_capture(path)
     theirs = tshark("-r", str(path), "-T", "fields", "-e", "frame.time_epoch", "-e", "frame.len").split()
     ours = []

@@ -7,15 +7,14 @@ from scapy.utils import RawPcapNgReader, RawPcapReader
 
 from protoscope.captures.index import load
 from protoscope.captures.source import open_capture
-from tests.conftest import public_captures, require_public
+from tests.conftest import public_capture, public_captures
 
 NAMES = [p.name for p in public_captures()] or ["no-corpus"]
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_records_equal_scapy(name: str) -> None:
-    require_public()
-    path = next(p for p in public_captures() if p.name == name)
+    path = public_capture(name)
     cf = open_capture(path)
     try:
         rec = cf.records
@@ -46,8 +45,7 @@ def test_records_equal_scapy(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_fast_path_agrees_with_reference_dissector(name: str) -> None:
     """Every packet the vectorised pass decoded gets the same L2-L4 answer from `net.dissect`."""
-    require_public()
-    path = next(p for p in public_captures() if p.name == name)
+    path = public_capture(name)
     ix = load(path)
     try:
         for i in range(len(ix)):

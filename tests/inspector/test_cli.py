@@ -12,7 +12,7 @@ import pytest
 
 from protoscope.inspector.cli import main
 from tests import pcapgen
-from tests.conftest import public_captures, require_public
+from tests.conftest import public_capture, public_captures
 
 PUBLIC = [p.name for p in public_captures()] or ["no-corpus"]
 
@@ -30,8 +30,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("name", PUBLIC)
 def test_summary_runs_on_every_public_capture(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    require_public()
-    path = next(p for p in public_captures() if p.name == name)
+    path = public_capture(name)
     assert main([str(path), "--report", "summary", "--format", "json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["packets"] > 0
