@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from protoscope.captures.flows import Flow
 from protoscope.captures.index import PacketIndex, load
 from protoscope.captures.reassembly import Chunk, Gap, TcpDirection
@@ -104,6 +106,11 @@ class Session:
         flow_col = ix.flow
         index_findings = _group_findings(ix.findings)
         have_decoders = bool(self.registry.decoders)
+        # Each flow's last packet: there its TCP reassembly is flushed, so a hole that never
+        # filled is reported as a gap and the bytes after it are still decoded.
+        with_flow = np.flatnonzero(flow_col >= 0)
+        flows_rev, first_rev = np.unique(flow_col[with_flow][::-1], return_index=True)
+        last_packet = dict(zip(flows_rev.tolist(), with_flow[::-1][first_rev].tolist(), strict=True))
         step = max(1, n // 200)
         for i in range(n):
             if progress is not None and i % step == 0:
@@ -116,7 +123,7 @@ class Session:
                 if st is None:
                     st = states[fid] = _FlowState()
                 if ix.flows[fid].transport == "tcp":
-                    self._tcp(i, st, pdus, findings, have_decoders)
+                    self._tcp(i, st, pdus, findings, have_decoders, last_packet[fid] == i)
                 elif have_decoders:
                     self._udp(i, st, pdus, findings)
             yield PacketDecode(i, tuple(pdus), tuple(findings))
@@ -147,20 +154,22 @@ class Session:
 
     # -- streams ---------------------------------------------------------------------------
 
-    def _tcp(self, i: int, st: _FlowState, pdus: list[Pdu], findings: list[Finding], decode: bool) -> None:
+    def _tcp(
+        self, i: int, st: _FlowState, pdus: list[Pdu], findings: list[Finding], decode: bool, last: bool
+    ) -> None:
         ix = self.index
         direction = int(ix.direction[i])
         d = st.directions[direction]
         events = d.reassembly.push(i, int(ix.tcp_seq[i]), int(ix.tcp_flags[i]), ix.payload(i))
+        if last:
+            other = st.directions[1 - direction]
+            events += d.reassembly.flush(i)
+            for ev in other.reassembly.flush(i):  # the other side's gaps are reported, not decoded
+                if isinstance(ev, Gap):
+                    findings.append(_gap_finding(ev))
         for ev in events:
             if isinstance(ev, Gap):
-                findings.append(
-                    Finding(
-                        "warn",
-                        "tcp.gap",
-                        f"{ev.missing} bytes were not captured at stream offset {ev.offset}",
-                    )
-                )
+                findings.append(_gap_finding(ev))
                 d.buffer.clear()
                 d.need = 0
             elif decode:
@@ -298,6 +307,10 @@ class Session:
         result = self._run(decoder, inner.data, state, ctx, findings)
         if result is not None:
             self._collect(result, ctx, st, pdus, findings, depth)
+
+
+def _gap_finding(gap: Gap) -> Finding:
+    return Finding("warn", "tcp.gap", f"{gap.missing} bytes were not captured at stream offset {gap.offset}")
 
 
 def _group_findings(items: list[tuple[int, Finding]]) -> dict[int, list[Finding]]:

@@ -129,7 +129,9 @@ def summary(session: Session) -> dict[str, Any]:
     stack_counts = np.bincount(ix.stack, minlength=len(ix.stacks)) if n else np.zeros(0, np.int64)
     decoded = bool(session.registry.decoders)
     extra: Counter[tuple[int, tuple[str, ...]]] = Counter()
-    for pd in session.decode() if decoded or ix.findings else ():
+    # The decode pass also finds TCP gaps, so it runs whenever something could produce a finding.
+    needs_pass = decoded or bool(ix.findings) or any(f.transport == "tcp" for f in ix.flows)
+    for pd in session.decode() if needs_pass else ():
         severities.update(f.severity for f in pd.findings)
         if pd.pdus:
             names = tuple(dict.fromkeys(p.protocol for p in pd.pdus))

@@ -120,3 +120,17 @@ def test_usage_errors_exit_2() -> None:
         r = run_cli(*args)
         assert r.returncode == 2, args
         assert "Traceback" not in r.stderr and r.stderr.strip(), args
+
+
+def test_summary_counts_tcp_gaps_like_the_findings_report(tmp_path: Path) -> None:
+    pkts = pcapgen.tcp_conversation([(True, b"a" * 10), (True, b"b" * 10), (True, b"c" * 10)])
+    del pkts[4]  # the capture missed the middle segment
+    cap = pcapgen.write(tmp_path / "gap.pcap", pkts)
+    findings = [
+        json.loads(x)
+        for x in run_cli(str(cap), "--report", "findings", "--format", "jsonl").stdout.splitlines()
+    ]
+    assert [(f["code"], f["frame"]) for f in findings] == [("tcp.gap", 5)]
+    assert "10 bytes were not captured" in findings[0]["message"]
+    summary = json.loads(run_cli(str(cap), "--report", "summary", "--format", "json").stdout)
+    assert summary["findings"] == {"error": 0, "warn": 1, "note": 0}
