@@ -159,7 +159,6 @@ def build(
             client_side[fid[rows]] = side[rows].astype(np.int64) ^ flip
             how[fid[rows]] = code
     side_i = side.astype(np.int64)
-    direction_sel = np.zeros(len(sel), np.uint8)
     flows: list[Flow] = []
     pk = np.bincount(fid, minlength=nflows)
     by = np.bincount(fid, weights=wirelen[sel].astype(np.float64), minlength=nflows)

@@ -7,9 +7,7 @@ packet in all). Frame bytes stay in the memory-mapped file until asked for.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -17,12 +15,12 @@ import numpy.typing as npt
 from protoscope.decoders.api import Finding
 
 from . import fastpath
+from .columns import ByteColumns
 from .flows import Flow, FlowColumns, build
 from .fragments import Reassembler
 from .net import Dissection, dissect, transport
+from .records import RecordTable
 from .source import CaptureFile, open_capture
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(slots=True)
@@ -52,7 +50,7 @@ class PacketIndex:
         return len(self.capture.records)
 
     @property
-    def records(self) -> Any:
+    def records(self) -> RecordTable:
         return self.capture.records
 
     def frame(self, i: int) -> bytes:
@@ -96,8 +94,6 @@ def _addr_words(raw: bytes) -> tuple[int, int]:
 
 def build_index(capture: CaptureFile) -> PacketIndex:
     """Run the L2-L4 passes and the flow grouping over an opened capture."""
-    from .columns import ByteColumns
-
     rec = capture.records
     fp = fastpath.run(ByteColumns(capture.buffer), rec)
     stacks: list[tuple[str, ...]] = []

@@ -8,6 +8,7 @@ parsed in Python.
 from __future__ import annotations
 
 import struct
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,8 @@ class _Iface:
 class _Section:
     order: str
     first_iface: int
+    start: int
+    """File offset of the section header block."""
     epbs: OffsetCollector = field(default_factory=OffsetCollector)
 
 
@@ -117,7 +120,7 @@ def scan_pcapng(buf: Any, cols: ByteColumns) -> RecordTable:
                 break
             head = struct.Struct(order + "II").unpack_from
             btype, blen = head(buf, pos)
-            section = _Section(order, len(ifaces))
+            section = _Section(order, len(ifaces), pos)
             sections.append(section)
         elif section is None:
             raise CaptureError("pcapng file does not start with a section header block")
@@ -279,12 +282,6 @@ def _assemble(
 
 
 def _order_at(sections: list[_Section], block: int) -> str:
-    # Sections appear in file order; a block belongs to the last section whose epbs start before it.
-    if len(sections) == 1:
-        return sections[0].order
-    chosen = sections[0].order
-    for s in sections:
-        arr = s.epbs.array()
-        if len(arr) and arr[0] <= block:
-            chosen = s.order
-    return chosen
+    """Byte order of the section a block lies in (the last section starting before it)."""
+    starts = [s.start for s in sections]
+    return sections[max(0, bisect_right(starts, block) - 1)].order

@@ -12,11 +12,15 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from .flows import TCP_SYN
+
+if TYPE_CHECKING:
+    from .index import PacketIndex
 
 MAX_OUT_OF_ORDER_BYTES = 4 * 1024 * 1024
 """Bytes held back behind a hole before the hole is declared a gap."""
@@ -152,20 +156,16 @@ def packets_by_flow(flow: npt.NDArray[np.int32], nflows: int) -> list[npt.NDArra
     return out
 
 
-def follow(index: object, packets: npt.NDArray[np.int64]) -> Iterator[tuple[int, Event]]:
+def follow(index: PacketIndex, packets: npt.NDArray[np.int64]) -> Iterator[tuple[int, Event]]:
     """Reassemble a TCP flow's packets; yield (direction, event) in the order they release.
 
-    Direction 0 is client -> server. `index` is a `PacketIndex`.
+    Direction 0 is client -> server.
     """
     dirs = (TcpDirection(), TcpDirection())
-    ix = index
-    direction = ix.direction  # type: ignore[attr-defined]
-    seqs = ix.tcp_seq  # type: ignore[attr-defined]
-    flags = ix.tcp_flags  # type: ignore[attr-defined]
     last = 0
     for i in packets.tolist():
-        d = int(direction[i])
-        for ev in dirs[d].push(i, int(seqs[i]), int(flags[i]), ix.payload(i)):  # type: ignore[attr-defined]
+        d = int(index.direction[i])
+        for ev in dirs[d].push(i, int(index.tcp_seq[i]), int(index.tcp_flags[i]), index.payload(i)):
             yield d, ev
         last = i
     for d in (0, 1):

@@ -27,21 +27,16 @@ def tcp_conversation(
     cseq += 1
     sseq += 1
     for from_client, data in segments:
+        (src, dst), (seq, ack) = ((c, s), (cseq, sseq)) if from_client else ((s, c), (sseq, cseq))
+        pkts.append(
+            base
+            / IP(src=src[0], dst=dst[0])
+            / TCP(sport=src[1], dport=dst[1], flags="PA", seq=seq, ack=ack)
+            / Raw(data)
+        )
         if from_client:
-            pkts.append(
-                base
-                / IP(src=c[0], dst=s[0])
-                / TCP(sport=c[1], dport=s[1], flags="PA", seq=cseq, ack=sseq)
-                / Raw(data)
-            )
             cseq += len(data)
         else:
-            pkts.append(
-                base
-                / IP(src=s[0], dst=c[0])
-                / TCP(sport=s[1], dport=c[1], flags="PA", seq=sseq, ack=cseq)
-                / Raw(data)
-            )
             sseq += len(data)
     for n, p in enumerate(pkts):
         p.time = 1_700_000_000 + n / 1000
