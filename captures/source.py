@@ -39,14 +39,18 @@ class CaptureFile:
 
     def close(self) -> None:
         if self._mm is not None:
-            try:
-                self._mm.close()
-            except BufferError:
-                pass  # numpy views still alive; the map goes when they do
+            _close_map(self._mm)
             self._mm = None
         if self._spool is not None:
             self._spool.close()
             self._spool = None
+
+
+def _close_map(mm: mmap.mmap) -> None:
+    try:
+        mm.close()
+    except BufferError:
+        pass  # numpy views of it are still alive; the map goes when they do
 
 
 def _decompress(path: Path) -> tuple[Any, list[Finding]]:
@@ -97,7 +101,7 @@ def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
     try:
         records = scan(mm, p)
     except CaptureError:
-        mm.close()
+        _close_map(mm)
         if spool is not None:
             spool.close()
         raise
@@ -108,11 +112,10 @@ def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
 def scan(buf: Any, name: Path | str = "capture") -> RecordTable:
     """Choose the reader by magic number and index `buf`."""
     magic = bytes(buf[:4])
-    cols = ByteColumns(buf)
     if magic in pcap.MAGICS:
-        return pcap.scan_pcap(buf, cols)
+        return pcap.scan_pcap(buf, ByteColumns(buf))
     if magic == PCAPNG_MAGIC:
-        return pcapng.scan_pcapng(buf, cols)
+        return pcapng.scan_pcapng(buf, ByteColumns(buf))
     if magic == NETXRAY_MAGIC:
         return scan_netxray(buf)
     raise CaptureError(
