@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gen_captures import ensure
 
-REPEAT = 5
+REPEAT = 7
 INDEX = """
 import sys, time, tracemalloc
 t = time.perf_counter()
@@ -39,13 +39,16 @@ if len(sys.argv) > 2:
 """.replace("import sys,", "import json, sys,")
 
 
-def timed(cmd: list[str]) -> float:
-    runs = []
+def timed(*cmds: list[str]) -> list[float]:
+    """Median wall time of each command; the commands take turns so that noise on the machine
+    falls on all of them alike."""
+    runs: list[list[float]] = [[] for _ in cmds]
     for _ in range(REPEAT):
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        runs.append(time.perf_counter() - t)
-    return statistics.median(runs)
+        for cmd, times in zip(cmds, runs, strict=True):
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times.append(time.perf_counter() - t)
+    return [statistics.median(times) for times in runs]
 
 
 def main() -> None:
@@ -55,9 +58,8 @@ def main() -> None:
     udp, tcp = ensure()
     py = sys.executable
     for path, conv in ((udp, "conv,udp"), (tcp, "conv,tcp")):
-        ours = timed([py, "-c", INDEX, str(path)])
-        bare = timed([tshark, "-r", str(path), "-q"])
-        convt = timed([tshark, "-r", str(path), "-q", "-z", conv])
+        ours, bare = timed([py, "-c", INDEX, str(path)], [tshark, "-r", str(path), "-q"])
+        (convt,) = timed([tshark, "-r", str(path), "-q", "-z", conv])
         mem = json.loads(
             subprocess.run(
                 [py, "-c", INDEX, str(path), "mem"], check=True, capture_output=True, text=True

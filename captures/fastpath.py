@@ -15,10 +15,34 @@ import numpy as np
 import numpy.typing as npt
 
 from . import linktypes as lt
-from .columns import ByteColumns
+from .columns import ByteColumns, Window
 from .records import RecordTable
 
 IntArray = npt.NDArray[Any]
+Rows = slice | IntArray
+"""Selected packets: `slice(None)` when every packet is selected (views instead of gathers and
+scatters: 60 ms less on 1M packets), else their indices."""
+ALL = slice(None)
+WINDOW = 48
+"""Bytes of each frame copied once up front: Ethernet + two VLAN tags + IPv4 + UDP/TCP ports
+and flags. Fields beyond it (IPv6 addresses, IPv4 options) are read from the file."""
+
+
+def _rows(mask: npt.NDArray[np.bool_]) -> Rows:
+    return ALL if mask.all() else np.flatnonzero(mask)
+
+
+def _keep(rows: Rows, ok: npt.NDArray[np.bool_]) -> tuple[Rows, Rows]:
+    """Narrow `rows` to those where `ok` (a mask over `rows`); also returns the mask as rows of `ok`."""
+    if ok.all():
+        return rows, ALL
+    kept = np.flatnonzero(ok)
+    return (kept if isinstance(rows, slice) else rows[kept]), kept
+
+
+def _count(rows: Rows, n: int) -> int:
+    return n if isinstance(rows, slice) else len(rows)
+
 
 STACK_LINK = {lt.ETHERNET: 0, lt.LINUX_SLL: 1, lt.LINUX_SLL2: 1, lt.NULL: 2, lt.LOOP: 2}
 """Link type -> link code in a fast stack id; raw IP link types get code 3."""
@@ -66,16 +90,17 @@ def run(cols: ByteColumns, rec: RecordTable) -> FastPath:
     vlans = np.zeros(n, np.int64)
     link_code = np.full(n, 3, np.int64)
 
-    def at(sel: IntArray, rel: IntArray | int, dtype: str) -> IntArray:
-        return cols.read(d[sel] + (rel[sel] if isinstance(rel, np.ndarray) else rel), dtype)
+    win = Window(cols, d, WINDOW)
+    at = win.read
 
-    eth = np.flatnonzero((link == lt.ETHERNET) & (cap >= 14))
-    if len(eth):
+    is_eth = (link == lt.ETHERNET) & (cap >= 14)
+    eth = _rows(is_eth)
+    if _count(eth, n):
         link_code[eth] = 0
         etype[eth] = at(eth, 12, ">u2")
         l3[eth] = 14
         for _ in range(2):
-            tagged = eth[np.isin(etype[eth], list(lt.VLAN_TPIDS)) & (cap[eth] >= l3[eth] + 4)]
+            tagged = np.flatnonzero(is_eth & np.isin(etype, list(lt.VLAN_TPIDS)) & (cap >= l3 + 4))
             if not len(tagged):
                 break
             etype[tagged] = at(tagged, l3 + 2, ">u2")
@@ -103,7 +128,7 @@ def run(cols: ByteColumns, rec: RecordTable) -> FastPath:
             l3[null] = 4
     raw = np.flatnonzero(np.isin(link, [lt.RAW, lt.RAW_OPENBSD, lt.IPV4, lt.IPV6]) & (cap >= 1))
     if len(raw):
-        version = cols.u8[d[raw]] >> 4
+        version = at(raw, 0, "u1") >> 4
         etype[raw] = np.where(version == 4, lt.ETHERTYPE_IPV4, np.where(version == 6, lt.ETHERTYPE_IPV6, 0))
         l3[raw] = 0
 
@@ -127,34 +152,33 @@ def run(cols: ByteColumns, rec: RecordTable) -> FastPath:
     ip_room = np.zeros(n, np.int64)  # bytes of IP payload
     proto = np.zeros(n, np.int64)
 
-    v4 = np.flatnonzero((etype == lt.ETHERTYPE_IPV4) & (l3 >= 0) & (cap >= l3 + 20))
-    if len(v4):
+    v4 = _rows((etype == lt.ETHERTYPE_IPV4) & (l3 >= 0) & (cap >= l3 + 20))
+    if _count(v4, n):
         w0 = at(v4, l3, ">u4")  # version/ihl, tos, total length
         w1 = at(v4, l3 + 6, ">u4")  # flags/fragment offset, ttl, protocol
         ihl = ((w0 >> 24) & 0x0F).astype(np.int64) * 4
         total = (w0 & 0xFFFF).astype(np.int64)
-        ok = (
+        v4, ok = _keep(
+            v4,
             ((w0 >> 28) == 4)
             & (ihl >= 20)
             & (total >= ihl)
             & (((w1 >> 16) & 0x3FFF) == 0)
             & (cap[v4] >= l3[v4] + ihl)
-            & (l3[v4] + total <= wire[v4])
+            & (l3[v4] + total <= wire[v4]),
         )
-        v4 = v4[ok]
         addrs = at(v4, l3 + 12, ">u8")
         fp.src_lo[v4] = addrs >> np.uint64(32)
         fp.dst_lo[v4] = addrs & np.uint64(0xFFFFFFFF)
         fp.ip_version[v4] = 4
         l4_off[v4] = l3[v4] + ihl[ok]
         ip_room[v4] = total[ok] - ihl[ok]
-        proto[v4] = (w1[ok] & 0xFF).astype(np.int64)
-    v6 = np.flatnonzero((etype == lt.ETHERTYPE_IPV6) & (l3 >= 0) & (cap >= l3 + 40))
-    if len(v6):
+        proto[v4] = w1[ok] & 0xFF
+    v6 = _rows((etype == lt.ETHERTYPE_IPV6) & (l3 >= 0) & (cap >= l3 + 40))
+    if _count(v6, n):
         w0 = at(v6, l3, ">u8")  # version/class/flow, payload length, next header, hop limit
         plen = ((w0 >> np.uint64(16)) & np.uint64(0xFFFF)).astype(np.int64)
-        ok = ((w0 >> np.uint64(60)) == 6) & (plen > 0) & (l3[v6] + 40 + plen <= wire[v6])
-        v6 = v6[ok]
+        v6, ok = _keep(v6, ((w0 >> np.uint64(60)) == 6) & (plen > 0) & (l3[v6] + 40 + plen <= wire[v6]))
         fp.src_hi[v6] = at(v6, l3 + 8, ">u8")
         fp.src_lo[v6] = at(v6, l3 + 16, ">u8")
         fp.dst_hi[v6] = at(v6, l3 + 24, ">u8")
@@ -162,42 +186,42 @@ def run(cols: ByteColumns, rec: RecordTable) -> FastPath:
         fp.ip_version[v6] = 6
         l4_off[v6] = l3[v6] + 40
         ip_room[v6] = plen[ok]
-        proto[v6] = ((w0[ok] >> np.uint64(8)) & np.uint64(0xFF)).astype(np.int64)
+        proto[v6] = (w0[ok] >> np.uint64(8)) & np.uint64(0xFF)
 
     has_ip = fp.ip_version > 0
-    udp = np.flatnonzero(has_ip & (proto == lt.IPPROTO_UDP) & (cap >= l4_off + 8))
-    if len(udp):
+    udp = _rows(has_ip & (proto == lt.IPPROTO_UDP) & (cap >= l4_off + 8))
+    if _count(udp, n):
         w = at(udp, l4_off, ">u8")
         ulen = ((w >> np.uint64(16)) & np.uint64(0xFFFF)).astype(np.int64)
-        ok = (ulen >= 8) & (ulen == ip_room[udp])
-        udp = udp[ok]
+        ports = (w >> np.uint64(32)).astype(np.uint32)
+        tunnel = ((ports >> 16) == lt.GTPU_PORT) | ((ports & 0xFFFF) == lt.GTPU_PORT)  # to net.dissect
+        udp, ok = _keep(udp, (ulen >= 8) & (ulen == ip_room[udp]) & ~tunnel)
         w = w[ok]
-        fp.sport[udp] = (w >> np.uint64(48)).astype(np.uint16)
-        fp.dport[udp] = ((w >> np.uint64(32)) & np.uint64(0xFFFF)).astype(np.uint16)
+        fp.sport[udp] = w >> np.uint64(48)
+        fp.dport[udp] = (w >> np.uint64(32)) & np.uint64(0xFFFF)
         fp.payload_off[udp] = l4_off[udp] + 8
         fp.payload_len[udp] = ulen[ok] - 8
         fp.l4[udp] = lt.IPPROTO_UDP
         fp.fast[udp] = True
-    tcp = np.flatnonzero(has_ip & (proto == lt.IPPROTO_TCP) & (cap >= l4_off + 20))
-    if len(tcp):
+    tcp = _rows(has_ip & (proto == lt.IPPROTO_TCP) & (cap >= l4_off + 20))
+    if _count(tcp, n):
         hlen = ((at(tcp, l4_off + 12, ">u2") >> 12) & 0x0F).astype(np.int64) * 4
-        ok = (hlen >= 20) & (hlen <= ip_room[tcp]) & (cap[tcp] >= l4_off[tcp] + hlen)
-        tcp = tcp[ok]
+        tcp, ok = _keep(tcp, (hlen >= 20) & (hlen <= ip_room[tcp]) & (cap[tcp] >= l4_off[tcp] + hlen))
         hlen = hlen[ok]
         ports = at(tcp, l4_off, ">u4")
-        fp.sport[tcp] = (ports >> 16).astype(np.uint16)
-        fp.dport[tcp] = (ports & 0xFFFF).astype(np.uint16)
+        fp.sport[tcp] = ports >> 16
+        fp.dport[tcp] = ports & 0xFFFF
         fp.tcp_seq[tcp] = at(tcp, l4_off + 4, ">u4")
-        fp.tcp_flags[tcp] = cols.u8[d[tcp] + l4_off[tcp] + 13]
+        fp.tcp_flags[tcp] = at(tcp, l4_off + 13, "u1")
         fp.payload_off[tcp] = l4_off[tcp] + hlen
         fp.payload_len[tcp] = ip_room[tcp] - hlen
         fp.l4[tcp] = lt.IPPROTO_TCP
         fp.fast[tcp] = True
-    fast = fp.fast
+    fast = _rows(fp.fast)
     fp.stack_code[fast] = (
         link_code[fast] * 16
         + vlans[fast] * 4
         + (fp.ip_version[fast] == 6) * 2
         + (fp.l4[fast] == lt.IPPROTO_TCP)
-    ).astype(np.uint16)
+    )
     return fp

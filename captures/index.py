@@ -15,10 +15,11 @@ import numpy.typing as npt
 from protoscope.decoders.api import Finding
 
 from . import fastpath
+from . import linktypes as lt
 from .columns import ByteColumns
 from .flows import Flow, FlowColumns, build
 from .fragments import Reassembler
-from .net import Dissection, dissect, transport
+from .net import Dissection, Tunnel, dissect, transport
 from .records import RecordTable
 from .source import CaptureFile, open_capture
 
@@ -107,19 +108,21 @@ def build_index(capture: CaptureFile) -> PacketIndex:
         return sid
 
     stack = np.zeros(len(rec), np.uint16)
-    fast_idx = np.flatnonzero(fp.fast)
-    if len(fast_idx):
-        codes = np.unique(fp.stack_code[fast_idx])
-        lookup = np.zeros(int(codes.max()) + 1, np.uint16)
-        for code in codes.tolist():
+    fast = slice(None) if fp.fast.all() else np.flatnonzero(fp.fast)
+    codes = fp.stack_code[fast]
+    if len(codes):
+        seen = np.flatnonzero(np.bincount(codes))
+        lookup = np.zeros(int(seen[-1]) + 1, np.uint16)
+        for code in seen.tolist():
             lookup[code] = stack_id(fastpath.stack_names(code))
-        stack[fast_idx] = lookup[fp.stack_code[fast_idx]]
+        stack[fast] = lookup[codes]
 
     findings: list[tuple[int, Finding]] = list(rec.findings)
     reassembled: dict[int, bytes] = {}
     frags = Reassembler()
     buf = capture.buffer
     linktypes = [iface.linktype for iface in rec.interfaces]
+    tunnels: list[tuple[int, Tunnel]] = []
     for i in np.flatnonzero(~fp.fast).tolist():
         start = int(rec.data_off[i])
         data = bytes(buf[start : start + int(rec.caplen[i])])
@@ -139,6 +142,8 @@ def build_index(capture: CaptureFile) -> PacketIndex:
                     reassembled[i] = whole
         stack[i] = stack_id(names)
         findings.extend((i, f) for f in d.findings)
+        if d.tunnel is not None:
+            tunnels.append((i, d.tunnel))
         if d.l4:
             fp.l4[i] = d.l4
             fp.ip_version[i] = d.ip_version
@@ -149,19 +154,29 @@ def build_index(capture: CaptureFile) -> PacketIndex:
             fp.tcp_seq[i], fp.tcp_flags[i] = d.tcp_seq, d.tcp_flags
     findings += frags.findings
     findings.sort(key=lambda pf: pf[0])
+    columns = [fp.l4, fp.ip_version, fp.src_hi, fp.src_lo, fp.dst_hi, fp.dst_lo]
+    columns += [fp.sport, fp.dport, fp.tcp_flags]
+    wirelen, ts_ns = rec.wirelen, rec.ts_ns
+    carrier_frames = None
+    if tunnels:
+        outer = [
+            (lt.IPPROTO_UDP, t.ip_version, *_addr_words(t.src), *_addr_words(t.dst), t.sport, t.dport, 0)
+            for _, t in tunnels
+        ]
+        columns = [
+            np.concatenate([col, np.array(extra, dtype=col.dtype)])
+            for col, extra in zip(columns, zip(*outer, strict=True), strict=True)
+        ]
+        carrier_frames = np.array([i for i, _ in tunnels], dtype=np.int64)
+        wirelen = np.concatenate([wirelen, wirelen[carrier_frames]])
+        ts_ns = np.concatenate([ts_ns, ts_ns[carrier_frames]])
+    l4, version, src_hi, src_lo, dst_hi, dst_lo, sport, dport, tcp_flags = columns
     fc: FlowColumns = build(
-        fp.l4,
-        fp.ip_version,
-        fp.src_hi,
-        fp.src_lo,
-        fp.dst_hi,
-        fp.dst_lo,
-        fp.sport,
-        fp.dport,
-        fp.tcp_flags,
-        rec.wirelen,
-        rec.ts_ns,
+        l4, version, src_hi, src_lo, dst_hi, dst_lo, sport, dport, tcp_flags, wirelen, ts_ns, carrier_frames
     )
+    for flow in fc.flows:
+        if flow.carried:
+            flow.protocols.append("gtp")
     return PacketIndex(
         capture=capture,
         stack=stack,

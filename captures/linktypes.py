@@ -36,3 +36,6 @@ LINK_NAMES = {
 
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
+
+GTPU_PORT = 2152
+"""GTP-U (3GPP TS 29.281): mobile networks carry user IP packets in UDP on this port."""

@@ -51,6 +51,17 @@ class Fragment:
     """Span of the fragment's payload within the frame."""
 
 
+@dataclass(frozen=True, slots=True)
+class Tunnel:
+    """The outer UDP header of a tunnelled packet (its conversation is counted, like tshark's)."""
+
+    ip_version: int
+    src: bytes
+    dst: bytes
+    sport: int
+    dport: int
+
+
 @dataclass(slots=True)
 class Dissection:
     """What L2-L4 says about one packet."""
@@ -71,6 +82,8 @@ class Dissection:
     payload_off: int = 0
     payload_len: int = 0
     findings: list[Finding] = field(default_factory=list)
+    tunnel: Tunnel | None = None
+    """The outer UDP conversation when the packet was carried in a GTP-U tunnel."""
 
     @property
     def protocols(self) -> tuple[str, ...]:
@@ -99,7 +112,53 @@ def dissect(linktype: int, data: bytes, wirelen: int | None = None) -> Dissectio
         _ipv4(data, off, reported, d)
     elif ethertype == lt.ETHERTYPE_IPV6:
         _ipv6(data, off, reported, d)
+    if d.l4 == lt.IPPROTO_UDP and lt.GTPU_PORT in (d.sport, d.dport):
+        _gtpu(data, d)
     return d
+
+
+GTP_GPDU = 0xFF
+"""GTP-U message type of a tunnelled user packet (T-PDU)."""
+
+
+def _gtpu(data: bytes, d: Dissection) -> None:
+    """Enter a GTPv1-U G-PDU (TS 29.281 section 5) and dissect the IP packet inside it.
+
+    Anything that is not a well-formed G-PDU carrying IPv4/IPv6 is left as plain UDP payload.
+    """
+    start = d.payload_off
+    end = min(len(data), start + d.payload_len)
+    if end - start < 8:
+        return
+    flags, msg_type, length, teid = struct.unpack_from(">BBHI", data, start)
+    if flags >> 5 != 1 or not flags & 0x10 or msg_type != GTP_GPDU or 8 + length != d.payload_len:
+        return
+    inner = start + 8
+    if flags & 0x07:  # sequence number, N-PDU number, next extension header type
+        inner += 4
+        next_type = data[inner - 1] if inner <= end else 0
+        while next_type:  # extension headers: a length in 4-octet units, content, next type
+            if inner >= end or data[inner] == 0:
+                return
+            inner += 4 * data[inner]
+            next_type = data[inner - 1] if inner <= end else 0
+    if inner >= end or data[inner] >> 4 not in (4, 6):
+        return
+    d.layers.append(
+        Layer(
+            "gtp",
+            start,
+            inner,
+            {"gtp.flags": flags, "gtp.message": msg_type, "gtp.length": length, "gtp.teid": teid},
+        )
+    )
+    d.tunnel = Tunnel(d.ip_version, d.src, d.dst, d.sport, d.dport)
+    d.l4 = d.sport = d.dport = d.payload_off = d.payload_len = 0
+    reported = start + 8 + length
+    if data[inner] >> 4 == 4:
+        _ipv4(data, inner, reported, d)
+    else:
+        _ipv6(data, inner, reported, d)
 
 
 def _link(linktype: int, data: bytes, d: Dissection) -> tuple[int, int]:

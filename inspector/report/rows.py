@@ -36,6 +36,7 @@ def flow_row(flow: Flow) -> dict[str, Any]:
         "first": _ts(flow.first_ns),
         "last": _ts(flow.last_ns),
         "oriented_by": flow.oriented_by,
+        "tunnelled_packets": flow.carried,
     }
 
 

@@ -52,11 +52,6 @@ def tshark_endpoint(ep: object) -> str:
     return f"{ep.ip}:{ep.port}"  # type: ignore[attr-defined]
 
 
-TUNNELLED = {
-    "ndpi--dtls.pcap": {frozenset({"10.191.227.13:54162", "157.240.16.128:3478"})},
-}
-"""Conversations tshark finds inside GTP-U that our L2-L4 index does not enter (see the note)."""
-
 PUBLIC_IDS = [p.name for p in public_captures()] or ["no-corpus"]
 
 
@@ -73,9 +68,6 @@ def test_conversations_equal_tshark(name: str) -> None:
                 if f.transport == proto
             }
             only_theirs = set(theirs) - set(ours)
-            if name in TUNNELLED:
-                # tshark also counts the conversation inside GTP-U tunnels; we index outer headers.
-                only_theirs -= TUNNELLED[name]
             assert not only_theirs, f"{proto}: tshark lists conversations we lack: {only_theirs}"
             assert set(ours) <= set(theirs), f"{proto}: only ours: {set(ours) - set(theirs)}"
             for key, flow in ours.items():
