@@ -8,15 +8,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import Any, TextIO
 
 from protoscope.captures.errors import CaptureError
 from protoscope.decoders.registry import Registry, RegistryError, load_registry
 
 from .report.rows import REPORTS
-from .session import Session
+from .session import Progress, Session
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -118,11 +118,33 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     with status:
         session = Session.open(path, registry)
     try:
-        write(session, report, args.format, out)
-        out.flush()
+        with _progress(sys.stderr) as bar:
+            session.progress = bar
+            write(session, report, args.format, out)
+            out.flush()
     finally:
         session.close()
     return EXIT_OK
+
+
+@contextmanager
+def _progress(stream: TextIO) -> Iterator[Progress | None]:
+    """A progress bar for decoding passes, on stderr when it is a terminal."""
+    if not stream.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, TaskProgressColumn, TextColumn
+    from rich.progress import Progress as Bar
+
+    columns = (TextColumn("decoding"), BarColumn(), TaskProgressColumn())
+    with Bar(*columns, console=Console(file=stream), transient=True) as bar:
+        task = bar.add_task("decoding", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
 
 
 def _status(stream: TextIO, message: str) -> Any:

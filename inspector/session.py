@@ -66,6 +66,8 @@ class Session:
     def __init__(self, index: PacketIndex, registry: Registry) -> None:
         self.index = index
         self.registry = registry
+        self.progress: Progress | None = None
+        """Called as (packets done, packets) during decoding passes (the CLI draws a bar)."""
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], registry: Registry) -> Session:
@@ -100,6 +102,7 @@ class Session:
 
     def decode(self, progress: Progress | None = None) -> Iterator[PacketDecode]:
         """Decode every packet in frame order."""
+        progress = progress or self.progress
         ix = self.index
         n = len(ix)
         states: dict[int, _FlowState] = {}
