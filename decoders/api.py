@@ -66,6 +66,8 @@ class Pdu:
     """One line for the packet list's Info column."""
     findings: tuple[Finding, ...] = ()
     inner: tuple[InnerPayload, ...] = ()
+    record: object = None
+    """Typed facts for analyses (an HTTP/2 frame's stream and headers, a gRPC message); not shown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,4 +132,27 @@ class Decoder(Protocol):
 
     def decode(self, data: bytes, state: object, ctx: FlowContext) -> DecodeResult:
         """Decode `data`; stream decoders get reassembled bytes from the last unconsumed byte."""
+        ...
+
+
+Options = Mapping[str, object]
+"""Settings from the command line for decoders that define `configure(options)`: e.g.
+"protobuf.schemas" (a SchemaSet), "stun.ice_pwd" (list of passwords)."""
+
+
+@runtime_checkable
+class Analysis(Protocol):
+    """Builds a report (gRPC calls, RTP streams, ...) from the PDUs of a decoding pass.
+
+    Registered under the `protoscope.analyses` entry point group; `name` is the `--report` name.
+    """
+
+    name: ClassVar[str]
+
+    def feed(self, pdu: Pdu, ctx: FlowContext) -> None:
+        """Called for every PDU in frame order."""
+        ...
+
+    def rows(self) -> list[dict[str, object]]:
+        """The report: JSON-ready objects."""
         ...

@@ -12,16 +12,18 @@ import importlib.util
 import inspect
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 from typing import Any, cast
 
-from .api import Decoder, FlowContext
+from .api import Analysis, Decoder, FlowContext, Options
 
 ENTRY_POINT_GROUP = "protoscope.decoders"
+ANALYSIS_GROUP = "protoscope.analyses"
+"""Entry points naming Analysis classes: each gives a `--report` of that name."""
 IN_TREE_PREFIX = "protoscope."
 """Entry points whose module starts with this are ours and stay loaded under --no-plugins."""
 
@@ -136,15 +138,35 @@ class Registry:
     expectations: dict[tuple[str, str, int], str] = field(default_factory=dict)
     load_errors: list[str] = field(default_factory=list)
     """Entry points that failed to load: reported once, and the run goes on."""
+    analyses: dict[str, Callable[[], Analysis]] = field(default_factory=dict)
+    """Report name -> a factory of fresh analyses (one per decoding pass)."""
+    options: Options = field(default_factory=dict)
+    """The settings given to `configure` (analyses get them too)."""
 
     def add(self, decoder: Decoder) -> None:
         self.decoders[decoder.name] = decoder
+
+    def configure(self, options: Options) -> None:
+        """Hand command-line settings to every decoder that takes them."""
+        self.options = options
+        for decoder in self.decoders.values():
+            configure = getattr(decoder, "configure", None)
+            if callable(configure):
+                configure(options)
 
     def add_decode_as(self, rule: DecodeAs) -> None:
         if rule.protocol not in self.decoders:
             known = ", ".join(sorted(self.decoders)) or "none loaded"
             raise RegistryError(f"decode-as names unknown protocol {rule.protocol!r} (known: {known})")
         self.decode_as.append(rule)
+
+    def analysis(self, name: str) -> Analysis:
+        """A fresh analysis for one decoding pass, configured like the decoders."""
+        analysis = self.analyses[name]()
+        configure = getattr(analysis, "configure", None)
+        if callable(configure):
+            configure(self.options)
+        return analysis
 
     def expect(self, expectation: Expectation) -> None:
         if expectation.protocol in self.decoders:
@@ -190,6 +212,13 @@ def load_registry(
             reg.add(_instantiate(ep.load(), f"entry point {ep.name} ({ep.value})"))
         except Exception as exc:
             reg.load_errors.append(f"decoder {ep.name} ({ep.value}) not loaded: {type(exc).__name__}: {exc}")
+    for ep in entry_points(group=ANALYSIS_GROUP):
+        if not ep.value.startswith(IN_TREE_PREFIX) and not use_plugins:
+            continue
+        try:
+            reg.analyses[ep.name] = ep.load()
+        except Exception as exc:
+            reg.load_errors.append(f"analysis {ep.name} ({ep.value}) not loaded: {type(exc).__name__}: {exc}")
     for path in plugin_files:
         for decoder in load_plugin_file(path):
             reg.add(decoder)

@@ -13,6 +13,7 @@ from contextlib import contextmanager, nullcontext
 from typing import Any, TextIO
 
 from protoscope.captures.errors import CaptureError
+from protoscope.decoders.protobuf.schema import SchemaError
 from protoscope.decoders.registry import Registry, RegistryError, load_registry
 
 from .report.rows import REPORTS
@@ -34,7 +35,11 @@ def parser() -> argparse.ArgumentParser:
         description="Inspect gRPC and WebRTC traffic in a capture file or on a live interface.",
     )
     p.add_argument("capture", nargs="?", help="pcap, pcapng (or gzip of either) file to open")
-    p.add_argument("--report", choices=REPORTS, help="print a report instead of opening the viewer")
+    p.add_argument(
+        "--report",
+        metavar="NAME",
+        help=f"print a report instead of opening the viewer: {', '.join(REPORTS)}, or an analysis's (calls)",
+    )
     p.add_argument("--format", choices=FORMATS, default="text", help="report format (default: text)")
     p.add_argument(
         "-d",
@@ -48,6 +53,21 @@ def parser() -> argparse.ArgumentParser:
         "--plugin", action="append", default=[], metavar="FILE.py", help="load decoders from a file"
     )
     p.add_argument("--no-plugins", action="store_true", help="load no third-party decoders")
+    schema = p.add_argument_group("protobuf schemas")
+    schema.add_argument("--proto", action="append", default=[], metavar="FILE.proto", help="(repeatable)")
+    schema.add_argument(
+        "--proto-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="import root; alone: all .proto in it",
+    )
+    schema.add_argument(
+        "--descriptor-set", action="append", default=[], metavar="FILE", help="a FileDescriptorSet (protoset)"
+    )
+    schema.add_argument(
+        "--reflect", action="append", default=[], metavar="HOST:PORT", help="ask a server by gRPC reflection"
+    )
     live = p.add_argument_group("live capture")
     live.add_argument(
         "--live", action="store_true", help="capture from an interface (needs root or CAP_NET_RAW)"
@@ -64,6 +84,15 @@ def _registry(args: argparse.Namespace) -> Registry:
     reg = load_registry(args.plugin, use_plugins=not args.no_plugins, decode_as=args.decode_as)
     for problem in reg.load_errors:
         print(f"protoscope: warning: {problem}", file=sys.stderr)
+    options: dict[str, object] = {}
+    if args.proto or args.proto_path or args.descriptor_set or args.reflect:
+        from .schemas import load_schemas
+
+        options["protobuf.schemas"] = load_schemas(
+            args.proto, args.proto_path, args.descriptor_set, args.reflect
+        )
+    reg.options = options
+    reg.configure(options)
     return reg
 
 
@@ -114,6 +143,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             file=sys.stderr,
         )
         report = "summary"
+    if report not in REPORTS and report not in registry.analyses:
+        known = ", ".join([*REPORTS, *sorted(registry.analyses)])
+        raise _Usage(f"unknown report {report!r} (known: {known})")
     status = _status(sys.stderr, f"indexing {path}")
     with status:
         session = Session.open(path, registry)
@@ -162,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         return run(args, sys.stdout)
-    except (CaptureError, RegistryError, _Usage) as exc:
+    except (CaptureError, RegistryError, SchemaError, _Usage) as exc:
         print(f"protoscope: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -40,7 +40,7 @@ def write(session: Session, name: str, fmt: str, out: TextIO) -> None:
     elif name == "findings":
         items = rows.finding_rows(session)
     else:
-        raise ValueError(name)
+        items = rows.analysis_rows(session, name)
     if fmt == "jsonl":
         for item in items:
             out.write(json.dumps(item, ensure_ascii=False) + "\n")
@@ -95,22 +95,30 @@ def _summary_text(data: dict[str, Any], out: TextIO) -> None:
 COLUMNS = {
     "flows": ("id", "transport", "client", "server", "protocols", "packets", "bytes", "first", "last"),
     "findings": ("frame", "severity", "code", "message"),
+    "calls": ("flow", "stream_id", "path", "kind", "status_name", "requests", "responses", "duration"),
 }
+"""Columns of a text table; a report without an entry shows its scalar keys."""
 
 
 def _table_text(name: str, items: Iterable[dict[str, Any]], out: TextIO) -> None:
     table = Table(title=name.capitalize(), title_justify="left")
-    cols = COLUMNS[name]
+    items = list(items)
+    cols = COLUMNS.get(name) or tuple(
+        k for k, v in (items[0].items() if items else ()) if not isinstance(v, dict | list)
+    )
     for c in cols:
         table.add_column(c, justify="right" if c in ("id", "packets", "bytes", "frame") else "left")
     for item in items:
-        table.add_row(
-            *(
-                literal(",".join(v) if isinstance(v, list) else f"{v:.6f}" if isinstance(v, float) else v)
-                for v in (item[c] for c in cols)
-            )
-        )
+        table.add_row(*(literal(_cell(v)) for v in (item[c] for c in cols)))
     _console(out).print(table)
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, list):
+        return str(len(v)) if v and isinstance(v[0], dict) else ",".join(map(str, v))
+    if isinstance(v, float):
+        return f"{v:.6f}"
+    return "" if v is None else v
 
 
 def _packets_text(items: Iterable[dict[str, Any]], out: TextIO) -> None:

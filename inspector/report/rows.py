@@ -113,6 +113,17 @@ def info(session: Session, pd: PacketDecode) -> str:
     return f"{sport} → {dport} Len={length}"
 
 
+def analysis_rows(session: Session, name: str) -> list[dict[str, Any]]:
+    """Run a decoding pass through the named analysis (e.g. "calls") and return its rows."""
+    analysis = session.registry.analysis(name)
+    for pd in session.decode():
+        if pd.pdus:
+            ctx = session.context(pd.index)
+            for pdu in pd.pdus:
+                analysis.feed(pdu, ctx)
+    return analysis.rows()
+
+
 def finding_rows(session: Session) -> Iterator[dict[str, Any]]:
     for pd in session.decode():
         for f in pd.findings:

@@ -1,0 +1,370 @@
+"""The HTTP/2 stream decoder: frames, header blocks and gRPC messages on reassembled TCP bytes.
+
+Per direction it keeps an HPACK table; per connection (shared by both directions, keyed by flow)
+it keeps each stream's headers so that gRPC messages are decoded with their method's schema.
+Captures that start mid-connection are handled: the first frame boundary is found by a strict
+heuristic, headers that refer to dynamic-table entries from before the capture show as unknown,
+and DATA frames of streams whose headers were never seen are still read as gRPC when their bytes
+say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+from protoscope.decoders.api import DecodeResult, Field, Finding, FlowContext, Pdu
+from protoscope.decoders.grpc.messages import Deframer, Message, decompress
+from protoscope.decoders.grpc.status import grpc_message
+from protoscope.decoders.protobuf.schema import SchemaSet, decode_message
+
+from . import frames as fr
+from .header_block import DynamicTable, Header, decode_block
+from .records import FrameRecord, MessageRecord
+
+MAX_HEADER_BLOCK = 1 << 20
+"""Bytes of one header block (HEADERS + CONTINUATIONs) kept before it is dropped with a finding."""
+RESYNC_WINDOW = 64 * 1024
+"""Bytes searched for a frame boundary in a capture that starts mid-connection."""
+
+
+@dataclass(slots=True)
+class Stream:
+    id: int
+    request: list[Header] | None = None
+    response: list[Header] | None = None
+    content_type: str | None = None
+    encodings: list[str] = field(default_factory=lambda: ["identity", "identity"])
+    """grpc-encoding each side declared (client, server)."""
+    path: str | None = None
+    deframers: tuple[Deframer, Deframer] = field(default_factory=lambda: (Deframer(), Deframer()))
+    grpc: bool | None = None
+
+
+@dataclass(slots=True)
+class Connection:
+    streams: dict[int, Stream] = field(default_factory=dict)
+    tables: tuple[DynamicTable, DynamicTable] = field(
+        default_factory=lambda: (DynamicTable(), DynamicTable())
+    )
+
+    def stream(self, sid: int) -> Stream:
+        s = self.streams.get(sid)
+        if s is None:
+            s = self.streams[sid] = Stream(sid)
+        return s
+
+
+@dataclass(slots=True)
+class Pending:
+    """A header block waiting for its CONTINUATION frames."""
+
+    stream_id: int
+    block_stream: int
+    end_stream: bool
+    block: bytearray
+
+
+@dataclass(slots=True)
+class DirectionState:
+    conn: Connection | None = None
+    started: bool = False
+    pending: Pending | None = None
+
+
+def find_frame_start(data: bytes, limit: int = RESYNC_WINDOW) -> int | None:
+    """The first offset where two frames in a row (or one ending exactly at the end) look right."""
+    for pos in range(min(len(data), limit)):
+        if fr.plausible_header(data, pos):
+            nxt = fr.frame_header(data, pos).end
+            if nxt == len(data) or (nxt < len(data) and fr.plausible_header(data, nxt)):
+                return pos
+            if nxt > len(data) and pos == 0:
+                return pos
+    return None
+
+
+def _header_fields(headers: list[Header]) -> list[Field]:
+    out = []
+    for h in headers:
+        out.append(
+            Field(
+                "http2.header",
+                f"{h.name}: {h.value}",
+                h.span,
+                (Field("http2.header.name", h.name, h.span), Field("http2.header.value", h.value, h.span)),
+            )
+        )
+        if h.name == ":path":
+            out.append(Field("http2.headers.path", h.value, h.span))
+        elif h.name == ":status":
+            out.append(Field("http2.headers.status", h.value, h.span))
+        elif h.name == ":method":
+            out.append(Field("http2.headers.method", h.value, h.span))
+        elif h.name == ":authority":
+            out.append(Field("http2.headers.authority", h.value, h.span))
+        elif h.name == "content-type":
+            out.append(Field("http2.headers.content_type", h.value, h.span))
+    return out
+
+
+def _looks_grpc(payload: bytes) -> bool:
+    """Mid-capture guess: the DATA payload starts with a plausible gRPC message prefix."""
+    if len(payload) < 5 or payload[0] not in (0, 1):
+        return False
+    return int.from_bytes(payload[1:5], "big") <= 64 * 1024 * 1024
+
+
+class Http2Decoder:
+    name: ClassVar[str] = "http2"
+    transport: ClassVar[Literal["stream"]] = "stream"
+    ports: ClassVar[frozenset[tuple[str, int]]] = frozenset()
+
+    def __init__(self) -> None:
+        self.schemas = SchemaSet()
+        self._connections: dict[int, Connection] = {}
+
+    def configure(self, options: Mapping[str, object]) -> None:
+        schemas = options.get("protobuf.schemas")
+        if isinstance(schemas, SchemaSet):
+            self.schemas = schemas
+
+    def sniff(self, data: bytes, ctx: FlowContext) -> bool:
+        if data.startswith(fr.PREFACE):
+            return True
+        if len(data) < fr.FRAME_HEADER_LEN:
+            return False
+        pos = find_frame_start(data, 4096)
+        if pos is None:
+            return False
+        # Strict: at least two whole frames, or one whole frame that fills the data exactly.
+        first = fr.frame_header(data, pos)
+        return first.end <= len(data)
+
+    def new_state(self) -> DirectionState:
+        return DirectionState()
+
+    def decode(self, data: bytes, state: object, ctx: FlowContext) -> DecodeResult:
+        assert isinstance(state, DirectionState)
+        if state.conn is None:
+            state.conn = self._connections.setdefault(ctx.flow, Connection())
+        conn = state.conn
+        side = 0 if ctx.from_client else 1
+        pdus: list[Pdu] = []
+        findings: list[Finding] = []
+        pos = 0
+        if not state.started:
+            if len(data) < len(fr.PREFACE) and fr.PREFACE.startswith(data):
+                return DecodeResult(need=len(fr.PREFACE))
+            if data.startswith(fr.PREFACE):
+                pdus.append(
+                    Pdu(
+                        "http2",
+                        (Field("http2.magic", fr.PREFACE.decode().strip(), (0, 24)),),
+                        (0, 24),
+                        "Magic",
+                    )
+                )
+                pos = len(fr.PREFACE)
+            else:
+                start = find_frame_start(data)
+                if start is None:
+                    return DecodeResult(consumed=max(0, len(data) - fr.FRAME_HEADER_LEN))
+                if start:
+                    findings.append(
+                        Finding("note", "http2.resync", f"{start} bytes before the first whole frame skipped")
+                    )
+                pos = start
+                first = fr.frame_header(data, pos)
+                if not (first.type == fr.SETTINGS and not first.flags & 1):
+                    # Not the connection's first frame: the dynamic table may hold unseen entries.
+                    conn.tables[side].complete = False
+            state.started = True
+        while len(data) - pos >= fr.FRAME_HEADER_LEN:
+            raw = fr.frame_header(data, pos)
+            if raw.end > len(data):
+                return DecodeResult(tuple(pdus), pos, raw.end - pos, tuple(findings))
+            pdus.extend(self._frame(data, raw, state, conn, side, ctx))
+            pos = raw.end
+        return DecodeResult(tuple(pdus), pos, fr.FRAME_HEADER_LEN if pos < len(data) else 0, tuple(findings))
+
+    # -- one frame ---------------------------------------------------------------------------
+
+    def _frame(
+        self,
+        data: bytes,
+        raw: fr.RawFrame,
+        state: DirectionState,
+        conn: Connection,
+        side: int,
+        ctx: FlowContext,
+    ) -> list[Pdu]:
+        p = fr.parse(data, raw)
+        fields = fr.fields(p)
+        findings = list(p.findings)
+        extra: list[Pdu] = []
+        headers: tuple[Header, ...] | None = None
+        block_stream = 0
+        end_stream = bool(raw.flags & fr.FLAG_END_STREAM) and raw.type in (fr.DATA, fr.HEADERS)
+        error_code = last_stream = None
+        f = p.frame
+        if f is not None:
+            if raw.type in (fr.HEADERS, fr.PUSH_PROMISE):
+                if state.pending is not None:
+                    findings.append(
+                        Finding("error", "http2.continuation_missing", "a header block was left unfinished")
+                    )
+                block_stream = f.promised_stream_id if raw.type == fr.PUSH_PROMISE else raw.stream_id
+                state.pending = Pending(raw.stream_id, block_stream, end_stream, bytearray())
+            if raw.type in (fr.HEADERS, fr.PUSH_PROMISE, fr.CONTINUATION):
+                pending = state.pending
+                if pending is None or pending.stream_id != raw.stream_id:
+                    findings.append(
+                        Finding(
+                            "error", "http2.continuation_unexpected", "CONTINUATION without a header block"
+                        )
+                    )
+                else:
+                    whole = raw.type != fr.CONTINUATION and raw.flags & fr.FLAG_END_HEADERS
+                    fragment = data[p.body_start : p.body_end]
+                    pending.block += fragment
+                    if len(pending.block) > MAX_HEADER_BLOCK:
+                        findings.append(
+                            Finding(
+                                "error",
+                                "http2.header_block_too_large",
+                                f"header block over {MAX_HEADER_BLOCK} bytes dropped",
+                            )
+                        )
+                        state.pending = None
+                    elif raw.flags & fr.FLAG_END_HEADERS:
+                        state.pending = None
+                        # Exact spans when the block lies in this one frame; else the frame's span.
+                        base = p.body_start if whole else 0
+                        decoded, hf = decode_block(bytes(pending.block), conn.tables[side], base)
+                        if not whole:
+                            decoded = [_respan(h, (raw.offset, raw.end)) for h in decoded]
+                            hf = [Finding(x.severity, x.code, x.message, (raw.offset, raw.end)) for x in hf]
+                        findings += hf
+                        headers = tuple(decoded)
+                        block_stream = pending.block_stream
+                        end_stream = pending.end_stream
+                        fields += _header_fields(decoded)
+                        self._headers(conn, side, block_stream, decoded, raw.type == fr.PUSH_PROMISE)
+            elif raw.type == fr.DATA:
+                extra = self._data(data, p, conn, side, ctx)
+            elif raw.type == fr.RST_STREAM or raw.type == fr.GOAWAY:
+                error_code = f.error_code
+                if raw.type == fr.GOAWAY:
+                    last_stream = f.last_stream_id
+        record = FrameRecord(
+            raw.type,
+            raw.flags,
+            raw.stream_id,
+            raw.length,
+            headers,
+            block_stream,
+            end_stream,
+            error_code,
+            last_stream,
+        )
+        pdu = Pdu(
+            "http2", tuple(fields), (raw.offset, raw.end), fr.summary(p), tuple(findings), record=record
+        )
+        return [pdu, *extra]
+
+    def _headers(self, conn: Connection, side: int, sid: int, headers: list[Header], promised: bool) -> None:
+        s = conn.stream(sid)
+        values = {h.name: h.value for h in headers}
+        if side == 0 or promised:
+            if s.request is None:
+                s.request = headers
+                s.path = values.get(":path", s.path)
+                ctype = values.get("content-type")
+                if ctype is not None:
+                    s.content_type = ctype
+                    s.grpc = ctype.startswith("application/grpc")
+            if "grpc-encoding" in values:
+                s.encodings[0] = values["grpc-encoding"]
+        else:
+            if s.response is None:
+                s.response = headers
+                ctype = values.get("content-type")
+                if ctype is not None and s.grpc is None:
+                    s.grpc = ctype.startswith("application/grpc")
+            if "grpc-encoding" in values:
+                s.encodings[1] = values["grpc-encoding"]
+
+    def _data(
+        self, data: bytes, p: fr.ParsedFrame, conn: Connection, side: int, ctx: FlowContext
+    ) -> list[Pdu]:
+        s = conn.stream(p.raw.stream_id)
+        payload = data[p.body_start : p.body_end]
+        if s.grpc is None and s.request is None and s.response is None:
+            deframer = s.deframers[side]
+            if not deframer.pending and payload:
+                s.grpc = _looks_grpc(payload)
+        if not s.grpc or not payload:
+            return []
+        messages, findings = s.deframers[side].feed(payload, p.body_start, ctx.frame)
+        out = [self._message(m, s, side) for m in messages]
+        if findings:
+            out.append(Pdu("grpc", (), (p.body_start, p.body_end), "gRPC framing error", tuple(findings)))
+        return out
+
+    def _message(self, m: Message, s: Stream, side: int) -> Pdu:
+        findings: list[Finding] = []
+        at = m.contiguous_at
+        base = at if at is not None else 0
+        prefix = (base - 5, base) if at is not None else (0, 0)
+        span = (prefix[0], base + m.length) if at is not None else (0, 0)
+        fields: list[Field] = [
+            Field("grpc.compressed_flag", m.flag, (prefix[0], prefix[0] + 1) if at is not None else (0, 0)),
+            Field("grpc.message_length", m.length, (prefix[0] + 1, prefix[1]) if at is not None else (0, 0)),
+        ]
+        body: bytes | None = m.data
+        if m.trailers:
+            text = m.data.decode("latin-1")
+            pairs = tuple(
+                (
+                    k.strip().lower(),
+                    grpc_message(v.strip()) if k.strip().lower() == "grpc-message" else v.strip(),
+                )
+                for k, _, v in (line.partition(":") for line in text.split("\r\n") if line)
+            )
+            record = MessageRecord(s.id, False, m.length, None, None, tuple(m.frames), pairs)
+            return Pdu(
+                "grpc", tuple(fields), (prefix[0], base + m.length), "gRPC-Web trailers", (), record=record
+            )
+        if m.compressed:
+            body, problem = decompress(m.data, s.encodings[side])
+            if problem is not None:
+                findings.append(problem)
+            at = None  # the inflated bytes are not in the capture: no spans into it
+        content: object = None
+        type_name = None
+        if body is not None and (s.content_type is None or "json" not in s.content_type):
+            method = self.schemas.methods.get(s.path or "")
+            desc = None if method is None else (method.input if side == 0 else method.output)
+            decoded = decode_message(body, desc, base if at is not None else 0)
+            fields.append(
+                Field(
+                    "protobuf",
+                    desc.full_name if desc else "message (no schema)",
+                    (base, base + len(body)) if at is not None else (0, 0),
+                    tuple(decoded.fields),
+                )
+            )
+            findings += decoded.findings
+            content = decoded.content
+            type_name = desc.full_name if desc is not None else None
+        elif body is not None:
+            content = body.decode("utf-8", "replace")
+        summary = f"gRPC {'request' if side == 0 else 'response'} ({m.length} bytes{', compressed' if m.compressed else ''})"
+        record = MessageRecord(s.id, m.compressed, m.length, content, type_name, tuple(m.frames))
+        return Pdu("grpc", tuple(fields), span, summary, tuple(findings), record=record)
+
+
+def _respan(h: Header, span: tuple[int, int]) -> Header:
+    return Header(h.name, h.value, span, h.representation, h.index, h.known)

@@ -1,0 +1,245 @@
+"""HTTP/2 frames (RFC 9113 section 4 and 6): parsed with hyperframe, laid out with byte spans.
+
+hyperframe checks and parses each frame body; this module adds what a passive inspector needs
+and hyperframe does not give: where each field lies in the capture (for the hex view), the raw
+flag byte, and a finding instead of an exception for a frame that breaks the rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hyperframe.exceptions import HyperframeError
+from hyperframe.frame import Frame
+
+from protoscope.decoders.api import Field, Finding
+
+FRAME_HEADER_LEN = 9
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = (
+    range(10)
+)
+TYPE_NAMES = {
+    DATA: "DATA",
+    HEADERS: "HEADERS",
+    PRIORITY: "PRIORITY",
+    RST_STREAM: "RST_STREAM",
+    SETTINGS: "SETTINGS",
+    PUSH_PROMISE: "PUSH_PROMISE",
+    PING: "PING",
+    GOAWAY: "GOAWAY",
+    WINDOW_UPDATE: "WINDOW_UPDATE",
+    CONTINUATION: "CONTINUATION",
+    10: "ALTSVC",
+    12: "ORIGIN",
+    16: "PRIORITY_UPDATE",
+}
+FLAG_END_STREAM = 0x01  # DATA, HEADERS; ACK for SETTINGS and PING
+FLAG_END_HEADERS = 0x04
+FLAG_PADDED = 0x08
+FLAG_PRIORITY = 0x20
+ERROR_CODES = {
+    0x0: "NO_ERROR",
+    0x1: "PROTOCOL_ERROR",
+    0x2: "INTERNAL_ERROR",
+    0x3: "FLOW_CONTROL_ERROR",
+    0x4: "SETTINGS_TIMEOUT",
+    0x5: "STREAM_CLOSED",
+    0x6: "FRAME_SIZE_ERROR",
+    0x7: "REFUSED_STREAM",
+    0x8: "CANCEL",
+    0x9: "COMPRESSION_ERROR",
+    0xA: "CONNECT_ERROR",
+    0xB: "ENHANCE_YOUR_CALM",
+    0xC: "INADEQUATE_SECURITY",
+    0xD: "HTTP_1_1_REQUIRED",
+}
+SETTING_NAMES = {
+    1: "SETTINGS_HEADER_TABLE_SIZE",
+    2: "SETTINGS_ENABLE_PUSH",
+    3: "SETTINGS_MAX_CONCURRENT_STREAMS",
+    4: "SETTINGS_INITIAL_WINDOW_SIZE",
+    5: "SETTINGS_MAX_FRAME_SIZE",
+    6: "SETTINGS_MAX_HEADER_LIST_SIZE",
+    8: "SETTINGS_ENABLE_CONNECT_PROTOCOL",
+    9: "SETTINGS_NO_RFC7540_PRIORITIES",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RawFrame:
+    """One frame as it lies in the stream, before its body is interpreted."""
+
+    offset: int
+    length: int
+    type: int
+    flags: int
+    stream_id: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + FRAME_HEADER_LEN + self.length
+
+    @property
+    def type_name(self) -> str:
+        return TYPE_NAMES.get(self.type, f"Unknown({self.type})")
+
+
+def frame_header(data: bytes, pos: int) -> RawFrame:
+    """The frame header at `pos` (9 bytes must be there)."""
+    length = int.from_bytes(data[pos : pos + 3], "big")
+    stream_id = int.from_bytes(data[pos + 5 : pos + 9], "big") & 0x7FFF_FFFF
+    return RawFrame(pos, length, data[pos + 3], data[pos + 4], stream_id)
+
+
+def plausible_header(data: bytes, pos: int = 0) -> bool:
+    """A strict guess that a frame header starts at `pos`: known type, flags that type defines,
+    a stream id of the right kind, a sane length."""
+    if len(data) < pos + FRAME_HEADER_LEN:
+        return False
+    f = frame_header(data, pos)
+    allowed = {
+        DATA: 0x09,
+        HEADERS: 0x2D,
+        PRIORITY: 0,
+        RST_STREAM: 0,
+        SETTINGS: 0x01,
+        PUSH_PROMISE: 0x0C,
+        PING: 0x01,
+        GOAWAY: 0,
+        WINDOW_UPDATE: 0,
+        CONTINUATION: 0x04,
+    }.get(f.type)
+    if allowed is None or f.flags & ~allowed or data[pos + 5] & 0x80:
+        return False
+    connection_level = f.type in (SETTINGS, PING, GOAWAY)
+    if connection_level != (f.stream_id == 0) and f.type != WINDOW_UPDATE:
+        return False
+    fixed = {PRIORITY: 5, RST_STREAM: 4, PING: 8, WINDOW_UPDATE: 4}.get(f.type)
+    if fixed is not None and f.length != fixed:
+        return False
+    if f.type == SETTINGS and f.length % 6:
+        return False
+    return f.length <= 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFrame:
+    raw: RawFrame
+    frame: Any
+    """The hyperframe object (DataFrame, HeadersFrame, ...), None when its body was invalid."""
+    body_start: int
+    """Where the payload proper starts (after pad length and priority fields)."""
+    body_end: int
+    """Where it ends (before padding)."""
+    findings: tuple[Finding, ...] = ()
+
+
+def parse(data: bytes, raw: RawFrame) -> ParsedFrame:
+    """Parse the body of a complete frame with hyperframe; never raises."""
+    header = memoryview(data)[raw.offset : raw.offset + FRAME_HEADER_LEN]
+    body = memoryview(data)[raw.offset + FRAME_HEADER_LEN : raw.end]
+    start, end = raw.offset + FRAME_HEADER_LEN, raw.end
+    try:
+        frame, _ = Frame.parse_frame_header(header)
+        frame.parse_body(body)
+    except (HyperframeError, ValueError) as exc:
+        message = str(exc) or type(exc).__name__
+        return ParsedFrame(
+            raw,
+            None,
+            start,
+            end,
+            (Finding("error", "http2.bad_frame", f"{raw.type_name} frame: {message}", (raw.offset, end)),),
+        )
+    if raw.type in (DATA, HEADERS, PUSH_PROMISE) and raw.flags & FLAG_PADDED:
+        start += 1
+        end -= getattr(frame, "pad_length", 0)
+    if raw.type == HEADERS and raw.flags & FLAG_PRIORITY:
+        start += 5
+    if raw.type == PUSH_PROMISE:
+        start += 4
+    return ParsedFrame(raw, frame, start, end)
+
+
+def _u(name: str, value: object, start: int, end: int) -> Field:
+    return Field(name, value, (start, end))
+
+
+def fields(p: ParsedFrame) -> list[Field]:
+    """The detail tree of a frame, with Wireshark's field names."""
+    r, f = p.raw, p.frame
+    o = r.offset
+    out = [
+        _u("http2.length", r.length, o, o + 3),
+        _u("http2.type", r.type, o + 3, o + 4),
+        _u("http2.flags", r.flags, o + 4, o + 5),
+        _u("http2.streamid", r.stream_id, o + 5, o + 9),
+    ]
+    if f is None:
+        return out
+    body = o + FRAME_HEADER_LEN
+    if r.type in (DATA, HEADERS, PUSH_PROMISE) and r.flags & FLAG_PADDED:
+        out.append(_u("http2.pad_length", f.pad_length, body, body + 1))
+        if f.pad_length:
+            out.append(_u("http2.padding", f.pad_length, p.body_end, r.end))
+    if r.type == HEADERS and r.flags & FLAG_PRIORITY:
+        at = p.body_start - 5
+        out.append(_u("http2.exclusive", bool(f.exclusive), at, at + 4))
+        out.append(_u("http2.stream_dependency", f.depends_on, at, at + 4))
+        out.append(_u("http2.headers.weight", f.stream_weight + 1, at + 4, at + 5))
+    if r.type == DATA:
+        out.append(_u("http2.data.data", p.body_end - p.body_start, p.body_start, p.body_end))
+    elif r.type == PRIORITY:
+        out.append(_u("http2.exclusive", bool(f.exclusive), body, body + 4))
+        out.append(_u("http2.stream_dependency", f.depends_on, body, body + 4))
+        out.append(_u("http2.headers.weight", f.stream_weight + 1, body + 4, body + 5))
+    elif r.type == RST_STREAM:
+        out.append(_u("http2.rst_stream.error", f.error_code, body, body + 4))
+    elif r.type == SETTINGS:
+        at = body
+        for ident, value in f.settings.items():
+            name = SETTING_NAMES.get(ident, f"Unknown({ident})")
+            out.append(
+                Field(
+                    "http2.settings",
+                    name,
+                    (at, at + 6),
+                    (
+                        _u("http2.settings.id", ident, at, at + 2),
+                        _u("http2.settings.value", value, at + 2, at + 6),
+                    ),
+                )
+            )
+            at += 6
+    elif r.type == PUSH_PROMISE:
+        at = p.body_start - 4
+        out.append(_u("http2.push_promise.promised_stream_id", f.promised_stream_id, at, at + 4))
+    elif r.type == PING:
+        out.append(_u("http2.ping", bytes(f.opaque_data).hex(), body, body + 8))
+    elif r.type == GOAWAY:
+        out.append(_u("http2.goaway.last_stream_id", f.last_stream_id, body, body + 4))
+        out.append(_u("http2.goaway.error", f.error_code, body + 4, body + 8))
+        if f.additional_data:
+            out.append(_u("http2.goaway.addata", bytes(f.additional_data), body + 8, r.end))
+    elif r.type == WINDOW_UPDATE:
+        out.append(_u("http2.window_update.window_size_increment", f.window_increment, body, body + 4))
+    return out
+
+
+def summary(p: ParsedFrame) -> str:
+    r, f = p.raw, p.frame
+    text = r.type_name
+    if r.stream_id:
+        text += f"[{r.stream_id}]"
+    if f is None:
+        return text + " (malformed)"
+    if r.type == RST_STREAM or r.type == GOAWAY:
+        text += " " + ERROR_CODES.get(f.error_code, hex(f.error_code))
+    if r.type in (SETTINGS, PING) and r.flags & 0x01:
+        text += " ACK"
+    if r.type == WINDOW_UPDATE:
+        text += f" +{f.window_increment}"
+    return text

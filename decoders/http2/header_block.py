@@ -1,0 +1,190 @@
+"""HPACK header blocks (RFC 7541) decoded passively and tolerantly, with a byte span per header.
+
+hpack's `Decoder` is built for endpoints: it stops at the first reference to a dynamic-table
+entry it never saw, which is every capture that starts mid-connection. A passive decoder must
+go on: such a header shows as unknown (with a finding) and everything else in the block still
+decodes, and the table keeps filling from new literals with indexing. So the representations
+are walked here, with hpack's integer decoding, Huffman decoding and static table.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from hpack.exceptions import HPACKDecodingError
+from hpack.hpack import decode_integer
+from hpack.huffman_table import decode_huffman
+from hpack.table import HeaderTable
+
+from protoscope.decoders.api import Finding
+
+STATIC = HeaderTable.STATIC_TABLE
+ENTRY_OVERHEAD = 32
+"""RFC 7541 section 4.1: an entry's size is its name and value lengths plus 32."""
+DEFAULT_TABLE_SIZE = 4096
+MAX_TABLE_SIZE = 1 << 20
+"""Largest dynamic table we keep, whatever a peer's SETTINGS or size updates ask for."""
+MAX_HEADER_LIST_SIZE = 1 << 20
+"""Decoded bytes (names + values + 32 each) one block may expand to: an HPACK bomb (a small block
+referencing big table entries many times) stops here with a finding."""
+UNKNOWN = "<unknown>"
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """One header field as it was on the wire."""
+
+    name: str
+    value: str
+    span: tuple[int, int]
+    representation: str
+    """"indexed", "literal-indexed", "literal", "never-indexed"."""
+    index: int = 0
+    """The table index it referred to (0 when the name was a literal)."""
+    known: bool = True
+    """False when it referred to a dynamic-table entry from before the capture began."""
+
+
+@dataclass(slots=True)
+class DynamicTable:
+    """The receiver's view of one direction's dynamic table."""
+
+    max_size: int = DEFAULT_TABLE_SIZE
+    size: int = 0
+    entries: deque[tuple[str, str]] = field(default_factory=deque)
+    complete: bool = True
+    """False when the capture may have missed entries (it started mid-connection)."""
+
+    def add(self, name: str, value: str) -> None:
+        need = len(name.encode()) + len(value.encode()) + ENTRY_OVERHEAD
+        self.entries.appendleft((name, value))
+        self.size += need
+        self._evict()
+
+    def resize(self, size: int) -> None:
+        self.max_size = min(size, MAX_TABLE_SIZE)
+        self._evict()
+
+    def _evict(self) -> None:
+        while self.size > self.max_size and self.entries:
+            name, value = self.entries.pop()
+            self.size -= len(name.encode()) + len(value.encode()) + ENTRY_OVERHEAD
+
+    def get(self, index: int) -> tuple[str, str] | None:
+        """Entry `index` (1-based over static then dynamic), or None when unknown."""
+        if 1 <= index <= len(STATIC):
+            name, value = STATIC[index - 1]
+            return name.decode(), value.decode()
+        pos = index - len(STATIC) - 1
+        if 0 <= pos < len(self.entries):
+            return self.entries[pos]
+        return None
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape") if raw.isascii() else raw.decode("latin-1")
+
+
+def _string(block: bytes, pos: int) -> tuple[str, int]:
+    """A string literal (section 5.2) at `pos`; returns it and the position after it."""
+    if pos >= len(block):
+        raise HPACKDecodingError("string literal missing")
+    huffman = bool(block[pos] & 0x80)
+    length, used = decode_integer(block[pos:], 7)
+    start = pos + used
+    end = start + length
+    if end > len(block):
+        raise HPACKDecodingError(f"string literal of {length} bytes runs past the block")
+    raw = block[start:end]
+    return _text(decode_huffman(raw) if huffman else raw), end
+
+
+def decode_block(block: bytes, table: DynamicTable, base: int = 0) -> tuple[list[Header], list[Finding]]:
+    """Decode one complete header block; spans are offset by `base`.
+
+    Never raises: a malformed representation ends the block with an error finding, keeping the
+    headers before it.
+    """
+    headers: list[Header] = []
+    findings: list[Finding] = []
+    pos = 0
+    expanded = 0
+    while pos < len(block):
+        start = pos
+        first = block[pos]
+        try:
+            if first & 0x80:  # indexed header field (6.1)
+                index, used = decode_integer(block[pos:], 7)
+                pos += used
+                if index == 0:
+                    raise HPACKDecodingError("indexed header field with index 0")
+                entry = table.get(index)
+                if entry is None:
+                    headers.append(
+                        Header(UNKNOWN, UNKNOWN, (base + start, base + pos), "indexed", index, False)
+                    )
+                    findings.append(_unknown(index, base + start, base + pos, table))
+                    continue
+                name, value = entry
+                headers.append(Header(name, value, (base + start, base + pos), "indexed", index))
+            elif first & 0xE0 == 0x20:  # dynamic table size update (6.3)
+                size, used = decode_integer(block[pos:], 5)
+                pos += used
+                table.resize(size)
+                continue
+            else:
+                if first & 0x40:
+                    prefix, kind = 6, "literal-indexed"
+                elif first & 0x10:
+                    prefix, kind = 4, "never-indexed"
+                else:
+                    prefix, kind = 4, "literal"
+                index, used = decode_integer(block[pos:], prefix)
+                pos += used
+                known = True
+                if index:
+                    entry = table.get(index)
+                    if entry is None:
+                        known = False
+                        findings.append(_unknown(index, base + start, base + pos, table))
+                        name = UNKNOWN
+                    else:
+                        name = entry[0]
+                else:
+                    name, pos = _string(block, pos)
+                value, pos = _string(block, pos)
+                if kind == "literal-indexed":
+                    table.add(name, value)
+                headers.append(Header(name, value, (base + start, base + pos), kind, index, known))
+        except (HPACKDecodingError, IndexError, ValueError) as exc:
+            findings.append(
+                Finding("error", "hpack.malformed", f"header block: {exc}", (base + start, base + len(block)))
+            )
+            break
+        expanded += len(headers[-1].name) + len(headers[-1].value) + ENTRY_OVERHEAD
+        if expanded > MAX_HEADER_LIST_SIZE:
+            findings.append(
+                Finding(
+                    "error",
+                    "hpack.header_list_too_large",
+                    f"the header block expands past {MAX_HEADER_LIST_SIZE} bytes; the rest is not decoded",
+                    (base + start, base + len(block)),
+                )
+            )
+            break
+    return headers, findings
+
+
+def _unknown(index: int, start: int, end: int, table: DynamicTable) -> Finding:
+    why = (
+        "an entry added before the capture began"
+        if not table.complete
+        else "an index past the end of the dynamic table"
+    )
+    return Finding(
+        "warn" if not table.complete else "error",
+        "hpack.unknown_index",
+        f"header refers to table index {index}: {why}",
+        (start, end),
+    )

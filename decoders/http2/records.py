@@ -1,0 +1,42 @@
+"""What the HTTP/2 decoder tells analyses (the gRPC call table) besides the detail tree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .header_block import Header
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRecord:
+    """One HTTP/2 frame, for analyses (carried as `Pdu.record`)."""
+
+    type: int
+    flags: int
+    stream_id: int
+    length: int
+    headers: tuple[Header, ...] | None = None
+    """The decoded header block this frame completed (HEADERS/CONTINUATION/PUSH_PROMISE)."""
+    block_stream: int = 0
+    """The stream the header block belongs to (the promised stream for PUSH_PROMISE)."""
+    end_stream: bool = False
+    """END_STREAM on this frame, or on the HEADERS frame whose block this frame completed."""
+    error_code: int | None = None
+    last_stream_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """One gRPC message, for analyses (carried as `Pdu.record`)."""
+
+    stream_id: int
+    compressed: bool
+    size: int
+    """Bytes on the wire after the 5-byte prefix."""
+    content: object
+    """Decoded content: MessageToDict with a schema, the schema-less reading without."""
+    type_name: str | None
+    """The protobuf message type used, when a schema gave one."""
+    frames: tuple[int, ...]
+    trailers: tuple[tuple[str, str], ...] | None = None
+    """gRPC-Web: the trailers frame (flag 0x80) of a response body."""
