@@ -39,8 +39,8 @@ def compile_protos(protos: Sequence[str], proto_paths: Sequence[str] = ()) -> by
     names = []
     for proto in protos:
         full = Path(proto).resolve()
-        root = next(Path(r).resolve() for r in roots if full.is_relative_to(Path(r).resolve()))
-        names.append(str(full.relative_to(root)))
+        home = next(Path(r).resolve() for r in roots if full.is_relative_to(Path(r).resolve()))
+        names.append(str(full.relative_to(home)))
     if not protos:  # --proto-path alone: every .proto under the directories
         for root in roots:
             names += [str(p.relative_to(root)) for p in sorted(Path(root).rglob("*.proto"))]

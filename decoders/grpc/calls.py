@@ -64,7 +64,7 @@ class Call:
 def _metadata(headers: list[Header]) -> dict[str, object]:
     out: dict[str, object] = {}
     for h in headers:
-        if h.name in RESERVED or h.name.startswith(":"):
+        if h.name in RESERVED or h.name.startswith(":") or not h.known:
             continue
         value: object = h.value
         if h.name.endswith("-bin"):
@@ -131,7 +131,9 @@ class CallAnalysis:
         if rec.headers is not None:
             headers = list(rec.headers)
             sid = rec.block_stream
-            known = (ctx.flow, sid) in self.calls
+            # A call is known by its stream, by a gRPC content-type, or, in a capture that began
+            # mid-connection, by headers that could not be decoded (they may hide the content-type).
+            known = (ctx.flow, sid) in self.calls or any(not h.known for h in headers)
             ctype = _value(headers, "content-type")
             if ctx.from_client:
                 if not known and not (ctype or "").startswith("application/grpc"):
@@ -161,11 +163,11 @@ class CallAnalysis:
             else:
                 self._status(call, headers, ctx, "trailers")
         elif rec.type == fr.RST_STREAM:
-            call = self.calls.get((ctx.flow, rec.stream_id))
-            if call is not None and call.end is None:
-                call.end = ctx.time
-                call.ended_by = "rst_stream"
-                call.message = fr.ERROR_CODES.get(rec.error_code or 0, str(rec.error_code))
+            reset = self.calls.get((ctx.flow, rec.stream_id))
+            if reset is not None and reset.end is None:
+                reset.end = ctx.time
+                reset.ended_by = "rst_stream"
+                reset.message = fr.ERROR_CODES.get(rec.error_code or 0, str(rec.error_code))
         elif rec.type == fr.GOAWAY:
             for (flow, sid), call in self.calls.items():
                 if flow == ctx.flow and call.end is None and sid > (rec.last_stream_id or 0):
@@ -173,8 +175,7 @@ class CallAnalysis:
                     call.ended_by = "goaway"
 
     def _status(self, call: Call, headers: list[Header], ctx: FlowContext, how: str) -> None:
-        if how != "trailers-only":
-            call.trailers = headers
+        call.trailers = headers  # a trailers-only response's one block holds the trailers too
         raw = _value(headers, "grpc-status")
         call.status = parse_status(raw) if raw is not None else None
         msg = _value(headers, "grpc-message")
@@ -199,7 +200,7 @@ class CallAnalysis:
         }[(many_in, many_out)]
 
     def rows(self) -> list[dict[str, object]]:
-        out = []
+        out: list[dict[str, object]] = []
         for c in self.order:
             service, _, method = (c.path or "").lstrip("/").rpartition("/")
             out.append(
@@ -217,6 +218,9 @@ class CallAnalysis:
                     "status_details": c.details,
                     "ended_by": c.ended_by,
                     "timeout": c.timeout,
+                    "unknown_headers": sum(
+                        not h.known for h in (*c.request_headers, *c.response_headers, *c.trailers)
+                    ),
                     "request_metadata": _metadata(c.request_headers),
                     "response_metadata": _metadata(c.response_headers),
                     "trailers": _metadata(c.trailers)

@@ -69,7 +69,8 @@ class Deframer:
                     Finding(
                         "error",
                         "grpc.message_too_large",
-                        f"a message declares {length} bytes (limit {MAX_MESSAGE_LEN}); the rest of the stream is skipped",
+                        f"a message declares {length} bytes (limit {MAX_MESSAGE_LEN}); "
+                        "the rest of the stream is skipped",
                     )
                 )
                 self._break()

@@ -54,9 +54,18 @@ def grpc_timeout(value: str) -> float | None:
 
 
 def binary_value(value: str | bytes) -> bytes | None:
-    """The bytes of a `-bin` header: base64 (padded or not), or raw bytes ("true binary")."""
+    """The bytes of a `-bin` header: base64 (padded or not), or raw bytes ("true binary").
+
+    gRPC's true-binary metadata (two C-core peers that both announce it) sends the raw bytes
+    after a NUL byte; our HPACK layer gives such non-ASCII values as latin-1 text.
+    """
     if isinstance(value, bytes):
         return value
+    if value.startswith("\x00"):
+        try:
+            return value[1:].encode("latin-1")
+        except UnicodeEncodeError:
+            return None
     text = value.strip()
     try:
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)

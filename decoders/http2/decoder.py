@@ -301,7 +301,9 @@ class Http2Decoder:
     ) -> list[Pdu]:
         s = conn.stream(p.raw.stream_id)
         payload = data[p.body_start : p.body_end]
-        if s.grpc is None and s.request is None and s.response is None:
+        if s.grpc is None and s.content_type is None:
+            # No content-type seen (headers before the capture, or from dynamic-table entries
+            # we never saw): the bytes decide.
             deframer = s.deframers[side]
             if not deframer.pending and payload:
                 s.grpc = _looks_grpc(payload)
@@ -361,8 +363,9 @@ class Http2Decoder:
             type_name = desc.full_name if desc is not None else None
         elif body is not None:
             content = body.decode("utf-8", "replace")
-        summary = f"gRPC {'request' if side == 0 else 'response'} ({m.length} bytes{', compressed' if m.compressed else ''})"
-        record = MessageRecord(s.id, m.compressed, m.length, content, type_name, tuple(m.frames))
+        what = "request" if side == 0 else "response"
+        summary = f"gRPC {what} ({m.length} bytes{', compressed' if m.compressed else ''})"
+        record = MessageRecord(s.id, m.compressed, m.length, content, type_name, tuple(m.frames), data=body)
         return Pdu("grpc", tuple(fields), span, summary, tuple(findings), record=record)
 
 

@@ -40,3 +40,5 @@ class MessageRecord:
     frames: tuple[int, ...]
     trailers: tuple[tuple[str, str], ...] | None = None
     """gRPC-Web: the trailers frame (flag 0x80) of a response body."""
+    data: bytes | None = None
+    """The message bytes (inflated when compressed), None when they could not be inflated."""

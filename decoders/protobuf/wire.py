@@ -219,12 +219,9 @@ def to_text(fields: list[WireField], indent: int = 0) -> str:
     pad = "  " * indent
     lines: list[str] = []
     for f in fields:
-        if f.kind == "varint":
-            lines.append(f"{pad}{f.number}: {f.value}")
-        elif f.kind == "fixed64":
-            lines.append(f"{pad}{f.number}: 0x{f.value:016x}")
-        elif f.kind == "fixed32":
-            lines.append(f"{pad}{f.number}: 0x{f.value:08x}")
+        if isinstance(f.value, int):
+            form = {"varint": "{}", "fixed64": "0x{:016x}", "fixed32": "0x{:08x}"}[f.kind]
+            lines.append(f"{pad}{f.number}: " + form.format(f.value))
         elif f.kind in ("message", "group"):
             lines.append(f"{pad}{f.number} {{")
             inner = to_text(f.children, indent + 1)

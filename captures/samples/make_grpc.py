@@ -1,0 +1,383 @@
+"""Record the gRPC sample captures with a real grpcio server and client, and their truth files.
+
+Run as root from the repository root (tcpdump needs it): python captures/samples/make_grpc.py
+
+Everything runs on 127.0.0.1 with demo.proto (nested messages, an enum, a map, a oneof, repeated
+and packed fields, bytes, a well-known type) compiled at run time by grpcio-tools:
+
+* grpc-demo.pcap: all four call kinds, request metadata with a `-bin` key, custom trailers, an
+  error status with google.rpc.Status details and a non-ASCII grpc-message, a gzip-compressed
+  call, a message over 64 KiB, 12 concurrent calls on one connection and a deadline exceeded.
+* grpc-midstream.pcap: tcpdump starts after the connection has carried calls, so the capture
+  begins mid-connection (no preface, HPACK table entries from before the capture).
+
+The truth files record what the client sent and received and what the server saw.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+HERE = Path(__file__).resolve().parent
+PROTO = HERE / "grpc" / "demo.proto"
+PORT = 47051
+MID_PORT = 47052
+DETAILS_CODE = 5
+
+
+def compile_demo(out: Path) -> tuple[Any, Any]:
+    from grpc_tools import protoc
+
+    include = str(Path(importlib.import_module("grpc_tools").__file__).parent / "_proto")  # type: ignore[arg-type]
+    args = ["protoc", f"-I{PROTO.parent}", f"-I{include}", f"--python_out={out}", f"--grpc_python_out={out}"]
+    if protoc.main([*args, PROTO.name]) != 0:
+        sys.exit("protoc failed")
+    sys.path.insert(0, str(out))
+    return importlib.import_module("demo_pb2"), importlib.import_module("demo_pb2_grpc")
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def field_bytes(number: int, raw: bytes) -> bytes:
+    return varint(number << 3 | 2) + varint(len(raw)) + raw
+
+
+def rpc_status(code: int, message: str, detail_type: str, detail: bytes) -> bytes:
+    """google.rpc.Status encoded by hand (no googleapis package needed)."""
+    any_ = field_bytes(1, detail_type.encode()) + field_bytes(2, detail)
+    return varint(1 << 3) + varint(code) + field_bytes(2, message.encode()) + field_bytes(3, any_)
+
+
+def build(pb: Any, pb_grpc: Any) -> tuple[Any, list[dict[str, Any]]]:
+    seen: list[dict[str, Any]] = []
+
+    def person(i: int, name: str) -> Any:
+        p = pb.Person(
+            name=name,
+            id=i,
+            emails=[f"{name.lower()}@example.org"],
+            address=pb.Address(street="Rue du Test", number=i),
+            mood=pb.HAPPY if i % 2 else pb.GRUMPY,
+            deltas=[i, -i, 3],
+            height=1.5 + i,
+            tag=(1 << 63) + i,
+            balance=-1000 * i,
+        )
+        p.scores["a"] = i
+        p.scores["b"] = -i
+        if i % 2:
+            p.phone = f"+33 1 00 00 00 {i:02d}"
+        else:
+            p.pager = f"pager-{i}"
+        p.born.seconds = 1_700_000_000 + i
+        return p
+
+    class Directory(pb_grpc.DirectoryServicer):  # type: ignore[misc]
+        def _saw(self, context: Any, method: str, requests: list[Any]) -> None:
+            meta = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in context.invocation_metadata()}
+            seen.append(
+                {"method": method, "metadata": meta, "requests": [MessageToDict(r) for r in requests]}
+            )
+
+        def Get(self, request: Any, context: Any) -> Any:
+            self._saw(context, "Get", [request])
+            if request.prefix == "slow":
+                time.sleep(1.0)
+            if request.prefix == "missing":
+                detail = rpc_status(
+                    DETAILS_CODE,
+                    "no such person",
+                    "type.googleapis.com/demo.Query",
+                    request.SerializeToString(),
+                )
+                context.set_trailing_metadata((("grpc-status-details-bin", detail), ("retry-hint", "never")))
+                context.abort(grpc.StatusCode.NOT_FOUND, "nobody is called “missing” [red]x[/red]")
+            if request.prefix.startswith("zipped"):
+                context.set_compression(grpc.Compression.Gzip)
+                return person(3, request.prefix)
+            if request.prefix == "big":
+                p = person(7, "Big")
+                p.avatar = bytes(range(256)) * 400  # 102,400 bytes
+                return p
+            context.set_trailing_metadata((("x-served-by", "demo-1"), ("cost-bin", b"\x00\x01\xfe\xff")))
+            return person(request.limit, request.prefix.capitalize() or "Nobody")
+
+        def List(self, request: Any, context: Any) -> Iterator[Any]:
+            self._saw(context, "List", [request])
+            for i in range(request.limit):
+                yield person(i, f"{request.prefix}{i}")
+
+        def Upload(self, request_iterator: Any, context: Any) -> Any:
+            people = list(request_iterator)
+            self._saw(context, "Upload", people)
+            return pb.Summary(count=len(people), names=[p.name for p in people])
+
+        def Chat(self, request_iterator: Any, context: Any) -> Iterator[Any]:
+            got = []
+            for p in request_iterator:
+                got.append(p)
+                yield person(p.id + 100, "Echo " + p.name)
+            self._saw(context, "Chat", got)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    pb_grpc.add_DirectoryServicer_to_server(Directory(), server)
+    return server, seen, person  # type: ignore[return-value]
+
+
+def call_record(
+    path: str,
+    kind: str,
+    requests: list[Any],
+    responses: list[Any],
+    code: grpc.StatusCode,
+    details: str | None,
+    metadata: list[tuple[str, Any]],
+    trailers: Any,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "path": path,
+        "kind": kind,
+        "status": code.value[0],
+        "status_name": code.name,
+        "grpc_message": details,
+        "request_metadata": {k: (v.hex() if isinstance(v, bytes) else v) for k, v in metadata},
+        "trailers": {k: (v.hex() if isinstance(v, bytes) else v) for k, v in (trailers or ())},
+        "requests": [MessageToDict(m) for m in requests],
+        "responses": [MessageToDict(m) for m in responses],
+        **extra,
+    }
+
+
+def run_calls(pb: Any, stub: Any, person: Any) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = []
+    meta = [("x-request-id", "req-1"), ("trace-bin", b"\x01\x02\x03\xff")]
+    q = pb.Query(prefix="ada", limit=1)
+    resp, info = stub.Get.with_call(q, metadata=meta)
+    calls.append(
+        call_record(
+            "/demo.Directory/Get",
+            "unary",
+            [q],
+            [resp],
+            info.code(),
+            info.details() or None,
+            meta,
+            info.trailing_metadata(),
+        )
+    )
+    q = pb.Query(prefix="missing")
+    try:
+        stub.Get(q, metadata=[("x-request-id", "req-2")])
+    except grpc.RpcError as err:
+        trailers = [(k, v) for k, v in err.trailing_metadata() if k != "grpc-status-details-bin"]
+        calls.append(
+            call_record(
+                "/demo.Directory/Get",
+                "unary",
+                [q],
+                [],
+                err.code(),
+                err.details(),
+                [("x-request-id", "req-2")],
+                trailers,
+                status_details={
+                    "code": DETAILS_CODE,
+                    "message": "no such person",
+                    "details": [
+                        {"type_url": "type.googleapis.com/demo.Query", "value": q.SerializeToString().hex()}
+                    ],
+                },
+            )
+        )
+    q = pb.Query(prefix="p", limit=5)
+    call = stub.List(q)
+    responses = list(call)
+    calls.append(
+        call_record(
+            "/demo.Directory/List",
+            "server_streaming",
+            [q],
+            responses,
+            call.code(),
+            call.details() or None,
+            [],
+            call.trailing_metadata(),
+        )
+    )
+    people = [person(i, f"Up{i}") for i in range(4)]
+    resp, info = stub.Upload.with_call(iter(people))
+    calls.append(
+        call_record(
+            "/demo.Directory/Upload",
+            "client_streaming",
+            people,
+            [resp],
+            info.code(),
+            info.details() or None,
+            [],
+            info.trailing_metadata(),
+        )
+    )
+    people = [person(i, f"Chat{i}") for i in range(3)]
+    call = stub.Chat(iter(people))
+    responses = list(call)
+    calls.append(
+        call_record(
+            "/demo.Directory/Chat",
+            "bidi",
+            people,
+            responses,
+            call.code(),
+            call.details() or None,
+            [],
+            call.trailing_metadata(),
+        )
+    )
+    # gRPC sends a message uncompressed when gzip would not make it smaller: a long prefix.
+    q = pb.Query(prefix="zipped" + "z" * 3000, limit=3)
+    resp, info = stub.Get.with_call(q, compression=grpc.Compression.Gzip)
+    calls.append(
+        call_record(
+            "/demo.Directory/Get",
+            "unary",
+            [q],
+            [resp],
+            info.code(),
+            info.details() or None,
+            [],
+            info.trailing_metadata(),
+            compressed_request=True,
+            compressed_response=True,
+        )
+    )
+    q = pb.Query(prefix="big")
+    resp, info = stub.Get.with_call(q)
+    calls.append(
+        call_record(
+            "/demo.Directory/Get",
+            "unary",
+            [q],
+            [resp],
+            info.code(),
+            info.details() or None,
+            [],
+            info.trailing_metadata(),
+        )
+    )
+    queries = [pb.Query(prefix=f"c{i}", limit=10 + i) for i in range(12)]
+    pending = [stub.Get.future(q) for q in queries]
+    for q, fut in zip(queries, pending, strict=True):
+        resp = fut.result()
+        calls.append(
+            call_record(
+                "/demo.Directory/Get",
+                "unary",
+                [q],
+                [resp],
+                fut.code(),
+                fut.details() or None,
+                [],
+                fut.trailing_metadata(),
+                concurrent=True,
+            )
+        )
+    q = pb.Query(prefix="slow")
+    try:
+        stub.Get(q, timeout=0.2)
+    except grpc.RpcError as err:
+        calls.append(
+            call_record(
+                "/demo.Directory/Get", "unary", [q], [], err.code(), err.details(), [], None, deadline=0.2
+            )
+        )
+    return calls
+
+
+def capture(path: Path, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-w", str(path), f"tcp port {port}"],
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    proc.stderr.readline()  # "listening on lo ...": capturing from here on
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=10)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        pb, pb_grpc = compile_demo(Path(tmp))
+        server, seen, person = build(pb, pb_grpc)  # type: ignore[misc]
+        server.add_insecure_port(f"127.0.0.1:{PORT}")
+        server.add_insecure_port(f"127.0.0.1:{MID_PORT}")
+        server.start()
+        try:
+            tcpdump = capture(HERE / "grpc-demo.pcap", PORT)
+            with grpc.insecure_channel(f"127.0.0.1:{PORT}") as channel:
+                calls = run_calls(pb, pb_grpc.DirectoryStub(channel), person)
+            stop(tcpdump)
+            truth = {"port": PORT, "proto": "grpc/demo.proto", "calls": calls, "server_saw": list(seen)}
+            (HERE / "grpc-demo.truth.json").write_text(json.dumps(truth, indent=1, ensure_ascii=False) + "\n")
+
+            seen.clear()
+            with grpc.insecure_channel(f"127.0.0.1:{MID_PORT}") as channel:
+                stub = pb_grpc.DirectoryStub(channel)
+                stub.Get(pb.Query(prefix="warmup", limit=1), metadata=[("x-request-id", "before-capture")])
+                tcpdump = capture(HERE / "grpc-midstream.pcap", MID_PORT)
+                meta = [("x-request-id", "before-capture")]  # same literal: now a dynamic-table hit
+                later = []
+                for i in range(2):
+                    q = pb.Query(prefix=f"mid{i}", limit=i)
+                    resp, info = stub.Get.with_call(q, metadata=meta)
+                    later.append(
+                        call_record(
+                            "/demo.Directory/Get",
+                            "unary",
+                            [q],
+                            [resp],
+                            info.code(),
+                            info.details() or None,
+                            meta,
+                            info.trailing_metadata(),
+                        )
+                    )
+                stop(tcpdump)
+            truth = {"port": MID_PORT, "proto": "grpc/demo.proto", "calls": later}
+            (HERE / "grpc-midstream.truth.json").write_text(
+                json.dumps(truth, indent=1, ensure_ascii=False) + "\n"
+            )
+        finally:
+            server.stop(0)
+        threading.Event().wait(0.1)
+
+
+if __name__ == "__main__":
+    main()
