@@ -8,9 +8,9 @@ an error finding on that packet.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, Protocol, runtime_checkable
+from typing import ClassVar, Literal, Protocol, overload, runtime_checkable
 
 Severity = Literal["note", "warn", "error"]
 Transport = Literal["datagram", "stream"]
@@ -39,6 +39,40 @@ class Field:
     children: tuple[Field, ...] = ()
 
 
+class LazyFields(Sequence[Field]):
+    """A detail tree built on first use. Bulk passes (reports, the packet list) never look at
+    most trees; building them all cost more than half of a gRPC capture's decoding time."""
+
+    __slots__ = ("_build", "_items")
+
+    def __init__(self, build: Callable[[], Sequence[Field]]) -> None:
+        self._build: Callable[[], Sequence[Field]] | None = build
+        self._items: tuple[Field, ...] | None = None
+
+    def _get(self) -> tuple[Field, ...]:
+        if self._items is None:
+            assert self._build is not None
+            self._items = tuple(self._build())
+            self._build = None
+        return self._items
+
+    @overload
+    def __getitem__(self, i: int) -> Field: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Field]: ...
+    def __getitem__(self, i: int | slice) -> Field | Sequence[Field]:
+        return self._get()[i]
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __iter__(self) -> Iterator[Field]:
+        return iter(self._get())
+
+    def __repr__(self) -> str:
+        return f"LazyFields({list(self._get())!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class InnerPayload:
     """Bytes a PDU carries for another protocol (TURN Data, gRPC messages, ...).
@@ -59,7 +93,8 @@ class Pdu:
     """One decoded protocol data unit."""
 
     protocol: str
-    fields: tuple[Field, ...]
+    fields: Sequence[Field]
+    """The detail tree: a tuple, or LazyFields built when first read."""
     span: tuple[int, int]
     """(start, end) offsets within the data the decoder was given."""
     summary: str = ""

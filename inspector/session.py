@@ -7,7 +7,7 @@ one. Nothing per packet is kept: reports and views consume the stream (or cache 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -347,7 +347,7 @@ def endpoints(index: PacketIndex, i: int) -> tuple[str, str]:
     return "", ""
 
 
-def flatten(fields: tuple[Any, ...]) -> dict[str, object]:
+def flatten(fields: Sequence[Any]) -> dict[str, object]:
     """A Field tree as Wireshark-style name -> value (repeated names become lists)."""
     out: dict[str, object] = {}
     stack = list(reversed(fields))

@@ -199,9 +199,26 @@ class CallAnalysis:
             (True, True): "bidi",
         }[(many_in, many_out)]
 
+    def drain(self) -> list[dict[str, object]]:
+        """Rows of the calls that ended since the last drain, which are then forgotten.
+
+        The report streams these during the decoding pass, so memory holds only open calls.
+        """
+        done = [c for c in self.order if c.end is not None]
+        if not done:
+            return []
+        self.order = [c for c in self.order if c.end is None]
+        for c in done:
+            del self.calls[(c.flow, c.stream_id)]
+        return self._rows(done)
+
     def rows(self) -> list[dict[str, object]]:
+        """Rows of every call not drained yet, in the order they started."""
+        return self._rows(self.order)
+
+    def _rows(self, calls: list[Call]) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []
-        for c in self.order:
+        for c in calls:
             service, _, method = (c.path or "").lstrip("/").rpartition("/")
             out.append(
                 {

@@ -10,11 +10,11 @@ say so.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from protoscope.decoders.api import DecodeResult, Field, Finding, FlowContext, Pdu
+from protoscope.decoders.api import DecodeResult, Field, Finding, FlowContext, LazyFields, Pdu
 from protoscope.decoders.grpc.messages import Deframer, Message, decompress
 from protoscope.decoders.grpc.status import grpc_message
 from protoscope.decoders.protobuf.schema import SchemaSet, decode_message
@@ -40,6 +40,8 @@ class Stream:
     path: str | None = None
     deframers: tuple[Deframer, Deframer] = field(default_factory=lambda: (Deframer(), Deframer()))
     grpc: bool | None = None
+    ended: list[bool] = field(default_factory=lambda: [False, False])
+    """END_STREAM seen from (client, server)."""
 
 
 @dataclass(slots=True)
@@ -201,78 +203,118 @@ class Http2Decoder:
         ctx: FlowContext,
     ) -> list[Pdu]:
         p = fr.parse(data, raw)
-        fields = fr.fields(p)
         findings = list(p.findings)
         extra: list[Pdu] = []
-        headers: tuple[Header, ...] | None = None
+        headers: list[Header] | None = None
         block_stream = 0
-        end_stream = bool(raw.flags & fr.FLAG_END_STREAM) and raw.type in (fr.DATA, fr.HEADERS)
+        t = raw.type
+        end_stream = bool(raw.flags & fr.FLAG_END_STREAM) and t in (fr.DATA, fr.HEADERS)
         error_code = last_stream = None
-        f = p.frame
-        if f is not None:
-            if raw.type in (fr.HEADERS, fr.PUSH_PROMISE):
-                if state.pending is not None:
-                    findings.append(
-                        Finding("error", "http2.continuation_missing", "a header block was left unfinished")
-                    )
-                block_stream = f.promised_stream_id if raw.type == fr.PUSH_PROMISE else raw.stream_id
-                state.pending = Pending(raw.stream_id, block_stream, end_stream, bytearray())
-            if raw.type in (fr.HEADERS, fr.PUSH_PROMISE, fr.CONTINUATION):
-                pending = state.pending
-                if pending is None or pending.stream_id != raw.stream_id:
-                    findings.append(
-                        Finding(
-                            "error", "http2.continuation_unexpected", "CONTINUATION without a header block"
-                        )
-                    )
-                else:
-                    whole = raw.type != fr.CONTINUATION and raw.flags & fr.FLAG_END_HEADERS
-                    fragment = data[p.body_start : p.body_end]
-                    pending.block += fragment
-                    if len(pending.block) > MAX_HEADER_BLOCK:
-                        findings.append(
-                            Finding(
-                                "error",
-                                "http2.header_block_too_large",
-                                f"header block over {MAX_HEADER_BLOCK} bytes dropped",
-                            )
-                        )
-                        state.pending = None
-                    elif raw.flags & fr.FLAG_END_HEADERS:
-                        state.pending = None
-                        # Exact spans when the block lies in this one frame; else the frame's span.
-                        base = p.body_start if whole else 0
-                        decoded, hf = decode_block(bytes(pending.block), conn.tables[side], base)
-                        if not whole:
-                            decoded = [_respan(h, (raw.offset, raw.end)) for h in decoded]
-                            hf = [Finding(x.severity, x.code, x.message, (raw.offset, raw.end)) for x in hf]
-                        findings += hf
-                        headers = tuple(decoded)
-                        block_stream = pending.block_stream
-                        end_stream = pending.end_stream
-                        fields += _header_fields(decoded)
-                        self._headers(conn, side, block_stream, decoded, raw.type == fr.PUSH_PROMISE)
-            elif raw.type == fr.DATA:
+        if p.ok:
+            if t == fr.DATA:
                 extra = self._data(data, p, conn, side, ctx)
-            elif raw.type == fr.RST_STREAM or raw.type == fr.GOAWAY:
-                error_code = f.error_code
-                if raw.type == fr.GOAWAY:
-                    last_stream = f.last_stream_id
+            elif t in (fr.HEADERS, fr.PUSH_PROMISE, fr.CONTINUATION):
+                done = self._block(data, p, state, conn, side, end_stream, findings)
+                if done is not None:
+                    headers, block_stream, end_stream = done
+            elif t == fr.RST_STREAM or t == fr.GOAWAY:
+                error_code = p.frame.error_code
+                if t == fr.GOAWAY:
+                    last_stream = p.frame.last_stream_id
+            self._close(conn, raw, side, end_stream and (t == fr.DATA or headers is not None))
         record = FrameRecord(
-            raw.type,
+            t,
             raw.flags,
             raw.stream_id,
             raw.length,
-            headers,
+            None if headers is None else tuple(headers),
             block_stream,
             end_stream,
             error_code,
             last_stream,
         )
+
+        def tree() -> list[Field]:
+            return fr.fields(data, p) + _header_fields(headers or [])
+
         pdu = Pdu(
-            "http2", tuple(fields), (raw.offset, raw.end), fr.summary(p), tuple(findings), record=record
+            "http2",
+            LazyFields(tree),
+            (raw.offset, raw.end),
+            fr.summary(p),
+            tuple(findings) if findings else (),
+            record=record,
         )
         return [pdu, *extra]
+
+    def _block(
+        self,
+        data: bytes,
+        p: fr.ParsedFrame,
+        state: DirectionState,
+        conn: Connection,
+        side: int,
+        end_stream: bool,
+        findings: list[Finding],
+    ) -> tuple[list[Header], int, bool] | None:
+        """Collect a header block; decode it when its last frame is here (returns headers, stream,
+        END_STREAM)."""
+        raw = p.raw
+        if raw.type != fr.CONTINUATION:
+            if state.pending is not None:
+                findings.append(
+                    Finding("error", "http2.continuation_missing", "a header block was left unfinished")
+                )
+                state.pending = None
+            block_stream = p.frame.promised_stream_id if raw.type == fr.PUSH_PROMISE else raw.stream_id
+            if raw.flags & fr.FLAG_END_HEADERS:  # the usual case: the block lies in this frame
+                decoded, hf = decode_block(data[p.body_start : p.body_end], conn.tables[side], p.body_start)
+                findings += hf
+                self._headers(conn, side, block_stream, decoded, raw.type == fr.PUSH_PROMISE)
+                return decoded, block_stream, end_stream
+            state.pending = Pending(
+                raw.stream_id, block_stream, end_stream, bytearray(data[p.body_start : p.body_end])
+            )
+            return None
+        pending = state.pending
+        if pending is None or pending.stream_id != raw.stream_id:
+            findings.append(
+                Finding("error", "http2.continuation_unexpected", "CONTINUATION without a header block")
+            )
+            return None
+        pending.block += data[p.body_start : p.body_end]
+        if len(pending.block) > MAX_HEADER_BLOCK:
+            findings.append(
+                Finding(
+                    "error",
+                    "http2.header_block_too_large",
+                    f"header block over {MAX_HEADER_BLOCK} bytes dropped",
+                )
+            )
+            state.pending = None
+            return None
+        if not raw.flags & fr.FLAG_END_HEADERS:
+            return None
+        state.pending = None
+        # The block spans frames, some from earlier packets: each header gets this frame's span.
+        decoded, hf = decode_block(bytes(pending.block), conn.tables[side], 0)
+        decoded = [_respan(h, (raw.offset, raw.end)) for h in decoded]
+        findings += [Finding(x.severity, x.code, x.message, (raw.offset, raw.end)) for x in hf]
+        self._headers(conn, side, pending.block_stream, decoded, False)
+        return decoded, pending.block_stream, pending.end_stream
+
+    @staticmethod
+    def _close(conn: Connection, raw: fr.RawFrame, side: int, ended: bool) -> None:
+        """Forget a stream once both sides ended it or it was reset: memory stays bounded by the
+        streams open at once, not by the calls in the capture."""
+        if raw.type == fr.RST_STREAM:
+            conn.streams.pop(raw.stream_id, None)
+        elif ended:
+            s = conn.streams.get(raw.stream_id)
+            if s is not None:
+                s.ended[side] = True
+                if all(s.ended):
+                    del conn.streams[raw.stream_id]
 
     def _headers(self, conn: Connection, side: int, sid: int, headers: list[Header], promised: bool) -> None:
         s = conn.stream(sid)
@@ -346,18 +388,18 @@ class Http2Decoder:
             at = None  # the inflated bytes are not in the capture: no spans into it
         content: object = None
         type_name = None
+        tree: Sequence[Field] = fields
         if body is not None and (s.content_type is None or "json" not in s.content_type):
             method = self.schemas.methods.get(s.path or "")
             desc = None if method is None else (method.input if side == 0 else method.output)
             decoded = decode_message(body, desc, base if at is not None else 0)
-            fields.append(
-                Field(
-                    "protobuf",
-                    desc.full_name if desc else "message (no schema)",
-                    (base, base + len(body)) if at is not None else (0, 0),
-                    tuple(decoded.fields),
-                )
-            )
+            node_span = (base, base + len(body)) if at is not None else (0, 0)
+            label = desc.full_name if desc else "message (no schema)"
+
+            def build() -> list[Field]:
+                return [*fields, Field("protobuf", label, node_span, tuple(decoded.fields))]
+
+            tree = LazyFields(build)
             findings += decoded.findings
             content = decoded.content
             type_name = desc.full_name if desc is not None else None
@@ -366,8 +408,8 @@ class Http2Decoder:
         what = "request" if side == 0 else "response"
         summary = f"gRPC {what} ({m.length} bytes{', compressed' if m.compressed else ''})"
         record = MessageRecord(s.id, m.compressed, m.length, content, type_name, tuple(m.frames), data=body)
-        return Pdu("grpc", tuple(fields), span, summary, tuple(findings), record=record)
+        return Pdu("grpc", tree, span, summary, tuple(findings), record=record)
 
 
 def _respan(h: Header, span: tuple[int, int]) -> Header:
-    return Header(h.name, h.value, span, h.representation, h.index, h.known)
+    return h._replace(span=span)

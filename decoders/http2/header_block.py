@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from hpack.exceptions import HPACKDecodingError
-from hpack.hpack import decode_integer
 from hpack.huffman_table import decode_huffman
 from hpack.table import HeaderTable
 
 from protoscope.decoders.api import Finding
 
 STATIC = HeaderTable.STATIC_TABLE
+STATIC_TEXT = tuple((name.decode(), value.decode()) for name, value in STATIC)
 ENTRY_OVERHEAD = 32
 """RFC 7541 section 4.1: an entry's size is its name and value lengths plus 32."""
 DEFAULT_TABLE_SIZE = 4096
@@ -31,16 +32,16 @@ referencing big table entries many times) stops here with a finding."""
 UNKNOWN = "<unknown>"
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
-    """One header field as it was on the wire."""
+class Header(NamedTuple):
+    """One header field as it was on the wire (a NamedTuple: ~4x cheaper to make than a frozen
+    dataclass, and a gRPC capture makes hundreds of thousands)."""
 
     name: str
     value: str
     span: tuple[int, int]
     representation: str
     """"indexed", "literal-indexed", "literal", "never-indexed"."""
-    index: int = 0
+    table_index: int = 0
     """The table index it referred to (0 when the name was a literal)."""
     known: bool = True
     """False when it referred to a dynamic-table entry from before the capture began."""
@@ -73,9 +74,8 @@ class DynamicTable:
 
     def get(self, index: int) -> tuple[str, str] | None:
         """Entry `index` (1-based over static then dynamic), or None when unknown."""
-        if 1 <= index <= len(STATIC):
-            name, value = STATIC[index - 1]
-            return name.decode(), value.decode()
+        if 1 <= index <= len(STATIC_TEXT):
+            return STATIC_TEXT[index - 1]
         pos = index - len(STATIC) - 1
         if 0 <= pos < len(self.entries):
             return self.entries[pos]
@@ -86,13 +86,37 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape") if raw.isascii() else raw.decode("latin-1")
 
 
+def _integer(block: bytes, pos: int, prefix_bits: int) -> tuple[int, int]:
+    """An HPACK integer (section 5.1) at `pos`; returns it and the position after it.
+
+    By hand, not hpack's decode_integer: that one wants the rest of the block as a new bytes
+    object, a copy per header (a third of all HPACK time on a gRPC capture).
+    """
+    mask = (1 << prefix_bits) - 1
+    value = block[pos] & mask
+    pos += 1
+    if value < mask:
+        return value, pos
+    shift = 0
+    while True:
+        if pos >= len(block):
+            raise HPACKDecodingError("integer runs past the block")
+        b = block[pos]
+        pos += 1
+        value += (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 28:
+            raise HPACKDecodingError("integer longer than 4 continuation bytes")
+
+
 def _string(block: bytes, pos: int) -> tuple[str, int]:
     """A string literal (section 5.2) at `pos`; returns it and the position after it."""
     if pos >= len(block):
         raise HPACKDecodingError("string literal missing")
     huffman = bool(block[pos] & 0x80)
-    length, used = decode_integer(block[pos:], 7)
-    start = pos + used
+    length, start = _integer(block, pos, 7)
     end = start + length
     if end > len(block):
         raise HPACKDecodingError(f"string literal of {length} bytes runs past the block")
@@ -115,8 +139,7 @@ def decode_block(block: bytes, table: DynamicTable, base: int = 0) -> tuple[list
         first = block[pos]
         try:
             if first & 0x80:  # indexed header field (6.1)
-                index, used = decode_integer(block[pos:], 7)
-                pos += used
+                index, pos = _integer(block, pos, 7)
                 if index == 0:
                     raise HPACKDecodingError("indexed header field with index 0")
                 entry = table.get(index)
@@ -129,8 +152,7 @@ def decode_block(block: bytes, table: DynamicTable, base: int = 0) -> tuple[list
                 name, value = entry
                 headers.append(Header(name, value, (base + start, base + pos), "indexed", index))
             elif first & 0xE0 == 0x20:  # dynamic table size update (6.3)
-                size, used = decode_integer(block[pos:], 5)
-                pos += used
+                size, pos = _integer(block, pos, 5)
                 table.resize(size)
                 continue
             else:
@@ -140,8 +162,7 @@ def decode_block(block: bytes, table: DynamicTable, base: int = 0) -> tuple[list
                     prefix, kind = 4, "never-indexed"
                 else:
                     prefix, kind = 4, "literal"
-                index, used = decode_integer(block[pos:], prefix)
-                pos += used
+                index, pos = _integer(block, pos, prefix)
                 known = True
                 if index:
                     entry = table.get(index)

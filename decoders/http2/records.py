@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .header_block import Header
 
 
-@dataclass(frozen=True, slots=True)
-class FrameRecord:
-    """One HTTP/2 frame, for analyses (carried as `Pdu.record`)."""
+class FrameRecord(NamedTuple):
+    """One HTTP/2 frame, for analyses (carried as `Pdu.record`). NamedTuples: a capture makes one
+    per frame, and they are several times cheaper to make than frozen dataclasses."""
 
     type: int
     flags: int
@@ -25,8 +25,7 @@ class FrameRecord:
     last_stream_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class MessageRecord:
+class MessageRecord(NamedTuple):
     """One gRPC message, for analyses (carried as `Pdu.record`)."""
 
     stream_id: int

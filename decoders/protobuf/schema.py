@@ -7,7 +7,7 @@ so it is exactly what gRPC's own tooling would show. The detail tree walks the w
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -15,7 +15,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import DecodeError
 
-from protoscope.decoders.api import Field, Finding
+from protoscope.decoders.api import Field, Finding, LazyFields
 
 from . import wire
 
@@ -96,20 +96,22 @@ class SchemaSet:
 
 @dataclass(slots=True)
 class Decoded:
-    fields: list[Field]
+    fields: Sequence[Field]
     content: object
     """JSON-like data: MessageToDict with a schema, else the schema-less reading."""
     findings: list[Finding]
 
 
 def decode_message(data: bytes, desc: Descriptor | None, base: int = 0) -> Decoded:
-    """Decode one message; spans are offset by `base`."""
-    raw_fields, error = wire.decode(data)
+    """Decode one message; spans are offset by `base`. The detail tree is built when first read."""
     findings: list[Finding] = []
-    if error is not None:
-        findings.append(Finding("warn", "protobuf.malformed", f"not a well-formed message: {error}"))
     if desc is None:
-        return Decoded([_raw_field(f, base) for f in raw_fields], raw_content(raw_fields), findings)
+        raw_fields, error = wire.decode(data)
+        if error is not None:
+            findings.append(Finding("warn", "protobuf.malformed", f"not a well-formed message: {error}"))
+        return Decoded(
+            LazyFields(lambda: [_raw_field(f, base) for f in raw_fields]), raw_content(raw_fields), findings
+        )
     cls = message_factory.GetMessageClass(desc)
     msg = cls()
     content: object
@@ -118,8 +120,12 @@ def decode_message(data: bytes, desc: Descriptor | None, base: int = 0) -> Decod
         content = MessageToDict(msg)
     except (DecodeError, RecursionError, ValueError) as exc:
         findings.append(Finding("error", "protobuf.parse_failed", f"{desc.full_name}: {exc}"))
-        content = raw_content(raw_fields)
-    return Decoded([_typed_field(f, desc, base) for f in raw_fields], content, findings)
+        content = raw_content(wire.decode(data)[0])
+
+    def tree() -> list[Field]:
+        return [_typed_field(f, desc, base) for f in wire.decode(data)[0]]
+
+    return Decoded(LazyFields(tree), content, findings)
 
 
 def raw_content(fields: list[wire.WireField]) -> dict[str, object]:

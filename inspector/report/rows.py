@@ -113,15 +113,28 @@ def info(session: Session, pd: PacketDecode) -> str:
     return f"{sport} → {dport} Len={length}"
 
 
-def analysis_rows(session: Session, name: str) -> list[dict[str, Any]]:
-    """Run a decoding pass through the named analysis (e.g. "calls") and return its rows."""
+DRAIN_EVERY = 1024
+"""Packets between two drains of an analysis's finished rows."""
+
+
+def analysis_rows(session: Session, name: str) -> Iterator[dict[str, Any]]:
+    """Run a decoding pass through the named analysis (e.g. "calls") and yield its rows.
+
+    An analysis with a `drain()` hands over finished rows during the pass (in the order they
+    finish), so a report on a long capture holds only what is still open; the rest follows.
+    """
     analysis = session.registry.analysis(name)
+    drain = getattr(analysis, "drain", None)
     for pd in session.decode():
         if pd.pdus:
             ctx = session.context(pd.index)
             for pdu in pd.pdus:
                 analysis.feed(pdu, ctx)
-    return analysis.rows()
+        if drain is not None and pd.index % DRAIN_EVERY == 0:
+            yield from drain()
+    if drain is not None:
+        yield from drain()
+    yield from analysis.rows()
 
 
 def finding_rows(session: Session) -> Iterator[dict[str, Any]]:

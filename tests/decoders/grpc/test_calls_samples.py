@@ -29,7 +29,7 @@ def decoded_calls(pcap: Path, with_schema: bool = True) -> list[dict[str, Any]]:
     registry.configure(options)
     session = Session.open(pcap, registry)
     try:
-        return analysis_rows(session, "calls")
+        return list(analysis_rows(session, "calls"))
     finally:
         session.close()
 

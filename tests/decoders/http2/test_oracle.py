@@ -223,7 +223,7 @@ def test_paths_and_status_equal_tshark(name: str) -> None:
         assert paths, "tshark found no :path to compare"
     session = Session.open(path, load_registry())
     try:
-        calls = analysis_rows(session, "calls")
+        calls = list(analysis_rows(session, "calls"))
     finally:
         session.close()
     ours_by_stream: dict[int, list[dict[str, object]]] = defaultdict(list)
