@@ -1,0 +1,66 @@
+"""HPACK header blocks: round trips with the hpack library's encoder, truncation, hostile input."""
+
+from __future__ import annotations
+
+from hpack import Encoder
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protoscope.decoders.http2.header_block import MAX_HEADER_LIST_SIZE, DynamicTable, decode_block
+
+TOKEN = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=20)
+VALUE = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
+
+
+@given(st.lists(st.lists(st.tuples(TOKEN, VALUE), min_size=1, max_size=12), min_size=1, max_size=5))
+def test_round_trip_with_hpack_encoder(blocks: list[list[tuple[str, str]]]) -> None:
+    encoder, table = Encoder(), DynamicTable()
+    for headers in blocks:
+        decoded, findings = decode_block(encoder.encode(headers), table)
+        assert not findings
+        assert [(h.name, h.value) for h in decoded] == headers
+
+
+def test_spans_cover_the_block_in_order() -> None:
+    block = Encoder().encode([(":method", "POST"), (":path", "/demo.Directory/Get"), ("x-id", "42")])
+    decoded, _ = decode_block(block, DynamicTable(), base=100)
+    assert decoded[0].span[0] == 100 and decoded[-1].span[1] == 100 + len(block)
+    assert all(a.span[1] == b.span[0] for a, b in zip(decoded, decoded[1:], strict=False))
+
+
+def test_truncation_at_every_boundary() -> None:
+    block = Encoder().encode([(":path", "/a/b"), ("custom-key", "custom-value" * 3), ("grpc-timeout", "1S")])
+    for cut in range(len(block)):
+        decoded, findings = decode_block(block[:cut], DynamicTable())
+        complete = [h for h in decoded if h.known]
+        assert len(complete) <= 3
+        if cut and len(decoded) < 3:
+            assert findings or cut in {h.span[1] for h in decoded}
+
+
+def test_unknown_dynamic_entries_midstream() -> None:
+    encoder = Encoder()
+    encoder.encode([("x-secret", "before the capture")])
+    block = encoder.encode([("x-secret", "before the capture"), ("x-new", "v")])
+    table = DynamicTable(complete=False)
+    decoded, findings = decode_block(block, table)
+    assert [(h.name, h.known) for h in decoded] == [("<unknown>", False), ("x-new", True)]
+    assert findings[0].code == "hpack.unknown_index" and findings[0].severity == "warn"
+    # The table fills from new literals: the next block's reference to x-new is known.
+    decoded, _ = decode_block(encoder.encode([("x-new", "v")]), table)
+    assert (decoded[0].name, decoded[0].value) == ("x-new", "v")
+
+
+def test_header_list_bomb_ends_in_a_finding() -> None:
+    encoder = Encoder()
+    big = "x" * 4000
+    first = encoder.encode([("big", big)])
+    bomb = first + bytes([0x80 | 62]) * 100_000  # 100,000 references to a 4 KB entry: 400 MB
+    decoded, findings = decode_block(bomb, DynamicTable())
+    assert findings[-1].code == "hpack.header_list_too_large"
+    assert sum(len(h.value) for h in decoded) <= MAX_HEADER_LIST_SIZE
+
+
+@given(st.binary(max_size=300))
+def test_random_bytes_never_raise(block: bytes) -> None:
+    decode_block(block, DynamicTable())
