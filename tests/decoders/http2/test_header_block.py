@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hpack import Encoder
 from hypothesis import given
 from hypothesis import strategies as st
@@ -25,7 +27,7 @@ def test_spans_cover_the_block_in_order() -> None:
     block = Encoder().encode([(":method", "POST"), (":path", "/demo.Directory/Get"), ("x-id", "42")])
     decoded, _ = decode_block(block, DynamicTable(), base=100)
     assert decoded[0].span[0] == 100 and decoded[-1].span[1] == 100 + len(block)
-    assert all(a.span[1] == b.span[0] for a, b in zip(decoded, decoded[1:], strict=False))
+    assert all(a.span[1] == b.span[0] for a, b in itertools.pairwise(decoded))
 
 
 def test_truncation_at_every_boundary() -> None:
