@@ -146,6 +146,11 @@ class FlowContext:
     """Capture timestamp, epoch seconds."""
     hints: Mapping[str, str] = field(default_factory=dict)
     """Facts learned elsewhere in the capture (an SDP payload map, a TURN channel, ...)."""
+    shared: dict[str, object] = field(default_factory=dict)
+    """Scratch space of this flow for this decoding pass, seen by both directions' decode calls
+    (e.g. HTTP/2 keeps each stream's request headers here to decode the responses). Keep
+    connection state here or in `new_state()` objects, never on the decoder instance: the viewer
+    decodes one flow again while a full pass runs."""
 
 
 @runtime_checkable

@@ -58,6 +58,8 @@ class _FlowState:
     sniffed: int = 0
     directions: tuple[_Direction, _Direction] = field(default_factory=lambda: (_Direction(), _Direction()))
     inner_states: dict[tuple[int, str], object] = field(default_factory=dict)
+    shared: dict[str, object] = field(default_factory=dict)
+    """FlowContext.shared: state both directions of the flow see, for this decoding pass."""
 
 
 class Session:
@@ -80,7 +82,7 @@ class Session:
     def close(self) -> None:
         self.index.close()
 
-    def context(self, i: int) -> FlowContext:
+    def context(self, i: int, shared: dict[str, object] | None = None) -> FlowContext:
         ix = self.index
         flow = ix.flows[int(ix.flow[i])]
         c2s = int(ix.direction[i]) == 0
@@ -93,6 +95,7 @@ class Session:
             from_client=c2s,
             frame=i + 1,
             time=ix.time(i),
+            shared={} if shared is None else shared,
         )
 
     def file_findings(self) -> list[Finding]:
@@ -100,8 +103,14 @@ class Session:
         n = len(self.index)
         return [f for i, f in self.index.findings if i >= n]
 
-    def decode(self, progress: Progress | None = None) -> Iterator[PacketDecode]:
-        """Decode every packet in frame order."""
+    def decode(
+        self, progress: Progress | None = None, packets: Sequence[int] | None = None
+    ) -> Iterator[PacketDecode]:
+        """Decode every packet in frame order, or only `packets` (ascending 0-based indexes).
+
+        Decoder state is per flow, so the packets of one flow alone decode exactly as in the full
+        pass: the viewer re-decodes one flow up to the selected packet this way.
+        """
         progress = progress or self.progress
         ix = self.index
         n = len(ix)
@@ -115,7 +124,7 @@ class Session:
         flows_rev, first_rev = np.unique(flow_col[with_flow][::-1], return_index=True)
         last_packet = dict(zip(flows_rev.tolist(), with_flow[::-1][first_rev].tolist(), strict=True))
         step = max(1, n // 200)
-        for i in range(n):
+        for i in range(n) if packets is None else packets:
             if progress is not None and i % step == 0:
                 progress(i, n)
             fid = int(flow_col[i])
@@ -139,7 +148,7 @@ class Session:
         data = self.index.payload(i)
         if not data:
             return
-        ctx = self.context(i)
+        ctx = self.context(i, st.shared)
         if st.decoder is None:
             if st.tries >= MAX_SNIFF_PACKETS:
                 return
@@ -179,7 +188,7 @@ class Session:
                 d.buffer += ev.data
         if not decode or not events or d.failed:
             return
-        ctx = self.context(i)
+        ctx = self.context(i, st.shared)
         if st.decoder is None:
             if st.sniffed >= SNIFF_WINDOW:
                 return

@@ -1,6 +1,6 @@
 """The HTTP/2 stream decoder: frames, header blocks and gRPC messages on reassembled TCP bytes.
 
-Per direction it keeps an HPACK table; per connection (shared by both directions, keyed by flow)
+Per direction it keeps an HPACK table; per connection (in the flow's `FlowContext.shared`, seen by both directions)
 it keeps each stream's headers so that gRPC messages are decoded with their method's schema.
 Captures that start mid-connection are handled: the first frame boundary is found by a strict
 heuristic, headers that refer to dynamic-table entries from before the capture show as unknown,
@@ -125,7 +125,6 @@ class Http2Decoder:
 
     def __init__(self) -> None:
         self.schemas = SchemaSet()
-        self._connections: dict[int, Connection] = {}
 
     def configure(self, options: Mapping[str, object]) -> None:
         schemas = options.get("protobuf.schemas")
@@ -150,7 +149,10 @@ class Http2Decoder:
     def decode(self, data: bytes, state: object, ctx: FlowContext) -> DecodeResult:
         assert isinstance(state, DirectionState)
         if state.conn is None:
-            state.conn = self._connections.setdefault(ctx.flow, Connection())
+            conn = ctx.shared.get("http2")
+            if not isinstance(conn, Connection):
+                conn = ctx.shared["http2"] = Connection()
+            state.conn = conn
         conn = state.conn
         side = 0 if ctx.from_client else 1
         pdus: list[Pdu] = []

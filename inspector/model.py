@@ -1,0 +1,172 @@
+"""What the viewer shows, computed headless: packet rows, the decoding pass, per-packet detail.
+
+The Textual app (inspector/tui/) is a thin layer over this; tests drive it without a terminal.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from protoscope.captures.net import Layer
+from protoscope.decoders.api import Finding, Pdu
+
+from .report.rows import info as info_column
+from .session import PacketDecode, Session, endpoints, packet_protocols
+
+Cancelled = Callable[[], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class PacketRow:
+    frame: int
+    time: float
+    """Seconds since the first packet."""
+    src: str
+    dst: str
+    protocol: str
+    length: int
+    info: str
+
+
+@dataclass(slots=True)
+class PacketDetail:
+    index: int
+    layers: list[Layer]
+    """L2-L4 headers, spans in frame offsets."""
+    pdus: list[Pdu]
+    findings: list[Finding]
+    frame: bytes
+    payload_offset: int
+    """Frame offset of the transport payload (PDU spans of datagrams start there)."""
+    datagram: bool
+
+
+@dataclass(slots=True)
+class Decoded:
+    """Results of the background decoding pass."""
+
+    done: int = 0
+    protocol: dict[int, str] = field(default_factory=dict)
+    info: dict[int, str] = field(default_factory=dict)
+    findings: list[tuple[int, Finding]] = field(default_factory=list)
+    calls: list[dict[str, object]] = field(default_factory=list)
+    complete: bool = False
+
+
+class CaptureModel:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.index = session.index
+        rec = self.index.records
+        self.first_ns = int(rec.ts_ns.min()) if len(self.index) else 0
+        self.decoded = Decoded()
+        self._lock = threading.Lock()
+        self._flow_packets: dict[int, np.ndarray[Any, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def row(self, i: int) -> PacketRow:
+        ix = self.index
+        rec = ix.records
+        src, dst = endpoints(ix, i)
+        protocol = self.decoded.protocol.get(i) or (ix.stacks[int(ix.stack[i])] or ("frame",))[-1]
+        text = self.decoded.info.get(i)
+        if text is None:
+            text = info_column(self.session, PacketDecode(i, (), ()))
+        return PacketRow(
+            i + 1,
+            (int(rec.ts_ns[i]) - self.first_ns) / 1e9,
+            src,
+            dst,
+            protocol.upper() if len(protocol) <= 5 else protocol,
+            int(rec.wirelen[i]),
+            text,
+        )
+
+    def decode_all(self, progress: Callable[[int, int], None] | None = None, cancelled: Cancelled | None = None) -> None:
+        """The decoding pass: protocol and Info per packet, findings, calls. Runs in a worker."""
+        registry = self.session.registry
+        calls = registry.analysis("calls") if "calls" in registry.analyses else None
+        drain = getattr(calls, "drain", None)
+        out = self.decoded
+        n = len(self.index)
+        for pd in self.session.decode():
+            i = pd.index
+            if cancelled is not None and i % 4096 == 0 and cancelled():
+                return
+            if pd.pdus:
+                names = packet_protocols(self.index, i, pd.pdus)
+                ctx = self.session.context(i)
+                with self._lock:
+                    out.protocol[i] = names[-1]
+                    out.info[i] = info_column(self.session, pd)
+                if calls is not None:
+                    for pdu in pd.pdus:
+                        calls.feed(pdu, ctx)
+            if pd.findings:
+                with self._lock:
+                    out.findings.extend((i, f) for f in pd.findings)
+            out.done = i + 1
+            if progress is not None and i % 4096 == 0:
+                progress(i, n)
+            if drain is not None and i % 1024 == 0:
+                rows = drain()
+                if rows:
+                    with self._lock:
+                        out.calls.extend(rows)
+        if calls is not None:
+            rows = (drain() if drain is not None else []) + calls.rows()
+            with self._lock:
+                out.calls.extend(rows)
+                out.calls.sort(key=lambda c: (c["flow"], c["start"]))  # type: ignore[arg-type,return-value]
+        with self._lock:
+            out.findings.extend((-1, f) for f in self.session.file_findings())
+            out.complete = True
+        if progress is not None:
+            progress(n, n)
+
+    def detail(self, i: int) -> PacketDetail:
+        """Layers and decoded PDUs of one packet (re-decodes its flow up to it)."""
+        ix = self.index
+        d = ix.dissect(i)
+        fid = int(ix.flow[i])
+        pdus: list[Pdu] = []
+        findings: list[Finding] = list(d.findings)
+        if fid >= 0:
+            packets = self._flow_packets.get(fid)
+            if packets is None:
+                packets = self._flow_packets[fid] = np.flatnonzero(ix.flow == fid)
+            upto = packets[: int(np.searchsorted(packets, i)) + 1].tolist()
+            last: PacketDecode | None = None
+            for pd in self.session.decode(packets=upto):
+                last = pd
+            if last is not None and last.index == i:
+                pdus = list(last.pdus)
+                findings = list(last.findings)
+        return PacketDetail(
+            i,
+            d.layers,
+            pdus,
+            findings,
+            ix.frame(i),
+            int(ix.payload_off[i]),
+            fid >= 0 and ix.flows[fid].transport == "udp",
+        )
+
+    def flow_label(self, fid: int) -> str:
+        flow = self.index.flows[fid]
+        stack = [p for p in flow.protocols if p]
+        if "grpc" in stack or (stack and stack[-1] == "http2" and self._has_calls(fid)):
+            label = "gRPC/HTTP2"
+        else:
+            label = "+".join(p.upper() for p in stack) or flow.transport.upper()
+        return label
+
+    def _has_calls(self, fid: int) -> bool:
+        return any(c["flow"] == fid for c in self.decoded.calls)
