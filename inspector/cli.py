@@ -137,11 +137,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     registry = _registry(args)
     report = args.report
     if report is None:
-        print(
-            "protoscope: the interactive viewer is not built yet; showing --report summary "
-            "(see --report for flows, packets, findings)",
-            file=sys.stderr,
-        )
+        if out.isatty() and sys.stdin.isatty():
+            from .tui.app import run as run_tui
+
+            run_tui(str(path), registry)
+            return EXIT_OK
+        print("protoscope: stdout is not a terminal; showing --report summary", file=sys.stderr)
         report = "summary"
     if report not in REPORTS and report not in registry.analyses:
         known = ", ".join([*REPORTS, *sorted(registry.analyses)])

@@ -89,7 +89,9 @@ class CaptureModel:
             text,
         )
 
-    def decode_all(self, progress: Callable[[int, int], None] | None = None, cancelled: Cancelled | None = None) -> None:
+    def decode_all(
+        self, progress: Callable[[int, int], None] | None = None, cancelled: Cancelled | None = None
+    ) -> None:
         """The decoding pass: protocol and Info per packet, findings, calls. Runs in a worker."""
         registry = self.session.registry
         calls = registry.analysis("calls") if "calls" in registry.analyses else None
@@ -124,7 +126,7 @@ class CaptureModel:
             rows = (drain() if drain is not None else []) + calls.rows()
             with self._lock:
                 out.calls.extend(rows)
-                out.calls.sort(key=lambda c: (c["flow"], c["start"]))  # type: ignore[arg-type,return-value]
+                out.calls.sort(key=lambda c: (c["flow"], c["start"]))
         with self._lock:
             out.findings.extend((-1, f) for f in self.session.file_findings())
             out.complete = True

@@ -1,7 +1,8 @@
 """The HTTP/2 stream decoder: frames, header blocks and gRPC messages on reassembled TCP bytes.
 
-Per direction it keeps an HPACK table; per connection (in the flow's `FlowContext.shared`, seen by both directions)
-it keeps each stream's headers so that gRPC messages are decoded with their method's schema.
+Per direction it keeps an HPACK table; per connection (in the flow's `FlowContext.shared`, seen by
+both directions) it keeps each stream's headers so that gRPC messages are decoded with their
+method's schema.
 Captures that start mid-connection are handled: the first frame boundary is found by a strict
 heuristic, headers that refer to dynamic-table entries from before the capture show as unknown,
 and DATA frames of streams whose headers were never seen are still read as gRPC when their bytes

@@ -1,0 +1,314 @@
+"""protoscope's Textual app: flows, packets, details and hex, gRPC calls, findings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.command import Hit, Hits, Provider
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Header,
+    Label,
+    ProgressBar,
+    Static,
+    TabbedContent,
+    TabPane,
+    Tree,
+)
+from textual.worker import get_current_worker
+
+from protoscope.decoders.registry import Registry
+
+from ..model import CaptureModel, PacketDetail
+from ..session import Session
+from .detail import DetailTree, HexView, Span
+from .packets import PacketList
+from .text import literal
+from .views import CallsTable, CallTree, FindingsTree, FlowsTable
+
+HELP = """\
+protoscope keys
+
+  Tab / Shift+Tab   move between panes          p  packets   c  calls   f  findings
+  ↑ ↓ / j k         move                        PgUp PgDn / Space   page
+  g / G             first / last packet         Enter   open (flow: its packets; packet: detail)
+  Esc               back (all packets) / stop loading
+  Ctrl+P            command palette: go to frame / flow / call
+  ?                 this help                   q   quit
+
+Text from the capture is shown literally: markup and control characters are escaped.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "dismiss", "Close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > Static { width: 90; border: round $accent; padding: 1 2; background: $panel; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static(HELP)
+
+
+class GoTo(Provider):
+    """Command palette: "frame N", "flow N", "call N"."""
+
+    async def search(self, query: str) -> Hits:
+        app = self.app
+        assert isinstance(app, ProtoscopeApp)
+        model = app.model
+        if model is None:
+            return
+        words = query.lower().split()
+        number = next((int(w) for w in words if w.isdigit()), None)
+        targets: list[tuple[str, Callable[[], None]]] = []
+        if number is not None:
+            if 1 <= number <= len(model):
+                targets.append((f"go to frame {number}", lambda: app.go_to_packet(number - 1)))
+            if number < len(model.index.flows):
+                targets.append(
+                    (f"go to flow {number} ({model.flow_label(number)})", lambda: app.show_flow(number))
+                )
+            if number < len(model.decoded.calls):
+                targets.append((f"go to call {number}", lambda: app.show_call(number)))
+        for name in ("packets", "calls", "findings"):
+            targets.append((f"show {name}", lambda name=name: app.show_tab(name)))  # type: ignore[misc]
+        matcher = self.matcher(query)
+        for text, action in targets:
+            score = matcher.match(text)
+            if score > 0 or number is not None:
+                yield Hit(max(score, 0.5), matcher.highlight(text), action, text=text)
+
+
+class ProtoscopeApp(App[None]):
+    TITLE = "protoscope"
+    COMMANDS = App.COMMANDS | {GoTo}
+    CSS = """
+    TabbedContent { height: 1fr; }
+    TabbedContent > ContentSwitcher { height: 1fr; }
+    TabPane { height: 1fr; padding: 0; }
+    #top { height: 55%; }
+    #flows { width: 34%; }
+    #bottom { height: 45%; }
+    #detail { width: 1fr; border-top: solid $accent; }
+    #hex-pane { width: 78; border-top: solid $accent; overflow-x: auto; }
+    HexView { width: 76; }
+    #status { height: 1; }
+    #status Label { width: 1fr; }
+    #status ProgressBar { width: 40; }
+    #calls-table { height: 45%; }
+    .narrow #top { layout: vertical; }
+    .narrow #flows { width: 100%; height: 4; }
+    .narrow #bottom { layout: vertical; }
+    .narrow #detail { height: 1fr; width: 100%; }
+    .narrow #hex-pane { width: 100%; height: 7; }
+    #call-detail { height: 1fr; border-top: solid $accent; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("p", "show_tab('packets')", "Packets"),
+        Binding("c", "show_tab('calls')", "Calls"),
+        Binding("f", "show_tab('findings')", "Findings"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, path: str | Path, registry: Registry) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.registry = registry
+        self.model: CaptureModel | None = None
+        self.sub_title = str(path)
+        self._detail_for: int | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial="packets"):
+            with TabPane("Packets", id="packets"):
+                with Horizontal(id="top"):
+                    yield FlowsTable(id="flows")
+                    yield PacketList(id="packet-list")
+                with Horizontal(id="bottom"):
+                    yield DetailTree("packet", id="detail")
+                    with VerticalScroll(id="hex-pane"):
+                        yield HexView(id="hex")
+            with TabPane("Calls", id="calls"):
+                with Vertical():
+                    yield CallsTable(id="calls-table")
+                    yield CallTree("call", id="call-detail")
+            with TabPane("Findings", id="findings"):
+                yield FindingsTree("findings", id="findings-tree")
+        with Horizontal(id="status"):
+            yield Label(f"loading {self.path}", id="status-text")
+            yield ProgressBar(id="progress", show_eta=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(PacketList).focus()
+        self.set_class(self.size.width < 120, "narrow")
+        self.load()
+
+    def on_resize(self) -> None:
+        """Below 120 columns the panes stack instead of standing side by side."""
+        self.set_class(self.size.width < 120, "narrow")
+
+    # -- loading ------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="load")
+    def load(self) -> None:
+        worker = get_current_worker()
+        try:
+            session = Session.open(self.path, self.registry)
+        except Exception as exc:  # CaptureError and friends: one line, no traceback
+            self.call_from_thread(self._status, f"cannot open {self.path}: {exc}")
+            return
+        model = CaptureModel(session)
+        self.call_from_thread(self._loaded, model)
+
+        def progress(done: int, total: int) -> None:
+            self.call_from_thread(self._progress, done, total)
+
+        model.decode_all(progress, lambda: worker.is_cancelled)
+        if not worker.is_cancelled:
+            self.call_from_thread(self._decoded)
+
+    def _loaded(self, model: CaptureModel) -> None:
+        self.model = model
+        self.query_one(PacketList).set_model(model)
+        self.query_one(FlowsTable).fill(model)
+        self._status(f"{len(model)} packets, {len(model.index.flows)} flows — decoding…")
+        self.query_one(PacketList).move_to(0)
+
+    def _progress(self, done: int, total: int) -> None:
+        self.query_one(ProgressBar).update(total=max(total, 1), progress=done)
+        self.query_one(PacketList).refresh()
+
+    def _decoded(self) -> None:
+        model = self.model
+        assert model is not None
+        self.query_one(ProgressBar).update(total=1, progress=1)
+        self.query_one(FlowsTable).fill(model)
+        self.query_one(CallsTable).fill(model.decoded.calls)
+        self.query_one(FindingsTree).fill(model.decoded.findings)
+        self.query_one(PacketList).refresh()
+        errors = sum(1 for _, f in model.decoded.findings if f.severity == "error")
+        self._status(
+            f"{len(model)} packets, {len(model.index.flows)} flows, {len(model.decoded.calls)} gRPC calls, "
+            f"{len(model.decoded.findings)} findings ({errors} errors)"
+        )
+
+    def _status(self, text: str) -> None:
+        self.query_one("#status-text", Label).update(literal(text))
+
+    # -- packets ------------------------------------------------------------------------------
+
+    def on_packet_list_highlighted(self, message: PacketList.Highlighted) -> None:
+        self.load_detail(message.index)
+
+    def on_packet_list_chosen(self, message: PacketList.Chosen) -> None:
+        self.query_one(DetailTree).focus()
+
+    @work(thread=True, exclusive=True, group="detail")
+    def load_detail(self, index: int) -> None:
+        """Decoding the selected packet (its flow up to it) happens off the UI thread."""
+        model = self.model
+        if model is None:
+            return
+        detail = model.detail(index)
+        if not get_current_worker().is_cancelled:
+            self.call_from_thread(self._show_detail, detail)
+
+    def _show_detail(self, detail: PacketDetail) -> None:
+        self._detail_for = detail.index
+        self.query_one(DetailTree).show(detail)
+        self.query_one(HexView).show(detail.frame)
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[Any]) -> None:
+        if event.control.id == "detail":
+            span: Span = event.node.data
+            self.query_one(HexView).highlight(span)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.control.id == "flows" and event.row_key.value is not None:
+            self.show_flow(int(event.row_key.value))
+        elif event.control.id == "calls-table" and event.row_key.value is not None:
+            self.show_call(int(event.row_key.value))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.control.id == "calls-table" and event.row_key.value is not None:
+            self.query_one(CallTree).show(self._calls()[int(event.row_key.value)])
+
+    def on_findings_tree_jump(self, message: FindingsTree.Jump) -> None:
+        self.go_to_packet(message.index)
+
+    def _calls(self) -> list[dict[str, object]]:
+        return self.model.decoded.calls if self.model is not None else []
+
+    # -- navigation ---------------------------------------------------------------------------
+
+    def show_tab(self, name: str) -> None:
+        """Switch views and focus the new one (else focus would stay in the hidden pane)."""
+        target = {"packets": "#packet-list", "calls": "#calls-table", "findings": "#findings-tree"}[name]
+        self.query_one(target).focus()
+        self.query_one(TabbedContent).active = name
+
+    def action_show_tab(self, name: str) -> None:
+        self.show_tab(name)
+
+    def show_flow(self, fid: int) -> None:
+        model = self.model
+        if model is None:
+            return
+        self.show_tab("packets")
+        rows = np.flatnonzero(model.index.flow == fid).tolist()
+        packets = self.query_one(PacketList)
+        packets.show_only(rows)
+        packets.focus()
+        self._status(f"flow {fid}: {model.flow_label(fid)} {len(rows)} packets (Esc: all packets)")
+
+    def show_call(self, n: int) -> None:
+        calls = self._calls()
+        if not 0 <= n < len(calls):
+            return
+        self.show_tab("calls")
+        table = self.query_one(CallsTable)
+        table.move_cursor(row=n)
+        table.focus()
+        self.query_one(CallTree).show(calls[n])
+
+    def go_to_packet(self, index: int) -> None:
+        self.show_tab("packets")
+        packets = self.query_one(PacketList)
+        packets.go_to_packet(index)
+        packets.focus()
+
+    async def action_back(self) -> None:
+        for worker in self.workers:
+            if worker.group == "load" and worker.is_running:
+                worker.cancel()
+                self._status("loading stopped (Esc): the packets read so far are shown")
+                return
+        packets = self.query_one(PacketList)
+        if packets.rows is not None:
+            packets.show_only(None)
+            if self.model is not None:
+                self._status(f"{len(self.model)} packets")
+        self.show_tab("packets")
+        packets.focus()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+
+def run(path: str, registry: Registry) -> None:
+    ProtoscopeApp(path, registry).run()

@@ -1,0 +1,123 @@
+"""Flows, gRPC calls and findings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+from textual.widgets import DataTable, Tree
+
+from protoscope.decoders.api import Finding
+
+from ..model import CaptureModel
+from .detail import Span, json_tree
+from .text import literal
+
+
+class FlowsTable(DataTable[Any]):
+    """Conversations with their protocol stack label; Enter shows only that flow's packets."""
+
+    def fill(self, model: CaptureModel) -> None:
+        self.clear(columns=True)
+        self.cursor_type = "row"
+        for title in ("#", "Protocols", "Client", "Server", "Packets", "Bytes", "Duration"):
+            self.add_column(title)
+        for flow in model.index.flows:
+            badge = (
+                "⚠ "
+                if any(
+                    f.severity == "error"
+                    for i, f in model.decoded.findings
+                    if i >= 0 and int(model.index.flow[i]) == flow.id
+                )
+                else ""
+            )
+            self.add_row(
+                str(flow.id),
+                literal(badge + model.flow_label(flow.id)),
+                literal(flow.client),
+                literal(flow.server),
+                str(flow.packets),
+                str(flow.bytes),
+                f"{(flow.last_ns - flow.first_ns) / 1e9:.3f}",
+                key=str(flow.id),
+            )
+
+
+class CallsTable(DataTable[Any]):
+    def fill(self, calls: list[dict[str, object]]) -> None:
+        self.clear(columns=True)
+        self.cursor_type = "row"
+        for title in ("Flow", "Stream", "Method", "Kind", "Status", "Req", "Resp", "Duration"):
+            self.add_column(title)
+        for n, c in enumerate(calls):
+            duration = c.get("duration")
+            self.add_row(
+                str(c["flow"]),
+                str(c["stream_id"]),
+                literal(c.get("path") or "(unknown: headers before the capture)"),
+                str(c["kind"]),
+                literal(
+                    c.get("status_name") or ("open" if c.get("end") is None else "—"),
+                    "green" if c.get("status") == 0 else "bold red" if c.get("status") else "",
+                ),
+                str(len(c["requests"])),  # type: ignore[arg-type]
+                str(len(c["responses"])),  # type: ignore[arg-type]
+                f"{duration:.6f}" if isinstance(duration, float) else "",
+                key=str(n),
+            )
+
+
+class CallTree(Tree[Span]):
+    def show(self, call: dict[str, object]) -> None:
+        self.clear()
+        self.root.set_label(literal(f"{call.get('path')} ({call.get('kind')})"))
+        status = f"{call.get('status')} {call.get('status_name') or ''}"
+        self.root.add_leaf(literal(f"status: {status}"))
+        if call.get("grpc_message"):
+            self.root.add_leaf(literal(f"grpc-message: {call['grpc_message']}"))
+        for key in ("status_details", "request_metadata", "response_metadata", "trailers"):
+            if call.get(key):
+                json_tree(self.root, call[key], key)
+        for key in ("requests", "responses"):
+            items = call.get(key) or []
+            node = self.root.add(literal(f"{key} [{len(items)}]"), expand=True)  # type: ignore[arg-type]
+            for item in items:  # type: ignore[attr-defined]
+                head = f"frame {item['frame']}: {item['size']} bytes" + (
+                    " (compressed)" if item["compressed"] else ""
+                )
+                msg = node.add(literal(head), expand=True)
+                json_tree(msg, item["message"], item.get("type") or "message")
+        self.root.expand()
+
+
+class FindingsTree(Tree[int]):
+    """Expert info grouped by severity and code; each leaf's data is its packet (-1: the file)."""
+
+    class Jump(Message):
+        def __init__(self, index: int) -> None:
+            super().__init__()
+            self.index = index
+
+    def fill(self, findings: list[tuple[int, Finding]]) -> None:
+        self.clear()
+        self.root.set_label(literal(f"Findings ({len(findings)})"))
+        for severity in ("error", "warn", "note"):
+            chosen = [(i, f) for i, f in findings if f.severity == severity]
+            if not chosen:
+                continue
+            style = {"error": "bold red", "warn": "yellow", "note": "cyan"}[severity]
+            sev = self.root.add(literal(f"{severity} ({len(chosen)})", style), expand=True)
+            codes: dict[str, list[tuple[int, Finding]]] = {}
+            for i, f in chosen:
+                codes.setdefault(f.code, []).append((i, f))
+            for code, items in sorted(codes.items()):
+                node = sev.add(literal(f"{code} ({len(items)})"), expand=False)
+                for i, f in items[:1000]:
+                    where = f"frame {i + 1}" if i >= 0 else "file"
+                    node.add_leaf(literal(f"{where}: {f.message}"), data=i)
+        self.root.expand()
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[int]) -> None:
+        if event.node.data is not None and event.node.data >= 0:
+            self.post_message(self.Jump(event.node.data))

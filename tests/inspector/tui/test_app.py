@@ -1,0 +1,187 @@
+"""The Textual app driven by Pilot on small real captures, and snapshots of its main screens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hpack import Encoder
+from hyperframe.frame import HeadersFrame, SettingsFrame
+from textual.widgets import DataTable, TabbedContent
+
+from protoscope.decoders.registry import load_registry
+from protoscope.inspector.tui.app import HelpScreen, ProtoscopeApp
+from protoscope.inspector.tui.detail import DetailTree
+from protoscope.inspector.tui.packets import PacketList
+from protoscope.inspector.tui.views import CallTree, FindingsTree
+from tests.conftest import SAMPLES
+from tests.pcapgen import tcp_conversation, write
+
+DEMO = SAMPLES / "grpc-demo.pcap"
+MIDSTREAM = SAMPLES / "grpc-midstream.pcap"
+
+
+async def loaded(pilot: Any) -> None:
+    app = pilot.app
+    for _ in range(200):
+        await pilot.pause(0.05)
+        if app.model is not None and app.model.decoded.complete:
+            break
+    await pilot.pause(0.2)
+
+
+def tree_text(tree: Any) -> list[str]:
+    out: list[str] = []
+    stack = [tree.root]
+    while stack:
+        node = stack.pop()
+        out.append(node.label.plain)
+        stack.extend(reversed(node.children))
+    return out
+
+
+async def test_packets_view_keys_and_detail() -> None:
+    app = ProtoscopeApp(DEMO, load_registry())
+    async with app.run_test(size=(160, 45)) as pilot:
+        await loaded(pilot)
+        packets = app.query_one(PacketList)
+        assert packets.count == 101
+        assert packets.render_line(1).text.split()[0] == "1"
+        await pilot.press("j", "j", "down")
+        assert packets.cursor == 3
+        await pilot.press("k")
+        assert packets.cursor == 2
+        await pilot.press("G")
+        assert packets.cursor == 100
+        await pilot.press("g", "pagedown")
+        assert packets.cursor > 10
+        await pilot.press("g")
+        for _ in range(9):
+            await pilot.press("j")
+        await pilot.pause(0.5)
+        labels = tree_text(app.query_one(DetailTree))
+        assert labels[0].startswith("Frame 10:")
+        assert "http2.headers.path: /demo.Directory/Get" in labels
+        await pilot.press("enter")
+        assert app.focused is app.query_one(DetailTree)
+
+
+async def test_flow_filter_and_back() -> None:
+    app = ProtoscopeApp(DEMO, load_registry())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)
+        app.query_one("#flows", DataTable).focus()
+        await pilot.press("enter")
+        packets = app.query_one(PacketList)
+        assert packets.rows is not None and len(packets.rows) == 101
+        await pilot.press("escape")
+        assert packets.rows is None
+
+
+async def test_calls_view_shows_capture_text_literally() -> None:
+    app = ProtoscopeApp(DEMO, load_registry())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)
+        await pilot.press("c")
+        assert app.query_one(TabbedContent).active == "calls"
+        table = app.query_one("#calls-table", DataTable)
+        assert table.row_count == 20
+        await pilot.press("down")  # the NOT_FOUND call: its grpc-message holds "[red]x[/red]"
+        await pilot.pause(0.2)
+        labels = tree_text(app.query_one(CallTree))
+        assert any("[red]x[/red]" in label for label in labels)
+
+
+async def test_findings_view_jumps_to_its_packet() -> None:
+    app = ProtoscopeApp(MIDSTREAM, load_registry())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)
+        await pilot.press("f")
+        tree = app.query_one(FindingsTree)
+        assert "hpack.unknown_index" in " ".join(tree_text(tree))
+        leaf = next(n for n in _walk(tree.root) if n.data is not None)
+        tree.select_node(leaf)
+        await pilot.pause(0.3)
+        assert app.query_one(TabbedContent).active == "packets"
+        assert app.query_one(PacketList).cursor == leaf.data
+
+
+def _walk(node: Any) -> list[Any]:
+    out = [node]
+    for child in node.children:
+        out += _walk(child)
+    return out
+
+
+async def test_help_and_command_palette() -> None:
+    app = ProtoscopeApp(DEMO, load_registry())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"frame 42")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert app.query_one(PacketList).cursor == 41
+
+
+def hostile_capture(tmp_path: Path) -> Path:
+    """An h2c request whose header value holds Rich markup and a clear-screen escape."""
+    block = Encoder().encode([(":method", "GET"), (":path", "/"), ("x-evil", "[red]x[/red]\x1b[2J")])
+    client = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + SettingsFrame(0).serialize()
+    client += HeadersFrame(1, block, flags=["END_HEADERS", "END_STREAM"]).serialize()
+    return write(tmp_path / "hostile.pcap", tcp_conversation([(True, client)], server=("127.0.0.1", 8080)))
+
+
+async def test_hostile_text_is_shown_as_text(tmp_path: Path) -> None:
+    app = ProtoscopeApp(hostile_capture(tmp_path), load_registry())
+    async with app.run_test(size=(220, 50)) as pilot:
+        await loaded(pilot)
+        await pilot.press("G")
+        await pilot.pause(0.5)
+        tree = app.query_one(DetailTree)
+        labels = tree_text(tree)
+        assert "http2.header: x-evil: [red]x[/red]\\x1b[2J" in labels
+        evil = next(n for n in _walk(tree.root) if "x-evil" in n.label.plain)
+        tree.move_cursor(evil)
+        tree.scroll_to_node(evil, animate=False)
+        await pilot.pause(0.3)
+        # On screen the markup and the escape are characters, not styling or a cleared screen.
+        screen = app.export_screenshot().replace("&#160;", " ")
+        assert "[red]x[/red]\\x1b[2J" in screen
+
+
+async def test_unreadable_capture_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pcap"
+    bad.write_text("not a capture")
+    app = ProtoscopeApp(bad, load_registry())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.5)
+        assert "cannot open" in str(app.query_one("#status-text").render())
+
+
+@pytest.mark.parametrize(
+    ("capture", "keys", "size"),
+    [
+        (DEMO, ["j"] * 9, (120, 36)),
+        (DEMO, ["c", "down"], (120, 36)),
+        (MIDSTREAM, ["f"], (100, 30)),
+        (DEMO, [], (80, 24)),
+    ],
+    ids=["packets", "calls", "findings", "small-terminal"],
+)
+def test_snapshots(snap_compare: Any, capture: Path, keys: list[str], size: tuple[int, int]) -> None:
+    async def settle(pilot: Any) -> None:
+        await loaded(pilot)
+        for key in keys:
+            await pilot.press(key)
+        await pilot.pause(0.5)
+
+    app = ProtoscopeApp(capture.relative_to(SAMPLES.parent.parent), load_registry())
+    assert snap_compare(app, terminal_size=size, run_before=settle)
