@@ -177,6 +177,7 @@ def build_index(capture: CaptureFile) -> PacketIndex:
     for flow in fc.flows:
         if flow.carried:
             flow.protocols.append("gtp")
+    capture.release_pages()
     return PacketIndex(
         capture=capture,
         stack=stack,

@@ -130,6 +130,7 @@ class CaptureModel:
         with self._lock:
             out.findings.extend((-1, f) for f in self.session.file_findings())
             out.complete = True
+        self.index.capture.release_pages()
         if progress is not None:
             progress(n, n)
 

@@ -145,6 +145,8 @@ class Session:
     # -- datagrams -------------------------------------------------------------------------
 
     def _udp(self, i: int, st: _FlowState, pdus: list[Pdu], findings: list[Finding]) -> None:
+        if st.decoder is None and st.tries >= MAX_SNIFF_PACKETS:
+            return  # a flow no decoder took: its bytes are not even read
         data = self.index.payload(i)
         if not data:
             return

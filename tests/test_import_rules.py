@@ -15,7 +15,8 @@ for info in pkgutil.walk_packages(root.__path__, root.__name__ + "."):
     if ".tui" in info.name:
         continue
     importlib.import_module(info.name)
-bad = sorted(m for m in sys.modules if m.split(".")[0] in {forbidden} or any(m.startswith(p) for p in {prefixes}))
+top = {forbidden}
+bad = sorted(m for m in sys.modules if m.split(".")[0] in top or any(m.startswith(p) for p in {prefixes}))
 print(",".join(bad))
 """
 

@@ -13,6 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.command import Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import (
     DataTable,
     Footer,
@@ -26,6 +27,8 @@ from textual.widgets import (
 )
 from textual.worker import get_current_worker
 
+from protoscope.captures.index import build_index
+from protoscope.captures.source import open_preview
 from protoscope.decoders.registry import Registry
 
 from ..model import CaptureModel, PacketDetail
@@ -34,6 +37,9 @@ from .detail import DetailTree, HexView, Span
 from .packets import PacketList
 from .text import literal
 from .views import CallsTable, CallTree, FindingsTree, FlowsTable
+
+DETAIL_DELAY = 0.08
+"""Seconds the packet cursor must rest before its detail is decoded and shown."""
 
 HELP = """\
 protoscope keys
@@ -130,6 +136,7 @@ class ProtoscopeApp(App[None]):
         self.model: CaptureModel | None = None
         self.sub_title = str(path)
         self._detail_for: int | None = None
+        self._detail_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -167,6 +174,10 @@ class ProtoscopeApp(App[None]):
     @work(thread=True, exclusive=True, group="load")
     def load(self) -> None:
         worker = get_current_worker()
+        preview = open_preview(self.path)
+        if preview is not None and len(preview.records):
+            # Rows at once: the first megabyte is indexed in milliseconds, the whole file next.
+            self.call_from_thread(self._preview, CaptureModel(Session(build_index(preview), self.registry)))
         try:
             session = Session.open(self.path, self.registry)
         except Exception as exc:  # CaptureError and friends: one line, no traceback
@@ -181,6 +192,11 @@ class ProtoscopeApp(App[None]):
         model.decode_all(progress, lambda: worker.is_cancelled)
         if not worker.is_cancelled:
             self.call_from_thread(self._decoded)
+
+    def _preview(self, model: CaptureModel) -> None:
+        if self.model is None:
+            self.query_one(PacketList).set_model(model)
+            self._status(f"reading {self.path}: first {len(model)} packets shown")
 
     def _loaded(self, model: CaptureModel) -> None:
         self.model = model
@@ -213,7 +229,12 @@ class ProtoscopeApp(App[None]):
     # -- packets ------------------------------------------------------------------------------
 
     def on_packet_list_highlighted(self, message: PacketList.Highlighted) -> None:
-        self.load_detail(message.index)
+        # Wait until the cursor rests: rebuilding the detail tree on every step of a held
+        # page-down key would cost more than the scrolling itself.
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+        index = message.index
+        self._detail_timer = self.set_timer(DETAIL_DELAY, lambda: self.load_detail(index))
 
     def on_packet_list_chosen(self, message: PacketList.Chosen) -> None:
         self.query_one(DetailTree).focus()
