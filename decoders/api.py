@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Protocol, overload, runtime_checkable
 
 Severity = Literal["note", "warn", "error"]
-Transport = Literal["datagram", "stream"]
+Transport = Literal["datagram", "stream", "both"]
+""""both": the decoder takes UDP datagrams and reassembled TCP bytes (it reads `ctx.transport`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,8 @@ class DecodeResult:
     consumed: int = 0
     need: int = 0
     findings: tuple[Finding, ...] = ()
+    inner: tuple[InnerPayload, ...] = ()
+    """Payloads handed on without a PDU of their own (RFC 7983 demultiplexing on a STUN flow)."""
 
 
 @dataclass(frozen=True, slots=True)

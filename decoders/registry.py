@@ -76,7 +76,7 @@ def _is_decoder_class(obj: Any) -> bool:
     return (
         inspect.isclass(obj)
         and isinstance(getattr(obj, "name", None), str)
-        and getattr(obj, "transport", None) in ("datagram", "stream")
+        and getattr(obj, "transport", None) in ("datagram", "stream", "both")
         and callable(getattr(obj, "decode", None))
         and callable(getattr(obj, "sniff", None))
         and callable(getattr(obj, "new_state", None))
@@ -188,13 +188,13 @@ class Registry:
         by_port = [
             d
             for d in self.decoders.values()
-            if d.transport == kind and any((transport, p) in d.ports for p in ports)
+            if d.transport in (kind, "both") and any((transport, p) in d.ports for p in ports)
         ]
         for d in by_port:
             if d.sniff(data, ctx):
                 return d, "port"
         for d in self.decoders.values():
-            if d.transport == kind and d not in by_port and d.sniff(data, ctx):
+            if d.transport in (kind, "both") and d not in by_port and d.sniff(data, ctx):
                 return d, "heuristic"
         return None, ""
 

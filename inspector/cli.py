@@ -53,6 +53,17 @@ def parser() -> argparse.ArgumentParser:
         "--plugin", action="append", default=[], metavar="FILE.py", help="load decoders from a file"
     )
     p.add_argument("--no-plugins", action="store_true", help="load no third-party decoders")
+    webrtc = p.add_argument_group("STUN/TURN keys (MESSAGE-INTEGRITY checks)")
+    webrtc.add_argument(
+        "--ice-pwd", action="append", default=[], metavar="PWD", help="an ICE password (repeatable)"
+    )
+    webrtc.add_argument(
+        "--turn-auth",
+        action="append",
+        default=[],
+        metavar="USER:PASS[@REALM]",
+        help="TURN long-term credentials",
+    )
     schema = p.add_argument_group("protobuf schemas")
     schema.add_argument("--proto", action="append", default=[], metavar="FILE.proto", help="(repeatable)")
     schema.add_argument(
@@ -84,7 +95,7 @@ def _registry(args: argparse.Namespace) -> Registry:
     reg = load_registry(args.plugin, use_plugins=not args.no_plugins, decode_as=args.decode_as)
     for problem in reg.load_errors:
         print(f"protoscope: warning: {problem}", file=sys.stderr)
-    options: dict[str, object] = {}
+    options: dict[str, object] = {"stun.ice_pwd": args.ice_pwd, "stun.turn_auth": args.turn_auth}
     if args.proto or args.proto_path or args.descriptor_set or args.reflect:
         from .schemas import load_schemas
 

@@ -39,6 +39,17 @@ class PacketDecode:
     """0-based packet index; the frame number is index + 1."""
     pdus: tuple[Pdu, ...]
     findings: tuple[Finding, ...]
+    depths: tuple[int, ...] = ()
+    """How deep each PDU was dispatched: 0 for the flow's decoder, 1 for what a PDU carried
+    (a TURN Data indication's STUN, a ChannelData's DTLS), and so on."""
+
+
+class _PduList(list[Pdu]):
+    """The PDUs of one packet in order, with the dispatch depth of each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depths: list[int] = []
 
 
 @dataclass(slots=True)
@@ -128,7 +139,7 @@ class Session:
             if progress is not None and i % step == 0:
                 progress(i, n)
             fid = int(flow_col[i])
-            pdus: list[Pdu] = []
+            pdus = _PduList()
             findings: list[Finding] = list(index_findings.get(i, ()))
             if fid >= 0:
                 st = states.get(fid)
@@ -138,13 +149,13 @@ class Session:
                     self._tcp(i, st, pdus, findings, have_decoders, last_packet[fid] == i)
                 elif have_decoders:
                     self._udp(i, st, pdus, findings)
-            yield PacketDecode(i, tuple(pdus), tuple(findings))
+            yield PacketDecode(i, tuple(pdus), tuple(findings), tuple(pdus.depths))
         if progress is not None:
             progress(n, n)
 
     # -- datagrams -------------------------------------------------------------------------
 
-    def _udp(self, i: int, st: _FlowState, pdus: list[Pdu], findings: list[Finding]) -> None:
+    def _udp(self, i: int, st: _FlowState, pdus: _PduList, findings: list[Finding]) -> None:
         if st.decoder is None and st.tries >= MAX_SNIFF_PACKETS:
             return  # a flow no decoder took: its bytes are not even read
         data = self.index.payload(i)
@@ -169,7 +180,7 @@ class Session:
     # -- streams ---------------------------------------------------------------------------
 
     def _tcp(
-        self, i: int, st: _FlowState, pdus: list[Pdu], findings: list[Finding], decode: bool, last: bool
+        self, i: int, st: _FlowState, pdus: _PduList, findings: list[Finding], decode: bool, last: bool
     ) -> None:
         ix = self.index
         direction = int(ix.direction[i])
@@ -279,13 +290,16 @@ class Session:
         result: DecodeResult,
         ctx: FlowContext,
         st: _FlowState,
-        pdus: list[Pdu],
+        pdus: _PduList,
         findings: list[Finding],
         depth: int,
     ) -> None:
         findings.extend(result.findings)
+        for inner in result.inner:
+            self._inner(inner, ctx, st, pdus, findings, depth + 1)
         for pdu in result.pdus:
             pdus.append(pdu)
+            pdus.depths.append(depth)
             findings.extend(pdu.findings)
             for inner in pdu.inner:
                 self._inner(inner, ctx, st, pdus, findings, depth + 1)
@@ -295,7 +309,7 @@ class Session:
         inner: InnerPayload,
         ctx: FlowContext,
         st: _FlowState,
-        pdus: list[Pdu],
+        pdus: _PduList,
         findings: list[Finding],
         depth: int,
     ) -> None:

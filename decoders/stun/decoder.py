@@ -1,0 +1,273 @@
+"""STUN, TURN and ICE on UDP and TCP, and RFC 7983 demultiplexing of everything else on the flow.
+
+A 5-tuple that carried STUN also carries DTLS, TURN ChannelData, RTP and RTCP: once pinned here,
+each datagram is told apart by its first byte (RFC 7983 section 7) and handed on as an inner
+payload; ChannelData and TURN Data/Send indications hand on what they relay.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from typing import ClassVar, Literal
+
+from protoscope.decoders.api import DecodeResult, Field, Finding, FlowContext, InnerPayload, Pdu
+
+from . import attributes as at
+from .messages import HEADER_LEN, Keys, StunRecord, channel_data, looks_like_stun, parse
+
+STUN_PORTS = (3478, 3479, 5349, 19302, 19303, 19305, 19307, 3480, 3481)
+MAX_TRANSACTIONS = 100_000
+"""Transactions remembered per flow for request/response pairing (oldest forgotten first)."""
+
+
+def demux_protocol(first: int, second: int) -> str | None:
+    """RFC 7983: what a datagram on a STUN-carrying 5-tuple is, by its first byte."""
+    if first <= 3:
+        return "stun"
+    if 16 <= first <= 19:
+        return "zrtp"
+    if 20 <= first <= 63:
+        return "dtls"
+    if 64 <= first <= 79:
+        return "turn-channel"
+    if 128 <= first <= 191:
+        return "rtcp" if 192 <= second <= 223 else "rtp"
+    return None
+
+
+def _summary(rec: StunRecord) -> str:
+    text = at.type_name(rec.type)
+    a = rec.attributes
+    if "username" in a:
+        text += f" user: {a['username']}"
+    mapped = a.get("xor_mapped")
+    if isinstance(mapped, tuple):
+        text += f" XOR-MAPPED-ADDRESS: {mapped[0]}:{mapped[1]}"
+    if "error_code" in a:
+        text += f" error-code: {a['error_code']}"
+    return ("Classic " if rec.classic else "") + text
+
+
+class StunDecoder:
+    name: ClassVar[str] = "stun"
+    transport: ClassVar[Literal["both"]] = "both"
+    ports: ClassVar[frozenset[tuple[str, int]]] = frozenset(
+        (t, p) for p in STUN_PORTS for t in ("udp", "tcp")
+    )
+
+    def __init__(self) -> None:
+        self.keys = Keys()
+
+    def configure(self, options: Mapping[str, object]) -> None:
+        pwds = options.get("stun.ice_pwd") or []
+        auth = options.get("stun.turn_auth") or []
+        long_term: list[tuple[str, str, str | None]] = []
+        for item in auth:  # type: ignore[attr-defined]
+            user, _, rest = str(item).partition(":")
+            password, _, realm = rest.partition("@")
+            long_term.append((user, password, realm or None))
+        self.keys = Keys(tuple(str(p).encode() for p in pwds), tuple(long_term))  # type: ignore[attr-defined]
+
+    def sniff(self, data: bytes, ctx: FlowContext) -> bool:
+        if ctx.transport == "tcp":
+            return _tcp_stun_at(data, 0) or _framed(data)
+        return looks_like_stun(data)
+
+    def new_state(self) -> None:
+        return None
+
+    def decode(self, data: bytes, state: object, ctx: FlowContext) -> DecodeResult:
+        if ctx.transport == "tcp":
+            return self._stream(data, ctx)
+        return self._datagram(data, ctx)
+
+    def _datagram(self, data: bytes, ctx: FlowContext) -> DecodeResult:
+        if not data:
+            return DecodeResult()
+        kind = demux_protocol(data[0], data[1] if len(data) > 1 else 0)
+        if kind == "stun" and len(data) >= HEADER_LEN:
+            return DecodeResult((self._message(data, ctx),), len(data))
+        if kind == "turn-channel":
+            return DecodeResult((self._channel(data, 0, ctx, padded=False),), len(data))
+        if kind in ("dtls", "rtp", "rtcp", "zrtp"):
+            return DecodeResult(consumed=len(data), inner=(InnerPayload(data, 0, kind),))
+        return DecodeResult(
+            consumed=len(data),
+            findings=(
+                Finding("note", "stun.demux_unknown", f"first byte {data[0]} matches no RFC 7983 range"),
+            ),
+        )
+
+    def _stream(self, data: bytes, ctx: FlowContext) -> DecodeResult:
+        if ctx.shared.get("stun.rfc4571") or (not ctx.shared.get("stun.plain") and _framed(data)):
+            ctx.shared["stun.rfc4571"] = True
+            return self._framed_stream(data, ctx)
+        ctx.shared["stun.plain"] = True
+        pdus: list[Pdu] = []
+        pos = 0
+        while len(data) - pos >= 4:
+            cd = channel_data(data[pos:])
+            if cd is not None:
+                total = 4 + cd[1] + (-cd[1]) % 4  # padded to 4 bytes over TCP (RFC 8656 12.5)
+                if len(data) - pos < total:
+                    return DecodeResult(tuple(pdus), pos, total)
+                pdus.append(self._channel(data[pos : pos + total], pos, ctx, padded=True))
+                pos += total
+                continue
+            if (
+                data[pos] & 0xC0
+                or (len(data) - pos < HEADER_LEN
+                and int.from_bytes(data[pos + 4 : pos + 8] or b"\0", "big") not in (0, at.MAGIC_COOKIE))
+            ):
+                return DecodeResult(
+                    tuple(pdus),
+                    len(data),
+                    findings=(
+                        Finding("warn", "stun.tcp_unframed", "bytes that are neither STUN nor ChannelData"),
+                    ),
+                )
+            if len(data) - pos < HEADER_LEN:
+                return DecodeResult(tuple(pdus), pos, HEADER_LEN)
+            total = HEADER_LEN + int.from_bytes(data[pos + 2 : pos + 4], "big")
+            if len(data) - pos < total:
+                return DecodeResult(tuple(pdus), pos, total)
+            pdu = self._message(data[pos : pos + total], ctx)
+            pdus.append(_shift(pdu, pos))
+            pos += total
+        return DecodeResult(tuple(pdus), pos, 4 if pos < len(data) else 0)
+
+    def _framed_stream(self, data: bytes, ctx: FlowContext) -> DecodeResult:
+        """RFC 4571 (ICE-TCP, RFC 6544): each packet is a 2-byte length then STUN, DTLS or RTP."""
+        pdus: list[Pdu] = []
+        inner: list[InnerPayload] = []
+        pos = 0
+        while len(data) - pos >= 2:
+            length = int.from_bytes(data[pos : pos + 2], "big")
+            if len(data) - pos - 2 < length:
+                return DecodeResult(tuple(pdus), pos, 2 + length, inner=tuple(inner))
+            body = data[pos + 2 : pos + 2 + length]
+            if (
+                body
+                and demux_protocol(body[0], body[1] if len(body) > 1 else 0) == "stun"
+                and len(body) >= HEADER_LEN
+            ):
+                pdu = self._message(body, ctx)
+                frame_len = Field("stun.tcp_frame_length", length, (pos, pos + 2))
+                pdu = _shift(pdu, pos + 2)
+                pdus.append(
+                    Pdu(
+                        pdu.protocol,
+                        (frame_len, *pdu.fields),
+                        (pos, pos + 2 + length),
+                        pdu.summary,
+                        pdu.findings,
+                        pdu.inner,
+                        pdu.record,
+                    )
+                )
+            elif body:
+                kind = demux_protocol(body[0], body[1] if len(body) > 1 else 0)
+                inner.append(
+                    InnerPayload(body, pos + 2, kind if kind not in (None, "turn-channel") else None)
+                )
+            pos += 2 + length
+        return DecodeResult(tuple(pdus), pos, 2 if pos < len(data) else 0, inner=tuple(inner))
+
+    def _message(self, data: bytes, ctx: FlowContext) -> Pdu:
+        rec, fields, findings = parse(data, self.keys)
+        assert rec is not None
+        fields += self._pair(rec, ctx, findings)
+        inner: tuple[InnerPayload, ...] = ()
+        if rec.data is not None and rec.method in (0x006, 0x007):
+            # TURN Send/Data indication: what the peer sent or gets, decoded too.
+            start = data.find(rec.data, HEADER_LEN)
+            inner = (InnerPayload(rec.data, max(start, 0), "stun"),)
+        return Pdu("stun", tuple(fields), (0, len(data)), _summary(rec), tuple(findings), inner, record=rec)
+
+    def _channel(self, data: bytes, base: int, ctx: FlowContext, padded: bool) -> Pdu:
+        channel, length = struct.unpack_from(">HH", data)
+        findings: list[Finding] = []
+        body = data[4 : 4 + length]
+        if len(body) < length:
+            findings.append(
+                Finding("warn", "stun.channel_short", f"ChannelData says {length} bytes, {len(body)} here")
+            )
+        fields = (
+            Field("stun.channel", channel, (base, base + 2)),
+            Field("stun.length", length, (base + 2, base + 4)),
+            Field("stun.value", f"{len(body)} bytes", (base + 4, base + 4 + len(body))),
+        )
+        inner = (InnerPayload(body, base + 4, "stun"),) if body else ()
+        return Pdu(
+            "stun",
+            fields,
+            (base, base + len(data)),
+            f"ChannelData TURN Message 0x{channel:04x}",
+            tuple(findings),
+            inner,
+            record=("channel", channel, length),
+        )
+
+    def _pair(self, rec: StunRecord, ctx: FlowContext, findings: list[Finding]) -> list[Field]:
+        """Request/response pairing by transaction id, with round-trip time and retransmissions."""
+        table = ctx.shared.setdefault("stun.transactions", {})
+        assert isinstance(table, dict)
+        key = rec.transaction_id
+        if rec.cls == 0:
+            seen = table.get(key)
+            if seen is not None and seen[2] is None:
+                findings.append(
+                    Finding(
+                        "note", "stun.retransmission", f"retransmission of the request in frame {seen[0]}"
+                    )
+                )
+                return [Field("stun.reqduplicate", seen[0], (8, 20))]
+            if len(table) >= MAX_TRANSACTIONS:
+                table.pop(next(iter(table)))
+            table[key] = (ctx.frame, ctx.time, None)
+        elif rec.cls in (2, 3):
+            seen = table.get(key)
+            if seen is not None:
+                table[key] = (seen[0], seen[1], ctx.frame)
+                return [
+                    Field("stun.response-to", seen[0], (8, 20)),
+                    Field("stun.time", round((ctx.time - seen[1]) * 1000, 3), (8, 20)),
+                ]
+        return []
+
+
+def _tcp_stun_at(data: bytes, pos: int) -> bool:
+    if len(data) - pos < HEADER_LEN or data[pos] & 0xC0:
+        return False
+    return int.from_bytes(data[pos + 4 : pos + 8], "big") == at.MAGIC_COOKIE
+
+
+def _framed(data: bytes) -> bool:
+    """An RFC 4571 frame holding a whole STUN message with the magic cookie."""
+    if not _tcp_stun_at(data, 2):
+        return False
+    return int.from_bytes(data[:2], "big") == HEADER_LEN + int.from_bytes(data[4:6], "big")
+
+
+def _shift(pdu: Pdu, by: int) -> Pdu:
+    if not by:
+        return pdu
+
+    def move(f: Field) -> Field:
+        return Field(f.name, f.value, (f.span[0] + by, f.span[1] + by), tuple(move(c) for c in f.children))
+
+    findings = tuple(
+        Finding(x.severity, x.code, x.message, None if x.span is None else (x.span[0] + by, x.span[1] + by))
+        for x in pdu.findings
+    )
+    inner = tuple(InnerPayload(i.data, i.offset + by, i.protocol, i.transport) for i in pdu.inner)
+    return Pdu(
+        pdu.protocol,
+        tuple(move(f) for f in pdu.fields),
+        (pdu.span[0] + by, pdu.span[1] + by),
+        pdu.summary,
+        findings,
+        inner,
+        pdu.record,
+    )
