@@ -115,10 +115,9 @@ class StunDecoder:
                 pdus.append(self._channel(data[pos : pos + total], pos, ctx, padded=True))
                 pos += total
                 continue
-            if (
-                data[pos] & 0xC0
-                or (len(data) - pos < HEADER_LEN
-                and int.from_bytes(data[pos + 4 : pos + 8] or b"\0", "big") not in (0, at.MAGIC_COOKIE))
+            if data[pos] & 0xC0 or (
+                len(data) - pos < HEADER_LEN
+                and int.from_bytes(data[pos + 4 : pos + 8] or b"\0", "big") not in (0, at.MAGIC_COOKIE)
             ):
                 return DecodeResult(
                     tuple(pdus),

@@ -1,0 +1,67 @@
+"""RTP and RTCP datagram decoders (reached by RFC 7983 demux on STUN flows, decode-as, or a strict
+heuristic)."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from protoscope.decoders.api import DecodeResult, FlowContext, Pdu
+
+from .packets import STATIC_NAMES, looks_like_rtcp, looks_like_rtp, parse_rtcp, parse_rtp
+
+
+NOT_RTP_PORTS = frozenset({1900, 3478, 5353, 5355, 19302})
+"""SSDP, STUN, mDNS, LLMNR, Google STUN: never RTP by heuristic (STUN flows demux RTP themselves)."""
+
+
+class RtpDecoder:
+    name: ClassVar[str] = "rtp"
+    transport: ClassVar[Literal["datagram"]] = "datagram"
+    ports: ClassVar[frozenset[tuple[str, int]]] = frozenset()
+
+    def sniff(self, data: bytes, ctx: FlowContext) -> bool:
+        # RTP lives on unprivileged ports; DNS, NTP and friends start with bytes that can look
+        # like an RTP header (a DNS id of 0x80xx), so their ports never get the heuristic.
+        ports = (ctx.src.port, ctx.dst.port)
+        if min(ports) < 1024 or any(p in NOT_RTP_PORTS for p in ports):
+            return False
+        return looks_like_rtp(data)
+
+    def new_state(self) -> None:
+        return None
+
+    def decode(self, data: bytes, state: object, ctx: FlowContext) -> DecodeResult:
+        if len(data) >= 2 and 192 <= data[1] <= 223 and looks_like_rtcp(data):
+            return RtcpDecoder().decode(data, state, ctx)  # RTCP muxed on the RTP port (RFC 5761)
+        rec, fields, findings = parse_rtp(data)
+        if rec is None:
+            return DecodeResult(consumed=len(data), findings=tuple(findings))
+        pt = STATIC_NAMES.get(rec.payload_type, f"DynamicRTP-Type-{rec.payload_type}")
+        summary = f"PT={pt}, SSRC=0x{rec.ssrc:08X}, Seq={rec.seq}, Time={rec.timestamp}" + (
+            ", Mark" if rec.marker else ""
+        )
+        return DecodeResult(
+            (Pdu("rtp", tuple(fields), (0, len(data)), summary, tuple(findings), record=rec),), len(data)
+        )
+
+
+class RtcpDecoder:
+    name: ClassVar[str] = "rtcp"
+    transport: ClassVar[Literal["datagram"]] = "datagram"
+    ports: ClassVar[frozenset[tuple[str, int]]] = frozenset()
+
+    def sniff(self, data: bytes, ctx: FlowContext) -> bool:
+        return looks_like_rtcp(data)
+
+    def new_state(self) -> None:
+        return None
+
+    def decode(self, data: bytes, state: object, ctx: FlowContext) -> DecodeResult:
+        rec, fields, findings = parse_rtcp(data)
+        from .packets import RTCP_TYPES
+
+        summary = ("SRTCP " if rec.srtcp else "") + "; ".join(RTCP_TYPES.get(t, str(t)) for t in rec.types)
+        proto = "srtcp" if rec.srtcp else "rtcp"
+        return DecodeResult(
+            (Pdu(proto, tuple(fields), (0, len(data)), summary, tuple(findings), record=rec),), len(data)
+        )

@@ -1,0 +1,288 @@
+"""RTP (RFC 3550) with RFC 8285 header extensions, and RTCP compound packets, with byte spans.
+
+By hand: scapy (not allowed in decoders) and aiortc's parsers are endpoint parsers that raise on
+what captures hold (padding errors, unknown RTCP types, SRTCP trailers).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from protoscope.decoders.api import Field, Finding
+
+RTP_HEADER = 12
+STATIC_CLOCK = {
+    0: 8000,
+    3: 8000,
+    4: 8000,
+    5: 8000,
+    6: 16000,
+    7: 8000,
+    8: 8000,
+    9: 8000,
+    10: 44100,
+    11: 44100,
+    12: 8000,
+    13: 8000,
+    14: 90000,
+    15: 8000,
+    16: 11025,
+    17: 22050,
+    18: 8000,
+    25: 90000,
+    26: 90000,
+    28: 90000,
+    31: 90000,
+    32: 90000,
+    33: 90000,
+    34: 90000,
+}
+"""RFC 3551's static payload types and their RTP clock rates."""
+STATIC_NAMES = {
+    0: "g711U",
+    3: "GSM",
+    4: "G723",
+    8: "g711A",
+    9: "g722",
+    13: "CN",
+    18: "g729",
+    26: "JPEG",
+    31: "H261",
+    32: "MPV",
+    33: "MP2T",
+    34: "H263",
+}
+RTCP_TYPES = {
+    192: "FIR",
+    193: "NACK",
+    195: "IJ",
+    200: "SR",
+    201: "RR",
+    202: "SDES",
+    203: "BYE",
+    204: "APP",
+    205: "RTPFB",
+    206: "PSFB",
+    207: "XR",
+    208: "AVB",
+    209: "RSI",
+    210: "TOKEN",
+}
+RTPFB_FMT = {1: "Generic NACK", 3: "TMMBR", 4: "TMMBN", 15: "Transport-wide Congestion Control"}
+PSFB_FMT = {1: "PLI", 2: "SLI", 3: "RPSI", 4: "FIR", 5: "TSTR", 6: "TSTN", 7: "VBCM", 15: "AFB (REMB)"}
+
+
+@dataclass(frozen=True, slots=True)
+class RtpRecord:
+    ssrc: int
+    seq: int
+    timestamp: int
+    payload_type: int
+    marker: bool
+    payload_len: int
+
+
+@dataclass(frozen=True, slots=True)
+class RtcpRecord:
+    types: tuple[int, ...]
+    srtcp: bool
+
+
+def looks_like_rtp(data: bytes) -> bool:
+    """Strict, one datagram: version 2, no CSRCs, a plausible payload type that is not RTCP's,
+    and a header extension (if any) that fits."""
+    if len(data) < RTP_HEADER + 1 or data[0] & 0xEF != 0x80:
+        return False
+    pt = data[1] & 0x7F
+    if 72 <= pt <= 76 or not (pt in STATIC_CLOCK or 96 <= pt <= 127):
+        return False
+    if data[0] & 0x10:
+        if len(data) < RTP_HEADER + 4:
+            return False
+        words = int.from_bytes(data[14:16], "big")
+        return RTP_HEADER + 4 + 4 * words <= len(data)
+    return True
+
+
+def parse_rtp(data: bytes) -> tuple[RtpRecord | None, list[Field], list[Finding]]:
+    if len(data) < RTP_HEADER:
+        return None, [], [Finding("warn", "rtp.truncated", f"RTP header cut short: {len(data)} of 12 bytes")]
+    b0, b1, seq, ts, ssrc = struct.unpack_from(">BBHII", data)
+    version, padding, ext, cc = b0 >> 6, bool(b0 & 0x20), bool(b0 & 0x10), b0 & 0x0F
+    marker, pt = bool(b1 & 0x80), b1 & 0x7F
+    findings: list[Finding] = []
+    fields = [
+        Field("rtp.version", version, (0, 1)),
+        Field("rtp.padding", padding, (0, 1)),
+        Field("rtp.ext", ext, (0, 1)),
+        Field("rtp.cc", cc, (0, 1)),
+        Field("rtp.marker", marker, (1, 2)),
+        Field("rtp.p_type", pt, (1, 2)),
+        Field("rtp.seq", seq, (2, 4)),
+        Field("rtp.timestamp", ts, (4, 8)),
+        Field("rtp.ssrc", ssrc, (8, 12)),
+    ]
+    if version != 2:
+        findings.append(Finding("warn", "rtp.version", f"RTP version {version}"))
+    pos = RTP_HEADER
+    for k in range(cc):
+        if pos + 4 > len(data):
+            findings.append(Finding("error", "rtp.truncated", "CSRC list cut short"))
+            return None, fields, findings
+        fields.append(Field("rtp.csrc.item", int.from_bytes(data[pos : pos + 4], "big"), (pos, pos + 4)))
+        pos += 4
+        del k
+    if ext:
+        if pos + 4 > len(data):
+            findings.append(Finding("error", "rtp.truncated", "header extension cut short"))
+            return None, fields, findings
+        profile, words = struct.unpack_from(">HH", data, pos)
+        end = pos + 4 + 4 * words
+        if end > len(data):
+            findings.append(
+                Finding(
+                    "error", "rtp.ext_too_long", f"header extension of {words} words runs past the packet"
+                )
+            )
+            return None, fields, findings
+        fields.append(
+            Field("rtp.ext.profile", profile, (pos, pos + 2), tuple(_extensions(data, pos + 4, end, profile)))
+        )
+        fields.append(Field("rtp.ext.len", words, (pos + 2, pos + 4)))
+        pos = end
+    end = len(data)
+    if padding:
+        count = data[-1]
+        if count == 0 or pos + count > len(data):
+            findings.append(Finding("warn", "rtp.padding_bad", f"padding count {count} does not fit"))
+        else:
+            end -= count
+            fields.append(Field("rtp.padding.count", count, (end, len(data))))
+    fields.append(Field("rtp.payload", f"{end - pos} bytes", (pos, end)))
+    return RtpRecord(ssrc, seq, ts, pt, marker, end - pos), fields, findings
+
+
+def _extensions(data: bytes, pos: int, end: int, profile: int) -> list[Field]:
+    """RFC 8285 one-byte (0xBEDE) and two-byte (0x100X) header extension elements."""
+    out: list[Field] = []
+    if profile == 0xBEDE:
+        while pos < end:
+            if data[pos] == 0:
+                pos += 1
+                continue
+            ident, length = data[pos] >> 4, (data[pos] & 0x0F) + 1
+            if ident == 15:
+                break
+            value = data[pos + 1 : pos + 1 + length]
+            out.append(
+                Field(
+                    "rtp.ext.rfc5285.id",
+                    ident,
+                    (pos, pos + 1 + length),
+                    (
+                        Field("rtp.ext.rfc5285.len", length, (pos, pos + 1)),
+                        Field("rtp.ext.rfc5285.data", value.hex(), (pos + 1, pos + 1 + length)),
+                    ),
+                )
+            )
+            pos += 1 + length
+    elif profile & 0xFFF0 == 0x1000:
+        while pos + 1 < end:
+            if data[pos] == 0:
+                pos += 1
+                continue
+            ident, length = data[pos], data[pos + 1]
+            value = data[pos + 2 : pos + 2 + length]
+            out.append(
+                Field(
+                    "rtp.ext.rfc5285.id",
+                    ident,
+                    (pos, pos + 2 + length),
+                    (
+                        Field("rtp.ext.rfc5285.len", length, (pos + 1, pos + 2)),
+                        Field("rtp.ext.rfc5285.data", value.hex(), (pos + 2, pos + 2 + length)),
+                    ),
+                )
+            )
+            pos += 2 + length
+    return out
+
+
+def looks_like_rtcp(data: bytes) -> bool:
+    """Strict: a compound of RTCP packets whose lengths add up to the datagram (an SRTCP trailer
+    of 4 + 10 bytes may follow), starting with SR, RR or a feedback packet."""
+    if len(data) < 8 or data[0] >> 6 != 2 or data[1] not in (200, 201, 205, 206, 207):
+        return False
+    pos = 0
+    while pos + 4 <= len(data):
+        if data[pos] >> 6 != 2 or not 192 <= data[pos + 1] <= 210:
+            break
+        pos += 4 + 4 * int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return pos == len(data) or 0 < len(data) - pos <= 4 + 16
+
+
+def parse_rtcp(data: bytes) -> tuple[RtcpRecord, list[Field], list[Finding]]:
+    fields: list[Field] = []
+    findings: list[Finding] = []
+    types: list[int] = []
+    pos = 0
+    while pos + 4 <= len(data):
+        b0, pt, words = data[pos], data[pos + 1], int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if b0 >> 6 != 2 or not 192 <= pt <= 210:
+            break
+        end = pos + 4 + 4 * words
+        if end > len(data):
+            findings.append(
+                Finding("error", "rtcp.length_bad", f"RTCP {RTCP_TYPES.get(pt, pt)} runs past the datagram")
+            )
+            break
+        count = b0 & 0x1F
+        children = [
+            Field("rtcp.version", 2, (pos, pos + 1)),
+            Field("rtcp.padding", bool(b0 & 0x20), (pos, pos + 1)),
+            Field("rtcp.rc" if pt in (200, 201, 202, 203) else "rtcp.fmt", count, (pos, pos + 1)),
+            Field("rtcp.pt", pt, (pos + 1, pos + 2)),
+            Field("rtcp.length", words, (pos + 2, pos + 4)),
+        ]
+        if end >= pos + 8:
+            children.append(
+                Field("rtcp.senderssrc", int.from_bytes(data[pos + 4 : pos + 8], "big"), (pos + 4, pos + 8))
+            )
+        if pt == 200 and end >= pos + 28:
+            ntp_hi, ntp_lo, rtp_ts, pkts, octets = struct.unpack_from(">IIIII", data, pos + 8)
+            children += [
+                Field("rtcp.timestamp.ntp.msw", ntp_hi, (pos + 8, pos + 12)),
+                Field("rtcp.timestamp.ntp.lsw", ntp_lo, (pos + 12, pos + 16)),
+                Field("rtcp.timestamp.rtp", rtp_ts, (pos + 16, pos + 20)),
+                Field("rtcp.sender.packetcount", pkts, (pos + 20, pos + 24)),
+                Field("rtcp.sender.octetcount", octets, (pos + 24, pos + 28)),
+            ]
+        if pt in (205, 206):
+            names = RTPFB_FMT if pt == 205 else PSFB_FMT
+            children.append(Field("rtcp.fb", names.get(count, f"FMT {count}"), (pos, pos + 1)))
+            if end >= pos + 12:
+                children.append(
+                    Field(
+                        "rtcp.media_ssrc",
+                        int.from_bytes(data[pos + 8 : pos + 12], "big"),
+                        (pos + 8, pos + 12),
+                    )
+                )
+        fields.append(Field("rtcp", RTCP_TYPES.get(pt, str(pt)), (pos, end), tuple(children)))
+        types.append(pt)
+        pos = end
+    srtcp = False
+    rest = len(data) - pos
+    if rest and types:
+        # SRTCP (RFC 3711): E flag and 31-bit index, then the authentication tag.
+        if rest >= 4:
+            word = int.from_bytes(data[pos : pos + 4], "big")
+            srtcp = True
+            fields.append(Field("srtcp.e", bool(word >> 31), (pos, pos + 1)))
+            fields.append(Field("srtcp.index", word & 0x7FFFFFFF, (pos, pos + 4)))
+            if rest > 4:
+                fields.append(Field("srtcp.auth_tag", data[pos + 4 :].hex(), (pos + 4, len(data))))
+        else:
+            findings.append(Finding("warn", "rtcp.trailing", f"{rest} bytes after the RTCP packets"))
+    return RtcpRecord(tuple(types), srtcp), fields, findings

@@ -1,0 +1,79 @@
+"""RTP and RTCP from real-shaped bytes: extensions, padding, compound RTCP, SRTCP, truncation, fuzz."""
+
+from __future__ import annotations
+
+import struct
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protoscope.decoders.rtp.packets import looks_like_rtcp, looks_like_rtp, parse_rtcp, parse_rtp
+from protoscope.inspector.session import flatten
+
+
+def rtp(seq: int = 7, ext: bytes = b"", padding: int = 0, payload: bytes = b"\xd5" * 160) -> bytes:
+    b0 = 0x80 | (0x10 if ext else 0) | (0x20 if padding else 0)
+    head = struct.pack(">BBHII", b0, 0x80 | 111, seq, 1234, 0xDEADBEEF)
+    tail = (b"\0" * (padding - 1) + bytes([padding])) if padding else b""
+    return head + ext + payload + tail
+
+
+def test_rtp_header_one_byte_extension_and_padding() -> None:
+    # RFC 8285 one-byte form: id 1 (audio level, 1 byte), id 3 (abs-send-time, 3 bytes), padding.
+    ext = struct.pack(">HH", 0xBEDE, 2) + bytes([0x10, 0x81, 0x32, 1, 2, 3, 0, 0])
+    raw = rtp(ext=ext, padding=4)
+    assert looks_like_rtp(rtp(ext=ext))  # the heuristic wants no padding on a flow's first packet
+    rec, fields, findings = parse_rtp(raw)
+    assert rec is not None and not findings
+    assert (rec.ssrc, rec.seq, rec.payload_type, rec.marker, rec.payload_len) == (
+        0xDEADBEEF,
+        7,
+        111,
+        True,
+        160,
+    )
+    flat = flatten(fields)
+    assert flat["rtp.ext.profile"] == 0xBEDE and flat["rtp.ext.rfc5285.id"] == [1, 3]
+    assert flat["rtp.ext.rfc5285.data"] == ["81", "010203"] and flat["rtp.padding.count"] == 4
+
+
+def test_rtp_two_byte_extension() -> None:
+    ext = struct.pack(">HH", 0x1000, 2) + bytes([5, 3, 9, 9, 9, 0, 0, 0])
+    rec, fields, _ = parse_rtp(rtp(ext=ext))
+    assert rec is not None and flatten(fields)["rtp.ext.rfc5285.id"] == 5
+
+
+def test_rtp_truncation_at_every_boundary() -> None:
+    raw = rtp(ext=struct.pack(">HH", 0xBEDE, 1) + bytes([0x10, 0x81, 0, 0]))
+    for cut in range(len(raw)):
+        rec, _, findings = parse_rtp(raw[:cut])
+        assert rec is not None or findings
+
+
+def test_rtcp_compound_sr_sdes_and_feedback() -> None:
+    sr = struct.pack(">BBHIIIIII", 0x80, 200, 6, 0x1111, 1, 2, 3, 10, 1600)
+    sdes = struct.pack(">BBHI", 0x81, 202, 2, 0x1111) + b"\x01\x02ab"
+    pli = struct.pack(">BBHII", 0x81, 206, 2, 0x1111, 0x2222)
+    nack = struct.pack(">BBHIIHH", 0x81, 205, 3, 0x1111, 0x2222, 100, 0)
+    raw = sr + sdes + pli + nack
+    assert looks_like_rtcp(raw)
+    rec, fields, findings = parse_rtcp(raw)
+    assert rec.types == (200, 202, 206, 205) and not rec.srtcp and not findings
+    flat = flatten(fields)
+    assert flat["rtcp.sender.packetcount"] == 10 and flat["rtcp.fb"] == ["PLI", "Generic NACK"]
+
+
+def test_srtcp_trailer() -> None:
+    rr = struct.pack(">BBHI", 0x80, 201, 1, 0x1111)
+    raw = rr + struct.pack(">I", 0x80000005) + b"\xaa" * 10
+    assert looks_like_rtcp(raw)
+    rec, fields, _ = parse_rtcp(raw)
+    assert rec.srtcp and flatten(fields)["srtcp.index"] == 5 and flatten(fields)["srtcp.e"] is True
+
+
+@given(st.binary(max_size=200))
+def test_random_bytes_never_raise(data: bytes) -> None:
+    parse_rtp(data)
+    parse_rtcp(data)
+    looks_like_rtp(data)
+    looks_like_rtcp(data)
