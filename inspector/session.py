@@ -6,6 +6,7 @@ one. Nothing per packet is kept: reports and views consume the stream (or cache 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -332,6 +333,9 @@ class Session:
         state = st.inner_states.get(key)
         if state is None:
             state = st.inner_states[key] = decoder.new_state()
+        if inner.transport == "datagram" and ctx.transport == "tcp":
+            # A datagram carried in a stream (TURN over TCP relays UDP): decoded as a datagram.
+            ctx = dataclasses.replace(ctx, transport="udp")
         result = self._run(decoder, inner.data, state, ctx, findings)
         if result is not None:
             self._collect(result, ctx, st, pdus, findings, depth)

@@ -9,7 +9,6 @@ from protoscope.decoders.api import DecodeResult, FlowContext, Pdu
 
 from .packets import STATIC_NAMES, looks_like_rtcp, looks_like_rtp, parse_rtcp, parse_rtp
 
-
 NOT_RTP_PORTS = frozenset({1900, 3478, 5353, 5355, 19302})
 """SSDP, STUN, mDNS, LLMNR, Google STUN: never RTP by heuristic (STUN flows demux RTP themselves)."""
 

@@ -1,0 +1,403 @@
+"""DTLS records (RFC 6347, RFC 9147) and handshake messages, with fragment reassembly.
+
+By hand: no Python library parses DTLS passively (ssl and cryptography are endpoints); X.509
+certificates are parsed with cryptography.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from protoscope.decoders.api import Field, Finding
+
+from . import names as nm
+
+RECORD_HEADER = 13
+HANDSHAKE_HEADER = 12
+MAX_MESSAGE = 1 << 20
+"""Largest handshake message reassembled from fragments (a certificate chain fits easily)."""
+VERSIONS = frozenset(nm.VERSIONS)
+
+
+Span = Callable[[int, int], tuple[int, int]]
+"""Maps offsets in a handshake message to offsets in the datagram ((0, 0) when reassembled)."""
+
+
+@dataclass(slots=True)
+class Reassembly:
+    """Handshake fragments of one direction: message_seq -> (length, type, bytes, covered ranges)."""
+
+    messages: dict[int, tuple[int, int, bytearray, list[tuple[int, int]]]] = field(default_factory=dict)
+    seen: set[tuple[int, int, int, int]] = field(default_factory=set)
+    """(epoch, message_seq, fragment_offset, fragment_length) already seen: retransmissions."""
+    done: set[int] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class DtlsRecord:
+    content_types: tuple[int, ...]
+    handshake_types: tuple[int, ...]
+    version: int | None
+    facts: dict[str, object]
+    """client_hello / server_hello details, certificate fingerprints, alert (for sessions)."""
+
+
+def looks_like_dtls(data: bytes) -> bool:
+    """Strict: plaintext-header records (a known content type and version) whose lengths add up
+    to the datagram exactly, or a DTLS 1.3 unified-header record (first bits 001)."""
+    pos = 0
+    count = 0
+    while pos + RECORD_HEADER <= len(data):
+        ctype, version = data[pos], int.from_bytes(data[pos + 1 : pos + 3], "big")
+        if ctype not in nm.CONTENT_TYPES or version not in VERSIONS:
+            return count > 0 and data[pos] >> 5 == 1
+        pos += RECORD_HEADER + int.from_bytes(data[pos + 11 : pos + 13], "big")
+        count += 1
+    return count > 0 and pos == len(data)
+
+
+def parse_datagram(data: bytes, reassembly: Reassembly) -> tuple[DtlsRecord, list[Field], list[Finding], str]:
+    fields: list[Field] = []
+    findings: list[Finding] = []
+    ctypes: list[int] = []
+    htypes: list[int] = []
+    facts: dict[str, object] = {}
+    version: int | None = None
+    info: list[str] = []
+    pos = 0
+    while pos < len(data):
+        first = data[pos]
+        if first >> 5 == 1 and first not in nm.CONTENT_TYPES:
+            end = _unified(data, pos, fields, findings)
+            ctypes.append(23)
+            info.append("Encrypted (DTLS 1.3)")
+            pos = end
+            continue
+        if pos + RECORD_HEADER > len(data):
+            findings.append(Finding("warn", "dtls.truncated", "record header cut short", (pos, len(data))))
+            break
+        ctype, ver, epoch = (
+            data[pos],
+            int.from_bytes(data[pos + 1 : pos + 3], "big"),
+            int.from_bytes(data[pos + 3 : pos + 5], "big"),
+        )
+        seq, length = (
+            int.from_bytes(data[pos + 5 : pos + 11], "big"),
+            int.from_bytes(data[pos + 11 : pos + 13], "big"),
+        )
+        end = pos + RECORD_HEADER + length
+        if ctype not in nm.CONTENT_TYPES or ver not in VERSIONS:
+            findings.append(
+                Finding("warn", "dtls.not_a_record", "bytes that are not a DTLS record", (pos, len(data)))
+            )
+            break
+        if end > len(data):
+            findings.append(
+                Finding("error", "dtls.truncated", f"record says {length} bytes, {len(data) - pos - 13} here")
+            )
+            end = len(data)
+        version = version or ver
+        ctypes.append(ctype)
+        children = [
+            Field("dtls.record.content_type", ctype, (pos, pos + 1)),
+            Field("dtls.record.version", ver, (pos + 1, pos + 3)),
+            Field("dtls.record.epoch", epoch, (pos + 3, pos + 5)),
+            Field("dtls.record.sequence_number", seq, (pos + 5, pos + 11)),
+            Field("dtls.record.length", length, (pos + 11, pos + 13)),
+        ]
+        body = pos + RECORD_HEADER
+        if ctype == 22 and epoch == 0:
+            children += _handshakes(data, body, end, epoch, reassembly, htypes, facts, findings, info)
+        elif ctype == 22:
+            info.append("Encrypted Handshake Message")
+        elif ctype == 21 and epoch == 0 and end - body >= 2:
+            level, desc = data[body], data[body + 1]
+            facts["alert"] = (nm.ALERT_LEVELS.get(level, str(level)), nm.ALERTS.get(desc, str(desc)))
+            children += [
+                Field("dtls.alert_message.level", level, (body, body + 1)),
+                Field("dtls.alert_message.desc", desc, (body + 1, body + 2)),
+            ]
+            info.append(f"Alert ({nm.ALERT_LEVELS.get(level, level)}, {nm.ALERTS.get(desc, desc)})")
+        elif ctype == 21:
+            info.append("Encrypted Alert")
+        elif ctype == 20:
+            info.append("Change Cipher Spec")
+        elif ctype == 23:
+            info.append("Application Data")
+        label = f"{nm.VERSIONS.get(ver, hex(ver))} Record Layer: {nm.CONTENT_TYPES[ctype]}"
+        fields.append(Field("dtls.record", label, (pos, end), tuple(children)))
+        pos = end
+    record = DtlsRecord(tuple(ctypes), tuple(htypes), version, facts)
+    return record, fields, findings, ", ".join(info)
+
+
+def _unified(data: bytes, pos: int, fields: list[Field], findings: list[Finding]) -> int:
+    """RFC 9147 section 4: 001CSLEE, optional connection id, 8/16-bit sequence, optional length."""
+    first = data[pos]
+    at = pos + 1
+    cid_len = 0
+    children = [Field("dtls.unified_header", f"0x{first:02x}", (pos, pos + 1))]
+    if first & 0x10:
+        # The CID length is not in the header; DTLS 1.3 captures negotiate it. Without that,
+        # take the bytes up to the sequence and length fields that make the record fit exactly.
+        cid_len = _guess_cid(data, pos)
+        children.append(Field("dtls.record.connection_id", data[at : at + cid_len].hex(), (at, at + cid_len)))
+        at += cid_len
+    seq_len = 2 if first & 0x08 else 1
+    children.append(
+        Field(
+            "dtls.record.sequence_number", int.from_bytes(data[at : at + seq_len], "big"), (at, at + seq_len)
+        )
+    )
+    at += seq_len
+    if first & 0x04:
+        length = int.from_bytes(data[at : at + 2], "big")
+        children.append(Field("dtls.record.length", length, (at, at + 2)))
+        at += 2
+        end = min(len(data), at + length)
+    else:
+        end = len(data)
+    children.append(Field("dtls.record.epoch_bits", first & 0x03, (pos, pos + 1)))
+    fields.append(
+        Field("dtls.record", "DTLS 1.3 Record Layer: encrypted (unified header)", (pos, end), tuple(children))
+    )
+    del findings
+    return end
+
+
+def _guess_cid(data: bytes, pos: int) -> int:
+    first = data[pos]
+    seq_len = 2 if first & 0x08 else 1
+    if not first & 0x04:
+        return 0
+    for cid in range(0, 21):
+        at = pos + 1 + cid + seq_len
+        if at + 2 <= len(data) and at + 2 + int.from_bytes(data[at : at + 2], "big") == len(data):
+            return cid
+    return 0
+
+
+def _handshakes(
+    data: bytes,
+    pos: int,
+    end: int,
+    epoch: int,
+    ra: Reassembly,
+    htypes: list[int],
+    facts: dict[str, object],
+    findings: list[Finding],
+    info: list[str],
+) -> list[Field]:
+    out: list[Field] = []
+    while pos + HANDSHAKE_HEADER <= end:
+        mtype = data[pos]
+        length = int.from_bytes(data[pos + 1 : pos + 4], "big")
+        mseq = int.from_bytes(data[pos + 4 : pos + 6], "big")
+        foff = int.from_bytes(data[pos + 6 : pos + 9], "big")
+        flen = int.from_bytes(data[pos + 9 : pos + 12], "big")
+        body = pos + HANDSHAKE_HEADER
+        stop = min(end, body + flen)
+        htypes.append(mtype)
+        name = nm.HANDSHAKE_TYPES.get(mtype, f"Unknown({mtype})")
+        children = [
+            Field("dtls.handshake.type", mtype, (pos, pos + 1)),
+            Field("dtls.handshake.length", length, (pos + 1, pos + 4)),
+            Field("dtls.handshake.message_seq", mseq, (pos + 4, pos + 6)),
+            Field("dtls.handshake.fragment_offset", foff, (pos + 6, pos + 9)),
+            Field("dtls.handshake.fragment_length", flen, (pos + 9, pos + 12)),
+        ]
+        key = (epoch, mseq, foff, flen)
+        if key in ra.seen:
+            findings.append(
+                Finding("note", "dtls.retransmission", f"{name} (message_seq {mseq}) sent again", (pos, stop))
+            )
+            children.append(Field("dtls.retransmission", True, (pos, stop)))
+        ra.seen.add(key)
+        whole: bytes | None = None
+        if foff == 0 and flen == length:
+            whole = data[body:stop]
+        elif length <= MAX_MESSAGE and foff + flen <= length:
+            got = ra.messages.setdefault(mseq, (length, mtype, bytearray(length), []))
+            got[2][foff : foff + (stop - body)] = data[body:stop]
+            got[3].append((foff, foff + (stop - body)))
+            if _covered(got[3], length) and mseq not in ra.done:
+                whole = bytes(got[2])
+                ra.done.add(mseq)
+                children.append(Field("dtls.handshake.reassembled", f"{length} bytes", (pos, stop)))
+        if whole is not None and len(whole) == length:
+            children += _message(
+                mtype, whole, body if foff == 0 and flen == length else None, facts, findings
+            )
+        info.append(name if whole is not None or foff == 0 else f"{name} (fragment)")
+        out.append(Field("dtls.handshake", name, (pos, stop), tuple(children)))
+        pos = stop
+    return out
+
+
+def _covered(ranges: list[tuple[int, int]], length: int) -> bool:
+    at = 0
+    for lo, hi in sorted(ranges):
+        if lo > at:
+            return False
+        at = max(at, hi)
+    return at >= length
+
+
+def _message(
+    mtype: int, body: bytes, base: int | None, facts: dict[str, object], findings: list[Finding]
+) -> list[Field]:
+    """Details of a whole handshake message; spans only when it lay in one fragment."""
+
+    def span(a: int, b: int) -> tuple[int, int]:
+        return (base + a, base + b) if base is not None else (0, 0)
+
+    try:
+        if mtype in (1, 2):
+            return _hello(mtype, body, span, facts)
+        if mtype == 3 and len(body) >= 3:
+            cookie = body[3 : 3 + body[2]]
+            return [Field("dtls.handshake.cookie", cookie.hex(), span(3, 3 + len(cookie)))]
+        if mtype == 11:
+            return _certificates(body, span, facts, findings)
+    except (IndexError, ValueError, struct.error) as exc:
+        findings.append(
+            Finding("warn", "dtls.bad_handshake", f"{nm.HANDSHAKE_TYPES.get(mtype, mtype)}: {exc}")
+        )
+    return []
+
+
+def _hello(mtype: int, body: bytes, sp: Span, facts: dict[str, object]) -> list[Field]:
+    version = int.from_bytes(body[0:2], "big")
+    pos = 34
+    sid_len = body[pos]
+    session_id = body[pos + 1 : pos + 1 + sid_len]
+    pos += 1 + sid_len
+    out = [
+        Field("dtls.handshake.version", version, sp(0, 2)),
+        Field("dtls.handshake.random", body[2:34].hex(), sp(2, 34)),
+        Field("dtls.handshake.session_id", session_id.hex(), sp(34, pos)),
+    ]
+    detail: dict[str, object] = {"version": version}
+    if mtype == 1:
+        cookie_len = body[pos]
+        out.append(
+            Field(
+                "dtls.handshake.cookie",
+                body[pos + 1 : pos + 1 + cookie_len].hex(),
+                sp(pos, pos + 1 + cookie_len),
+            )
+        )
+        pos += 1 + cookie_len
+        n = int.from_bytes(body[pos : pos + 2], "big")
+        suites = [int.from_bytes(body[pos + 2 + i : pos + 4 + i], "big") for i in range(0, n, 2)]
+        out.append(
+            Field(
+                "dtls.handshake.ciphersuites",
+                [nm.CIPHER_SUITES.get(c, f"0x{c:04x}") for c in suites],
+                sp(pos, pos + 2 + n),
+            )
+        )
+        detail["cipher_suites"] = suites
+        pos += 2 + n
+        comp = body[pos]
+        pos += 1 + comp
+    else:
+        suite = int.from_bytes(body[pos : pos + 2], "big")
+        out.append(
+            Field(
+                "dtls.handshake.ciphersuite", nm.CIPHER_SUITES.get(suite, f"0x{suite:04x}"), sp(pos, pos + 2)
+            )
+        )
+        detail["cipher_suite"] = suite
+        pos += 3
+    exts: list[str] = []
+    if pos + 2 <= len(body):
+        total = int.from_bytes(body[pos : pos + 2], "big")
+        pos += 2
+        stop = min(len(body), pos + total)
+        while pos + 4 <= stop:
+            etype, elen = (
+                int.from_bytes(body[pos : pos + 2], "big"),
+                int.from_bytes(body[pos + 2 : pos + 4], "big"),
+            )
+            value = body[pos + 4 : pos + 4 + elen]
+            ename = nm.EXTENSIONS.get(etype, f"unknown {etype}")
+            exts.append(ename)
+            shown: object = value.hex()
+            if etype == 14 and len(value) >= 2:  # use_srtp
+                n = int.from_bytes(value[:2], "big")
+                profiles = [
+                    nm.SRTP_PROFILES.get(
+                        int.from_bytes(value[2 + i : 4 + i], "big"),
+                        hex(int.from_bytes(value[2 + i : 4 + i], "big")),
+                    )
+                    for i in range(0, n, 2)
+                ]
+                detail["srtp_profiles"] = profiles
+                shown = profiles
+            elif etype == 0 and len(value) > 5:
+                detail["sni"] = shown = value[5:].decode("ascii", "replace")
+            elif etype == 16 and len(value) > 2:
+                alpn, i = [], 2
+                while i < len(value):
+                    alpn.append(value[i + 1 : i + 1 + value[i]].decode("ascii", "replace"))
+                    i += 1 + value[i]
+                detail["alpn"] = shown = alpn
+            elif etype == 23:
+                detail["extended_master_secret"] = True
+            out.append(
+                Field(
+                    "dtls.handshake.extension",
+                    f"{ename}: {shown}",
+                    sp(pos, pos + 4 + elen),
+                    (
+                        Field("dtls.handshake.extension.type", etype, sp(pos, pos + 2)),
+                        Field("dtls.handshake.extension.len", elen, sp(pos + 2, pos + 4)),
+                    ),
+                )
+            )
+            pos += 4 + elen
+    detail["extensions"] = exts
+    facts["client_hello" if mtype == 1 else "server_hello"] = detail
+    return out
+
+
+def _certificates(body: bytes, sp: Span, facts: dict[str, object], findings: list[Finding]) -> list[Field]:
+    from cryptography import x509
+
+    total = int.from_bytes(body[0:3], "big")
+    pos = 3
+    out: list[Field] = []
+    certs: list[dict[str, object]] = []
+    while pos + 3 <= min(len(body), 3 + total):
+        n = int.from_bytes(body[pos : pos + 3], "big")
+        der = body[pos + 3 : pos + 3 + n]
+        fingerprint = hashlib.sha256(der).hexdigest()
+        entry: dict[str, object] = {
+            "sha256": ":".join(fingerprint[i : i + 2].upper() for i in range(0, 64, 2))
+        }
+        try:
+            cert = x509.load_der_x509_certificate(der)
+            entry.update(
+                subject=cert.subject.rfc4514_string(),
+                issuer=cert.issuer.rfc4514_string(),
+                not_before=cert.not_valid_before_utc.isoformat(),
+                not_after=cert.not_valid_after_utc.isoformat(),
+            )
+        except ValueError as exc:
+            findings.append(Finding("warn", "dtls.bad_certificate", f"certificate not parsed: {exc}"))
+        certs.append(entry)
+        out.append(
+            Field(
+                "dtls.handshake.certificate",
+                entry.get("subject", "?"),
+                sp(pos, pos + 3 + n),
+                tuple(Field(f"x509.{k}", v, sp(pos + 3, pos + 3 + n)) for k, v in entry.items()),
+            )
+        )
+        pos += 3 + n
+    facts["certificates"] = certs
+    return out
