@@ -90,6 +90,18 @@ class InnerPayload:
 
 
 @dataclass(frozen=True, slots=True)
+class Expect:
+    """A conversation signaling announced (an SDP m-line, a TURN channel): the registry chooses
+    `protocol` for it, and its decoder gets `hints` (e.g. {"rtp.clock.111": "48000"})."""
+
+    transport: Literal["udp", "tcp"]
+    ip: str
+    port: int
+    protocol: str
+    hints: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Pdu:
     """One decoded protocol data unit."""
 
@@ -104,6 +116,8 @@ class Pdu:
     inner: tuple[InnerPayload, ...] = ()
     record: object = None
     """Typed facts for analyses (an HTTP/2 frame's stream and headers, a gRPC message); not shown."""
+    expect: tuple[Expect, ...] = ()
+    """Conversations this PDU announces (SDP media): later flows to them are decoded accordingly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +163,9 @@ class FlowContext:
     """Capture timestamp, epoch seconds."""
     hints: Mapping[str, str] = field(default_factory=dict)
     """Facts learned elsewhere in the capture (an SDP payload map, a TURN channel, ...)."""
+    capture: dict[str, object] = field(default_factory=dict)
+    """Scratch space of the whole capture for this pass: facts one flow teaches others (ICE
+    passwords from SDP, for STUN integrity checks)."""
     shared: dict[str, object] = field(default_factory=dict)
     """Scratch space of this flow for this decoding pass, seen by both directions' decode calls
     (e.g. HTTP/2 keeps each stream's request headers here to decode the responses). Keep

@@ -18,7 +18,7 @@ from protoscope.captures.flows import Flow
 from protoscope.captures.index import PacketIndex, load
 from protoscope.captures.reassembly import Chunk, Gap, TcpDirection
 from protoscope.decoders.api import Decoder, DecodeResult, Finding, FlowContext, InnerPayload, Pdu
-from protoscope.decoders.registry import Registry
+from protoscope.decoders.registry import Expectation, Registry
 
 MAX_STREAM_BUFFER = 16 * 1024 * 1024
 """Unconsumed bytes a stream decoder may leave waiting in one direction before they are dropped."""
@@ -81,6 +81,8 @@ class Session:
         self.index = index
         self.registry = registry
         self.progress: Progress | None = None
+        self._capture: dict[str, object] = {}
+        self._hints: dict[tuple[str, str, int], dict[str, str]] = {}
         """Called as (packets done, packets) during decoding passes (the CLI draws a bar)."""
 
     @classmethod
@@ -99,7 +101,14 @@ class Session:
         flow = ix.flows[int(ix.flow[i])]
         c2s = int(ix.direction[i]) == 0
         src, dst = (flow.client, flow.server) if c2s else (flow.server, flow.client)
+        transport = "tcp" if flow.transport == "tcp" else "udp"
+        hints: dict[str, str] = {}
+        if self._hints:
+            for ep in (src, dst):
+                hints.update(self._hints.get((transport, ep.ip, ep.port), {}))
         return FlowContext(
+            hints=hints,
+            capture=self._capture,
             flow=flow.id,
             transport="tcp" if flow.transport == "tcp" else "udp",
             src=src,
@@ -127,6 +136,7 @@ class Session:
         ix = self.index
         n = len(ix)
         states: dict[int, _FlowState] = {}
+        self._capture = {}
         flow_col = ix.flow
         index_findings = _group_findings(ix.findings)
         have_decoders = bool(self.registry.decoders)
@@ -301,6 +311,9 @@ class Session:
         for pdu in result.pdus:
             pdus.append(pdu)
             pdus.depths.append(depth)
+            for e in pdu.expect:
+                self.registry.expect(Expectation(e.transport, e.ip, e.port, e.protocol))
+                self._hints.setdefault((e.transport, e.ip, e.port), {}).update(e.hints)
             findings.extend(pdu.findings)
             for inner in pdu.inner:
                 self._inner(inner, ctx, st, pdus, findings, depth + 1)

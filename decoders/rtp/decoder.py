@@ -3,11 +3,12 @@ heuristic)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar, Literal
 
-from protoscope.decoders.api import DecodeResult, FlowContext, Pdu
+from protoscope.decoders.api import DecodeResult, Finding, FlowContext, Pdu
 
-from .packets import STATIC_NAMES, looks_like_rtcp, looks_like_rtp, parse_rtcp, parse_rtp
+from .packets import STATIC_CLOCK, STATIC_NAMES, looks_like_rtcp, looks_like_rtp, parse_rtcp, parse_rtp
 
 NOT_RTP_PORTS = frozenset({1900, 3478, 5353, 5355, 19302})
 """SSDP, STUN, mDNS, LLMNR, Google STUN: never RTP by heuristic (STUN flows demux RTP themselves)."""
@@ -32,9 +33,21 @@ class RtpDecoder:
     def decode(self, data: bytes, state: object, ctx: FlowContext) -> DecodeResult:
         if len(data) >= 2 and 192 <= data[1] <= 223 and looks_like_rtcp(data):
             return RtcpDecoder().decode(data, state, ctx)  # RTCP muxed on the RTP port (RFC 5761)
+        if data and data[0] >> 6 != 2:
+            # Not RTP version 2: ZRTP (first byte 0x10, RFC 6189) or STUN sharing the port.
+            kind = "zrtp" if data[0] & 0xF0 == 0x10 else "not RTP"
+            return DecodeResult(
+                consumed=len(data),
+                findings=(Finding("note", "rtp.not_rtp", f"{kind} datagram on an RTP flow"),),
+            )
         rec, fields, findings = parse_rtp(data)
         if rec is None:
             return DecodeResult(consumed=len(data), findings=tuple(findings))
+        clock = ctx.hints.get(f"rtp.clock.{rec.payload_type}")
+        if clock is not None and clock.isdigit():
+            rec = dataclasses.replace(rec, clock=int(clock))
+        elif rec.payload_type in STATIC_CLOCK:
+            rec = dataclasses.replace(rec, clock=STATIC_CLOCK[rec.payload_type])
         pt = STATIC_NAMES.get(rec.payload_type, f"DynamicRTP-Type-{rec.payload_type}")
         summary = f"PT={pt}, SSRC=0x{rec.ssrc:08X}, Seq={rec.seq}, Time={rec.timestamp}" + (
             ", Mark" if rec.marker else ""

@@ -81,6 +81,8 @@ class RtpRecord:
     payload_type: int
     marker: bool
     payload_len: int
+    clock: int | None = None
+    """RTP clock rate from signaling (SDP rtpmap) or the static payload type."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,7 @@ class StreamAnalysis:
         if s is None:
             s = self.streams[key] = Stream(rec.ssrc, rec.payload_type, str(ctx.src), str(ctx.dst), t)
             s.base_seq = s.max_ext_seq = rec.seq
-            s.clock = STATIC_CLOCK.get(rec.payload_type)
+            s.clock = rec.clock or STATIC_CLOCK.get(rec.payload_type)
         else:
             ext = self._extend(s, rec.seq)
             if ext in s.seen:

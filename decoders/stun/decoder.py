@@ -174,7 +174,11 @@ class StunDecoder:
         return DecodeResult(tuple(pdus), pos, 2 if pos < len(data) else 0, inner=tuple(inner))
 
     def _message(self, data: bytes, ctx: FlowContext) -> Pdu:
-        rec, fields, findings = parse(data, self.keys)
+        keys = self.keys
+        learned = ctx.capture.get("ice.passwords")
+        if isinstance(learned, set) and learned:  # ICE passwords from SDP seen earlier
+            keys = Keys(tuple(keys.short_term) + tuple(p.encode() for p in sorted(learned)), keys.long_term)
+        rec, fields, findings = parse(data, keys)
         assert rec is not None
         fields += self._pair(rec, ctx, findings)
         inner: tuple[InnerPayload, ...] = ()

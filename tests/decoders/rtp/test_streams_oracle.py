@@ -1,7 +1,7 @@
 """`--report streams` against `tshark -q -z rtp,streams` (packets, lost, max delta, max jitter).
 
-The captures are those where tshark finds the RTP with its rtp_udp heuristic alone (the MANIFEST
-hint); RTP set up by SIP/SDP or RTSP needs signaling we do not decode yet.
+The captures are those where tshark finds the RTP with its rtp_udp heuristic alone, and those
+where SIP's SDP sets it up (we learn the RTP ports and clock rates from the SDP too).
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ def heuristic_only() -> list[str]:
         if len(cells) < 9 or not cells[1].strip().startswith("`"):
             continue
         hint = cells[7].strip()
-        if re.search(r"\brtp\b", cells[6]) and hint == "`--enable-heuristic rtp_udp`":
+        if re.search(r"\brtp\b", cells[6]) and (
+            hint == "`--enable-heuristic rtp_udp`" or hint.startswith("none (SDP sets up RTP")
+        ):
             out.append(cells[1].strip().strip("`"))
     return sorted(out)
 
@@ -72,6 +74,9 @@ OURS_TODO = {
     "ndpi--rtp.pcapng": "one stream (SSRC 0xB8094E18) is not recognised by our heuristic",
     "ndpi--stun_wa_call.pcapng": "RTP relayed by a TURN server: same packet counts, different max delta; the "
     "packets we assign to those streams differ from tshark's and are not yet explained",
+    "wswiki--SIP_DTMF2.cap": "RFC 4733 telephone-event packets inside the voice stream: same packets, "
+    "but tshark's max delta (30.068 ms) and jitter (15.767 ms) differ from ours (30.256, 21.125): "
+    "not yet explained",
 }
 """Differences that are ours to fix: strict xfail, so this test fails once they are fixed."""
 

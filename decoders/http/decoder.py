@@ -1,0 +1,206 @@
+"""HTTP/1.x (with WebSocket and h2c upgrades) and SIP: text messages whose bodies may carry SDP.
+
+WebSocket (RFC 6455) frames are unmasked and text messages reassembled; SDP found in a body or a
+message, plain or JSON-wrapped, is handed to the SDP decoder. After `Upgrade: h2c` the bytes go
+to the HTTP/2 decoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+from protoscope.decoders.api import DecodeResult, Field, Finding, FlowContext, InnerPayload, Pdu
+from protoscope.decoders.http2 import Http2Decoder
+from protoscope.decoders.http2.frames import PREFACE
+from protoscope.decoders.sdp import find_sdp
+
+from . import message as msg
+
+MAX_WS_MESSAGE = 16 * 1024 * 1024
+WS_OPCODES = {0: "Continuation", 1: "Text", 2: "Binary", 8: "Connection Close", 9: "Ping", 10: "Pong"}
+
+
+@dataclass(slots=True)
+class Direction:
+    mode: str = "text"
+    """"text" (HTTP/SIP messages), "ws" (WebSocket frames) or "h2" (after an h2c upgrade)."""
+    ws_parts: bytearray = field(default_factory=bytearray)
+    ws_opcode: int = 0
+    h2_state: object = None
+
+
+def _inner_sdp(body: bytes, offset: int) -> tuple[InnerPayload, ...]:
+    sdp = find_sdp(body) if body else None
+    return (InnerPayload(sdp, offset, "sdp"),) if sdp is not None else ()
+
+
+class _TextDecoder:
+    name: ClassVar[str] = "http"
+
+    def __init__(self) -> None:
+        self._h2 = Http2Decoder()
+
+    def configure(self, options: object) -> None:
+        self._h2.configure(options)  # type: ignore[arg-type]
+
+    def sniff(self, data: bytes, ctx: FlowContext) -> bool:
+        return msg.starts_message(data)
+
+    def new_state(self) -> Direction:
+        return Direction()
+
+    def decode(self, data: bytes, state: object, ctx: FlowContext) -> DecodeResult:
+        assert isinstance(state, Direction)
+        datagram = ctx.transport == "udp"
+        pdus: list[Pdu] = []
+        findings: list[Finding] = []
+        pos = 0
+        while pos < len(data):
+            if state.mode == "h2":
+                if state.h2_state is None:
+                    state.h2_state = self._h2.new_state()
+                result = self._h2.decode(data[pos:], state.h2_state, ctx)
+                shifted = [_shift(p, pos) for p in result.pdus]
+                return DecodeResult(
+                    (*pdus, *shifted), pos + result.consumed, result.need, (*findings, *result.findings)
+                )
+            if state.mode == "ws":
+                frame, used, wanted = self._websocket(data, pos, state)
+                if wanted:
+                    return DecodeResult(tuple(pdus), pos, wanted, tuple(findings))
+                if frame is not None:
+                    pdus.append(frame)
+                pos += used
+                continue
+            if ctx.transport == "tcp" and data.startswith(PREFACE, pos) and ctx.shared.get("h2c"):
+                state.mode = "h2"
+                continue
+            m, need, problems = msg.parse(data[pos:], at_end=datagram)
+            findings += problems
+            if m is None:
+                if need and not datagram:
+                    return DecodeResult(tuple(pdus), pos, need, tuple(findings))
+                return DecodeResult(tuple(pdus), len(data), 0, tuple(findings))
+            fields = msg.fields(m, pos)
+            inner = (
+                _inner_sdp(m.body, pos + m.body_offset)
+                if m.header("content-type") != "application/sdp" or m.body
+                else ()
+            )
+            summary = m.start_line
+            pdus.append(Pdu(m.protocol, tuple(fields), (pos, pos + m.end), summary, (), inner, record=m))
+            upgrade = (m.header("upgrade") or "").lower()
+            if m.is_request and m.start_line.startswith("CONNECT "):
+                ctx.shared["connect"] = True
+                state.mode = "h2"  # a proxy tunnel: gRPC clients speak h2c through it
+            elif not m.is_request and ctx.shared.get("connect") and 200 <= (m.status or 0) < 300:
+                state.mode = "h2"
+            elif upgrade == "websocket" and (m.is_request or m.status == 101):
+                state.mode = "ws"
+            elif upgrade == "h2c":
+                ctx.shared["h2c"] = True
+                if m.status == 101:
+                    state.mode = "h2"
+            pos += m.end
+            if datagram:
+                break
+        return DecodeResult(tuple(pdus), pos, 0, tuple(findings))
+
+    def _websocket(self, data: bytes, pos: int, state: Direction) -> tuple[Pdu | None, int, int]:
+        """One frame at `pos`: (PDU, bytes used, bytes needed in all when more must come)."""
+        avail = len(data) - pos
+        if avail < 2:
+            return None, 0, 2
+        b0, b1 = data[pos], data[pos + 1]
+        fin, opcode, masked, length = bool(b0 & 0x80), b0 & 0x0F, bool(b1 & 0x80), b1 & 0x7F
+        at = pos + 2
+        if length == 126:
+            if avail < 4:
+                return None, 0, 4
+            length, at = int.from_bytes(data[at : at + 2], "big"), at + 2
+        elif length == 127:
+            if avail < 10:
+                return None, 0, 10
+            length, at = int.from_bytes(data[at : at + 8], "big"), at + 8
+        key = b""
+        if masked:
+            key, at = data[at : at + 4], at + 4
+        total = at - pos + length
+        if length > MAX_WS_MESSAGE:
+            finding = Finding("error", "websocket.too_long", f"a frame declares {length} bytes")
+            return (
+                Pdu("websocket", (), (pos, len(data)), "WebSocket frame too long", (finding,)),
+                len(data) - pos,
+                0,
+            )
+        if avail < total:
+            return None, 0, total
+        payload = data[at : at + length]
+        if masked:
+            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+        fields = [
+            Field("websocket.fin", fin, (pos, pos + 1)),
+            Field("websocket.opcode", opcode, (pos, pos + 1)),
+            Field("websocket.mask", masked, (pos + 1, pos + 2)),
+            Field("websocket.payload_length", length, (pos + 1, at)),
+        ]
+        inner: tuple[InnerPayload, ...] = ()
+        if opcode in (0, 1, 2):
+            if opcode:
+                state.ws_opcode = opcode
+                state.ws_parts.clear()
+            state.ws_parts += payload
+            if fin:
+                whole = bytes(state.ws_parts)
+                state.ws_parts.clear()
+                if state.ws_opcode == 1:
+                    fields.append(
+                        Field("websocket.payload.text", whole.decode("utf-8", "replace"), (at, at + length))
+                    )
+                inner = _inner_sdp(whole, at) if state.ws_opcode == 1 else ()
+        summary = (
+            f"WebSocket {WS_OPCODES.get(opcode, opcode)}"
+            + (" [FIN]" if fin else "")
+            + (" [MASKED]" if masked else "")
+        )
+        return Pdu("websocket", tuple(fields), (pos, pos + total), summary, (), inner), total, 0
+
+
+class HttpDecoder(_TextDecoder):
+    name: ClassVar[str] = "http"
+    transport: ClassVar[Literal["stream"]] = "stream"
+    ports: ClassVar[frozenset[tuple[str, int]]] = frozenset(
+        ("tcp", p) for p in (80, 8000, 8080, 8888, 3000, 5000)
+    )
+
+    def sniff(self, data: bytes, ctx: FlowContext) -> bool:
+        return (
+            msg.starts_message(data)
+            and not data.startswith((b"SIP/", b"PRI "))
+            and b" SIP/2.0" not in data[:200]
+        )
+
+
+class SipDecoder(_TextDecoder):
+    name: ClassVar[str] = "sip"
+    transport: ClassVar[Literal["both"]] = "both"
+    ports: ClassVar[frozenset[tuple[str, int]]] = frozenset({("udp", 5060), ("tcp", 5060)})
+
+    def sniff(self, data: bytes, ctx: FlowContext) -> bool:
+        return data.startswith(b"SIP/2.0 ") or (msg.starts_message(data) and b" SIP/2.0\r\n" in data[:300])
+
+
+def _shift(pdu: Pdu, by: int) -> Pdu:
+    if not by:
+        return pdu
+    return Pdu(
+        pdu.protocol,
+        pdu.fields,
+        (pdu.span[0] + by, pdu.span[1] + by),
+        pdu.summary,
+        pdu.findings,
+        pdu.inner,
+        pdu.record,
+        pdu.expect,
+    )

@@ -1,0 +1,72 @@
+"""SDP: the offer/answer that sets up RTP, ICE and DTLS; found in SIP, HTTP and WebSocket bodies."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from protoscope.decoders.api import DecodeResult, Expect, FlowContext, Pdu
+
+from .parse import SdpRecord, looks_like_sdp, parse
+
+__all__ = ["SdpDecoder", "SdpRecord"]
+
+
+class SdpDecoder:
+    """Never chosen for a flow: SIP, HTTP and WebSocket hand it their bodies."""
+
+    name: ClassVar[str] = "sdp"
+    transport: ClassVar[Literal["datagram"]] = "datagram"
+    ports: ClassVar[frozenset[tuple[str, int]]] = frozenset()
+
+    def sniff(self, data: bytes, ctx: FlowContext) -> bool:
+        return False
+
+    def new_state(self) -> None:
+        return None
+
+    def decode(self, data: bytes, state: object, ctx: FlowContext) -> DecodeResult:
+        text = data.decode("utf-8", "replace")
+        rec, fields = parse(text)
+        # What the capture learns: RTP/RTCP endpoints with their payload clocks, ICE passwords.
+        expects: list[Expect] = []
+        for m in rec.media:
+            ip = m.connection or rec.connection
+            if not ip or not m.port or "RTP" not in m.proto:
+                continue
+            clocks = {f"rtp.clock.{pt}": str(clock) for pt, (_, clock) in m.rtpmap.items()}
+            expects.append(Expect("udp", ip, m.port, "rtp", clocks))
+            if not m.rtcp_mux:
+                expects.append(Expect("udp", ip, m.port + 1, "rtcp", {}))
+        pwds = ctx.capture.setdefault("ice.passwords", set())
+        if isinstance(pwds, set):
+            pwds.update(rec.passwords())
+        kinds = ", ".join(f"{m.kind} {m.port}" for m in rec.media)
+        return DecodeResult(
+            (Pdu("sdp", tuple(fields), (0, len(data)), f"SDP ({kinds})", record=rec, expect=tuple(expects)),),
+            len(data),
+        )
+
+
+def find_sdp(body: bytes) -> bytes | None:
+    """SDP in a body: plain, or JSON-wrapped as WebRTC signaling usually sends it."""
+    text = body.decode("utf-8", "replace")
+    if looks_like_sdp(text):
+        return body
+    if "v=0" not in text:
+        return None
+    import json
+
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and looks_like_sdp(item):
+            return item.encode()
+    return None

@@ -1,0 +1,111 @@
+"""SDP (RFC 8866) with the attributes WebRTC and SIP use: ICE credentials and candidates (RFC 8839),
+DTLS fingerprints and setup roles (RFC 8122, 5763), rtpmap, ssrc, mid, rtcp-mux."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from protoscope.decoders.api import Field
+
+
+@dataclass(slots=True)
+class Media:
+    kind: str
+    port: int
+    proto: str
+    formats: list[str]
+    connection: str | None = None
+    rtpmap: dict[int, tuple[str, int]] = field(default_factory=dict)
+    ssrcs: list[int] = field(default_factory=list)
+    mid: str | None = None
+    ice_ufrag: str | None = None
+    ice_pwd: str | None = None
+    fingerprint: str | None = None
+    setup: str | None = None
+    candidates: list[str] = field(default_factory=list)
+    rtcp_mux: bool = False
+
+
+@dataclass(slots=True)
+class SdpRecord:
+    origin: str = ""
+    connection: str | None = None
+    ice_ufrag: str | None = None
+    ice_pwd: str | None = None
+    fingerprint: str | None = None
+    setup: str | None = None
+    media: list[Media] = field(default_factory=list)
+
+    def passwords(self) -> set[str]:
+        return {p for p in [self.ice_pwd, *(m.ice_pwd for m in self.media)] if p}
+
+
+def looks_like_sdp(text: str) -> bool:
+    return text.lstrip().startswith("v=0") and "\no=" in text.replace("\r", "")
+
+
+def parse(text: str) -> tuple[SdpRecord, list[Field]]:
+    rec = SdpRecord()
+    fields: list[Field] = []
+    media: Media | None = None
+    pos = 0
+    for raw in text.splitlines(keepends=True):
+        line = raw.rstrip("\r\n")
+        span = (pos, pos + len(line))
+        pos += len(raw)
+        if len(line) < 2 or line[1] != "=":
+            continue
+        kind, value = line[0], line[2:]
+        name = {
+            "v": "sdp.version",
+            "o": "sdp.owner",
+            "s": "sdp.session_name",
+            "c": "sdp.connection_info",
+            "t": "sdp.time",
+            "m": "sdp.media",
+            "a": "sdp.media_attr" if media else "sdp.session_attr",
+            "b": "sdp.bandwidth",
+        }.get(kind, "sdp.line")
+        fields.append(Field(name, value, span))
+        if kind == "o":
+            rec.origin = value
+        elif kind == "c":
+            addr = value.split()[-1].split("/")[0] if value.split() else None
+            if media is None:
+                rec.connection = addr
+            else:
+                media.connection = addr
+        elif kind == "m":
+            parts = value.split()
+            if len(parts) >= 3:
+                port = parts[1].split("/")[0]
+                media = Media(parts[0], int(port) if port.isdigit() else 0, parts[2], parts[3:])
+                rec.media.append(media)
+        elif kind == "a":
+            attr, _, arg = value.partition(":")
+            target = media if media is not None else rec
+            if attr == "ice-ufrag":
+                target.ice_ufrag = arg
+            elif attr == "ice-pwd":
+                target.ice_pwd = arg
+            elif attr == "fingerprint":
+                target.fingerprint = arg
+            elif attr == "setup":
+                target.setup = arg
+            elif media is not None:
+                if attr == "rtpmap":
+                    pt, _, enc = arg.partition(" ")
+                    enc_parts = enc.split("/")
+                    if pt.isdigit() and len(enc_parts) >= 2 and enc_parts[1].isdigit():
+                        media.rtpmap[int(pt)] = (enc_parts[0], int(enc_parts[1]))
+                elif attr == "ssrc":
+                    ssrc = arg.split(" ")[0]
+                    if ssrc.isdigit() and int(ssrc) not in media.ssrcs:
+                        media.ssrcs.append(int(ssrc))
+                elif attr == "mid":
+                    media.mid = arg
+                elif attr == "candidate":
+                    media.candidates.append(arg)
+                elif attr == "rtcp-mux":
+                    media.rtcp_mux = True
+    return rec, fields
