@@ -55,6 +55,8 @@ class Decoded:
     info: dict[int, str] = field(default_factory=dict)
     findings: list[tuple[int, Finding]] = field(default_factory=list)
     calls: list[dict[str, object]] = field(default_factory=list)
+    reports: dict[str, list[dict[str, object]]] = field(default_factory=dict)
+    """Rows of every analysis by report name ("calls", "streams", a plugin's)."""
     complete: bool = False
 
 
@@ -92,10 +94,11 @@ class CaptureModel:
     def decode_all(
         self, progress: Callable[[int, int], None] | None = None, cancelled: Cancelled | None = None
     ) -> None:
-        """The decoding pass: protocol and Info per packet, findings, calls. Runs in a worker."""
+        """The decoding pass: protocol and Info per packet, findings, and every analysis's report
+        (gRPC calls, RTP streams, a plugin's own). Runs in a worker."""
         registry = self.session.registry
-        calls = registry.analysis("calls") if "calls" in registry.analyses else None
-        drain = getattr(calls, "drain", None)
+        analyses = {name: registry.analysis(name) for name in sorted(registry.analyses)}
+        drains = {name: d for name, a in analyses.items() if callable(d := getattr(a, "drain", None))}
         out = self.decoded
         n = len(self.index)
         for pd in self.session.decode():
@@ -108,26 +111,30 @@ class CaptureModel:
                 with self._lock:
                     out.protocol[i] = names[-1]
                     out.info[i] = info_column(self.session, pd)
-                if calls is not None:
+                for analysis in analyses.values():
                     for pdu in pd.pdus:
-                        calls.feed(pdu, ctx)
+                        analysis.feed(pdu, ctx)
             if pd.findings:
                 with self._lock:
                     out.findings.extend((i, f) for f in pd.findings)
             out.done = i + 1
             if progress is not None and i % 4096 == 0:
                 progress(i, n)
-            if drain is not None and i % 1024 == 0:
-                rows = drain()
-                if rows:
-                    with self._lock:
-                        out.calls.extend(rows)
-        if calls is not None:
-            rows = (drain() if drain is not None else []) + calls.rows()
+            if drains and i % 1024 == 0:
+                for name, drain in drains.items():
+                    rows = drain()
+                    if rows:
+                        with self._lock:
+                            out.reports.setdefault(name, []).extend(rows)
+        for name, analysis in analyses.items():
+            rows = (drains[name]() if name in drains else []) + analysis.rows()
             with self._lock:
-                out.calls.extend(rows)
-                out.calls.sort(key=lambda c: (c["flow"], c["start"]))
+                report = out.reports.setdefault(name, [])
+                report.extend(rows)
+                if name == "calls":
+                    report.sort(key=lambda c: (c["flow"], c["start"]))
         with self._lock:
+            out.calls = out.reports.get("calls", [])
             out.findings.extend((-1, f) for f in self.session.file_findings())
             out.complete = True
         self.index.capture.release_pages()

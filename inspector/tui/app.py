@@ -36,7 +36,7 @@ from ..session import Session
 from .detail import DetailTree, HexView, Span
 from .packets import PacketList
 from .text import literal
-from .views import CallsTable, CallTree, FindingsTree, FlowsTable
+from .views import CallsTable, CallTree, FindingsTree, FlowsTable, ReportTable, RowTree
 
 DETAIL_DELAY = 0.08
 """Seconds the packet cursor must rest before its detail is decoded and shown."""
@@ -113,6 +113,8 @@ class ProtoscopeApp(App[None]):
     #status Label { width: 1fr; }
     #status ProgressBar { width: 40; }
     #calls-table { height: 45%; }
+    .report-table { height: 45%; }
+    .report-tree { height: 1fr; border-top: solid $accent; }
     .narrow #top { layout: vertical; }
     .narrow #flows { width: 100%; height: 4; }
     .narrow #bottom { layout: vertical; }
@@ -126,6 +128,7 @@ class ProtoscopeApp(App[None]):
         Binding("p", "show_tab('packets')", "Packets"),
         Binding("c", "show_tab('calls')", "Calls"),
         Binding("f", "show_tab('findings')", "Findings"),
+        Binding("s", "show_tab('report-streams')", "Streams"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -153,12 +156,21 @@ class ProtoscopeApp(App[None]):
                 with Vertical():
                     yield CallsTable(id="calls-table")
                     yield CallTree("call", id="call-detail")
+            for name in self._extra_reports():
+                with TabPane(name.capitalize(), id=f"report-{name}"):
+                    with Vertical():
+                        yield ReportTable(id=f"report-{name}-table", classes="report-table")
+                        yield RowTree(name, id=f"report-{name}-tree", classes="report-tree")
             with TabPane("Findings", id="findings"):
                 yield FindingsTree("findings", id="findings-tree")
         with Horizontal(id="status"):
             yield Label(f"loading {self.path}", id="status-text")
             yield ProgressBar(id="progress", show_eta=False)
         yield Footer()
+
+    def _extra_reports(self) -> list[str]:
+        """Analyses without a dedicated view get a generic tab: a plugin's report shows up too."""
+        return [n for n in sorted(self.registry.analyses) if n != "calls"]
 
     def on_mount(self) -> None:
         self.query_one(PacketList).focus()
@@ -215,6 +227,8 @@ class ProtoscopeApp(App[None]):
         self.query_one(ProgressBar).update(total=1, progress=1)
         self.query_one(FlowsTable).fill(model)
         self.query_one(CallsTable).fill(model.decoded.calls)
+        for name in self._extra_reports():
+            self.query_one(f"#report-{name}-table", ReportTable).fill(model.decoded.reports.get(name, []))
         self.query_one(FindingsTree).fill(model.decoded.findings)
         self.query_one(PacketList).refresh()
         errors = sum(1 for _, f in model.decoded.findings if f.severity == "error")
@@ -268,6 +282,12 @@ class ProtoscopeApp(App[None]):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.control.id == "calls-table" and event.row_key.value is not None:
             self.query_one(CallTree).show(self._calls()[int(event.row_key.value)])
+        elif (event.control.id or "").startswith("report-") and event.row_key.value is not None:
+            name = (event.control.id or "")[len("report-") : -len("-table")]
+            rows = self.model.decoded.reports.get(name, []) if self.model is not None else []
+            n = int(event.row_key.value)
+            if n < len(rows):
+                self.query_one(f"#report-{name}-tree", RowTree).show(f"{name} {n}", rows[n])
 
     def on_findings_tree_jump(self, message: FindingsTree.Jump) -> None:
         self.go_to_packet(message.index)
@@ -279,7 +299,8 @@ class ProtoscopeApp(App[None]):
 
     def show_tab(self, name: str) -> None:
         """Switch views and focus the new one (else focus would stay in the hidden pane)."""
-        target = {"packets": "#packet-list", "calls": "#calls-table", "findings": "#findings-tree"}[name]
+        targets = {"packets": "#packet-list", "calls": "#calls-table", "findings": "#findings-tree"}
+        target = targets.get(name, f"#{name}-table")
         self.query_one(target).focus()
         self.query_one(TabbedContent).active = name
 

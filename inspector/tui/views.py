@@ -121,3 +121,28 @@ class FindingsTree(Tree[int]):
     def on_tree_node_selected(self, event: Tree.NodeSelected[int]) -> None:
         if event.node.data is not None and event.node.data >= 0:
             self.post_message(self.Jump(event.node.data))
+
+
+class ReportTable(DataTable[Any]):
+    """Any analysis's rows (RTP streams, a plugin's report): scalar columns; a row opens as a tree."""
+
+    def fill(self, rows: list[dict[str, object]]) -> None:
+        self.clear(columns=True)
+        self.cursor_type = "row"
+        columns = [k for k, v in (rows[0].items() if rows else ()) if not isinstance(v, dict | list)][:12]
+        for title in columns:
+            self.add_column(title)
+        for n, row in enumerate(rows):
+            cells = []
+            for k in columns:
+                v = row.get(k)
+                cells.append(literal(f"{v:.3f}" if isinstance(v, float) else ("" if v is None else v)))
+            self.add_row(*cells, key=str(n))
+
+
+class RowTree(Tree[Span]):
+    def show(self, title: str, row: dict[str, object]) -> None:
+        self.clear()
+        self.root.set_label(literal(title))
+        json_tree(self.root, row)
+        self.root.expand()

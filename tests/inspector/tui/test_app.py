@@ -15,7 +15,7 @@ from protoscope.inspector.tui.app import HelpScreen, ProtoscopeApp
 from protoscope.inspector.tui.detail import DetailTree
 from protoscope.inspector.tui.packets import PacketList
 from protoscope.inspector.tui.views import CallTree, FindingsTree
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, public_capture
 from tests.pcapgen import tcp_conversation, write
 
 DEMO = SAMPLES / "grpc-demo.pcap"
@@ -185,3 +185,20 @@ def test_snapshots(snap_compare: Any, capture: Path, keys: list[str], size: tupl
 
     app = ProtoscopeApp(capture.relative_to(SAMPLES.parent.parent), load_registry())
     assert snap_compare(app, terminal_size=size, run_before=settle)
+
+
+async def test_streams_tab_from_the_streams_analysis() -> None:
+    """Analyses without a dedicated view get a generic tab (so a plugin's report shows up too)."""
+    capture = SAMPLES.parent.parent.parent / "shared" / "captures" / "public" / "wswiki--sip-rtp-g711.pcap"
+    if not capture.exists():
+        public_capture("wswiki--sip-rtp-g711.pcap")  # fails under CI=true, skips elsewhere
+    app = ProtoscopeApp(capture, load_registry())
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot)
+        await pilot.press("s")
+        assert app.query_one(TabbedContent).active == "report-streams"
+        assert app.query_one("#report-streams-table", DataTable).row_count == 2
+        await pilot.press("down")
+        await pilot.pause(0.2)
+        labels = tree_text(app.query_one("#report-streams-tree"))
+        assert "clock_rate: 8000" in labels
