@@ -129,6 +129,7 @@ class ProtoscopeApp(App[None]):
         Binding("c", "show_tab('calls')", "Calls"),
         Binding("f", "show_tab('findings')", "Findings"),
         Binding("s", "show_tab('report-streams')", "Streams"),
+        Binding("w", "show_tab('report-sessions')", "Sessions"),
         Binding("escape", "back", "Back"),
     ]
 

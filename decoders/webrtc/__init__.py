@@ -1,0 +1,1 @@
+"""WebRTC sessions: signaling, ICE, TURN, DTLS and media walked phase by phase."""

@@ -1,0 +1,418 @@
+"""The WebRTC session report (`--report sessions`).
+
+An ICE session is recognised by its ufrags: STUN Binding USERNAMEs are "receiver:sender", SDP
+carries each side's ufrag. Flows that carried its connectivity checks belong to it, and the DTLS,
+RTP and RTCP on them (or relayed through TURN on them) fill its later phases. TURN allocations are
+tracked on their own (Allocate with the 401 nonce dance, Refresh, permissions, channels) and their
+expiry reported. Every finding names the phase that failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from protoscope.decoders.api import FlowContext, Pdu
+from protoscope.decoders.dtls.records import DtlsRecord
+from protoscope.decoders.rtp.packets import RtcpRecord, RtpRecord
+from protoscope.decoders.sdp.parse import SdpRecord
+from protoscope.decoders.stun.messages import StunRecord
+
+BINDING, ALLOCATE, REFRESH, CREATE_PERMISSION, CHANNEL_BIND, SEND, DATA = (
+    0x001,
+    0x003,
+    0x004,
+    0x008,
+    0x009,
+    0x006,
+    0x007,
+)
+REQUEST, INDICATION, SUCCESS, ERROR = 0, 1, 2, 3
+PERMISSION_LIFETIME = 300.0
+"""RFC 8656 section 9: a permission lasts 300 s unless refreshed."""
+CHANNEL_LIFETIME = 600.0
+MAX_401 = 3
+"""More 401 answers than this to one client's Allocate requests, without a success, is a loop."""
+
+
+@dataclass(slots=True)
+class Pair:
+    flow: int
+    local: str
+    remote: str
+    requests: int = 0
+    responses: int = 0
+    errors: int = 0
+    nominated: bool = False
+    rtt_ms: list[float] = field(default_factory=list)
+    pending: dict[bytes, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class IceSession:
+    ufrags: set[str]
+    phases: dict[str, float] = field(default_factory=dict)
+    frames: dict[str, int] = field(default_factory=dict)
+    pairs: dict[int, Pair] = field(default_factory=dict)
+    sdp: list[dict[str, object]] = field(default_factory=list)
+    roles: set[str] = field(default_factory=set)
+    dtls: dict[str, object] = field(default_factory=dict)
+    media: dict[tuple[int, bool], dict[str, object]] = field(default_factory=dict)
+    data_records: int = 0
+    findings: list[dict[str, object]] = field(default_factory=list)
+
+    def mark(self, phase: str, ctx: FlowContext) -> None:
+        if phase not in self.phases:
+            self.phases[phase] = ctx.time
+            self.frames[phase] = ctx.frame
+
+
+@dataclass(slots=True)
+class Allocation:
+    flow: int
+    client: str
+    server: str
+    first: float
+    unauthorized: int = 0
+    relayed: str | None = None
+    lifetime: int | None = None
+    expires: float | None = None
+    permissions: dict[str, float] = field(default_factory=dict)
+    """peer ip -> expiry time."""
+    channels: dict[int, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    findings: list[dict[str, object]] = field(default_factory=list)
+    pending: dict[bytes, tuple[int, object]] = field(default_factory=dict)
+
+
+def _finding(phase: str, code: str, message: str, ctx: FlowContext | None = None) -> dict[str, object]:
+    return {"phase": phase, "code": code, "message": message, "frame": ctx.frame if ctx else None}
+
+
+class SessionAnalysis:
+    name: ClassVar[str] = "sessions"
+
+    def __init__(self) -> None:
+        self.sessions: list[IceSession] = []
+        self.by_ufrag: dict[str, IceSession] = {}
+        self.by_flow: dict[int, IceSession] = {}
+        self.allocations: dict[tuple[int, str], Allocation] = {}
+        self.last_time = 0.0
+
+    # -- routing ------------------------------------------------------------------------------
+
+    def _session_for(self, ufrags: set[str]) -> IceSession:
+        found = [self.by_ufrag[u] for u in ufrags if u in self.by_ufrag]
+        session = found[0] if found else None
+        if session is None:
+            session = IceSession(set())
+            self.sessions.append(session)
+        for other in found[1:]:
+            if other is not session:  # two halves met (offer seen, then checks): merge
+                session.ufrags |= other.ufrags
+                session.sdp += other.sdp
+                for k, v in other.phases.items():
+                    session.phases.setdefault(k, v)
+                self.sessions.remove(other)
+        session.ufrags |= ufrags
+        for u in session.ufrags:
+            self.by_ufrag[u] = session
+        return session
+
+    def feed(self, pdu: Pdu, ctx: FlowContext) -> None:
+        self.last_time = max(self.last_time, ctx.time)
+        rec = pdu.record
+        if isinstance(rec, SdpRecord):
+            self._sdp(rec, ctx)
+        elif isinstance(rec, StunRecord):
+            self._stun(rec, ctx)
+        elif isinstance(rec, DtlsRecord):
+            self._dtls(rec, ctx)
+        elif isinstance(rec, RtpRecord | RtcpRecord):
+            session = self.by_flow.get(ctx.flow)
+            if session is not None:
+                session.mark("media", ctx)
+                if isinstance(rec, RtpRecord):
+                    m = session.media.setdefault(
+                        (rec.ssrc, ctx.from_client), {"packets": 0, "payload_type": rec.payload_type}
+                    )
+                    m["packets"] = int(m["packets"]) + 1  # type: ignore[call-overload]
+
+    def _sdp(self, rec: SdpRecord, ctx: FlowContext) -> None:
+        ufrags = {u for u in [rec.ice_ufrag, *(m.ice_ufrag for m in rec.media)] if u}
+        if not ufrags:
+            return
+        session = self._session_for(ufrags)
+        session.mark("signaling", ctx)
+        session.sdp.append(
+            {
+                "frame": ctx.frame,
+                "time": ctx.time,
+                "ufrag": sorted(ufrags),
+                "setup": rec.setup or next((m.setup for m in rec.media if m.setup), None),
+                "fingerprint": rec.fingerprint
+                or next((m.fingerprint for m in rec.media if m.fingerprint), None),
+                "media": [{"kind": m.kind, "port": m.port, "ssrcs": m.ssrcs} for m in rec.media],
+                "candidates": sum(len(m.candidates) for m in rec.media),
+            }
+        )
+
+    def _stun(self, rec: StunRecord, ctx: FlowContext) -> None:
+        if rec.method == BINDING:
+            self._binding(rec, ctx)
+        elif rec.method in (ALLOCATE, REFRESH, CREATE_PERMISSION, CHANNEL_BIND, SEND, DATA):
+            self._turn(rec, ctx)
+
+    def _binding(self, rec: StunRecord, ctx: FlowContext) -> None:
+        a = rec.attributes
+        username = a.get("username")
+        session = self.by_flow.get(ctx.flow)
+        if rec.cls == REQUEST and isinstance(username, str) and ":" in username:
+            session = self._session_for(set(username.split(":", 1)))
+            self.by_flow[ctx.flow] = session
+        if session is None:
+            return  # a server-reflexive check against a STUN server: no ICE session
+        local, remote = (str(ctx.src), str(ctx.dst)) if rec.cls == REQUEST else (str(ctx.dst), str(ctx.src))
+        pair = session.pairs.setdefault(ctx.flow, Pair(ctx.flow, local, remote))
+        if rec.cls == REQUEST:
+            session.mark("ice", ctx)
+            pair.requests += 1
+            pair.pending.setdefault(rec.transaction_id, ctx.time)
+            if "role" in a:
+                session.roles.add(str(a["role"]))
+            if a.get("use_candidate"):
+                pair.nominated = True
+        elif rec.cls == SUCCESS:
+            pair.responses += 1
+            sent = pair.pending.pop(rec.transaction_id, None)
+            if sent is not None:
+                pair.rtt_ms.append(round((ctx.time - sent) * 1000, 3))
+            session.mark("ice_connected", ctx)
+            if pair.nominated:
+                session.mark("nominated", ctx)
+        elif rec.cls == ERROR:
+            pair.errors += 1
+            if a.get("error_code") == 487:
+                session.findings.append(
+                    _finding(
+                        "ice",
+                        "ice.role_conflict",
+                        "487 Role Conflict: both agents claimed the same role",
+                        ctx,
+                    )
+                )
+
+    def _turn(self, rec: StunRecord, ctx: FlowContext) -> None:
+        client, server = (
+            (str(ctx.src), str(ctx.dst))
+            if rec.cls in (REQUEST, INDICATION) and rec.method != DATA
+            else (str(ctx.dst), str(ctx.src))
+        )
+        key = (ctx.flow, client)
+        alloc = self.allocations.get(key)
+        a = rec.attributes
+        if alloc is None:
+            if not (rec.method == ALLOCATE and rec.cls == REQUEST):
+                alloc = self.allocations[key] = Allocation(ctx.flow, client, server, ctx.time)
+                alloc.findings.append(
+                    _finding(
+                        "turn",
+                        "turn.midway",
+                        "TURN traffic without its Allocate (capture started later)",
+                        ctx,
+                    )
+                )
+            else:
+                alloc = self.allocations[key] = Allocation(ctx.flow, client, server, ctx.time)
+        if rec.cls == REQUEST:
+            alloc.pending[rec.transaction_id] = (rec.method, a.get("xor_peers") or a.get("xor_peer"))
+            channel, peer = a.get("channel"), a.get("xor_peer")
+            if rec.method == CHANNEL_BIND and isinstance(channel, int) and isinstance(peer, tuple):
+                alloc.channels[channel] = str(peer[0])
+            return
+        if rec.cls in (INDICATION,) and rec.method in (SEND, DATA):
+            peer = a.get("xor_peer")
+            if isinstance(peer, tuple):
+                expiry = alloc.permissions.get(str(peer[0]))
+                if expiry is not None and ctx.time > expiry:
+                    alloc.findings.append(
+                        _finding(
+                            "turn",
+                            "turn.permission_expired",
+                            f"data for {peer[0]} after its permission expired",
+                            ctx,
+                        )
+                    )
+            return
+        method, peers = alloc.pending.pop(rec.transaction_id, (rec.method, None))
+        if rec.cls == ERROR:
+            code = a.get("error_code")
+            alloc.errors.append(f"{code} {a.get('error_reason', '')}".strip())
+            if code == 401 and method == ALLOCATE:
+                alloc.unauthorized += 1
+                if alloc.unauthorized > MAX_401 and alloc.relayed is None:
+                    alloc.findings.append(
+                        _finding(
+                            "turn",
+                            "turn.401_loop",
+                            f"{alloc.unauthorized} Allocate requests answered 401: credentials refused",
+                            ctx,
+                        )
+                    )
+            elif code == 438:
+                alloc.findings.append(_finding("turn", "turn.stale_nonce", "438 Stale Nonce", ctx))
+            return
+        if rec.cls == SUCCESS:
+            lifetime = a.get("lifetime")
+            if method == ALLOCATE:
+                relayed = a.get("xor_relayed")
+                alloc.relayed = f"{relayed[0]}:{relayed[1]}" if isinstance(relayed, tuple) else alloc.relayed
+            if method in (ALLOCATE, REFRESH) and isinstance(lifetime, int):
+                alloc.lifetime = lifetime
+                alloc.expires = ctx.time + lifetime
+            if method in (CREATE_PERMISSION, CHANNEL_BIND):
+                for peer in peers if isinstance(peers, list) else [peers] if isinstance(peers, tuple) else []:
+                    alloc.permissions[str(peer[0])] = ctx.time + PERMISSION_LIFETIME
+
+    def _dtls(self, rec: DtlsRecord, ctx: FlowContext) -> None:
+        session = self.by_flow.get(ctx.flow)
+        if session is None:
+            return
+        d = session.dtls
+        if 1 in rec.handshake_types:
+            session.mark("dtls", ctx)
+            d.setdefault("client", str(ctx.src))
+        if 2 in rec.handshake_types:
+            hello = rec.facts.get("server_hello")
+            if isinstance(hello, dict):
+                d["version"] = hello.get("version")
+                d["srtp_profiles"] = hello.get("srtp_profiles")
+        if "certificates" in rec.facts:
+            certs = rec.facts["certificates"]
+            seen = d.setdefault("fingerprints", {})
+            if isinstance(certs, list) and certs and isinstance(seen, dict):
+                seen[str(ctx.src)] = certs[0].get("sha256")
+        if "alert" in rec.facts:
+            d["alert"] = rec.facts["alert"]
+            session.findings.append(_finding("dtls", "dtls.alert", f"alert {rec.facts['alert']}", ctx))
+        if 20 in rec.content_types:  # ChangeCipherSpec from both sides ends a DTLS 1.2 handshake
+            ccs = d.setdefault("change_cipher_spec_from", [])
+            if isinstance(ccs, list) and str(ctx.src) not in ccs:
+                ccs.append(str(ctx.src))
+                if len(ccs) == 2:
+                    session.mark("dtls_done", ctx)
+        if 23 in rec.content_types:
+            session.mark("dtls_done", ctx)
+            session.data_records += 1
+
+    # -- the report ---------------------------------------------------------------------------
+
+    def rows(self) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        for n, s in enumerate(self.sessions):
+            findings = list(s.findings)
+            if s.pairs and not any(p.responses for p in s.pairs.values()):
+                findings.append(
+                    _finding("ice", "ice.no_response", "connectivity checks were sent, none was answered")
+                )
+            if "ice_connected" in s.phases and not any(p.nominated for p in s.pairs.values()):
+                findings.append(
+                    _finding(
+                        "ice",
+                        "ice.not_nominated",
+                        "checks succeeded but no pair was nominated (USE-CANDIDATE)",
+                    )
+                )
+            if "dtls" in s.phases and "dtls_done" not in s.phases:
+                findings.append(
+                    _finding("dtls", "dtls.incomplete", "the DTLS handshake started and never finished")
+                )
+            directions = {from_client for (_, from_client) in s.media}
+            if len(directions) == 1:
+                findings.append(_finding("media", "media.one_way", "media flowed in one direction only"))
+            fingerprints = s.dtls.get("fingerprints")
+            promised = {str(x["fingerprint"]).split(" ")[-1].upper() for x in s.sdp if x.get("fingerprint")}
+            if isinstance(fingerprints, dict) and promised:
+                for endpoint, fp in fingerprints.items():
+                    if str(fp).upper() not in promised:
+                        findings.append(
+                            _finding(
+                                "dtls",
+                                "dtls.fingerprint_mismatch",
+                                f"certificate of {endpoint} is not the one SDP promised",
+                            )
+                        )
+            order = ["signaling", "ice", "ice_connected", "nominated", "dtls", "dtls_done", "media"]
+            reached = [p for p in order if p in s.phases]
+            failed = next((f["phase"] for f in findings), None)
+            out.append(
+                {
+                    "id": n,
+                    "ufrags": sorted(s.ufrags),
+                    "phases": {p: {"time": s.phases[p], "frame": s.frames[p]} for p in reached},
+                    "failed_phase": failed,
+                    "signaling": s.sdp,
+                    "ice_roles": sorted(s.roles),
+                    "candidate_pairs": [
+                        {
+                            "flow": p.flow,
+                            "local": p.local,
+                            "remote": p.remote,
+                            "requests": p.requests,
+                            "responses": p.responses,
+                            "errors": p.errors,
+                            "nominated": p.nominated,
+                            "rtt_ms": p.rtt_ms[:20],
+                            "state": "succeeded" if p.responses else "failed" if p.requests else "waiting",
+                        }
+                        for p in s.pairs.values()
+                    ],
+                    "nominated_pair": next(
+                        (
+                            {"local": p.local, "remote": p.remote}
+                            for p in s.pairs.values()
+                            if p.nominated and p.responses
+                        ),
+                        None,
+                    ),
+                    "dtls": {k: v for k, v in s.dtls.items()}
+                    | {
+                        "state": "done"
+                        if "dtls_done" in s.phases
+                        else "started"
+                        if "dtls" in s.phases
+                        else "none"
+                    },
+                    "media": [
+                        {"ssrc": ssrc, "from_client": fc, **info} for (ssrc, fc), info in s.media.items()
+                    ],
+                    "data_records": s.data_records,
+                    "findings": findings,
+                }
+            )
+        for alloc in self.allocations.values():
+            findings = list(alloc.findings)
+            if alloc.expires is not None and self.last_time > alloc.expires:
+                findings.append(
+                    _finding(
+                        "turn", "turn.allocation_expired", "the allocation expired before the capture ended"
+                    )
+                )
+            out.append(
+                {
+                    "id": len(out),
+                    "kind": "turn_allocation",
+                    "flow": alloc.flow,
+                    "client": alloc.client,
+                    "server": alloc.server,
+                    "relayed": alloc.relayed,
+                    "lifetime": alloc.lifetime,
+                    "unauthorized_401": alloc.unauthorized,
+                    "permissions": sorted(alloc.permissions),
+                    "channels": {f"0x{k:04x}": v for k, v in alloc.channels.items()},
+                    "errors": alloc.errors,
+                    "failed_phase": findings[0]["phase"] if findings else None,
+                    "findings": findings,
+                }
+            )
+        return out
