@@ -66,3 +66,22 @@ def tshark(*args: str) -> str:
 def public() -> list[Path]:
     require_public()
     return public_captures()
+
+
+def manifest_captures(protocols: str) -> dict[str, list[str]]:
+    """Captures whose MANIFEST row lists a protocol matching the regex `protocols`, each with the
+    tshark arguments its hint column gives (decode-as rules and heuristics, for tshark only)."""
+    import re
+
+    path = PUBLIC / "MANIFEST.md"
+    if not path.exists():
+        return {}
+    out: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        cells = line.split("|")
+        if len(cells) < 9 or not cells[1].strip().startswith("`"):
+            continue
+        if re.search(protocols, cells[6]):
+            args = re.findall(r"(-d [^`\s]+|--enable-heuristic [^`\s]+)", cells[7])
+            out[cells[1].strip().strip("`")] = [a for arg in args for a in arg.split(" ", 1)]
+    return out

@@ -6,6 +6,7 @@ is an endpoint state machine that refuses what captures show (mid-stream starts,
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from protoscope.decoders.api import Field, Finding
@@ -77,6 +78,14 @@ SIP_COMPACT = {"l": "content-length", "c": "content-type", "i": "call-id", "f": 
 def parse(data: bytes, at_end: bool) -> tuple[Message | None, int, list[Finding]]:
     """One message at the start of `data`: (message, need, findings). `need` > 0 asks for that many
     bytes in all; `at_end` says no more bytes will come (a body then runs to the end)."""
+    skip = len(data) - len(data.lstrip(b"\r\n"))  # RFC 9112 2.2: empty lines before a message
+    if skip:
+        if skip == len(data):
+            return None, len(data) + 1, []
+        m, need, findings = parse(data[skip:], at_end)
+        if m is None:
+            return None, need + skip if need else 0, findings
+        return dataclasses.replace(m, body_offset=m.body_offset + skip, end=m.end + skip), 0, findings
     head_end = data.find(b"\r\n\r\n", 0, MAX_HEAD)
     sep = 4
     if head_end < 0:

@@ -4,7 +4,6 @@ records are data to tshark 4.0, so there only the plaintext records are compared
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -12,27 +11,12 @@ import pytest
 from protoscope.decoders.dtls.records import DtlsRecord
 from protoscope.decoders.registry import load_registry
 from protoscope.inspector.session import Session
-from tests.conftest import PUBLIC, public_capture, tshark
+from tests.conftest import manifest_captures, public_capture, tshark
 
 SEP = "\x1f"
 
 
-def manifest_dtls() -> dict[str, list[str]]:
-    path = PUBLIC / "MANIFEST.md"
-    if not path.exists():
-        return {}
-    out: dict[str, list[str]] = {}
-    for line in path.read_text().splitlines():
-        cells = line.split("|")
-        if len(cells) < 9 or not cells[1].strip().startswith("`"):
-            continue
-        if re.search(r"\bdtls\b", cells[6]):
-            args = re.findall(r"(-d [^`\s]+|--enable-heuristic [^`\s]+)", cells[7])
-            out[cells[1].strip().strip("`")] = [a for arg in args for a in arg.split(" ", 1)]
-    return out
-
-
-CAPTURES = manifest_dtls()
+CAPTURES = manifest_captures(r"\bdtls\b")
 
 
 def tshark_view(path: Path, args: list[str]) -> dict[int, tuple[list[int], list[int]]]:

@@ -8,7 +8,6 @@ reason and our value is checked another way.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -18,29 +17,16 @@ from protoscope.decoders.http2.records import FrameRecord, MessageRecord
 from protoscope.decoders.registry import load_registry
 from protoscope.inspector.report.rows import analysis_rows
 from protoscope.inspector.session import Session
-from tests.conftest import PUBLIC, SAMPLES, public_capture, tshark
+from tests.conftest import SAMPLES, manifest_captures, public_capture, tshark
 
 Frames = dict[int, tuple[list[tuple[int, int, int, int]], list[int]]]
 
 
-def manifest_http2() -> dict[str, list[str]]:
-    """Capture name -> tshark decode-as rules, for every MANIFEST row with HTTP/2 or gRPC in it."""
-    path = PUBLIC / "MANIFEST.md"
-    if not path.exists():
-        return {}
-    out: dict[str, list[str]] = {}
-    for line in path.read_text().splitlines():
-        cells = line.split("|")
-        if len(cells) < 9 or not cells[1].strip().startswith("`"):
-            continue
-        name = cells[1].strip().strip("`")
-        if re.search(r"\b(http2|grpc)\b", cells[6]):
-            out[name] = re.findall(r"-d (tcp\.port==\d+,http2)", cells[7])
-    return out
-
-
-CAPTURES = manifest_http2()
-SAMPLE_HINTS = {"grpc-demo.pcap": ["tcp.port==47051,http2"], "grpc-midstream.pcap": ["tcp.port==47052,http2"]}
+CAPTURES = manifest_captures(r"\b(http2|grpc)\b")
+SAMPLE_HINTS = {
+    "grpc-demo.pcap": ["-d", "tcp.port==47051,http2"],
+    "grpc-midstream.pcap": ["-d", "tcp.port==47052,http2"],
+}
 
 TSHARK_MISSES: dict[str, dict[int, str]] = {
     "arkime--http2-nghttp2.pcap": {
@@ -71,7 +57,7 @@ GRPC_UNSEEN = {
 
 
 def tshark_frames(path: Path, hints: list[str]) -> Frames:
-    args = [a for h in hints for a in ("-d", h)]
+    args = list(hints)
     out = tshark(
         "-r",
         str(path),
@@ -164,7 +150,7 @@ SEP = "\x1f"
 def tshark_paths_and_status(
     path: Path, hints: list[str]
 ) -> tuple[dict[tuple[int, int], str], dict[tuple[int, int], int]]:
-    args = [a for h in hints for a in ("-d", h)]
+    args = list(hints)
     out = tshark(
         "-r",
         str(path),

@@ -17,7 +17,7 @@ import pytest
 from protoscope.decoders.registry import load_registry
 from protoscope.decoders.stun.messages import StunRecord
 from protoscope.inspector.session import Session, flatten
-from tests.conftest import PUBLIC, public_capture, tshark
+from tests.conftest import manifest_captures, public_capture, tshark
 
 SEP = "\x1f"
 VALUES = (
@@ -45,22 +45,7 @@ TSHARK_MORE = {
 }
 
 
-def manifest_stun() -> dict[str, list[str]]:
-    path = PUBLIC / "MANIFEST.md"
-    if not path.exists():
-        return {}
-    out: dict[str, list[str]] = {}
-    for line in path.read_text().splitlines():
-        cells = line.split("|")
-        if len(cells) < 9 or not cells[1].strip().startswith("`"):
-            continue
-        if re.search(r"\b(stun|classicstun)\b", cells[6]):
-            args = re.findall(r"(-d [^`\s]+|--enable-heuristic [^`\s]+)", cells[7])
-            out[cells[1].strip().strip("`")] = [a for arg in args for a in arg.split(" ", 1)]
-    return out
-
-
-CAPTURES = manifest_stun()
+CAPTURES = manifest_captures(r"\b(stun|classicstun)\b")
 
 
 def _value(text: str) -> object:
