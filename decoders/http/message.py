@@ -82,10 +82,11 @@ def parse(data: bytes, at_end: bool) -> tuple[Message | None, int, list[Finding]
     if skip:
         if skip == len(data):
             return None, len(data) + 1, []
-        m, need, findings = parse(data[skip:], at_end)
-        if m is None:
-            return None, need + skip if need else 0, findings
-        return dataclasses.replace(m, body_offset=m.body_offset + skip, end=m.end + skip), 0, findings
+        inner, wanted, problems = parse(data[skip:], at_end)
+        if inner is None:
+            return None, wanted + skip if wanted else 0, problems
+        moved = dataclasses.replace(inner, body_offset=inner.body_offset + skip, end=inner.end + skip)
+        return moved, 0, problems
     head_end = data.find(b"\r\n\r\n", 0, MAX_HEAD)
     sep = 4
     if head_end < 0:
