@@ -42,6 +42,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--format", choices=FORMATS, default="text", help="report format (default: text)")
     p.add_argument(
+        "--export", choices=("mermaid",), help="a ladder diagram (Mermaid sequenceDiagram) on stdout"
+    )
+    p.add_argument("--flow", type=int, metavar="N", help="with --export: only flow N")
+    p.add_argument(
         "-d",
         "--decode-as",
         action="append",
@@ -147,6 +151,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         path = args.capture
     registry = _registry(args)
     report = args.report
+    if args.export:
+        return _export(path, registry, args.flow, out)
     if report is None:
         if out.isatty() and sys.stdin.isatty():
             from .tui.app import run as run_tui
@@ -166,6 +172,21 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             session.progress = bar
             write(session, report, args.format, out)
             out.flush()
+    finally:
+        session.close()
+    return EXIT_OK
+
+
+def _export(path: str, registry: Registry, flow: int | None, out: TextIO) -> int:
+    from .report.ladder import mermaid
+
+    session = Session.open(path, registry)
+    try:
+        try:
+            for line in mermaid(session, flow):
+                out.write(line + "\n")
+        except ValueError as exc:
+            raise _Usage(str(exc)) from None
     finally:
         session.close()
     return EXIT_OK
