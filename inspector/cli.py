@@ -42,6 +42,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--format", choices=FORMATS, default="text", help="report format (default: text)")
     p.add_argument(
+        "-Y",
+        "--filter",
+        metavar="EXPR",
+        help="display filter for packets and findings, e.g. 'stun.type == 0x0101'",
+    )
+    p.add_argument(
         "--export", choices=("mermaid",), help="a ladder diagram (Mermaid sequenceDiagram) on stdout"
     )
     p.add_argument("--flow", type=int, metavar="N", help="with --export: only flow N")
@@ -153,6 +159,13 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     report = args.report
     if args.export:
         return _export(path, registry, args.flow, out)
+    if args.filter is not None:
+        from .filter import FilterError, compile_filter
+
+        try:
+            compile_filter(args.filter)
+        except FilterError as exc:
+            raise _Usage(f"bad filter: {exc}") from None
     if report is None:
         if out.isatty() and sys.stdin.isatty():
             from .tui.app import run as run_tui
@@ -170,6 +183,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     try:
         with _progress(sys.stderr) as bar:
             session.progress = bar
+            session.display_filter = args.filter
             write(session, report, args.format, out)
             out.flush()
     finally:

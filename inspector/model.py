@@ -141,6 +141,19 @@ class CaptureModel:
         if progress is not None:
             progress(n, n)
 
+    def filter_rows(self, text: str, cancelled: Cancelled | None = None) -> list[int] | None:
+        """Packets (0-based) the display filter matches; None when cancelled. Raises FilterError."""
+        from .filter import compile_filter, packet_fields
+
+        matches = compile_filter(text)
+        rows: list[int] = []
+        for pd in self.session.decode():
+            if cancelled is not None and pd.index % 4096 == 0 and cancelled():
+                return None
+            if matches(packet_fields(self.session, pd)):
+                rows.append(pd.index)
+        return rows
+
     def detail(self, i: int) -> PacketDetail:
         """Layers and decoded PDUs of one packet (re-decodes its flow up to it)."""
         ix = self.index

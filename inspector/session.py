@@ -81,6 +81,8 @@ class Session:
         self.index = index
         self.registry = registry
         self.progress: Progress | None = None
+        self.display_filter: str | None = None
+        """-Y: reports of packets and findings keep only the packets it matches."""
         self._capture: dict[str, object] = {}
         self._hints: dict[tuple[str, str, int], dict[str, str]] = {}
         """Called as (packets done, packets) during decoding passes (the CLI draws a bar)."""
@@ -136,7 +138,8 @@ class Session:
         ix = self.index
         n = len(ix)
         states: dict[int, _FlowState] = {}
-        self._capture = {}
+        if packets is None:  # a full pass learns afresh; a flow decoded again reuses what it learnt
+            self._capture = {}
         flow_col = ix.flow
         index_findings = _group_findings(ix.findings)
         have_decoders = bool(self.registry.decoders)

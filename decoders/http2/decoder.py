@@ -109,6 +109,12 @@ def _header_fields(headers: list[Header]) -> list[Field]:
             out.append(Field("http2.headers.authority", h.value, h.span))
         elif h.name == "content-type":
             out.append(Field("http2.headers.content_type", h.value, h.span))
+        elif h.name == "grpc-status" and h.value.isdigit():
+            out.append(Field("grpc.status", int(h.value), h.span))
+        elif h.name == "grpc-message":
+            out.append(Field("grpc.message", h.value, h.span))
+        elif h.name == "grpc-encoding":
+            out.append(Field("grpc.encoding", h.value, h.span))
     return out
 
 

@@ -65,10 +65,23 @@ def _jsonable(value: object) -> object:
     return str(value)
 
 
+def filtered(session: Session) -> Iterator[PacketDecode]:
+    """The decoding pass, keeping the packets the session's display filter matches."""
+    if not session.display_filter:
+        yield from session.decode()
+        return
+    from ..filter import compile_filter, packet_fields
+
+    matches = compile_filter(session.display_filter)
+    for pd in session.decode():
+        if matches(packet_fields(session, pd)):
+            yield pd
+
+
 def packet_rows(session: Session) -> Iterator[dict[str, Any]]:
     ix = session.index
     rec = ix.records
-    for pd in session.decode():
+    for pd in filtered(session):
         i = pd.index
         fid = int(ix.flow[i])
         src, dst = endpoints(ix, i)
@@ -138,7 +151,7 @@ def analysis_rows(session: Session, name: str) -> Iterator[dict[str, Any]]:
 
 
 def finding_rows(session: Session) -> Iterator[dict[str, Any]]:
-    for pd in session.decode():
+    for pd in filtered(session):
         for f in pd.findings:
             yield finding_row(pd.index + 1, f)
     for f in session.file_findings():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from time import sleep as worker_sleep
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,6 +19,7 @@ from textual.widgets import (
     DataTable,
     Footer,
     Header,
+    Input,
     Label,
     ProgressBar,
     Static,
@@ -104,6 +106,8 @@ class ProtoscopeApp(App[None]):
     TabbedContent > ContentSwitcher { height: 1fr; }
     TabPane { height: 1fr; padding: 0; }
     #top { height: 55%; }
+    #filter { height: 3; }
+    #filter.invalid { border: tall $error; }
     #flows { width: 34%; }
     #bottom { height: 45%; }
     #detail { width: 1fr; border-top: solid $accent; }
@@ -131,6 +135,7 @@ class ProtoscopeApp(App[None]):
         Binding("s", "show_tab('report-streams')", "Streams"),
         Binding("w", "show_tab('report-sessions')", "Sessions"),
         Binding("escape", "back", "Back"),
+        Binding("slash", "focus_filter", "Filter"),
     ]
 
     def __init__(self, path: str | Path, registry: Registry) -> None:
@@ -146,6 +151,10 @@ class ProtoscopeApp(App[None]):
         yield Header()
         with TabbedContent(initial="packets"):
             with TabPane("Packets", id="packets"):
+                yield Input(
+                    placeholder="display filter, e.g. stun.type == 0x0101 (Enter applies, Esc clears)",
+                    id="filter",
+                )
                 with Horizontal(id="top"):
                     yield FlowsTable(id="flows")
                     yield PacketList(id="packet-list")
@@ -296,6 +305,59 @@ class ProtoscopeApp(App[None]):
     def _calls(self) -> list[dict[str, object]]:
         return self.model.decoded.calls if self.model is not None else []
 
+    # -- display filter -----------------------------------------------------------------------
+
+    def action_focus_filter(self) -> None:
+        self.show_tab("packets")
+        self.query_one("#filter", Input).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """Validated as you type: the bar turns red while the filter does not parse."""
+        if event.input.id != "filter":
+            return
+        from ..filter import FilterError, compile_filter
+
+        text = event.value.strip()
+        try:
+            if text:
+                compile_filter(text)
+            event.input.remove_class("invalid")
+            event.input.tooltip = None
+        except FilterError as exc:
+            event.input.add_class("invalid")
+            event.input.tooltip = str(exc)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "filter":
+            return
+        text = event.value.strip()
+        if not text:
+            self.query_one(PacketList).show_only(None)
+            return
+        if event.input.has_class("invalid"):
+            self._status(f"bad filter: {event.input.tooltip}")
+            return
+        self._status(f"filtering: {text}")
+        self.apply_filter(text)
+
+    @work(thread=True, exclusive=True, group="filter")
+    def apply_filter(self, text: str) -> None:
+        model = self.model
+        if model is None:
+            return
+        worker = get_current_worker()
+        while not model.decoded.complete and not worker.is_cancelled:  # one full pass at a time
+            worker_sleep(0.05)
+        rows = model.filter_rows(text, lambda: worker.is_cancelled)
+        if rows is not None and not worker.is_cancelled:
+            self.call_from_thread(self._filtered, text, rows)
+
+    def _filtered(self, text: str, rows: list[int]) -> None:
+        packets = self.query_one(PacketList)
+        packets.show_only(rows)
+        packets.focus()
+        self._status(f"{len(rows)} packets match {text} (Esc: all packets)")
+
     # -- navigation ---------------------------------------------------------------------------
 
     def show_tab(self, name: str) -> None:
@@ -342,6 +404,9 @@ class ProtoscopeApp(App[None]):
                 self._status("loading stopped (Esc): the packets read so far are shown")
                 return
         packets = self.query_one(PacketList)
+        bar = self.query_one("#filter", Input)
+        if bar.has_focus or bar.value:
+            bar.value = ""
         if packets.rows is not None:
             packets.show_only(None)
             if self.model is not None:

@@ -141,7 +141,7 @@ def hostile_capture(tmp_path: Path) -> Path:
 
 async def test_hostile_text_is_shown_as_text(tmp_path: Path) -> None:
     app = ProtoscopeApp(hostile_capture(tmp_path), load_registry())
-    async with app.run_test(size=(220, 50)) as pilot:
+    async with app.run_test(size=(220, 70)) as pilot:
         await loaded(pilot)
         await pilot.press("G")
         await pilot.pause(0.5)
@@ -202,3 +202,25 @@ async def test_streams_tab_from_the_streams_analysis() -> None:
         await pilot.pause(0.2)
         labels = tree_text(app.query_one("#report-streams-tree"))
         assert "clock_rate: 8000" in labels
+
+
+async def test_filter_bar_validates_and_filters() -> None:
+    app = ProtoscopeApp(DEMO, load_registry())
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot)
+        await pilot.press("slash")
+        bar = app.query_one("#filter")
+        await pilot.press(*"grpc.status !=")
+        await pilot.pause(0.1)
+        assert bar.has_class("invalid")
+        await pilot.press("space", "0")
+        await pilot.pause(0.1)
+        assert not bar.has_class("invalid")
+        await pilot.press("enter")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.query_one(PacketList).rows is not None:
+                break
+        assert app.query_one(PacketList).rows == [17, 97]  # frames 18 and 98
+        await pilot.press("escape")
+        assert app.query_one(PacketList).rows is None
