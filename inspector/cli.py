@@ -48,8 +48,11 @@ def parser() -> argparse.ArgumentParser:
         help="display filter for packets and findings, e.g. 'stun.type == 0x0101'",
     )
     p.add_argument(
-        "--export", choices=("mermaid",), help="a ladder diagram (Mermaid sequenceDiagram) on stdout"
+        "--export",
+        choices=("mermaid", "pcapng"),
+        help="mermaid: a ladder diagram on stdout; pcapng: the packets (--flow, -Y) to --output",
     )
+    p.add_argument("--output", metavar="FILE.pcapng", help="with --export pcapng: where to write")
     p.add_argument("--flow", type=int, metavar="N", help="with --export: only flow N")
     p.add_argument(
         "-d",
@@ -157,6 +160,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         path = args.capture
     registry = _registry(args)
     report = args.report
+    if args.export == "pcapng":
+        return _export_pcapng(path, registry, args, out)
     if args.export:
         return _export(path, registry, args.flow, out)
     if args.filter is not None:
@@ -188,6 +193,38 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             out.flush()
     finally:
         session.close()
+    return EXIT_OK
+
+
+def _export_pcapng(path: str, registry: Registry, args: argparse.Namespace, out: TextIO) -> int:
+    from .filter import FilterError, compile_filter, packet_fields
+    from .report.export import flow_packets, write_pcapng
+
+    if not args.output:
+        raise _Usage("--export pcapng needs --output FILE.pcapng")
+    session = Session.open(path, registry)
+    try:
+        if args.flow is not None and not 0 <= args.flow < len(session.flows):
+            raise _Usage(f"no flow {args.flow} (the capture has {len(session.flows)})")
+        packets = flow_packets(session, args.flow) if args.flow is not None else range(len(session.index))
+        if args.filter:
+            try:
+                matches = compile_filter(args.filter)
+            except FilterError as exc:
+                raise _Usage(f"bad filter: {exc}") from None
+            chosen = set(packets)
+            packets = [
+                pd.index
+                for pd in session.decode()
+                if pd.index in chosen and matches(packet_fields(session, pd))
+            ]
+        try:
+            count = write_pcapng(session, packets, args.output)
+        except OSError as exc:
+            raise _Usage(f"cannot write {args.output}: {exc.strerror}") from None
+    finally:
+        session.close()
+    print(f"protoscope: wrote {count} packets to {args.output}", file=sys.stderr)
     return EXIT_OK
 
 

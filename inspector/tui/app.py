@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from time import sleep as worker_sleep
 from typing import Any, ClassVar
@@ -34,6 +36,7 @@ from protoscope.captures.source import open_preview
 from protoscope.decoders.registry import Registry
 
 from ..model import CaptureModel, PacketDetail
+from ..report.export import write_pcapng
 from ..session import Session
 from .detail import DetailTree, HexView, Span
 from .packets import PacketList
@@ -136,6 +139,7 @@ class ProtoscopeApp(App[None]):
         Binding("w", "show_tab('report-sessions')", "Sessions"),
         Binding("escape", "back", "Back"),
         Binding("slash", "focus_filter", "Filter"),
+        Binding("e", "export", "Export"),
     ]
 
     def __init__(self, path: str | Path, registry: Registry) -> None:
@@ -357,6 +361,32 @@ class ProtoscopeApp(App[None]):
         packets.show_only(rows)
         packets.focus()
         self._status(f"{len(rows)} packets match {text} (Esc: all packets)")
+
+    # -- export -------------------------------------------------------------------------------
+
+    def action_export(self) -> None:
+        """The packets in view (a flow, or what the filter kept) to a pcapng file; in the Calls or
+        a report tab, that report to JSON."""
+        model = self.model
+        if model is None:
+            return
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        active = self.query_one(TabbedContent).active
+        try:
+            if active == "packets":
+                packets = self.query_one(PacketList)
+                rows = packets.rows if packets.rows is not None else range(len(model))
+                target = Path(f"protoscope-{stamp}.pcapng")
+                count = write_pcapng(model.session, rows, target)
+                self._status(f"wrote {count} packets to {target.resolve()}")
+            elif active == "calls" or active.startswith("report-"):
+                name = "calls" if active == "calls" else active[len("report-") :]
+                target = Path(f"protoscope-{name}-{stamp}.json")
+                report = model.decoded.reports.get(name, [])
+                target.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str) + "\n")
+                self._status(f"wrote {len(report)} {name} to {target.resolve()}")
+        except OSError as exc:
+            self._status(f"export failed: {exc.strerror}")
 
     # -- navigation ---------------------------------------------------------------------------
 

@@ -224,3 +224,17 @@ async def test_filter_bar_validates_and_filters() -> None:
         assert app.query_one(PacketList).rows == [17, 97]  # frames 18 and 98
         await pilot.press("escape")
         assert app.query_one(PacketList).rows is None
+
+
+async def test_export_key_writes_the_view(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = ProtoscopeApp(DEMO.resolve(), load_registry())
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot)
+        app.query_one("#flows", DataTable).focus()
+        await pilot.press("enter", "e")
+        await pilot.press("c", "e")
+        await pilot.pause(0.2)
+    (pcapng,) = tmp_path.glob("protoscope-*.pcapng")
+    (calls,) = tmp_path.glob("protoscope-calls-*.json")
+    assert pcapng.stat().st_size > 100_000 and calls.read_text().count('"path"') == 20
