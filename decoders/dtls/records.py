@@ -375,10 +375,11 @@ def _certificates(body: bytes, sp: Span, facts: dict[str, object], findings: lis
     while pos + 3 <= min(len(body), 3 + total):
         n = int.from_bytes(body[pos : pos + 3], "big")
         der = body[pos + 3 : pos + 3 + n]
-        fingerprint = hashlib.sha256(der).hexdigest()
-        entry: dict[str, object] = {
-            "sha256": ":".join(fingerprint[i : i + 2].upper() for i in range(0, 64, 2))
+        entry: dict[str, object] = {  # every hash an SDP a=fingerprint may name (RFC 8122)
+            name: ":".join(f"{b:02X}" for b in hashlib.new(name.replace("-", ""), der).digest())
+            for name in ("sha-256", "sha-1", "sha-384", "sha-512")
         }
+        entry["sha256"] = entry["sha-256"]
         try:
             cert = x509.load_der_x509_certificate(der)
             entry.update(

@@ -34,8 +34,10 @@ class SdpDecoder:
             if not ip or not m.port or "RTP" not in m.proto:
                 continue
             clocks = {f"rtp.clock.{pt}": str(clock) for pt, (_, clock) in m.rtpmap.items()}
-            expects.append(Expect("udp", ip, m.port, "rtp", clocks))
-            if not m.rtcp_mux:
+            ice = "TLS" in m.proto or m.ice_ufrag or rec.ice_ufrag or m.candidates
+            # WebRTC media shares its 5-tuple with STUN and DTLS: RFC 7983 demux sorts it out.
+            expects.append(Expect("udp", ip, m.port, "stun" if ice else "rtp", clocks))
+            if not m.rtcp_mux and not ice:
                 expects.append(Expect("udp", ip, m.port + 1, "rtcp", {}))
         pwds = ctx.capture.setdefault("ice.passwords", set())
         if isinstance(pwds, set):

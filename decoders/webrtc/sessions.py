@@ -83,6 +83,7 @@ class Allocation:
     errors: list[str] = field(default_factory=list)
     findings: list[dict[str, object]] = field(default_factory=list)
     pending: dict[bytes, tuple[int, object]] = field(default_factory=dict)
+    released: bool = False
 
 
 def _finding(phase: str, code: str, message: str, ctx: FlowContext | None = None) -> dict[str, object]:
@@ -269,7 +270,9 @@ class SessionAnalysis:
                 alloc.relayed = f"{relayed[0]}:{relayed[1]}" if isinstance(relayed, tuple) else alloc.relayed
             if method in (ALLOCATE, REFRESH) and isinstance(lifetime, int):
                 alloc.lifetime = lifetime
-                alloc.expires = ctx.time + lifetime
+                # A Refresh with lifetime 0 is the client deleting the allocation, not an expiry.
+                alloc.expires = ctx.time + lifetime if lifetime else None
+                alloc.released = lifetime == 0
             if method in (CREATE_PERMISSION, CHANNEL_BIND):
                 for peer in peers if isinstance(peers, list) else [peers] if isinstance(peers, tuple) else []:
                     alloc.permissions[str(peer[0])] = ctx.time + PERMISSION_LIFETIME
@@ -291,7 +294,7 @@ class SessionAnalysis:
             certs = rec.facts["certificates"]
             seen = d.setdefault("fingerprints", {})
             if isinstance(certs, list) and certs and isinstance(seen, dict):
-                seen[str(ctx.src)] = certs[0].get("sha256")
+                seen[str(ctx.src)] = {k: v for k, v in certs[0].items() if k.startswith("sha-")}
         if "alert" in rec.facts:
             d["alert"] = rec.facts["alert"]
             session.findings.append(_finding("dtls", "dtls.alert", f"alert {rec.facts['alert']}", ctx))
@@ -331,10 +334,14 @@ class SessionAnalysis:
             if len(directions) == 1:
                 findings.append(_finding("media", "media.one_way", "media flowed in one direction only"))
             fingerprints = s.dtls.get("fingerprints")
-            promised = {str(x["fingerprint"]).split(" ")[-1].upper() for x in s.sdp if x.get("fingerprint")}
+            promised = {
+                (str(x["fingerprint"]).split(" ")[0].lower(), str(x["fingerprint"]).split(" ")[-1].upper())
+                for x in s.sdp
+                if x.get("fingerprint")
+            }
             if isinstance(fingerprints, dict) and promised:
-                for endpoint, fp in fingerprints.items():
-                    if str(fp).upper() not in promised:
+                for endpoint, hashes in fingerprints.items():
+                    if not any(isinstance(hashes, dict) and hashes.get(alg) == fp for alg, fp in promised):
                         findings.append(
                             _finding(
                                 "dtls",
@@ -342,6 +349,7 @@ class SessionAnalysis:
                                 f"certificate of {endpoint} is not the one SDP promised",
                             )
                         )
+                s.dtls["fingerprint_checked"] = True
             order = ["signaling", "ice", "ice_connected", "nominated", "dtls", "dtls_done", "media"]
             reached = [p for p in order if p in s.phases]
             failed = next((f["phase"] for f in findings), None)
@@ -407,6 +415,7 @@ class SessionAnalysis:
                     "server": alloc.server,
                     "relayed": alloc.relayed,
                     "lifetime": alloc.lifetime,
+                    "released": alloc.released,
                     "unauthorized_401": alloc.unauthorized,
                     "permissions": sorted(alloc.permissions),
                     "channels": {f"0x{k:04x}": v for k, v in alloc.channels.items()},
