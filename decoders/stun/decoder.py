@@ -178,7 +178,10 @@ class StunDecoder:
         learned = ctx.capture.get("ice.passwords")
         if isinstance(learned, set) and learned:  # ICE passwords from SDP seen earlier
             keys = Keys(tuple(keys.short_term) + tuple(p.encode() for p in sorted(learned)), keys.long_term)
-        rec, fields, findings = parse(data, keys)
+        creds = ctx.shared.get("stun.credentials")
+        rec, fields, findings = parse(data, keys, creds if isinstance(creds, tuple) else (None, None))
+        if rec is not None and rec.cls == 0 and "realm" in rec.attributes:  # for the responses
+            ctx.shared["stun.credentials"] = (rec.attributes.get("username"), rec.attributes.get("realm"))
         assert rec is not None
         fields += self._pair(rec, ctx, findings)
         inner: tuple[InnerPayload, ...] = ()

@@ -51,7 +51,11 @@ class Keys:
     """(username, password, realm or None to take the message's REALM)."""
 
     def candidates(self, username: str | None, realm: str | None) -> list[bytes]:
-        keys = list(self.short_term)
+        """Short-term keys for messages without REALM (ICE checks), long-term ones with it (TURN)."""
+        if realm is None:
+            return list(self.short_term)
+        keys: list[bytes] = []
+        realm = realm or None
         for user, password, r in self.long_term:
             if username is not None and username != user:
                 continue
@@ -99,8 +103,13 @@ def _address(value: bytes, start: int, xor: bool, txid: bytes) -> tuple[str, int
     return ip, port, fields
 
 
-def parse(data: bytes, keys: Keys = Keys()) -> tuple[StunRecord | None, list[Field], list[Finding]]:
-    """Parse a whole STUN message (the caller made sure HEADER_LEN + length bytes are there)."""
+def parse(
+    data: bytes, keys: Keys = Keys(), credentials: tuple[str | None, str | None] = (None, None)
+) -> tuple[StunRecord | None, list[Field], list[Finding]]:
+    """Parse a whole STUN message (the caller made sure HEADER_LEN + length bytes are there).
+
+    `credentials` (USERNAME, REALM) come from the flow's earlier requests: TURN responses carry a
+    long-term MESSAGE-INTEGRITY without either."""
     findings: list[Finding] = []
     msg_type, length, cookie = struct.unpack_from(">HHI", data)
     classic = cookie != at.MAGIC_COOKIE
@@ -160,7 +169,7 @@ def parse(data: bytes, keys: Keys = Keys()) -> tuple[StunRecord | None, list[Fie
         children += _typed(a_type, fname, value, v0, txid, attrs, rec, findings)
         if a_type in (0x0008, 0x001C):
             integrity_at = pos
-            rec.integrity = _check_integrity(data, pos, a_type, value, keys, attrs)
+            rec.integrity = _check_integrity(data, pos, a_type, value, keys, attrs, rec.method, credentials)
             children.append(Field("stun.att.hmac.status", rec.integrity, (v0, v1)))
             if rec.integrity == "bad":
                 findings.append(
@@ -272,15 +281,26 @@ def _typed(
 
 
 def _check_integrity(
-    data: bytes, pos: int, a_type: int, value: bytes, keys: Keys, attrs: dict[str, object]
+    data: bytes,
+    pos: int,
+    a_type: int,
+    value: bytes,
+    keys: Keys,
+    attrs: dict[str, object],
+    method: int,
+    credentials: tuple[str | None, str | None],
 ) -> str:
     """RFC 8489 14.5/14.6: HMAC over the message up to this attribute, with the header's length
-    counting up to the end of it."""
-    username = attrs.get("username")
-    realm = attrs.get("realm")
-    candidates = keys.candidates(
-        username if isinstance(username, str) else None, realm if isinstance(realm, str) else None
-    )
+    counting up to the end of it. ICE checks (Binding) use short-term keys; TURN methods use the
+    long-term key of USERNAME and REALM (from this message or the flow's requests)."""
+    username = attrs.get("username") if isinstance(attrs.get("username"), str) else credentials[0]
+    realm = attrs.get("realm") if isinstance(attrs.get("realm"), str) else credentials[1]
+    if method == 0x001 and "realm" not in attrs:
+        candidates = list(keys.short_term)
+    else:
+        candidates = keys.candidates(
+            username if isinstance(username, str) else None, realm if isinstance(realm, str) else ""
+        )
     if not candidates:
         return "unchecked"
     covered = bytearray(data[:pos])

@@ -124,20 +124,33 @@ class FindingsTree(Tree[int]):
 
 
 class ReportTable(DataTable[Any]):
-    """Any analysis's rows (RTP streams, a plugin's report): scalar columns; a row opens as a tree."""
+    """Any analysis's rows (RTP streams, WebRTC sessions, a plugin's report); a row opens as a tree.
+    Nested values are summarised: a list by its length, a dict by its keys in order (a session's
+    phases read as its timeline)."""
 
     def fill(self, rows: list[dict[str, object]]) -> None:
         self.clear(columns=True)
         self.cursor_type = "row"
-        columns = [k for k, v in (rows[0].items() if rows else ()) if not isinstance(v, dict | list)][:12]
+        columns: list[str] = []
+        for row in rows:  # rows of one report may differ (sessions and TURN allocations)
+            columns += [k for k in row if k not in columns]
+        columns = columns[:14]
         for title in columns:
             self.add_column(title)
         for n, row in enumerate(rows):
-            cells = []
-            for k in columns:
-                v = row.get(k)
-                cells.append(literal(f"{v:.3f}" if isinstance(v, float) else ("" if v is None else v)))
-            self.add_row(*cells, key=str(n))
+            self.add_row(*(literal(_summary(row.get(k))) for k in columns), key=str(n))
+
+
+def _summary(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, dict):
+        return " → ".join(map(str, value)) if value else "—"
+    if isinstance(value, list):
+        return str(len(value))
+    return str(value)
 
 
 class RowTree(Tree[Span]):

@@ -74,7 +74,9 @@ def test_call_through_coturn() -> None:
     }
     assert allocations and {a["relayed"] for a in allocations} >= relay_candidates
     assert all(a["unauthorized_401"] == 1 and a["released"] and a["findings"] == [] for a in allocations)
-    allocate = [r.integrity for r in stun if r.method == 3 and r.cls == 0 and r.integrity is not None]
-    assert allocate and set(allocate) == {"ok"}  # long-term credentials from --turn-auth
+    # TURN requests and responses verify with the long-term key (the realm learnt from the flow),
+    # ICE checks with the passwords from the SDP.
+    checked = [r.integrity for r in stun if r.integrity is not None]
+    assert len(checked) >= 20 and set(checked) == {"ok"}
     (ice,) = [r for r in rows if r.get("kind") is None]
     assert ice["findings"] == [] and {"ice", "dtls_done", "media"} <= set(ice["phases"])
