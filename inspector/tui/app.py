@@ -41,6 +41,7 @@ from ..session import Session
 from .detail import DetailTree, HexView, Span
 from .packets import PacketList
 from .text import literal
+from .timeline import Timeline
 from .views import CallsTable, CallTree, FindingsTree, FlowsTable, ReportTable, RowTree
 
 DETAIL_DELAY = 0.08
@@ -137,6 +138,7 @@ class ProtoscopeApp(App[None]):
         Binding("f", "show_tab('findings')", "Findings"),
         Binding("s", "show_tab('report-streams')", "Streams"),
         Binding("w", "show_tab('report-sessions')", "Sessions"),
+        Binding("t", "show_tab('timeline')", "Timeline"),
         Binding("escape", "back", "Back"),
         Binding("slash", "focus_filter", "Filter"),
         Binding("e", "export", "Export"),
@@ -175,6 +177,8 @@ class ProtoscopeApp(App[None]):
                     with Vertical():
                         yield ReportTable(id=f"report-{name}-table", classes="report-table")
                         yield RowTree(name, id=f"report-{name}-tree", classes="report-tree")
+            with TabPane("Timeline", id="timeline"):
+                yield Timeline(id="timeline-view")
             with TabPane("Findings", id="findings"):
                 yield FindingsTree("findings", id="findings-tree")
         with Horizontal(id="status"):
@@ -228,6 +232,7 @@ class ProtoscopeApp(App[None]):
         self.model = model
         self.query_one(PacketList).set_model(model)
         self.query_one(FlowsTable).fill(model)
+        self.query_one(Timeline).set_model(model)
         self._status(f"{len(model)} packets, {len(model.index.flows)} flows — decoding…")
         self.query_one(PacketList).move_to(0)
 
@@ -392,7 +397,12 @@ class ProtoscopeApp(App[None]):
 
     def show_tab(self, name: str) -> None:
         """Switch views and focus the new one (else focus would stay in the hidden pane)."""
-        targets = {"packets": "#packet-list", "calls": "#calls-table", "findings": "#findings-tree"}
+        targets = {
+            "packets": "#packet-list",
+            "calls": "#calls-table",
+            "findings": "#findings-tree",
+            "timeline": "#timeline-view",
+        }
         target = targets.get(name, f"#{name}-table")
         self.query_one(target).focus()
         self.query_one(TabbedContent).active = name

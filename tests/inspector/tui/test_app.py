@@ -14,6 +14,7 @@ from protoscope.decoders.registry import load_registry
 from protoscope.inspector.tui.app import HelpScreen, ProtoscopeApp
 from protoscope.inspector.tui.detail import DetailTree
 from protoscope.inspector.tui.packets import PacketList
+from protoscope.inspector.tui.timeline import Timeline
 from protoscope.inspector.tui.views import CallTree, FindingsTree
 from tests.conftest import SAMPLES, public_capture
 from tests.pcapgen import tcp_conversation, write
@@ -238,3 +239,22 @@ async def test_export_key_writes_the_view(tmp_path: Path, monkeypatch: pytest.Mo
     (pcapng,) = tmp_path.glob("protoscope-*.pcapng")
     (calls,) = tmp_path.glob("protoscope-calls-*.json")
     assert pcapng.stat().st_size > 100_000 and calls.read_text().count('"path"') == 20
+
+
+async def test_timeline_lanes_zoom_and_pan() -> None:
+    app = ProtoscopeApp(SAMPLES / "webrtc-turn.pcap", load_registry())
+    async with app.run_test(size=(140, 30)) as pilot:
+        await loaded(pilot)
+        await pilot.press("t")
+        timeline = app.query_one(Timeline)
+        assert app.focused is timeline and len(timeline.times) == len(app.model.index.flows)  # type: ignore[union-attr]
+        whole = timeline.span
+        await pilot.press("plus", "plus")
+        assert timeline.span == pytest.approx(whole / 4)
+        start = timeline.start
+        await pilot.press("right")
+        assert timeline.start > start
+        await pilot.press("0")
+        assert timeline.span == pytest.approx(whole)
+        lane = timeline.render_line(4).text
+        assert "STUN" in lane and any(block in lane for block in "▁▂▃▄▅▆▇█")
