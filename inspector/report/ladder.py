@@ -21,6 +21,34 @@ def _label(text: str) -> str:
     return UNSAFE.sub("_", text)[:120] or "-"
 
 
+def messages(session: Session, flow: int) -> Iterator[tuple[int, float, bool, str]]:
+    """(frame, time, from client, label) of every decoded PDU of one flow, in frame order."""
+    ix = session.index
+    packets = [int(i) for i in (ix.flow == flow).nonzero()[0]]
+    for pd in session.decode(packets=packets):
+        if pd.pdus:
+            c2s = int(ix.direction[pd.index]) == 0
+            for pdu in pd.pdus:
+                yield pd.index + 1, ix.time(pd.index), c2s, pdu.summary or pdu.protocol
+
+
+def text_ladder(session: Session, flow: int, width: int = 100, limit: int = MAX_MESSAGES) -> list[str]:
+    """A ladder drawn with box characters: the client on the left, the server on the right."""
+    f = session.index.flows[flow]
+    inner = max(20, width - 24)
+    lines = [f"{'':>7} {'':>10} {f.client!s:<{inner // 2}}{f.server!s:>{inner - inner // 2}}"]
+    start: float | None = None
+    for n, (frame, time, c2s, label) in enumerate(messages(session, flow)):
+        if n >= limit:
+            lines.append(f"… more than {limit} messages; --export mermaid --flow {flow} has them all")
+            break
+        start = time if start is None else start
+        text = f" {label} "[: inner - 4]
+        arrow = ("─" + text).ljust(inner - 2, "─") + "▶" if c2s else "◀" + (text + "─").rjust(inner - 2, "─")
+        lines.append(f"{frame:>7} {time - start:>10.6f} │{arrow}│")
+    return lines
+
+
 def mermaid(session: Session, flow: int | None = None) -> Iterator[str]:
     ix = session.index
     if flow is not None and not 0 <= flow < len(ix.flows):

@@ -10,6 +10,7 @@ from time import sleep as worker_sleep
 from typing import Any, ClassVar
 
 import numpy as np
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -37,10 +38,11 @@ from protoscope.decoders.registry import Registry
 
 from ..model import CaptureModel, PacketDetail
 from ..report.export import write_pcapng
+from ..report.ladder import text_ladder
 from ..session import Session
 from .detail import DetailTree, HexView, Span
 from .packets import PacketList
-from .text import literal
+from .text import clean, literal
 from .timeline import Timeline
 from .views import CallsTable, CallTree, FindingsTree, FlowsTable, ReportTable, RowTree
 
@@ -139,6 +141,7 @@ class ProtoscopeApp(App[None]):
         Binding("s", "show_tab('report-streams')", "Streams"),
         Binding("w", "show_tab('report-sessions')", "Sessions"),
         Binding("t", "show_tab('timeline')", "Timeline"),
+        Binding("l", "ladder", "Ladder"),
         Binding("escape", "back", "Back"),
         Binding("slash", "focus_filter", "Filter"),
         Binding("e", "export", "Export"),
@@ -367,6 +370,35 @@ class ProtoscopeApp(App[None]):
         packets.focus()
         self._status(f"{len(rows)} packets match {text} (Esc: all packets)")
 
+    # -- ladder -------------------------------------------------------------------------------
+
+    def action_ladder(self) -> None:
+        """The ladder of the flow under the cursor (flows table) or of the selected packet."""
+        model = self.model
+        if model is None:
+            return
+        flows = self.query_one(FlowsTable)
+        fid: int | None = None
+        if flows.has_focus and flows.row_count:
+            fid = flows.cursor_row
+        else:
+            packets = self.query_one(PacketList)
+            if packets.count:
+                fid = int(model.index.flow[packets.packet_at(packets.cursor)])
+        if fid is None or fid < 0:
+            self._status("no flow selected for a ladder")
+            return
+        self.build_ladder(fid)
+
+    @work(thread=True, exclusive=True, group="ladder")
+    def build_ladder(self, fid: int) -> None:
+        model = self.model
+        assert model is not None
+        width = max(60, self.size.width - 10)
+        lines = text_ladder(model.session, fid, width)
+        title = f"flow {fid}: {model.flow_label(fid)} (Esc closes; --export mermaid --flow {fid} for a file)"
+        self.call_from_thread(self.push_screen, LadderScreen(lines, title))
+
     # -- export -------------------------------------------------------------------------------
 
     def action_export(self) -> None:
@@ -460,3 +492,23 @@ class ProtoscopeApp(App[None]):
 
 def run(path: str, registry: Registry) -> None:
     ProtoscopeApp(path, registry).run()
+
+
+class LadderScreen(ModalScreen[None]):
+    """The ladder diagram of one flow: the client's column on the left, the server's on the right."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,l", "dismiss", "Close")]
+    DEFAULT_CSS = """
+    LadderScreen { align: center middle; }
+    LadderScreen > VerticalScroll { width: 95%; height: 90%; border: round $accent; background: $panel; }
+    """
+
+    def __init__(self, lines: list[str], title: str) -> None:
+        super().__init__()
+        self.lines = lines
+        self.title_text = title
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(literal(self.title_text, "bold"))
+            yield Static(Text("\n".join(clean(line) for line in self.lines), no_wrap=True))

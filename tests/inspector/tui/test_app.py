@@ -11,7 +11,7 @@ from hyperframe.frame import HeadersFrame, SettingsFrame
 from textual.widgets import DataTable, TabbedContent
 
 from protoscope.decoders.registry import load_registry
-from protoscope.inspector.tui.app import HelpScreen, ProtoscopeApp
+from protoscope.inspector.tui.app import HelpScreen, LadderScreen, ProtoscopeApp
 from protoscope.inspector.tui.detail import DetailTree
 from protoscope.inspector.tui.packets import PacketList
 from protoscope.inspector.tui.timeline import Timeline
@@ -258,3 +258,23 @@ async def test_timeline_lanes_zoom_and_pan() -> None:
         assert timeline.span == pytest.approx(whole)
         lane = timeline.render_line(4).text
         assert "STUN" in lane and any(block in lane for block in "▁▂▃▄▅▆▇█")
+
+
+async def test_ladder_of_the_selected_flow() -> None:
+    app = ProtoscopeApp(SAMPLES / "webrtc-direct.pcap", load_registry())
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot)
+        flow = next(f.id for f in app.model.index.flows if "dtls" in f.protocols)  # type: ignore[union-attr]
+        app.query_one("#flows", DataTable).focus()
+        app.query_one("#flows", DataTable).move_cursor(row=flow)
+        await pilot.press("l")
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if isinstance(app.screen, LadderScreen):
+                break
+        assert isinstance(app.screen, LadderScreen)
+        arrows = [line for line in app.screen.lines if "▶" in line or "◀" in line]
+        assert any("Client Hello" in a and "▶" in a for a in arrows)
+        assert any("Binding Success Response" in a and "◀" in a for a in arrows)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, LadderScreen)
