@@ -81,11 +81,13 @@ class Session:
         self.index = index
         self.registry = registry
         self.progress: Progress | None = None
+        """Called as (packets done, packets) during decoding passes (the CLI draws a bar)."""
         self.display_filter: str | None = None
         """-Y: reports of packets and findings keep only the packets it matches."""
         self._capture: dict[str, object] = {}
+        """FlowContext.capture of the current pass: what flows teach each other (ICE passwords)."""
         self._hints: dict[tuple[str, str, int], dict[str, str]] = {}
-        """Called as (packets done, packets) during decoding passes (the CLI draws a bar)."""
+        """(transport, ip, port) -> hints announced by signaling (RTP clock rates), for its flows."""
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], registry: Registry) -> Session:
