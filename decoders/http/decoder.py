@@ -7,12 +7,18 @@ to the HTTP/2 decoder.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from protoscope.decoders.api import DecodeResult, Field, Finding, FlowContext, InnerPayload, Pdu
+from protoscope.decoders.grpc.messages import Deframer
 from protoscope.decoders.http2 import Http2Decoder
+from protoscope.decoders.http2.decoder import Stream
 from protoscope.decoders.http2.frames import PREFACE
+from protoscope.decoders.http2.header_block import Header
+from protoscope.decoders.http2.records import FrameRecord
 from protoscope.decoders.sdp import find_sdp
 
 from . import message as msg
@@ -83,13 +89,15 @@ class _TextDecoder:
                     return DecodeResult(tuple(pdus), pos, need, tuple(findings))
                 return DecodeResult(tuple(pdus), len(data), 0, tuple(findings))
             fields = msg.fields(m, pos)
-            inner = (
-                _inner_sdp(m.body, pos + m.body_offset)
-                if m.header("content-type") != "application/sdp" or m.body
-                else ()
-            )
             summary = m.start_line
-            pdus.append(Pdu(m.protocol, tuple(fields), (pos, pos + m.end), summary, (), inner, record=m))
+            ctype = (m.header("content-type") or "").lower()
+            if m.protocol == "http" and ctype.startswith("application/grpc-web"):
+                record, extra = self._grpc_web(m, ctype, ctx)
+                pdus.append(Pdu(m.protocol, tuple(fields), (pos, pos + m.end), summary, record=record))
+                pdus += extra
+            else:
+                inner = _inner_sdp(m.body, pos + m.body_offset)
+                pdus.append(Pdu(m.protocol, tuple(fields), (pos, pos + m.end), summary, (), inner, record=m))
             upgrade = (m.header("upgrade") or "").lower()
             if m.is_request and m.start_line.startswith("CONNECT "):
                 ctx.shared["connect"] = True
@@ -106,6 +114,37 @@ class _TextDecoder:
             if datagram:
                 break
         return DecodeResult(tuple(pdus), pos, 0, tuple(findings))
+
+    def _grpc_web(self, m: msg.Message, ctype: str, ctx: FlowContext) -> tuple[FrameRecord, list[Pdu]]:
+        """gRPC-Web over HTTP/1.1 (binary or base64 text): each request/response pair is a call,
+        numbered like HTTP/2 streams so that the calls analysis sees them the same way."""
+        pending = ctx.shared.setdefault("grpc-web.pending", [])
+        assert isinstance(pending, list)
+        if m.is_request:
+            sid = ctx.shared.get("grpc-web.next", 1)
+            assert isinstance(sid, int)
+            ctx.shared["grpc-web.next"] = sid + 2
+            target = m.start_line.split(" ")[1] if " " in m.start_line else ""
+            pending.append((sid, target))
+            headers = [Header(":path", target, (0, 0), "literal")]
+        else:
+            sid, target = pending.pop(0) if pending else (0, "")
+            headers = [Header(":status", str(m.status), (0, 0), "literal")]
+        headers += [Header(k.lower(), v, (0, 0), "literal") for k, v in m.headers]
+        record = FrameRecord(1, 0x05, sid, len(m.body), tuple(headers), sid, True)
+        body = m.body
+        if "text" in ctype:
+            try:
+                body = base64.b64decode(b"".join(body.split()))
+            except (binascii.Error, ValueError):
+                return record, []
+        stream = Stream(sid, path=target or None, content_type=ctype)
+        messages, problems = Deframer().feed(body, 0, ctx.frame)
+        side = 0 if m.is_request else 1
+        out = [self._h2.message_pdu(message, stream, side) for message in messages]
+        if problems:
+            out.append(Pdu("grpc", (), (0, 0), "gRPC-Web framing error", tuple(problems)))
+        return record, out
 
     def _websocket(self, data: bytes, pos: int, state: Direction) -> tuple[Pdu | None, int, int]:
         """One frame at `pos`: (PDU, bytes used, bytes needed in all when more must come)."""

@@ -366,6 +366,10 @@ class Http2Decoder:
             out.append(Pdu("grpc", (), (p.body_start, p.body_end), "gRPC framing error", tuple(findings)))
         return out
 
+    def message_pdu(self, m: Message, s: Stream, side: int) -> Pdu:
+        """The PDU of one gRPC message of stream `s` (also used for gRPC-Web over HTTP/1.1)."""
+        return self._message(m, s, side)
+
     def _message(self, m: Message, s: Stream, side: int) -> Pdu:
         findings: list[Finding] = []
         at = m.contiguous_at
