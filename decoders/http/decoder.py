@@ -131,7 +131,7 @@ class _TextDecoder:
             sid, target = pending.pop(0) if pending else (0, "")
             headers = [Header(":status", str(m.status), (0, 0), "literal")]
         headers += [Header(k.lower(), v, (0, 0), "literal") for k, v in m.headers]
-        record = FrameRecord(1, 0x05, sid, len(m.body), tuple(headers), sid, True)
+        record = FrameRecord(1, 0x05, sid, len(m.body), tuple(headers), sid, True, http1=True)
         body = m.body
         if "text" in ctype:
             try:

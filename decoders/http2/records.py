@@ -23,6 +23,9 @@ class FrameRecord(NamedTuple):
     """END_STREAM on this frame, or on the HEADERS frame whose block this frame completed."""
     error_code: int | None = None
     last_stream_id: int | None = None
+    http1: bool = False
+    """The headers of an HTTP/1.1 gRPC-Web message, posing as a HEADERS frame for the calls
+    analysis: not an HTTP/2 frame on the wire."""
 
 
 class MessageRecord(NamedTuple):

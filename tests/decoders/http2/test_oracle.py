@@ -100,7 +100,7 @@ def our_frames(path: Path) -> Frames:
             got = [
                 (p.record.type, p.record.stream_id, p.record.flags, p.record.length)
                 for p in pd.pdus
-                if isinstance(p.record, FrameRecord)
+                if isinstance(p.record, FrameRecord) and not p.record.http1
             ]
             if got:
                 sizes = [p.record.size for p in pd.pdus if isinstance(p.record, MessageRecord)]
