@@ -39,8 +39,12 @@ class Stream:
     jitter_sum: float = 0.0
     clock: int | None = None
     payload_types: set[int] = field(default_factory=set)
+    seconds: list[list[float]] = field(default_factory=list)
+    """Per second of the stream: [max jitter in clock units, packets lost] (for sparklines)."""
 
 
+MAX_SECONDS = 3600
+"""Seconds of per-second series kept per stream; later packets fall in the last one."""
 MAX_SEEN = 1 << 16
 """Sequence numbers remembered per stream for duplicate detection (one wrap's worth)."""
 
@@ -68,6 +72,8 @@ class StreamAnalysis:
                 s.duplicates += 1
             elif ext < s.max_ext_seq:
                 s.out_of_order += 1
+            elif ext > s.max_ext_seq + 1:
+                self._bucket(s, t)[1] += ext - s.max_ext_seq - 1  # a gap: packets lost here
             s.max_ext_seq = max(s.max_ext_seq, ext)
         s.payload_types.add(rec.payload_type)
         ext_now = self._extend(s, rec.seq) if s.packets else rec.seq
@@ -84,10 +90,20 @@ class StreamAnalysis:
                 d = min(d, abs(d - 2**32))
                 s.jitter += (d - s.jitter) / 16
                 s.max_jitter = max(s.max_jitter, s.jitter)
+                bucket = self._bucket(s, t)
+                bucket[0] = max(bucket[0], s.jitter)
             s.prev_transit = transit
             s.jitter_sum += s.jitter
         s.packets += 1
         s.last = t
+
+    @staticmethod
+    def _bucket(s: Stream, t: float) -> list[float]:
+        """[max jitter (clock units), packets lost] of the second of the stream that `t` falls in."""
+        second = min(int(t - s.first), MAX_SECONDS - 1)
+        while len(s.seconds) <= second:
+            s.seconds.append([0.0, 0])
+        return s.seconds[second]
 
     @staticmethod
     def _extend(s: Stream, seq: int) -> int:
@@ -121,6 +137,8 @@ class StreamAnalysis:
                     "max_jitter_ms": round(s.max_jitter * clock_ms, 3),
                     "mean_jitter_ms": round(s.jitter_sum / s.packets * clock_ms, 3) if s.packets else 0.0,
                     "clock_rate": s.clock,
+                    "jitter_ms_per_second": [round(b[0] * clock_ms, 3) for b in s.seconds],
+                    "lost_per_second": [int(b[1]) for b in s.seconds],
                     "first": s.first,
                     "last": s.last,
                 }

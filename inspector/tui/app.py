@@ -25,6 +25,7 @@ from textual.widgets import (
     Input,
     Label,
     ProgressBar,
+    Sparkline,
     Static,
     TabbedContent,
     TabPane,
@@ -125,6 +126,9 @@ class ProtoscopeApp(App[None]):
     #calls-table { height: 45%; }
     .report-table { height: 45%; }
     .report-tree { height: 1fr; border-top: solid $accent; }
+    .spark { height: 2; display: none; }
+    .spark-label { display: none; }
+    .spark.lost > .sparkline--max-color { color: $error; }
     .narrow #top { layout: vertical; }
     .narrow #flows { width: 100%; height: 4; }
     .narrow #bottom { layout: vertical; }
@@ -179,6 +183,9 @@ class ProtoscopeApp(App[None]):
                 with TabPane(name.capitalize(), id=f"report-{name}"):
                     with Vertical():
                         yield ReportTable(id=f"report-{name}-table", classes="report-table")
+                        yield Label("", id=f"report-{name}-spark-label", classes="spark-label")
+                        yield Sparkline([], id=f"report-{name}-spark-jitter", classes="spark")
+                        yield Sparkline([], id=f"report-{name}-spark-lost", classes="spark lost")
                         yield RowTree(name, id=f"report-{name}-tree", classes="report-tree")
             with TabPane("Timeline", id="timeline"):
                 yield Timeline(id="timeline-view")
@@ -310,6 +317,21 @@ class ProtoscopeApp(App[None]):
             n = int(event.row_key.value)
             if n < len(rows):
                 self.query_one(f"#report-{name}-tree", RowTree).show(f"{name} {n}", rows[n])
+                self._sparklines(name, rows[n])
+
+    def _sparklines(self, name: str, row: dict[str, object]) -> None:
+        """A stream's jitter and loss per second, when the row has them (RTP streams)."""
+        jitter, lost = row.get("jitter_ms_per_second"), row.get("lost_per_second")
+        shown = isinstance(jitter, list) and isinstance(lost, list) and bool(jitter)
+        for part in ("label", "jitter", "lost"):
+            self.query_one(f"#report-{name}-spark-{part}").display = shown
+        if shown:
+            assert isinstance(jitter, list) and isinstance(lost, list)
+            self.query_one(f"#report-{name}-spark-jitter", Sparkline).data = [float(x) for x in jitter]
+            self.query_one(f"#report-{name}-spark-lost", Sparkline).data = [float(x) for x in lost]
+            peak, total = max(jitter), sum(lost)
+            text = f"per second: jitter (max {peak:.3f} ms, top), lost packets ({total} in all, below)"
+            self.query_one(f"#report-{name}-spark-label", Label).update(literal(text))
 
     def on_findings_tree_jump(self, message: FindingsTree.Jump) -> None:
         self.go_to_packet(message.index)

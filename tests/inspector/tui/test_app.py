@@ -200,9 +200,14 @@ async def test_streams_tab_from_the_streams_analysis() -> None:
         assert app.query_one(TabbedContent).active == "report-streams"
         assert app.query_one("#report-streams-table", DataTable).row_count == 2
         await pilot.press("down")
-        await pilot.pause(0.2)
+        spark = app.query_one("#report-streams-spark-jitter")
+        for _ in range(100):  # the highlight handler runs on a later turn of the loop
+            await pilot.pause(0.02)
+            if spark.display:
+                break
         labels = tree_text(app.query_one("#report-streams-tree"))
         assert "clock_rate: 8000" in labels
+        assert spark.display and len(spark.data) >= 8  # type: ignore[attr-defined]
 
 
 async def test_filter_bar_validates_and_filters() -> None:
