@@ -25,11 +25,19 @@ MIDSTREAM = SAMPLES / "grpc-midstream.pcap"
 
 async def loaded(pilot: Any) -> None:
     app = pilot.app
-    for _ in range(200):
+    for _ in range(600):  # up to 30 s on a loaded machine
         await pilot.pause(0.05)
         if app.model is not None and app.model.decoded.complete:
             break
     await pilot.pause(0.2)
+
+
+async def until(pilot: Any, condition: Any, timeout: float = 5.0) -> None:
+    """Let the app run until `condition()` holds (handlers and workers run on later turns)."""
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return
+        await pilot.pause(0.02)
 
 
 def tree_text(tree: Any) -> list[str]:
@@ -60,7 +68,7 @@ async def test_packets_view_keys_and_detail() -> None:
         await pilot.press("g")
         for _ in range(9):
             await pilot.press("j")
-        await pilot.pause(0.5)
+        await until(pilot, lambda: tree_text(app.query_one(DetailTree))[0].startswith("Frame 10:"))
         labels = tree_text(app.query_one(DetailTree))
         assert labels[0].startswith("Frame 10:")
         assert "http2.headers.path: /demo.Directory/Get" in labels
@@ -89,7 +97,7 @@ async def test_calls_view_shows_capture_text_literally() -> None:
         table = app.query_one("#calls-table", DataTable)
         assert table.row_count == 20
         await pilot.press("down")  # the NOT_FOUND call: its grpc-message holds "[red]x[/red]"
-        await pilot.pause(0.2)
+        await until(pilot, lambda: any("[red]" in t for t in tree_text(app.query_one(CallTree))))
         labels = tree_text(app.query_one(CallTree))
         assert any("[red]x[/red]" in label for label in labels)
 
@@ -103,7 +111,7 @@ async def test_findings_view_jumps_to_its_packet() -> None:
         assert "hpack.unknown_index" in " ".join(tree_text(tree))
         leaf = next(n for n in _walk(tree.root) if n.data is not None)
         tree.select_node(leaf)
-        await pilot.pause(0.3)
+        await until(pilot, lambda: app.query_one(TabbedContent).active == "packets")
         assert app.query_one(TabbedContent).active == "packets"
         assert app.query_one(PacketList).cursor == leaf.data
 
@@ -128,7 +136,7 @@ async def test_help_and_command_palette() -> None:
         await pilot.press(*"frame 42")
         await pilot.pause(0.5)
         await pilot.press("enter")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: app.query_one(PacketList).cursor == 41)
         assert app.query_one(PacketList).cursor == 41
 
 
@@ -145,7 +153,7 @@ async def test_hostile_text_is_shown_as_text(tmp_path: Path) -> None:
     async with app.run_test(size=(220, 70)) as pilot:
         await loaded(pilot)
         await pilot.press("G")
-        await pilot.pause(0.5)
+        await until(pilot, lambda: any("x-evil" in t for t in tree_text(app.query_one(DetailTree))))
         tree = app.query_one(DetailTree)
         labels = tree_text(tree)
         assert "http2.header: x-evil: [red]x[/red]\\x1b[2J" in labels
@@ -163,7 +171,7 @@ async def test_unreadable_capture_is_one_line(tmp_path: Path) -> None:
     bad.write_text("not a capture")
     app = ProtoscopeApp(bad, load_registry())
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.5)
+        await until(pilot, lambda: "cannot open" in str(app.query_one("#status-text").render()))
         assert "cannot open" in str(app.query_one("#status-text").render())
 
 
@@ -182,7 +190,9 @@ def test_snapshots(snap_compare: Any, capture: Path, keys: list[str], size: tupl
         await loaded(pilot)
         for key in keys:
             await pilot.press(key)
-        await pilot.pause(0.5)
+        await pilot.pause(0.3)  # the detail waits for the cursor to rest (DETAIL_DELAY), then a worker
+        await until(pilot, lambda: not any(w.is_running for w in pilot.app.workers), timeout=15)
+        await pilot.pause(0.3)
 
     app = ProtoscopeApp(capture.relative_to(SAMPLES.parent.parent), load_registry())
     assert snap_compare(app, terminal_size=size, run_before=settle)
@@ -273,10 +283,7 @@ async def test_ladder_of_the_selected_flow() -> None:
         app.query_one("#flows", DataTable).focus()
         app.query_one("#flows", DataTable).move_cursor(row=flow)
         await pilot.press("l")
-        for _ in range(50):
-            await pilot.pause(0.05)
-            if isinstance(app.screen, LadderScreen):
-                break
+        await until(pilot, lambda: isinstance(app.screen, LadderScreen), timeout=15)
         assert isinstance(app.screen, LadderScreen)
         arrows = [line for line in app.screen.lines if "▶" in line or "◀" in line]
         assert any("Client Hello" in a and "▶" in a for a in arrows)
