@@ -34,6 +34,20 @@ def run(cmd: list[str]) -> tuple[float, int]:
     return elapsed, usage.ru_maxrss
 
 
+def side_by_side(ours_cmd: list[str], theirs_cmd: list[str]) -> tuple[float, int, float, int]:
+    """Median seconds and peak KiB of ours, then of tshark's, the two taking turns REPEAT times."""
+    ours, theirs = [], []
+    for _ in range(REPEAT):
+        ours.append(run(ours_cmd))
+        theirs.append(run(theirs_cmd))
+    return (
+        statistics.median(x[0] for x in ours),
+        max(x[1] for x in ours),
+        statistics.median(x[0] for x in theirs),
+        max(x[1] for x in theirs),
+    )
+
+
 def main() -> None:
     tshark = shutil.which("tshark")
     if tshark is None:
@@ -65,12 +79,7 @@ def main() -> None:
         "-e",
         "http2.headers.path",
     ]
-    ours, theirs = [], []
-    for _ in range(REPEAT):
-        ours.append(run(ours_cmd))
-        theirs.append(run(theirs_cmd))
-    o_t, t_t = statistics.median(x[0] for x in ours), statistics.median(x[0] for x in theirs)
-    o_m, t_m = max(x[1] for x in ours), max(x[1] for x in theirs)
+    o_t, o_m, t_t, t_m = side_by_side(ours_cmd, theirs_cmd)
     print(f"{path.name}: 200,000 packets, h2c gRPC, unary calls")
     print(f"  protoscope --report calls    {o_t:7.2f} s   {o_m / 1024:7.0f} MiB")
     print(f"  tshark -Y grpc -T fields     {t_t:7.2f} s   {t_m / 1024:7.0f} MiB")

@@ -9,15 +9,12 @@ Targets: at least 3x faster than tshark, memory under half of tshark's. Run: pyt
 from __future__ import annotations
 
 import shutil
-import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_grpc import run
+from bench_grpc import side_by_side
 from gen_captures import ensure
-
-REPEAT = 3
 
 
 def main() -> None:
@@ -36,12 +33,7 @@ def main() -> None:
         "jsonl",
     ]
     theirs_cmd = [tshark, "-r", str(udp), "-d", "udp.port==50000-50006,rtp", "-q", "-z", "rtp,streams"]
-    ours, theirs = [], []
-    for _ in range(REPEAT):
-        ours.append(run(ours_cmd))
-        theirs.append(run(theirs_cmd))
-    o_t, t_t = statistics.median(x[0] for x in ours), statistics.median(x[0] for x in theirs)
-    o_m, t_m = max(x[1] for x in ours), max(x[1] for x in theirs)
+    o_t, o_m, t_t, t_m = side_by_side(ours_cmd, theirs_cmd)
     print(f"{udp.name}: 1,000,000 packets, 4 RTP streams with STUN consent checks")
     print(f"  protoscope --report streams   {o_t:7.2f} s   {o_m / 1024:7.0f} MiB")
     print(f"  tshark -z rtp,streams         {t_t:7.2f} s   {t_m / 1024:7.0f} MiB")

@@ -10,7 +10,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -105,7 +105,7 @@ class Session:
         flow = ix.flows[int(ix.flow[i])]
         c2s = int(ix.direction[i]) == 0
         src, dst = (flow.client, flow.server) if c2s else (flow.server, flow.client)
-        transport = "tcp" if flow.transport == "tcp" else "udp"
+        transport: Literal["tcp", "udp"] = "tcp" if flow.transport == "tcp" else "udp"
         hints: dict[str, str] = {}
         if self._hints:
             for ep in (src, dst):
@@ -114,7 +114,7 @@ class Session:
             hints=hints,
             capture=self._capture,
             flow=flow.id,
-            transport="tcp" if flow.transport == "tcp" else "udp",
+            transport=transport,
             src=src,
             dst=dst,
             from_client=c2s,

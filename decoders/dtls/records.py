@@ -71,7 +71,7 @@ def parse_datagram(data: bytes, reassembly: Reassembly) -> tuple[DtlsRecord, lis
     while pos < len(data):
         first = data[pos]
         if first >> 5 == 1 and first not in nm.CONTENT_TYPES:
-            end = _unified(data, pos, fields, findings)
+            end = _unified(data, pos, fields)
             ctypes.append(23)
             info.append("Encrypted (DTLS 1.3)")
             pos = end
@@ -134,7 +134,7 @@ def parse_datagram(data: bytes, reassembly: Reassembly) -> tuple[DtlsRecord, lis
     return record, fields, findings, ", ".join(info)
 
 
-def _unified(data: bytes, pos: int, fields: list[Field], findings: list[Finding]) -> int:
+def _unified(data: bytes, pos: int, fields: list[Field]) -> int:
     """RFC 9147 section 4: 001CSLEE, optional connection id, 8/16-bit sequence, optional length."""
     first = data[pos]
     at = pos + 1
@@ -164,7 +164,6 @@ def _unified(data: bytes, pos: int, fields: list[Field], findings: list[Finding]
     fields.append(
         Field("dtls.record", "DTLS 1.3 Record Layer: encrypted (unified header)", (pos, end), tuple(children))
     )
-    del findings
     return end
 
 

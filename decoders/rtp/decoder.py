@@ -8,7 +8,15 @@ from typing import ClassVar, Literal
 
 from protoscope.decoders.api import DecodeResult, Finding, FlowContext, Pdu
 
-from .packets import STATIC_CLOCK, STATIC_NAMES, looks_like_rtcp, looks_like_rtp, parse_rtcp, parse_rtp
+from .packets import (
+    RTCP_TYPES,
+    STATIC_CLOCK,
+    STATIC_NAMES,
+    looks_like_rtcp,
+    looks_like_rtp,
+    parse_rtcp,
+    parse_rtp,
+)
 
 NOT_RTP_PORTS = frozenset({1900, 3478, 5353, 5355, 19302})
 """SSDP, STUN, mDNS, LLMNR, Google STUN: never RTP by heuristic (STUN flows demux RTP themselves)."""
@@ -70,8 +78,6 @@ class RtcpDecoder:
 
     def decode(self, data: bytes, state: object, ctx: FlowContext) -> DecodeResult:
         rec, fields, findings = parse_rtcp(data)
-        from .packets import RTCP_TYPES
-
         summary = ("SRTCP " if rec.srtcp else "") + "; ".join(RTCP_TYPES.get(t, str(t)) for t in rec.types)
         proto = "srtcp" if rec.srtcp else "rtcp"
         return DecodeResult(

@@ -128,13 +128,12 @@ def parse_rtp(data: bytes) -> tuple[RtpRecord | None, list[Field], list[Finding]
     if version != 2:
         findings.append(Finding("warn", "rtp.version", f"RTP version {version}"))
     pos = RTP_HEADER
-    for k in range(cc):
+    for _ in range(cc):
         if pos + 4 > len(data):
             findings.append(Finding("error", "rtp.truncated", "CSRC list cut short"))
             return None, fields, findings
         fields.append(Field("rtp.csrc.item", int.from_bytes(data[pos : pos + 4], "big"), (pos, pos + 4)))
         pos += 4
-        del k
     if ext:
         if pos + 4 > len(data):
             findings.append(Finding("error", "rtp.truncated", "header extension cut short"))

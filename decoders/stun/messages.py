@@ -145,7 +145,6 @@ def parse(
         )
     pos = HEADER_LEN
     attrs = rec.attributes
-    integrity_at: int | None = None
     while pos + 4 <= end:
         a_type, a_len = struct.unpack_from(">HH", data, pos)
         v0 = pos + 4
@@ -168,7 +167,6 @@ def parse(
         ]
         children += _typed(a_type, fname, value, v0, txid, attrs, rec, findings)
         if a_type in (0x0008, 0x001C):
-            integrity_at = pos
             rec.integrity = _check_integrity(data, pos, a_type, value, keys, attrs, rec.method, credentials)
             children.append(Field("stun.att.hmac.status", rec.integrity, (v0, v1)))
             if rec.integrity == "bad":
@@ -193,7 +191,6 @@ def parse(
         findings.append(
             Finding("warn", "stun.trailing", f"{end - pos} bytes after the last attribute", (pos, end))
         )
-    del integrity_at
     return rec, fields, findings
 
 
