@@ -195,6 +195,6 @@ def build_index(capture: CaptureFile) -> PacketIndex:
     )
 
 
-def load(path: str | os.PathLike[str]) -> PacketIndex:
-    """Open, read and index a capture file."""
-    return build_index(open_capture(path))
+def load(path: str | os.PathLike[str], growing: bool = False) -> PacketIndex:
+    """Open, read and index a capture file (`growing`: a live spool still being written)."""
+    return build_index(open_capture(path, growing))

@@ -75,8 +75,10 @@ def _decompress(path: Path) -> tuple[Any, list[Finding]]:
     return spool, problems
 
 
-def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
-    """Open and index a capture; raise CaptureError when it is not a readable capture at all."""
+def open_capture(path: str | os.PathLike[str], growing: bool = False) -> CaptureFile:
+    """Open and index a capture; raise CaptureError when it is not a readable capture at all.
+    `growing`: a live spool still being written, whose last record may be half there (it is left
+    out without a finding; the next read has it)."""
     p = Path(path)
     if not p.exists():
         raise CaptureError(f"{p}: no such file")
@@ -113,6 +115,8 @@ def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
             spool.close()
         raise
     records.findings[:0] = [(0, f) for f in problems]
+    if growing:
+        records.findings = [(i, f) for i, f in records.findings if f.code != "capture.truncated"]
     return CaptureFile(p, mm, records, spool is not None, mm, spool)
 
 

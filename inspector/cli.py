@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Any, TextIO
 
 from protoscope.captures.errors import CaptureError
@@ -120,25 +121,51 @@ def _registry(args: argparse.Namespace) -> Registry:
     return reg
 
 
-def _live(args: argparse.Namespace) -> str:
-    from protoscope.captures.live import capture, spool_path
+def _live_settings(args: argparse.Namespace) -> tuple[Path, bool]:
+    from protoscope.captures.live import spool_path
 
     if not args.interface:
         raise _Usage("--live needs -i IFACE")
     if args.count < 0 or (args.duration is not None and args.duration <= 0):
         raise _Usage("--count and --duration must be positive")
-    path, temporary = spool_path(args.write)
+    return spool_path(args.write)
+
+
+def _live(args: argparse.Namespace) -> str:
+    from protoscope.captures.live import LiveCapture
+
+    path, temporary = _live_settings(args)
+    live = LiveCapture(args.interface, path, args.capture_filter, args.count, args.duration)
+    live.start()
     if temporary:
         print(f"protoscope: capturing to {path}", file=sys.stderr)
     if not args.count and args.duration is None:
         print("protoscope: capturing until Ctrl-C", file=sys.stderr)
-    try:
-        stats = capture(args.interface, path, args.capture_filter, args.count, args.duration)
-    except KeyboardInterrupt:
-        stats = None
-    count = stats.packets if stats else "?"
-    print(f"protoscope: captured {count} packets to {path}", file=sys.stderr)
+    live.wait()
+    if live.error is not None:
+        raise live.error
+    stats = live.stats
+    dropped = f", {stats.dropped} dropped by the kernel" if stats.dropped else ""
+    print(f"protoscope: captured {stats.packets} packets to {path}{dropped}", file=sys.stderr)
     return str(path)
+
+
+def _live_viewer(args: argparse.Namespace) -> int:
+    """The viewer on live traffic: packets, flows and calls as they arrive."""
+    from protoscope.captures.live import LiveCapture
+
+    from .tui.app import run as run_tui
+
+    path, _temporary = _live_settings(args)
+    registry = _registry(args)
+    live = LiveCapture(args.interface, path, args.capture_filter, args.count, args.duration)
+    live.start()  # a refused capture is one line on stderr before the screen opens
+    try:
+        run_tui(str(path), registry, live)
+    finally:
+        live.stop()
+    print(f"protoscope: {live.stats.packets} packets kept in {path}", file=sys.stderr)
+    return EXIT_OK
 
 
 class _Usage(Exception):
@@ -148,9 +175,12 @@ class _Usage(Exception):
 def run(args: argparse.Namespace, out: TextIO) -> int:
     from .report.output import write
 
+    report = args.report
     if args.live:
         if args.capture:
             raise _Usage("give either a capture file or --live, not both")
+        if report is None and args.export is None and out.isatty() and sys.stdin.isatty():
+            return _live_viewer(args)
         path = _live(args)
     else:
         if not args.capture:
@@ -159,7 +189,6 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             raise _Usage("-i, -f, --count and --duration go with --live")
         path = args.capture
     registry = _registry(args)
-    report = args.report
     if args.export == "pcapng":
         return _export_pcapng(path, registry, args, out)
     if args.export:

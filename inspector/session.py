@@ -90,8 +90,8 @@ class Session:
         """(transport, ip, port) -> hints announced by signaling (RTP clock rates), for its flows."""
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], registry: Registry) -> Session:
-        return cls(load(path), registry)
+    def open(cls, path: str | os.PathLike[str], registry: Registry, growing: bool = False) -> Session:
+        return cls(load(path, growing), registry)
 
     @property
     def flows(self) -> list[Flow]:

@@ -34,6 +34,7 @@ from textual.widgets import (
 from textual.worker import get_current_worker
 
 from protoscope.captures.index import build_index
+from protoscope.captures.live import LiveCapture
 from protoscope.captures.source import open_preview
 from protoscope.decoders.registry import Registry
 
@@ -49,6 +50,10 @@ from .views import CallsTable, CallTree, FindingsTree, FlowsTable, ReportTable, 
 
 DETAIL_DELAY = 0.08
 """Seconds the packet cursor must rest before its detail is decoded and shown."""
+LIVE_REFRESH = 1.0
+"""Seconds between two looks at a live capture's spool. Each look re-reads the spool in a worker
+(index, flows and the decoding pass: ~1 s per 100k packets) and the next waits for it to finish,
+so on a busy link the view updates less often rather than falling behind."""
 
 HELP = """\
 protoscope keys
@@ -58,6 +63,7 @@ protoscope keys
   g / G             first / last packet         Enter   open (flow: its packets; packet: detail)
   Esc               back (all packets) / stop loading
   Ctrl+P            command palette: go to frame / flow / call
+  Ctrl+E            live capture: pause / resume (packets arriving while paused are not kept)
   ?                 this help                   q   quit
 
 Text from the capture is shown literally: markup and control characters are escaped.
@@ -149,14 +155,19 @@ class ProtoscopeApp(App[None]):
         Binding("escape", "back", "Back"),
         Binding("slash", "focus_filter", "Filter"),
         Binding("e", "export", "Export"),
+        Binding("ctrl+e", "pause", "Pause/Resume"),
     ]
 
-    def __init__(self, path: str | Path, registry: Registry) -> None:
+    def __init__(self, path: str | Path, registry: Registry, live: LiveCapture | None = None) -> None:
         super().__init__()
         self.path = Path(path)
         self.registry = registry
+        self.live = live
+        """A running live capture spooling to `path`; None for a capture file."""
+        self._live_shown = 0
+        self._live_ended = False
         self.model: CaptureModel | None = None
-        self.sub_title = str(path)
+        self.sub_title = f"live on {live.iface}: {path}" if live is not None else str(path)
         self._detail_for: int | None = None
         self._detail_timer: Timer | None = None
 
@@ -203,7 +214,16 @@ class ProtoscopeApp(App[None]):
     def on_mount(self) -> None:
         self.query_one(PacketList).focus()
         self.set_class(self.size.width < 120, "narrow")
-        self.load()
+        if self.live is None:
+            self.load()
+        else:
+            self.query_one(ProgressBar).display = False  # the status line has the counters instead
+            self.set_interval(LIVE_REFRESH, self._live_tick)
+            self._live_tick()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Pause/resume is a live-capture key: hidden from the footer for a capture file."""
+        return self.live is not None if action == "pause" else True
 
     def on_resize(self) -> None:
         """Below 120 columns the panes stack instead of standing side by side."""
@@ -269,6 +289,81 @@ class ProtoscopeApp(App[None]):
     def _status(self, text: str) -> None:
         self.query_one("#status-text", Label).update(literal(text))
 
+    # -- live capture -------------------------------------------------------------------------
+
+    def _live_tick(self) -> None:
+        """Counters on the status line; a new look at the spool when packets came and the last
+        look is done."""
+        live = self.live
+        assert live is not None
+        self._status(self._live_text())
+        busy = any(w.group == "load" and w.is_running for w in self.workers)
+        if live.stats.packets > self._live_shown and not busy:
+            self.refresh_live()
+        if not live.running and not self._live_ended:
+            self._live_ended = True
+            live.stop()  # closes the spool; keeps the thread's error, if any
+            if live.error is not None:
+                self.notify(str(live.error), title="live capture stopped", severity="error", timeout=30)
+            self._status(self._live_text())
+
+    def _live_text(self) -> str:
+        live = self.live
+        assert live is not None
+        stats = live.stats
+        state = "stopped" if self._live_ended else ("PAUSED" if live.paused else "capturing")
+        parts = [f"{state} on {live.iface} → {stats.spool}", f"{stats.packets} packets"]
+        parts.append(f"{stats.dropped} dropped" if stats.dropped is not None else "drops unknown")
+        if stats.skipped:
+            parts.append(f"{stats.skipped} not kept while paused")
+        if self.model is not None:
+            parts.append(f"{len(self.model.index.flows)} flows, {len(self.model.decoded.calls)} gRPC calls")
+        if live.error is not None:
+            parts.append(str(live.error))
+        elif not self._live_ended:
+            parts.append("Ctrl+E " + ("resumes" if live.paused else "pauses"))
+        return ", ".join(parts)
+
+    @work(thread=True, exclusive=True, group="load")
+    def refresh_live(self) -> None:
+        """Read the spool as it is now: index, flows and the decoding pass, off the UI thread."""
+        worker = get_current_worker()
+        try:
+            session = Session.open(self.path, self.registry, growing=True)
+        except Exception as exc:  # a spool we cannot read: one line, no traceback
+            self.call_from_thread(self._status, f"cannot read the spool {self.path}: {exc}")
+            return
+        model = CaptureModel(session)
+        model.decode_all(None, lambda: worker.is_cancelled)
+        if not worker.is_cancelled:
+            self.call_from_thread(self._live_loaded, model)
+
+    def _live_loaded(self, model: CaptureModel) -> None:
+        """Show a fresh read of the spool; the cursor follows new packets when it was on the
+        last one (as Wireshark's auto-scroll does), else it stays where the user put it."""
+        packets = self.query_one(PacketList)
+        follow = packets.rows is None and packets.cursor >= packets.count - 1
+        first = self.model is None
+        self.model = model
+        self._live_shown = len(model)
+        packets.set_model(model)
+        self.query_one(FlowsTable).fill(model)
+        self.query_one(Timeline).set_model(model)
+        self._decoded()
+        if follow or first:
+            packets.move_to(packets.count - 1)
+        self._status(self._live_text())
+
+    def action_pause(self) -> None:
+        live = self.live
+        if live is None or self._live_ended:
+            return
+        if live.paused:
+            live.resume()
+        else:
+            live.pause()
+        self._status(self._live_text())
+
     # -- packets ------------------------------------------------------------------------------
 
     def on_packet_list_highlighted(self, message: PacketList.Highlighted) -> None:
@@ -309,6 +404,8 @@ class ProtoscopeApp(App[None]):
             self.show_call(int(event.row_key.value))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if not self.is_running:
+            return  # a table filled by a last worker result while the app shuts down
         if event.control.id == "calls-table" and event.row_key.value is not None:
             self.query_one(CallTree).show(self._calls()[int(event.row_key.value)])
         elif (event.control.id or "").startswith("report-") and event.row_key.value is not None:
@@ -493,7 +590,7 @@ class ProtoscopeApp(App[None]):
 
     async def action_back(self) -> None:
         for worker in self.workers:
-            if worker.group == "load" and worker.is_running:
+            if self.live is None and worker.group == "load" and worker.is_running:
                 worker.cancel()
                 self._status("loading stopped (Esc): the packets read so far are shown")
                 return
@@ -512,8 +609,8 @@ class ProtoscopeApp(App[None]):
         self.push_screen(HelpScreen())
 
 
-def run(path: str, registry: Registry) -> None:
-    ProtoscopeApp(path, registry).run()
+def run(path: str, registry: Registry, live: LiveCapture | None = None) -> None:
+    ProtoscopeApp(path, registry, live).run()
 
 
 class LadderScreen(ModalScreen[None]):

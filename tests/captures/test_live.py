@@ -69,12 +69,12 @@ def test_live_capture_on_loopback(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_capture_not_permitted_is_one_line_exit_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import scapy.sendrecv
+    from scapy.config import conf
 
     def refuse(*_a: object, **_k: object) -> None:
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(scapy.sendrecv, "sniff", refuse)
+    monkeypatch.setattr(conf, "L2listen", refuse)
     code = main(
         ["--live", "-i", "lo", "--count", "1", "-w", str(tmp_path / "x.pcapng"), "--report", "summary"]
     )
