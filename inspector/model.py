@@ -42,8 +42,15 @@ class PacketDetail:
     findings: list[Finding]
     frame: bytes
     payload_offset: int
-    """Frame offset of the transport payload (PDU spans of datagrams start there)."""
-    datagram: bool
+    """Frame offset of the transport payload."""
+    decoded: PacketDecode | None = None
+    """The decode the PDUs come from: it knows where their spans lie in this frame."""
+
+    def frame_span(self, k: int, span: tuple[int, int]) -> tuple[int, int] | None:
+        """Frame bytes of `span` (relative to PDU k's data) that this packet carries, if any."""
+        if self.decoded is None:
+            return None
+        return self.decoded.frame_span(k, span, self.payload_offset, len(self.frame) - self.payload_offset)
 
 
 @dataclass(slots=True)
@@ -161,6 +168,7 @@ class CaptureModel:
         fid = int(ix.flow[i])
         pdus: list[Pdu] = []
         findings: list[Finding] = list(d.findings)
+        decoded: PacketDecode | None = None
         if fid >= 0:
             packets = self._flow_packets.get(fid)
             if packets is None:
@@ -172,15 +180,8 @@ class CaptureModel:
             if last is not None and last.index == i:
                 pdus = list(last.pdus)
                 findings = list(last.findings)
-        return PacketDetail(
-            i,
-            d.layers,
-            pdus,
-            findings,
-            ix.frame(i),
-            int(ix.payload_off[i]),
-            fid >= 0 and ix.flows[fid].transport == "udp",
-        )
+                decoded = last
+        return PacketDetail(i, d.layers, pdus, findings, ix.frame(i), int(ix.payload_off[i]), decoded)
 
     def flow_label(self, fid: int) -> str:
         flow = self.index.flows[fid]

@@ -43,14 +43,40 @@ class PacketDecode:
     depths: tuple[int, ...] = ()
     """How deep each PDU was dispatched: 0 for the flow's decoder, 1 for what a PDU carried
     (a TURN Data indication's STUN, a ChannelData's DTLS), and so on."""
+    bases: tuple[int | None, ...] = ()
+    """Where each PDU's spans count from: the offset in the datagram's payload, or the offset in
+    its direction's TCP stream; None when its bytes are not the wire's (inflated, de-chunked)."""
+    carried: tuple[int, int] | None = None
+    """TCP: (stream offset, offset in the payload) of the first new byte this packet carried."""
+
+    def frame_span(self, k: int, span: tuple[int, int], payload_offset: int, payload_len: int) -> Span:
+        """The frame bytes of `span` (relative to PDU k's data), cut to what this packet carried;
+        None when none of them are in this packet."""
+        base = self.bases[k] if k < len(self.bases) else None
+        if base is None or span == (0, 0):
+            return None
+        lo, hi = base + span[0], base + span[1]
+        if self.carried is None:  # a datagram: the payload is the data
+            start, end = max(lo, 0), min(hi, payload_len)
+            return (payload_offset + start, payload_offset + end) if start < end else None
+        stream, skip = self.carried
+        start, end = max(lo, stream), min(hi, stream + payload_len - skip)
+        if start >= end:
+            return None
+        return (payload_offset + skip + start - stream, payload_offset + skip + end - stream)
+
+
+Span = tuple[int, int] | None
 
 
 class _PduList(list[Pdu]):
-    """The PDUs of one packet in order, with the dispatch depth of each."""
+    """The PDUs of one packet in order, with the dispatch depth and span base of each."""
 
     def __init__(self) -> None:
         super().__init__()
         self.depths: list[int] = []
+        self.bases: list[int | None] = []
+        self.carried: tuple[int, int] | None = None
 
 
 @dataclass(slots=True)
@@ -58,6 +84,8 @@ class _Direction:
     state: object = None
     reassembly: TcpDirection = field(default_factory=TcpDirection)
     buffer: bytearray = field(default_factory=bytearray)
+    base: int = 0
+    """Stream offset of buffer[0]."""
     need: int = 0
     failed: bool = False
 
@@ -165,7 +193,9 @@ class Session:
                     self._tcp(i, st, pdus, findings, have_decoders, last_packet[fid] == i)
                 elif have_decoders:
                     self._udp(i, st, pdus, findings)
-            yield PacketDecode(i, tuple(pdus), tuple(findings), tuple(pdus.depths))
+            yield PacketDecode(
+                i, tuple(pdus), tuple(findings), tuple(pdus.depths), tuple(pdus.bases), pdus.carried
+            )
         if progress is not None:
             progress(n, n)
 
@@ -191,7 +221,7 @@ class Session:
             d.state = st.decoder.new_state()
         result = self._run(st.decoder, data, d.state, ctx, findings)
         if result is not None:
-            self._collect(result, ctx, st, pdus, findings, 0)
+            self._collect(result, ctx, st, pdus, findings, 0, 0)
 
     # -- streams ---------------------------------------------------------------------------
 
@@ -214,7 +244,11 @@ class Session:
                 d.buffer.clear()
                 d.need = 0
             elif decode:
+                if not d.buffer:
+                    d.base = ev.offset
                 d.buffer += ev.data
+                if ev.frame == i:
+                    pdus.carried = (ev.offset, len(ix.payload(i)) - len(ev.data))
         if not decode or not events or d.failed:
             return
         ctx = self.context(i, st.shared)
@@ -239,9 +273,10 @@ class Session:
                 d.failed = True
                 d.buffer.clear()
                 return
-            self._collect(result, ctx, st, pdus, findings, 0)
+            self._collect(result, ctx, st, pdus, findings, 0, d.base)
             consumed = max(0, min(result.consumed, len(d.buffer)))
             del d.buffer[:consumed]
+            d.base += consumed
             d.need = result.need
             if consumed == 0 or (d.need and len(d.buffer) < d.need):
                 break
@@ -309,19 +344,22 @@ class Session:
         pdus: _PduList,
         findings: list[Finding],
         depth: int,
+        base: int | None,
     ) -> None:
+        """Gather a decode's PDUs; `base` is where the spans of the data it was given count from."""
         findings.extend(result.findings)
         for inner in result.inner:
-            self._inner(inner, ctx, st, pdus, findings, depth + 1)
+            self._inner(inner, ctx, st, pdus, findings, depth + 1, base)
         for pdu in result.pdus:
             pdus.append(pdu)
             pdus.depths.append(depth)
+            pdus.bases.append(base)
             for e in pdu.expect:
                 self.registry.expect(Expectation(e.transport, e.ip, e.port, e.protocol))
                 self._hints.setdefault((e.transport, e.ip, e.port), {}).update(e.hints)
             findings.extend(pdu.findings)
             for inner in pdu.inner:
-                self._inner(inner, ctx, st, pdus, findings, depth + 1)
+                self._inner(inner, ctx, st, pdus, findings, depth + 1, base)
 
     def _inner(
         self,
@@ -331,6 +369,7 @@ class Session:
         pdus: _PduList,
         findings: list[Finding],
         depth: int,
+        base: int | None,
     ) -> None:
         if depth > MAX_INNER_DEPTH:
             findings.append(
@@ -356,7 +395,9 @@ class Session:
             ctx = dataclasses.replace(ctx, transport="udp")
         result = self._run(decoder, inner.data, state, ctx, findings)
         if result is not None:
-            self._collect(result, ctx, st, pdus, findings, depth)
+            self._collect(
+                result, ctx, st, pdus, findings, depth, None if base is None else base + inner.offset
+            )
 
 
 def _gap_finding(gap: Gap) -> Finding:

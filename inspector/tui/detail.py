@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from rich.text import Text
 from textual.widgets import Static, Tree
@@ -28,13 +29,12 @@ class DetailTree(Tree[Span]):
             node = root.add(literal(layer.name.upper()), data=(layer.start, layer.end), expand=False)
             for name, value in layer.fields.items():
                 node.add_leaf(literal(f"{name}: {value}"), data=(layer.start, layer.end))
-        base = detail.payload_offset
-        for pdu in detail.pdus:
-            # Datagram PDUs lie in this frame's payload; a stream PDU may span earlier segments.
-            span = (base + pdu.span[0], base + pdu.span[1]) if detail.datagram else None
+        for k, pdu in enumerate(detail.pdus):
+            # A TCP PDU may begin in earlier segments: its nodes highlight the bytes in this one.
+            span = detail.frame_span(k, pdu.span)
             label = f"{pdu.protocol.upper()}" + (f": {pdu.summary}" if pdu.summary else "")
             node = root.add(literal(label), data=span, expand=True)
-            self._fields(node, pdu.fields, base if detail.datagram else None)
+            self._fields(node, pdu.fields, partial(detail.frame_span, k))
             for f in pdu.findings:
                 node.add_leaf(literal(f"[{f.severity}] {f.code}: {f.message}", "bold yellow"), data=span)
         for f in detail.findings:
@@ -42,13 +42,15 @@ class DetailTree(Tree[Span]):
                 root.add_leaf(literal(f"[{f.severity}] {f.code}: {f.message}", "bold yellow"))
         root.expand()
 
-    def _fields(self, node: TreeNode[Span], fields: Sequence[Field], base: int | None) -> None:
+    def _fields(
+        self, node: TreeNode[Span], fields: Sequence[Field], where: Callable[[tuple[int, int]], Span]
+    ) -> None:
         for f in fields:
-            span = None if base is None or f.span == (0, 0) else (base + f.span[0], base + f.span[1])
+            span = where(f.span)
             label = literal(f"{f.name}: {f.value}")
             if f.children:
                 child = node.add(label, data=span, expand=False)
-                self._fields(child, f.children, base)
+                self._fields(child, f.children, where)
             else:
                 node.add_leaf(label, data=span)
 

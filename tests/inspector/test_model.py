@@ -1,0 +1,79 @@
+"""Where decoded PDUs lie in their frame, for the hex view: datagrams, TCP segments and PDUs carried
+inside others (gRPC in HTTP/2 DATA, STUN in TURN). Checked on our real samples against the bytes:
+a span that is wholly in its frame must start with that protocol's own header, with its length."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from protoscope.decoders.registry import load_registry
+from protoscope.inspector.model import CaptureModel
+from protoscope.inspector.session import Session
+from tests.conftest import SAMPLES
+
+MAGIC_COOKIE = bytes.fromhex("2112a442")
+
+
+def _header_agrees(protocol: str, data: bytes) -> bool:
+    """`data` (a whole PDU's bytes) starts with its protocol's header announcing its length."""
+    if protocol == "http2":
+        if data.startswith(b"PRI * HTTP/2.0"):
+            return True
+        return int.from_bytes(data[:3], "big") == len(data) - 9
+    if protocol == "grpc":
+        return int.from_bytes(data[1:5], "big") == len(data) - 5
+    if protocol == "stun" and 0x40 <= data[0] <= 0x4F:  # TURN ChannelData: channel, length, data
+        return int.from_bytes(data[2:4], "big") == len(data) - 4
+    if protocol == "stun":
+        return data[4:8] == MAGIC_COOKIE and int.from_bytes(data[2:4], "big") == len(data) - 20
+    raise AssertionError(protocol)
+
+
+@pytest.mark.parametrize("name", ["grpc-demo.pcap", "grpc-midstream.pcap", "webrtc-turn.pcap"])
+def test_pdu_spans_point_at_their_headers(name: str) -> None:
+    model = CaptureModel(Session.open(SAMPLES / name, load_registry()))
+    whole = partial = 0
+    for i in range(len(model)):
+        detail = model.detail(i)
+        payload = len(detail.frame) - detail.payload_offset
+        for k, pdu in enumerate(detail.pdus):
+            span = detail.frame_span(k, pdu.span)
+            if span is None:
+                continue
+            start, end = span
+            assert detail.payload_offset <= start < end <= detail.payload_offset + payload
+            if pdu.protocol not in ("http2", "grpc", "stun"):
+                continue
+            if end - start == pdu.span[1] - pdu.span[0]:
+                whole += 1
+                assert _header_agrees(pdu.protocol, detail.frame[start:end]), (i + 1, pdu.summary)
+            else:
+                partial += 1  # the rest of it came in earlier segments
+    assert whole > 20
+    if name == "grpc-demo.pcap":
+        assert partial > 0  # the 100 KiB message spans segments
+
+
+def test_fields_of_a_tcp_pdu_map_into_the_frame() -> None:
+    """A HEADERS frame's :path field highlights bytes of this frame's payload."""
+    model = CaptureModel(Session.open(SAMPLES / "grpc-demo.pcap", load_registry()))
+    for i in range(len(model)):
+        detail = model.detail(i)
+        for k, pdu in enumerate(detail.pdus):
+            if pdu.protocol == "http2" and pdu.summary.startswith("HEADERS"):
+                spans = [detail.frame_span(k, f.span) for f in pdu.fields]
+                assert any(s is not None for s in spans)
+                return
+    raise AssertionError("no HEADERS frame")
+
+
+def test_a_packet_outside_any_flow_has_no_pdu_spans(tmp_path: Path) -> None:
+    from tests.pcapgen import write
+
+    path = tmp_path / "arp.pcap"
+    write(path, [bytes(14 + 28)])
+    model = CaptureModel(Session.open(path, load_registry()))
+    detail = model.detail(0)
+    assert detail.pdus == [] and detail.frame_span(0, (0, 4)) is None
