@@ -103,22 +103,44 @@ class SessionAnalysis:
     # -- routing ------------------------------------------------------------------------------
 
     def _session_for(self, ufrags: set[str]) -> IceSession:
-        found = [self.by_ufrag[u] for u in ufrags if u in self.by_ufrag]
-        session = found[0] if found else None
-        if session is None:
+        found: list[IceSession] = []
+        for u in sorted(ufrags):
+            known = self.by_ufrag.get(u)
+            if known is not None and known not in found:
+                found.append(known)
+        if not found:
             session = IceSession(set())
             self.sessions.append(session)
-        for other in found[1:]:
-            if other is not session:  # two halves met (offer seen, then checks): merge
-                session.ufrags |= other.ufrags
-                session.sdp += other.sdp
-                for k, v in other.phases.items():
-                    session.phases.setdefault(k, v)
-                self.sessions.remove(other)
+        else:  # the oldest survives, whatever the order of the ufrags
+            found.sort(key=self.sessions.index)
+            session = found[0]
+        for other in found[1:]:  # two halves met (offer seen, then checks): merge
+            self._merge(session, other)
         session.ufrags |= ufrags
         for u in session.ufrags:
             self.by_ufrag[u] = session
         return session
+
+    def _merge(self, session: IceSession, other: IceSession) -> None:
+        session.ufrags |= other.ufrags
+        session.sdp = sorted(session.sdp + other.sdp, key=lambda sdp: int(str(sdp.get("frame", 0))))
+        for phase, t in other.phases.items():
+            if phase not in session.phases or t < session.phases[phase]:
+                session.phases[phase] = t
+                session.frames[phase] = other.frames[phase]
+        for fid, pair in other.pairs.items():
+            session.pairs.setdefault(fid, pair)
+        session.roles |= other.roles
+        for k, v in other.dtls.items():
+            session.dtls.setdefault(k, v)
+        for k2, m in other.media.items():
+            session.media.setdefault(k2, m)
+        session.data_records += other.data_records
+        session.findings += other.findings
+        for fid, owner in list(self.by_flow.items()):
+            if owner is other:
+                self.by_flow[fid] = session
+        self.sessions.remove(other)
 
     def feed(self, pdu: Pdu, ctx: FlowContext) -> None:
         self.last_time = max(self.last_time, ctx.time)

@@ -44,6 +44,7 @@ from ..report.ladder import text_ladder
 from ..session import Session
 from .detail import DetailTree, HexView, Span
 from .packets import PacketList
+from .phases import PhaseChart
 from .text import clean, literal
 from .timeline import Timeline
 from .views import CallsTable, CallTree, FindingsTree, FlowsTable, ReportTable, RowTree
@@ -197,6 +198,7 @@ class ProtoscopeApp(App[None]):
                         yield Label("", id=f"report-{name}-spark-label", classes="spark-label")
                         yield Sparkline([], id=f"report-{name}-spark-jitter", classes="spark")
                         yield Sparkline([], id=f"report-{name}-spark-lost", classes="spark lost")
+                        yield PhaseChart(id=f"report-{name}-phases")
                         yield RowTree(name, id=f"report-{name}-tree", classes="report-tree")
             with TabPane("Timeline", id="timeline"):
                 yield Timeline(id="timeline-view")
@@ -415,6 +417,7 @@ class ProtoscopeApp(App[None]):
             if n < len(rows):
                 self.query_one(f"#report-{name}-tree", RowTree).show(f"{name} {n}", rows[n])
                 self._sparklines(name, rows[n])
+                self.query_one(f"#report-{name}-phases", PhaseChart).show(rows[n])
 
     def _sparklines(self, name: str, row: dict[str, object]) -> None:
         """A stream's jitter and loss per second, when the row has them (RTP streams)."""

@@ -80,3 +80,30 @@ def test_call_through_coturn() -> None:
     assert len(checked) >= 20 and set(checked) == {"ok"}
     (ice,) = [r for r in rows if r.get("kind") is None]
     assert ice["findings"] == [] and {"ice", "dtls_done", "media"} <= set(ice["phases"])
+
+
+def test_signaling_starts_with_the_offer_whatever_the_hash_seed() -> None:
+    """Both halves of a session (offer and answer ufrags) merge into the older one, so the report
+    does not depend on set order: it once began with the answer under some PYTHONHASHSEEDs."""
+    import os
+    import subprocess
+    import sys
+
+    want = truth("webrtc-turn")
+    command = [sys.executable, "-m", "protoscope.inspector.cli", str(SAMPLES / "webrtc-turn.pcap")]
+    outputs = set()
+    for seed in ("0", "1", "2", "3", "4", "5"):
+        done = subprocess.run(
+            [*command, "--report", "sessions", "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.add(done.stdout)
+    assert len(outputs) == 1
+    (ice,) = [r for r in json.loads(outputs.pop()) if r.get("kind") is None]
+    first = ice["signaling"][0]
+    assert set(first["ufrag"]) == sdp_values(want["offer"], "ice-ufrag")
+    assert ice["phases"]["signaling"]["frame"] == first["frame"]

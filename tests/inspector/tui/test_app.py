@@ -20,6 +20,7 @@ from tests.conftest import SAMPLES, public_capture
 from tests.pcapgen import tcp_conversation, write
 
 DEMO = SAMPLES / "grpc-demo.pcap"
+TURN = SAMPLES / "webrtc-turn.pcap"
 MIDSTREAM = SAMPLES / "grpc-midstream.pcap"
 
 
@@ -182,8 +183,9 @@ async def test_unreadable_capture_is_one_line(tmp_path: Path) -> None:
         (DEMO, ["c", "down"], (120, 36)),
         (MIDSTREAM, ["f"], (100, 30)),
         (DEMO, [], (80, 24)),
+        (TURN, ["w"], (140, 40)),
     ],
-    ids=["packets", "calls", "findings", "small-terminal"],
+    ids=["packets", "calls", "findings", "small-terminal", "sessions"],
 )
 def test_snapshots(snap_compare: Any, capture: Path, keys: list[str], size: tuple[int, int]) -> None:
     async def settle(pilot: Any) -> None:
@@ -218,6 +220,27 @@ async def test_streams_tab_from_the_streams_analysis() -> None:
         labels = tree_text(app.query_one("#report-streams-tree"))
         assert "clock_rate: 8000" in labels
         assert spark.display and len(spark.data) >= 8  # type: ignore[attr-defined]
+
+
+async def test_sessions_tab_draws_the_phases() -> None:
+    """A WebRTC session through coturn: its phases drawn on one time axis, in the order they
+    happened, with the frames where each began; the TURN allocations are rows of their own."""
+    app = ProtoscopeApp(TURN, load_registry())
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot)
+        await pilot.press("w")
+        assert app.query_one(TabbedContent).active == "report-sessions"
+        table = app.query_one("#report-sessions-table", DataTable)
+        assert table.row_count == 4  # the ICE session and three TURN allocations
+        chart = app.query_one("#report-sessions-phases")
+        await until(pilot, lambda: chart.display)
+        lines = chart.render().plain.splitlines()  # type: ignore[attr-defined]
+        lanes = [line.split()[0] for line in lines[1:]]
+        assert lanes == ["signaling", "ice", "ice_connected", "nominated", "dtls", "dtls_done", "media"]
+        assert all("●" in line for line in lines[1:])
+        await pilot.press("down")  # a TURN allocation has no phases: no chart
+        await until(pilot, lambda: not chart.display)
+        assert not chart.display
 
 
 async def test_filter_bar_validates_and_filters() -> None:
