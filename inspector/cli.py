@@ -56,6 +56,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="FILE.pcapng", help="with --export pcapng: where to write")
     p.add_argument("--flow", type=int, metavar="N", help="with --export: only flow N")
     p.add_argument(
+        "--session",
+        type=int,
+        metavar="N",
+        help="with --export: only WebRTC session N of --report sessions (its signaling, ICE, DTLS, media)",
+    )
+    p.add_argument(
         "-d",
         "--decode-as",
         action="append",
@@ -192,7 +198,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.export == "pcapng":
         return _export_pcapng(path, registry, args, out)
     if args.export:
-        return _export(path, registry, args.flow, out)
+        return _export(path, registry, args, out)
     if args.filter is not None:
         from .filter import FilterError, compile_filter
 
@@ -257,19 +263,35 @@ def _export_pcapng(path: str, registry: Registry, args: argparse.Namespace, out:
     return EXIT_OK
 
 
-def _export(path: str, registry: Registry, flow: int | None, out: TextIO) -> int:
+def _export(path: str, registry: Registry, args: argparse.Namespace, out: TextIO) -> int:
     from .report.ladder import mermaid
 
+    if args.flow is not None and args.session is not None:
+        raise _Usage("give --flow or --session, not both")
     session = Session.open(path, registry)
     try:
+        flows = _session_flows(session, args.session) if args.session is not None else None
         try:
-            for line in mermaid(session, flow):
+            for line in mermaid(session, args.flow, flows):
                 out.write(line + "\n")
         except ValueError as exc:
             raise _Usage(str(exc)) from None
     finally:
         session.close()
     return EXIT_OK
+
+
+def _session_flows(session: Session, n: int) -> list[int]:
+    from .report.rows import analysis_rows
+
+    if "sessions" not in session.registry.analyses:
+        raise _Usage("--session needs the sessions analysis (it is not loaded)")
+    rows = [r for r in analysis_rows(session, "sessions") if r.get("kind") is None]
+    row = next((r for r in rows if r.get("id") == n), None)
+    if row is None:
+        raise _Usage(f"no session {n} (the capture has {len(rows)})")
+    flows = row.get("flows")
+    return [int(f) for f in flows] if isinstance(flows, list) else []
 
 
 @contextmanager

@@ -161,6 +161,12 @@ class SessionAnalysis:
                     )
                     m["packets"] = int(m["packets"]) + 1  # type: ignore[call-overload]
 
+    def _flows(self, session: IceSession) -> list[int]:
+        """The flows a session used: its signaling, its checks, and what they carried."""
+        flows = {int(str(sdp["flow"])) for sdp in session.sdp} | set(session.pairs)
+        flows |= {fid for fid, owner in self.by_flow.items() if owner is session}
+        return sorted(flows)
+
     def _sdp(self, rec: SdpRecord, ctx: FlowContext) -> None:
         ufrags = {u for u in [rec.ice_ufrag, *(m.ice_ufrag for m in rec.media)] if u}
         if not ufrags:
@@ -171,6 +177,7 @@ class SessionAnalysis:
             {
                 "frame": ctx.frame,
                 "time": ctx.time,
+                "flow": ctx.flow,
                 "ufrag": sorted(ufrags),
                 "setup": rec.setup or next((m.setup for m in rec.media if m.setup), None),
                 "fingerprint": rec.fingerprint
@@ -381,6 +388,7 @@ class SessionAnalysis:
                     "ufrags": sorted(s.ufrags),
                     "phases": {p: {"time": s.phases[p], "frame": s.frames[p]} for p in reached},
                     "failed_phase": failed,
+                    "flows": self._flows(s),
                     "signaling": s.sdp,
                     "ice_roles": sorted(s.roles),
                     "candidate_pairs": [

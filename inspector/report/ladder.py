@@ -1,19 +1,38 @@
-"""Ladder (sequence) diagrams of a flow or a whole capture, as Mermaid `sequenceDiagram` text.
+"""Ladder (sequence) diagrams of a flow, of several flows (a WebRTC session: signaling, ICE, DTLS
+and media between every endpoint involved) or of a whole capture: drawn with box characters for the
+viewer, or as Mermaid `sequenceDiagram` text.
 
-Endpoints are the participants; every decoded PDU is an arrow from its sender to its receiver,
-labelled with its summary, in frame order (packets without a decoded PDU are left out).
+Endpoints are the participants (in order of first appearance, a flow's client before its server);
+every decoded PDU is an arrow from its sender to its receiver labelled with its summary, in frame
+order. Runs of media packets (RTP, RTCP) between the same endpoints become one arrow with a count,
+as Wireshark's flow sequence does: a ladder of 10,000 RTP arrows shows nothing.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
 
 from ..session import Session
 
 MAX_MESSAGES = 2000
 """Arrows drawn at most: a diagram of more is unreadable (the text says how many were left out)."""
-UNSAFE = re.compile(r"[^\w .:/\[\]()=,+\-@#*]")
+UNSAFE = re.compile(r"[^\w .:/\[\]()=,+\-@#*×]")
+MEDIA = frozenset({"rtp", "rtcp", "srtcp"})
+LEFT = 19
+"""Cells before the first column: frame and time."""
+
+
+class Arrow(NamedTuple):
+    frame: int
+    time: float
+    src: str
+    dst: str
+    label: str
+    protocol: str
+    packets: int = 1
+    """Packets an arrow stands for (a run of media)."""
 
 
 def _label(text: str) -> str:
@@ -21,58 +40,138 @@ def _label(text: str) -> str:
     return UNSAFE.sub("_", text)[:120] or "-"
 
 
-def messages(session: Session, flow: int) -> Iterator[tuple[int, float, bool, str]]:
-    """(frame, time, from client, label) of every decoded PDU of one flow, in frame order."""
+def _media(protocol: str, summary: str) -> bool:
+    return protocol in MEDIA or (protocol == "dtls" and summary == "Application Data")
+
+
+def arrows(session: Session, flows: Iterable[int] | None = None) -> Iterator[Arrow]:
+    """Every decoded PDU of `flows` (all flows when None) in frame order. A packet that carries
+    media (RTP, RTCP, DTLS application data; relayed in TURN or not) counts towards one arrow per
+    sender, receiver and kind, drawn where that run began; any other message ends the runs."""
     ix = session.index
-    packets = [int(i) for i in (ix.flow == flow).nonzero()[0]]
+    if flows is None:
+        packets = None
+    else:
+        chosen = sorted(set(flows))
+        packets = sorted(int(i) for fid in chosen for i in (ix.flow == fid).nonzero()[0])
+    pending: list[list[Any]] = []  # [arrow, count] in frame order, runs still counting
+    runs: dict[tuple[str, str, str, str], list[Any]] = {}
     for pd in session.decode(packets=packets):
-        if pd.pdus:
-            c2s = int(ix.direction[pd.index]) == 0
-            for pdu in pd.pdus:
-                yield pd.index + 1, ix.time(pd.index), c2s, pdu.summary or pdu.protocol
+        if not pd.pdus or int(ix.flow[pd.index]) < 0:
+            continue
+        ctx = session.context(pd.index)
+        src, dst = str(ctx.src), str(ctx.dst)
+        media = [p for p in pd.pdus if _media(p.protocol, p.summary)]
+        if media:
+            inner = media[-1]
+            key = (src, dst, inner.protocol, inner.summary if inner.protocol == "dtls" else "")
+            run = runs.get(key)
+            if run is None:
+                run = runs[key] = [Arrow(pd.index + 1, ctx.time, src, dst, inner.summary, inner.protocol), 0]
+                pending.append(run)
+            run[1] += 1
+            continue
+        runs.clear()
+        yield from (_counted(a, n) for a, n in pending)
+        pending.clear()
+        for pdu in pd.pdus:
+            yield Arrow(pd.index + 1, ctx.time, src, dst, pdu.summary or pdu.protocol, pdu.protocol)
+    yield from (_counted(a, n) for a, n in pending)
 
 
-def text_ladder(session: Session, flow: int, width: int = 100, limit: int = MAX_MESSAGES) -> list[str]:
-    """A ladder drawn with box characters: the client on the left, the server on the right."""
-    f = session.index.flows[flow]
-    inner = max(20, width - 24)
-    lines = [f"{'':>7} {'':>10} {f.client!s:<{inner // 2}}{f.server!s:>{inner - inner // 2}}"]
-    start: float | None = None
-    for n, (frame, time, c2s, label) in enumerate(messages(session, flow)):
+def _counted(arrow: Arrow, count: int) -> Arrow:
+    if count == 1:
+        return arrow
+    kind = arrow.protocol.upper() + (f" {arrow.label}" if arrow.protocol == "dtls" else "")
+    return arrow._replace(label=f"{kind} ×{count} from frame {arrow.frame}", packets=count)
+
+
+def participants(items: Iterable[Arrow], order: Iterable[str] = ()) -> list[str]:
+    """`order` first (a flow's client, then its server), then endpoints as they first appear."""
+    out: dict[str, None] = dict.fromkeys(order)
+    for a in items:
+        out.setdefault(a.src)
+        out.setdefault(a.dst)
+    return list(out)
+
+
+def draw(
+    items: list[Arrow], width: int = 100, order: Iterable[str] = (), limit: int = MAX_MESSAGES, more: str = ""
+) -> list[str]:
+    """The ladder with box characters: a column per endpoint, an arrow per message."""
+    names = participants(items[:limit], order)
+    if not items:
+        return ["no decoded messages"]
+    inner = max(24 * max(1, len(names) - 1), width - LEFT - 2)
+    step = inner // max(1, len(names) - 1)
+    cols = {name: LEFT + k * step for k, name in enumerate(names)}
+    last = max(cols.values())
+    head = [" "] * (last + 1)
+    for name in names:  # each name centred on its column, kept inside the drawing
+        text = name[: step - 1] if len(names) > 1 else name
+        start = min(max(0, cols[name] - len(text) // 2), last + 1 - len(text))
+        head[start : start + len(text)] = text
+    lines = ["".join(head).rstrip()]
+    start_time = items[0].time
+    bars = [" "] * (last + 1)
+    for c in cols.values():
+        bars[c] = "│"
+    for n, a in enumerate(items):
         if n >= limit:
-            lines.append(f"… more than {limit} messages; --export mermaid --flow {flow} has them all")
+            lines.append(f"… more than {limit} messages{more}")
             break
-        start = time if start is None else start
-        text = f" {label} "[: inner - 4]
-        arrow = ("─" + text).ljust(inner - 2, "─") + "▶" if c2s else "◀" + (text + "─").rjust(inner - 2, "─")
-        lines.append(f"{frame:>7} {time - start:>10.6f} │{arrow}│")
+        row = list(bars)
+        lo, hi = sorted((cols[a.src], cols[a.dst]))
+        if lo == hi:  # a message to itself (hairpin): the label beside the column
+            row += list(f" ↺ {a.label}")
+        else:
+            span = hi - lo - 1
+            text = f" {a.label} "[: max(0, span - 2)]
+            if cols[a.dst] > cols[a.src]:
+                body = ("─" + text).ljust(span - 1, "─") + "▶"
+            else:
+                body = "◀" + (text + "─").rjust(span - 1, "─")
+            row[lo + 1 : hi] = body
+        lines.append(f"{a.frame:>7} {a.time - start_time:>10.6f} " + "".join(row)[LEFT:].rstrip())
     return lines
 
 
-def mermaid(session: Session, flow: int | None = None) -> Iterator[str]:
-    ix = session.index
-    if flow is not None and not 0 <= flow < len(ix.flows):
-        raise ValueError(f"no flow {flow} (the capture has {len(ix.flows)})")
-    participants: dict[str, str] = {}
+def text_ladder(session: Session, flow: int, width: int = 100, limit: int = MAX_MESSAGES) -> list[str]:
+    """The ladder of one flow: its client's column on the left, its server's on the right."""
+    f = session.index.flows[flow]
+    more = f"; --export mermaid --flow {flow} has them all"
+    return draw(list(arrows(session, [flow])), width, (str(f.client), str(f.server)), limit, more)
+
+
+def mermaid_lines(
+    items: Iterable[Arrow], order: Iterable[str] = (), limit: int = MAX_MESSAGES
+) -> Iterator[str]:
+    names = {name: f"P{k}" for k, name in enumerate(order)}
     lines: list[str] = []
     drawn = skipped = 0
-    for pd in session.decode():
-        fid = int(ix.flow[pd.index])
-        if not pd.pdus or fid < 0 or (flow is not None and fid != flow):
+    for a in items:
+        for end in (a.src, a.dst):
+            names.setdefault(end, f"P{len(names)}")
+        if drawn >= limit:
+            skipped += 1
             continue
-        ctx = session.context(pd.index)
-        for end in (ix.flows[fid].client, ix.flows[fid].server):  # clients on the left
-            participants.setdefault(str(end), f"P{len(participants)}")
-        for pdu in pd.pdus:
-            if drawn >= MAX_MESSAGES:
-                skipped += 1
-                continue
-            label = _label(f"{pd.index + 1}: {pdu.summary or pdu.protocol}")
-            lines.append(f"    {participants[str(ctx.src)]}->>{participants[str(ctx.dst)]}: {label}")
-            drawn += 1
+        lines.append(f"    {names[a.src]}->>{names[a.dst]}: {_label(f'{a.frame}: {a.label}')}")
+        drawn += 1
     yield "sequenceDiagram"
-    for endpoint, alias in participants.items():
+    for endpoint, alias in names.items():
         yield f"    participant {alias} as {_label(endpoint)}"
     yield from lines
     if skipped:
-        yield f"    Note over {next(iter(participants.values()))}: {skipped} more messages not drawn"
+        yield f"    Note over {next(iter(names.values()))}: {skipped} more messages not drawn"
+
+
+def mermaid(session: Session, flow: int | None = None, flows: Iterable[int] | None = None) -> Iterator[str]:
+    """Mermaid of one flow (client, then server), of several (a session's), or of the capture."""
+    ix = session.index
+    order: tuple[str, ...] = ()
+    if flow is not None:
+        if not 0 <= flow < len(ix.flows):
+            raise ValueError(f"no flow {flow} (the capture has {len(ix.flows)})")
+        flows = [flow]
+        order = (str(ix.flows[flow].client), str(ix.flows[flow].server))
+    yield from mermaid_lines(arrows(session, flows), order)

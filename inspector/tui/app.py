@@ -15,7 +15,7 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.command import Hit, Hits, Provider
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, ScrollableContainer, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import (
@@ -40,7 +40,7 @@ from protoscope.decoders.registry import Registry
 
 from ..model import CaptureModel, PacketDetail
 from ..report.export import write_pcapng
-from ..report.ladder import text_ladder
+from ..report.ladder import arrows, draw, text_ladder
 from ..session import Session
 from .detail import DetailTree, HexView, Span
 from .packets import PacketList
@@ -495,14 +495,26 @@ class ProtoscopeApp(App[None]):
     # -- ladder -------------------------------------------------------------------------------
 
     def action_ladder(self) -> None:
-        """The ladder of the flow under the cursor (flows table) or of the selected packet."""
+        """The ladder of what is selected: a report row with `flows` (a WebRTC session: every
+        endpoint it involved) or a `flow` (a call, a stream), the flow under the cursor in the flows
+        table, or the selected packet's flow."""
         model = self.model
         if model is None:
             return
-        flows = self.query_one(FlowsTable)
+        row = self._selected_row()
+        if row is not None:
+            flows = row.get("flows")
+            chosen = [int(f) for f in flows] if isinstance(flows, list) else []
+            if not chosen and isinstance(row.get("flow"), int):
+                chosen = [int(str(row["flow"]))]
+            if chosen:
+                what = f"session {row.get('id')}" if isinstance(flows, list) else f"flow {chosen[0]}"
+                self.build_ladder(chosen, what)
+                return
+        flows_table = self.query_one(FlowsTable)
         fid: int | None = None
-        if flows.has_focus and flows.row_count:
-            fid = flows.cursor_row
+        if flows_table.has_focus and flows_table.row_count:
+            fid = flows_table.cursor_row
         else:
             packets = self.query_one(PacketList)
             if packets.count:
@@ -510,15 +522,30 @@ class ProtoscopeApp(App[None]):
         if fid is None or fid < 0:
             self._status("no flow selected for a ladder")
             return
-        self.build_ladder(fid)
+        self.build_ladder([fid], f"flow {fid}")
+
+    def _selected_row(self) -> dict[str, object] | None:
+        """The row under the cursor of the Calls tab or a report tab, if one of them is shown."""
+        active = self.query_one(TabbedContent).active
+        if self.model is None or not (active == "calls" or active.startswith("report-")):
+            return None
+        name = "calls" if active == "calls" else active[len("report-") :]
+        table = self.query_one(f"#{active}-table" if active != "calls" else "#calls-table", DataTable)
+        rows = self._calls() if name == "calls" else self.model.decoded.reports.get(name, [])
+        return rows[table.cursor_row] if table.row_count and 0 <= table.cursor_row < len(rows) else None
 
     @work(thread=True, exclusive=True, group="ladder")
-    def build_ladder(self, fid: int) -> None:
+    def build_ladder(self, flows: list[int], what: str) -> None:
         model = self.model
         assert model is not None
         width = max(60, self.size.width - 10)
-        lines = text_ladder(model.session, fid, width)
-        title = f"flow {fid}: {model.flow_label(fid)} (Esc closes; --export mermaid --flow {fid} for a file)"
+        if len(flows) == 1:
+            lines = text_ladder(model.session, flows[0], width)
+            title = f"{what}: {model.flow_label(flows[0])} (Esc closes; --export mermaid --flow {flows[0]})"
+        else:
+            lines = draw(list(arrows(model.session, flows)), width)
+            export = f"--export mermaid --{what}"
+            title = f"{what}: flows {', '.join(map(str, flows))} (Esc closes; {export})"
         self.call_from_thread(self.push_screen, LadderScreen(lines, title))
 
     # -- export -------------------------------------------------------------------------------
@@ -617,12 +644,15 @@ def run(path: str, registry: Registry, live: LiveCapture | None = None) -> None:
 
 
 class LadderScreen(ModalScreen[None]):
-    """The ladder diagram of one flow: the client's column on the left, the server's on the right."""
+    """A ladder diagram: a column per endpoint (a flow: its client left, its server right)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,l", "dismiss", "Close")]
     DEFAULT_CSS = """
     LadderScreen { align: center middle; }
-    LadderScreen > VerticalScroll { width: 95%; height: 90%; border: round $accent; background: $panel; }
+    LadderScreen > ScrollableContainer {
+        width: 95%; height: 90%; border: round $accent; background: $panel;
+    }
+    LadderScreen Static { width: auto; }
     """
 
     def __init__(self, lines: list[str], title: str) -> None:
@@ -631,6 +661,6 @@ class LadderScreen(ModalScreen[None]):
         self.title_text = title
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
+        with ScrollableContainer():
             yield Static(literal(self.title_text, "bold"))
             yield Static(Text("\n".join(clean(line) for line in self.lines), no_wrap=True))

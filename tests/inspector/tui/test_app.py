@@ -238,6 +238,13 @@ async def test_sessions_tab_draws_the_phases() -> None:
         lanes = [line.split()[0] for line in lines[1:]]
         assert lanes == ["signaling", "ice", "ice_connected", "nominated", "dtls", "dtls_done", "media"]
         assert all("●" in line for line in lines[1:])
+        await pilot.press("l")  # the session's ladder: every endpoint it involved
+        await until(pilot, lambda: isinstance(app.screen, LadderScreen), timeout=15)
+        assert isinstance(app.screen, LadderScreen)
+        assert app.screen.title_text.startswith("session 0: flows ")
+        assert "127.0.0.1:3478" in app.screen.lines[0] and len(app.screen.lines[0].split()) >= 5
+        assert any("Allocate Request" in line for line in app.screen.lines)
+        await pilot.press("escape")
         await pilot.press("down")  # a TURN allocation has no phases: no chart
         await until(pilot, lambda: not chart.display)
         assert not chart.display
