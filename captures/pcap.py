@@ -93,7 +93,7 @@ def scan_pcap(buf: Any, cols: ByteColumns) -> RecordTable:
     found, pos = _record_offsets(buf, cols, order, rec_len)
     hdr = found.array()
     u32 = order + "u4"
-    win = Window(cols, hdr, 16)
+    win = Window(cols, hdr, 16, release=False)  # the fast path reads these pages next, then lets go
     every = slice(None)
     table = RecordTable(
         format="pcap" if frac_ns == 1000 else "pcap-ns",

@@ -29,6 +29,10 @@ MAX_SNIFF_PACKETS = 32
 MAX_INNER_DEPTH = 4
 """How deep inner payloads (TURN in TURN in ...) are dispatched again."""
 
+RELEASE_EVERY_MASK = (1 << 16) - 1
+"""A full pass lets go of the file pages it has read every 65,536 packets: reading payloads front
+to back would otherwise make the whole mapped file resident (230 MB for 1M packets)."""
+
 Progress = Callable[[int, int], None]
 
 
@@ -182,6 +186,8 @@ class Session:
         for i in range(n) if packets is None else packets:
             if progress is not None and i % step == 0:
                 progress(i, n)
+            if packets is None and i & RELEASE_EVERY_MASK == RELEASE_EVERY_MASK:
+                ix.capture.release_pages()
             fid = int(flow_col[i])
             pdus = _PduList()
             findings: list[Finding] = list(index_findings.get(i, ()))

@@ -38,3 +38,32 @@ def test_window_and_columns_equal_struct(case: tuple[bytes, list[int], list[int]
     if len(off):
         picked = np.arange(0, len(off), 2)
         assert win.read(picked, rel, dtype).tolist() == expected[::2]
+
+
+def test_window_over_a_mapped_file_releases_pages_and_reads_the_same(tmp_path: object) -> None:
+    """A gather over an mmap lets go of the pages it has read past (chunk by chunk); what it
+    read equals a gather over the same bytes held in memory, and the file still reads after."""
+    import mmap
+    from pathlib import Path
+
+    from protoscope.captures import columns
+
+    path = Path(str(tmp_path)) / "blob"
+    rng = np.random.default_rng(7)
+    blob = rng.integers(0, 256, 3 * columns.GATHER_CHUNK * 16, dtype=np.uint8).tobytes()
+    path.write_bytes(blob)
+    offsets = np.arange(0, len(blob) - 48, 16, dtype=np.int64)
+    with open(path, "rb") as fh:
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        mapped = ByteColumns(mm)
+        win = Window(mapped, offsets, 48)
+        assert mapped._released > 0  # pages were given back during the gather
+        plain = Window(ByteColumns(blob), offsets, 48, release=False)
+        every = slice(None)
+        for rel in (0, 7, 44):
+            assert (win.read(every, rel, "<u4") == plain.read(every, rel, "<u4")).all()
+        assert mapped.read(offsets[:5], ">u2").tolist() == [
+            int.from_bytes(blob[o : o + 2], "big") for o in offsets[:5]
+        ]
+        del win, mapped
+        mm.close()
