@@ -31,18 +31,19 @@ class ByteColumns:
             np.frombuffer(buf, dtype=np.uint8) if self.size else np.zeros(0, np.uint8)
         )
         self._views: dict[str, npt.NDArray[Any]] = {}
-        self._released = 0
 
-    def release_below(self, end: int) -> None:
-        """Drop the mapped file's pages below byte `end` from our resident set (an mmap only).
-        A pass that reads a 230 MB capture front to back would otherwise hold all of it; the
-        pages stay in the OS page cache and come back on the next read."""
+    def release(self, start: int, end: int) -> int:
+        """Drop the mapped file's pages in [start, end) from our resident set (an mmap only), and
+        return where the next release should start. A pass that reads a 230 MB capture front to
+        back would otherwise hold all of it; the pages stay in the OS page cache and come back on
+        the next read."""
         end -= end % mmap.PAGESIZE
+        start -= start % mmap.PAGESIZE
         madvise = getattr(self.buffer, "madvise", None)
-        if madvise is None or end <= self._released:
-            return
-        madvise(mmap.MADV_DONTNEED, self._released, end - self._released)
-        self._released = end
+        if madvise is None or end <= start:
+            return start
+        madvise(mmap.MADV_DONTNEED, start, end - start)
+        return end
 
     def _view(self, dtype: str) -> npt.NDArray[Any]:
         view = self._views.get(dtype)
@@ -64,6 +65,34 @@ class ByteColumns:
         return self._view(dtype)[offsets].astype(dt.newbyteorder("="), copy=False)
 
 
+def gather(cols: ByteColumns, offsets: Offsets, width: int, release: bool = False) -> npt.NDArray[np.uint8]:
+    """The `width` bytes at each offset as rows (zero-padded past the end of the buffer);
+    `release`: let go of the mapped pages read past, chunk by chunk (offsets in file order)."""
+    n = len(offsets)
+    fits = offsets <= cols.size - width
+    rows = np.zeros((0, width), np.uint8)
+    if cols.size >= width:  # every window of `width` bytes, one per byte offset
+        shape = (cols.size - width + 1, width)
+        rows = np.ndarray(shape=shape, dtype=np.uint8, buffer=cols.buffer, strides=(1, 1))
+    if fits.all():
+        data = np.empty((n, width), np.uint8)
+        ascending = n < 2 or bool((offsets[1:] >= offsets[:-1]).all())
+        released = int(offsets[0]) if n else 0
+        for a in range(0, n, GATHER_CHUNK):
+            b = min(n, a + GATHER_CHUNK)
+            data[a:b] = rows[offsets[a:b]]
+            if release and ascending:  # records in file order: the pages below the next one are done
+                released = cols.release(released, int(offsets[b]) if b < n else cols.size)
+        return data
+    data = np.zeros((n, width), np.uint8)  # the last records of a file may be shorter: pad
+    inside = np.flatnonzero(fits)
+    data[inside] = rows[offsets[inside]]
+    for i in np.flatnonzero(~fits).tolist():
+        tail = cols.u8[int(offsets[i]) : int(offsets[i]) + width]
+        data[i, : len(tail)] = tail
+    return data
+
+
 class Window:
     """The first `width` bytes at each of `offsets`, gathered in one pass over the buffer.
 
@@ -73,35 +102,26 @@ class Window:
     go back to the buffer.
     """
 
-    def __init__(self, cols: ByteColumns, offsets: Offsets, width: int, release: bool = True) -> None:
+    def __init__(
+        self,
+        cols: ByteColumns,
+        offsets: Offsets,
+        width: int,
+        release: bool = True,
+        data: npt.NDArray[np.uint8] | None = None,
+    ) -> None:
+        """`data`: the rows already gathered (by a scan that read them while their pages were in)."""
         self._cols = cols
         self._offsets = offsets
         self.width = width
-        n = len(offsets)
-        fits = offsets <= cols.size - width
-        rows = np.zeros((0, width), np.uint8)
-        if cols.size >= width:  # every window of `width` bytes, one per byte offset
-            shape = (cols.size - width + 1, width)
-            rows = np.ndarray(shape=shape, dtype=np.uint8, buffer=cols.buffer, strides=(1, 1))
-        if fits.all():
-            data = np.empty((n, width), np.uint8)
-            ascending = n < 2 or bool((offsets[1:] >= offsets[:-1]).all())
-            for a in range(0, n, GATHER_CHUNK):
-                b = min(n, a + GATHER_CHUNK)
-                data[a:b] = rows[offsets[a:b]]
-                if release and ascending:  # records in file order: the pages below the next one are done
-                    cols.release_below(int(offsets[b]) if b < n else cols.size)
-        else:  # the last records of a file may be shorter than the window: pad with zeros
-            data = np.zeros((n, width), np.uint8)
-            inside = np.flatnonzero(fits)
-            data[inside] = rows[offsets[inside]]
-            for i in np.flatnonzero(~fits).tolist():
-                tail = cols.u8[int(offsets[i]) : int(offsets[i]) + width]
-                data[i, : len(tail)] = tail
+        if data is None:
+            data = gather(cols, offsets, width, release)
         self._copy = ByteColumns(data.reshape(-1))
-        self._base = np.arange(n, dtype=np.int64) * width
+        self._base = np.arange(len(offsets), dtype=np.int64) * width
 
-    def read(self, rows: slice | Offsets, rel: Offsets | int, dtype: str) -> UIntArray:
+    def read(
+        self, rows: slice | Offsets, rel: npt.NDArray[np.signedinteger[Any]] | int, dtype: str
+    ) -> UIntArray:
         """The `dtype` integer at `rel` bytes after the offset of each selected row."""
         width = np.dtype(dtype).itemsize
         r = rel[rows] if isinstance(rel, np.ndarray) else rel

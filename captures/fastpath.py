@@ -77,18 +77,62 @@ class FastPath:
     tcp_flags: IntArray
 
 
+CHUNK = 1 << 18
+"""Packets decoded at a time: every work column and the window copy are per chunk, so the peak of
+indexing a million packets is the output columns plus a quarter of the temporaries."""
+
+
 def run(cols: ByteColumns, rec: RecordTable) -> FastPath:
     n = len(rec)
-    d = rec.data_off
-    cap = rec.caplen.astype(np.int64)
-    wire = np.maximum(rec.wirelen.astype(np.int64), cap)
     linktypes = np.array([i.linktype for i in rec.interfaces], dtype=np.int64)
-    link = linktypes[rec.iface] if len(linktypes) else np.zeros(n, np.int64)
+    if n <= CHUNK:
+        return _run(cols, rec.data_off, rec.caplen, rec.wirelen, rec.iface, linktypes)
+    out = _empty(n)
+    for a in range(0, n, CHUNK):
+        b = min(n, a + CHUNK)
+        part = _run(cols, rec.data_off[a:b], rec.caplen[a:b], rec.wirelen[a:b], rec.iface[a:b], linktypes)
+        for name in FastPath.__slots__:
+            getattr(out, name)[a:b] = getattr(part, name)
+    return out
 
-    l3 = np.full(n, -1, np.int64)
-    etype = np.zeros(n, np.int64)
-    vlans = np.zeros(n, np.int64)
-    link_code = np.full(n, 3, np.int64)
+
+def _empty(n: int) -> FastPath:
+    return FastPath(
+        fast=np.zeros(n, bool),
+        stack_code=np.zeros(n, np.uint16),
+        l4=np.zeros(n, np.uint8),
+        ip_version=np.zeros(n, np.uint8),
+        src_hi=np.zeros(n, np.uint64),
+        src_lo=np.zeros(n, np.uint64),
+        dst_hi=np.zeros(n, np.uint64),
+        dst_lo=np.zeros(n, np.uint64),
+        sport=np.zeros(n, np.uint16),
+        dport=np.zeros(n, np.uint16),
+        payload_off=np.zeros(n, np.uint32),
+        payload_len=np.zeros(n, np.uint32),
+        tcp_seq=np.zeros(n, np.uint32),
+        tcp_flags=np.zeros(n, np.uint8),
+    )
+
+
+def _run(
+    cols: ByteColumns,
+    d: IntArray,
+    caplen: IntArray,
+    wirelen: IntArray,
+    iface: IntArray,
+    linktypes: IntArray,
+) -> FastPath:
+    n = len(d)
+    cap = caplen.astype(np.int64)
+    wire = np.maximum(wirelen.astype(np.int64), cap)
+    link = linktypes[iface] if len(linktypes) else np.zeros(n, np.int64)
+    # Per-packet work columns are as narrow as their values: at a million packets each int64
+    # column is 8 MB, and the peak of this pass is the peak of indexing.
+    l3 = np.full(n, -1, np.int32)
+    etype = np.zeros(n, np.int32)
+    vlans = np.zeros(n, np.int8)
+    link_code = np.full(n, 3, np.int8)
 
     win = Window(cols, d, WINDOW)
     at = win.read
@@ -132,25 +176,10 @@ def run(cols: ByteColumns, rec: RecordTable) -> FastPath:
         etype[raw] = np.where(version == 4, lt.ETHERTYPE_IPV4, np.where(version == 6, lt.ETHERTYPE_IPV6, 0))
         l3[raw] = 0
 
-    fp = FastPath(
-        fast=np.zeros(n, bool),
-        stack_code=np.zeros(n, np.uint16),
-        l4=np.zeros(n, np.uint8),
-        ip_version=np.zeros(n, np.uint8),
-        src_hi=np.zeros(n, np.uint64),
-        src_lo=np.zeros(n, np.uint64),
-        dst_hi=np.zeros(n, np.uint64),
-        dst_lo=np.zeros(n, np.uint64),
-        sport=np.zeros(n, np.uint16),
-        dport=np.zeros(n, np.uint16),
-        payload_off=np.zeros(n, np.uint32),
-        payload_len=np.zeros(n, np.uint32),
-        tcp_seq=np.zeros(n, np.uint32),
-        tcp_flags=np.zeros(n, np.uint8),
-    )
-    l4_off = np.zeros(n, np.int64)
-    ip_room = np.zeros(n, np.int64)  # bytes of IP payload
-    proto = np.zeros(n, np.int64)
+    fp = _empty(n)
+    l4_off = np.zeros(n, np.int32)
+    ip_room = np.zeros(n, np.int32)  # bytes of IP payload
+    proto = np.zeros(n, np.int16)
 
     v4 = _rows((etype == lt.ETHERTYPE_IPV4) & (l3 >= 0) & (cap >= l3 + 20))
     if _count(v4, n):
@@ -174,6 +203,7 @@ def run(cols: ByteColumns, rec: RecordTable) -> FastPath:
         l4_off[v4] = l3[v4] + ihl[ok]
         ip_room[v4] = total[ok] - ihl[ok]
         proto[v4] = w1[ok] & 0xFF
+        del w0, w1, ihl, total, addrs, ok
     v6 = _rows((etype == lt.ETHERTYPE_IPV6) & (l3 >= 0) & (cap >= l3 + 40))
     if _count(v6, n):
         w0 = at(v6, l3, ">u8")  # version/class/flow, payload length, next header, hop limit
@@ -187,6 +217,7 @@ def run(cols: ByteColumns, rec: RecordTable) -> FastPath:
         l4_off[v6] = l3[v6] + 40
         ip_room[v6] = plen[ok]
         proto[v6] = (w0[ok] >> np.uint64(8)) & np.uint64(0xFF)
+        del w0, plen, ok
 
     has_ip = fp.ip_version > 0
     udp = _rows(has_ip & (proto == lt.IPPROTO_UDP) & (cap >= l4_off + 8))
@@ -203,6 +234,7 @@ def run(cols: ByteColumns, rec: RecordTable) -> FastPath:
         fp.payload_len[udp] = ulen[ok] - 8
         fp.l4[udp] = lt.IPPROTO_UDP
         fp.fast[udp] = True
+        del w, ulen, ports, tunnel, ok
     tcp = _rows(has_ip & (proto == lt.IPPROTO_TCP) & (cap >= l4_off + 20))
     if _count(tcp, n):
         hlen = ((at(tcp, l4_off + 12, ">u2") >> 12) & 0x0F).astype(np.int64) * 4
@@ -217,10 +249,11 @@ def run(cols: ByteColumns, rec: RecordTable) -> FastPath:
         fp.payload_len[tcp] = ip_room[tcp] - hlen
         fp.l4[tcp] = lt.IPPROTO_TCP
         fp.fast[tcp] = True
+    del win, at, l3, etype, l4_off, ip_room, proto, cap, wire
     fast = _rows(fp.fast)
     fp.stack_code[fast] = (
-        link_code[fast] * 16
-        + vlans[fast] * 4
+        link_code[fast].astype(np.int64) * 16
+        + vlans[fast].astype(np.int64) * 4
         + (fp.ip_version[fast] == 6) * 2
         + (fp.l4[fast] == lt.IPPROTO_TCP)
     )

@@ -19,6 +19,7 @@ from . import linktypes as lt
 from .columns import ByteColumns
 from .flows import Flow, FlowColumns, build
 from .fragments import Reassembler
+from .memory import trim_heap
 from .net import Dissection, Tunnel, dissect, transport
 from .records import RecordTable
 from .source import CaptureFile, open_capture
@@ -178,6 +179,7 @@ def build_index(capture: CaptureFile) -> PacketIndex:
         if flow.carried:
             flow.protocols.append("gtp")
     capture.release_pages()
+    trim_heap()
     return PacketIndex(
         capture=capture,
         stack=stack,

@@ -10,8 +10,9 @@ import struct
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from .columns import ByteColumns, Window
+from .columns import ByteColumns, Window, gather
 from .errors import CaptureError
 from .records import Interface, OffsetCollector, RecordTable, check_lengths, truncated
 
@@ -30,10 +31,17 @@ SPECULATE = 1 << 16
 PLAIN_STRETCH = 512
 """Records stepped one by one after a guess that paid off poorly (mixed lengths)."""
 MIN_GAIN = 64
+RECORD_FIELDS = 16
+"""ts_sec, ts_frac, caplen, wirelen: the part of a record header every format variant shares."""
+RELEASE_STEP = 16 << 20
+"""Bytes walked between two releases of the mapped pages behind the walk."""
 
 
-def _record_offsets(buf: Any, cols: ByteColumns, order: str, rec_len: int) -> tuple[OffsetCollector, int]:
-    """Offsets of every whole record header; returns them and where the scan stopped.
+def _record_offsets(
+    buf: Any, cols: ByteColumns, order: str, rec_len: int
+) -> tuple[OffsetCollector, list[npt.NDArray[np.uint8]], int]:
+    """Offsets of every whole record header, the first 16 bytes of each (timestamps and lengths,
+    read while their pages are in: the walk lets go of pages behind it), and where it stopped.
 
     Records must be walked one after another, since each one's length says where the next
     starts. A Python loop costs ~0.25 s per million records. Captures of media are mostly runs of
@@ -51,7 +59,12 @@ def _record_offsets(buf: Any, cols: ByteColumns, order: str, rec_len: int) -> tu
     pos = FILE_HEADER_LEN
     misses = 0
     want = MIN_GAIN
+    released = 0
+    headers: list[npt.NDArray[np.uint8]] = []
     while pos <= last:
+        if pos >= released + RELEASE_STEP:  # read the headers walked past, then let go of them
+            headers.append(gather(cols, found.take_new(), RECORD_FIELDS))
+            released = cols.release(released, pos)
         stride = rec_len + caplen_at(buf, pos + 8)[0]
         count = min(want, (last - pos) // stride + 1)
         taken = 0
@@ -78,7 +91,9 @@ def _record_offsets(buf: Any, cols: ByteColumns, order: str, rec_len: int) -> tu
                 append(pos)
                 pos += rec_len + caplen_at(buf, pos + 8)[0]
             found.spill()
-    return found, pos
+    headers.append(gather(cols, found.take_new(), RECORD_FIELDS))
+    cols.release(released, size)
+    return found, headers, pos
 
 
 def scan_pcap(buf: Any, cols: ByteColumns) -> RecordTable:
@@ -90,10 +105,10 @@ def scan_pcap(buf: Any, cols: ByteColumns) -> RecordTable:
     interfaces = [Interface(linktype=network & 0xFFFF, snaplen=snaplen)]
 
     size = len(buf)
-    found, pos = _record_offsets(buf, cols, order, rec_len)
+    found, headers, pos = _record_offsets(buf, cols, order, rec_len)
     hdr = found.array()
     u32 = order + "u4"
-    win = Window(cols, hdr, 16, release=False)  # the fast path reads these pages next, then lets go
+    win = Window(cols, hdr, RECORD_FIELDS, data=np.concatenate(headers) if len(headers) > 1 else headers[0])
     every = slice(None)
     table = RecordTable(
         format="pcap" if frac_ns == 1000 else "pcap-ns",

@@ -19,6 +19,7 @@ from protoscope.decoders.api import Finding
 
 from .columns import ByteColumns
 from .errors import CaptureError
+from .pcap import RELEASE_STEP
 from .records import OFFSET_CHUNK, Interface, OffsetCollector, RecordTable, check_lengths, truncated
 
 SHB = 0x0A0D0D0A
@@ -108,7 +109,10 @@ def scan_pcapng(buf: Any, cols: ByteColumns) -> RecordTable:
     head = struct.Struct("<II").unpack_from
     packets = 0
     pos = 0
+    released = 0
     while pos + 12 <= size:
+        if pos >= released + RELEASE_STEP:  # let go of the pages walked past (read again later)
+            released = cols.release(released, pos)
         btype, blen = head(buf, pos)
         if btype == SHB:
             (bom,) = struct.unpack_from("<I", buf, pos + 8)

@@ -52,11 +52,21 @@ class RecordTable:
 class OffsetCollector:
     """Accumulates ints from a tight scan loop into an int64 array, a chunk at a time."""
 
-    __slots__ = ("_chunks", "items")
+    __slots__ = ("_chunks", "_taken", "items")
 
     def __init__(self) -> None:
         self.items: list[int] = []
         self._chunks: list[npt.NDArray[np.int64]] = []
+        self._taken = 0
+
+    def take_new(self) -> npt.NDArray[np.int64]:
+        """The offsets collected since the last call."""
+        self.spill()
+        new = self._chunks[self._taken :]
+        self._taken = len(self._chunks)
+        if not new:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate(new) if len(new) > 1 else new[0]
 
     def extend(self, offsets: npt.NDArray[np.int64]) -> None:
         self.spill()

@@ -12,6 +12,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Protocol, overload, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
+
 Severity = Literal["note", "warn", "error"]
 Transport = Literal["datagram", "stream", "both"]
 """"both": the decoder takes UDP datagrams and reassembled TCP bytes (it reads `ctx.transport`)."""
@@ -216,3 +219,32 @@ class Analysis(Protocol):
     def rows(self) -> list[dict[str, object]]:
         """The report: JSON-ready objects."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class RtpColumns:
+    """RTP packets handed over in bulk: the columns of their fixed headers, one element per packet,
+    in frame order, without a Pdu each. An analysis that defines `feed_rtp(columns)` gets the RTP
+    packets of plain RTP flows this way (the session reads their headers with numpy over the index,
+    checked against the RTP decoder on the first packets of every flow) and everything else through
+    `feed` as usual. A million Pdu objects cost ~15 s; these columns ~0.1 s."""
+
+    time: npt.NDArray[np.float64]
+    """float64 seconds, as FlowContext.time."""
+    endpoints: npt.NDArray[np.int32]
+    """int32 index into `pairs`: the packet's (source, destination)."""
+    pairs: Sequence[tuple[str, str]]
+    ssrc: npt.NDArray[np.uint32]
+    """uint32."""
+    seq: npt.NDArray[np.uint16]
+    """uint16."""
+    timestamp: npt.NDArray[np.uint32]
+    """uint32."""
+    payload_type: npt.NDArray[np.uint8]
+    """uint8."""
+    clock: npt.NDArray[np.int64]
+    """int64 clock rate of the packet's payload type (signaling hints, else the static type); 0
+    when unknown."""
+
+    def __len__(self) -> int:
+        return len(self.time)

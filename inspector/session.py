@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from protoscope.captures.flows import Flow
 from protoscope.captures.index import PacketIndex, load
@@ -29,9 +30,10 @@ MAX_SNIFF_PACKETS = 32
 MAX_INNER_DEPTH = 4
 """How deep inner payloads (TURN in TURN in ...) are dispatched again."""
 
-RELEASE_EVERY_MASK = (1 << 16) - 1
-"""A full pass lets go of the file pages it has read every 65,536 packets: reading payloads front
-to back would otherwise make the whole mapped file resident (230 MB for 1M packets)."""
+RELEASE_EVERY = 1 << 16
+"""A full pass lets go of the file pages it has read every 65,536 packets and at its end: reading
+payloads front to back would otherwise make the whole mapped file resident (230 MB for 1M
+packets), and even a sparse pass (one packet in a thousand) faults in most of it, 64 KiB at a time."""
 
 Progress = Callable[[int, int], None]
 
@@ -161,33 +163,44 @@ class Session:
         return [f for i, f in self.index.findings if i >= n]
 
     def decode(
-        self, progress: Progress | None = None, packets: Sequence[int] | None = None
+        self,
+        progress: Progress | None = None,
+        packets: Sequence[int] | None = None,
+        skip: npt.NDArray[np.bool_] | None = None,
     ) -> Iterator[PacketDecode]:
         """Decode every packet in frame order, or only `packets` (ascending 0-based indexes).
 
         Decoder state is per flow, so the packets of one flow alone decode exactly as in the full
-        pass: the viewer re-decodes one flow up to the selected packet this way.
+        pass: the viewer re-decodes one flow up to the selected packet this way. `skip` makes a
+        full pass that leaves out the packets it marks (the bulk RTP path reads those itself).
         """
         progress = progress or self.progress
         ix = self.index
         n = len(ix)
         states: dict[int, _FlowState] = {}
-        if packets is None:  # a full pass learns afresh; a flow decoded again reuses what it learnt
+        full = packets is None
+        if skip is not None:
+            packets = np.flatnonzero(~skip).tolist()
+        if full:  # a full pass learns afresh; a flow decoded again reuses what it learnt
             self._capture = {}
         flow_col = ix.flow
         index_findings = _group_findings(ix.findings)
         have_decoders = bool(self.registry.decoders)
         # Each flow's last packet: there its TCP reassembly is flushed, so a hole that never
         # filled is reported as a gap and the bytes after it are still decoded.
-        with_flow = np.flatnonzero(flow_col >= 0)
-        flows_rev, first_rev = np.unique(flow_col[with_flow][::-1], return_index=True)
-        last_packet = dict(zip(flows_rev.tolist(), with_flow[::-1][first_rev].tolist(), strict=True))
+        last = np.full(len(ix.flows), -1, np.int64)
+        with_flow = flow_col >= 0
+        np.maximum.at(last, flow_col[with_flow], np.flatnonzero(with_flow))
+        last_packet = dict(enumerate(last.tolist()))
+        del with_flow
         step = max(1, n // 200)
+        release_at = RELEASE_EVERY
         for i in range(n) if packets is None else packets:
             if progress is not None and i % step == 0:
                 progress(i, n)
-            if packets is None and i & RELEASE_EVERY_MASK == RELEASE_EVERY_MASK:
+            if full and i >= release_at:
                 ix.capture.release_pages()
+                release_at = i + RELEASE_EVERY
             fid = int(flow_col[i])
             pdus = _PduList()
             findings: list[Finding] = list(index_findings.get(i, ()))
@@ -202,6 +215,8 @@ class Session:
             yield PacketDecode(
                 i, tuple(pdus), tuple(findings), tuple(pdus.depths), tuple(pdus.bases), pdus.carried
             )
+        if full:
+            ix.capture.release_pages()
         if progress is not None:
             progress(n, n)
 

@@ -137,6 +137,15 @@ def analysis_rows(session: Session, name: str) -> Iterator[dict[str, Any]]:
     finish), so a report on a long capture holds only what is still open; the rest follows.
     """
     analysis = session.registry.analysis(name)
+    if callable(getattr(analysis, "feed_rtp", None)):
+        from ..bulk import plan_rtp, rows_with_bulk_rtp
+
+        plan = plan_rtp(session)
+        bulk = rows_with_bulk_rtp(session, analysis, plan) if plan is not None else None
+        if bulk is not None:
+            yield from bulk
+            return
+        analysis = session.registry.analysis(name)  # the bulk try fed it: start again
     drain = getattr(analysis, "drain", None)
     for pd in session.decode():
         if pd.pdus:

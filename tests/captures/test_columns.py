@@ -55,9 +55,16 @@ def test_window_over_a_mapped_file_releases_pages_and_reads_the_same(tmp_path: o
     offsets = np.arange(0, len(blob) - 48, 16, dtype=np.int64)
     with open(path, "rb") as fh:
         mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        mapped = ByteColumns(mm)
+        released: list[tuple[int, int]] = []
+
+        class Watched(ByteColumns):
+            def release(self, start: int, end: int) -> int:
+                released.append((start, end))
+                return super().release(start, end)
+
+        mapped = Watched(mm)
         win = Window(mapped, offsets, 48)
-        assert mapped._released > 0  # pages were given back during the gather
+        assert len(released) >= 3 and released[-1][1] == len(blob)  # given back chunk by chunk
         plain = Window(ByteColumns(blob), offsets, 48, release=False)
         every = slice(None)
         for rel in (0, 7, 44):
