@@ -242,9 +242,10 @@ class RtpColumns:
     """uint32."""
     payload_type: npt.NDArray[np.uint8]
     """uint8."""
+    marker: npt.NDArray[np.bool_]
     clock: npt.NDArray[np.int64]
     """int64 clock rate of the packet's payload type (signaling hints, else the static type); 0
-    when unknown."""
+    when unknown and for telephone-event."""
 
     def __len__(self) -> int:
         return len(self.time)

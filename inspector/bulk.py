@@ -22,7 +22,8 @@ import numpy.typing as npt
 from protoscope.captures.columns import ByteColumns, Window
 from protoscope.captures.memory import trim_heap
 from protoscope.decoders.api import RtpColumns
-from protoscope.decoders.rtp.packets import STATIC_CLOCK, RtpRecord
+from protoscope.decoders.rtp.decoder import clock_rate
+from protoscope.decoders.rtp.packets import RtpRecord
 
 from .session import Session
 
@@ -44,6 +45,7 @@ class RtpPlan:
     seq: npt.NDArray[np.uint16]
     timestamp: npt.NDArray[np.uint32]
     payload_type: npt.NDArray[np.uint8]
+    marker: npt.NDArray[np.bool_]
 
 
 def plan_rtp(session: Session) -> RtpPlan | None:
@@ -64,7 +66,7 @@ def plan_rtp(session: Session) -> RtpPlan | None:
     if not keep.any():
         return None
     packets, flows = packets[keep], flows[keep]
-    ssrc, seq, timestamp, pt = (np.concatenate([p[k] for p in parts])[keep] for k in range(1, 5))
+    ssrc, seq, timestamp, pt, marker = (np.concatenate([p[k] for p in parts])[keep] for k in range(1, 6))
     del parts, keep
     # Each candidate's rank within its flow: the first HELD_PER_FLOW are held.
     order = np.argsort(flows, kind="stable")
@@ -74,7 +76,7 @@ def plan_rtp(session: Session) -> RtpPlan | None:
     rank = np.empty(len(order), np.int32)
     rank[order] = np.arange(len(order), dtype=np.int32) - np.repeat(group_start, sizes).astype(np.int32)
     del order, sorted_flows
-    plan = RtpPlan(packets, rank < HELD_PER_FLOW, ssrc, seq, timestamp, pt)
+    plan = RtpPlan(packets, rank < HELD_PER_FLOW, ssrc, seq, timestamp, pt, marker)
     trim_heap()
     return plan
 
@@ -106,6 +108,7 @@ def _headers(ix: Any, cols: ByteColumns, udp: npt.NDArray[np.int64]) -> tuple[np
         win.read(rows, 2, ">u2").astype(np.uint16),
         win.read(rows, 4, ">u4").astype(np.uint32),
         (b1[rows] & 0x7F).astype(np.uint8),
+        b1[rows] >= 0x80,
     )
 
 
@@ -161,14 +164,15 @@ def _columns(session: Session, plan: RtpPlan) -> RtpColumns:
         pairs.append((a, b) if key % 2 == 0 else (b, a))
     # Clock rates: what signaling announced for the flow's endpoints, else the static type's.
     clock = np.zeros(len(plan.packets), np.int64)
-    for fid in np.unique(flow).tolist():
-        rows = np.flatnonzero(flow == fid)
+    order = np.argsort(flow, kind="stable")
+    for rows in np.split(order, np.flatnonzero(np.diff(flow[order])) + 1):
         hints = session.context(int(plan.packets[rows[0]])).hints
-        for pt in np.unique(plan.payload_type[rows]).tolist():
-            hint = hints.get(f"rtp.clock.{pt}")
-            rate = int(hint) if hint is not None and hint.isdigit() else STATIC_CLOCK.get(pt, 0)
+        pts = plan.payload_type[rows]
+        for pt in np.unique(pts).tolist():
+            rate = clock_rate(pt, hints)
             if rate:
-                clock[rows[plan.payload_type[rows] == pt]] = rate
+                clock[rows[pts == pt]] = rate
+    del order
     return RtpColumns(
         time=ix.capture.records.ts_ns[plan.packets] / 1e9,
         endpoints=endpoints,
@@ -177,5 +181,6 @@ def _columns(session: Session, plan: RtpPlan) -> RtpColumns:
         seq=plan.seq,
         timestamp=plan.timestamp,
         payload_type=plan.payload_type,
+        marker=plan.marker,
         clock=clock,
     )

@@ -4,6 +4,7 @@ heuristic)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import ClassVar, Literal
 
 from protoscope.decoders.api import DecodeResult, Finding, FlowContext, Pdu
@@ -20,6 +21,18 @@ from .packets import (
 
 NOT_RTP_PORTS = frozenset({1900, 3478, 5353, 5355, 19302})
 """SSDP, STUN, mDNS, LLMNR, Google STUN: never RTP by heuristic (STUN flows demux RTP themselves)."""
+
+
+def clock_rate(pt: int, hints: Mapping[str, str]) -> int | None:
+    """The RTP clock of payload type `pt`: from signaling (SDP rtpmap), else the static type's.
+    None for RFC 4733 telephone-event, whose timestamp stays put for a whole event (jitter is not
+    computed on it, as in Wireshark's RTP analysis)."""
+    if hints.get(f"rtp.encoding.{pt}", "").lower() == "telephone-event":
+        return None
+    clock = hints.get(f"rtp.clock.{pt}")
+    if clock is not None and clock.isdigit():
+        return int(clock)
+    return STATIC_CLOCK.get(pt)
 
 
 class RtpDecoder:
@@ -51,11 +64,7 @@ class RtpDecoder:
         rec, fields, findings = parse_rtp(data)
         if rec is None:
             return DecodeResult(consumed=len(data), findings=tuple(findings))
-        clock = ctx.hints.get(f"rtp.clock.{rec.payload_type}")
-        if clock is not None and clock.isdigit():
-            rec = dataclasses.replace(rec, clock=int(clock))
-        elif rec.payload_type in STATIC_CLOCK:
-            rec = dataclasses.replace(rec, clock=STATIC_CLOCK[rec.payload_type])
+        rec = dataclasses.replace(rec, clock=clock_rate(rec.payload_type, ctx.hints))
         pt = STATIC_NAMES.get(rec.payload_type, f"DynamicRTP-Type-{rec.payload_type}")
         summary = f"PT={pt}, SSRC=0x{rec.ssrc:08X}, Seq={rec.seq}, Time={rec.timestamp}" + (
             ", Mark" if rec.marker else ""
@@ -77,6 +86,9 @@ class RtcpDecoder:
         return None
 
     def decode(self, data: bytes, state: object, ctx: FlowContext) -> DecodeResult:
+        if len(data) >= 2 and data[0] >> 6 == 2 and not 192 <= data[1] <= 223:
+            # RTP muxed on a flow whose first datagram was RTCP (RFC 5761), as Discord's are.
+            return RtpDecoder().decode(data, state, ctx)
         rec, fields, findings = parse_rtcp(data)
         summary = ("SRTCP " if rec.srtcp else "") + "; ".join(RTCP_TYPES.get(t, str(t)) for t in rec.types)
         proto = "srtcp" if rec.srtcp else "rtcp"

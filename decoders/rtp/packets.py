@@ -92,19 +92,20 @@ class RtcpRecord:
 
 
 def looks_like_rtp(data: bytes) -> bool:
-    """Strict, one datagram: version 2, no CSRCs, a plausible payload type that is not RTCP's,
-    and a header extension (if any) that fits."""
-    if len(data) < RTP_HEADER + 1 or data[0] & 0xEF != 0x80:
+    """Strict, one datagram: version 2, no padding, a plausible payload type that is not RTCP's,
+    and CSRCs (a mixer's, as Discord's media servers send) and a header extension that fit, with
+    payload after them."""
+    if len(data) < RTP_HEADER + 1 or data[0] & 0xE0 != 0x80:
         return False
     pt = data[1] & 0x7F
     if 72 <= pt <= 76 or not (pt in STATIC_CLOCK or 96 <= pt <= 127):
         return False
+    pos = RTP_HEADER + 4 * (data[0] & 0x0F)
     if data[0] & 0x10:
-        if len(data) < RTP_HEADER + 4:
+        if len(data) < pos + 4:
             return False
-        words = int.from_bytes(data[14:16], "big")
-        return RTP_HEADER + 4 + 4 * words <= len(data)
-    return True
+        pos += 4 + 4 * int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return pos < len(data)
 
 
 def parse_rtp(data: bytes) -> tuple[RtpRecord | None, list[Field], list[Finding]]:

@@ -1,8 +1,14 @@
 """RTP streams (`--report streams`): per SSRC and direction, like `tshark -z rtp,streams`.
 
 Loss, duplicates, reordering and sequence wraps from the extended sequence number (RFC 3550
-appendix A.1); jitter per RFC 3550 section 6.4.1 from capture timestamps, with the clock rate
-of the static payload type (dynamic types without signaling have none, and no jitter).
+appendix A.1). Jitter per RFC 3550 section 6.4.1 from capture timestamps, in milliseconds, with
+each packet's clock rate (signaling's rtpmap, else the static payload type; none for dynamic types
+without signaling and for RFC 4733 telephone-event, whose timestamp stands still during an event).
+Max delta and max jitter count "regular" packets only, as Wireshark's RTP analysis does
+(ui/tap-rtp-analysis.c): not a stream's first packet, not one with the marker bit, not comfort noise
+(PT 13 or 19) or the packet after it, not one whose timestamp went backwards. The jitter of a packet
+compares its arrival with the previous packet's and its timestamp with that of the last packet that
+had a clock, as Wireshark does around telephone-event packets.
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ import numpy.typing as npt
 
 from protoscope.decoders.api import FlowContext, Pdu, RtpColumns
 
-from .packets import STATIC_CLOCK, RtpRecord
+from .packets import RtpRecord
+
+COMFORT_NOISE = (13, 19)
+"""PT 13 (RFC 3389 comfort noise) and 19 (its old, reserved number)."""
 
 
 @dataclass(slots=True)
@@ -29,27 +38,36 @@ class Stream:
     packets: int = 0
     base_seq: int = 0
     max_ext_seq: int = 0
-    cycles: int = 0
     seen: set[int] = field(default_factory=set)
     duplicates: int = 0
     out_of_order: int = 0
     wraps: int = 0
     max_delta: float = 0.0
-    prev_time: float | None = None
-    prev_transit: float | None = None
+    """Milliseconds."""
+    prev_time: float = 0.0
+    prev_timestamp: int = 0
+    prev_pt: int = -1
+    first_timestamp: int = 0
+    last_nominal: float = 0.0
+    """Milliseconds of RTP time since the first packet, at the last packet that had a clock."""
     jitter: float = 0.0
+    """Milliseconds, as all jitter figures here."""
     max_jitter: float = 0.0
     jitter_sum: float = 0.0
     clock: int | None = None
     payload_types: set[int] = field(default_factory=set)
     seconds: list[list[float]] = field(default_factory=list)
-    """Per second of the stream: [max jitter in clock units, packets lost] (for sparklines)."""
+    """Per second of the stream: [max jitter in ms, packets lost] (for sparklines)."""
 
 
 MAX_SECONDS = 3600
 """Seconds of per-second series kept per stream; later packets fall in the last one."""
 MAX_SEEN = 1 << 16
 """Sequence numbers remembered per stream for duplicate detection (one wrap's worth)."""
+
+
+def _int32(value: int) -> int:
+    return (value + 2**31) % 2**32 - 2**31
 
 
 class StreamAnalysis:
@@ -61,7 +79,6 @@ class StreamAnalysis:
     def feed(self, pdu: Pdu, ctx: FlowContext) -> None:
         rec = pdu.record
         if isinstance(rec, RtpRecord):
-            clock = rec.clock or STATIC_CLOCK.get(rec.payload_type)
             self.packet(
                 rec.ssrc,
                 str(ctx.src),
@@ -69,21 +86,33 @@ class StreamAnalysis:
                 rec.payload_type,
                 rec.seq,
                 rec.timestamp,
-                clock,
+                rec.marker,
+                rec.clock,
                 ctx.time,
             )
 
     def packet(
-        self, ssrc: int, src: str, dst: str, pt: int, seq: int, timestamp: int, clock: int | None, t: float
+        self,
+        ssrc: int,
+        src: str,
+        dst: str,
+        pt: int,
+        seq: int,
+        timestamp: int,
+        marker: bool,
+        clock: int | None,
+        t: float,
     ) -> None:
-        """One RTP packet of stream (ssrc, src, dst) arriving at `t`; `clock` counts only for the
-        stream's first packet."""
+        """One RTP packet of stream (ssrc, src, dst) arriving at `t` (seconds); `clock` is its
+        payload type's rate (None: no jitter for this packet)."""
         key = (ssrc, src, dst)
         s = self.streams.get(key)
+        first = s is None
         if s is None:
             s = self.streams[key] = Stream(ssrc, pt, src, dst, t)
             s.base_seq = s.max_ext_seq = seq
             s.clock = clock
+            s.first_timestamp = timestamp
         else:
             ext = self._extend(s, seq)
             if ext in s.seen:
@@ -94,24 +123,31 @@ class StreamAnalysis:
                 self._bucket(s, t)[1] += ext - s.max_ext_seq - 1  # a gap: packets lost here
             s.max_ext_seq = max(s.max_ext_seq, ext)
         s.payload_types.add(pt)
-        ext_now = self._extend(s, seq) if s.packets else seq
+        ext_now = seq if first else self._extend(s, seq)
         if len(s.seen) < MAX_SEEN:
             s.seen.add(ext_now)
-        if s.prev_time is not None:
-            s.max_delta = max(s.max_delta, (t - s.prev_time) * 1000)
-        s.prev_time = t
-        if s.clock:
-            transit = t * s.clock - timestamp
-            if s.prev_transit is not None:
-                d = abs(transit - s.prev_transit)
-                # RTP timestamps wrap at 2^32: take the nearest difference.
-                d = min(d, abs(d - 2**32))
-                s.jitter += (d - s.jitter) / 16
-                s.max_jitter = max(s.max_jitter, s.jitter)
+        delta = 0.0 if first else (t - s.prev_time) * 1000
+        if clock:
+            nominal = ((timestamp - s.first_timestamp) % 2**32) * 1000 / clock
+            if not first:
+                d = abs(delta - (nominal - s.last_nominal))
+                s.jitter = (15 * s.jitter + d) / 16
                 bucket = self._bucket(s, t)
                 bucket[0] = max(bucket[0], s.jitter)
-            s.prev_transit = transit
-            s.jitter_sum += s.jitter
+            s.last_nominal = nominal
+        regular = not (
+            first
+            or marker
+            or pt in COMFORT_NOISE
+            or s.prev_pt in COMFORT_NOISE
+            or _int32(timestamp - s.prev_timestamp) < 0
+        )
+        if regular:
+            s.max_delta = max(s.max_delta, delta)
+            if clock:
+                s.max_jitter = max(s.max_jitter, s.jitter)
+        s.jitter_sum += s.jitter
+        s.prev_time, s.prev_timestamp, s.prev_pt = t, timestamp, pt
         s.packets += 1
         s.last = t
 
@@ -130,7 +166,6 @@ class StreamAnalysis:
             first = int(rows[0])
             src, dst = cols.pairs[int(cols.endpoints[first])]
             ssrc = int(cols.ssrc[first])
-            clock = int(cols.clock[first]) or None
             if (ssrc, src, dst) in self.streams:
                 for i in rows.tolist():
                     self.packet(
@@ -140,7 +175,8 @@ class StreamAnalysis:
                         int(cols.payload_type[i]),
                         int(cols.seq[i]),
                         int(cols.timestamp[i]),
-                        clock,
+                        bool(cols.marker[i]),
+                        int(cols.clock[i]) or None,
                         float(cols.time[i]),
                     )
                 continue
@@ -148,17 +184,18 @@ class StreamAnalysis:
                 ssrc,
                 src,
                 dst,
-                clock,
                 cols.time[rows],
                 cols.seq[rows],
                 cols.timestamp[rows],
                 cols.payload_type[rows],
+                cols.marker[rows],
+                cols.clock[rows],
             )
 
     @staticmethod
     def _bucket(s: Stream, t: float) -> list[float]:
-        """[max jitter (clock units), packets lost] of the second of the stream that `t` falls in
-        (a packet stamped before the stream's first counts in its first second)."""
+        """[max jitter (ms), packets lost] of the second of the stream that `t` falls in (a
+        packet stamped before the stream's first counts in its first second)."""
         second = max(0, min(int(t - s.first), MAX_SECONDS - 1))
         while len(s.seconds) <= second:
             s.seconds.append([0.0, 0])
@@ -178,7 +215,6 @@ class StreamAnalysis:
         out: list[dict[str, object]] = []
         for s in sorted(self.streams.values(), key=lambda x: x.first):
             expected = s.max_ext_seq - s.base_seq + 1
-            clock_ms = 1000 / s.clock if s.clock else 0.0
             out.append(
                 {
                     "ssrc": s.ssrc,
@@ -193,10 +229,10 @@ class StreamAnalysis:
                     "out_of_order": s.out_of_order,
                     "sequence_wraps": s.wraps,
                     "max_delta_ms": round(s.max_delta, 3),
-                    "max_jitter_ms": round(s.max_jitter * clock_ms, 3),
-                    "mean_jitter_ms": round(s.jitter_sum / s.packets * clock_ms, 3) if s.packets else 0.0,
+                    "max_jitter_ms": round(s.max_jitter, 3),
+                    "mean_jitter_ms": round(s.jitter_sum / s.packets, 3) if s.packets else 0.0,
                     "clock_rate": s.clock,
-                    "jitter_ms_per_second": [round(b[0] * clock_ms, 3) for b in s.seconds],
+                    "jitter_ms_per_second": [round(b[0], 3) for b in s.seconds],
                     "lost_per_second": [int(b[1]) for b in s.seconds],
                     "first": s.first,
                     "last": s.last,
@@ -211,7 +247,7 @@ A = 15 / 16
 
 
 def _jitter(d: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """RFC 3550's J += (|D| - J) / 16 over `d`, from J = 0: J_k = A J_(k-1) + d_k / 16, a linear
+    """RFC 3550's J = (15 J + |D|) / 16 over `d`, from J = 0: J_k = A J_(k-1) + d_k / 16, a linear
     filter, computed in blocks (a scaled cumulative sum inside each, one carry between them)."""
     m = len(d)
     blocks = -(-m // JITTER_BLOCK)
@@ -235,11 +271,12 @@ def bulk_stream(
     ssrc: int,
     src: str,
     dst: str,
-    clock: int | None,
     t: npt.NDArray[np.float64],
     seq16: npt.NDArray[np.uint16],
     timestamp: npt.NDArray[np.uint32],
     pt: npt.NDArray[np.uint8],
+    marker: npt.NDArray[np.bool_],
+    clock: npt.NDArray[np.int64],
 ) -> Stream:
     """One stream's figures from its packets' columns (arrival order), as `StreamAnalysis.packet`
     would compute them one by one."""
@@ -247,7 +284,8 @@ def bulk_stream(
     s = Stream(ssrc, int(pt[0]), src, dst, float(t[0]))
     seq = seq16.astype(np.int64)
     s.base_seq = int(seq[0])
-    s.clock = clock
+    s.clock = int(clock[0]) or None
+    s.first_timestamp = int(timestamp[0])
     # Extended sequence numbers: each the one nearest the highest so far (RFC 3550 A.1). Unwrapped
     # from the previous packet, that is the same whenever it lies within half a wrap of the highest.
     step = ((np.diff(seq) + 0x8000) & 0xFFFF) - 0x8000
@@ -256,7 +294,8 @@ def bulk_stream(
     prev_top = np.concatenate(([ext[0]], top[:-1]))
     dist = ext - prev_top
     if not bool(((np.abs(dist) < 0x8000) | (dist == -0x8000)).all()):
-        return _stream_by_packets(ssrc, src, dst, clock, t, seq16, timestamp, pt)
+        return _stream_by_packets(ssrc, src, dst, t, seq16, timestamp, pt, marker, clock)
+    index = np.arange(n)
     s.packets = n
     s.max_ext_seq = int(top[-1])
     s.wraps = int(np.count_nonzero((ext[1:] >> 16) > (prev_top[1:] >> 16)))
@@ -264,39 +303,53 @@ def bulk_stream(
     _values, first_at, inverse = np.unique(ext, return_index=True, return_inverse=True)
     rank = np.empty(len(first_at), np.int64)
     rank[np.argsort(first_at)] = np.arange(len(first_at))
-    dup = (first_at[inverse] < np.arange(n)) & (rank[inverse] < MAX_SEEN)
-    dup[0] = False
-    later = np.arange(n) > 0
+    dup = (first_at[inverse] < index) & (rank[inverse] < MAX_SEEN)
+    later = index > 0
     s.duplicates = int(np.count_nonzero(dup))
     s.out_of_order = int(np.count_nonzero(~dup & later & (ext < prev_top)))
     gap = ~dup & later & (ext > prev_top + 1)
+    del first_at, inverse, rank, top, dist, step
     s.seen = set()  # only the per-packet path needs it, and only to go on
     s.payload_types = {int(p) for p in np.unique(pt).tolist()}
-    if n > 1:
-        s.max_delta = max(0.0, float(np.max(np.diff(t))) * 1000)
-    s.prev_time = float(t[-1])
-    s.last = float(t[-1])
+    s.last = s.prev_time = float(t[-1])
+    s.prev_timestamp, s.prev_pt = int(timestamp[-1]), int(pt[-1])
+    delta = np.concatenate(([0.0], np.diff(t) * 1000))
+    ts = timestamp.astype(np.int64)
+    comfort = np.isin(pt, COMFORT_NOISE)
+    backwards = ((np.diff(ts) + 2**31) % 2**32 - 2**31) < 0
+    regular = later & ~marker & ~comfort & ~np.concatenate(([False], comfort[:-1] | backwards))
+    if regular.any():
+        s.max_delta = max(0.0, float(delta[regular].max()))
+    # Jitter: updated at each packet with a clock, from its arrival against the previous packet's
+    # and its RTP time against that of the last packet with a clock (0 before any).
+    clocked = clock > 0
+    nominal = np.zeros(n)
+    nominal[clocked] = ((ts[clocked] - s.first_timestamp) % 2**32) * 1000 / clock[clocked]
+    last_clocked = np.maximum.accumulate(np.where(clocked, index, -1))
+    before = np.concatenate(([-1], last_clocked[:-1]))
+    last_nominal = np.where(before >= 0, nominal[np.maximum(before, 0)], 0.0)
+    update = clocked & later
+    jitter = np.zeros(n)
+    if update.any():
+        jitter[update] = _jitter(np.abs(delta[update] - (nominal[update] - last_nominal[update])))
+        # Between updates the jitter stands: carry each value forward.
+        last_update = np.maximum.accumulate(np.where(update, index, -1))
+        jitter = np.where(last_update >= 0, jitter[np.maximum(last_update, 0)], 0.0)
+        s.jitter = float(jitter[-1])
+        s.jitter_sum = float(jitter.sum())
+        counted = regular & clocked
+        if counted.any():
+            s.max_jitter = max(0.0, float(jitter[counted].max()))
+    if clocked.any():
+        s.last_nominal = float(nominal[last_clocked[-1]])
     second = np.clip((t - t[0]).astype(np.int64), 0, MAX_SECONDS - 1)
-    touched = second[gap]
-    jitter = np.zeros(0)
-    if clock:
-        transit = t * clock - timestamp.astype(np.float64)
-        d = np.abs(np.diff(transit))
-        d = np.minimum(d, np.abs(d - 2.0**32))
-        jitter = _jitter(d)
-        s.prev_transit = float(transit[-1])
-        if len(jitter):
-            s.jitter = float(jitter[-1])
-            s.max_jitter = max(0.0, float(jitter.max()))
-            s.jitter_sum = float(jitter.sum())
-            touched = np.concatenate((touched, second[1:]))
+    touched = np.concatenate((second[gap], second[update]))
     if len(touched):
         size = int(touched.max()) + 1
         lost = np.zeros(size, np.int64)
         np.add.at(lost, second[gap], (ext - prev_top - 1)[gap])
         peak = np.zeros(size)
-        if len(jitter):
-            np.maximum.at(peak, second[1:], jitter)
+        np.maximum.at(peak, second[update], jitter[update])
         s.seconds = [[p, int(q)] for p, q in zip(peak.tolist(), lost.tolist(), strict=True)]
     return s
 
@@ -305,14 +358,25 @@ def _stream_by_packets(
     ssrc: int,
     src: str,
     dst: str,
-    clock: int | None,
     t: npt.NDArray[np.float64],
     seq: npt.NDArray[np.uint16],
     timestamp: npt.NDArray[np.uint32],
     pt: npt.NDArray[np.uint8],
+    marker: npt.NDArray[np.bool_],
+    clock: npt.NDArray[np.int64],
 ) -> Stream:
     """The exact per-packet computation, for streams whose numbering jumps by half a wrap."""
     one = StreamAnalysis()
     for i in range(len(t)):
-        one.packet(ssrc, src, dst, int(pt[i]), int(seq[i]), int(timestamp[i]), clock, float(t[i]))
+        one.packet(
+            ssrc,
+            src,
+            dst,
+            int(pt[i]),
+            int(seq[i]),
+            int(timestamp[i]),
+            bool(marker[i]),
+            int(clock[i]) or None,
+            float(t[i]),
+        )
     return one.streams[(ssrc, src, dst)]

@@ -34,6 +34,7 @@ class SdpDecoder:
             if not ip or not m.port or "RTP" not in m.proto:
                 continue
             clocks = {f"rtp.clock.{pt}": str(clock) for pt, (_, clock) in m.rtpmap.items()}
+            clocks |= {f"rtp.encoding.{pt}": name for pt, (name, _) in m.rtpmap.items()}
             ice = "TLS" in m.proto or m.ice_ufrag or rec.ice_ufrag or m.candidates
             # WebRTC media shares its 5-tuple with STUN and DTLS: RFC 7983 demux sorts it out.
             expects.append(Expect("udp", ip, m.port, "stun" if ice else "rtp", clocks))

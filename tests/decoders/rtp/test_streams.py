@@ -15,7 +15,8 @@ FLOATS = ("max_delta_ms", "max_jitter_ms", "mean_jitter_ms")
 
 
 def columns(packets: list[tuple[int, int, int, float, int]], clock: int) -> RtpColumns:
-    """packets: (ssrc, seq, timestamp, time, payload type), one pair of endpoints per ssrc."""
+    """packets: (ssrc, seq, timestamp, time, payload type), one pair of endpoints per ssrc; PT 101
+    plays telephone-event (no clock), and every seventh packet has the marker bit."""
     ssrcs = sorted({p[0] for p in packets})
     return RtpColumns(
         time=np.array([p[3] for p in packets], np.float64),
@@ -25,7 +26,8 @@ def columns(packets: list[tuple[int, int, int, float, int]], clock: int) -> RtpC
         seq=np.array([p[1] for p in packets], np.uint16),
         timestamp=np.array([p[2] for p in packets], np.uint32),
         payload_type=np.array([p[4] for p in packets], np.uint8),
-        clock=np.full(len(packets), clock, np.int64),
+        marker=np.array([k % 7 == 3 for k in range(len(packets))], np.bool_),
+        clock=np.array([0 if p[4] == 101 else clock for p in packets], np.int64),
     )
 
 
@@ -43,6 +45,7 @@ def both(cols: RtpColumns) -> tuple[list[dict[str, object]], list[dict[str, obje
             int(cols.payload_type[i]),
             int(cols.seq[i]),
             int(cols.timestamp[i]),
+            bool(cols.marker[i]),
             clock,
             float(cols.time[i]),
         )
@@ -81,7 +84,7 @@ def streams(draw: st.DrawFn) -> tuple[list[tuple[int, int, int, float, int]], in
                 seq += 1
             ts = (ts + draw(st.sampled_from([160, 960, 3000, 2**32 - 5]))) % 2**32
             t += draw(st.floats(-0.5, 2.5)) if action == "late" else draw(st.floats(0.0, 0.05))
-            out.append((ssrc, seq & 0xFFFF, ts, t, draw(st.sampled_from([0, 8, 96, 111]))))
+            out.append((ssrc, seq & 0xFFFF, ts, t, draw(st.sampled_from([0, 8, 96, 111, 13, 101]))))
     order = draw(st.permutations(range(len(out)))) if draw(st.booleans()) else range(len(out))
     mixed = [out[i] for i in order] if len({p[0] for p in out}) > 1 else out
     return sorted(mixed, key=lambda p: p[3]) if draw(st.booleans()) else mixed, clock
@@ -114,7 +117,7 @@ def test_jitter_filter_matches_the_recursion() -> None:
     d = np.random.default_rng(1).random(1000) * 500
     j, want = 0.0, []
     for x in d.tolist():
-        j += (x - j) / 16
+        j = (15 * j + x) / 16
         want.append(j)
     assert np.allclose(_jitter(d), want, rtol=1e-12, atol=1e-9)
     assert len(_jitter(np.zeros(0))) == 0

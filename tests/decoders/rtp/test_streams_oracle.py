@@ -68,16 +68,7 @@ TSHARK_SKIPS = {
 }
 """Captures where tshark misses RTP packets: there ours = tshark's packets + its lost, with no loss."""
 
-OURS_TODO = {
-    "ndpi--discord.pcap": "4 short Discord streams (about 10 packets each) are not recognised: the first "
-    "datagrams of those flows are not RTP and the heuristic gives up on them",
-    "ndpi--rtp.pcapng": "one stream (SSRC 0xB8094E18) is not recognised by our heuristic",
-    "ndpi--stun_wa_call.pcapng": "RTP relayed by a TURN server: same packet counts, different max delta; the "
-    "packets we assign to those streams differ from tshark's and are not yet explained",
-    "wswiki--SIP_DTMF2.cap": "RFC 4733 telephone-event packets inside the voice stream: same packets, "
-    "but tshark's max delta (30.068 ms) and jitter (15.767 ms) differ from ours (30.256, 21.125): "
-    "not yet explained",
-}
+OURS_TODO: dict[str, str] = {}
 """Differences that are ours to fix: strict xfail, so this test fails once they are fixed."""
 
 
