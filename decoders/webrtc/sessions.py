@@ -82,8 +82,20 @@ class Allocation:
     channels: dict[int, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     findings: list[dict[str, object]] = field(default_factory=list)
-    pending: dict[bytes, tuple[int, object]] = field(default_factory=dict)
+    pending: dict[bytes, tuple[int, object, object]] = field(default_factory=dict)
+    """Requests waiting for an answer: method, peers, the USERNAME they carried (or None)."""
     released: bool = False
+
+
+PHASE_ORDER = ("signaling", "turn", "ice", "dtls", "media")
+"""Where a call can break, in the order it gets there: the failed phase is the earliest with a
+finding (a refused certificate also leaves media one way; the certificate is the cause)."""
+
+
+def _earliest(findings: list[dict[str, object]]) -> str | None:
+    phases = [str(f["phase"]) for f in findings]
+    known = [p for p in PHASE_ORDER if p in phases]
+    return known[0] if known else (phases[0] if phases else None)
 
 
 def _finding(phase: str, code: str, message: str, ctx: FlowContext | None = None) -> dict[str, object]:
@@ -99,6 +111,8 @@ class SessionAnalysis:
         self.by_flow: dict[int, IceSession] = {}
         self.allocations: dict[tuple[int, str], Allocation] = {}
         self.last_time = 0.0
+        self.last_sdp: dict[int, tuple[bool, IceSession]] = {}
+        """Signaling flow -> (direction, session) of the last SDP it carried."""
 
     # -- routing ------------------------------------------------------------------------------
 
@@ -171,7 +185,18 @@ class SessionAnalysis:
         ufrags = {u for u in [rec.ice_ufrag, *(m.ice_ufrag for m in rec.media)] if u}
         if not ufrags:
             return
+        prior = self.last_sdp.get(ctx.flow)
+        if (
+            prior is not None
+            and prior[0] != ctx.from_client
+            and not any(u in self.by_ufrag for u in ufrags)
+            and len({tuple(x["ufrag"]) for x in prior[1].sdp}) == 1  # type: ignore[arg-type]
+        ):
+            # The answer to an offer that came the other way on this signaling connection: one
+            # session even if no connectivity check ever ties their ufrags together.
+            ufrags = ufrags | prior[1].ufrags
         session = self._session_for(ufrags)
+        self.last_sdp[ctx.flow] = (ctx.from_client, session)
         session.mark("signaling", ctx)
         session.sdp.append(
             {
@@ -255,7 +280,11 @@ class SessionAnalysis:
             else:
                 alloc = self.allocations[key] = Allocation(ctx.flow, client, server, ctx.time)
         if rec.cls == REQUEST:
-            alloc.pending[rec.transaction_id] = (rec.method, a.get("xor_peers") or a.get("xor_peer"))
+            alloc.pending[rec.transaction_id] = (
+                rec.method,
+                a.get("xor_peers") or a.get("xor_peer"),
+                a.get("username"),
+            )
             channel, peer = a.get("channel"), a.get("xor_peer")
             if rec.method == CHANNEL_BIND and isinstance(channel, int) and isinstance(peer, tuple):
                 alloc.channels[channel] = str(peer[0])
@@ -274,12 +303,25 @@ class SessionAnalysis:
                         )
                     )
             return
-        method, peers = alloc.pending.pop(rec.transaction_id, (rec.method, None))
+        method, peers, username = alloc.pending.pop(rec.transaction_id, (rec.method, None, None))
         if rec.cls == ERROR:
             code = a.get("error_code")
             alloc.errors.append(f"{code} {a.get('error_reason', '')}".strip())
             if code == 401 and method == ALLOCATE:
                 alloc.unauthorized += 1
+                if username is not None and not any(
+                    f["code"] == "turn.credentials_refused" for f in alloc.findings
+                ):
+                    # The first 401 is the nonce dance (RFC 8656 9.2); one to a request that
+                    # carried USERNAME and MESSAGE-INTEGRITY refuses the credentials themselves.
+                    alloc.findings.append(
+                        _finding(
+                            "turn",
+                            "turn.credentials_refused",
+                            f"Allocate with username {username!r} answered 401: credentials refused",
+                            ctx,
+                        )
+                    )
                 if alloc.unauthorized > MAX_401 and alloc.relayed is None:
                     alloc.findings.append(
                         _finding(
@@ -343,6 +385,10 @@ class SessionAnalysis:
         out: list[dict[str, object]] = []
         for n, s in enumerate(self.sessions):
             findings = list(s.findings)
+            if s.sdp and not s.pairs:
+                findings.append(
+                    _finding("ice", "ice.no_checks", "SDP was exchanged but no connectivity check was seen")
+                )
             if s.pairs and not any(p.responses for p in s.pairs.values()):
                 findings.append(
                     _finding("ice", "ice.no_response", "connectivity checks were sent, none was answered")
@@ -381,7 +427,7 @@ class SessionAnalysis:
                 s.dtls["fingerprint_checked"] = True
             order = ["signaling", "ice", "ice_connected", "nominated", "dtls", "dtls_done", "media"]
             reached = [p for p in order if p in s.phases]
-            failed = next((f["phase"] for f in findings), None)
+            failed = _earliest(findings)
             out.append(
                 {
                     "id": n,
@@ -450,7 +496,7 @@ class SessionAnalysis:
                     "permissions": sorted(alloc.permissions),
                     "channels": {f"0x{k:04x}": v for k, v in alloc.channels.items()},
                     "errors": alloc.errors,
-                    "failed_phase": findings[0]["phase"] if findings else None,
+                    "failed_phase": _earliest(findings),
                     "findings": findings,
                 }
             )

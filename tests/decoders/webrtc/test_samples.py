@@ -6,6 +6,8 @@ import json
 import re
 from typing import Any
 
+import pytest
+
 from protoscope.decoders.registry import load_registry
 from protoscope.decoders.stun.messages import StunRecord
 from protoscope.inspector.report.rows import analysis_rows
@@ -107,3 +109,31 @@ def test_signaling_starts_with_the_offer_whatever_the_hash_seed() -> None:
     first = ice["signaling"][0]
     assert set(first["ufrag"]) == sdp_values(want["offer"], "ice-ufrag")
     assert ice["phases"]["signaling"]["frame"] == first["frame"]
+
+
+FAILURES = ["no-answer", "turn-refused", "bad-fingerprint", "one-way"]
+
+
+@pytest.mark.parametrize("kind", FAILURES)
+def test_failed_calls_name_their_phase(kind: str) -> None:
+    """Real aiortc calls that break (captures/samples/make_webrtc_failures.py): the sessions report
+    says where, with the findings the truth file expects and no others."""
+    want = truth(f"webrtc-{kind}")
+    rows, _ = decode(f"webrtc-{kind}")
+    (ice,) = [r for r in rows if r.get("kind") is None]
+    phase, codes = want["expected"]["session"]
+    assert ice["failed_phase"] == phase
+    assert sorted(f["code"] for f in ice["findings"]) == sorted(codes)
+    assert all(f["phase"] in ("signaling", "turn", "ice", "dtls", "media") for f in ice["findings"])
+    # Offer and answer belong to the one session, even where no check ever tied their ufrags.
+    assert set(ice["ufrags"]) == sdp_values(want["offer"], "ice-ufrag") | sdp_values(
+        want["answer"], "ice-ufrag"
+    )
+    allocations = [r for r in rows if r.get("kind") == "turn_allocation"]
+    if "allocation" in want["expected"]:
+        phase, codes = want["expected"]["allocation"]
+        assert allocations and all(a["failed_phase"] == phase for a in allocations)
+        assert all(sorted({f["code"] for f in a["findings"]}) == sorted(codes) for a in allocations)
+        assert all(a["relayed"] is None for a in allocations)
+    else:
+        assert allocations == []

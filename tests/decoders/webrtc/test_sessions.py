@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from protoscope.decoders.api import Endpoint, FlowContext, Pdu
+from protoscope.decoders.dtls.records import DtlsRecord
 from protoscope.decoders.registry import load_registry
+from protoscope.decoders.stun.messages import StunRecord
+from protoscope.decoders.webrtc.sessions import SessionAnalysis
 from protoscope.inspector.report.rows import analysis_rows
 from protoscope.inspector.session import Session
 from tests.conftest import public_capture
@@ -42,3 +46,66 @@ def test_turn_allocation_and_relayed_session() -> None:
         if r.get("kind") is None and any(p["flow"] == alloc["flow"] for p in r["candidate_pairs"])
     ]
     assert relayed and {"ice", "dtls", "dtls_done", "media"} <= set(relayed[0]["phases"])
+
+
+# -- findings no real capture of ours shows: fed as the decoders' records -------------------------
+
+
+A, B, TURN = Endpoint("10.0.0.1", 5000), Endpoint("10.0.0.2", 6000), Endpoint("10.0.0.9", 3478)
+BINDING, ALLOCATE, CREATE_PERMISSION, SEND = 1, 3, 8, 6
+REQUEST, INDICATION, SUCCESS, ERROR = 0, 1, 2, 3
+
+
+def feed(
+    analysis: SessionAnalysis, rec: object, src: Endpoint, dst: Endpoint, t: float, flow: int = 0
+) -> None:
+    ctx = FlowContext(
+        flow=flow, transport="udp", src=src, dst=dst, from_client=src == A, frame=int(t * 10), time=t
+    )
+    analysis.feed(Pdu("x", (), (0, 0), record=rec), ctx)
+
+
+def stun(method: int, cls: int, tid: int, **attributes: object) -> StunRecord:
+    return StunRecord(method | cls, method, cls, tid.to_bytes(12, "big"), False, dict(attributes))
+
+
+def test_role_conflict_and_a_handshake_that_never_ends() -> None:
+    analysis = SessionAnalysis()
+    feed(analysis, stun(BINDING, REQUEST, 1, username="bb:aa", role="controlling"), A, B, 1.0)
+    feed(analysis, stun(BINDING, ERROR, 1, error_code=487), B, A, 1.1)
+    feed(analysis, stun(BINDING, REQUEST, 2, username="bb:aa", role="controlled"), A, B, 1.2)
+    feed(analysis, stun(BINDING, SUCCESS, 2), B, A, 1.3)
+    feed(analysis, DtlsRecord((22,), (1,), 0xFEFD, {}), A, B, 1.4)  # ClientHello, then silence
+    (row,) = analysis.rows()
+    codes = [(f["phase"], f["code"]) for f in row["findings"]]
+    assert ("ice", "ice.role_conflict") in codes and ("dtls", "dtls.incomplete") in codes
+    assert row["failed_phase"] == "ice"
+
+
+def test_turn_401_loop_stale_nonce_and_expired_permission() -> None:
+    analysis = SessionAnalysis()
+    for k in range(5):  # a client that keeps trying without ever getting in
+        feed(analysis, stun(ALLOCATE, REQUEST, 10 + k), A, TURN, 1.0 + k)
+        feed(analysis, stun(ALLOCATE, ERROR, 10 + k, error_code=401), TURN, A, 1.01 + k)
+    feed(analysis, stun(ALLOCATE, REQUEST, 20, username="alice"), B, TURN, 2.0, flow=1)
+    feed(analysis, stun(ALLOCATE, ERROR, 20, error_code=438), TURN, B, 2.01, flow=1)
+    feed(analysis, stun(ALLOCATE, REQUEST, 21, username="alice"), B, TURN, 2.1, flow=1)
+    feed(
+        analysis,
+        stun(ALLOCATE, SUCCESS, 21, xor_relayed=("10.0.0.9", 49152), lifetime=600),
+        TURN,
+        B,
+        2.2,
+        flow=1,
+    )
+    feed(analysis, stun(CREATE_PERMISSION, REQUEST, 22, xor_peer=("10.0.0.7", 7000)), B, TURN, 3.0, flow=1)
+    feed(analysis, stun(CREATE_PERMISSION, SUCCESS, 22), TURN, B, 3.1, flow=1)
+    feed(analysis, stun(SEND, INDICATION, 23, xor_peer=("10.0.0.7", 7000)), B, TURN, 200.0, flow=1)
+    feed(analysis, stun(SEND, INDICATION, 24, xor_peer=("10.0.0.7", 7000)), B, TURN, 400.0, flow=1)
+    rows = {r["client"]: r for r in analysis.rows() if r.get("kind") == "turn_allocation"}
+    looping, stale = rows[str(A)], rows[str(B)]
+    assert [f["code"] for f in looping["findings"]] == ["turn.401_loop", "turn.401_loop"]
+    assert looping["failed_phase"] == "turn" and looping["relayed"] is None
+    codes = [f["code"] for f in stale["findings"]]
+    assert codes.count("turn.stale_nonce") == 1 and codes.count("turn.permission_expired") == 1
+    assert stale["relayed"] == "10.0.0.9:49152"
