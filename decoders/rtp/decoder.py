@@ -52,8 +52,10 @@ class RtpDecoder:
         return None
 
     def decode(self, data: bytes, state: object, ctx: FlowContext) -> DecodeResult:
-        if len(data) >= 2 and 192 <= data[1] <= 223 and looks_like_rtcp(data):
-            return RtcpDecoder().decode(data, state, ctx)  # RTCP muxed on the RTP port (RFC 5761)
+        if len(data) >= 2 and 192 <= data[1] <= 223:
+            # RTCP muxed on the RTP port (RFC 5761 section 4: these types are never RTP's), even
+            # when its lengths do not add up (Discord's encrypted RTCP has a trailer of its own).
+            return RtcpDecoder().decode(data, state, ctx)
         if data and data[0] >> 6 != 2:
             # Not RTP version 2: ZRTP (first byte 0x10, RFC 6189) or STUN sharing the port.
             kind = "zrtp" if data[0] & 0xF0 == 0x10 else "not RTP"

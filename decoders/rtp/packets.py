@@ -213,9 +213,18 @@ def _extensions(data: bytes, pos: int, end: int, profile: int) -> list[Field]:
 
 def looks_like_rtcp(data: bytes) -> bool:
     """Strict: a compound of RTCP packets whose lengths add up to the datagram (an SRTCP trailer
-    of 4 + 10 bytes may follow), starting with SR, RR or a feedback packet."""
+    of 4 + 10 bytes may follow), starting with SR, RR or a feedback packet; or an SR or RR whose
+    length is exactly what its report count makes it, followed by anything (encrypted RTCP with a
+    trailer of its own, as Discord sends)."""
     if len(data) < 8 or data[0] >> 6 != 2 or data[1] not in (200, 201, 205, 206, 207):
         return False
+    words, count = int.from_bytes(data[2:4], "big"), data[0] & 0x1F
+    if (
+        data[1] in (200, 201)
+        and words == (6 if data[1] == 200 else 1) + 6 * count
+        and 4 + 4 * words <= len(data)
+    ):
+        return True
     pos = 0
     while pos + 4 <= len(data):
         if data[pos] >> 6 != 2 or not 192 <= data[pos + 1] <= 210:
