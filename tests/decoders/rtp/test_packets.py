@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import struct
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from protoscope.decoders.rtp.packets import looks_like_rtcp, looks_like_rtp, parse_rtcp, parse_rtp
 from protoscope.inspector.session import flatten
+from tests.conftest import public_capture
 
 
 def rtp(seq: int = 7, ext: bytes = b"", padding: int = 0, payload: bytes = b"\xd5" * 160) -> bytes:
@@ -77,3 +80,23 @@ def test_random_bytes_never_raise(data: bytes) -> None:
     parse_rtcp(data)
     looks_like_rtp(data)
     looks_like_rtcp(data)
+
+
+@pytest.mark.parametrize(
+    ("name", "port"), [("tcpdump--rtp-seg-fault-1.pcapng", 53), ("tcpdump--rtp-seg-fault-2.pcapng", 514)]
+)
+def test_fuzzed_captures_that_crashed_tcpdump(
+    name: str, port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """tcpdump's fuzzed RTP packets (its -T rtp crashed on them), read as RTP like its tests do:
+    findings on the packet, exit 0, no traceback."""
+    from protoscope.inspector.cli import main
+
+    path = public_capture(name)
+    args = [str(path), "--report", "findings", "--format", "json", "-d", f"udp.port=={port},rtp"]
+    assert main(args) == 0
+    findings = json.loads(capsys.readouterr().out)
+    if name.endswith("1.pcapng"):  # UDP length past the IP payload, then a version-0 "RTP" header
+        assert {f["code"] for f in findings} == {"udp.length_bad", "rtp.not_rtp"}
+    else:  # an empty UDP payload: nothing to decode, nothing wrong above it
+        assert findings == []
