@@ -63,7 +63,7 @@ protoscope keys
   ↑ ↓ / j k         move                        PgUp PgDn / Space   page
   g / G             first / last packet         Enter   open (flow: its packets; packet: detail)
   Esc               back (all packets) / stop loading
-  Ctrl+P            command palette: go to frame / flow / call
+  Ctrl+P            command palette: go to frame / flow / call / stream / session
   Ctrl+E            live capture: pause / resume (packets arriving while paused are not kept)
   ?                 this help                   q   quit
 
@@ -83,7 +83,8 @@ class HelpScreen(ModalScreen[None]):
 
 
 class GoTo(Provider):
-    """Command palette: "frame N", "flow N", "call N"."""
+    """Command palette: "frame N", "flow N", "call N", and a row of any report ("stream N",
+    "session N", a plugin's)."""
 
     async def search(self, query: str) -> Hits:
         app = self.app
@@ -103,6 +104,12 @@ class GoTo(Provider):
                 )
             if number < len(model.decoded.calls):
                 targets.append((f"go to call {number}", lambda: app.show_call(number)))
+            for name in app._extra_reports():
+                if number < len(model.decoded.reports.get(name, [])):
+                    noun = name[:-1] if name.endswith("s") else name
+                    targets.append(
+                        (f"go to {noun} {number}", lambda name=name: app.show_report_row(name, number))  # type: ignore[misc]
+                    )
         for name in ("packets", "calls", "findings"):
             targets.append((f"show {name}", lambda name=name: app.show_tab(name)))  # type: ignore[misc]
         matcher = self.matcher(query)
@@ -611,6 +618,13 @@ class ProtoscopeApp(App[None]):
         table.move_cursor(row=n)
         table.focus()
         self.query_one(CallTree).show(calls[n])
+
+    def show_report_row(self, name: str, n: int) -> None:
+        """Row n of a report tab (a stream, a session), selected and opened."""
+        self.show_tab(f"report-{name}")
+        table = self.query_one(f"#report-{name}-table", ReportTable)
+        table.move_cursor(row=n)
+        table.focus()
 
     def go_to_packet(self, index: int) -> None:
         self.show_tab("packets")

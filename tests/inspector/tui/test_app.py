@@ -141,6 +141,26 @@ async def test_help_and_command_palette() -> None:
         assert app.query_one(PacketList).cursor == 41
 
 
+async def test_palette_goes_to_a_stream_and_a_session() -> None:
+    app = ProtoscopeApp(TURN, load_registry())
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot)
+        for words, tab, row in (("session 2", "report-sessions", 2), ("stream 1", "report-streams", 1)):
+            await pilot.press("ctrl+p")
+            await pilot.pause(0.2)
+            await pilot.press(*words)
+            await pilot.pause(0.5)
+            await pilot.press("enter")
+            table = app.query_one(f"#{tab}-table", DataTable)
+            await until(
+                pilot,
+                lambda tab=tab, table=table, row=row: (
+                    app.query_one(TabbedContent).active == tab and table.cursor_row == row
+                ),
+            )
+            assert app.query_one(TabbedContent).active == tab and table.cursor_row == row
+
+
 def hostile_capture(tmp_path: Path) -> Path:
     """An h2c request whose header value holds Rich markup and a clear-screen escape."""
     block = Encoder().encode([(":method", "GET"), (":path", "/"), ("x-evil", "[red]x[/red]\x1b[2J")])
