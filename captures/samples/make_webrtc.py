@@ -185,17 +185,12 @@ def write_truth(name: str, truth: dict[str, Any]) -> None:
     (HERE / f"{name}.truth.json").write_text(json.dumps(truth, indent=1) + "\n")
 
 
-def main() -> None:
-    bpf = f"tcp port {SIGNAL_PORT} or udp"
-    tcpdump = capture(HERE / "webrtc-direct.pcap", bpf)
-    truth = asyncio.run(call(RTCConfiguration(iceServers=[])))
-    stop(tcpdump)
-    write_truth("webrtc-direct", truth)
-
+def start_coturn(password: str) -> subprocess.Popen[bytes]:
+    """A real coturn on 127.0.0.1:3478: long-term credentials for alice, relays on loopback."""
     turnserver = shutil.which("turnserver")
     if turnserver is None:
-        raise SystemExit("coturn's turnserver is needed for the TURN sample (apt-get install coturn)")
-    coturn = subprocess.Popen(
+        raise SystemExit("coturn's turnserver is needed for the TURN samples (apt-get install coturn)")
+    return subprocess.Popen(
         [
             turnserver,
             "-n",
@@ -203,7 +198,7 @@ def main() -> None:
             "--relay-ip=127.0.0.1",
             f"--listening-port={TURN_PORT}",
             "--lt-cred-mech",
-            f"--user={TURN_USER}:{TURN_PASS}",
+            f"--user={TURN_USER}:{password}",
             f"--realm={TURN_REALM}",
             "--no-tls",
             "--no-dtls",
@@ -215,6 +210,16 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def main() -> None:
+    bpf = f"tcp port {SIGNAL_PORT} or udp"
+    tcpdump = capture(HERE / "webrtc-direct.pcap", bpf)
+    truth = asyncio.run(call(RTCConfiguration(iceServers=[])))
+    stop(tcpdump)
+    write_truth("webrtc-direct", truth)
+
+    coturn = start_coturn(TURN_PASS)
     try:
         time.sleep(1.0)
         tcpdump = capture(HERE / "webrtc-turn.pcap", bpf)

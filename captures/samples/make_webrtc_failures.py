@@ -22,9 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import signal
-import subprocess
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -36,13 +34,13 @@ from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from make_webrtc import (
     SIGNAL_PORT,
     TURN_PORT,
-    TURN_REALM,
     TURN_USER,
     Relay,
     capture,
     connect,
     frame,
     read_frame,
+    start_coturn,
     stop,
     write_truth,
 )
@@ -122,27 +120,7 @@ def main() -> None:
     record("no-answer", direct)
     record("bad-fingerprint", direct)
     record("one-way", direct)
-    turnserver = shutil.which("turnserver")
-    if turnserver is None:
-        raise SystemExit("coturn's turnserver is needed for the TURN sample (apt-get install coturn)")
-    coturn = subprocess.Popen(
-        [
-            turnserver,
-            "-n",
-            "--listening-ip=127.0.0.1",
-            "--relay-ip=127.0.0.1",
-            f"--listening-port={TURN_PORT}",
-            "--lt-cred-mech",
-            f"--user={TURN_USER}:secret",
-            f"--realm={TURN_REALM}",
-            "--no-tls",
-            "--no-dtls",
-            "--allow-loopback-peers",
-            "--no-cli",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    coturn = start_coturn("secret")  # the caller will present WRONG_PASSWORD
     try:
         time.sleep(1.0)
         server = RTCIceServer(f"turn:127.0.0.1:{TURN_PORT}", TURN_USER, WRONG_PASSWORD)

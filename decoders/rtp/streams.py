@@ -167,18 +167,17 @@ class StreamAnalysis:
             src, dst = cols.pairs[int(cols.endpoints[first])]
             ssrc = int(cols.ssrc[first])
             if (ssrc, src, dst) in self.streams:
-                for i in rows.tolist():
-                    self.packet(
-                        ssrc,
-                        src,
-                        dst,
-                        int(cols.payload_type[i]),
-                        int(cols.seq[i]),
-                        int(cols.timestamp[i]),
-                        bool(cols.marker[i]),
-                        int(cols.clock[i]) or None,
-                        float(cols.time[i]),
-                    )
+                self.packets(
+                    ssrc,
+                    src,
+                    dst,
+                    cols.time[rows],
+                    cols.seq[rows],
+                    cols.timestamp[rows],
+                    cols.payload_type[rows],
+                    cols.marker[rows],
+                    cols.clock[rows],
+                )
                 continue
             self.streams[(ssrc, src, dst)] = bulk_stream(
                 ssrc,
@@ -191,6 +190,24 @@ class StreamAnalysis:
                 cols.marker[rows],
                 cols.clock[rows],
             )
+
+    def packets(
+        self,
+        ssrc: int,
+        src: str,
+        dst: str,
+        t: npt.NDArray[np.float64],
+        seq: npt.NDArray[np.uint16],
+        timestamp: npt.NDArray[np.uint32],
+        pt: npt.NDArray[np.uint8],
+        marker: npt.NDArray[np.bool_],
+        clock: npt.NDArray[np.int64],
+    ) -> None:
+        """One stream's packets from columns, one by one."""
+        columns = (t, seq, timestamp, pt, marker, clock)
+        rows = zip(*(c.tolist() for c in columns), strict=True)
+        for when, number, stamp, kind, mark, rate in rows:
+            self.packet(ssrc, src, dst, kind, number, stamp, mark, rate or None, when)
 
     @staticmethod
     def _bucket(s: Stream, t: float) -> list[float]:
@@ -367,16 +384,5 @@ def _stream_by_packets(
 ) -> Stream:
     """The exact per-packet computation, for streams whose numbering jumps by half a wrap."""
     one = StreamAnalysis()
-    for i in range(len(t)):
-        one.packet(
-            ssrc,
-            src,
-            dst,
-            int(pt[i]),
-            int(seq[i]),
-            int(timestamp[i]),
-            bool(marker[i]),
-            int(clock[i]) or None,
-            float(t[i]),
-        )
+    one.packets(ssrc, src, dst, t, seq, timestamp, pt, marker, clock)
     return one.streams[(ssrc, src, dst)]
