@@ -204,8 +204,10 @@ async def test_unreadable_capture_is_one_line(tmp_path: Path) -> None:
         (MIDSTREAM, ["f"], (100, 30)),
         (DEMO, [], (80, 24)),
         (TURN, ["w"], (140, 40)),
+        (TURN, ["s", "down"], (140, 40)),
+        (TURN, ["t"], (140, 40)),
     ],
-    ids=["packets", "calls", "findings", "small-terminal", "sessions"],
+    ids=["packets", "calls", "findings", "small-terminal", "sessions", "streams", "timeline"],
 )
 def test_snapshots(snap_compare: Any, capture: Path, keys: list[str], size: tuple[int, int]) -> None:
     async def settle(pilot: Any) -> None:
