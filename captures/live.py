@@ -165,8 +165,12 @@ class LiveCapture:
         self._writer.flush()
         self._read_drops()  # the counter starts from zero now
         self.stats.dropped = 0 if self._kernel_socket() is not None else None
+        # --count counts the packets kept, so packets seen while paused do not use it up.
         self._sniffer = AsyncSniffer(
-            opened_socket=self._socket, prn=self._keep, store=False, count=self._count or 0
+            opened_socket=self._socket,
+            prn=self._keep,
+            store=False,
+            stop_filter=(lambda _pkt: self.stats.packets >= self._count) if self._count else None,
         )
         self._sniffer.start()
         if self._duration is not None:  # AsyncSniffer refuses a timeout of its own

@@ -94,3 +94,31 @@ def test_spool_path_defaults_to_a_temporary_file() -> None:
         assert temporary and path.suffix == ".pcapng"
     finally:
         path.unlink()
+
+
+def test_pause_keeps_nothing_and_count_counts_kept_packets(tmp_path: Path) -> None:
+    """Paused, arrivals are counted and not kept; --count is reached by kept packets only."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("live capture tests run as root in CI")
+        pytest.skip("live capture needs root")
+    port = _free_udp_port()
+    capture = live.LiveCapture("lo", tmp_path / "x.pcapng", f"udp and dst port {port}", count=2)
+    capture.start()
+    capture.pause()
+    deadline = time.monotonic() + SEND_LIMIT_S
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        while capture.stats.skipped < 3 and time.monotonic() < deadline:
+            s.sendto(b"paused", ("127.0.0.1", port))
+            time.sleep(0.05)
+        capture.resume()
+        while capture.running and time.monotonic() < deadline:
+            s.sendto(b"kept", ("127.0.0.1", port))
+            time.sleep(0.05)
+    capture.stop()
+    assert capture.error is None and not capture.running
+    assert capture.stats.packets == 2 and capture.stats.skipped >= 3
+    from protoscope.captures.index import load
+
+    index = load(tmp_path / "x.pcapng")
+    assert [index.payload(i) for i in range(len(index))] == [b"kept", b"kept"]
