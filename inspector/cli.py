@@ -10,10 +10,10 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from pathlib import Path
 from typing import Any, TextIO
 
 from protoscope.captures.errors import CaptureError
+from protoscope.captures.live import LiveCapture, spool_path
 from protoscope.decoders.protobuf.schema import SchemaError
 from protoscope.decoders.registry import Registry, RegistryError, load_registry
 
@@ -127,21 +127,19 @@ def _registry(args: argparse.Namespace) -> Registry:
     return reg
 
 
-def _live_settings(args: argparse.Namespace) -> tuple[Path, bool]:
-    from protoscope.captures.live import spool_path
-
+def _live_capture(args: argparse.Namespace) -> tuple[LiveCapture, bool]:
+    """The capture --live asks for (not started) and whether its spool is a temporary file."""
     if not args.interface:
         raise _Usage("--live needs -i IFACE")
     if args.count < 0 or (args.duration is not None and args.duration <= 0):
         raise _Usage("--count and --duration must be positive")
-    return spool_path(args.write)
+    path, temporary = spool_path(args.write)
+    return LiveCapture(args.interface, path, args.capture_filter, args.count, args.duration), temporary
 
 
 def _live(args: argparse.Namespace) -> str:
-    from protoscope.captures.live import LiveCapture
-
-    path, temporary = _live_settings(args)
-    live = LiveCapture(args.interface, path, args.capture_filter, args.count, args.duration)
+    live, temporary = _live_capture(args)
+    path = live.stats.spool
     live.start()
     if temporary:
         print(f"protoscope: capturing to {path}", file=sys.stderr)
@@ -158,13 +156,11 @@ def _live(args: argparse.Namespace) -> str:
 
 def _live_viewer(args: argparse.Namespace) -> int:
     """The viewer on live traffic: packets, flows and calls as they arrive."""
-    from protoscope.captures.live import LiveCapture
-
     from .tui.app import run as run_tui
 
-    path, _temporary = _live_settings(args)
     registry = _registry(args)
-    live = LiveCapture(args.interface, path, args.capture_filter, args.count, args.duration)
+    live, _temporary = _live_capture(args)
+    path = live.stats.spool
     live.start()  # a refused capture is one line on stderr before the screen opens
     try:
         run_tui(str(path), registry, live)

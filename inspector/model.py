@@ -200,7 +200,6 @@ class CaptureModel:
             out.calls = out.reports.get("calls", [])
             out.findings.extend((-1, f) for f in self.session.file_findings())
             out.complete = True
-        self.index.capture.release_pages()
         if progress is not None:
             progress(n, n)
 

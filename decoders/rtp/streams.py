@@ -14,7 +14,7 @@ had a clock, as Wireshark does around telephone-event packets.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,8 @@ import numpy.typing as npt
 from protoscope.decoders.api import FlowContext, Pdu, RtpColumns
 
 from .packets import RtpRecord
+
+_Int = TypeVar("_Int", int, npt.NDArray[np.int64])
 
 COMFORT_NOISE = (13, 19)
 """PT 13 (RFC 3389 comfort noise) and 19 (its old, reserved number)."""
@@ -66,7 +68,8 @@ MAX_SEEN = 1 << 16
 """Sequence numbers remembered per stream for duplicate detection (one wrap's worth)."""
 
 
-def _int32(value: int) -> int:
+def _int32(value: _Int) -> _Int:
+    """The signed 32-bit difference a 32-bit subtraction gives (RTP timestamps wrap)."""
     return (value + 2**31) % 2**32 - 2**31
 
 
@@ -311,7 +314,9 @@ def bulk_stream(
     prev_top = np.concatenate(([ext[0]], top[:-1]))
     dist = ext - prev_top
     if not bool(((np.abs(dist) < 0x8000) | (dist == -0x8000)).all()):
-        return _stream_by_packets(ssrc, src, dst, t, seq16, timestamp, pt, marker, clock)
+        one = StreamAnalysis()  # numbering jumps by half a wrap: the exact per-packet computation
+        one.packets(ssrc, src, dst, t, seq16, timestamp, pt, marker, clock)
+        return one.streams[(ssrc, src, dst)]
     index = np.arange(n)
     s.packets = n
     s.max_ext_seq = int(top[-1])
@@ -333,7 +338,7 @@ def bulk_stream(
     delta = np.concatenate(([0.0], np.diff(t) * 1000))
     ts = timestamp.astype(np.int64)
     comfort = np.isin(pt, COMFORT_NOISE)
-    backwards = ((np.diff(ts) + 2**31) % 2**32 - 2**31) < 0
+    backwards = _int32(np.diff(ts)) < 0
     regular = later & ~marker & ~comfort & ~np.concatenate(([False], comfort[:-1] | backwards))
     if regular.any():
         s.max_delta = max(0.0, float(delta[regular].max()))
@@ -369,20 +374,3 @@ def bulk_stream(
         np.maximum.at(peak, second[update], jitter[update])
         s.seconds = [[p, int(q)] for p, q in zip(peak.tolist(), lost.tolist(), strict=True)]
     return s
-
-
-def _stream_by_packets(
-    ssrc: int,
-    src: str,
-    dst: str,
-    t: npt.NDArray[np.float64],
-    seq: npt.NDArray[np.uint16],
-    timestamp: npt.NDArray[np.uint32],
-    pt: npt.NDArray[np.uint8],
-    marker: npt.NDArray[np.bool_],
-    clock: npt.NDArray[np.int64],
-) -> Stream:
-    """The exact per-packet computation, for streams whose numbering jumps by half a wrap."""
-    one = StreamAnalysis()
-    one.packets(ssrc, src, dst, t, seq, timestamp, pt, marker, clock)
-    return one.streams[(ssrc, src, dst)]

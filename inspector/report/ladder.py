@@ -31,8 +31,6 @@ class Arrow(NamedTuple):
     dst: str
     label: str
     protocol: str
-    packets: int = 1
-    """Packets an arrow stands for (a run of media)."""
 
 
 def _label(text: str) -> str:
@@ -83,7 +81,7 @@ def _counted(arrow: Arrow, count: int) -> Arrow:
     if count == 1:
         return arrow
     kind = arrow.protocol.upper() + (f" {arrow.label}" if arrow.protocol == "dtls" else "")
-    return arrow._replace(label=f"{kind} ×{count} from frame {arrow.frame}", packets=count)
+    return arrow._replace(label=f"{kind} ×{count} from frame {arrow.frame}")
 
 
 def participants(items: Iterable[Arrow], order: Iterable[str] = ()) -> list[str]:

@@ -537,7 +537,7 @@ class ProtoscopeApp(App[None]):
         if self.model is None or not (active == "calls" or active.startswith("report-")):
             return None
         name = "calls" if active == "calls" else active[len("report-") :]
-        table = self.query_one(f"#{active}-table" if active != "calls" else "#calls-table", DataTable)
+        table = self.query_one(f"#{active}-table", DataTable)
         rows = self._calls() if name == "calls" else self.model.decoded.reports.get(name, [])
         return rows[table.cursor_row] if table.row_count and 0 <= table.cursor_row < len(rows) else None
 
