@@ -43,6 +43,8 @@ class Call:
     flow: int
     stream_id: int
     start: float
+    first_packet: int
+    """0-based packet where the call was first seen (orders rows merged with the bulk path)."""
     path: str | None = None
     authority: str | None = None
     request_headers: list[Header] = field(default_factory=list)
@@ -101,7 +103,7 @@ class CallAnalysis:
         key = (ctx.flow, sid)
         call = self.calls.get(key)
         if call is None:
-            call = self.calls[key] = Call(ctx.flow, sid, ctx.time)
+            call = self.calls[key] = Call(ctx.flow, sid, ctx.time, ctx.frame - 1)
             self.order.append(call)
         return call
 
@@ -204,17 +206,25 @@ class CallAnalysis:
 
         The report streams these during the decoding pass, so memory holds only open calls.
         """
+        return [row for _, row in self.drain_keyed()]
+
+    def drain_keyed(self) -> list[tuple[int, dict[str, object]]]:
+        """drain() with the packet where each call was first seen."""
         done = [c for c in self.order if c.end is not None]
         if not done:
             return []
         self.order = [c for c in self.order if c.end is None]
         for c in done:
             del self.calls[(c.flow, c.stream_id)]
-        return self._rows(done)
+        return list(zip([c.first_packet for c in done], self._rows(done), strict=True))
 
     def rows(self) -> list[dict[str, object]]:
         """Rows of every call not drained yet, in the order they started."""
         return self._rows(self.order)
+
+    def rows_keyed(self) -> list[tuple[int, dict[str, object]]]:
+        """rows() with the packet where each call was first seen."""
+        return list(zip([c.first_packet for c in self.order], self.rows(), strict=True))
 
     def _rows(self, calls: list[Call]) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -32,6 +32,13 @@ def write(session: Session, name: str, fmt: str, out: TextIO) -> None:
         else:
             out.write(json.dumps(data, ensure_ascii=False) + "\n")
         return
+    if fmt in ("jsonl", "json") and name not in ("flows", "packets", "findings"):
+        from ..bulk_calls import json_rows
+
+        texts = json_rows(session, name)
+        if texts is not None:
+            _write_json(texts, fmt, out)
+            return
     items: Iterable[dict[str, Any]]
     if name == "flows":
         items = (rows.flow_row(f) for f in session.flows)
@@ -41,23 +48,24 @@ def write(session: Session, name: str, fmt: str, out: TextIO) -> None:
         items = rows.finding_rows(session)
     else:
         items = rows.analysis_rows(session, name)
-    if fmt == "jsonl":
-        for item in items:
-            out.write(json.dumps(item, ensure_ascii=False) + "\n")
-    elif fmt == "json":
-        _json_array(items, out)
+    if fmt in ("jsonl", "json"):
+        _write_json((json.dumps(item, ensure_ascii=False) for item in items), fmt, out)
     elif name == "packets":
         _packets_text(items, out)
     else:
         _table_text(name, items, out)
 
 
-def _json_array(items: Iterator[dict[str, Any]] | Iterable[dict[str, Any]], out: TextIO) -> None:
-    """A JSON array written item by item, so a million packets never sit in memory at once."""
+def _write_json(texts: Iterable[str], fmt: str, out: TextIO) -> None:
+    """JSON Lines, or a JSON array written item by item (a million packets never sit in memory)."""
+    if fmt == "jsonl":
+        for text in texts:
+            out.write(text + "\n")
+        return
     out.write("[")
     sep = "\n"
-    for item in items:
-        out.write(sep + json.dumps(item, ensure_ascii=False))
+    for text in texts:
+        out.write(sep + text)
         sep = ",\n"
     out.write("\n]\n")
 

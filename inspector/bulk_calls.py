@@ -1,0 +1,250 @@
+"""The bulk path of `--report calls` in JSON: whole h2c connections decoded by a C extension.
+
+The Python decoders cost ~130 us per gRPC call (bench/bench_grpc.py); `decoders/grpc/_bulk.c`
+follows them step by step for the plain case and writes each row's JSON directly. Which
+connections it takes:
+
+- the plan (numpy over the index) keeps TCP flows whose payloads are all captured, arrive in
+  order without retransmissions, gaps or IP fragments, and whose first payload is the client's
+  HTTP/2 preface, which the registry hands to our HTTP/2 decoder (as the normal pass would);
+- a first C run over them, with rows thrown away, names the connections it cannot follow the
+  Python decoders on (CONTINUATION, compression, malformed input, ...): those "bail";
+- the normal pass decodes every other packet (the bailed connections among them) into the same
+  analysis as always;
+- a second C run writes the rows of the connections that did not bail, merged with the Python
+  rows in the order the normal pass would give them: by drain point, then by the packet where
+  each call was first seen (inspector/report/rows.py drains every DRAIN_EVERY packets).
+
+Without the extension (no C compiler when protoscope was installed) or with schemas loaded
+(MessageToDict is the official library's), everything goes the normal way. Tests compare the
+two paths row for row (tests/inspector/test_bulk_calls.py).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from protoscope.decoders.grpc.calls import CallAnalysis
+from protoscope.decoders.http2.decoder import Http2Decoder, find_frame_start
+
+from .session import Session
+
+_bulk: ModuleType | None
+try:
+    from protoscope.decoders.grpc import _bulk
+except ImportError:  # built without a C compiler: the Python decoders do it all
+    _bulk = None
+
+IN_TREE = "protoscope.decoders."
+IPPROTO_TCP = 6
+TCP_SYN = 0x02
+CHUNK = 1 << 16
+"""Packets handed to the extension at a time (file pages are released between chunks)."""
+MAX_MESSAGE = 4 * 1024 * 1024
+"""Messages larger than this leave their connection to the Python decoders (gRPC's default limit)."""
+MAX_FRAME = 1 << 20
+"""Frames larger than this leave their connection to the Python decoders."""
+
+
+def available() -> bool:
+    return _bulk is not None
+
+
+def _init() -> None:
+    from hpack.huffman_table import HUFFMAN_TABLE
+    from hpack.table import HeaderTable
+
+    from protoscope.decoders.http2 import header_block as hb
+    from protoscope.decoders.protobuf import wire
+
+    assert _bulk is not None
+    _bulk.init(
+        list(HeaderTable.STATIC_TABLE),
+        list(HUFFMAN_TABLE),
+        {
+            "max_depth": wire.MAX_DEPTH,
+            "max_fields": wire.MAX_FIELDS,
+            "max_field_number": wire.MAX_FIELD_NUMBER,
+            "max_header_list": hb.MAX_HEADER_LIST_SIZE,
+            "max_table": hb.MAX_TABLE_SIZE,
+            "default_table": hb.DEFAULT_TABLE_SIZE,
+            "max_message": MAX_MESSAGE,
+            "max_frame": MAX_FRAME,
+        },
+    )
+
+
+@dataclass(slots=True)
+class CallsPlan:
+    flows: npt.NDArray[np.bool_]
+    """Per flow: its connection goes to the extension."""
+    packets: npt.NDArray[np.int64]
+    """Packets with payload of those flows, in frame order."""
+
+
+def plan_calls(session: Session) -> CallsPlan | None:
+    """The h2c connections the extension may take; None when there are none."""
+    ix = session.index
+    nflows = len(ix.flows)
+    http2 = session.registry.decoders.get("http2")
+    if _bulk is None or not nflows or not isinstance(http2, Http2Decoder) or http2.schemas:
+        return None
+    tcp_flow = np.array([f.transport == "tcp" for f in ix.flows], np.bool_)
+    fl = ix.flow
+    on_tcp = (fl >= 0) & (ix.l4 == IPPROTO_TCP)
+    on_tcp[on_tcp] = tcp_flow[fl[on_tcp]]
+    data = np.flatnonzero(on_tcp & (ix.payload_len > 0))
+    if not len(data):
+        return None
+    rec = ix.capture.records
+    ok = np.zeros(nflows, np.bool_)
+    ok[fl[data]] = True
+    flow, direction = fl[data], ix.direction[data]
+    seq = ix.tcp_seq[data].astype(np.int64)
+    length = ix.payload_len[data].astype(np.int64)
+    bad = np.zeros(nflows, np.bool_)
+    bad[fl[(fl >= 0) & (ix.l4 != IPPROTO_TCP) & tcp_flow[np.maximum(fl, 0)]]] = True
+    # every payload captured whole, no data on a SYN, nothing rebuilt from IP fragments
+    captured = rec.caplen[data].astype(np.int64) - ix.payload_off[data]
+    bad[flow[(captured < length) | (ix.tcp_flags[data] & TCP_SYN != 0)]] = True
+    if ix.reassembled:
+        frag = np.fromiter(ix.reassembled, np.int64)
+        frag = frag[fl[frag] >= 0]
+        bad[fl[frag]] = True
+    # in order: each payload starts where the one before it in its direction ended
+    key = flow.astype(np.int64) * 2 + direction
+    order = np.argsort(key, kind="stable")
+    k, s, n = key[order], seq[order], length[order]
+    same = k[1:] == k[:-1]
+    broken = same & (s[1:] != (s[:-1] + n[:-1]) & 0xFFFF_FFFF)
+    bad[(k[1:][broken] // 2)] = True
+    # a SYN before the first payload of a direction fixes where that payload must start
+    first_of_key = order[np.concatenate(([True], ~same))]
+    syn = np.flatnonzero(on_tcp & (ix.tcp_flags & TCP_SYN != 0))
+    if len(syn):
+        syn_key = fl[syn].astype(np.int64) * 2 + ix.direction[syn]
+        _, first_syn = np.unique(syn_key, return_index=True)
+        syn_at = dict(zip(syn_key[first_syn].tolist(), syn[first_syn].tolist(), strict=True))
+        for j in first_of_key.tolist():
+            at = syn_at.get(int(key[j]))
+            if at is not None and at < data[j] and (int(ix.tcp_seq[at]) + 1) & 0xFFFF_FFFF != int(seq[j]):
+                bad[flow[j]] = True
+    ok &= ~bad
+    # The registry picks our HTTP/2 decoder on the flow's first payload (as the normal pass would);
+    # the client starts with the preface (the extension checks) and the server with a frame.
+    _, first = np.unique(flow, return_index=True)  # first payload of each flow (data is sorted)
+    server_first = {int(flow[j]): int(data[j]) for j in first_of_key.tolist() if direction[j] == 1}
+    for j in first.tolist():
+        fid = int(flow[j])
+        if not ok[fid]:
+            continue
+        i = int(data[j])
+        chosen, _ = session.registry.choose(ix.payload(i), session.context(i))
+        server = server_first.get(fid)
+        if chosen is not http2 or (server is not None and find_frame_start(ix.payload(server)) != 0):
+            ok[fid] = False
+    if not ok.any():
+        return None
+    return CallsPlan(ok, data[ok[flow]])
+
+
+def _run(session: Session, plan: CallsPlan, flows: npt.NDArray[np.bool_], emit: bool) -> Iterator[Any]:
+    """The extension over the plan's packets of `flows`: yields its decoder after the rows."""
+    from .report.rows import DRAIN_EVERY
+
+    assert _bulk is not None
+    ix = session.index
+    rec = ix.capture.records
+    packets = plan.packets[flows[ix.flow[plan.packets]]]
+    dec = _bulk.Decoder(len(ix.flows), emit, DRAIN_EVERY)
+    for a in range(0, len(packets), CHUNK):
+        p = packets[a : a + CHUNK]
+        yield from dec.feed(
+            ix.capture.buffer,
+            (rec.data_off[p].astype(np.int64) + ix.payload_off[p]).astype(np.int64),
+            ix.payload_len[p].astype(np.uint32),
+            p.astype(np.int64),
+            ix.flow[p].astype(np.int32),
+            ix.direction[p].astype(np.uint8),
+            rec.ts_ns[p].astype(np.int64),
+        )
+        ix.capture.release_pages()
+    yield from dec.finish(len(ix))
+    yield dec
+
+
+def _python_rows(session: Session, skip_flows: npt.NDArray[np.bool_]) -> Iterator[tuple[int, int, str]]:
+    """The normal pass over every packet not of `skip_flows`, keyed like the extension's rows."""
+    from .report.rows import DRAIN_EVERY
+
+    ix = session.index
+    n = len(ix)
+    analysis = session.registry.analysis("calls")
+    assert isinstance(analysis, CallAnalysis)
+    skip = np.zeros(n, np.bool_)
+    with_flow = ix.flow >= 0
+    skip[with_flow] = skip_flows[ix.flow[with_flow]]
+
+    def drain(bucket: int) -> Iterator[tuple[int, int, str]]:
+        for k, row in analysis.drain_keyed():
+            yield bucket, k, json.dumps(row, ensure_ascii=False)
+
+    last = -1
+    for pd in session.decode(skip=skip):
+        i = pd.index
+        point = 0 if last < 0 else (last // DRAIN_EVERY + 1) * DRAIN_EVERY
+        if point < i:
+            yield from drain(point)
+        if pd.pdus:
+            ctx = session.context(i)
+            for pdu in pd.pdus:
+                analysis.feed(pdu, ctx)
+        last = i
+        if i % DRAIN_EVERY == 0:
+            yield from drain(i)
+    point = 0 if last < 0 else (last // DRAIN_EVERY + 1) * DRAIN_EVERY
+    if point < n:
+        yield from drain(point)
+    yield from drain(n)
+    for k, row in analysis.rows_keyed():
+        yield n + 1, k, json.dumps(row, ensure_ascii=False)
+
+
+def json_rows(session: Session, name: str) -> Iterator[str] | None:
+    """The rows of `--report calls` as JSON text (each as json.dumps(row, ensure_ascii=False)
+    would write it), or None when the bulk path does not apply."""
+    if name != "calls" or _bulk is None:
+        return None
+    analysis = session.registry.analysis(name)
+    if type(analysis) is not CallAnalysis or analysis.schemas:
+        return None
+    # Only our decoders are loaded: none of them learns to expect a TCP port from signaling, so the
+    # decoder the plan saw the registry choose for a connection is the one the normal pass would.
+    if not all(type(d).__module__.startswith(IN_TREE) for d in session.registry.decoders.values()):
+        return None
+    plan = plan_calls(session)
+    if plan is None:
+        return None
+    _init()
+    check = list(_run(session, plan, plan.flows, emit=False))
+    bailed = check[-1].bailed()
+    flows = plan.flows.copy()
+    flows[list(bailed)] = False
+    if not flows.any():
+        return None
+    return _merge(_python_rows(session, flows), _run(session, plan, flows, emit=True))
+
+
+def _merge(python_rows: Iterator[tuple[int, int, str]], bulk: Iterator[Any]) -> Iterator[str]:
+    """Both streams come in (drain point, first packet) order; so does their merge."""
+    rows = (r for r in bulk if isinstance(r, tuple))
+    for _, _, text in heapq.merge(python_rows, rows, key=lambda r: (r[0], r[1])):
+        yield text

@@ -1,0 +1,383 @@
+"""The compiled bulk path of `--report calls` gives the same text as the Python decoders.
+
+The Python decoders are the oracle: on every capture, and on generated h2c conversations (random
+calls, metadata, protobuf messages, framing and TCP segmentation, then random byte flips), the
+report written with the extension must equal, byte for byte, the report written without it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from hpack import Encoder
+from hyperframe.frame import (
+    DataFrame,
+    GoAwayFrame,
+    HeadersFrame,
+    PingFrame,
+    RstStreamFrame,
+    SettingsFrame,
+    WindowUpdateFrame,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scapy.packet import Packet
+
+from protoscope.decoders.registry import load_registry
+from protoscope.inspector import bulk_calls
+from protoscope.inspector.report.output import write
+from protoscope.inspector.session import Session
+from tests.conftest import SAMPLES, public_captures
+from tests.pcapgen import tcp_conversation
+from tests.pcapgen import write as write_pcap
+
+BUILT = bulk_calls._bulk
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def test_extension_is_built_in_ci() -> None:
+    """CI installs a C compiler: there the bulk path must exist (elsewhere it is optional)."""
+    if os.environ.get("CI") == "true":
+        assert bulk_calls.available(), "decoders/grpc/_bulk.c was not compiled"
+    elif not bulk_calls.available():
+        pytest.skip("the extension was not compiled (no C compiler at install time)")
+
+
+@contextmanager
+def bulk(enabled: bool) -> Iterator[None]:
+    saved = bulk_calls._bulk
+    bulk_calls._bulk = BUILT if enabled else None
+    try:
+        yield
+    finally:
+        bulk_calls._bulk = saved
+
+
+def report(path: Path, enabled: bool, fmt: str = "jsonl") -> str:
+    with bulk(enabled):
+        session = Session.open(path, load_registry())
+        try:
+            out = io.StringIO()
+            write(session, "calls", fmt, out)
+            return out.getvalue()
+        finally:
+            session.close()
+
+
+def bailed(path: Path) -> dict[int, str] | None:
+    """{flow: where} of the connections the extension left to Python; None when none was planned."""
+    session = Session.open(path, load_registry())
+    try:
+        plan = bulk_calls.plan_calls(session)
+        if plan is None:
+            return None
+        bulk_calls._init()
+        *_, dec = bulk_calls._run(session, plan, plan.flows, emit=False)
+        result: dict[int, str] = dec.bailed()
+        return result
+    finally:
+        session.close()
+
+
+needs_extension = pytest.mark.skipif(BUILT is None, reason="the extension was not compiled")
+
+
+def tcp_captures() -> list[Path]:
+    return sorted(SAMPLES.glob("*.pcap")) + [
+        p for p in public_captures() if "http2" in p.name or "grpc" in p.name
+    ]
+
+
+@needs_extension
+@pytest.mark.parametrize("path", tcp_captures(), ids=lambda p: p.name)
+def test_same_report_on_every_grpc_capture(path: Path) -> None:
+    assert report(path, True) == report(path, False)
+
+
+@needs_extension
+def test_json_array_too() -> None:
+    path = SAMPLES / "grpc-demo.pcap"
+    assert report(path, True, "json") == report(path, False, "json")
+
+
+@needs_extension
+@pytest.mark.parametrize(
+    "name",
+    [
+        "packt--grpc-go_Unary.pcapng",
+        "packt--grpc-go_Bidi_Streaming.pcapng",
+        "wswiki--grpc_person_search_protobuf_with_image.pcapng",
+        "suricata-verify--http2-errorcode.pcap",
+    ],
+)
+def test_clean_connections_are_taken_whole(name: str) -> None:
+    """The comparisons above are only worth something if the extension really wrote rows."""
+    from tests.conftest import public_capture
+
+    assert bailed(public_capture(name)) == {}
+
+
+@needs_extension
+def test_what_the_extension_leaves_to_python() -> None:
+    from tests.conftest import public_capture
+
+    assert bailed(public_capture("suricata-verify--http2-continuation.pcap")) == {0: "on_frame"}
+    assert bailed(public_capture("wswiki--client-grpc-web-proto-http2-send-two-unary.pcapng")) == {
+        0: "on_headers"
+    }
+    assert bailed(SAMPLES / "grpc-midstream.pcap") == {0: "feed_direction"}  # no preface
+
+
+# -- generated conversations -----------------------------------------------------------------
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def field(number: int, wire_type: int, body: bytes) -> bytes:
+    return varint(number << 3 | wire_type) + body
+
+
+@st.composite
+def protobuf(draw: st.DrawFn, depth: int = 0) -> bytes:
+    """A message from a random tree of fields (the schema-less reading must recover it)."""
+    parts = []
+    for _ in range(draw(st.integers(0, 5))):
+        number = draw(st.sampled_from([1, 2, 3, 15, 16, 2047, (1 << 29) - 1]))
+        kind = draw(
+            st.sampled_from(["varint", "i64", "i32", "string", "bytes", "message", "packed", "group"])
+        )
+        if kind == "varint":
+            parts.append(field(number, 0, varint(draw(st.integers(0, (1 << 64) - 1)))))
+        elif kind == "i64":
+            parts.append(field(number, 1, draw(st.binary(min_size=8, max_size=8))))
+        elif kind == "i32":
+            parts.append(field(number, 5, draw(st.binary(min_size=4, max_size=4))))
+        elif kind == "string":
+            text = draw(st.text(max_size=12)).encode("utf-8", "surrogatepass")
+            parts.append(field(number, 2, varint(len(text)) + text))
+        elif kind == "bytes":
+            raw = draw(st.binary(max_size=12))
+            parts.append(field(number, 2, varint(len(raw)) + raw))
+        elif kind == "packed":
+            raw = b"".join(varint(v) for v in draw(st.lists(st.integers(0, 1 << 40), max_size=4)))
+            parts.append(field(number, 2, varint(len(raw)) + raw))
+        elif kind == "message" and depth < 3:
+            inner = draw(protobuf(depth + 1))
+            parts.append(field(number, 2, varint(len(inner)) + inner))
+        elif kind == "group" and depth < 3:
+            inner = draw(protobuf(depth + 1))
+            parts.append(field(number, 3, inner) + varint(number << 3 | 4))
+    return b"".join(parts)
+
+
+TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=10)
+NAMES = st.sampled_from(["x-a", "x-b", "trace-bin", "x-id", "user-agent", "te", "grpc-timeout", "a-bin"])
+
+
+@st.composite
+def metadata(draw: st.DrawFn) -> list[tuple[str, str]]:
+    out = []
+    for _ in range(draw(st.integers(0, 4))):
+        name = draw(NAMES)
+        if name.endswith("-bin") and draw(st.booleans()):
+            value = base64.b64encode(draw(st.binary(max_size=8))).decode()
+            value = value.rstrip("=") if draw(st.booleans()) else value
+        else:
+            value = draw(TEXT)
+        out.append((name, value))
+    return out
+
+
+@st.composite
+def call(draw: st.DrawFn) -> dict[str, object]:
+    return {
+        "path": draw(st.sampled_from(["/pkg.Svc/Do", "/a", "noslash", "//x/y/z", "/Svc/"])),
+        "ctype": draw(st.sampled_from(["application/grpc", "application/grpc+proto", None, "text/plain"])),
+        "timeout": draw(st.sampled_from([None, "100m", "5S", "1", "99999999H", "abc", ""])),
+        "request_md": draw(metadata()),
+        "requests": draw(st.lists(protobuf() | st.binary(max_size=20), max_size=3)),
+        "trailers_only": draw(st.booleans()),
+        "response_md": draw(metadata()),
+        "responses": draw(st.lists(protobuf(), max_size=3)),
+        "status": draw(st.sampled_from(["0", "5", "17", "x", "12345678901", ""])),
+        "message": draw(
+            st.sampled_from([None, "", "plain", "a%20b", "%E2%80%9Cq%E2%80%9D", "bad%zz%", "%ff"])
+        ),
+        "trailer_md": draw(metadata()),
+        "end": draw(st.sampled_from(["trailers", "trailers", "rst", "open"])),
+        "rst_code": draw(st.integers(0, 20)),
+    }
+
+
+def grpc_body(messages: list[bytes]) -> bytes:
+    return b"".join(b"\x00" + len(m).to_bytes(4, "big") + m for m in messages)
+
+
+def frames_of(
+    c: dict[str, object], sid: int, draw: st.DrawFn
+) -> tuple[list[tuple[int, object]], list[bytes]]:
+    """(side, frame or header list) events of one call, in each side's order."""
+    req: list[tuple[str, str]] = [(":method", "POST"), (":scheme", "http"), (":path", str(c["path"]))]
+    if c["ctype"] is not None:
+        req.append(("content-type", str(c["ctype"])))
+    if c["timeout"] is not None:
+        req.append(("grpc-timeout", str(c["timeout"])))
+    req += c["request_md"]  # type: ignore[operator]
+    client: list[object] = [("headers", req, not c["requests"])]
+    body = grpc_body(c["requests"])  # type: ignore[arg-type]
+    if body:
+        cuts = sorted(draw(st.lists(st.integers(1, max(1, len(body) - 1)), max_size=2)))
+        pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True) if b > a]
+        for k, piece in enumerate(pieces):
+            client.append(("data", piece, k == len(pieces) - 1, draw(st.sampled_from([None, 0, 3]))))
+    trailers: list[tuple[str, str]] = [("grpc-status", str(c["status"]))]
+    if c["message"] is not None:
+        trailers.append(("grpc-message", str(c["message"])))
+    trailers += c["trailer_md"]  # type: ignore[operator]
+    server: list[object] = []
+    if c["trailers_only"]:
+        server.append(
+            ("headers", [(":status", "200"), ("content-type", "application/grpc"), *trailers], True)
+        )
+    else:
+        server.append(
+            ("headers", [(":status", "200"), ("content-type", "application/grpc"), *c["response_md"]], False)
+        )  # type: ignore[misc]
+        rbody = grpc_body(c["responses"])  # type: ignore[arg-type]
+        if rbody:
+            server.append(("data", rbody, False, None))
+        if c["end"] == "trailers":
+            server.append(("headers", trailers, True))
+    if c["end"] == "rst":
+        server.append(("rst", c["rst_code"]))
+    return [(0, e) for e in client], [(1, e) for e in server]  # type: ignore[return-value]
+
+
+def serialize(event: tuple, sid: int, enc: Encoder, priority: bool) -> bytes:
+    kind = event[0]
+    if kind == "headers":
+        flags = ["END_HEADERS"] + (["END_STREAM"] if event[2] else [])
+        f = HeadersFrame(sid, enc.encode(event[1]), flags=flags)
+        if priority:
+            f.flags.add("PRIORITY")
+            f.depends_on, f.stream_weight = 0, 15
+        return f.serialize()
+    if kind == "data":
+        d = DataFrame(sid, event[1], flags=["END_STREAM"] if event[2] else [])
+        if event[3] is not None:
+            d.flags.add("PADDED")
+            d.pad_length = event[3]
+        return d.serialize()
+    return RstStreamFrame(sid, error_code=event[1]).serialize()
+
+
+@st.composite
+def conversation(draw: st.DrawFn) -> list[tuple[bool, bytes]]:
+    """One h2c connection: TCP segments (from_client, payload) in capture order."""
+    calls = draw(st.lists(call(), min_size=1, max_size=4))
+    queues: list[list[tuple[int, tuple]]] = []
+    for k, c in enumerate(calls):
+        client, server = frames_of(c, 2 * k + 1, draw)
+        queues.append([(side, (2 * k + 1, e)) for side, e in client])
+        queues.append([(side, (2 * k + 1, e)) for side, e in server])
+    rng = random.Random(draw(st.integers(0, 1 << 30)))
+    encoders = (Encoder(), Encoder())
+    out: list[tuple[int, bytes]] = [
+        (1, SettingsFrame(0).serialize()),
+        (0, PREFACE + SettingsFrame(0).serialize()),
+    ]
+    # each call's server side waits for its request headers
+    requested = [False] * len(calls)
+    while any(queues):
+        i = rng.choice([i for i, q in enumerate(queues) if q and (i % 2 == 0 or requested[i // 2])])
+        side, (sid, event) = queues[i].pop(0)
+        requested[i // 2] |= i % 2 == 0
+        out.append((side, serialize(event, sid, encoders[side], rng.random() < 0.2)))
+        extra = rng.random()
+        if extra < 0.1:
+            out.append((side, PingFrame(0).serialize()))
+        elif extra < 0.2:
+            out.append((side, WindowUpdateFrame(rng.choice([0, sid]), window_increment=100).serialize()))
+    if draw(st.booleans()):
+        out.append((1, GoAwayFrame(0, last_stream_id=draw(st.integers(0, 8))).serialize()))
+    # TCP segments: frames glued together or cut anywhere, each side's bytes in order
+    segments: list[tuple[bool, bytes]] = []
+    for side, raw in out:
+        if segments and segments[-1][0] == (side == 0) and rng.random() < 0.4:
+            segments[-1] = (side == 0, segments[-1][1] + raw)
+        elif len(raw) > 2 and rng.random() < 0.3:
+            cut = rng.randrange(1, len(raw))
+            segments += [(side == 0, raw[:cut]), (side == 0, raw[cut:])]
+        else:
+            segments.append((side == 0, raw))
+    return segments
+
+
+def capture(tmp: Path, conversations: list[list[tuple[bool, bytes]]], rng: random.Random) -> Path:
+    packets: list[list[Packet]] = [
+        tcp_conversation(segs, client=("127.0.0.1", 40000 + k), server=("127.0.0.2", 50051))
+        for k, segs in enumerate(conversations)
+    ]
+    merged: list[Packet] = []
+    while any(packets):
+        merged.append(rng.choice([p for p in packets if p]).pop(0))
+    for n, p in enumerate(merged):
+        p.time = 1_700_000_000 + n / 997
+    return write_pcap(tmp / "gen.pcap", merged)
+
+
+def flip(conversations: list[list[tuple[bool, bytes]]], flips: list[tuple[int, int, int]]) -> None:
+    for conv, at, value in flips:
+        segs = conversations[conv % len(conversations)]
+        k = at % len(segs)
+        side, data = segs[k]
+        if data:
+            b = bytearray(data)
+            b[at % len(b)] = value
+            segs[k] = (side, bytes(b))
+
+
+@needs_extension
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(st.lists(conversation(), min_size=1, max_size=2), st.integers(0, 1 << 30))
+def test_generated_conversations(tmp_path_factory: pytest.TempPathFactory, convs: list, seed: int) -> None:
+    path = capture(tmp_path_factory.mktemp("gen"), convs, random.Random(seed))
+    assert report(path, True) == report(path, False)
+
+
+@needs_extension
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(
+    st.lists(conversation(), min_size=1, max_size=2),
+    st.integers(0, 1 << 30),
+    st.lists(
+        st.tuples(st.integers(0, 1), st.integers(0, 1 << 16), st.integers(0, 255)), min_size=1, max_size=6
+    ),
+)
+def test_generated_conversations_with_flipped_bytes(
+    tmp_path_factory: pytest.TempPathFactory, convs: list, seed: int, flips: list[tuple[int, int, int]]
+) -> None:
+    flip(convs, flips)
+    path = capture(tmp_path_factory.mktemp("gen"), convs, random.Random(seed))
+    assert report(path, True) == report(path, False)
