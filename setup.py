@@ -1,0 +1,19 @@
+"""The one thing pyproject.toml cannot say without setuptools' experimental `ext-modules` table:
+the optional C extension of the `--report calls` bulk path (decoders/grpc/_bulk.c).
+
+`optional=True`: on a machine without a C compiler the install goes on without it, and the Python
+decoders do all the work (only slower; see README "Performance").
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "protoscope.decoders.grpc._bulk",
+            ["decoders/grpc/_bulk.c"],
+            optional=True,
+            extra_compile_args=["-O2"],
+        )
+    ]
+)
