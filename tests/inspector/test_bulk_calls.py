@@ -381,3 +381,43 @@ def test_generated_conversations_with_flipped_bytes(
     flip(convs, flips)
     path = capture(tmp_path_factory.mktemp("gen"), convs, random.Random(seed))
     assert report(path, True) == report(path, False)
+
+
+def nested(depth: int) -> bytes:
+    msg = field(1, 0, varint(7))
+    for _ in range(depth):
+        msg = field(1, 2, varint(len(msg)) + msg)
+    return msg
+
+
+def hostile_connection(kind: str) -> list[tuple[bool, bytes]]:
+    enc = Encoder()
+    request = [(":method", "POST"), (":path", "/x.Y/Z"), ("content-type", "application/grpc")]
+    if kind == "hpack-bomb":
+        # one 4,000-byte entry in the table, then a block naming it 1,000 times (4 MB decoded)
+        first = enc.encode([*request, ("x-big", "a" * 4000)])
+        bomb = b"\xbe" * 1000  # indexed header field, index 62: the newest dynamic entry
+        headers = [
+            HeadersFrame(1, first, flags=["END_HEADERS"]),
+            HeadersFrame(3, bomb, flags=["END_HEADERS"]),
+        ]
+        body = b""
+    else:
+        headers = [HeadersFrame(1, enc.encode(request), flags=["END_HEADERS"])]
+        if kind == "2gib":
+            body = b"\x00\x80\x00\x00\x00" + b"\x00" * 100
+        else:  # a message nested 200 deep: decoded to depth 32, the rest kept as bytes
+            body = grpc_body([nested(200)])
+    client = PREFACE + SettingsFrame(0).serialize() + b"".join(h.serialize() for h in headers)
+    if body:
+        client += DataFrame(1, body, flags=["END_STREAM"]).serialize()
+    return [(False, SettingsFrame(0).serialize()), (True, client)]
+
+
+@needs_extension
+@pytest.mark.parametrize("kind", ["hpack-bomb", "2gib", "deep"])
+def test_hostile_input_is_left_to_python_or_decoded_alike(tmp_path: Path, kind: str) -> None:
+    path = capture(tmp_path, [hostile_connection(kind)], random.Random(0))
+    assert report(path, True) == report(path, False)
+    expected = {"hpack-bomb": {0: "hp_block"}, "2gib": {0: "on_data"}, "deep": {}}[kind]
+    assert bailed(path) == expected
