@@ -14,7 +14,7 @@
  * headers, malformed input, status details, gRPC-Web...), the connection "bails": it is left to
  * the Python decoders whole. HPACK's Huffman state machine and static table come from the hpack
  * package at init. Tests check that rows from here equal the Python rows on every capture and on
- * generated traffic (tests/decoders/grpc/test_bulk.py).
+ * generated traffic (tests/inspector/test_bulk_calls.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
