@@ -963,7 +963,7 @@ typedef struct {
 } Direction;
 
 typedef struct {
-    int active, bailed;
+    int bailed;
     const char *why;
     Direction dir[2];
     Map streams; /* sid -> Stream* */
@@ -1590,7 +1590,6 @@ static PyObject *Decoder_feed(Decoder *d, PyObject *args) {
         if (p < i && drain(d, p, 0)) goto done;
         Flow *f = &d->flows[fid];
         if (!f->bailed) {
-            f->active = 1;
             if (!f->dir[0].table.max_size) f->dir[0].table.max_size = f->dir[1].table.max_size = G.default_table;
             double t = (double)ts[k] / 1e9;
             int r = feed_direction(d, f, fid, dirs[k], buf + starts[k], lengths[k], i, t);
