@@ -39,7 +39,7 @@ def status_name(code: int | None) -> str | None:
 
 
 def parse_status(value: str) -> int | None:
-    return int(value) if value.isdigit() and len(value) <= 10 else None
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 10 else None
 
 
 def grpc_message(value: str) -> str:

@@ -65,7 +65,11 @@ class Message:
     @property
     def status(self) -> int | None:
         parts = self.start_line.split(" ", 2)
-        return int(parts[1]) if not self.is_request and len(parts) > 1 and parts[1].isdigit() else None
+        return (
+            int(parts[1])
+            if not self.is_request and len(parts) > 1 and parts[1].isascii() and parts[1].isdigit()
+            else None
+        )
 
 
 def starts_message(data: bytes) -> bool:
@@ -123,7 +127,7 @@ def parse(data: bytes, at_end: bool) -> tuple[Message | None, int, list[Finding]
         if decoded is None:
             return None, len(data) + 1, []
         body, end = decoded
-    elif length is not None and length.strip().isdigit():
+    elif length is not None and length.strip().isascii() and length.strip().isdigit():
         n = int(length)
         if len(data) < body_at + n:
             return None, body_at + n, []

@@ -109,7 +109,7 @@ def _header_fields(headers: list[Header]) -> list[Field]:
             out.append(Field("http2.headers.authority", h.value, h.span))
         elif h.name == "content-type":
             out.append(Field("http2.headers.content_type", h.value, h.span))
-        elif h.name == "grpc-status" and h.value.isdigit():
+        elif h.name == "grpc-status" and h.value.isascii() and h.value.isdigit():
             out.append(Field("grpc.status", int(h.value), h.span))
         elif h.name == "grpc-message":
             out.append(Field("grpc.message", h.value, h.span))

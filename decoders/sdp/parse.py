@@ -40,6 +40,11 @@ class SdpRecord:
         return {p for p in [self.ice_pwd, *(m.ice_pwd for m in self.media)] if p}
 
 
+def _number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts "²", which int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def looks_like_sdp(text: str) -> bool:
     return text.lstrip().startswith("v=0") and "\no=" in text.replace("\r", "")
 
@@ -79,7 +84,7 @@ def parse(text: str) -> tuple[SdpRecord, list[Field]]:
             parts = value.split()
             if len(parts) >= 3:
                 port = parts[1].split("/")[0]
-                media = Media(parts[0], int(port) if port.isdigit() else 0, parts[2], parts[3:])
+                media = Media(parts[0], int(port) if _number(port) else 0, parts[2], parts[3:])
                 rec.media.append(media)
         elif kind == "a":
             attr, _, arg = value.partition(":")
@@ -96,11 +101,11 @@ def parse(text: str) -> tuple[SdpRecord, list[Field]]:
                 if attr == "rtpmap":
                     pt, _, enc = arg.partition(" ")
                     enc_parts = enc.split("/")
-                    if pt.isdigit() and len(enc_parts) >= 2 and enc_parts[1].isdigit():
+                    if _number(pt) and len(enc_parts) >= 2 and _number(enc_parts[1]):
                         media.rtpmap[int(pt)] = (enc_parts[0], int(enc_parts[1]))
                 elif attr == "ssrc":
                     ssrc = arg.split(" ")[0]
-                    if ssrc.isdigit() and int(ssrc) not in media.ssrcs:
+                    if _number(ssrc) and int(ssrc) not in media.ssrcs:
                         media.ssrcs.append(int(ssrc))
                 elif attr == "mid":
                     media.mid = arg

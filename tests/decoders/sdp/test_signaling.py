@@ -110,3 +110,12 @@ def test_random_bytes_never_raise(data: bytes) -> None:
     decoder.decode(b"GET / HTTP/1.1\r\n\r\n" + data, decoder.new_state(), ctx)
     parse(data.decode("latin-1"))
     find_sdp(data)
+
+
+def test_superscript_digits_are_not_numbers() -> None:
+    """str.isdigit() accepts "²" but int() refuses it: ports, payload types, SSRCs, status codes
+    and Content-Length made of such characters read as absent, they do not raise."""
+    rec, _ = parse("v=0\r\nm=audio \xb2000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8\xb200\r\na=ssrc:\xb9 cname:x\r\n")
+    assert rec.media[0].port == 0 and rec.media[0].rtpmap == {} and rec.media[0].ssrcs == []
+    m, _, _ = parse_message(b"HTTP/1.1 \xb200 OK\r\nContent-Length: \xb2\r\n\r\n", at_end=True)
+    assert m is not None and m.status is None
