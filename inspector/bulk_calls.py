@@ -5,10 +5,12 @@ follows them step by step for the plain case and writes each row's JSON directly
 connections it takes:
 
 - the plan (numpy over the index) keeps TCP flows whose payloads are all captured, arrive in
-  order without retransmissions, gaps or IP fragments, and whose first payload is the client's
-  HTTP/2 preface, which the registry hands to our HTTP/2 decoder (as the normal pass would);
+  order without retransmissions, gaps or IP fragments, and whose first payload the registry hands
+  to our HTTP/2 decoder (as the normal pass would); the server's first bytes must be a frame and
+  the client's the preface (the extension checks that one);
 - a first C run over them, with rows thrown away, names the connections it cannot follow the
-  Python decoders on (CONTINUATION, compression, malformed input, ...): those "bail";
+  Python decoders on (CONTINUATION, gRPC-Web, latin-1 headers, malformed frames, ...): those
+  "bail";
 - the normal pass decodes every other packet (the bailed connections among them) into the same
   analysis as always;
 - a second C run writes the rows of the connections that did not bail, merged with the Python
@@ -62,6 +64,7 @@ def _init() -> None:
     from hpack.huffman_table import HUFFMAN_TABLE
     from hpack.table import HeaderTable
 
+    from protoscope.decoders.grpc.messages import decompress
     from protoscope.decoders.http2 import header_block as hb
     from protoscope.decoders.protobuf import wire
 
@@ -79,6 +82,7 @@ def _init() -> None:
             "max_message": MAX_MESSAGE,
             "max_frame": MAX_FRAME,
         },
+        decompress,
     )
 
 

@@ -10,9 +10,9 @@
  * It is not a second decoder with its own rules: it follows the Python decoders
  * (decoders/http2/decoder.py, header_block.py, grpc/messages.py, grpc/calls.py, protobuf/wire.py
  * and schema.raw_content) step by step, and wherever a connection does anything those handle
- * with more care than copied here (CONTINUATION, compression, unknown table entries, non-ASCII
- * headers, malformed input, status details, gRPC-Web...), the connection "bails": it is left to
- * the Python decoders whole. HPACK's Huffman state machine and static table come from the hpack
+ * with more care than copied here (CONTINUATION, unknown table entries, latin-1 headers, gRPC-Web,
+ * JSON bodies, malformed frames...), the connection "bails": it is left to the Python decoders
+ * whole. HPACK's Huffman state machine and static table come from the hpack
  * package at init. Tests check that rows from here equal the Python rows on every capture and on
  * generated traffic (tests/inspector/test_bulk_calls.py).
  */
@@ -49,6 +49,7 @@ static struct {
     uint16_t huff_state[256 * 16];
     uint8_t huff_flags[256 * 16];
     uint8_t huff_byte[256 * 16];
+    PyObject *decompress; /* grpc.messages.decompress */
     /* HPACK static table */
     int nstatic;
     char *static_name[128];
@@ -267,6 +268,7 @@ static void map_free(Map *m) {
 typedef struct {
     char *s; /* name then value */
     size_t nlen, vlen;
+    size_t high; /* bytes >= 0x80: Python counts the latin-1 text's UTF-8 length */
 } Entry;
 
 typedef struct {
@@ -275,7 +277,7 @@ typedef struct {
     uint64_t size, max_size;
 } Table;
 
-static uint64_t entry_size(const Entry *x) { return x->nlen + x->vlen + 32; }
+static uint64_t entry_size(const Entry *x) { return x->nlen + x->vlen + x->high + 32; }
 
 static void table_evict(Table *t) {
     while (t->size > t->max_size && t->count) {
@@ -300,7 +302,8 @@ static int table_add(Table *t, const char *n, size_t nl, const char *v, size_t v
         t->cap = cap;
         t->head = 0;
     }
-    Entry x = {malloc(nl + vl + 1), nl, vl};
+    Entry x = {malloc(nl + vl + 1), nl, vl, 0};
+    for (size_t i = 0; i < vl; i++) x.high += (unsigned char)v[i] >= 0x80;
     if (!x.s) {
         PyErr_NoMemory();
         return FAIL;
@@ -353,11 +356,18 @@ static int block_add(Block *bl, const char *n, size_t nl, const char *v, size_t 
 }
 
 static int ascii_text(const char *s, size_t n) {
-    /* Bails on anything but printable ASCII: the Python side decodes other bytes as latin-1 and
-     * counts table sizes in UTF-8; control characters would need more JSON and regex care. */
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f) return 0;
     return 1;
+}
+
+/* Headers the extension takes: printable ASCII, and the "true binary" form of -bin metadata
+ * (a NUL, then any bytes). Anything else bails: the Python side reads other bytes as latin-1
+ * text, which needs more JSON, regex and percent-decoding care than is copied here. */
+static int header_ok(const char *n, size_t nl, const char *v, size_t vl) {
+    if (!ascii_text(n, nl)) return 0;
+    if (nl >= 4 && memcmp(n + nl - 4, "-bin", 4) == 0 && vl && v[0] == 0) return 1;
+    return ascii_text(v, vl);
 }
 
 /* header_block._integer; BAIL where Python raises. */
@@ -471,13 +481,12 @@ static int hp_block(const uint8_t *b, size_t len, Table *t, Block *bl, Buf *scra
             }
             size_t name_len = scratch->n;
             CK(hp_string(b, len, &pos, scratch));
-            if (!ascii_text(scratch->p, scratch->n)) BAILOUT;
+            if (!header_ok(scratch->p, name_len, scratch->p + name_len, scratch->n - name_len)) BAILOUT;
             CK(block_add(bl, scratch->p, name_len, scratch->p + name_len, scratch->n - name_len));
             if (indexing) CK(table_add(t, scratch->p, name_len, scratch->p + name_len, scratch->n - name_len));
         }
         Hdr *h = &bl->h[bl->n - 1];
-        if (!ascii_text(bl->arena.p + h->name, h->nlen) || !ascii_text(bl->arena.p + h->value, h->vlen))
-            BAILOUT;
+        if (!header_ok(bl->arena.p + h->name, h->nlen, bl->arena.p + h->value, h->vlen)) BAILOUT;
         expanded += h->nlen + h->vlen + 32;
         if (expanded > G.max_header_list || bl->n > MAX_HEADERS) BAILOUT;
     }
@@ -541,10 +550,13 @@ static int b64_digit(unsigned char c) {
     return -1;
 }
 
-/* A -bin value: hex of its base64 bytes, or the value itself when it is not base64, as
- * status.binary_value + calls._metadata do for a printable ASCII value: strip, pad with "=" to a
- * multiple of 4, then base64 with validate=True ([A-Za-z0-9+/]*={0,2}). */
-static int put_bin(Buf *b, const char *s, size_t n) {
+/* status.binary_value of a value header_ok let through: the bytes after a NUL ("true binary"),
+ * or base64 as Python reads it (strip, pad with "=" to a multiple of 4, then [A-Za-z0-9+/]*={0,2}).
+ * *ok is 0 when the value is neither (Python's None). */
+static int binary_value(const char *s, size_t n, Buf *out, int *ok) {
+    out->n = 0;
+    *ok = 1;
+    if (n && s[0] == 0) return put(out, s + 1, n - 1);
     size_t from = 0, to = n;
     while (from < to && s[from] == ' ') from++;
     while (to > from && s[to - 1] == ' ') to--;
@@ -555,25 +567,36 @@ static int put_bin(Buf *b, const char *s, size_t n) {
             pads++;
         else if (b64_digit(c) >= 0 && !pads)
             digits++;
-        else
-            return put_jstr(b, s, n); /* not base64: the value as it is */
+        else {
+            *ok = 0;
+            return OK;
+        }
     }
     pads += (4 - (to - from) % 4) % 4;
-    if (pads > 2) return put_jstr(b, s, n);
-    Buf out = {0};
+    if (pads > 2) {
+        *ok = 0;
+        return OK;
+    }
     uint32_t acc = 0;
-    int bits = 0, r = OK;
-    for (size_t i = from; i < from + digits && r == OK; i++) {
+    int bits = 0;
+    for (size_t i = from; i < from + digits; i++) {
         acc = (acc << 6) | (uint32_t)b64_digit((unsigned char)s[i]);
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
             uint8_t byte = (uint8_t)(acc >> bits);
-            r = put(&out, &byte, 1);
+            CK(put(out, &byte, 1));
         }
     }
-    if (r == OK) r = put_hex(b, (const uint8_t *)out.p, out.n);
-    buf_free(&out);
+    return OK;
+}
+
+/* A -bin metadata value: hex of its bytes, or the value as it is when it is not base64. */
+static int put_bin(Buf *b, const char *s, size_t n) {
+    Buf raw = {0};
+    int ok, r = binary_value(s, n, &raw, &ok);
+    if (r == OK) r = ok ? put_hex(b, (const uint8_t *)raw.p, raw.n) : put_jstr(b, s, n);
+    buf_free(&raw);
     return r;
 }
 
@@ -912,8 +935,47 @@ static int pb_render(const Pb *pb, int32_t head, Buf *b) {
     return PUTS(b, "}");
 }
 
-/* schema.decode_message(data, None).content as JSON; bails when the Python side would find the
- * message malformed (it then salvages a prefix, with a finding). */
+/* wire.decode's salvage of a malformed message: the fields before the first bad one, each read
+ * alone (wire._fields_one) with a fresh budget. */
+static int pb_salvage(Pb *pb, const uint8_t *d, size_t n, int32_t *head) {
+    int32_t last = -1;
+    size_t pos = 0;
+    pb->n = 0;
+    *head = -1;
+    while (pos < n) {
+        size_t q = pos, end;
+        uint64_t tag, v;
+        if (pb_varint(d, &q, n, &tag, pb) != OK) break;
+        unsigned wt = (unsigned)(tag & 7);
+        if (wt == 0) {
+            if (pb_varint(d, &q, n, &v, pb) != OK) break;
+            end = q;
+        } else if (wt == 1 || wt == 5) {
+            end = q + (wt == 1 ? 8 : 4);
+        } else if (wt == 2) {
+            if (pb_varint(d, &q, n, &v, pb) != OK || v > n - q) break;
+            end = q + (size_t)v;
+        } else {
+            break;
+        }
+        if (end > n) break;
+        pb->budget = G.max_fields;
+        int32_t one;
+        size_t after;
+        int r = pb_fields(d, pos, end, 0, pb, 0, &one, &after);
+        if (r == FAIL) return FAIL;
+        if (r != OK) break;
+        if (last < 0)
+            *head = one;
+        else
+            pb->f[last].next = one;
+        last = one;
+        pos = end;
+    }
+    return OK;
+}
+
+/* schema.decode_message(data, None).content as JSON (the fields read before any error). */
 static int pb_message(Pb *pb, const uint8_t *d, size_t n, Buf *b) {
     pb->n = 0;
     pb->budget = G.max_fields;
@@ -922,7 +984,8 @@ static int pb_message(Pb *pb, const uint8_t *d, size_t n, Buf *b) {
     size_t after;
     int r = pb_fields(d, 0, n, 0, pb, 0, &head, &after);
     if (r == FAIL) return FAIL;
-    if (r != OK || pb->bail) BAILOUT;
+    if (r != OK && !pb->bail) CK(pb_salvage(pb, d, n, &head));
+    if (pb->bail) BAILOUT;
     return b ? pb_render(pb, head, b) : OK;
 }
 
@@ -934,6 +997,7 @@ typedef struct {
     int have_request, have_response;
     int ended[2];
     Buf deframe[2];
+    Buf encoding[2]; /* grpc-encoding each side declared; empty: identity */
 } Stream;
 
 typedef struct Call {
@@ -950,6 +1014,7 @@ typedef struct Call {
     int has_status;
     int64_t status;
     Buf message; /* rendered JSON string, or empty for null */
+    Buf details; /* rendered status details (JSON object or null), or empty for null */
     int has_timeout;
     double timeout;
     Buf requests, responses;
@@ -991,14 +1056,17 @@ static void call_free(Call *c) {
     buf_free(&c->resp_md);
     buf_free(&c->trl_md);
     buf_free(&c->message);
+    buf_free(&c->details);
     buf_free(&c->requests);
     buf_free(&c->responses);
     free(c);
 }
 
 static void stream_free(Stream *s) {
-    buf_free(&s->deframe[0]);
-    buf_free(&s->deframe[1]);
+    for (int k = 0; k < 2; k++) {
+        buf_free(&s->deframe[k]);
+        buf_free(&s->encoding[k]);
+    }
     free(s);
 }
 
@@ -1150,6 +1218,121 @@ static int parse_timeout(const char *s, size_t n, double *out) {
     return 1;
 }
 
+/* A JSON string of bytes.decode("utf-8", "replace"). */
+static int put_utf8_replace(Buf *b, const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n && s[i] < 0x80) i++;
+    if (i == n) return put_jstr(b, (const char *)s, n);
+    PyObject *u = PyUnicode_DecodeUTF8((const char *)s, (Py_ssize_t)n, "replace");
+    Py_ssize_t len;
+    const char *utf8 = u ? PyUnicode_AsUTF8AndSize(u, &len) : NULL;
+    int r = utf8 ? put_jstr(b, utf8, (size_t)len) : FAIL;
+    Py_XDECREF(u);
+    return r;
+}
+
+static int len_kind(const PbField *f) { return f->kind >= K_MESSAGE && f->kind != K_GROUP; }
+
+/* status.status_details of a grpc-status-details-bin value (google.rpc.Status read by field
+ * number), rendered as JSON: keys in the order they were first set, later fields overwriting. */
+static int status_details(Decoder *d, const char *value, size_t vlen, Buf *out) {
+    Buf raw = {0};
+    int ok, r = binary_value(value, vlen, &raw, &ok);
+    out->n = 0;
+    if (r != OK || !ok) {
+        buf_free(&raw);
+        return r != OK ? r : PUTS(out, "null");
+    }
+    Pb *pb = &d->pb;
+    pb->n = 0;
+    pb->budget = G.max_fields;
+    pb->bail = 0;
+    int32_t head;
+    size_t after;
+    r = pb_fields((const uint8_t *)raw.p, 0, raw.n, 0, pb, 0, &head, &after);
+    if (r == FAIL || pb->bail) {
+        buf_free(&raw);
+        if (r == FAIL) return FAIL;
+        BAILOUT;
+    }
+    if (r != OK) {
+        buf_free(&raw);
+        return PUTS(out, "null");
+    }
+    int32_t code = -1, message = -1, details = 0;
+    int code_first = 0; /* "code" was set before "message" */
+    for (int32_t i = head; i >= 0; i = pb->f[i].next) {
+        const PbField *f = &pb->f[i];
+        if (f->number == 1 && f->kind == K_VARINT) {
+            if (code < 0) code_first = message < 0;
+            code = i;
+        } else if (f->number == 2 && len_kind(f)) {
+            message = i;
+        } else if (f->number == 3 && len_kind(f)) {
+            details++;
+            for (int32_t g = f->kind == K_MESSAGE ? f->child : -1; g >= 0; g = pb->f[g].next)
+                if ((pb->f[g].number == 1 || pb->f[g].number == 2) && pb->f[g].kind == K_GROUP) {
+                    buf_free(&raw);
+                    BAILOUT; /* Python would read the group's bytes with its end tag */
+                }
+        }
+    }
+    r = PUTS(out, "{");
+    for (int pass = 0; pass < 2 && r == OK; pass++) {
+        int want_code = pass == 0 ? code_first : !code_first;
+        int32_t at = want_code ? code : message;
+        if (at < 0) continue;
+        if (out->n > 1) r = PUTS(out, ", ");
+        if (r == OK && want_code) {
+            r = PUTS(out, "\"code\": ");
+            if (r == OK) r = put_i64(out, (int32_t)(uint32_t)pb->f[at].value);
+        } else if (r == OK) {
+            r = PUTS(out, "\"message\": ");
+            if (r == OK) r = put_utf8_replace(out, pb->f[at].p, pb->f[at].len);
+        }
+    }
+    if (r == OK && details) {
+        r = out->n > 1 ? PUTS(out, ", \"details\": [") : PUTS(out, "\"details\": [");
+        int n = 0;
+        for (int32_t i = head; i >= 0 && r == OK; i = pb->f[i].next) {
+            const PbField *f = &pb->f[i];
+            if (!(f->number == 3 && len_kind(f))) continue;
+            int32_t type_url = -1, val = -1;
+            int url_first = 0;
+            for (int32_t g = f->kind == K_MESSAGE ? f->child : -1; g >= 0; g = pb->f[g].next) {
+                const PbField *x = &pb->f[g];
+                if (x->number == 1 && len_kind(x)) {
+                    if (type_url < 0) url_first = val < 0;
+                    type_url = g;
+                } else if (x->number == 2 && len_kind(x)) {
+                    val = g;
+                }
+            }
+            if (n++) r = PUTS(out, ", ");
+            if (r == OK) r = PUTS(out, "{");
+            int items = 0;
+            for (int pass = 0; pass < 2 && r == OK; pass++) {
+                int want_url = pass == 0 ? url_first : !url_first;
+                int32_t at = want_url ? type_url : val;
+                if (at < 0) continue;
+                if (items++) r = PUTS(out, ", ");
+                if (r == OK && want_url) {
+                    r = PUTS(out, "\"type_url\": ");
+                    if (r == OK) r = put_utf8_replace(out, pb->f[at].p, pb->f[at].len);
+                } else if (r == OK) {
+                    r = PUTS(out, "\"value\": ");
+                    if (r == OK) r = put_hex(out, pb->f[at].p, pb->f[at].len);
+                }
+            }
+            if (r == OK) r = PUTS(out, "}");
+        }
+        if (r == OK) r = PUTS(out, "]");
+    }
+    if (r == OK) r = PUTS(out, "}");
+    buf_free(&raw);
+    return r;
+}
+
 /* CallAnalysis._status */
 static int call_status(Decoder *d, Call *c, const Block *bl, double t, const char *how) {
     if (d->emit) CK(render_metadata(bl, &c->trl_md));
@@ -1158,7 +1341,8 @@ static int call_status(Decoder *d, Call *c, const Block *bl, double t, const cha
     i = first_of(bl, "grpc-message");
     c->message.n = 0;
     if (i >= 0 && d->emit) CK(put_grpc_message(&c->message, HVALUE(bl, i), bl->h[i].vlen));
-    if (first_of(bl, "grpc-status-details-bin") >= 0) BAILOUT; /* google.rpc.Status: Python's */
+    i = first_of(bl, "grpc-status-details-bin");
+    if (i >= 0) CK(status_details(d, HVALUE(bl, i), bl->h[i].vlen, &c->details));
     c->end = t;
     c->has_end = 1;
     c->ended_by = how;
@@ -1178,8 +1362,12 @@ static int on_headers(Decoder *d, Flow *f, int32_t fid, int side, uint32_t sid, 
     CK(hp_block(blk, len, &f->dir[side].table, bl, &d->scratch));
     Stream *s = stream_get(f, sid, &err);
     if (!s) return err;
-    long ct = last_of(bl, "content-type");
+    long ct = last_of(bl, "content-type"), enc = last_of(bl, "grpc-encoding");
     if (ct >= 0 && contains(HVALUE(bl, ct), bl->h[ct].vlen, "grpc-web")) BAILOUT;
+    if (enc >= 0) {
+        s->encoding[side].n = 0;
+        CK(put(&s->encoding[side], HVALUE(bl, enc), bl->h[enc].vlen));
+    }
     if (side == 0) {
         if (!s->have_request) {
             s->have_request = 1;
@@ -1232,12 +1420,34 @@ static int on_headers(Decoder *d, Flow *f, int32_t fid, int side, uint32_t sid, 
 }
 
 /* One gRPC message: MessageRecord -> CallAnalysis.feed. */
-static int on_message(Decoder *d, Flow *f, int32_t fid, int side, uint32_t sid, Stream *s, const uint8_t *m,
-                      size_t n, int64_t i, double t) {
+/* The message's content: the schema-less reading, or null when a compressed one does not inflate
+ * (messages.decompress, the Python function itself: its limits and its zlib). */
+static int message_content(Decoder *d, Stream *s, int side, int compressed, const uint8_t *m, size_t n, Buf *b) {
+    if (!compressed) return pb_message(&d->pb, m, n, b);
+    const Buf *e = &s->encoding[side];
+    PyObject *r = PyObject_CallFunction(G.decompress, "y#s#", (const char *)m, (Py_ssize_t)n,
+                                        e->n ? e->p : "identity", (Py_ssize_t)(e->n ? e->n : 8));
+    if (!r) return FAIL;
+    PyObject *body = PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2 ? PyTuple_GET_ITEM(r, 0) : NULL;
+    int out;
+    if (body == Py_None)
+        out = b ? PUTS(b, "null") : OK;
+    else if (body && PyBytes_Check(body))
+        out = pb_message(&d->pb, (const uint8_t *)PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body), b);
+    else {
+        PyErr_SetString(PyExc_TypeError, "decompress() returned something else than (bytes | None, finding)");
+        out = FAIL;
+    }
+    Py_DECREF(r);
+    return out;
+}
+
+static int on_message(Decoder *d, Flow *f, int32_t fid, int side, uint32_t sid, Stream *s, int compressed,
+                      const uint8_t *m, size_t n, int64_t i, double t) {
     if (s->json) BAILOUT; /* the Python side shows JSON bodies as text */
     int err = OK;
     if (!d->emit) { /* the check run: only whether the message decodes */
-        CK(pb_message(&d->pb, m, n, NULL));
+        CK(message_content(d, s, side, compressed, m, n, NULL));
         return call_get(d, f, fid, sid, i, t, &err) ? OK : err;
     }
     Buf *b = &d->scratch;
@@ -1246,10 +1456,10 @@ static int on_message(Decoder *d, Flow *f, int32_t fid, int side, uint32_t sid, 
     CK(put_i64(b, i + 1));
     CK(PUTS(b, ", \"time\": "));
     CK(put_double(b, t));
-    CK(PUTS(b, ", \"compressed\": false, \"size\": "));
+    CK(compressed ? PUTS(b, ", \"compressed\": true, \"size\": ") : PUTS(b, ", \"compressed\": false, \"size\": "));
     CK(put_u64(b, n));
     CK(PUTS(b, ", \"type\": null, \"message\": "));
-    CK(pb_message(&d->pb, m, n, b));
+    CK(message_content(d, s, side, compressed, m, n, b));
     CK(PUTS(b, "}"));
     Call *c = call_get(d, f, fid, sid, i, t, &err);
     if (!c) return err;
@@ -1276,10 +1486,10 @@ static int on_data(Decoder *d, Flow *f, int32_t fid, int side, uint32_t sid, int
             while (q->n - pos >= 5) {
                 const uint8_t *h = (const uint8_t *)q->p + pos;
                 uint64_t length = ((uint64_t)h[1] << 24) | ((uint64_t)h[2] << 16) | ((uint64_t)h[3] << 8) | h[4];
-                if (h[0] != 0) BAILOUT; /* compressed, gRPC-Web trailers or a bad flag */
+                if (h[0] > 1) BAILOUT; /* gRPC-Web trailers or a bad flag */
                 if (length > G.max_message) BAILOUT;
                 if (q->n - pos - 5 < length) break;
-                CK(on_message(d, f, fid, side, sid, s, h + 5, (size_t)length, i, t));
+                CK(on_message(d, f, fid, side, sid, s, h[0], h + 5, (size_t)length, i, t));
                 pos += 5 + (size_t)length;
             }
             memmove(q->p, q->p + pos, q->n - pos);
@@ -1459,7 +1669,9 @@ static int render_row(Buf *b, const Call *c) {
     }
     CK(PUTS(b, ", \"grpc_message\": "));
     CK(put_or_null(b, &c->message, "null"));
-    CK(PUTS(b, ", \"status_details\": null, \"ended_by\": "));
+    CK(PUTS(b, ", \"status_details\": "));
+    CK(put_or_null(b, &c->details, "null"));
+    CK(PUTS(b, ", \"ended_by\": "));
     if (c->ended_by) {
         CK(PUTS(b, "\""));
         CK(put(b, c->ended_by, strlen(c->ended_by)));
@@ -1705,11 +1917,13 @@ static PyTypeObject DecoderType = {
     .tp_methods = Decoder_methods,
 };
 
-/* init(static_table, huffman_table, limits): hpack's tables and the Python modules' limits. */
+/* init(static_table, huffman_table, limits, decompress): hpack's tables, the Python modules'
+ * limits and messages.decompress. */
 static PyObject *mod_init(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *stat, *huff, *lim;
-    if (!PyArg_ParseTuple(args, "O!O!O!:init", &PyList_Type, &stat, &PyList_Type, &huff, &PyDict_Type, &lim))
+    PyObject *stat, *huff, *lim, *decompress;
+    if (!PyArg_ParseTuple(args, "O!O!O!O:init", &PyList_Type, &stat, &PyList_Type, &huff, &PyDict_Type, &lim,
+                          &decompress))
         return NULL;
     if (G.ready) Py_RETURN_NONE;
     if (PyList_GET_SIZE(huff) != 256 * 16 || PyList_GET_SIZE(stat) > 128) {
@@ -1761,12 +1975,14 @@ static PyObject *mod_init(PyObject *self, PyObject *args) {
     G.default_table = (uint64_t)vals[5];
     G.max_message = (uint64_t)vals[6];
     G.max_frame = (uint64_t)vals[7];
+    Py_INCREF(decompress);
+    G.decompress = decompress;
     G.ready = 1;
     Py_RETURN_NONE;
 }
 
 static PyMethodDef module_methods[] = {
-    {"init", mod_init, METH_VARARGS, "init(static_table, huffman_table, limits)"},
+    {"init", mod_init, METH_VARARGS, "init(static_table, huffman_table, limits, decompress)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_bulk",

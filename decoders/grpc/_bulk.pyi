@@ -1,9 +1,13 @@
 """Types of the compiled bulk path of `--report calls` (_bulk.c)."""
 
+from collections.abc import Callable
 from typing import Any
 
 def init(
-    static_table: list[tuple[bytes, bytes]], huffman_table: list[tuple[int, int, int]], limits: dict[str, int]
+    static_table: list[tuple[bytes, bytes]],
+    huffman_table: list[tuple[int, int, int]],
+    limits: dict[str, int],
+    decompress: Callable[[bytes, str], tuple[bytes | None, object]],
 ) -> None: ...
 
 class Decoder:

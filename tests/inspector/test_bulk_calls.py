@@ -8,9 +8,11 @@ report written with the extension must equal, byte for byte, the report written 
 from __future__ import annotations
 
 import base64
+import gzip
 import io
 import os
 import random
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -192,17 +194,34 @@ NAMES = st.sampled_from(["x-a", "x-b", "trace-bin", "x-id", "user-agent", "te", 
 
 
 @st.composite
-def metadata(draw: st.DrawFn) -> list[tuple[str, str]]:
-    out = []
+def metadata(draw: st.DrawFn) -> list[tuple[str, str | bytes]]:
+    out: list[tuple[str, str | bytes]] = []
     for _ in range(draw(st.integers(0, 4))):
         name = draw(NAMES)
-        if name.endswith("-bin") and draw(st.booleans()):
+        form = draw(st.sampled_from(["text", "base64", "unpadded", "true-binary"]))
+        value: str | bytes = draw(TEXT)
+        if name.endswith("-bin") and form == "true-binary":  # grpc C-core's raw form: NUL, then bytes
+            value = b"\x00" + draw(st.binary(max_size=8))
+        elif name.endswith("-bin") and form != "text":
             value = base64.b64encode(draw(st.binary(max_size=8))).decode()
-            value = value.rstrip("=") if draw(st.booleans()) else value
-        else:
-            value = draw(TEXT)
+            value = value.rstrip("=") if form == "unpadded" else value
         out.append((name, value))
     return out
+
+
+@st.composite
+def status_blob(draw: st.DrawFn) -> bytes:
+    """A google.rpc.Status (fields in any order), or bytes that may not be one."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=16))
+    parts = [field(1, 0, varint(draw(st.integers(-(1 << 31), (1 << 31) - 1)) & ((1 << 64) - 1)))]
+    text = draw(st.text(max_size=8)).encode("utf-8", "surrogatepass")
+    parts.append(field(2, 2, varint(len(text)) + text))
+    for _ in range(draw(st.integers(0, 2))):
+        url = draw(st.sampled_from([b"type.googleapis.com/x.Y", b"", b"\xff\xfe"]))
+        inner = field(1, 2, varint(len(url)) + url) + field(2, 2, b"\x02\x08\x01")
+        parts.append(field(3, 2, varint(len(inner)) + inner))
+    return b"".join(draw(st.permutations(parts)))
 
 
 @st.composite
@@ -221,13 +240,28 @@ def call(draw: st.DrawFn) -> dict[str, object]:
             st.sampled_from([None, "", "plain", "a%20b", "%E2%80%9Cq%E2%80%9D", "bad%zz%", "%ff"])
         ),
         "trailer_md": draw(metadata()),
+        "details": draw(st.none() | st.tuples(st.sampled_from(["true-binary", "base64"]), status_blob())),
+        "encoding": draw(st.sampled_from([None, "gzip", "deflate", "identity", "snappy", ""])),
+        "compress": draw(st.booleans()),
         "end": draw(st.sampled_from(["trailers", "trailers", "rst", "open"])),
         "rst_code": draw(st.integers(0, 20)),
     }
 
 
-def grpc_body(messages: list[bytes]) -> bytes:
-    return b"".join(b"\x00" + len(m).to_bytes(4, "big") + m for m in messages)
+def grpc_body(messages: list[bytes], encoding: str | None = None) -> bytes:
+    """Length-prefixed messages; compressed (flag 1) with `encoding` when one is given."""
+    if encoding is None:
+        return b"".join(b"\x00" + len(m).to_bytes(4, "big") + m for m in messages)
+    out = []
+    for m in messages:
+        if encoding == "gzip":
+            m = gzip.compress(m)
+        elif encoding == "deflate":
+            m = zlib.compress(m)
+        elif encoding == "snappy":
+            m = m[::-1]  # an encoding nobody here knows
+        out.append(b"\x01" + len(m).to_bytes(4, "big") + m)
+    return b"".join(out)
 
 
 def frames_of(
@@ -239,9 +273,11 @@ def frames_of(
         req.append(("content-type", str(c["ctype"])))
     if c["timeout"] is not None:
         req.append(("grpc-timeout", str(c["timeout"])))
+    if c["encoding"] is not None:
+        req.append(("grpc-encoding", str(c["encoding"])))
     req += c["request_md"]  # type: ignore[operator]
     client: list[object] = [("headers", req, not c["requests"])]
-    body = grpc_body(c["requests"])  # type: ignore[arg-type]
+    body = grpc_body(c["requests"], str(c["encoding"]) if c["compress"] and c["encoding"] else None)  # type: ignore[arg-type]
     if body:
         cuts = sorted(draw(st.lists(st.integers(1, max(1, len(body) - 1)), max_size=2)))
         pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True) if b > a]
@@ -251,6 +287,10 @@ def frames_of(
     if c["message"] is not None:
         trailers.append(("grpc-message", str(c["message"])))
     trailers += c["trailer_md"]  # type: ignore[operator]
+    if c["details"] is not None:
+        form, blob = c["details"]  # type: ignore[misc]
+        value = b"\x00" + blob if form == "true-binary" else base64.b64encode(blob).decode()
+        trailers.append(("grpc-status-details-bin", value))
     server: list[object] = []
     if c["trailers_only"]:
         server.append(
