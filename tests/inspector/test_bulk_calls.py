@@ -127,6 +127,12 @@ def test_clean_connections_are_taken_whole(name: str) -> None:
 
 
 @needs_extension
+def test_our_grpcio_sample_is_taken_whole() -> None:
+    """Real grpcio traffic with true-binary metadata, status details, gzip and every call kind."""
+    assert bailed(SAMPLES / "grpc-demo.pcap") == {}
+
+
+@needs_extension
 def test_what_the_extension_leaves_to_python() -> None:
     from tests.conftest import public_capture
 
