@@ -32,6 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scapy.packet import Packet
 
+from protoscope.decoders.grpc.messages import MAX_DECOMPRESSED_LEN
 from protoscope.decoders.registry import load_registry
 from protoscope.inspector import bulk_calls
 from protoscope.inspector.report.output import write
@@ -439,6 +440,8 @@ def nested(depth: int) -> bytes:
 def hostile_connection(kind: str) -> list[tuple[bool, bytes]]:
     enc = Encoder()
     request = [(":method", "POST"), (":path", "/x.Y/Z"), ("content-type", "application/grpc")]
+    if kind == "gzip-bomb":
+        request.append(("grpc-encoding", "gzip"))
     if kind == "hpack-bomb":
         # one 4,000-byte entry in the table, then a block naming it 1,000 times (4 MB decoded)
         first = enc.encode([*request, ("x-big", "a" * 4000)])
@@ -452,6 +455,9 @@ def hostile_connection(kind: str) -> list[tuple[bool, bytes]]:
         headers = [HeadersFrame(1, enc.encode(request), flags=["END_HEADERS"])]
         if kind == "2gib":
             body = b"\x00\x80\x00\x00\x00" + b"\x00" * 100
+        elif kind == "gzip-bomb":  # 65 KB that inflate past messages.MAX_DECOMPRESSED_LEN
+            bomb = gzip.compress(b"\x00" * (MAX_DECOMPRESSED_LEN + 1024), compresslevel=9)
+            body = b"\x01" + len(bomb).to_bytes(4, "big") + bomb
         else:  # a message nested 200 deep: decoded to depth 32, the rest kept as bytes
             body = grpc_body([nested(200)])
     client = PREFACE + SettingsFrame(0).serialize() + b"".join(h.serialize() for h in headers)
@@ -461,9 +467,9 @@ def hostile_connection(kind: str) -> list[tuple[bool, bytes]]:
 
 
 @needs_extension
-@pytest.mark.parametrize("kind", ["hpack-bomb", "2gib", "deep"])
+@pytest.mark.parametrize("kind", ["hpack-bomb", "2gib", "deep", "gzip-bomb"])
 def test_hostile_input_is_left_to_python_or_decoded_alike(tmp_path: Path, kind: str) -> None:
     path = capture(tmp_path, [hostile_connection(kind)], random.Random(0))
     assert report(path, True) == report(path, False)
-    expected = {"hpack-bomb": {0: "hp_block"}, "2gib": {0: "on_data"}, "deep": {}}[kind]
+    expected = {"hpack-bomb": {0: "hp_block"}, "2gib": {0: "on_data"}, "deep": {}, "gzip-bomb": {}}[kind]
     assert bailed(path) == expected
