@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -171,23 +171,35 @@ def call_record(
     }
 
 
+def record(
+    path: str,
+    kind: str,
+    requests: list[Any],
+    responses: list[Any],
+    call: Any,
+    metadata: Sequence[tuple[str, Any]] = (),
+    **extra: Any,
+) -> dict[str, Any]:
+    """call_record of a finished call (a grpc.Call or a future: code, details, trailing metadata)."""
+    return call_record(
+        path,
+        kind,
+        requests,
+        responses,
+        call.code(),
+        call.details() or None,
+        list(metadata),
+        call.trailing_metadata(),
+        **extra,
+    )
+
+
 def run_calls(pb: Any, stub: Any, person: Any) -> list[dict[str, Any]]:
     calls: list[dict[str, Any]] = []
     meta = [("x-request-id", "req-1"), ("trace-bin", b"\x01\x02\x03\xff")]
     q = pb.Query(prefix="ada", limit=1)
     resp, info = stub.Get.with_call(q, metadata=meta)
-    calls.append(
-        call_record(
-            "/demo.Directory/Get",
-            "unary",
-            [q],
-            [resp],
-            info.code(),
-            info.details() or None,
-            meta,
-            info.trailing_metadata(),
-        )
-    )
+    calls.append(record("/demo.Directory/Get", "unary", [q], [resp], info, meta))
     q = pb.Query(prefix="missing")
     try:
         stub.Get(q, metadata=[("x-request-id", "req-2")])
@@ -215,95 +227,35 @@ def run_calls(pb: Any, stub: Any, person: Any) -> list[dict[str, Any]]:
     q = pb.Query(prefix="p", limit=5)
     call = stub.List(q)
     responses = list(call)
-    calls.append(
-        call_record(
-            "/demo.Directory/List",
-            "server_streaming",
-            [q],
-            responses,
-            call.code(),
-            call.details() or None,
-            [],
-            call.trailing_metadata(),
-        )
-    )
+    calls.append(record("/demo.Directory/List", "server_streaming", [q], responses, call))
     people = [person(i, f"Up{i}") for i in range(4)]
     resp, info = stub.Upload.with_call(iter(people))
-    calls.append(
-        call_record(
-            "/demo.Directory/Upload",
-            "client_streaming",
-            people,
-            [resp],
-            info.code(),
-            info.details() or None,
-            [],
-            info.trailing_metadata(),
-        )
-    )
+    calls.append(record("/demo.Directory/Upload", "client_streaming", people, [resp], info))
     people = [person(i, f"Chat{i}") for i in range(3)]
     call = stub.Chat(iter(people))
     responses = list(call)
-    calls.append(
-        call_record(
-            "/demo.Directory/Chat",
-            "bidi",
-            people,
-            responses,
-            call.code(),
-            call.details() or None,
-            [],
-            call.trailing_metadata(),
-        )
-    )
+    calls.append(record("/demo.Directory/Chat", "bidi", people, responses, call))
     # gRPC sends a message uncompressed when gzip would not make it smaller: a long prefix.
     q = pb.Query(prefix="zipped" + "z" * 3000, limit=3)
     resp, info = stub.Get.with_call(q, compression=grpc.Compression.Gzip)
     calls.append(
-        call_record(
+        record(
             "/demo.Directory/Get",
             "unary",
             [q],
             [resp],
-            info.code(),
-            info.details() or None,
-            [],
-            info.trailing_metadata(),
+            info,
             compressed_request=True,
             compressed_response=True,
         )
     )
     q = pb.Query(prefix="big")
     resp, info = stub.Get.with_call(q)
-    calls.append(
-        call_record(
-            "/demo.Directory/Get",
-            "unary",
-            [q],
-            [resp],
-            info.code(),
-            info.details() or None,
-            [],
-            info.trailing_metadata(),
-        )
-    )
+    calls.append(record("/demo.Directory/Get", "unary", [q], [resp], info))
     queries = [pb.Query(prefix=f"c{i}", limit=10 + i) for i in range(12)]
     pending = [stub.Get.future(q) for q in queries]
     for q, fut in zip(queries, pending, strict=True):
-        resp = fut.result()
-        calls.append(
-            call_record(
-                "/demo.Directory/Get",
-                "unary",
-                [q],
-                [resp],
-                fut.code(),
-                fut.details() or None,
-                [],
-                fut.trailing_metadata(),
-                concurrent=True,
-            )
-        )
+        calls.append(record("/demo.Directory/Get", "unary", [q], [fut.result()], fut, concurrent=True))
     q = pb.Query(prefix="slow")
     try:
         stub.Get(q, timeout=0.2)
@@ -357,18 +309,7 @@ def main() -> None:
                 for i in range(2):
                     q = pb.Query(prefix=f"mid{i}", limit=i)
                     resp, info = stub.Get.with_call(q, metadata=meta)
-                    later.append(
-                        call_record(
-                            "/demo.Directory/Get",
-                            "unary",
-                            [q],
-                            [resp],
-                            info.code(),
-                            info.details() or None,
-                            meta,
-                            info.trailing_metadata(),
-                        )
-                    )
+                    later.append(record("/demo.Directory/Get", "unary", [q], [resp], info, meta))
                 stop(tcpdump)
             truth = {"port": MID_PORT, "proto": "grpc/demo.proto", "calls": later}
             (HERE / "grpc-midstream.truth.json").write_text(
