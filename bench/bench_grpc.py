@@ -4,6 +4,8 @@ Times `protoscope F --report calls --format jsonl` and `tshark -r F -d tcp.port=
 -T fields -e http2.headers.path` on the generated 200,000-packet h2c capture (median of REPEAT
 whole processes, taking turns) and reads each one's peak resident memory.
 Targets: at least 4x faster than tshark, memory under a quarter of tshark's.
+protoscope's figure depends on the optional C extension of the calls report (built by pip when a
+C compiler is present; see README "gRPC"): the bench says whether it was there.
 Run: python bench/bench_grpc.py
 """
 
@@ -80,7 +82,10 @@ def main() -> None:
         "http2.headers.path",
     ]
     o_t, o_m, t_t, t_m = side_by_side(ours_cmd, theirs_cmd)
-    print(f"{path.name}: 200,000 packets, h2c gRPC, unary calls")
+    from protoscope.inspector.bulk_calls import available
+
+    built = "built" if available() else "NOT built: the Python decoders do all the work"
+    print(f"{path.name}: 200,000 packets, h2c gRPC, unary calls (calls extension {built})")
     print(f"  protoscope --report calls    {o_t:7.2f} s   {o_m / 1024:7.0f} MiB")
     print(f"  tshark -Y grpc -T fields     {t_t:7.2f} s   {t_m / 1024:7.0f} MiB")
     print(f"  speed-up {t_t / o_t:5.2f}x (target >= 4x)   memory ratio {o_m / t_m:5.2f} (target < 0.25)")
