@@ -1028,7 +1028,7 @@ typedef struct {
 } Direction;
 
 typedef struct {
-    int bailed;
+    int seen, bailed;
     const char *why;
     Direction dir[2];
     Map streams; /* sid -> Stream* */
@@ -1802,7 +1802,10 @@ static PyObject *Decoder_feed(Decoder *d, PyObject *args) {
         if (p < i && drain(d, p, 0)) goto done;
         Flow *f = &d->flows[fid];
         if (!f->bailed) {
-            if (!f->dir[0].table.max_size) f->dir[0].table.max_size = f->dir[1].table.max_size = G.default_table;
+            if (!f->seen) { /* a size update may set max_size to 0 later: initialise once */
+                f->seen = 1;
+                f->dir[0].table.max_size = f->dir[1].table.max_size = G.default_table;
+            }
             double t = (double)ts[k] / 1e9;
             int r = feed_direction(d, f, fid, dirs[k], buf + starts[k], lengths[k], i, t);
             if (r == FAIL) goto done;

@@ -355,6 +355,8 @@ def conversation(draw: st.DrawFn) -> list[tuple[bool, bytes]]:
     while any(queues):
         i = rng.choice([i for i, q in enumerate(queues) if q and (i % 2 == 0 or requested[i // 2])])
         side, (sid, event) = queues[i].pop(0)
+        if event[0] == "headers" and rng.random() < 0.15:  # a dynamic table size update, even to 0
+            encoders[side].header_table_size = rng.choice([0, 64, 4096])
         requested[i // 2] |= i % 2 == 0
         out.append((side, serialize(event, sid, encoders[side], rng.random() < 0.2)))
         extra = rng.random()
@@ -473,3 +475,24 @@ def test_hostile_input_is_left_to_python_or_decoded_alike(tmp_path: Path, kind: 
     assert report(path, True) == report(path, False)
     expected = {"hpack-bomb": {0: "hp_block"}, "2gib": {0: "on_data"}, "deep": {}, "gzip-bomb": {}}[kind]
     assert bailed(path) == expected
+
+
+@needs_extension
+def test_table_size_update_to_zero_lasts_across_packets(tmp_path: Path) -> None:
+    """A size update to 0 empties the table for good: an entry added afterwards is evicted at once,
+    so a later reference to it is unknown (the extension leaves that to Python), in every packet."""
+    request = Encoder().encode(
+        [(":method", "POST"), (":path", "/x.Y/Z"), ("content-type", "application/grpc")]
+    )
+    first = HeadersFrame(1, b"\x20" + request, flags=["END_HEADERS", "END_STREAM"])  # size update: 0
+    added = HeadersFrame(3, request + b"\x40\x01a\x01b", flags=["END_HEADERS", "END_STREAM"])  # a: b, indexed
+    refer = HeadersFrame(5, request + b"\xbe", flags=["END_HEADERS", "END_STREAM"])  # index 62
+    segments = [
+        (False, SettingsFrame(0).serialize()),
+        (True, PREFACE + SettingsFrame(0).serialize() + first.serialize()),
+        (True, added.serialize()),
+        (True, refer.serialize()),
+    ]
+    path = capture(tmp_path, [segments], random.Random(0))
+    assert report(path, True) == report(path, False)
+    assert bailed(path) == {0: "hp_block"}
