@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 from hpack import Encoder
+from hpack.hpack import encode_integer
+from hpack.huffman import HuffmanEncoder
+from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
 from hyperframe.frame import (
     DataFrame,
     GoAwayFrame,
@@ -317,11 +320,47 @@ def frames_of(
     return [(0, e) for e in client], [(1, e) for e in server]  # type: ignore[return-value]
 
 
-def serialize(event: tuple, sid: int, enc: Encoder, priority: bool) -> bytes:
+HUFFMAN = HuffmanEncoder(REQUEST_CODES, REQUEST_CODES_LENGTH)
+
+
+def hpack_string(raw: bytes, huffman: bool) -> bytes:
+    if huffman:
+        raw = HUFFMAN.encode(raw)
+    out = bytearray(encode_integer(len(raw), 7))
+    out[0] |= 0x80 if huffman else 0
+    return bytes(out) + raw
+
+
+def hpack_representation(rng: random.Random) -> bytes:
+    """One HPACK representation chosen at random (RFC 7541 section 6), to walk the dynamic table's
+    corners the hpack encoder never goes to: references past its end, size updates, evictions."""
+    kind = rng.choice(["indexed", "indexed", "literal-indexed", "literal", "never", "size"])
+    if kind == "indexed":
+        out = bytearray(encode_integer(rng.randrange(1, 90), 7))
+        out[0] |= 0x80
+        return bytes(out)
+    if kind == "size":
+        out = bytearray(encode_integer(rng.choice([0, 40, 100, 4096, 1 << 21]), 5))
+        out[0] |= 0x20
+        return bytes(out)
+    prefix, flag = {"literal-indexed": (6, 0x40), "literal": (4, 0x00), "never": (4, 0x10)}[kind]
+    index = rng.choice([0, 0, rng.randrange(1, 90)])
+    out = bytearray(encode_integer(index, prefix))
+    out[0] |= flag
+    if not index:
+        out += hpack_string(rng.choice([b"x-a", b"x-b", b"grpc-timeout", b"a-bin"]), rng.random() < 0.5)
+    value = rng.choice([b"", b"v", b"1S", b"\x00\xff\x01", b"QUJD", b"x" * 50])
+    return bytes(out) + hpack_string(value, rng.random() < 0.5)
+
+
+def serialize(event: tuple, sid: int, enc: Encoder, priority: bool, rng: random.Random) -> bytes:
     kind = event[0]
     if kind == "headers":
         flags = ["END_HEADERS"] + (["END_STREAM"] if event[2] else [])
-        f = HeadersFrame(sid, enc.encode(event[1]), flags=flags)
+        block = enc.encode(event[1])
+        if rng.random() < 0.2:  # the encoder's table is no longer ours: later blocks may not decode
+            block += b"".join(hpack_representation(rng) for _ in range(rng.randrange(1, 4)))
+        f = HeadersFrame(sid, block, flags=flags)
         if priority:
             f.flags.add("PRIORITY")
             f.depends_on, f.stream_weight = 0, 15
@@ -358,7 +397,7 @@ def conversation(draw: st.DrawFn) -> list[tuple[bool, bytes]]:
         if event[0] == "headers" and rng.random() < 0.15:  # a dynamic table size update, even to 0
             encoders[side].header_table_size = rng.choice([0, 64, 4096])
         requested[i // 2] |= i % 2 == 0
-        out.append((side, serialize(event, sid, encoders[side], rng.random() < 0.2)))
+        out.append((side, serialize(event, sid, encoders[side], rng.random() < 0.2, rng)))
         extra = rng.random()
         if extra < 0.1:
             out.append((side, PingFrame(0).serialize()))
