@@ -38,6 +38,7 @@ from scapy.packet import Packet
 from protoscope.decoders.grpc.messages import MAX_DECOMPRESSED_LEN
 from protoscope.decoders.registry import load_registry
 from protoscope.inspector import bulk_calls
+from protoscope.inspector.report import rows
 from protoscope.inspector.report.output import write
 from protoscope.inspector.session import Session
 from tests.conftest import SAMPLES, public_captures
@@ -66,15 +67,22 @@ def bulk(enabled: bool) -> Iterator[None]:
         bulk_calls._bulk = saved
 
 
-def report(path: Path, enabled: bool, fmt: str = "jsonl") -> str:
-    with bulk(enabled):
-        session = Session.open(path, load_registry())
-        try:
-            out = io.StringIO()
-            write(session, "calls", fmt, out)
-            return out.getvalue()
-        finally:
-            session.close()
+def report(path: Path, enabled: bool, fmt: str = "jsonl", drain_every: int = rows.DRAIN_EVERY) -> str:
+    """The calls report; a small `drain_every` makes rows leave in many batches, so the merge of
+    the extension's rows with Python's is exercised on small captures too."""
+    saved = rows.DRAIN_EVERY
+    rows.DRAIN_EVERY = drain_every
+    try:
+        with bulk(enabled):
+            session = Session.open(path, load_registry())
+            try:
+                out = io.StringIO()
+                write(session, "calls", fmt, out)
+                return out.getvalue()
+            finally:
+                session.close()
+    finally:
+        rows.DRAIN_EVERY = saved
 
 
 def bailed(path: Path) -> dict[int, str] | None:
@@ -431,6 +439,9 @@ def capture(tmp: Path, conversations: list[list[tuple[bool, bytes]]], rng: rando
     return write_pcap(tmp / "gen.pcap", merged)
 
 
+DRAINS = st.sampled_from([1024, 1, 2, 3, 7])
+
+
 def flip(conversations: list[list[tuple[bool, bytes]]], flips: list[tuple[int, int, int]]) -> None:
     for conv, at, value in flips:
         segs = conversations[conv % len(conversations)]
@@ -446,10 +457,12 @@ def flip(conversations: list[list[tuple[bool, bytes]]], flips: list[tuple[int, i
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
-@given(st.lists(conversation(), min_size=1, max_size=2), st.integers(0, 1 << 30))
-def test_generated_conversations(tmp_path_factory: pytest.TempPathFactory, convs: list, seed: int) -> None:
+@given(st.lists(conversation(), min_size=1, max_size=2), st.integers(0, 1 << 30), DRAINS)
+def test_generated_conversations(
+    tmp_path_factory: pytest.TempPathFactory, convs: list, seed: int, drain_every: int
+) -> None:
     path = capture(tmp_path_factory.mktemp("gen"), convs, random.Random(seed))
-    assert report(path, True) == report(path, False)
+    assert report(path, True, drain_every=drain_every) == report(path, False, drain_every=drain_every)
 
 
 @needs_extension
@@ -462,13 +475,18 @@ def test_generated_conversations(tmp_path_factory: pytest.TempPathFactory, convs
     st.lists(
         st.tuples(st.integers(0, 1), st.integers(0, 1 << 16), st.integers(0, 255)), min_size=1, max_size=6
     ),
+    DRAINS,
 )
 def test_generated_conversations_with_flipped_bytes(
-    tmp_path_factory: pytest.TempPathFactory, convs: list, seed: int, flips: list[tuple[int, int, int]]
+    tmp_path_factory: pytest.TempPathFactory,
+    convs: list,
+    seed: int,
+    flips: list[tuple[int, int, int]],
+    drain_every: int,
 ) -> None:
     flip(convs, flips)
     path = capture(tmp_path_factory.mktemp("gen"), convs, random.Random(seed))
-    assert report(path, True) == report(path, False)
+    assert report(path, True, drain_every=drain_every) == report(path, False, drain_every=drain_every)
 
 
 def nested(depth: int) -> bytes:
