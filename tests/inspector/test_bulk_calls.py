@@ -553,3 +553,33 @@ def test_table_size_update_to_zero_lasts_across_packets(tmp_path: Path) -> None:
     path = capture(tmp_path, [segments], random.Random(0))
     assert report(path, True) == report(path, False)
     assert bailed(path) == {0: "hp_block"}
+
+
+@needs_extension
+def test_decoder_refuses_bad_arguments() -> None:
+    import numpy as np
+
+    assert BUILT is not None
+    bulk_calls._init()
+    dec = BUILT.Decoder(1, True, 1024)
+
+    def feed(starts: list[int], lengths: list[int], packets: list[int]) -> object:
+        n = len(packets)
+        return dec.feed(
+            b"\x00" * 64,
+            np.array(starts, np.int64),
+            np.array(lengths, np.uint32),
+            np.array(packets, np.int64),
+            np.zeros(n, np.int32),
+            np.zeros(n, np.uint8),
+            np.zeros(n, np.int64),
+        )
+
+    with pytest.raises(ValueError, match="outside the buffer"):
+        feed([60], [10], [0])
+    with pytest.raises(ValueError, match="expected"):
+        dec.feed(b"", np.zeros(2, np.int64), np.zeros(1, np.uint32), np.zeros(2, np.int64), *([None] * 3))
+    assert feed([0], [8], [5]) == []  # not a preface: the connection bails, nothing to say yet
+    with pytest.raises(ValueError, match="out of order"):
+        feed([0], [8], [5])
+    assert dec.bailed() == {0: "feed_direction"} and dec.finish(10) == []
