@@ -187,14 +187,14 @@ def _run(session: Session, plan: CallsPlan, flows: npt.NDArray[np.bool_], emit: 
     yield dec
 
 
-def _python_rows(session: Session, skip_flows: npt.NDArray[np.bool_]) -> Iterator[tuple[int, int, str]]:
+def _python_rows(
+    session: Session, analysis: CallAnalysis, skip_flows: npt.NDArray[np.bool_]
+) -> Iterator[tuple[int, int, str]]:
     """The normal pass over every packet not of `skip_flows`, keyed like the extension's rows."""
     from .report.rows import DRAIN_EVERY
 
     ix = session.index
     n = len(ix)
-    analysis = session.registry.analysis("calls")
-    assert isinstance(analysis, CallAnalysis)
     skip = np.zeros(n, np.bool_)
     with_flow = ix.flow >= 0
     skip[with_flow] = skip_flows[ix.flow[with_flow]]
@@ -203,12 +203,15 @@ def _python_rows(session: Session, skip_flows: npt.NDArray[np.bool_]) -> Iterato
         for k, row in analysis.drain_keyed():
             yield bucket, k, json.dumps(row, ensure_ascii=False)
 
+    def next_point(last: int) -> int:
+        """The first drain point after packet `last` (as the extension's next_point)."""
+        return 0 if last < 0 else (last // DRAIN_EVERY + 1) * DRAIN_EVERY
+
     last = -1
     for pd in session.decode(skip=skip):
         i = pd.index
-        point = 0 if last < 0 else (last // DRAIN_EVERY + 1) * DRAIN_EVERY
-        if point < i:
-            yield from drain(point)
+        if next_point(last) < i:
+            yield from drain(next_point(last))
         if pd.pdus:
             ctx = session.context(i)
             for pdu in pd.pdus:
@@ -216,9 +219,8 @@ def _python_rows(session: Session, skip_flows: npt.NDArray[np.bool_]) -> Iterato
         last = i
         if i % DRAIN_EVERY == 0:
             yield from drain(i)
-    point = 0 if last < 0 else (last // DRAIN_EVERY + 1) * DRAIN_EVERY
-    if point < n:
-        yield from drain(point)
+    if next_point(last) < n:
+        yield from drain(next_point(last))
     yield from drain(n)
     for k, row in analysis.rows_keyed():
         yield n + 1, k, json.dumps(row, ensure_ascii=False)
@@ -246,7 +248,7 @@ def json_rows(session: Session, name: str) -> Iterator[str] | None:
     flows[list(bailed)] = False
     if not flows.any():
         return None
-    return _merge(_python_rows(session, flows), _run(session, plan, flows, emit=True))
+    return _merge(_python_rows(session, analysis, flows), _run(session, plan, flows, emit=True))
 
 
 def _merge(python_rows: Iterator[tuple[int, int, str]], bulk: Iterator[Any]) -> Iterator[str]:

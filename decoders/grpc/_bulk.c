@@ -92,6 +92,17 @@ static int put(Buf *b, const void *s, size_t n) {
 
 #define PUTS(b, s) put((b), (s), sizeof(s) - 1)
 
+/* Room for item number `n` in a growable array of `size`-byte items: the array, or NULL (an
+ * exception set) when memory runs out, and then nothing changed. */
+static void *grow(void *items, size_t n, size_t *cap, size_t size) {
+    if (n < *cap) return items;
+    size_t c = *cap ? *cap * 2 : 16;
+    void *p = realloc(items, c * size);
+    if (!p) return PyErr_NoMemory();
+    *cap = c;
+    return p;
+}
+
 static void buf_free(Buf *b) {
     free(b->p);
     b->p = NULL;
@@ -336,16 +347,9 @@ typedef struct {
 } Block;
 
 static int block_add(Block *bl, const char *n, size_t nl, const char *v, size_t vl) {
-    if (bl->n == bl->cap) {
-        size_t cap = bl->cap ? bl->cap * 2 : 16;
-        Hdr *h = realloc(bl->h, cap * sizeof(Hdr));
-        if (!h) {
-            PyErr_NoMemory();
-            return FAIL;
-        }
-        bl->h = h;
-        bl->cap = cap;
-    }
+    Hdr *h = grow(bl->h, bl->n, &bl->cap, sizeof(Hdr));
+    if (!h) return FAIL;
+    bl->h = h;
     Hdr *x = &bl->h[bl->n++];
     x->name = bl->arena.n;
     x->nlen = nl;
@@ -684,16 +688,9 @@ static int pb_varint(const uint8_t *d, size_t *pos, size_t end, uint64_t *out, P
 }
 
 static int pb_new(Pb *pb, int32_t *at) {
-    if (pb->n == pb->cap) {
-        size_t cap = pb->cap ? pb->cap * 2 : 64;
-        PbField *f = realloc(pb->f, cap * sizeof(PbField));
-        if (!f) {
-            PyErr_NoMemory();
-            return FAIL;
-        }
-        pb->f = f;
-        pb->cap = cap;
-    }
+    PbField *f = grow(pb->f, pb->n, &pb->cap, sizeof(PbField));
+    if (!f) return FAIL;
+    pb->f = f;
     if (pb->n >= INT32_MAX) return WIRE_ERR;
     *at = (int32_t)pb->n++;
     memset(&pb->f[*at], 0, sizeof(PbField));
@@ -1119,19 +1116,9 @@ static Call *call_get(Decoder *d, Flow *f, int32_t fid, uint32_t sid, int64_t i,
     c->sid = sid;
     c->created = i;
     c->start = t;
-    if (d->norder == d->order_cap) {
-        size_t cap = d->order_cap ? d->order_cap * 2 : 256;
-        Call **o = realloc(d->order, cap * sizeof(Call *));
-        if (!o) {
-            free(c);
-            PyErr_NoMemory();
-            *err = FAIL;
-            return NULL;
-        }
-        d->order = o;
-        d->order_cap = cap;
-    }
-    if (map_put(&f->calls, sid, c)) {
+    Call **o = grow(d->order, d->norder, &d->order_cap, sizeof(Call *));
+    if (o) d->order = o;
+    if (!o || map_put(&f->calls, sid, c)) {
         free(c);
         *err = FAIL;
         return NULL;
@@ -1147,30 +1134,34 @@ static int hexval(char c) {
     return -1;
 }
 
+/* A JSON string of bytes.decode("utf-8", "replace"). */
+static int put_utf8_replace(Buf *b, const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n && s[i] < 0x80) i++;
+    if (i == n) return put_jstr(b, (const char *)s, n);
+    PyObject *u = PyUnicode_DecodeUTF8((const char *)s, (Py_ssize_t)n, "replace");
+    Py_ssize_t len;
+    const char *utf8 = u ? PyUnicode_AsUTF8AndSize(u, &len) : NULL;
+    int r = utf8 ? put_jstr(b, utf8, (size_t)len) : FAIL;
+    Py_XDECREF(u);
+    return r;
+}
+
 /* status.grpc_message: percent-decoded UTF-8, invalid sequences replaced. */
 static int put_grpc_message(Buf *b, const char *s, size_t n) {
     Buf raw = {0};
-    int r = OK, ascii = 1;
+    int r = OK;
     for (size_t i = 0; i < n && r == OK; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
-            (lo = hexval(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 && (lo = hexval(s[i + 2])) >= 0) {
             char c = (char)(hi * 16 + lo);
-            ascii &= (unsigned char)c < 0x80;
             r = put(&raw, &c, 1);
             i += 2;
         } else {
             r = put(&raw, s + i, 1);
         }
     }
-    if (r == OK && ascii) r = put_jstr(b, raw.p ? raw.p : "", raw.n);
-    if (r == OK && !ascii) {
-        PyObject *u = PyUnicode_DecodeUTF8(raw.p, (Py_ssize_t)raw.n, "replace");
-        Py_ssize_t len;
-        const char *utf8 = u ? PyUnicode_AsUTF8AndSize(u, &len) : NULL;
-        r = utf8 ? put_jstr(b, utf8, (size_t)len) : FAIL;
-        Py_XDECREF(u);
-    }
+    if (r == OK) r = put_utf8_replace(b, (const uint8_t *)(raw.p ? raw.p : ""), raw.n);
     buf_free(&raw);
     return r;
 }
@@ -1216,19 +1207,6 @@ static int parse_timeout(const char *s, size_t n, double *out) {
     }
     *out = (double)v * unit;
     return 1;
-}
-
-/* A JSON string of bytes.decode("utf-8", "replace"). */
-static int put_utf8_replace(Buf *b, const uint8_t *s, size_t n) {
-    size_t i = 0;
-    while (i < n && s[i] < 0x80) i++;
-    if (i == n) return put_jstr(b, (const char *)s, n);
-    PyObject *u = PyUnicode_DecodeUTF8((const char *)s, (Py_ssize_t)n, "replace");
-    Py_ssize_t len;
-    const char *utf8 = u ? PyUnicode_AsUTF8AndSize(u, &len) : NULL;
-    int r = utf8 ? put_jstr(b, utf8, (size_t)len) : FAIL;
-    Py_XDECREF(u);
-    return r;
 }
 
 static int len_kind(const PbField *f) { return f->kind >= K_MESSAGE && f->kind != K_GROUP; }
