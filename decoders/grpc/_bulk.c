@@ -895,11 +895,8 @@ static int pb_render(const Pb *pb, int32_t head, Buf *b) {
     qsort(s, n, sizeof(Sib), sib_by_number);
     size_t groups = 0;
     Sib *g = malloc(n * sizeof(Sib));
-    size_t *gstart = malloc((n + 1) * sizeof(size_t));
-    if (!g || !gstart) {
+    if (!g) {
         free(s);
-        free(g);
-        free(gstart);
         PyErr_NoMemory();
         return FAIL;
     }
@@ -924,10 +921,8 @@ static int pb_render(const Pb *pb, int32_t head, Buf *b) {
         }
         if (r == OK && to - from > 1) r = PUTS(b, "]");
     }
-    (void)gstart;
     free(s);
     free(g);
-    free(gstart);
     if (r) return r;
     return PUTS(b, "}");
 }
@@ -1478,8 +1473,7 @@ static int on_data(Decoder *d, Flow *f, int32_t fid, int side, uint32_t sid, int
     return OK;
 }
 
-static int on_rst(Decoder *d, Flow *f, uint32_t sid, uint32_t code, double t) {
-    (void)d;
+static int on_rst(Flow *f, uint32_t sid, uint32_t code, double t) {
     stream_drop(f, sid);
     void **v = map_get(&f->calls, sid);
     if (!v) return OK;
@@ -1531,7 +1525,7 @@ static int on_frame(Decoder *d, Flow *f, int32_t fid, int side, const uint8_t *p
         }
         case 3: /* RST_STREAM */
             if (flen != 4 || sid == 0) BAILOUT;
-            return on_rst(d, f, sid, be32(p + 9), t);
+            return on_rst(f, sid, be32(p + 9), t);
         case 7: /* GOAWAY */
             if (flen < 8 || sid != 0) BAILOUT;
             on_goaway(f, be32(p + 9), t);
@@ -1720,11 +1714,6 @@ static int drain(Decoder *d, int64_t bucket, int all) {
 
 /* ---- the Python type ----------------------------------------------------------------------- */
 
-static void flow_bail(Decoder *d, Flow *f) {
-    (void)d;
-    flow_free(f); /* its calls stay in `order` until the next drain frees them unseen */
-}
-
 static int64_t next_point(const Decoder *d) {
     return d->last < 0 ? 0 : (d->last / d->drain_every + 1) * d->drain_every;
 }
@@ -1790,7 +1779,7 @@ static PyObject *Decoder_feed(Decoder *d, PyObject *args) {
             if (r == BAIL) {
                 f->why = bail_why;
                 f->bailed = 1;
-                flow_bail(d, f);
+                flow_free(f); /* its calls stay in `order` until the next drain frees them unseen */
             }
         }
         d->last = i;
