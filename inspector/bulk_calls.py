@@ -64,6 +64,7 @@ def _init() -> None:
     from hpack.huffman_table import HUFFMAN_TABLE
     from hpack.table import HeaderTable
 
+    from protoscope.decoders.grpc import status
     from protoscope.decoders.grpc.messages import decompress
     from protoscope.decoders.http2 import header_block as hb
     from protoscope.decoders.protobuf import wire
@@ -81,6 +82,8 @@ def _init() -> None:
             "default_table": hb.DEFAULT_TABLE_SIZE,
             "max_message": MAX_MESSAGE,
             "max_frame": MAX_FRAME,
+            "timeout_rounding": status.TIMEOUT_ROUNDING,
+            "timeout_granularity": status.TIMEOUT_GRANULARITY,
         },
         decompress,
     )
@@ -168,7 +171,10 @@ def _run(session: Session, plan: CallsPlan, flows: npt.NDArray[np.bool_], emit: 
     ix = session.index
     rec = ix.capture.records
     packets = plan.packets[flows[ix.flow[plan.packets]]]
-    dec = _bulk.Decoder(len(ix.flows), emit, DRAIN_EVERY)
+    # The connections it takes start with the client's preface on the flow's client side, so the
+    # flow's client is the calls' client.
+    clients = [json.dumps(str(f.client), ensure_ascii=False) for f in ix.flows]
+    dec = _bulk.Decoder(len(ix.flows), emit, DRAIN_EVERY, clients)
     for a in range(0, len(packets), CHUNK):
         p = packets[a : a + CHUNK]
         yield from dec.feed(

@@ -1,6 +1,8 @@
 """Record the gRPC sample captures with a real grpcio server and client, and their truth files.
 
 Run as root from the repository root (tcpdump needs it): python captures/samples/make_grpc.py
+[SAMPLE ...], SAMPLE one of demo, midstream, edge, server-first (all four when none is named; tests
+rely on each sample's truth file, so record again only what you mean to change).
 
 Everything runs on 127.0.0.1 with demo.proto (nested messages, an enum, a map, a oneof, repeated
 and packed fields, bytes, a well-known type) compiled at run time by grpcio-tools:
@@ -10,6 +12,17 @@ and packed fields, bytes, a well-known type) compiled at run time by grpcio-tool
   call, a message over 64 KiB, 12 concurrent calls on one connection and a deadline exceeded.
 * grpc-midstream.pcap: tcpdump starts after the connection has carried calls, so the capture
   begins mid-connection (no preface, HPACK table entries from before the capture).
+* grpc-edge.pcap: how calls end when they do not end well, and compression. Unary calls whose
+  client deadline elapses while the server is slow: the client resets the stream (RST_STREAM
+  CANCEL) and the server, which also keeps the deadline, sends Trailers-Only with status 4 before
+  the reset, after it, or not at all when the reset reached it first (the recording is made again
+  until the capture shows both a reset with the server's trailers after it and one without); a
+  server-streaming call whose deadline elapses after its first message; a call the client cancels
+  without a deadline; a server that aborts before sending anything (Trailers-Only); gzip both ways,
+  unary and streamed.
+* grpc-server-first.pcap: tcpdump starts while a server-streaming call is sending, so the capture
+  begins mid-connection with the server's packets (a flow oriented by its first packet takes the
+  server for the client); then the stream ends and a unary call follows.
 
 The truth files record what the client sent and received and what the server saw.
 """
@@ -36,6 +49,10 @@ HERE = Path(__file__).resolve().parent
 PROTO = HERE / "grpc" / "demo.proto"
 PORT = 47051
 MID_PORT = 47052
+EDGE_PORT = 47053
+SERVER_FIRST_PORT = 47054
+DEADLINE = 0.2
+SAMPLES = ("demo", "midstream", "edge", "server-first")
 DETAILS_CODE = 5
 
 
@@ -105,6 +122,8 @@ def build(pb: Any, pb_grpc: Any) -> tuple[Any, list[dict[str, Any]]]:
             self._saw(context, "Get", [request])
             if request.prefix == "slow":
                 time.sleep(1.0)
+            if request.prefix == "abort":  # before anything is sent: a Trailers-Only response
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, "not for you")
             if request.prefix == "missing":
                 detail = rpc_status(
                     DETAILS_CODE,
@@ -126,7 +145,13 @@ def build(pb: Any, pb_grpc: Any) -> tuple[Any, list[dict[str, Any]]]:
 
         def List(self, request: Any, context: Any) -> Iterator[Any]:
             self._saw(context, "List", [request])
+            if request.prefix.startswith("zipped"):
+                context.set_compression(grpc.Compression.Gzip)
             for i in range(request.limit):
+                if request.prefix == "tick":  # a slow stream: tcpdump starts while it sends
+                    time.sleep(0.05)
+                if request.prefix == "stall" and i == 1:  # the deadline elapses after one message
+                    time.sleep(1.0)
                 yield person(i, f"{request.prefix}{i}")
 
         def Upload(self, request_iterator: Any, context: Any) -> Any:
@@ -268,6 +293,160 @@ def run_calls(pb: Any, stub: Any, person: Any) -> list[dict[str, Any]]:
     return calls
 
 
+def run_edge_calls(pb: Any, stub: Any) -> list[dict[str, Any]]:
+    """grpc-edge.pcap: deadlines, a cancel, a Trailers-Only abort and gzip both ways."""
+    calls: list[dict[str, Any]] = []
+    for i in range(6):
+        q = pb.Query(prefix="slow", limit=i)
+        try:
+            stub.Get(q, timeout=DEADLINE)
+        except grpc.RpcError as err:
+            calls.append(
+                call_record(
+                    "/demo.Directory/Get",
+                    "unary",
+                    [q],
+                    [],
+                    err.code(),
+                    err.details(),
+                    [],
+                    None,
+                    deadline=DEADLINE,
+                )
+            )
+    q = pb.Query(prefix="stall", limit=3)
+    call = stub.List(q, timeout=0.3)
+    got = []
+    try:
+        got.extend(call)
+    except grpc.RpcError as err:
+        calls.append(
+            call_record(
+                "/demo.Directory/List",
+                "server_streaming",
+                [q],
+                got,
+                err.code(),
+                err.details(),
+                [],
+                None,
+                deadline=0.3,
+            )
+        )
+    q = pb.Query(prefix="slow", limit=99)
+    future = stub.Get.future(q)
+    time.sleep(0.2)
+    future.cancel()
+    calls.append(
+        call_record(
+            "/demo.Directory/Get", "unary", [q], [], grpc.StatusCode.CANCELLED, None, [], None, cancelled=True
+        )
+    )
+    q = pb.Query(prefix="abort")
+    try:
+        stub.Get(q)
+    except grpc.RpcError as err:
+        calls.append(
+            call_record(
+                "/demo.Directory/Get",
+                "unary",
+                [q],
+                [],
+                err.code(),
+                err.details(),
+                [],
+                None,
+                trailers_only=True,
+            )
+        )
+    # Compressible messages: gRPC sends a message uncompressed when gzip would not make it smaller.
+    q = pb.Query(prefix="zipped" + "y" * 3000, limit=4)
+    resp, info = stub.Get.with_call(q, compression=grpc.Compression.Gzip)
+    calls.append(record("/demo.Directory/Get", "unary", [q], [resp], info, **sizes([q], [resp])))
+    q = pb.Query(prefix="zipped" + "x" * 2000, limit=3)
+    call = stub.List(q, compression=grpc.Compression.Gzip)
+    responses = list(call)
+    calls.append(
+        record("/demo.Directory/List", "server_streaming", [q], responses, call, **sizes([q], responses))
+    )
+    return calls
+
+
+def sizes(requests: list[Any], responses: list[Any]) -> dict[str, Any]:
+    """Compressed calls: the messages' serialized sizes (what `uncompressed_size` must say)."""
+    return {
+        "compressed_request": True,
+        "compressed_response": True,
+        "request_sizes": [m.ByteSize() for m in requests],
+        "response_sizes": [m.ByteSize() for m in responses],
+    }
+
+
+def deadline_endings(pcap: Path, port: int) -> set[str]:
+    """How the deadline calls of grpc-edge.pcap ended on the wire, as tshark reads the frames:
+    "trailers-first", "reset-then-trailers", "reset-only"."""
+    fields = [arg for name in ("tcp.srcport", "http2.type", "http2.streamid") for arg in ("-e", name)]
+    decode_as = f"tcp.port=={port},http2"
+    out = subprocess.run(
+        ["tshark", "-r", str(pcap), "-d", decode_as, "-T", "fields", "-E", "occurrence=a", *fields],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    events: dict[int, list[str]] = {}
+    for line in out.splitlines():
+        src, types, sids = line.split("\t")
+        for t, sid in zip(types.split(","), sids.split(","), strict=True) if types else ():
+            who = "server" if int(src) == port else "client"
+            if t in ("1", "3"):
+                events.setdefault(int(sid), []).append(f"{who}-{'headers' if t == '1' else 'rst'}")
+    endings = set()
+    for seq in events.values():
+        if "client-rst" not in seq:
+            continue
+        after = seq[seq.index("client-rst") + 1 :]
+        before = seq[: seq.index("client-rst")]
+        if before.count("server-headers") and not after:
+            endings.add("trailers-first")
+        elif "server-headers" in after:
+            endings.add("reset-then-trailers")
+        elif not before.count("server-headers"):
+            endings.add("reset-only")
+    return endings
+
+
+def run_server_first(pb: Any, stub: Any, path: Path) -> list[dict[str, Any]]:
+    """grpc-server-first.pcap: tcpdump starts while the server streams; then more calls."""
+    stub.Get(pb.Query(prefix="warmup", limit=1))
+    q = pb.Query(prefix="tick", limit=20)
+    stream = stub.List(q)
+    responses: list[Any] = []
+    reader = threading.Thread(target=lambda: responses.extend(stream))
+    reader.start()
+    time.sleep(0.4)
+    tcpdump = capture(path, SERVER_FIRST_PORT)
+    reader.join()
+    calls = [
+        record("/demo.Directory/List", "server_streaming", [q], responses, stream, began_before_capture=True)
+    ]
+    people = [pb.Person(name=f"Late{i}", id=i) for i in range(2)]
+    resp, info = stub.Upload.with_call(iter(people))
+    calls.append(record("/demo.Directory/Upload", "client_streaming", people, [resp], info))
+    q = pb.Query(prefix="after", limit=2)
+    resp, info = stub.Get.with_call(q)
+    calls.append(record("/demo.Directory/Get", "unary", [q], [resp], info))
+    stop(tcpdump)
+    return calls
+
+
+def first_sender_port(pcap: Path) -> int:
+    """The TCP source port of the capture's first packet."""
+    out = subprocess.run(
+        ["tcpdump", "-r", str(pcap), "-n", "-c", "1"], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.split(" > ")[0].rsplit(".", 1)[1])
+
+
 def capture(path: Path, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-w", str(path), f"tcp port {port}"],
@@ -284,41 +463,93 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=10)
 
 
-def main() -> None:
+def record_demo(pb: Any, pb_grpc: Any, person: Any, seen: list[dict[str, Any]]) -> None:
+    seen.clear()
+    tcpdump = capture(HERE / "grpc-demo.pcap", PORT)
+    with grpc.insecure_channel(f"127.0.0.1:{PORT}") as channel:
+        calls = run_calls(pb, pb_grpc.DirectoryStub(channel), person)
+    stop(tcpdump)
+    truth = {"port": PORT, "proto": "grpc/demo.proto", "calls": calls, "server_saw": list(seen)}
+    write_truth("grpc-demo", truth)
+
+
+def record_midstream(pb: Any, pb_grpc: Any) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{MID_PORT}") as channel:
+        stub = pb_grpc.DirectoryStub(channel)
+        stub.Get(pb.Query(prefix="warmup", limit=1), metadata=[("x-request-id", "before-capture")])
+        tcpdump = capture(HERE / "grpc-midstream.pcap", MID_PORT)
+        meta = [("x-request-id", "before-capture")]  # same literal: now a dynamic-table hit
+        later = []
+        for i in range(2):
+            q = pb.Query(prefix=f"mid{i}", limit=i)
+            resp, info = stub.Get.with_call(q, metadata=meta)
+            later.append(record("/demo.Directory/Get", "unary", [q], [resp], info, meta))
+        stop(tcpdump)
+    write_truth("grpc-midstream", {"port": MID_PORT, "proto": "grpc/demo.proto", "calls": later})
+
+
+def record_edge(pb: Any, pb_grpc: Any) -> None:
+    for attempt in range(8):
+        tcpdump = capture(HERE / "grpc-edge.pcap", EDGE_PORT)
+        with grpc.insecure_channel(f"127.0.0.1:{EDGE_PORT}") as channel:
+            calls = run_edge_calls(pb, pb_grpc.DirectoryStub(channel))
+        stop(tcpdump)
+        endings = deadline_endings(HERE / "grpc-edge.pcap", EDGE_PORT)
+        if {"reset-then-trailers", "reset-only"} <= endings:
+            break
+        print(f"attempt {attempt + 1}: the deadline calls ended {sorted(endings)}; recording again")
+    else:
+        sys.exit("the server's trailers never came both before and after a reset: giving up")
+    truth = {
+        "port": EDGE_PORT,
+        "proto": "grpc/demo.proto",
+        "deadline_endings": sorted(endings),
+        "calls": calls,
+    }
+    write_truth("grpc-edge", truth)
+
+
+def record_server_first(pb: Any, pb_grpc: Any) -> None:
+    path = HERE / "grpc-server-first.pcap"
+    for attempt in range(8):
+        with grpc.insecure_channel(f"127.0.0.1:{SERVER_FIRST_PORT}") as channel:
+            calls = run_server_first(pb, pb_grpc.DirectoryStub(channel), path)
+        if first_sender_port(path) == SERVER_FIRST_PORT:
+            break
+        print(f"attempt {attempt + 1}: the client's packet came first; recording again")
+    else:
+        sys.exit("the capture never began with the server's packet: giving up")
+    write_truth("grpc-server-first", {"port": SERVER_FIRST_PORT, "proto": "grpc/demo.proto", "calls": calls})
+
+
+def write_truth(name: str, truth: dict[str, Any]) -> None:
+    (HERE / f"{name}.truth.json").write_text(json.dumps(truth, indent=1, ensure_ascii=False) + "\n")
+
+
+def main(wanted: Sequence[str]) -> None:
+    unknown = set(wanted) - set(SAMPLES)
+    if unknown:
+        sys.exit(f"unknown sample(s) {sorted(unknown)}: choose among {', '.join(SAMPLES)}")
+    wanted = wanted or SAMPLES
     with tempfile.TemporaryDirectory() as tmp:
         pb, pb_grpc = compile_demo(Path(tmp))
         server, seen, person = build(pb, pb_grpc)  # type: ignore[misc]
-        server.add_insecure_port(f"127.0.0.1:{PORT}")
-        server.add_insecure_port(f"127.0.0.1:{MID_PORT}")
+        for port in (PORT, MID_PORT, EDGE_PORT, SERVER_FIRST_PORT):
+            server.add_insecure_port(f"127.0.0.1:{port}")
         server.start()
         try:
-            tcpdump = capture(HERE / "grpc-demo.pcap", PORT)
-            with grpc.insecure_channel(f"127.0.0.1:{PORT}") as channel:
-                calls = run_calls(pb, pb_grpc.DirectoryStub(channel), person)
-            stop(tcpdump)
-            truth = {"port": PORT, "proto": "grpc/demo.proto", "calls": calls, "server_saw": list(seen)}
-            (HERE / "grpc-demo.truth.json").write_text(json.dumps(truth, indent=1, ensure_ascii=False) + "\n")
-
-            seen.clear()
-            with grpc.insecure_channel(f"127.0.0.1:{MID_PORT}") as channel:
-                stub = pb_grpc.DirectoryStub(channel)
-                stub.Get(pb.Query(prefix="warmup", limit=1), metadata=[("x-request-id", "before-capture")])
-                tcpdump = capture(HERE / "grpc-midstream.pcap", MID_PORT)
-                meta = [("x-request-id", "before-capture")]  # same literal: now a dynamic-table hit
-                later = []
-                for i in range(2):
-                    q = pb.Query(prefix=f"mid{i}", limit=i)
-                    resp, info = stub.Get.with_call(q, metadata=meta)
-                    later.append(record("/demo.Directory/Get", "unary", [q], [resp], info, meta))
-                stop(tcpdump)
-            truth = {"port": MID_PORT, "proto": "grpc/demo.proto", "calls": later}
-            (HERE / "grpc-midstream.truth.json").write_text(
-                json.dumps(truth, indent=1, ensure_ascii=False) + "\n"
-            )
+            if "demo" in wanted:
+                record_demo(pb, pb_grpc, person, seen)
+            if "midstream" in wanted:
+                record_midstream(pb, pb_grpc)
+            if "edge" in wanted:
+                record_edge(pb, pb_grpc)
+            if "server-first" in wanted:
+                record_server_first(pb, pb_grpc)
         finally:
             server.stop(0)
         threading.Event().wait(0.1)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

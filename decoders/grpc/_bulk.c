@@ -45,6 +45,8 @@ static struct {
     uint64_t default_table;    /* header_block.DEFAULT_TABLE_SIZE */
     uint64_t max_message;      /* kept lower than messages.MAX_MESSAGE_LEN: larger ones bail */
     uint64_t max_frame;        /* frames longer than this bail (the session's buffer limit is 16 MiB) */
+    double timeout_rounding;   /* status.TIMEOUT_ROUNDING */
+    double timeout_granularity; /* status.TIMEOUT_GRANULARITY */
     /* hpack's Huffman decoding table: 256 states x 16 nibbles of (next state, flags, byte) */
     uint16_t huff_state[256 * 16];
     uint8_t huff_flags[256 * 16];
@@ -1000,11 +1002,17 @@ typedef struct Call {
     int has_end;
     const char *ended_by;
     int has_req, has_resp;
+    int server_done; /* the server ended its side: END_STREAM or RST_STREAM */
+    int awaiting;    /* calls.Call.awaiting_server: reset by the client, the server's frames may follow */
+    uint32_t await_mark;
     Buf path;
     int has_path;
     Buf req_md, resp_md, trl_md;
     int has_status;
     int64_t status;
+    const char *status_from; /* "trailers", "inferred" or NULL */
+    int has_rst;
+    uint32_t rst_error;
     Buf message; /* rendered JSON string, or empty for null */
     Buf details; /* rendered status details (JSON object or null), or empty for null */
     int has_timeout;
@@ -1025,6 +1033,8 @@ typedef struct {
     Direction dir[2];
     Map streams; /* sid -> Stream* */
     Map calls;   /* sid -> Call* (calls not drained yet) */
+    uint32_t last_client_stream;
+    size_t nawaiting; /* calls of this flow with `awaiting` set */
 } Flow;
 
 typedef struct {
@@ -1039,7 +1049,8 @@ typedef struct {
     Block block;
     Buf scratch, row;
     Pb pb;
-    PyObject *out; /* list of rows of the current feed */
+    PyObject *clients; /* per flow, its rows' "client" value as JSON text (str) */
+    PyObject *out;     /* list of rows of the current feed */
 } Decoder;
 
 static void call_free(Call *c) {
@@ -1306,16 +1317,30 @@ static int status_details(Decoder *d, const char *value, size_t vlen, Buf *out) 
     return r;
 }
 
+/* status.deadline_elapsed */
+static int deadline_elapsed(double elapsed, double timeout) {
+    return elapsed >= timeout - (timeout * G.timeout_rounding + G.timeout_granularity);
+}
+
+static int is(const char *a, const char *b) { return a && strcmp(a, b) == 0; }
+
 /* CallAnalysis._status */
 static int call_status(Decoder *d, Call *c, const Block *bl, double t, const char *how) {
     if (d->emit) CK(render_metadata(bl, &c->trl_md));
     long i = first_of(bl, "grpc-status");
-    c->has_status = i >= 0 && parse_status(HVALUE(bl, i), bl->h[i].vlen, &c->status);
+    int64_t status;
+    int has = i >= 0 && parse_status(HVALUE(bl, i), bl->h[i].vlen, &status);
+    if (has || !is(c->status_from, "inferred")) { /* trailers without a status keep an inferred one */
+        c->has_status = has;
+        if (has) c->status = status;
+        c->status_from = has ? "trailers" : NULL;
+    }
     i = first_of(bl, "grpc-message");
     c->message.n = 0;
     if (i >= 0 && d->emit) CK(put_grpc_message(&c->message, HVALUE(bl, i), bl->h[i].vlen));
     i = first_of(bl, "grpc-status-details-bin");
     if (i >= 0) CK(status_details(d, HVALUE(bl, i), bl->h[i].vlen, &c->details));
+    if (is(c->ended_by, "rst_stream")) return OK; /* trailers the server sent before it read the reset */
     c->end = t;
     c->has_end = 1;
     c->ended_by = how;
@@ -1333,6 +1358,16 @@ static int on_headers(Decoder *d, Flow *f, int32_t fid, int side, uint32_t sid, 
     Block *bl = &d->block;
     int err = OK;
     CK(hp_block(blk, len, &f->dir[side].table, bl, &d->scratch));
+    if (side == 1 && !f->dir[0].started) {
+        /* Before the client's preface, a request block from the server's side would make the Python
+         * decoder take that side for the client (sides.block_from_client): leave it to Python. */
+        for (size_t k = 0; k < bl->n; k++) {
+            if (hname_is(bl, k, ":status")) break;
+            if (hname_is(bl, k, ":method") || hname_is(bl, k, ":path") || hname_is(bl, k, ":scheme") ||
+                hname_is(bl, k, ":authority") || hname_is(bl, k, ":protocol"))
+                BAILOUT;
+        }
+    }
     Stream *s = stream_get(f, sid, &err);
     if (!s) return err;
     long ct = last_of(bl, "content-type"), enc = last_of(bl, "grpc-encoding");
@@ -1376,13 +1411,13 @@ static int on_headers(Decoder *d, Flow *f, int32_t fid, int side, uint32_t sid, 
         if (known || grpc_ct || gs >= 0) {
             Call *c = call_get(d, f, fid, sid, i, t, &err);
             if (!c) return err;
-            if (!c->has_resp && gs < 0) {
+            if (end_stream) {
+                c->server_done = 1;
+                int only = c->has_req && !c->has_resp && c->nresp == 0; /* Trailers-Only */
+                CK(call_status(d, c, bl, t, only ? "trailers-only" : "trailers"));
+            } else if (!c->has_resp && gs < 0) {
                 c->has_resp = bl->n > 0;
                 if (d->emit) CK(render_metadata(bl, &c->resp_md));
-            } else if (!c->has_resp && end_stream) {
-                c->has_resp = bl->n > 0;
-                if (d->emit) CK(render_metadata(bl, &c->resp_md));
-                CK(call_status(d, c, bl, t, "trailers-only"));
             } else {
                 CK(call_status(d, c, bl, t, "trailers"));
             }
@@ -1392,38 +1427,28 @@ static int on_headers(Decoder *d, Flow *f, int32_t fid, int side, uint32_t sid, 
     return OK;
 }
 
-/* One gRPC message: MessageRecord -> CallAnalysis.feed. */
-/* The message's content: the schema-less reading, or null when a compressed one does not inflate
- * (messages.decompress, the Python function itself: its limits and its zlib). */
-static int message_content(Decoder *d, Stream *s, int side, int compressed, const uint8_t *m, size_t n, Buf *b) {
-    if (!compressed) return pb_message(&d->pb, m, n, b);
+/* A compressed message inflated by messages.decompress (the Python function itself: its limits
+ * and its zlib): a new reference to the bytes, or to None when they do not inflate; NULL on error. */
+static PyObject *inflate(Stream *s, int side, const uint8_t *m, size_t n) {
     const Buf *e = &s->encoding[side];
     PyObject *r = PyObject_CallFunction(G.decompress, "y#s#", (const char *)m, (Py_ssize_t)n,
                                         e->n ? e->p : "identity", (Py_ssize_t)(e->n ? e->n : 8));
-    if (!r) return FAIL;
+    if (!r) return NULL;
     PyObject *body = PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2 ? PyTuple_GET_ITEM(r, 0) : NULL;
-    int out;
-    if (body == Py_None)
-        out = b ? PUTS(b, "null") : OK;
-    else if (body && PyBytes_Check(body))
-        out = pb_message(&d->pb, (const uint8_t *)PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body), b);
-    else {
+    if (!body || (body != Py_None && !PyBytes_Check(body))) {
+        Py_DECREF(r);
         PyErr_SetString(PyExc_TypeError, "decompress() returned something else than (bytes | None, finding)");
-        out = FAIL;
+        return NULL;
     }
+    Py_INCREF(body);
     Py_DECREF(r);
-    return out;
+    return body;
 }
 
-static int on_message(Decoder *d, Flow *f, int32_t fid, int side, uint32_t sid, Stream *s, int compressed,
-                      const uint8_t *m, size_t n, int64_t i, double t) {
-    if (s->json) BAILOUT; /* the Python side shows JSON bodies as text */
-    int err = OK;
-    if (!d->emit) { /* the check run: only whether the message decodes */
-        CK(message_content(d, s, side, compressed, m, n, NULL));
-        return call_get(d, f, fid, sid, i, t, &err) ? OK : err;
-    }
-    Buf *b = &d->scratch;
+/* One gRPC message: MessageRecord -> CallAnalysis.feed; its content is the schema-less reading of
+ * the message (inflated first when compressed), or null when it does not inflate. */
+static int message_item(Decoder *d, int compressed, size_t n, const uint8_t *body, size_t blen, int inflated,
+                        int64_t i, double t, Buf *b) {
     b->n = 0;
     CK(PUTS(b, "{\"frame\": "));
     CK(put_i64(b, i + 1));
@@ -1431,15 +1456,44 @@ static int on_message(Decoder *d, Flow *f, int32_t fid, int side, uint32_t sid, 
     CK(put_double(b, t));
     CK(compressed ? PUTS(b, ", \"compressed\": true, \"size\": ") : PUTS(b, ", \"compressed\": false, \"size\": "));
     CK(put_u64(b, n));
+    CK(PUTS(b, ", \"uncompressed_size\": "));
+    CK(inflated ? put_u64(b, blen) : PUTS(b, "null"));
     CK(PUTS(b, ", \"type\": null, \"message\": "));
-    CK(message_content(d, s, side, compressed, m, n, b));
-    CK(PUTS(b, "}"));
+    CK(inflated ? pb_message(&d->pb, body, blen, b) : PUTS(b, "null"));
+    return PUTS(b, "}");
+}
+
+static int on_message(Decoder *d, Flow *f, int32_t fid, int side, uint32_t sid, Stream *s, int compressed,
+                      const uint8_t *m, size_t n, int64_t i, double t) {
+    if (s->json) BAILOUT; /* the Python side shows JSON bodies as text */
+    int err = OK;
+    PyObject *inflated = NULL;
+    const uint8_t *body = m;
+    size_t blen = n;
+    if (compressed) {
+        inflated = inflate(s, side, m, n);
+        if (!inflated) return FAIL;
+        if (inflated != Py_None) {
+            body = (const uint8_t *)PyBytes_AS_STRING(inflated);
+            blen = (size_t)PyBytes_GET_SIZE(inflated);
+        }
+    }
+    int have = !inflated || inflated != Py_None;
+    int r;
+    if (d->emit)
+        r = message_item(d, compressed, n, body, blen, have, i, t, &d->scratch);
+    else /* the check run: only whether the message decodes */
+        r = have ? pb_message(&d->pb, body, blen, NULL) : OK;
+    Py_XDECREF(inflated);
+    CK(r);
     Call *c = call_get(d, f, fid, sid, i, t, &err);
     if (!c) return err;
-    Buf *list = side == 0 ? &c->requests : &c->responses;
     int *count = side == 0 ? &c->nreq : &c->nresp;
-    if (*count) CK(PUTS(list, ", "));
-    CK(put(list, b->p, b->n));
+    if (d->emit) {
+        Buf *list = side == 0 ? &c->requests : &c->responses;
+        if (*count) CK(PUTS(list, ", "));
+        CK(put(list, d->scratch.p, d->scratch.n));
+    }
     (*count)++;
     return OK;
 }
@@ -1450,6 +1504,10 @@ static int on_data(Decoder *d, Flow *f, int32_t fid, int side, uint32_t sid, int
     int err = OK;
     Stream *s = stream_get(f, sid, &err);
     if (!s) return err;
+    if (end_stream && side == 1) { /* the analysis sees the DATA frame before its messages */
+        void **v = map_get(&f->calls, sid);
+        if (v) ((Call *)*v)->server_done = 1;
+    }
     if (n) {
         if (s->grpc < 0) BAILOUT; /* no content-type: the Python side guesses from the bytes */
         if (s->grpc == 1) {
@@ -1473,20 +1531,47 @@ static int on_data(Decoder *d, Flow *f, int32_t fid, int side, uint32_t sid, int
     return OK;
 }
 
-static int on_rst(Flow *f, uint32_t sid, uint32_t code, double t) {
+/* The RST_STREAM branch of CallAnalysis._frame. */
+static int on_rst(Flow *f, int side, uint32_t sid, uint32_t code, double t) {
     stream_drop(f, sid);
     void **v = map_get(&f->calls, sid);
     if (!v) return OK;
     Call *c = *v;
-    if (c->has_end) return OK;
+    if (c->has_end) {
+        if (side == 1) c->server_done = 1;
+        return OK;
+    }
     c->end = t;
     c->has_end = 1;
     c->ended_by = "rst_stream";
-    c->message.n = 0;
-    if (code < sizeof ERROR_CODES / sizeof *ERROR_CODES) return put_jstr(&c->message, ERROR_CODES[code], strlen(ERROR_CODES[code]));
-    char tmp[16];
-    int k = snprintf(tmp, sizeof tmp, "%u", code);
-    return put_jstr(&c->message, tmp, (size_t)k);
+    c->has_rst = 1;
+    c->rst_error = code;
+    if (c->has_timeout && deadline_elapsed(c->end - c->start, c->timeout)) {
+        c->has_status = 1;
+        c->status = 4; /* DEADLINE_EXCEEDED */
+        c->status_from = "inferred";
+    }
+    if (side == 0 && !c->server_done) { /* the server's frames sent before it read the reset may follow */
+        c->awaiting = 1;
+        c->await_mark = f->last_client_stream;
+        f->nawaiting++;
+    } else {
+        c->server_done = 1;
+    }
+    return OK;
+}
+
+/* CallAnalysis._server_frame: a server frame on `sid` (`ends`: it ends the server's side of it)
+ * while calls of the flow wait after a client's reset. */
+static void server_frame(Flow *f, uint32_t sid, int ends) {
+    for (size_t k = 0; k < f->calls.cap && f->nawaiting; k++) {
+        if (f->calls.state[k] != 1) continue;
+        Call *c = f->calls.vals[k];
+        if (c->awaiting && ((sid == c->sid && ends) || ((sid & 1) && sid > c->await_mark))) {
+            c->awaiting = 0;
+            f->nawaiting--;
+        }
+    }
 }
 
 static void on_goaway(Flow *f, uint32_t last, double t) {
@@ -1508,6 +1593,10 @@ static int on_frame(Decoder *d, Flow *f, int32_t fid, int side, const uint8_t *p
     unsigned type = p[3], flags = p[4];
     uint32_t sid = be32(p + 5) & 0x7fffffff;
     size_t start = 9, end = 9 + flen;
+    /* CallAnalysis.feed before _frame (HEADERS here have their whole block: CONTINUATION bails) */
+    if (side == 1 && f->nawaiting)
+        server_frame(f, sid, type == 3 || ((flags & 0x01) && (type == 0 || (type == 1 && (flags & 0x04)))));
+    if (side == 0 && type <= 1 && (sid & 1) && sid > f->last_client_stream) f->last_client_stream = sid;
     switch (type) {
         case 0: /* DATA */
         case 1: { /* HEADERS */
@@ -1525,9 +1614,12 @@ static int on_frame(Decoder *d, Flow *f, int32_t fid, int side, const uint8_t *p
         }
         case 3: /* RST_STREAM */
             if (flen != 4 || sid == 0) BAILOUT;
-            return on_rst(f, sid, be32(p + 9), t);
+            return on_rst(f, side, sid, be32(p + 9), t);
         case 7: /* GOAWAY */
             if (flen < 8 || sid != 0) BAILOUT;
+            /* sides.py: before the client's preface, a GOAWAY from the server's side naming an even
+             * stream would make the Python decoder take that side for the client. */
+            if (side == 1 && !f->dir[0].started && be32(p + 9) && !(be32(p + 9) & 1)) BAILOUT;
             on_goaway(f, be32(p + 9), t);
             return OK;
         case 5: /* PUSH_PROMISE */
@@ -1587,11 +1679,23 @@ static int put_or_null(Buf *b, const Buf *x, const char *empty) {
     return put(b, empty, strlen(empty));
 }
 
+static int put_name_or_null(Buf *b, const char *name) {
+    if (!name) return PUTS(b, "null");
+    CK(PUTS(b, "\""));
+    CK(put(b, name, strlen(name)));
+    return PUTS(b, "\"");
+}
+
 /* CallAnalysis._rows for one call, as json.dumps(row, ensure_ascii=False). */
-static int render_row(Buf *b, const Call *c) {
+static int render_row(Decoder *d, Buf *b, const Call *c) {
     b->n = 0;
     CK(PUTS(b, "{\"flow\": "));
     CK(put_i64(b, c->flow));
+    CK(PUTS(b, ", \"client\": "));
+    Py_ssize_t clen;
+    const char *client = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(d->clients, c->flow), &clen);
+    if (!client) return FAIL;
+    CK(put(b, client, (size_t)clen));
     CK(PUTS(b, ", \"stream_id\": "));
     CK(put_u64(b, c->sid));
     CK(PUTS(b, ", \"path\": "));
@@ -1599,6 +1703,8 @@ static int render_row(Buf *b, const Call *c) {
         CK(put_jstr(b, c->path.p ? c->path.p : "", c->path.n));
     else
         CK(PUTS(b, "null"));
+    CK(PUTS(b, ", \"path_from\": "));
+    CK(put_name_or_null(b, c->has_path ? "header" : NULL));
     /* (path or "").lstrip("/").rpartition("/") */
     const char *path = c->has_path && c->path.p ? c->path.p : "";
     size_t plen = c->has_path ? c->path.n : 0, a = 0;
@@ -1639,17 +1745,23 @@ static int render_row(Buf *b, const Call *c) {
     } else {
         CK(PUTS(b, "null, \"status_name\": null"));
     }
+    CK(PUTS(b, ", \"status_from\": "));
+    CK(put_name_or_null(b, c->status_from));
     CK(PUTS(b, ", \"grpc_message\": "));
     CK(put_or_null(b, &c->message, "null"));
     CK(PUTS(b, ", \"status_details\": "));
     CK(put_or_null(b, &c->details, "null"));
     CK(PUTS(b, ", \"ended_by\": "));
-    if (c->ended_by) {
-        CK(PUTS(b, "\""));
-        CK(put(b, c->ended_by, strlen(c->ended_by)));
-        CK(PUTS(b, "\""));
-    } else {
+    CK(put_name_or_null(b, c->ended_by));
+    CK(PUTS(b, ", \"rst_stream_error\": "));
+    if (!c->has_rst) {
         CK(PUTS(b, "null"));
+    } else if (c->rst_error < sizeof ERROR_CODES / sizeof *ERROR_CODES) {
+        CK(put_name_or_null(b, ERROR_CODES[c->rst_error]));
+    } else { /* fr.ERROR_CODES.get(code, str(code)) */
+        CK(PUTS(b, "\""));
+        CK(put_u64(b, c->rst_error));
+        CK(PUTS(b, "\""));
     }
     CK(PUTS(b, ", \"timeout\": "));
     if (c->has_timeout)
@@ -1680,7 +1792,7 @@ static int render_row(Buf *b, const Call *c) {
 }
 
 static int emit(Decoder *d, const Call *c, int64_t bucket) {
-    CK(render_row(&d->row, c));
+    CK(render_row(d, &d->row, c));
     PyObject *row = Py_BuildValue("(LLs#)", (long long)bucket, (long long)c->created, d->row.p, (Py_ssize_t)d->row.n);
     if (!row) return FAIL;
     int r = PyList_Append(d->out, row);
@@ -1696,7 +1808,7 @@ static int drain(Decoder *d, int64_t bucket, int all) {
     for (size_t j = 0; j < d->norder; j++) {
         Call *c = d->order[j];
         Flow *f = &d->flows[c->flow];
-        if (!f->bailed && !c->has_end && !all) {
+        if (!f->bailed && (!c->has_end || c->awaiting) && !all) {
             d->order[k++] = c;
             continue;
         }
@@ -1828,19 +1940,28 @@ static PyObject *Decoder_bailed(Decoder *d, PyObject *noargs) {
 }
 
 static int Decoder_init(Decoder *d, PyObject *args, PyObject *kw) {
-    static char *names[] = {"flows", "emit", "drain_every", NULL};
+    static char *names[] = {"flows", "emit", "drain_every", "clients", NULL};
     Py_ssize_t nflows;
     int emit_rows;
     long every;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "npl", names, &nflows, &emit_rows, &every)) return -1;
+    PyObject *clients;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "nplO!", names, &nflows, &emit_rows, &every, &PyList_Type, &clients))
+        return -1;
     if (!G.ready) {
         PyErr_SetString(PyExc_RuntimeError, "init() the module first");
         return -1;
     }
-    if (nflows < 0 || every < 1 || d->flows) {
+    if (nflows < 0 || every < 1 || d->flows || PyList_GET_SIZE(clients) != nflows) {
         PyErr_SetString(PyExc_ValueError, "bad arguments");
         return -1;
     }
+    for (Py_ssize_t k = 0; k < nflows; k++)
+        if (!PyUnicode_Check(PyList_GET_ITEM(clients, k))) {
+            PyErr_SetString(PyExc_TypeError, "clients: a str (JSON text) per flow");
+            return -1;
+        }
+    Py_INCREF(clients);
+    d->clients = clients;
     d->flows = calloc((size_t)nflows + 1, sizeof(Flow));
     if (!d->flows) {
         PyErr_NoMemory();
@@ -1864,6 +1985,7 @@ static void Decoder_dealloc(Decoder *d) {
     buf_free(&d->scratch);
     buf_free(&d->row);
     free(d->pb.f);
+    Py_XDECREF(d->clients);
     Py_XDECREF(d->out);
     Py_TYPE(d)->tp_free((PyObject *)d);
 }
@@ -1880,7 +2002,7 @@ static PyTypeObject DecoderType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "protoscope.decoders.grpc._bulk.Decoder",
     .tp_basicsize = sizeof(Decoder),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Decoder(flows, emit, drain_every): the calls of whole h2c connections",
+    .tp_doc = "Decoder(flows, emit, drain_every, clients): the calls of whole h2c connections",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Decoder_init,
     .tp_dealloc = (destructor)Decoder_dealloc,
@@ -1945,6 +2067,14 @@ static PyObject *mod_init(PyObject *self, PyObject *args) {
     G.default_table = (uint64_t)vals[5];
     G.max_message = (uint64_t)vals[6];
     G.max_frame = (uint64_t)vals[7];
+    const char *fkeys[] = {"timeout_rounding", "timeout_granularity"};
+    double *fouts[] = {&G.timeout_rounding, &G.timeout_granularity};
+    for (int k = 0; k < 2; k++) {
+        PyObject *v = PyDict_GetItemString(lim, fkeys[k]);
+        if (!v) return PyErr_Format(PyExc_KeyError, "limit %s missing", fkeys[k]);
+        *fouts[k] = PyFloat_AsDouble(v);
+        if (*fouts[k] == -1.0 && PyErr_Occurred()) return NULL;
+    }
     Py_INCREF(decompress);
     G.decompress = decompress;
     G.ready = 1;

@@ -28,6 +28,7 @@ STATUS_NAMES = {
     15: "DATA_LOSS",
     16: "UNAUTHENTICATED",
 }
+DEADLINE_EXCEEDED = 4
 TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 TIMEOUT = re.compile(r"^(\d{1,8})([HMSmun])$")
 
@@ -51,6 +52,18 @@ def grpc_timeout(value: str) -> float | None:
     """Seconds of a `grpc-timeout` header ("100m" is 0.1), None when malformed."""
     m = TIMEOUT.match(value)
     return int(m[1]) * TIMEOUT_UNITS[m[2]] if m else None
+
+
+TIMEOUT_ROUNDING = 0.01
+"""grpc-timeout may be rounded up: gRPC C-core keeps three significant digits (at most 1%)."""
+TIMEOUT_GRANULARITY = 1e-3
+"""... and whole milliseconds below one second."""
+
+
+def deadline_elapsed(elapsed: float, timeout: float) -> bool:
+    """Whether a call that lasted `elapsed` seconds outlived its `grpc-timeout` (seconds), allowing
+    for the client's rounding up of the header (the bulk path in _bulk.c computes the same)."""
+    return elapsed >= timeout - (timeout * TIMEOUT_ROUNDING + TIMEOUT_GRANULARITY)
 
 
 def binary_value(value: str | bytes) -> bytes | None:

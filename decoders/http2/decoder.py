@@ -5,24 +5,28 @@ both directions) it keeps each stream's headers so that gRPC messages are decode
 method's schema.
 Captures that start mid-connection are handled: the first frame boundary is found by a strict
 heuristic, headers that refer to dynamic-table entries from before the capture show as unknown,
-and DATA frames of streams whose headers were never seen are still read as gRPC when their bytes
-say so.
+DATA frames of streams whose headers were never seen are still read as gRPC when their bytes
+say so, and which endpoint is the client is worked out from what HTTP/2 shows (sides.py) rather
+than taken from the flow's orientation. TLS records are never read as frames.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from protoscope.decoders.api import DecodeResult, Field, Finding, FlowContext, LazyFields, Pdu
 from protoscope.decoders.grpc.messages import Deframer, Message, decompress
+from protoscope.decoders.grpc.path import request_path
 from protoscope.decoders.grpc.status import grpc_message
 from protoscope.decoders.protobuf.schema import SchemaSet, decode_message
 
 from . import frames as fr
 from .header_block import DynamicTable, Header, decode_block
 from .records import FrameRecord, MessageRecord
+from .sides import Sides, block_from_client
 
 MAX_HEADER_BLOCK = 1 << 20
 """Bytes of one header block (HEADERS + CONTINUATIONs) kept before it is dropped with a finding."""
@@ -32,17 +36,22 @@ RESYNC_WINDOW = 64 * 1024
 
 @dataclass(slots=True)
 class Stream:
+    """One stream's state. Lists and tuples of two are per direction of the flow (0: the side the
+    flow calls its client), which holds whichever side turns out to be the HTTP/2 client."""
+
     id: int
     request: list[Header] | None = None
     response: list[Header] | None = None
     content_type: str | None = None
     encodings: list[str] = field(default_factory=lambda: ["identity", "identity"])
-    """grpc-encoding each side declared (client, server)."""
+    """grpc-encoding each direction declared for the messages it sends."""
     path: str | None = None
     deframers: tuple[Deframer, Deframer] = field(default_factory=lambda: (Deframer(), Deframer()))
     grpc: bool | None = None
     ended: list[bool] = field(default_factory=lambda: [False, False])
-    """END_STREAM seen from (client, server)."""
+    """END_STREAM seen from each direction."""
+    sent_data: list[bool] = field(default_factory=lambda: [False, False])
+    """DATA seen from each direction (a header block after it is trailers)."""
 
 
 @dataclass(slots=True)
@@ -51,6 +60,7 @@ class Connection:
     tables: tuple[DynamicTable, DynamicTable] = field(
         default_factory=lambda: (DynamicTable(), DynamicTable())
     )
+    sides: Sides = field(default_factory=Sides)
 
     def stream(self, sid: int) -> Stream:
         s = self.streams.get(sid)
@@ -67,6 +77,8 @@ class Pending:
     block_stream: int
     end_stream: bool
     block: bytearray
+    promised: bool = False
+    """The block of a PUSH_PROMISE: a request the server sends."""
 
 
 @dataclass(slots=True)
@@ -74,6 +86,39 @@ class DirectionState:
     conn: Connection | None = None
     started: bool = False
     pending: Pending | None = None
+    tls: bool = False
+    """The direction carries TLS records: nothing in it is read as HTTP/2."""
+
+
+_STREAM = rb"(?!\x00\x00\x00\x00)[\x00-\x7f]"
+"""A stream id other than 0 (with the reserved bit clear): the first byte of it."""
+_AFTER_LENGTH_BYTE = b"|".join(
+    (
+        rb"..\x00[\x00\x01\x08\x09]" + _STREAM,  # DATA
+        rb"..\x01[\x00\x01\x04\x05\x08\x09\x0c\x0d\x20\x21\x24\x25\x28\x29\x2c\x2d]" + _STREAM,  # HEADERS
+        rb"..\x04[\x00\x01]\x00\x00\x00\x00",  # SETTINGS
+        rb"..\x05[\x00\x04\x08\x0c]" + _STREAM,  # PUSH_PROMISE
+        rb"..\x07\x00\x00\x00\x00\x00",  # GOAWAY
+        rb"..\x09[\x00\x04]" + _STREAM,  # CONTINUATION
+    )
+)
+_FIXED_LENGTH = b"|".join(
+    (
+        rb"\x00\x05\x02\x00" + _STREAM,  # PRIORITY
+        rb"\x00\x04\x03\x00" + _STREAM,  # RST_STREAM
+        rb"\x00\x08\x06[\x00\x01]\x00\x00\x00\x00",  # PING
+        rb"\x00\x04\x08\x00[\x00-\x7f]",  # WINDOW_UPDATE, on any stream
+    )
+)
+HEADER_CANDIDATE = re.compile(
+    rb"[\x00-\x10](?=..[\x00-\x09])(?:(?=" + _AFTER_LENGTH_BYTE + rb")|(?<=\x00)(?=" + _FIXED_LENGTH + rb"))",
+    re.DOTALL,
+)
+"""Where a frame header may start (the match begins there): a length up to 1 MiB (the fixed one of
+PRIORITY, RST_STREAM, PING and WINDOW_UPDATE), a known type with flags it defines, the reserved bit
+clear, stream 0 for the connection's frames and only for them (`frames.plausible_header` checks the
+rest). The regex engine finds these, so that `plausible_header` runs on a few offsets rather than on
+every one: a Python scan of 4 KiB cost ~13 ms; this one ~20 us."""
 
 
 def find_frame_start(data: bytes, limit: int = RESYNC_WINDOW) -> int | None:
@@ -86,6 +131,25 @@ def find_frame_start(data: bytes, limit: int = RESYNC_WINDOW) -> int | None:
             if nxt > len(data) and pos == 0:
                 return pos
     return None
+
+
+def find_http2_start(data: bytes, limit: int = RESYNC_WINDOW) -> int | None:
+    """find_frame_start, but None when the data holds TLS records outside the frames chained from
+    there: TLS on any port is never HTTP/2, however much the bytes inside a record look like
+    frames. Bytes inside chained frames that end within the data are HTTP/2 payload (a gRPC
+    message may carry TLS); a frame that runs past the data vouches for nothing."""
+    start = find_frame_start(data, limit)
+    if start is None or fr.find_tls_records(data, 0, start) is not None:
+        return None
+    end = start
+    while end < limit and fr.plausible_header(data, end):
+        nxt = fr.frame_header(data, end).end
+        if nxt > len(data):
+            break
+        end = nxt
+    if fr.find_tls_records(data, end, max(end, limit)) is not None:
+        return None
+    return start
 
 
 def _header_fields(headers: list[Header]) -> list[Field]:
@@ -143,7 +207,7 @@ class Http2Decoder:
             return True
         if len(data) < fr.FRAME_HEADER_LEN:
             return False
-        pos = find_frame_start(data, 4096)
+        pos = find_http2_start(data, 4096)
         if pos is None:
             return False
         # Strict: at least two whole frames, or one whole frame that fills the data exactly.
@@ -165,6 +229,8 @@ class Http2Decoder:
         pdus: list[Pdu] = []
         findings: list[Finding] = []
         pos = 0
+        if state.tls:
+            return DecodeResult(consumed=len(data))
         if not state.started:
             if len(data) < len(fr.PREFACE) and fr.PREFACE.startswith(data):
                 return DecodeResult(need=len(fr.PREFACE))
@@ -178,8 +244,13 @@ class Http2Decoder:
                     )
                 )
                 pos = len(fr.PREFACE)
+                self._learn(conn, side, True, "sent the connection preface", ctx, findings)
             else:
-                start = find_frame_start(data)
+                start = find_http2_start(data)
+                if start is None and fr.find_tls_records(data, 0, RESYNC_WINDOW) is not None:
+                    state.tls = True
+                    note = Finding("note", "http2.tls", "TLS records, not HTTP/2: nothing here is decoded")
+                    return DecodeResult(consumed=len(data), findings=(note,))
                 if start is None:
                     return DecodeResult(consumed=max(0, len(data) - fr.FRAME_HEADER_LEN))
                 if start:
@@ -219,11 +290,14 @@ class Http2Decoder:
         t = raw.type
         end_stream = bool(raw.flags & fr.FLAG_END_STREAM) and t in (fr.DATA, fr.HEADERS)
         error_code = last_stream = None
-        if p.ok:
+        ok = p.ok
+        if ok and conn.sides.client is None:
+            self._orient(p, conn, side, ctx, findings)
+        if ok:
             if t == fr.DATA:
                 extra = self._data(data, p, conn, side, ctx)
             elif t in (fr.HEADERS, fr.PUSH_PROMISE, fr.CONTINUATION):
-                done = self._block(data, p, state, conn, side, end_stream, findings)
+                done = self._block(data, p, state, conn, side, end_stream, ctx, findings)
                 if done is not None:
                     headers, block_stream, end_stream = done
             elif t == fr.RST_STREAM or t == fr.GOAWAY:
@@ -241,6 +315,8 @@ class Http2Decoder:
             end_stream,
             error_code,
             last_stream,
+            False,  # http1; positional arguments, as in _message
+            None if conn.sides.client is None else side == conn.sides.client,
         )
 
         def tree() -> list[Field]:
@@ -256,6 +332,63 @@ class Http2Decoder:
         )
         return [pdu, *extra]
 
+    def _orient(
+        self, p: fr.ParsedFrame, conn: Connection, side: int, ctx: FlowContext, findings: list[Finding]
+    ) -> None:
+        """The frame-level signs of which side is the client (header blocks: see _block)."""
+        raw = p.raw
+        if raw.type == fr.PUSH_PROMISE:
+            self._learn(conn, side, False, "sent PUSH_PROMISE", ctx, findings)
+        elif raw.type in (fr.DATA, fr.HEADERS) and raw.stream_id and raw.stream_id % 2 == 0:
+            why = f"sent {raw.type_name} on stream {raw.stream_id}, an even (pushed) one"
+            self._learn(conn, side, False, why, ctx, findings)
+        elif raw.type == fr.GOAWAY and p.frame.last_stream_id:
+            # GOAWAY names a stream its peer initiated: odd ones are the client's.
+            last = p.frame.last_stream_id
+            self._learn(conn, side, last % 2 == 0, f"sent GOAWAY naming stream {last}", ctx, findings)
+
+    @staticmethod
+    def _learn(
+        conn: Connection, side: int, is_client: bool, why: str, ctx: FlowContext, findings: list[Finding]
+    ) -> None:
+        """Take what a frame from `side` showed (`why`: what its sender did); a note when the flow
+        was oriented the other way."""
+        if conn.sides.learn(side, is_client, why) and conn.sides.client != 0:
+            client = ctx.src if is_client else ctx.dst
+            findings.append(
+                Finding(
+                    "note",
+                    "http2.client_side",
+                    f"HTTP/2 shows that {client} is the client: {ctx.src} {why} "
+                    "(the flow's orientation had it the other way round)",
+                )
+            )
+
+    def _decoded_block(
+        self,
+        conn: Connection,
+        side: int,
+        block_stream: int,
+        headers: list[Header],
+        promised: bool,
+        ctx: FlowContext,
+        findings: list[Finding],
+    ) -> None:
+        """A whole header block: what it shows of the sides, then the stream's headers."""
+        if conn.sides.client is None and not promised:
+            sender = block_from_client(headers)
+            s = conn.streams.get(block_stream)
+            if sender is not None:
+                what = "request" if sender else "response (:status)"
+                why = f"sent {what} headers on stream {block_stream}"
+                self._learn(conn, side, sender, why, ctx, findings)
+            elif s is not None and s.sent_data[side]:
+                why = f"sent headers after its DATA on stream {block_stream}, gRPC trailers"
+                self._learn(conn, side, False, why, ctx, findings)
+        client = conn.sides.client
+        request = promised or side == (0 if client is None else client)
+        self._headers(conn, side, block_stream, headers, request)
+
     def _block(
         self,
         data: bytes,
@@ -264,6 +397,7 @@ class Http2Decoder:
         conn: Connection,
         side: int,
         end_stream: bool,
+        ctx: FlowContext,
         findings: list[Finding],
     ) -> tuple[list[Header], int, bool] | None:
         """Collect a header block; decode it when its last frame is here (returns headers, stream,
@@ -279,10 +413,15 @@ class Http2Decoder:
             if raw.flags & fr.FLAG_END_HEADERS:  # the usual case: the block lies in this frame
                 decoded, hf = decode_block(data[p.body_start : p.body_end], conn.tables[side], p.body_start)
                 findings += hf
-                self._headers(conn, side, block_stream, decoded, raw.type == fr.PUSH_PROMISE)
+                promised = raw.type == fr.PUSH_PROMISE
+                self._decoded_block(conn, side, block_stream, decoded, promised, ctx, findings)
                 return decoded, block_stream, end_stream
             state.pending = Pending(
-                raw.stream_id, block_stream, end_stream, bytearray(data[p.body_start : p.body_end])
+                raw.stream_id,
+                block_stream,
+                end_stream,
+                bytearray(data[p.body_start : p.body_end]),
+                raw.type == fr.PUSH_PROMISE,
             )
             return None
         pending = state.pending
@@ -309,7 +448,7 @@ class Http2Decoder:
         decoded, hf = decode_block(bytes(pending.block), conn.tables[side], 0)
         decoded = [_respan(h, (raw.offset, raw.end)) for h in decoded]
         findings += [Finding(x.severity, x.code, x.message, (raw.offset, raw.end)) for x in hf]
-        self._headers(conn, side, pending.block_stream, decoded, False)
+        self._decoded_block(conn, side, pending.block_stream, decoded, pending.promised, ctx, findings)
         return decoded, pending.block_stream, pending.end_stream
 
     @staticmethod
@@ -325,32 +464,30 @@ class Http2Decoder:
                 if all(s.ended):
                     del conn.streams[raw.stream_id]
 
-    def _headers(self, conn: Connection, side: int, sid: int, headers: list[Header], promised: bool) -> None:
+    def _headers(self, conn: Connection, side: int, sid: int, headers: list[Header], request: bool) -> None:
         s = conn.stream(sid)
         values = {h.name: h.value for h in headers}
-        if side == 0 or promised:
+        if "grpc-encoding" in values:
+            s.encodings[side] = values["grpc-encoding"]
+        if request:
             if s.request is None:
                 s.request = headers
-                s.path = values.get(":path", s.path)
+                s.path = request_path(headers)[0] or s.path
                 ctype = values.get("content-type")
                 if ctype is not None:
                     s.content_type = ctype
                     s.grpc = ctype.startswith("application/grpc")
-            if "grpc-encoding" in values:
-                s.encodings[0] = values["grpc-encoding"]
-        else:
-            if s.response is None:
-                s.response = headers
-                ctype = values.get("content-type")
-                if ctype is not None and s.grpc is None:
-                    s.grpc = ctype.startswith("application/grpc")
-            if "grpc-encoding" in values:
-                s.encodings[1] = values["grpc-encoding"]
+        elif s.response is None:
+            s.response = headers
+            ctype = values.get("content-type")
+            if ctype is not None and s.grpc is None:
+                s.grpc = ctype.startswith("application/grpc")
 
     def _data(
         self, data: bytes, p: fr.ParsedFrame, conn: Connection, side: int, ctx: FlowContext
     ) -> list[Pdu]:
         s = conn.stream(p.raw.stream_id)
+        s.sent_data[side] = True
         payload = data[p.body_start : p.body_end]
         if s.grpc is None and s.content_type is None:
             # No content-type seen (headers before the capture, or from dynamic-table entries
@@ -361,16 +498,21 @@ class Http2Decoder:
         if not s.grpc or not payload:
             return []
         messages, findings = s.deframers[side].feed(payload, p.body_start, ctx.frame)
-        out = [self._message(m, s, side) for m in messages]
+        from_client = None if conn.sides.client is None else side == conn.sides.client
+        out = [self._message(m, s, side, from_client) for m in messages]
         if findings:
             out.append(Pdu("grpc", (), (p.body_start, p.body_end), "gRPC framing error", tuple(findings)))
         return out
 
     def message_pdu(self, m: Message, s: Stream, side: int) -> Pdu:
-        """The PDU of one gRPC message of stream `s` (also used for gRPC-Web over HTTP/1.1)."""
-        return self._message(m, s, side)
+        """The PDU of one gRPC message of stream `s` (also used for gRPC-Web over HTTP/1.1):
+        `side` 0 for a request, 1 for a response."""
+        return self._message(m, s, side, side == 0)
 
-    def _message(self, m: Message, s: Stream, side: int) -> Pdu:
+    def _message(self, m: Message, s: Stream, side: int, from_client: bool | None) -> Pdu:
+        """`side` is the direction the message came from; `from_client` whether that is the
+        client, None while the connection has not shown it (then direction 0 is taken for it)."""
+        request = side == 0 if from_client is None else from_client
         findings: list[Finding] = []
         at = m.contiguous_at
         base = at if at is not None else 0
@@ -390,7 +532,9 @@ class Http2Decoder:
                 )
                 for k, _, v in (line.partition(":") for line in text.split("\r\n") if line)
             )
-            record = MessageRecord(s.id, False, m.length, None, None, tuple(m.frames), pairs)
+            record = MessageRecord(
+                s.id, False, m.length, None, None, tuple(m.frames), pairs, from_client=from_client
+            )
             return Pdu(
                 "grpc", tuple(fields), (prefix[0], base + m.length), "gRPC-Web trailers", (), record=record
             )
@@ -404,7 +548,7 @@ class Http2Decoder:
         tree: Sequence[Field] = fields
         if body is not None and (s.content_type is None or "json" not in s.content_type):
             method = self.schemas.methods.get(s.path or "")
-            desc = None if method is None else (method.input if side == 0 else method.output)
+            desc = None if method is None else (method.input if request else method.output)
             decoded = decode_message(body, desc, base if at is not None else 0)
             node_span = (base, base + len(body)) if at is not None else (0, 0)
             label = desc.full_name if desc else "message (no schema)"
@@ -418,9 +562,13 @@ class Http2Decoder:
             type_name = desc.full_name if desc is not None else None
         elif body is not None:
             content = body.decode("utf-8", "replace")
-        what = "request" if side == 0 else "response"
+        what = "message" if from_client is None else "request" if request else "response"
         summary = f"gRPC {what} ({m.length} bytes{', compressed' if m.compressed else ''})"
-        record = MessageRecord(s.id, m.compressed, m.length, content, type_name, tuple(m.frames), data=body)
+        # Positional arguments: a NamedTuple is slower to build from keywords (once a message).
+        frames = tuple(m.frames)
+        record = MessageRecord(
+            s.id, m.compressed, m.length, content, type_name, frames, None, body, from_client
+        )
         return Pdu("grpc", tree, span, summary, tuple(findings), record=record)
 
 

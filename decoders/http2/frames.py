@@ -7,6 +7,7 @@ flag byte, and a finding instead of an exception for a frame that breaks the rul
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,35 +95,77 @@ def frame_header(data: bytes, pos: int) -> RawFrame:
     return RawFrame(pos, length, data[pos + 3], data[pos + 4], stream_id)
 
 
+FLAGS_DEFINED = {
+    DATA: 0x09,
+    HEADERS: 0x2D,
+    PRIORITY: 0,
+    RST_STREAM: 0,
+    SETTINGS: 0x01,
+    PUSH_PROMISE: 0x0C,
+    PING: 0x01,
+    GOAWAY: 0,
+    WINDOW_UPDATE: 0,
+    CONTINUATION: 0x04,
+}
+"""The flags each frame type defines (RFC 9113 section 6); any other bit makes a guess implausible."""
+FIXED_LENGTH = {PRIORITY: 5, RST_STREAM: 4, PING: 8, WINDOW_UPDATE: 4}
+CONNECTION_LEVEL = frozenset({SETTINGS, PING, GOAWAY})
+MAX_GUESSED_LENGTH = 1 << 20
+
+
 def plausible_header(data: bytes, pos: int = 0) -> bool:
     """A strict guess that a frame header starts at `pos`: known type, flags that type defines,
-    a stream id of the right kind, a sane length."""
+    a stream id of the right kind, a sane length. (A TLS record header never passes: its first
+    three bytes read as a length over 1.3 MB.)"""
     if len(data) < pos + FRAME_HEADER_LEN:
         return False
-    f = frame_header(data, pos)
-    allowed = {
-        DATA: 0x09,
-        HEADERS: 0x2D,
-        PRIORITY: 0,
-        RST_STREAM: 0,
-        SETTINGS: 0x01,
-        PUSH_PROMISE: 0x0C,
-        PING: 0x01,
-        GOAWAY: 0,
-        WINDOW_UPDATE: 0,
-        CONTINUATION: 0x04,
-    }.get(f.type)
-    if allowed is None or f.flags & ~allowed or data[pos + 5] & 0x80:
+    length = int.from_bytes(data[pos : pos + 3], "big")
+    ftype, flags = data[pos + 3], data[pos + 4]
+    allowed = FLAGS_DEFINED.get(ftype)
+    if allowed is None or flags & ~allowed or data[pos + 5] & 0x80 or length > MAX_GUESSED_LENGTH:
         return False
-    connection_level = f.type in (SETTINGS, PING, GOAWAY)
-    if connection_level != (f.stream_id == 0) and f.type != WINDOW_UPDATE:
+    stream_id = int.from_bytes(data[pos + 5 : pos + 9], "big")
+    if (ftype in CONNECTION_LEVEL) != (stream_id == 0) and ftype != WINDOW_UPDATE:
         return False
-    fixed = {PRIORITY: 5, RST_STREAM: 4, PING: 8, WINDOW_UPDATE: 4}.get(f.type)
-    if fixed is not None and f.length != fixed:
+    fixed = FIXED_LENGTH.get(ftype)
+    if fixed is not None and length != fixed:
         return False
-    if f.type == SETTINGS and f.length % 6:
+    return not (ftype == SETTINGS and length % 6)
+
+
+TLS_RECORD_HEADER_LEN = 5
+TLS_MAX_RECORD = (1 << 14) + 2048
+"""Largest TLSCiphertext.length (RFC 5246 section 6.2.3; TLS 1.3 allows less)."""
+_TLS_HEADER = re.compile(rb"[\x14-\x17]\x03[\x00-\x04]")
+"""ContentType change_cipher_spec, alert, handshake or application_data, then version 3.0-3.4."""
+
+
+def _tls_length(data: bytes, pos: int) -> int | None:
+    """The record length of a TLS record header at `pos`, or None when there is none."""
+    if len(data) < pos + TLS_RECORD_HEADER_LEN or not _TLS_HEADER.match(data, pos):
+        return None
+    length = int.from_bytes(data[pos + 3 : pos + 5], "big")
+    return length if 0 < length <= TLS_MAX_RECORD else None
+
+
+def tls_records_at(data: bytes, pos: int) -> bool:
+    """TLS records start at `pos`: a record header whose record ends exactly where the data ends or
+    where another record header starts; at the start of the data, one header is enough."""
+    length = _tls_length(data, pos)
+    if length is None:
         return False
-    return f.length <= 1 << 20
+    end = pos + TLS_RECORD_HEADER_LEN + length
+    if pos == 0 or end == len(data):
+        return True
+    return end < len(data) and _tls_length(data, end) is not None
+
+
+def find_tls_records(data: bytes, start: int = 0, end: int | None = None) -> int | None:
+    """The first offset in [start, end) where TLS records start (see tls_records_at)."""
+    for m in _TLS_HEADER.finditer(data, start, len(data) if end is None else end):
+        if tls_records_at(data, m.start()):
+            return m.start()
+    return None
 
 
 @dataclass(frozen=True, slots=True)

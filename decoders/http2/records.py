@@ -26,6 +26,9 @@ class FrameRecord(NamedTuple):
     http1: bool = False
     """The headers of an HTTP/1.1 gRPC-Web message, posing as a HEADERS frame for the calls
     analysis: not an HTTP/2 frame on the wire."""
+    from_client: bool | None = None
+    """Whether the HTTP/2 client sent this frame, as the connection has shown it (sides.py); None
+    while it has not (then the flow's orientation is all there is to go by)."""
 
 
 class MessageRecord(NamedTuple):
@@ -44,3 +47,5 @@ class MessageRecord(NamedTuple):
     """gRPC-Web: the trailers frame (flag 0x80) of a response body."""
     data: bytes | None = None
     """The message bytes (inflated when compressed), None when they could not be inflated."""
+    from_client: bool | None = None
+    """As FrameRecord.from_client."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import gzip
 import io
+import json
 import os
 import random
 import zlib
@@ -140,8 +141,10 @@ def test_clean_connections_are_taken_whole(name: str) -> None:
 
 @needs_extension
 def test_our_grpcio_sample_is_taken_whole() -> None:
-    """Real grpcio traffic with true-binary metadata, status details, gzip and every call kind."""
+    """Real grpcio traffic with true-binary metadata, status details, gzip and every call kind;
+    and deadlines, cancels and Trailers-Only (the server's trailers after a client's reset too)."""
     assert bailed(SAMPLES / "grpc-demo.pcap") == {}
+    assert bailed(SAMPLES / "grpc-edge.pcap") == {}
 
 
 @needs_extension
@@ -153,6 +156,8 @@ def test_what_the_extension_leaves_to_python() -> None:
         0: "on_headers"
     }
     assert bailed(SAMPLES / "grpc-midstream.pcap") == {0: "feed_direction"}  # no preface
+    assert bailed(SAMPLES / "grpc-server-first.pcap") == {0: "feed_direction"}
+    assert bailed(SAMPLES / "tls-loopback.pcap") is None  # no connection is h2c
 
 
 # -- generated conversations -----------------------------------------------------------------
@@ -247,7 +252,10 @@ def call(draw: st.DrawFn) -> dict[str, object]:
     return {
         "path": draw(st.sampled_from(["/pkg.Svc/Do", "/a", "noslash", "//x/y/z", "/Svc/"])),
         "ctype": draw(st.sampled_from(["application/grpc", "application/grpc+proto", None, "text/plain"])),
-        "timeout": draw(st.sampled_from([None, "100m", "5S", "1", "99999999H", "abc", ""])),
+        # "1m" and "50u" elapse within a generated conversation (packets 1/997 s apart)
+        "timeout": draw(
+            st.sampled_from([None, "100m", "5S", "1", "99999999H", "abc", "", "1m", "50u", "3m"])
+        ),
         "request_md": draw(metadata()),
         "requests": draw(st.lists(protobuf() | st.binary(max_size=20), max_size=3)),
         "trailers_only": draw(st.booleans()),
@@ -261,8 +269,11 @@ def call(draw: st.DrawFn) -> dict[str, object]:
         "details": draw(st.none() | st.tuples(st.sampled_from(["true-binary", "base64"]), status_blob())),
         "encoding": draw(st.sampled_from([None, "gzip", "deflate", "identity", "snappy", ""])),
         "compress": draw(st.booleans()),
-        "end": draw(st.sampled_from(["trailers", "trailers", "rst", "open"])),
+        "end": draw(st.sampled_from(["trailers", "trailers", "rst", "open", "client_rst"])),
         "rst_code": draw(st.integers(0, 20)),
+        # what the server sends after its response when the client resets the call (the reset may
+        # reach it before or after: the two sides interleave at random)
+        "after_client_rst": draw(st.sampled_from(["trailers", "nothing", "rst", "data"])),
     }
 
 
@@ -301,6 +312,8 @@ def frames_of(
         pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True) if b > a]
         for k, piece in enumerate(pieces):
             client.append(("data", piece, k == len(pieces) - 1, draw(st.sampled_from([None, 0, 3]))))
+    if c["end"] == "client_rst":
+        client.append(("rst", c["rst_code"]))
     trailers: list[tuple[str, str]] = [("grpc-status", str(c["status"]))]
     if c["message"] is not None:
         trailers.append(("grpc-message", str(c["message"])))
@@ -321,9 +334,12 @@ def frames_of(
         rbody = grpc_body(c["responses"])  # type: ignore[arg-type]
         if rbody:
             server.append(("data", rbody, False, None))
-        if c["end"] == "trailers":
+        after = c["after_client_rst"] if c["end"] == "client_rst" else None
+        if after == "data":
+            server.append(("data", grpc_body([b"\x08\x01"]), False, None))
+        if c["end"] == "trailers" or after in ("trailers", "data"):
             server.append(("headers", trailers, True))
-    if c["end"] == "rst":
+    if c["end"] == "rst" or (c["end"] == "client_rst" and c["after_client_rst"] == "rst"):
         server.append(("rst", c["rst_code"]))
     return [(0, e) for e in client], [(1, e) for e in server]  # type: ignore[return-value]
 
@@ -561,7 +577,7 @@ def test_decoder_refuses_bad_arguments() -> None:
 
     assert BUILT is not None
     bulk_calls._init()
-    dec = BUILT.Decoder(1, True, 1024)
+    dec = BUILT.Decoder(1, True, 1024, ['"127.0.0.1:40000"'])
 
     def feed(starts: list[int], lengths: list[int], packets: list[int]) -> object:
         n = len(packets)
@@ -583,3 +599,55 @@ def test_decoder_refuses_bad_arguments() -> None:
     with pytest.raises(ValueError, match="out of order"):
         feed([0], [8], [5])
     assert dec.bailed() == {0: "feed_direction"} and dec.finish(10) == []
+
+
+@needs_extension
+@pytest.mark.parametrize("drain_every", [1, 2, 1024])
+def test_what_the_server_sends_after_a_clients_reset(tmp_path: Path, drain_every: int) -> None:
+    """After the client resets a call, the server's frames sent before it read the reset still
+    belong to it (its trailers give the real status) until the server ends that stream or answers
+    on a stream opened after the reset; a reset with no answer at all comes out at the end."""
+    enc, dec = Encoder(), Encoder()
+
+    def request(sid: int) -> bytes:
+        headers = [(":method", "POST"), (":path", "/x.Y/Z"), ("content-type", "application/grpc")]
+        block = enc.encode([*headers, ("grpc-timeout", "1m")])
+        return HeadersFrame(sid, block, flags=["END_HEADERS"]).serialize()
+
+    def trailers(sid: int, status: str) -> bytes:
+        block = dec.encode([(":status", "200"), ("grpc-status", status), ("grpc-message", "late")])
+        return HeadersFrame(sid, block, flags=["END_HEADERS", "END_STREAM"]).serialize()
+
+    def reset(sid: int) -> bytes:
+        return RstStreamFrame(sid, error_code=8).serialize()
+
+    segments = [
+        (False, SettingsFrame(0).serialize()),
+        (True, PREFACE + SettingsFrame(0).serialize() + request(1)),
+        (True, reset(1)),  # 1: the server answers on stream 3 only: it read the reset
+        (True, request(3)),
+        (True, request(5)),
+        (False, trailers(3, "0")),
+        (True, reset(5)),  # 5: the server's trailers come after the reset
+        (True, request(7)),
+        (False, trailers(5, "4")),
+        (True, reset(7)),  # 7: nothing more from the server, to the end of the capture
+        (True, PingFrame(0).serialize()),
+    ]
+    path = capture(tmp_path, [segments], random.Random(0))
+    text = report(path, True, drain_every=drain_every)
+    assert text == report(path, False, drain_every=drain_every)
+    assert bailed(path) == {}
+    rows = {r["stream_id"]: r for r in map(json.loads, text.split("\n")[:-1])}
+    want = {
+        1: ("rst_stream", "CANCEL", 4, "inferred", None),
+        3: ("trailers-only", None, 0, "trailers", "late"),
+        5: ("rst_stream", "CANCEL", 4, "trailers", "late"),
+        7: ("rst_stream", "CANCEL", 4, "inferred", None),
+    }
+    got = {
+        sid: (r["ended_by"], r["rst_stream_error"], r["status"], r["status_from"], r["grpc_message"])
+        for sid, r in rows.items()
+    }
+    assert got == want
+    assert next(reversed(rows)) == 7  # waited to the end of the capture

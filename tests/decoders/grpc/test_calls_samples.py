@@ -115,3 +115,122 @@ def test_midstream_capture() -> None:
         assert got["responses"][0]["message"]["1"] == want["responses"][0]["name"]
         # Literals still decode: the metadata the client sent is there.
         assert got["request_metadata"]["x-request-id"] == want["request_metadata"]["x-request-id"]
+
+
+def test_trailers_only_has_no_response_metadata(demo: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+    """A Trailers-Only response is one header block: its keys are trailers, not response metadata."""
+    ours, truth = demo
+    want = next(c for c in truth["calls"] if c["status_name"] == "NOT_FOUND")
+    got = _match(ours, want)
+    assert got["ended_by"] == "trailers-only" and got["status_from"] == "trailers"
+    assert got["response_metadata"] == {}
+    assert got["trailers"] == want["trailers"] == {"retry-hint": "never"}
+
+
+@pytest.fixture(scope="module")
+def edge() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    truth = json.loads((SAMPLES / "grpc-edge.truth.json").read_text())
+    return decoded_calls(SAMPLES / "grpc-edge.pcap"), truth
+
+
+def test_edge_calls_equal_what_the_client_saw(edge: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+    ours, truth = edge
+    assert len(ours) == len(truth["calls"]) == 11
+    for got, want in zip(ours, truth["calls"], strict=True):  # one at a time: capture order
+        assert got["path"] == want["path"] and got["kind"] == want["kind"]
+        assert [r["message"] for r in got["requests"]] == want["requests"]
+        assert [r["message"] for r in got["responses"]] == want["responses"]
+        if want.get("cancelled"):  # the client's own cancel: nothing on the wire says why
+            assert got["status"] is None and got["status_from"] is None
+        else:
+            assert (got["status"], got["status_name"]) == (want["status"], want["status_name"])
+
+
+def test_deadline_exceeded_with_or_without_the_servers_trailers(
+    edge: tuple[list[dict[str, Any]], dict[str, Any]],
+) -> None:
+    """Every call whose client deadline elapsed is DEADLINE_EXCEEDED: from the server's trailers
+    when it sent them (before or after the client's RST_STREAM), inferred when the reset came
+    first and alone. The RST_STREAM code is rst_stream_error, never grpc_message."""
+    ours, truth = edge
+    assert set(truth["deadline_endings"]) >= {"reset-then-trailers", "reset-only"}
+    deadline = [c for c, want in zip(ours, truth["calls"], strict=True) if "deadline" in want]
+    assert len(deadline) == 7
+    assert {(c["status_from"], c["ended_by"]) for c in deadline} >= {
+        ("trailers", "trailers-only"),  # the server's trailers came before the reset
+        ("trailers", "rst_stream"),  # ... after it
+        ("inferred", "rst_stream"),  # ... never
+    }
+    for c in deadline:
+        assert (c["status"], c["status_name"]) == (4, "DEADLINE_EXCEEDED")
+        assert c["timeout"] == pytest.approx(0.2, abs=0.01) or c["timeout"] == pytest.approx(0.3, abs=0.01)
+        if c["ended_by"] == "rst_stream":
+            assert c["rst_stream_error"] == "CANCEL"
+            assert c["duration"] >= c["timeout"] * 0.99 - 0.001
+        if c["status_from"] == "inferred":
+            assert c["grpc_message"] is None and c["trailers"] == {}
+        else:
+            assert c["grpc_message"] == "Deadline Exceeded"
+    stalled = deadline[-1]  # the stream sent one message before its deadline
+    assert stalled["kind"] == "server_streaming" and len(stalled["responses"]) == 1
+    assert stalled["ended_by"] == "rst_stream" and stalled["status_from"] == "trailers"
+
+
+def test_cancel_without_deadline_is_not_inferred(edge: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+    ours, truth = edge
+    got = next(c for c, want in zip(ours, truth["calls"], strict=True) if want.get("cancelled"))
+    assert got["ended_by"] == "rst_stream" and got["rst_stream_error"] == "CANCEL"
+    assert got["timeout"] is None and got["status"] is None and got["grpc_message"] is None
+
+
+def test_abort_is_trailers_only(edge: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+    ours, truth = edge
+    got, want = next((c, w) for c, w in zip(ours, truth["calls"], strict=True) if w.get("trailers_only"))
+    assert got["ended_by"] == "trailers-only" and got["response_metadata"] == {}
+    assert (got["status_name"], got["grpc_message"]) == (want["status_name"], want["grpc_message"])
+
+
+def test_compressed_messages_keep_their_wire_size(edge: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+    """size is the length on the wire (gzip), uncompressed_size the message's own length."""
+    ours, truth = edge
+    pairs = [(c, w) for c, w in zip(ours, truth["calls"], strict=True) if w.get("compressed_request")]
+    assert len(pairs) == 2
+    for got, want in pairs:
+        for items, sizes in (
+            (got["requests"], want["request_sizes"]),
+            (got["responses"], want["response_sizes"]),
+        ):
+            assert [m["uncompressed_size"] for m in items] == sizes
+            assert all(m["compressed"] and m["size"] < m["uncompressed_size"] for m in items)
+    for c in ours:
+        for m in c["requests"] + c["responses"]:
+            if not m["compressed"]:
+                assert m["uncompressed_size"] == m["size"]
+
+
+def test_server_first_capture() -> None:
+    """The capture begins while the server streams: the flow's first packet is the server's, yet
+    HTTP/2 names the client (its trailers come after its DATA; later requests carry :method)."""
+    truth = json.loads((SAMPLES / "grpc-server-first.truth.json").read_text())
+    ours = decoded_calls(SAMPLES / "grpc-server-first.pcap", with_schema=False)
+    registry = load_registry()
+    session = Session.open(SAMPLES / "grpc-server-first.pcap", registry)
+    try:
+        flow = session.flows[0]
+        assert flow.oriented_by == "first-packet" and flow.client.port == truth["port"]
+    finally:
+        session.close()
+    assert len(ours) == len(truth["calls"]) == 3
+    assert {c["client"] for c in ours} == {str(flow.server)}
+    stream, upload, get = ours
+    # the stream's tail: responses only, every one a message the client received, in order
+    names = [r["name"] for r in truth["calls"][0]["responses"]]
+    got = [r["message"]["1"] for r in stream["responses"]]
+    assert not stream["requests"] and len(got) >= 3 and names[-len(got) :] == got
+    assert stream["ended_by"] == "trailers" and stream["kind"] == "server_streaming"
+    assert upload["path"] == "/demo.Directory/Upload" and upload["path_from"] == "header"
+    assert [r["message"]["1"] for r in upload["requests"]] == [
+        p["name"] for p in truth["calls"][1]["requests"]
+    ]
+    assert len(upload["responses"]) == 1 and upload["ended_by"] == "trailers"
+    assert get["requests"][0]["message"]["1"] == "after" and get["responses"][0]["message"]["1"] == "After"
