@@ -1,0 +1,175 @@
+"""The tables a report's rows make in text: one per row kind, its columns most useful first.
+
+Rows of one report may differ in shape: the sessions report has ICE sessions and, with
+`kind: turn_allocation`, TURN allocations. Each kind gets a table of its own; a kind this module
+knows has its columns in the order people read them, followed by any other key its rows carry;
+a kind it does not know (a plugin's) shows the union of its rows' keys. A missing key is an
+empty cell, never an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from .cells import Cells, clean
+
+Row = Mapping[str, object]
+
+NUMBER: Final = re.compile(r"-?[0-9]+(\.[0-9]+)?|")
+"""Cells of a column that is right-aligned: decimal numbers (SSRCs in hex read as text), or empty."""
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A column of a known kind: the key it shows, the keys it also stands for, how it reads them."""
+
+    key: str
+    covers: tuple[str, ...] = ()
+    """Keys this column already shows (left out of the table's other columns)."""
+    show: Callable[[Cells, Row], str] | None = None
+    """The cell from the whole row; by default the row's `key` shown by `Cells.show`."""
+
+
+@dataclass(frozen=True, slots=True)
+class TextTable:
+    """A table ready to draw: its title, headers, cells as text, and which columns are numbers."""
+
+    title: str
+    headers: list[str]
+    cells: list[list[str]]
+    numeric: list[bool]
+    keys: list[str]
+    """The row key behind each column (for styles)."""
+
+
+def _call_path(cells: Cells, row: Row) -> str:
+    path = row.get("path")
+    return clean(path) if path else "(unknown: headers before the capture)"
+
+
+def _call_status(cells: Cells, row: Row) -> str:
+    """`NOT_FOUND (5)`; a call still open at the end of the capture shows `open`."""
+    name, status = row.get("status_name"), row.get("status")
+    if status is None and not name:
+        return "open" if row.get("end") is None else ""
+    return " ".join(
+        p for p in (clean(name) if name else "", f"({status})" if status is not None else "") if p
+    )
+
+
+LAYOUTS: Final[dict[str, tuple[str | Column, ...]]] = {
+    "flows": (
+        "id",
+        "client",
+        "server",
+        Column("protocols", covers=("transport",)),
+        "packets",
+        "bytes",
+        "first",
+        "last",
+    ),
+    "findings": ("frame", "severity", "code", "message"),
+    "calls": (
+        Column("path", covers=("service", "method"), show=_call_path),
+        Column("status", covers=("status_name",), show=_call_status),
+        "duration",
+        "requests",
+        "responses",
+        "flow",
+        "stream_id",
+        "kind",
+        "grpc_message",
+        "start",
+        "end",
+    ),
+    "streams": (
+        "ssrc",
+        "src",
+        "dst",
+        "payload_type",
+        "packets",
+        "lost",
+        "max_delta_ms",
+        "max_jitter_ms",
+        "mean_jitter_ms",
+        "first",
+        "last",
+    ),
+    "sessions": (
+        "id",
+        "failed_phase",
+        "phases",
+        "nominated_pair",
+        "dtls",
+        "media",
+        "findings",
+        "ufrags",
+        "candidate_pairs",
+    ),
+    "turn_allocation": (
+        "id",
+        "client",
+        "server",
+        "relayed",
+        "failed_phase",
+        "findings",
+        "unauthorized_401",
+        "errors",
+        "lifetime",
+        "released",
+        "permissions",
+        "channels",
+    ),
+}
+"""Columns of each known row kind, most useful first (a terminal too narrow shows them in this
+order); keys a row has beyond these follow in the row's order."""
+
+TITLES: Final = {"turn_allocation": "TURN allocations"}
+
+
+def _columns(layout: tuple[str | Column, ...]) -> list[Column]:
+    return [c if isinstance(c, Column) else Column(c) for c in layout]
+
+
+def kind_of(report: str, row: Row) -> str:
+    """The table a row belongs to: its `kind`, unless the report uses `kind` as a column of its own
+    (a gRPC call's kind is unary, bidi, ...), else the report's."""
+    kind = row.get("kind")
+    if isinstance(kind, str) and kind and not any(c.key == "kind" for c in _columns(LAYOUTS.get(report, ()))):
+        return kind
+    return report
+
+
+def text_tables(report: str, rows: Iterable[Row], cells: Cells) -> list[TextTable]:
+    """The tables of a report's rows, in the order their kinds first appear."""
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(kind_of(report, row), []).append(row)
+    return [_table(report, kind, members, cells) for kind, members in groups.items()]
+
+
+def _table(report: str, kind: str, rows: list[Row], cells: Cells) -> TextTable:
+    present: dict[str, None] = {}
+    for row in rows:
+        present.update(dict.fromkeys(row))
+    if kind != report:
+        present.pop("kind", None)  # the table's title says it
+    columns = [c for c in _columns(LAYOUTS.get(kind, ())) if c.key in present or c.show is not None]
+    shown = {k for c in columns for k in (c.key, *c.covers)}
+    columns += [Column(k) for k in present if k not in shown]
+    table_cells = [
+        [c.show(cells, row) if c.show is not None else cells.show(c.key, row.get(c.key)) for c in columns]
+        for row in rows
+    ]
+    numeric = [all(NUMBER.fullmatch(r[i]) for r in table_cells) for i in range(len(columns))]
+    base = TITLES.get(kind) or (report.capitalize() if kind == report else f"{report.capitalize()}: {kind}")
+    return TextTable(
+        title=f"{base} ({len(rows)})",
+        headers=[c.key for c in columns],
+        cells=table_cells,
+        numeric=numeric,
+        keys=[c.key for c in columns],
+    )

@@ -1,0 +1,258 @@
+"""The text format of reports: rich tables sized to the terminal, or whole when piped.
+
+On a terminal (`width` given) a table that is wider than the terminal is drawn in several blocks
+of columns, each repeating the first column, in the order `tables.LAYOUTS` gives; long cells fold
+onto more lines. Piped (`width` None) every table is drawn as wide as its widest cell. Either
+way no cell is cut. Only this module and `grid.py` import rich, so JSON reports never load it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Final, TextIO
+
+from rich.box import HEAVY_HEAD
+from rich.cells import cell_len
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from protoscope.captures.linktypes import LINK_NAMES
+
+from ..session import Session
+from .cells import Cells, clean
+from .grid import grid_lines
+from .tables import TextTable, text_tables
+
+FOLD_AT: Final = 24
+"""A long column is planned at a third of the terminal (at least this) when columns are shared
+out into blocks; rich folds its cells to the width left, so long text wraps in place instead of
+pushing the columns after it into more blocks."""
+
+STYLES: Final[dict[str, dict[str, str]]] = {
+    "severity": {"error": "bold red", "warn": "yellow", "note": "cyan"},
+}
+"""Cell styles by column and value (terminals only; piped text has none)."""
+
+
+def capture_start(session: Session) -> float:
+    """Epoch seconds of frame 1, the origin of relative times (tshark's `-t r`)."""
+    ts = session.index.records.ts_ns
+    return int(ts[0]) / 1e9 if len(ts) else 0.0
+
+
+def terminal_width(out: TextIO) -> int | None:
+    """The terminal's width when `out` is one (or holds text for one: its `terminal_width`), else
+    None (nothing is folded or split)."""
+    held = getattr(out, "terminal_width", None)
+    if isinstance(held, int):
+        return held
+    return Console(file=out).width if out.isatty() else None
+
+
+def write_tables(
+    report: str, rows: Iterable[dict[str, Any]], start: float, out: TextIO, width: int | None
+) -> None:
+    """Every table of a report's rows; a report without rows says so in one line."""
+    tables = text_tables(report, rows, Cells(start))
+    if not tables:
+        out.write(f"{report.capitalize()}: none\n")
+        return
+    console = _console(out, width)
+    for table in tables:
+        widths = _widths(table)
+        for title, columns in _blocks(table, widths, width):
+            _print(console, width, title, table, columns, widths)
+
+
+def _print(
+    console: Console,
+    width: int | None,
+    title: str,
+    table: TextTable,
+    columns: list[int],
+    widths: list[int],
+    header: bool = True,
+) -> None:
+    natural = 1 + sum(widths[i] + 3 for i in columns)  # each column, its padding and its rule
+    console.width = width or max(natural, cell_len(title))
+    # A row of more than one line needs rules between rows, or its second line reads as the next.
+    multiline = any("\n" in row[i] for row in table.cells for i in columns)
+    paint = _painter(console, table.keys)
+    if header and natural <= console.width and not console.options.ascii_only:
+        lines = grid_lines(
+            HEAVY_HEAD,
+            [table.headers[i] for i in columns],
+            [[row[i] for i in columns] for row in table.cells],
+            [widths[i] for i in columns],
+            [table.numeric[i] for i in columns],
+            multiline,
+            lambda k, text: paint(columns[k] if k >= 0 else -1, text),
+        )
+        console.file.write("".join(f"{line}\n" for line in (paint(-1, title), *lines)))
+        return
+    drawn = _rich_table(table, columns, header)
+    # Whether rich folds a row onto more lines to fit the terminal is known by drawing it.
+    drawn.show_lines = multiline or (
+        natural > console.width
+        and len(console.render_lines(drawn, pad=False)) > len(table.cells) + (4 if header else 2)
+    )
+    # The title is a line of its own: as a rich table title it would wrap to the table's width.
+    console.print(Text(title, style="bold"))
+    console.print(drawn)
+
+
+def _painter(console: Console, keys: list[str]) -> Callable[[int, str], str]:
+    """Terminal styles for a hand-drawn table: `paint(column, text)`, column -1 for headers and
+    titles (bold), else STYLES by the column's key. Piped text has none."""
+    if console.color_system is None:
+        return lambda _column, text: text
+    done: dict[tuple[str, str], str] = {}
+
+    def paint(column: int, text: str) -> str:
+        style = "bold" if column < 0 else STYLES.get(keys[column], {}).get(text)
+        if not style:
+            return text
+        if (style, text) not in done:
+            with console.capture() as capture:
+                console.print(Text(text, style=style), end="", soft_wrap=True)
+            done[(style, text)] = capture.get()
+        return done[(style, text)]
+
+    return paint
+
+
+def _console(out: TextIO, width: int | None) -> Console:
+    # Piped: no colour, and the width is set per table (its natural width) so nothing wraps.
+    return Console(file=out, width=width, highlight=False, soft_wrap=False, emoji=False, markup=False)
+
+
+def _widths(table: TextTable) -> list[int]:
+    """Each column's natural width: its longest line, header included."""
+    return [
+        max(
+            cell_len(line)
+            for text in (table.headers[i], *(r[i] for r in table.cells))
+            for line in text.split("\n")
+        )
+        for i in range(len(table.headers))
+    ]
+
+
+def _blocks(table: TextTable, widths: list[int], width: int | None) -> Iterator[tuple[str, list[int]]]:
+    """The column blocks to draw: all columns when piped or when they fit, else blocks that each
+    repeat the first column and take the next columns that fit."""
+    n = len(table.headers)
+    if width is None or n < 2:
+        yield table.title, list(range(n))
+        return
+    fold_at = max(FOLD_AT, width // 3)
+    planned = [min(w, max(fold_at, cell_len(h))) for w, h in zip(widths, table.headers, strict=True)]
+    blocks: list[list[int]] = []
+    block = [0]
+    used = 1 + planned[0] + 3
+    for i in range(1, n):
+        if len(block) > 1 and used + planned[i] + 3 > width:
+            blocks.append(block)
+            block = [0]
+            used = 1 + planned[0] + 3
+        block.append(i)
+        used += planned[i] + 3
+    blocks.append(block)
+    if len(blocks) == 1:
+        yield table.title, blocks[0]
+        return
+    for k, cols in enumerate(blocks, 1):
+        yield f"{table.title}, columns {k}/{len(blocks)}", cols
+
+
+def _rich_table(table: TextTable, columns: list[int], header: bool) -> Table:
+    out = Table(box=HEAVY_HEAD, show_header=header)
+    for i in columns:
+        out.add_column(
+            table.headers[i],
+            justify="right" if table.numeric[i] else "left",
+            overflow="fold",
+        )
+    for row in table.cells:
+        out.add_row(*(Text(row[i], style=STYLES.get(table.keys[i], {}).get(row[i], "")) for i in columns))
+    return out
+
+
+def write_summary(data: dict[str, Any], out: TextIO, width: int | None) -> None:
+    """The capture summary: what the file is, then its protocol hierarchy (`tshark -z io,phs`)."""
+    about = TextTable(
+        title="Capture summary",
+        headers=["what", "value"],
+        cells=[
+            *([key, _summary_value(key, data.get(key))] for key in SUMMARY_KEYS),
+            ["interfaces", ", ".join(_interface(i) for i in data["interfaces"])],
+            ["flows", ", ".join(f"{k} {v}" for k, v in data["flows"].items())],
+            ["findings", ", ".join(f"{k} {v}" for k, v in data["findings"].items())],
+            ["decoders", clean(", ".join(data["decoders"]) or "none")],
+        ],
+        numeric=[False, False],
+        keys=["what", "value"],
+    )
+    phs = TextTable(
+        title="Protocol hierarchy (frames)",
+        headers=["protocol", "frames"],
+        cells=[
+            ["  " * path.count(":") + clean(path.rsplit(":", 1)[-1]), str(count)]
+            for path, count in data["protocols"].items()
+        ],
+        numeric=[False, True],
+        keys=["protocol", "frames"],
+    )
+    console = _console(out, width)
+    _print(console, width, about.title, about, [0, 1], _widths(about), header=False)
+    _print(console, width, phs.title, phs, [0, 1], _widths(phs))
+
+
+SUMMARY_KEYS: Final = ("file", "format", "packets", "bytes", "first", "last", "duration", "truncated")
+
+
+def _summary_value(key: str, value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and key in ("first", "last"):
+        when = datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return f"{value:.6f} ({when} UTC)"
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    return clean(value)
+
+
+def _interface(interface: dict[str, Any]) -> str:
+    """`eth (1) lo`: Wireshark's name for the link type, its number, the interface name."""
+    linktype = interface["linktype"]
+    name = LINK_NAMES.get(linktype) if isinstance(linktype, int) else None
+    text = f"{name} ({linktype})" if name else str(linktype)
+    return clean(f"{text} {interface['name']}" if interface.get("name") else text)
+
+
+def write_packets(session: Session, items: Iterable[dict[str, Any]], out: TextIO) -> None:
+    """Wireshark's packet list columns, one line a packet, streamed (no table in memory). Times are
+    relative to frame 1 even under a display filter, as tshark's are."""
+    start = capture_start(session)
+    width = _address_width(session)
+    out.write(
+        f"{'No.':>7} {'Time':>12} {'Source':<{width}} {'Destination':<{width}} {'Protocol':<8} Length Info\n"
+    )
+    for item in items:
+        proto = item["protocols"][-1] if item["protocols"] else ""
+        line = (
+            f"{item['frame']:>7} {item['time'] - start:>12.6f} {item['src']:<{width}} {item['dst']:<{width}} "
+            f"{proto:<8} {item['len']:>6} {item['info']}"
+        )
+        out.write(clean(line) + "\n")
+
+
+def _address_width(session: Session) -> int:
+    """Wide enough for every flow's endpoints (IPv6 too), so columns stay aligned; an address
+    outside every flow that is longer still is written whole, not cut."""
+    longest = max((len(str(e)) for f in session.flows for e in (f.client, f.server)), default=0)
+    return max(len("Destination"), min(longest, 47))
