@@ -7,11 +7,16 @@
 * grpc-200k.pcap: 200,000 packets of h2c gRPC on port 50051: 100 connections, ~50,000 unary calls
   (HPACK from the hpack library's encoder, frames from hyperframe, so the header blocks use the
   dynamic table as real peers do).
+* tcp-undecoded-200k.pcap: 200,000 packets of TCP that no decoder reads beyond its first segments,
+  three connections taking turns: a bulk transfer (iperf-like, port 5201), HTTP/1.1 keep-alive with
+  1 MiB response bodies (port 80), and a TLS 1.2 session on 443 (records of 16 KiB). The server
+  ACKs every other segment, as delayed ACKs do.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import struct
 import sys
 from pathlib import Path
@@ -100,6 +105,83 @@ def tcp_capture(path: Path, packets: int = 200_000) -> None:
         out.write(b"".join(chunk))
 
 
+class _Connection:
+    """One TCP connection's segments, built as its two ends would send them."""
+
+    def __init__(self, sport: int, dport: int, cseq: int, sseq: int) -> None:
+        self.sport, self.dport, self.cseq, self.sseq = sport, dport, cseq, sseq
+        self.unacked = 0
+        self.segments = [
+            (True, _tcp(sport, dport, cseq, 0, 0x02)),
+            (False, _tcp(dport, sport, sseq, cseq + 1, 0x12)),
+            (True, _tcp(sport, dport, cseq + 1, sseq + 1, 0x10)),
+        ]
+        self.cseq += 1
+        self.sseq += 1
+
+    def send(self, from_client: bool, data: bytes, mss: int = 1448) -> None:
+        for at in range(0, len(data), mss):
+            part = data[at : at + mss]
+            if from_client:
+                self.segments.append((True, _tcp(self.sport, self.dport, self.cseq, self.sseq, 0x18, part)))
+                self.cseq += len(part)
+            else:
+                self.segments.append((False, _tcp(self.dport, self.sport, self.sseq, self.cseq, 0x18, part)))
+                self.sseq += len(part)
+            self.unacked += 1
+            if self.unacked == 2:  # delayed ACK from the receiver
+                self.unacked = 0
+                if from_client:
+                    self.segments.append((False, _tcp(self.dport, self.sport, self.sseq, self.cseq, 0x10)))
+                else:
+                    self.segments.append((True, _tcp(self.sport, self.dport, self.cseq, self.sseq, 0x10)))
+
+
+def undecoded_tcp_capture(path: Path, packets: int = 200_000) -> None:
+    rnd = random.Random(7)
+    per_conn = packets // 3
+    bulk = _Connection(40001, 5201, 11_000, 22_000)
+    while len(bulk.segments) < per_conn:
+        bulk.send(True, rnd.randbytes(64 * 1448))
+    http = _Connection(40002, 80, 33_000, 44_000)
+    body = rnd.randbytes(1 << 20)
+    n = 0
+    while len(http.segments) < per_conn:
+        n += 1
+        http.send(
+            True, f"GET /file/{n} HTTP/1.1\r\nHost: 10.0.0.2\r\nConnection: keep-alive\r\n\r\n".encode()
+        )
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        http.send(False, head.encode() + body)
+    tls = _Connection(40003, 443, 55_000, 66_000)
+    hello = bytes.fromhex("160301") + (512).to_bytes(2, "big") + b"\x01" + rnd.randbytes(511)
+    tls.send(True, hello)
+    tls.send(False, bytes.fromhex("160303") + (1024).to_bytes(2, "big") + b"\x02" + rnd.randbytes(1023))
+    while len(tls.segments) < packets - 2 * per_conn:
+        record = bytes.fromhex("170303") + (16384 + 24).to_bytes(2, "big") + rnd.randbytes(16384 + 24)
+        tls.send(False, record * 4)
+    client, server = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
+    with open(path, "wb") as out:
+        out.write(PCAP_HEADER)
+        ts = 1_700_000_000_000_000
+        conns = [bulk.segments, http.segments, tls.segments[: packets - 2 * per_conn]]
+        chunk = []
+        for k in range(max(len(c) for c in conns)):
+            for segments in conns:
+                if k < len(segments):
+                    from_client, seg = segments[k]
+                    src, dst = (client, server) if from_client else (server, client)
+                    chunk.append(_record(ts, ETH + _ip(src, dst, 6, seg, ts)))
+                    ts += 7
+            if len(chunk) >= 10_000:
+                out.write(b"".join(chunk))
+                chunk.clear()
+        out.write(b"".join(chunk))
+
+
 def _grpc_frames(stream_id: int, frames: list[object]) -> bytes:
     return b"".join(f.serialize() for f in frames)  # type: ignore[attr-defined]
 
@@ -172,6 +254,14 @@ def grpc_capture(path: Path, packets: int = 200_000) -> None:
                     cs += grow
                 else:
                     ss += grow
+
+
+def ensure_undecoded() -> Path:
+    OUT.mkdir(exist_ok=True)
+    path = OUT / "tcp-undecoded-200k.pcap"
+    if not path.exists():
+        undecoded_tcp_capture(path)
+    return path
 
 
 def ensure() -> tuple[Path, Path]:

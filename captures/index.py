@@ -76,6 +76,21 @@ class PacketIndex:
         end = min(start + length, int(rec.data_off[i]) + int(rec.caplen[i]))
         return bytes(self.capture.buffer[start:end]) if end > start else b""
 
+    def captured_payload_len(self, packets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """len(self.payload(i)) for each of `packets`, from the columns (no bytes read)."""
+        rec = self.capture.records
+        off = self.payload_off[packets].astype(np.int64)
+        declared = self.payload_len[packets].astype(np.int64)
+        out: npt.NDArray[np.int64] = np.minimum(
+            np.maximum(rec.caplen[packets].astype(np.int64) - off, 0), declared
+        )
+        if self.reassembled:
+            rebuilt = np.fromiter(self.reassembled, np.int64, len(self.reassembled))
+            for k in np.flatnonzero(np.isin(packets, rebuilt)).tolist():
+                buf = self.reassembled[int(packets[k])]
+                out[k] = len(buf[int(off[k]) : int(off[k] + declared[k])])
+        return out
+
     def dissect(self, i: int) -> Dissection:
         """Full L2-L4 dissection of packet `i` (for the detail tree)."""
         return dissect(self.linktype(i), self.frame(i), int(self.capture.records.wirelen[i]))
@@ -179,7 +194,8 @@ def build_index(capture: CaptureFile) -> PacketIndex:
         if flow.carried:
             flow.protocols.append("gtp")
     capture.release_pages()
-    trim_heap()
+    if len(capture.records) >= 1 << 16:  # only big captures leave big freed temporaries behind
+        trim_heap()
     return PacketIndex(
         capture=capture,
         stack=stack,

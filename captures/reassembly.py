@@ -73,6 +73,11 @@ class TcpDirection:
         """Stream offset of the next byte to deliver."""
         return 0 if self._base is None else self._next - self._base
 
+    @property
+    def settled(self) -> bool:
+        """The stream has started and no segment waits behind a hole."""
+        return self._base is not None and not self._heap
+
     def _unwrap(self, seq: int) -> int:
         delta = (seq - self._next + SEQ_MOD // 2) % SEQ_MOD - SEQ_MOD // 2
         return self._next + delta
@@ -171,3 +176,93 @@ def follow(index: PacketIndex, packets: npt.NDArray[np.int64]) -> Iterator[tuple
     for d in (0, 1):
         for ev in dirs[d].flush(last):
             yield d, ev
+
+
+HALF = SEQ_MOD // 2
+_ZEROS = bytes(1 << 16)
+
+
+def positions(
+    seq: npt.NDArray[np.uint32], flags: npt.NDArray[np.uint8], length: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Where each segment's data starts and ends, unwrapped next to the data segment before it (a
+    segment without data gets the position of the one before). push() unwraps against the next byte
+    it expects instead: `in_order_run` checks that both agree wherever it relies on these."""
+    syn = (flags & TCP_SYN) != 0
+    raw = seq.astype(np.int64) + syn  # data on a SYN starts after it
+    carries = np.flatnonzero(syn | (length > 0))
+    if len(carries) == 0:
+        return raw, raw.copy()
+    at = raw[carries]
+    at[1:] = at[0] + np.cumsum((np.diff(at) + HALF) % SEQ_MOD - HALF)
+    owner = np.maximum(np.searchsorted(carries, np.arange(len(seq)), side="right") - 1, 0)
+    start = at[owner]
+    start[carries] = at
+    return start, start + length
+
+
+def planned_gaps(
+    seq: npt.NDArray[np.uint32], flags: npt.NDArray[np.uint8], length: npt.NDArray[np.int64]
+) -> tuple[list[tuple[int, Gap]], list[Gap]]:
+    """The gaps `TcpDirection` reports for one direction's segments, worked out without their bytes:
+    (position of the segment whose push reports it, gap), and the gaps the final flush reports.
+
+    Segments are in capture order; `length` is the captured payload length (what `push` is given);
+    a gap's `frame` is the segment's position. Runs of segments that arrive in order (the common case:
+    no hole to wait behind) are checked and skipped with numpy; only where a hole is open does a
+    `TcpDirection` take the segments one by one (given zeros of the right length), so the result is
+    push's own, at a cost that grows with the out-of-order part only.
+    """
+    n = len(seq)
+    start, end = positions(seq, flags, length)
+    d = TcpDirection()
+    gaps: list[tuple[int, Gap]] = []
+    k = 0
+    while k < n:
+        if d.settled:
+            k = in_order_run(d, start, end, length, k)
+            if k >= n:
+                break
+        events = d.push(k, int(seq[k]), int(flags[k]), _ZEROS[: int(length[k])])
+        gaps += [(k, e) for e in events if isinstance(e, Gap)]
+        k += 1
+    return gaps, [e for e in d.flush(n) if isinstance(e, Gap)]
+
+
+def in_order_run(
+    d: TcpDirection,
+    start: npt.NDArray[np.int64],
+    end: npt.NDArray[np.int64],
+    length: npt.NDArray[np.int64],
+    k: int,
+    until: int | None = None,
+) -> int:
+    """Take, as `d.push` would, the segments from `k` on that it would deliver at once (or drop as
+    already seen), up to the first that would wait behind a hole or, with `until`, bring bytes past
+    that stream offset; return that segment's position. `d` must be `settled`. The bytes are not
+    delivered: this is for segments nobody reads. Windows double in size, so the work is in
+    proportion to the run found, however often holes open."""
+    assert d._base is not None
+    window = 64
+    while k < len(start):
+        # Our unwrapped positions and push()'s differ by a multiple of 2**32: align them on `next`.
+        delta = d._next - int(start[k])
+        shift = delta - ((delta + HALF) % SEQ_MOD - HALF)
+        stop_at = min(len(start), k + window)
+        s, e = start[k:stop_at] + shift, end[k:stop_at] + shift
+        has_data = length[k:stop_at] > 0
+        reach = np.maximum(np.maximum.accumulate(np.where(has_data, e, d._next)), d._next)
+        before = np.concatenate(([d._next], reach[:-1]))
+        # push() unwraps a start against `before` and delivers (or drops) a segment starting at or
+        # before it; one starting later waits behind a hole.
+        ok = ~has_data | ((s <= before) & (s - before >= -HALF))
+        if until is not None:
+            ok &= ~has_data | (e <= d._base + until)
+        run = len(ok) if bool(ok.all()) else int(np.argmin(ok))
+        if run:
+            d._next = int(reach[run - 1])
+        k += run
+        if run < len(ok):
+            return k
+        window *= 2
+    return k

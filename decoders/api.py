@@ -10,10 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, Protocol, overload, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    ClassVar,
+    Literal,
+    NotRequired,
+    Protocol,
+    TypedDict,
+    overload,
+    runtime_checkable,
+)
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is only named in annotations here: a plugin need not load it
+    import numpy as np
+    import numpy.typing as npt
 
 Severity = Literal["note", "warn", "error"]
 Transport = Literal["datagram", "stream", "both"]
@@ -137,6 +147,10 @@ class DecodeResult:
     findings: tuple[Finding, ...] = ()
     inner: tuple[InnerPayload, ...] = ()
     """Payloads handed on without a PDU of their own (RFC 7983 demultiplexing on a STUN flow)."""
+    skip: int = 0
+    """Stream decoders: bytes after `consumed` that no one reads (a large HTTP body of a type nothing
+    decodes). The session drops them as they come without calling `decode`, and does not even read
+    the segments that lie wholly inside them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +212,19 @@ class Decoder(Protocol):
         ...
 
 
+SNIFF_SEGMENTS = 8
+"""How often a TCP flow is offered to the heuristics: on its first 8 segments that bring new bytes (in
+either direction), and on 8 more after a hole in its stream (the bytes after a hole are a fresh start).
+A flow no decoder took by then is left undecoded for good: its later segments are not read, only their
+headers are counted for `tcp.gap`, so it costs what reading its headers costs."""
+SNIFF_DATAGRAMS = 32
+"""How many datagrams of a UDP flow are offered to the heuristics before the flow is left undecoded."""
+SNIFF_BYTES = 32 * 1024
+"""Bytes of a TCP direction `sniff` is given at most: the start of its unconsumed stream. Enough for
+an HTTP/2 frame of the default maximum size and the next frame's header, wherever in the first 4 KiB
+the first whole frame starts. A datagram is given whole."""
+
+
 Options = Mapping[str, object]
 """Settings from the command line for decoders that define `configure(options)`: e.g.
 "protobuf.schemas" (a SchemaSet), "stun.ice_pwd" (list of passwords)."""
@@ -208,6 +235,15 @@ class Analysis(Protocol):
     """Builds a report (gRPC calls, RTP streams, ...) from the PDUs of a decoding pass.
 
     Registered under the `protoscope.analyses` entry point group; `name` is the `--report` name.
+
+    Findings: what an analysis finds (a call that failed, a phase never reached) goes in the
+    `findings` list of the row it concerns, one `AnalysisFinding` dict each: `frame` (1-based, the
+    packet where the problem shows, or None), `severity` ("note", "warn", "error", as Wireshark's
+    expert info), `code` (dotted, protocol first: "ice.no_response"), `message`, and `phase` when
+    the row has phases. Nothing else is needed: every row's findings are shown wherever findings
+    are (`--report findings`, the summary's counts, the viewer's status line and Findings tab), in
+    frame order among the packets' own, with the report's name. A malformed one becomes an
+    `analysis.bad_finding` error finding.
     """
 
     name: ClassVar[str]
@@ -249,3 +285,16 @@ class RtpColumns:
 
     def __len__(self) -> int:
         return len(self.time)
+
+
+class AnalysisFinding(TypedDict):
+    """One finding of an analysis: an item of the `findings` list of one of its rows (see
+    `Analysis`). JSON-ready, as the rest of the row."""
+
+    frame: int | None
+    """1-based frame number of the packet where it shows; None when no packet does."""
+    severity: Severity
+    code: str
+    message: str
+    phase: NotRequired[str]
+    """The phase of the row it concerns ("ice", "dtls", ...), for rows that have phases."""

@@ -15,18 +15,32 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from protoscope.captures.flows import Flow
+from protoscope.captures.flows import TCP_SYN, Flow
 from protoscope.captures.index import PacketIndex, load
-from protoscope.captures.reassembly import Chunk, Gap, TcpDirection
-from protoscope.decoders.api import Decoder, DecodeResult, Finding, FlowContext, InnerPayload, Pdu
+from protoscope.captures.reassembly import (
+    Event,
+    Gap,
+    TcpDirection,
+    in_order_run,
+    packets_by_flow,
+    planned_gaps,
+    positions,
+)
+from protoscope.decoders.api import (
+    SNIFF_BYTES,
+    SNIFF_DATAGRAMS,
+    SNIFF_SEGMENTS,
+    Decoder,
+    DecodeResult,
+    Finding,
+    FlowContext,
+    InnerPayload,
+    Pdu,
+)
 from protoscope.decoders.registry import Expectation, Registry
 
 MAX_STREAM_BUFFER = 16 * 1024 * 1024
 """Unconsumed bytes a stream decoder may leave waiting in one direction before they are dropped."""
-SNIFF_WINDOW = 64 * 1024
-"""Bytes of a TCP direction offered to the heuristics before the flow is left undecoded."""
-MAX_SNIFF_PACKETS = 32
-"""Datagrams of a UDP flow offered to the heuristics before the flow is left undecoded."""
 MAX_INNER_DEPTH = 4
 """How deep inner payloads (TURN in TURN in ...) are dispatched again."""
 
@@ -94,6 +108,12 @@ class _Direction:
     """Stream offset of buffer[0]."""
     need: int = 0
     failed: bool = False
+    skip: int = 0
+    """Bytes still to drop unread (DecodeResult.skip)."""
+    skip_through: int = -1
+    """The last packet of this direction whose bytes were dropped ahead, unread (`_skip_ahead`)."""
+    ahead: tuple[npt.NDArray[np.int64], ...] | None = None
+    """This direction's packets and their stream positions, for `_skip_ahead`."""
 
 
 @dataclass(slots=True)
@@ -101,11 +121,88 @@ class _FlowState:
     decoder: Decoder | None = None
     how: str = ""
     tries: int = 0
-    sniffed: int = 0
+    """Payloads offered to the heuristics (since the last hole, for TCP)."""
+    dead: bool = False
+    """No decoder took the flow within its sniff budget: its later packets are not read."""
+    buried: bool = False
+    """The pass has taken note that the flow is dead (see `Session._bury`)."""
+    planned: dict[int, list[Finding]] | None = None
+    """A dead flow's later findings (`tcp.gap`), worked out from the headers; None when its
+    segments are still reassembled one by one, for their gaps only."""
     directions: tuple[_Direction, _Direction] = field(default_factory=lambda: (_Direction(), _Direction()))
     inner_states: dict[tuple[int, str], object] = field(default_factory=dict)
     shared: dict[str, object] = field(default_factory=dict)
     """FlowContext.shared: state both directions of the flow see, for this decoding pass."""
+
+
+class _Walk:
+    """The packets a decoding pass visits, in frame order: all of them, `packets`, or all but
+    `skip`. A sparse pass leaves out from the start the packets that can change nothing (outside any
+    flow, or without payload and SYN) and, as it goes, what `leave_out` names (the later packets of
+    flows no decoder took, segments inside skipped bytes), never those in `keep` (packets with
+    findings from the index, each flow's last packet, where its reassembly is flushed). The mask is
+    read a chunk at a time, so the packets left out cost no Python step each."""
+
+    CHUNK = 4096
+
+    def __init__(
+        self,
+        n: int,
+        packets: Sequence[int] | None,
+        skip: npt.NDArray[np.bool_] | None,
+        quiet: npt.NDArray[np.bool_] | None,
+        keep: npt.NDArray[np.int64],
+    ) -> None:
+        self.sparse = quiet is not None and packets is None
+        self._packets = packets
+        self._n = n
+        self._by_flow: list[npt.NDArray[np.int64]] | None = None
+        self._visit: npt.NDArray[np.bool_] | None = None
+        self._keep = keep
+        self._changed = False
+        if skip is not None:
+            self._visit = ~skip
+        if self.sparse:
+            assert quiet is not None
+            self._visit = ~quiet if self._visit is None else self._visit & ~quiet
+            self._visit[keep] = True
+
+    def __iter__(self) -> Iterator[int]:
+        if self._packets is not None:
+            yield from self._packets
+            return
+        if self._visit is None:
+            yield from range(self._n)
+            return
+        visit = self._visit
+        for lo in range(0, self._n, self.CHUNK):
+            hi = min(self._n, lo + self.CHUNK)
+            # The mask is read a chunk at a time, and again for the rest of the chunk when a flow
+            # was buried in it.
+            self._changed = False
+            todo = (np.flatnonzero(visit[lo:hi]) + lo).tolist()
+            k = 0
+            while k < len(todo):
+                i = todo[k]
+                k += 1
+                yield i
+                if self._changed:
+                    self._changed = False
+                    todo, k = (np.flatnonzero(visit[i + 1 : hi]) + i + 1).tolist(), 0
+
+    def flow_packets(self, flow: npt.NDArray[np.int32], nflows: int, fid: int) -> npt.NDArray[np.int64]:
+        if self._by_flow is None:
+            self._by_flow = packets_by_flow(flow, nflows)
+        return self._by_flow[fid]
+
+    def leave_out(self, packets: npt.NDArray[np.int64], keep: Sequence[int] = ()) -> None:
+        """Visit none of `packets` but those in `keep` and those with findings from the index."""
+        if not self.sparse or self._visit is None or len(packets) == 0:
+            return
+        self._changed = True
+        self._visit[packets] = False
+        self._visit[np.asarray(keep, np.int64)] = True
+        self._visit[self._keep[np.isin(self._keep, packets)]] = True
 
 
 class Session:
@@ -167,22 +264,26 @@ class Session:
         progress: Progress | None = None,
         packets: Sequence[int] | None = None,
         skip: npt.NDArray[np.bool_] | None = None,
+        sparse: bool = False,
     ) -> Iterator[PacketDecode]:
         """Decode every packet in frame order, or only `packets` (ascending 0-based indexes).
 
         Decoder state is per flow, so the packets of one flow alone decode exactly as in the full
         pass: the viewer re-decodes one flow up to the selected packet this way. `skip` makes a
         full pass that leaves out the packets it marks (the bulk RTP path reads those itself).
+        `sparse` leaves out the packets of flows no decoder took (after their sniff budget) that
+        have no finding: reports that only count PDUs and findings need not look at them.
         """
         progress = progress or self.progress
         ix = self.index
         n = len(ix)
         states: dict[int, _FlowState] = {}
         full = packets is None
-        if skip is not None:
-            packets = np.flatnonzero(~skip).tolist()
-        if full:  # a full pass learns afresh; a flow decoded again reuses what it learnt
+        if full:  # a full pass learns afresh (so every pass gives the same); a flow decoded again
+            # reuses what the last full pass learnt
             self._capture = {}
+            self._hints = {}
+            self.registry.expectations.clear()
         flow_col = ix.flow
         index_findings = _group_findings(ix.findings)
         have_decoders = bool(self.registry.decoders)
@@ -193,11 +294,20 @@ class Session:
         np.maximum.at(last, flow_col[with_flow], np.flatnonzero(with_flow))
         last_packet = dict(enumerate(last.tolist()))
         del with_flow
+        quiet = None
+        if sparse and packets is None:
+            payload = ix.captured_payload_len(np.arange(n, dtype=np.int64))
+            quiet = (flow_col < 0) | ((payload == 0) & ((ix.tcp_flags & TCP_SYN) == 0))
+            del payload
+        keep = np.concatenate((np.fromiter(index_findings, np.int64, len(index_findings)), last[last >= 0]))
+        walk = _Walk(n, packets, skip, quiet, keep)
         step = max(1, n // 200)
+        report_at = 0
         release_at = RELEASE_EVERY
-        for i in range(n) if packets is None else packets:
-            if progress is not None and i % step == 0:
+        for i in walk:
+            if progress is not None and i >= report_at:
                 progress(i, n)
+                report_at = i + step
             if full and i >= release_at:
                 ix.capture.release_pages()
                 release_at = i + RELEASE_EVERY
@@ -207,11 +317,21 @@ class Session:
             if fid >= 0:
                 st = states.get(fid)
                 if st is None:
-                    st = states[fid] = _FlowState()
-                if ix.flows[fid].transport == "tcp":
-                    self._tcp(i, st, pdus, findings, have_decoders, last_packet[fid] == i)
-                elif have_decoders:
+                    st = states[fid] = _FlowState(dead=not have_decoders)
+                tcp = ix.flows[fid].transport == "tcp"
+                if st.dead:
+                    if st.planned is not None:
+                        findings += st.planned.get(i, ())
+                    elif tcp:
+                        self._tcp(i, st, pdus, findings, False, last_packet[fid], walk)
+                elif tcp:
+                    self._tcp(i, st, pdus, findings, True, last_packet[fid], walk)
+                else:
                     self._udp(i, st, pdus, findings)
+                if st.dead and not st.buried:
+                    st.buried = True
+                    if full:
+                        self._bury(fid, i, st, tcp, last_packet[fid], walk)
             yield PacketDecode(
                 i, tuple(pdus), tuple(findings), tuple(pdus.depths), tuple(pdus.bases), pdus.carried
             )
@@ -220,21 +340,54 @@ class Session:
         if progress is not None:
             progress(n, n)
 
+    def _bury(self, fid: int, i: int, st: _FlowState, tcp: bool, last: int, walk: _Walk) -> None:
+        """A flow died at packet `i` of a full pass: work out the findings of its later packets from
+        the headers, and leave those without one out of a sparse pass."""
+        ix = self.index
+        everything = walk.flow_packets(ix.flow, len(ix.flows), fid)
+        later = everything[int(np.searchsorted(everything, i, side="right")) :]
+        st.planned = {}
+        if not tcp or len(later) == 0:
+            walk.leave_out(later)
+            return
+        planned: dict[int, list[Finding]] = {}
+        flushed: list[list[Gap]] = []
+        for side in (0, 1):
+            mine = everything[ix.direction[everything] == side]
+            at_push, at_flush = planned_gaps(
+                ix.tcp_seq[mine], ix.tcp_flags[mine], ix.captured_payload_len(mine)
+            )
+            for pos, gap in at_push:
+                packet = int(mine[pos])
+                if packet > i:
+                    planned.setdefault(packet, []).append(_gap_finding(gap))
+            flushed.append(at_flush)
+        if last > i:
+            # At the flow's last packet the other direction's flush is reported first, then what
+            # this packet's push and its own direction's flush gave.
+            own = int(ix.direction[last])
+            at_last = [
+                *(_gap_finding(g) for g in flushed[1 - own]),
+                *planned.pop(last, []),
+                *(_gap_finding(g) for g in flushed[own]),
+            ]
+            if at_last:
+                planned[last] = at_last
+        st.planned = planned
+        walk.leave_out(later, keep=list(planned))
+
     # -- datagrams -------------------------------------------------------------------------
 
     def _udp(self, i: int, st: _FlowState, pdus: _PduList, findings: list[Finding]) -> None:
-        if st.decoder is None and st.tries >= MAX_SNIFF_PACKETS:
-            return  # a flow no decoder took: its bytes are not even read
         data = self.index.payload(i)
         if not data:
             return
         ctx = self.context(i, st.shared)
         if st.decoder is None:
-            if st.tries >= MAX_SNIFF_PACKETS:
-                return
             st.tries += 1
             st.decoder, st.how = self._choose(data, ctx, findings)
             if st.decoder is None:
+                st.dead = st.tries >= SNIFF_DATAGRAMS
                 return
             self._pin(ctx.flow, st.decoder)
         d = st.directions[0 if ctx.from_client else 1]
@@ -247,39 +400,62 @@ class Session:
     # -- streams ---------------------------------------------------------------------------
 
     def _tcp(
-        self, i: int, st: _FlowState, pdus: _PduList, findings: list[Finding], decode: bool, last: bool
+        self,
+        i: int,
+        st: _FlowState,
+        pdus: _PduList,
+        findings: list[Finding],
+        decode: bool,
+        last: int,
+        walk: _Walk,
     ) -> None:
         ix = self.index
         direction = int(ix.direction[i])
         d = st.directions[direction]
-        events = d.reassembly.push(i, int(ix.tcp_seq[i]), int(ix.tcp_flags[i]), ix.payload(i))
-        if last:
+        events: list[Event] = []
+        if i > d.skip_through:  # else `_skip_ahead` took this segment already
+            events = d.reassembly.push(i, int(ix.tcp_seq[i]), int(ix.tcp_flags[i]), ix.payload(i))
+        if i == last:
             other = st.directions[1 - direction]
             events += d.reassembly.flush(i)
             for ev in other.reassembly.flush(i):  # the other side's gaps are reported, not decoded
                 if isinstance(ev, Gap):
                     findings.append(_gap_finding(ev))
+        fresh = 0
         for ev in events:
             if isinstance(ev, Gap):
                 findings.append(_gap_finding(ev))
                 d.buffer.clear()
                 d.need = 0
+                d.skip = max(0, d.skip - ev.missing)
+                if st.decoder is None:
+                    st.tries = 0  # the bytes after a hole are a fresh start for the heuristics
+                    fresh = 0
             elif decode:
+                data, offset = ev.data, ev.offset
+                if d.skip:
+                    cut = min(d.skip, len(data))
+                    d.skip -= cut
+                    data, offset = data[cut:], offset + cut
+                    if not data:
+                        continue
                 if not d.buffer:
-                    d.base = ev.offset
-                d.buffer += ev.data
+                    d.base = offset
+                d.buffer += data
+                fresh += 1
                 if ev.frame == i:
-                    pdus.carried = (ev.offset, len(ix.payload(i)) - len(ev.data))
-        if not decode or not events or d.failed:
+                    pdus.carried = (offset, len(ix.payload(i)) - len(data))
+        if not decode or not fresh or d.failed:
+            if decode and d.skip and i != last:  # a segment inside skipped bytes: skip on from it
+                self._skip_ahead(i, int(ix.flow[i]), direction, d, last, walk)
             return
         ctx = self.context(i, st.shared)
         if st.decoder is None:
-            if st.sniffed >= SNIFF_WINDOW:
-                return
-            st.sniffed += sum(len(ev.data) for ev in events if isinstance(ev, Chunk))
-            st.decoder, st.how = self._choose(bytes(d.buffer), ctx, findings)
+            st.tries += 1
+            st.decoder, st.how = self._choose(bytes(memoryview(d.buffer)[:SNIFF_BYTES]), ctx, findings)
             if st.decoder is None:
-                if st.sniffed >= SNIFF_WINDOW:
+                if st.tries >= SNIFF_SEGMENTS:
+                    st.dead = True
                     for side in st.directions:
                         side.buffer.clear()
                 return
@@ -296,6 +472,11 @@ class Session:
                 return
             self._collect(result, ctx, st, pdus, findings, 0, d.base)
             consumed = max(0, min(result.consumed, len(d.buffer)))
+            if result.skip > 0:
+                d.skip = result.skip
+                cut = min(d.skip, len(d.buffer) - consumed)
+                consumed += cut
+                d.skip -= cut
             del d.buffer[:consumed]
             d.base += consumed
             d.need = result.need
@@ -311,6 +492,29 @@ class Session:
             )
             d.buffer.clear()
             d.need = 0
+        if d.skip and i != last:
+            self._skip_ahead(i, int(ix.flow[i]), direction, d, last, walk)
+
+    def _skip_ahead(self, i: int, fid: int, direction: int, d: _Direction, last: int, walk: _Walk) -> None:
+        """Drop the bytes a decoder skips (DecodeResult.skip) from the segments that follow packet
+        `i` in its direction, as far as they arrive in order, from their headers alone: a sparse pass
+        does not visit them and a full one does not read them."""
+        if not d.reassembly.settled:
+            return
+        ix = self.index
+        if d.ahead is None:
+            everything = walk.flow_packets(ix.flow, len(ix.flows), fid)
+            mine = everything[ix.direction[everything] == direction]
+            length = ix.captured_payload_len(mine)
+            d.ahead = (mine, *positions(ix.tcp_seq[mine], ix.tcp_flags[mine], length), length)
+        mine, start, end, length = d.ahead
+        k = int(np.searchsorted(mine, i, side="right"))
+        before = d.reassembly.offset
+        stop = in_order_run(d.reassembly, start, end, length, k, until=before + d.skip)
+        if stop > k:
+            d.skip -= d.reassembly.offset - before
+            d.skip_through = int(mine[stop - 1])
+            walk.leave_out(mine[k:stop], keep=[last])
 
     # -- shared ----------------------------------------------------------------------------
 

@@ -111,6 +111,8 @@ class _TextDecoder:
                 if m.status == 101:
                     state.mode = "h2"
             pos += m.end
+            if m.skipped:
+                return DecodeResult(tuple(pdus), pos, 0, tuple(findings), skip=m.skipped)
             if datagram:
                 break
         return DecodeResult(tuple(pdus), pos, 0, tuple(findings))

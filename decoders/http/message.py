@@ -13,6 +13,11 @@ from protoscope.decoders.api import Field, Finding
 
 MAX_HEAD = 64 * 1024
 """Largest start line + header block; a longer one is not HTTP or SIP."""
+MAX_READ_BODY = 64 * 1024
+"""A body with a longer Content-Length is not reassembled (the session skips its bytes) unless
+something reads it (gRPC-Web); SDP and signaling bodies are far smaller."""
+READ_BODY_TYPES = ("application/grpc-web",)
+"""Content types whose bodies are reassembled whatever their length."""
 METHODS = (
     b"GET ",
     b"POST ",
@@ -50,6 +55,8 @@ class Message:
     """Where the message ends in the data (start of the next one)."""
     protocol: str
     """"http" or "sip"."""
+    skipped: int = 0
+    """Body bytes after `end` that are not read (a body longer than MAX_READ_BODY)."""
 
     def header(self, name: str) -> str | None:
         lname = name.lower()
@@ -129,6 +136,9 @@ def parse(data: bytes, at_end: bool) -> tuple[Message | None, int, list[Finding]
         body, end = decoded
     elif length is not None and length.strip().isascii() and length.strip().isdigit():
         n = int(length)
+        ctype = msg_headers.get("content-type", "").lower()
+        if n > MAX_READ_BODY and not at_end and not ctype.startswith(READ_BODY_TYPES):
+            return Message(start, tuple(headers), b"", body_at, body_at, protocol, n), 0, findings
         if len(data) < body_at + n:
             return None, body_at + n, []
         body, end = data[body_at : body_at + n], body_at + n
@@ -187,4 +197,7 @@ def fields(m: Message, base: int = 0) -> list[Field]:
                 (base + m.body_offset, base + m.body_offset + len(m.body)),
             )
         )
+    elif m.skipped:
+        at = base + m.body_offset
+        out.append(Field(f"{p}.file_data", f"{m.skipped} bytes (not read)", (at, at)))
     return out
