@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
 import mmap
 import os
-import shutil
-import tempfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +58,11 @@ def _close_map(mm: mmap.mmap) -> None:
 
 def _decompress(path: Path) -> tuple[Any, list[Finding]]:
     """Inflate a gzip file into an anonymous temporary file, a chunk at a time."""
+    import gzip  # here, not at the top: only gzip captures need these (start-up time)
+    import shutil
+    import tempfile
+    import zlib
+
     spool = tempfile.TemporaryFile(prefix="protoscope-")
     problems: list[Finding] = []
     try:

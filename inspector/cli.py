@@ -6,19 +6,22 @@ Exit codes: 0 ok; 2 bad usage or unreadable input, with one clear line on stderr
 from __future__ import annotations
 
 import argparse
+import io
 import os
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from protoscope.captures.errors import CaptureError
-from protoscope.captures.live import LiveCapture, spool_path
-from protoscope.decoders.protobuf.schema import SchemaError
-from protoscope.decoders.registry import Registry, RegistryError, load_registry
+from .report import REPORTS
 
-from .report.rows import REPORTS
-from .session import Progress, Session
+if TYPE_CHECKING:  # the engine is imported once the arguments are read: --version and usage errors
+    # answer at once, and live capture (with scapy) is imported only for --live
+    from protoscope.captures.live import LiveCapture
+    from protoscope.decoders.registry import Registry
+
+    from .session import Progress, Session
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -30,11 +33,30 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"protoscope: {message} (see protoscope --help)\n")
 
 
+def version() -> str:
+    """The installed distribution's version, read from its METADATA (importlib.metadata costs ~45 ms
+    of start-up to import; see decoders/registry.py)."""
+    import glob
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for entry in [*sys.path, here]:
+        for folder in glob.glob(os.path.join(entry or ".", "protoscope-*.dist-info")):
+            try:
+                with open(os.path.join(folder, "METADATA"), encoding="utf-8") as f:
+                    for line in f:
+                        if line.startswith("Version:"):
+                            return line.split(":", 1)[1].strip()
+            except OSError:
+                continue
+    return "unknown"
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="protoscope",
         description="Inspect gRPC and WebRTC traffic in a capture file or on a live interface.",
     )
+    p.add_argument("--version", action="version", version=f"protoscope {version()}")
     p.add_argument("capture", nargs="?", help="pcap, pcapng (or gzip of either) file to open")
     p.add_argument(
         "--report",
@@ -112,6 +134,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _registry(args: argparse.Namespace) -> Registry:
+    from protoscope.decoders.registry import load_registry
+
     reg = load_registry(args.plugin, use_plugins=not args.no_plugins, decode_as=args.decode_as)
     for problem in reg.load_errors:
         print(f"protoscope: warning: {problem}", file=sys.stderr)
@@ -129,6 +153,8 @@ def _registry(args: argparse.Namespace) -> Registry:
 
 def _live_capture(args: argparse.Namespace) -> tuple[LiveCapture, bool]:
     """The capture --live asks for (not started) and whether its spool is a temporary file."""
+    from protoscope.captures.live import LiveCapture, spool_path
+
     if not args.interface:
         raise _Usage("--live needs -i IFACE")
     if args.count < 0 or (args.duration is not None and args.duration <= 0):
@@ -168,6 +194,17 @@ def _live_viewer(args: argparse.Namespace) -> int:
         live.stop()
     print(f"protoscope: {live.stats.packets} packets kept in {path}", file=sys.stderr)
     return EXIT_OK
+
+
+class _Held(io.StringIO):
+    """A report's text held back for a terminal, laid out for that terminal's width."""
+
+    def __init__(self, screen: TextIO) -> None:
+        super().__init__()
+        self.terminal_width = shutil.get_terminal_size((80, 24)).columns if screen.isatty() else None
+
+    def isatty(self) -> bool:
+        return True
 
 
 class _Usage(Exception):
@@ -213,15 +250,25 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if report not in REPORTS and report not in registry.analyses:
         known = ", ".join([*REPORTS, *sorted(registry.analyses)])
         raise _Usage(f"unknown report {report!r} (known: {known})")
+    from .session import Session
+
     status = _status(sys.stderr, f"indexing {path}")
     with status:
         session = Session.open(path, registry)
+    # The bar and a report on the same terminal would garble each other: a text table (made for
+    # a screen, so small) is held until the bar is gone; the packet list and JSON, which may be
+    # long, are written as they come and get no bar.
+    on_screen = out.isatty()
+    hold = on_screen and args.format == "text" and report != "packets"
+    target: TextIO = _Held(out) if hold else out
     try:
-        with _progress(sys.stderr) as bar:
+        with _progress(sys.stderr, enabled=hold or not on_screen) as bar:
             session.progress = bar
             session.display_filter = args.filter
-            write(session, report, args.format, out)
-            out.flush()
+            write(session, report, args.format, target)
+        if isinstance(target, _Held):
+            out.write(target.getvalue())
+        out.flush()
     finally:
         session.close()
     return EXIT_OK
@@ -230,6 +277,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 def _export_pcapng(path: str, registry: Registry, args: argparse.Namespace, out: TextIO) -> int:
     from .filter import FilterError, compile_filter, packet_fields
     from .report.export import flow_packets, write_pcapng
+    from .session import Session
 
     if not args.output:
         raise _Usage("--export pcapng needs --output FILE.pcapng")
@@ -261,6 +309,7 @@ def _export_pcapng(path: str, registry: Registry, args: argparse.Namespace, out:
 
 def _export(path: str, registry: Registry, args: argparse.Namespace, out: TextIO) -> int:
     from .report.ladder import mermaid
+    from .session import Session
 
     if args.flow is not None and args.session is not None:
         raise _Usage("give --flow or --session, not both")
@@ -291,9 +340,9 @@ def _session_flows(session: Session, n: int) -> list[int]:
 
 
 @contextmanager
-def _progress(stream: TextIO) -> Iterator[Progress | None]:
-    """A progress bar for decoding passes, on stderr when it is a terminal."""
-    if not stream.isatty():
+def _progress(stream: TextIO, enabled: bool = True) -> Iterator[Progress | None]:
+    """A progress bar for decoding passes, on stderr when it is a terminal; cleared when done."""
+    if not enabled or not stream.isatty():
         yield None
         return
     from rich.console import Console
@@ -323,6 +372,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    from protoscope.captures.errors import CaptureError
+    from protoscope.decoders.protobuf.schema import SchemaError
+    from protoscope.decoders.registry import RegistryError
+
     try:
         return run(args, sys.stdout)
     except (CaptureError, RegistryError, SchemaError, _Usage) as exc:

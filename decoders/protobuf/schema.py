@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
-from google.protobuf.json_format import MessageToDict
-from google.protobuf.message import DecodeError
+from typing import TYPE_CHECKING, Any
 
 from protoscope.decoders.api import Field, Finding, LazyFields
 
 from . import wire
+
+if TYPE_CHECKING:  # the protobuf library is imported only when a schema is given (start-up time)
+    from google.protobuf import descriptor_pb2
+    from google.protobuf.descriptor import Descriptor
 
 
 class SchemaError(Exception):
@@ -47,10 +47,19 @@ class SchemaSet:
     """Message types and gRPC methods from any number of FileDescriptorProtos."""
 
     def __init__(self, files: Iterable[descriptor_pb2.FileDescriptorProto] = ()) -> None:
-        self.pool = descriptor_pool.DescriptorPool()
+        self._pool: Any = None
         self.methods: dict[str, Method] = {}
         self._added: set[str] = set()
         self.add(files)
+
+    @property
+    def pool(self) -> Any:
+        """The descriptor pool (google.protobuf's DescriptorPool), made on first use."""
+        if self._pool is None:
+            from google.protobuf import descriptor_pool
+
+            self._pool = descriptor_pool.DescriptorPool()
+        return self._pool
 
     def add(self, files: Iterable[descriptor_pb2.FileDescriptorProto]) -> None:
         pending = {f.name: f for f in files if f.name not in self._added}
@@ -83,6 +92,9 @@ class SchemaSet:
                 )
 
     def add_descriptor_set(self, raw: bytes) -> None:
+        from google.protobuf import descriptor_pb2
+        from google.protobuf.message import DecodeError
+
         fds = descriptor_pb2.FileDescriptorSet()
         try:
             fds.ParseFromString(raw)
@@ -110,22 +122,11 @@ def decode_message(data: bytes, desc: Descriptor | None, base: int = 0) -> Decod
         if error is not None:
             findings.append(Finding("warn", "protobuf.malformed", f"not a well-formed message: {error}"))
         return Decoded(
-            LazyFields(lambda: [_raw_field(f, base) for f in raw_fields]), raw_content(raw_fields), findings
+            LazyFields(lambda: [raw_field(f, base) for f in raw_fields]), raw_content(raw_fields), findings
         )
-    cls = message_factory.GetMessageClass(desc)
-    msg = cls()
-    content: object
-    try:
-        msg.ParseFromString(data)
-        content = MessageToDict(msg)
-    except (DecodeError, RecursionError, ValueError) as exc:
-        findings.append(Finding("error", "protobuf.parse_failed", f"{desc.full_name}: {exc}"))
-        content = raw_content(wire.decode(data)[0])
+    from .typed import decode_typed
 
-    def tree() -> list[Field]:
-        return [_typed_field(f, desc, base) for f in wire.decode(data)[0]]
-
-    return Decoded(LazyFields(tree), content, findings)
+    return decode_typed(data, desc, base)
 
 
 def raw_content(fields: list[wire.WireField]) -> dict[str, object]:
@@ -144,10 +145,10 @@ def _raw_value(f: wire.WireField) -> object:
     return f.value
 
 
-def _raw_field(f: wire.WireField, base: int) -> Field:
+def raw_field(f: wire.WireField, base: int) -> Field:
     span = (base + f.span[0], base + f.span[1])
     if f.kind in ("message", "group"):
-        children = tuple(_raw_field(c, base) for c in f.children)
+        children = tuple(raw_field(c, base) for c in f.children)
         label = f"{f.number}: {f.kind}" + (
             " (or " + ", ".join(f.candidates[1:]) + ")" if len(f.candidates) > 1 else ""
         )
@@ -168,78 +169,3 @@ def _raw_field(f: wire.WireField, base: int) -> Field:
         signed = wire.zigzag(f.value) if isinstance(f.value, int) else 0
         text += f" (sint {signed})" if signed != f.value else ""
     return Field("protobuf.field", text, span)
-
-
-def _scalar(fd: FieldDescriptor, f: wire.WireField) -> object:
-    t = fd.type
-    v = f.value
-    if isinstance(v, bytes):
-        if t == FieldDescriptor.TYPE_STRING:
-            return v.decode("utf-8", "replace")
-        return v.hex()
-    if t in (FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64):
-        return wire.zigzag(v)
-    if t in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64):
-        return wire.as_signed(v & 0xFFFF_FFFF_FFFF_FFFF, 64)
-    if t == FieldDescriptor.TYPE_SFIXED32:
-        return wire.as_signed(v, 32)
-    if t == FieldDescriptor.TYPE_SFIXED64:
-        return wire.as_signed(v, 64)
-    if t == FieldDescriptor.TYPE_DOUBLE:
-        return wire.as_double(v)
-    if t == FieldDescriptor.TYPE_FLOAT:
-        return wire.as_float(v)
-    if t == FieldDescriptor.TYPE_BOOL:
-        return bool(v)
-    if t == FieldDescriptor.TYPE_ENUM:
-        value = fd.enum_type.values_by_number.get(wire.as_signed(v & 0xFFFF_FFFF, 32))
-        return value.name if value is not None else v
-    return v
-
-
-def _typed_field(f: wire.WireField, desc: Descriptor, base: int) -> Field:
-    fd = desc.fields_by_number.get(f.number)
-    if fd is None:
-        return _raw_field(f, base)
-    name = f"pbf.{fd.full_name}"
-    span = (base + f.span[0], base + f.span[1])
-    if fd.type in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_GROUP) and f.wire_type in (
-        wire.LEN,
-        wire.SGROUP,
-    ):
-        sub = fd.message_type
-        if f.kind not in ("message", "group") and f.value:
-            return Field(name, f"{sub.full_name} (malformed)", span)
-        return Field(name, sub.full_name, span, tuple(_typed_field(c, sub, base) for c in f.children))
-    if f.wire_type == wire.LEN and fd.type not in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES):
-        return Field(name, _packed(fd, f), span)
-    return Field(name, _scalar(fd, f), span)
-
-
-def _packed(fd: FieldDescriptor, f: wire.WireField) -> list[object]:
-    """A packed repeated scalar field."""
-    assert isinstance(f.value, bytes)
-    raw = f.value
-    values: list[object] = []
-    fixed = {
-        FieldDescriptor.TYPE_DOUBLE: 8,
-        FieldDescriptor.TYPE_FIXED64: 8,
-        FieldDescriptor.TYPE_SFIXED64: 8,
-        FieldDescriptor.TYPE_FLOAT: 4,
-        FieldDescriptor.TYPE_FIXED32: 4,
-        FieldDescriptor.TYPE_SFIXED32: 4,
-    }.get(fd.type)
-    pos = 0
-    try:
-        while pos < len(raw):
-            if fixed:
-                one = int.from_bytes(raw[pos : pos + fixed], "little")
-                pos += fixed
-                wt = wire.I64 if fixed == 8 else wire.I32
-            else:
-                one, pos = wire.read_varint(raw, pos, len(raw))
-                wt = wire.VARINT
-            values.append(_scalar(fd, wire.WireField(f.number, wt, f.span, f.value_span, one)))
-    except wire.WireError:
-        values.append("<malformed>")
-    return values

@@ -6,8 +6,6 @@ endpoint and raises on what a capture holds: unknown attributes, bad padding, cu
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import struct
 import zlib
@@ -61,6 +59,8 @@ class Keys:
                 continue
             use_realm = r if r is not None else realm
             if use_realm is not None:
+                import hashlib  # only with credentials given: it loads OpenSSL (start-up time)
+
                 keys.append(hashlib.md5(f"{user}:{use_realm}:{password}".encode()).digest())
         return keys
 
@@ -300,6 +300,9 @@ def _check_integrity(
         )
     if not candidates:
         return "unchecked"
+    import hashlib  # only with keys to check: it loads OpenSSL (start-up time)
+    import hmac
+
     covered = bytearray(data[:pos])
     struct.pack_into(">H", covered, 2, pos + 4 + len(value) - HEADER_LEN)
     digest = hashlib.sha1 if a_type == 0x0008 else hashlib.sha256

@@ -9,7 +9,14 @@ from typing import ClassVar, Literal
 import pytest
 
 from protoscope.decoders.api import DecodeResult, Endpoint, FlowContext, Pdu
-from protoscope.decoders.registry import DecodeAs, Registry, RegistryError, load_plugin_file
+from protoscope.decoders.registry import (
+    DecodeAs,
+    EntryPoint,
+    Registry,
+    RegistryError,
+    entry_points,
+    load_plugin_file,
+)
 from protoscope.inspector.cli import main
 from tests import pcapgen
 
@@ -99,3 +106,21 @@ def test_bad_plugin_file_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Captu
     assert main([str(cap), "--plugin", str(bad), "--report", "summary"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "failed to import" in err
+
+
+@pytest.mark.parametrize(
+    "group", ["protoscope.decoders", "protoscope.analyses", "console_scripts", "pytest11"]
+)
+def test_entry_points_are_importlib_metadatas(group: str) -> None:
+    """Our reader of entry_points.txt finds what importlib.metadata finds."""
+    from importlib.metadata import entry_points as metadata_entry_points
+
+    ours = sorted((ep.name, ep.value) for ep in entry_points(group))
+    theirs = sorted((ep.name, ep.value.split("[")[0].strip()) for ep in metadata_entry_points(group=group))
+    assert ours == theirs
+    assert ours or group != "protoscope.decoders"
+
+
+def test_entry_point_load_follows_dotted_attributes() -> None:
+    ep = EntryPoint("x", "protoscope.decoders.registry:Registry.add")
+    assert ep.load() is Registry.add
