@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from protoscope.decoders.api import DecodeResult, FlowContext, Pdu
+from protoscope.decoders.rtp.srtcp import SRTP_MKI, SRTP_PROFILE
 
 from .records import Reassembly, looks_like_dtls, parse_datagram
 
@@ -24,5 +25,11 @@ class DtlsDecoder:
         assert isinstance(state, Reassembly)
         record, fields, findings, info = parse_datagram(data, state)
         ctx.shared["dtls.seen"] = True
+        hello = record.facts.get("server_hello")
+        if isinstance(hello, dict) and hello.get("srtp_profiles"):
+            # The profile the server chose (RFC 5764 section 4.1.1: one) says where SRTCP's
+            # trailer is on this flow, for the RTCP decoder.
+            ctx.shared[SRTP_PROFILE] = str(hello["srtp_profiles"][0])
+            ctx.shared[SRTP_MKI] = len(str(hello.get("srtp_mki", ""))) // 2
         pdu = Pdu("dtls", tuple(fields), (0, len(data)), info, tuple(findings), record=record)
         return DecodeResult((pdu,), len(data))

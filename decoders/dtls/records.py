@@ -326,7 +326,7 @@ def _hello(mtype: int, body: bytes, sp: Span, facts: dict[str, object]) -> list[
             ename = nm.EXTENSIONS.get(etype, f"unknown {etype}")
             exts.append(ename)
             shown: object = value.hex()
-            if etype == 14 and len(value) >= 2:  # use_srtp
+            if etype == 14 and len(value) >= 2:  # use_srtp (RFC 5764 section 4.1.1)
                 n = int.from_bytes(value[:2], "big")
                 profiles = [
                     nm.SRTP_PROFILES.get(
@@ -336,6 +336,8 @@ def _hello(mtype: int, body: bytes, sp: Span, facts: dict[str, object]) -> list[
                     for i in range(0, n, 2)
                 ]
                 detail["srtp_profiles"] = profiles
+                if len(value) > 2 + n:  # srtp_mki: its length tells where SRTCP's tag begins
+                    detail["srtp_mki"] = value[3 + n : 3 + n + value[2 + n]].hex()
                 shown = profiles
             elif etype == 0 and len(value) > 5:
                 detail["sni"] = shown = value[5:].decode("ascii", "replace")

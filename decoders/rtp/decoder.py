@@ -18,6 +18,7 @@ from .packets import (
     parse_rtcp,
     parse_rtp,
 )
+from .srtcp import SRTP_MKI, SRTP_PROFILE, Trailer, trailers
 
 NOT_RTP_PORTS = frozenset({1900, 3478, 5353, 5355, 19302})
 """SSDP, STUN, mDNS, LLMNR, Google STUN: never RTP by heuristic (STUN flows demux RTP themselves)."""
@@ -91,9 +92,27 @@ class RtcpDecoder:
         if len(data) >= 2 and data[0] >> 6 == 2 and not 192 <= data[1] <= 223:
             # RTP muxed on a flow whose first datagram was RTCP (RFC 5761), as Discord's are.
             return RtpDecoder().decode(data, state, ctx)
-        rec, fields, findings = parse_rtcp(data)
-        summary = ("SRTCP " if rec.srtcp else "") + "; ".join(RTCP_TYPES.get(t, str(t)) for t in rec.types)
+        rec, fields, findings = parse_rtcp(data, signaled_trailers(ctx))
+        summary = "; ".join(RTCP_TYPES.get(t, str(t)) for t in rec.types)
+        if rec.srtcp:
+            summary = f"SRTCP {summary}{' (encrypted)' if rec.encrypted else ''}, index {rec.srtcp_index}"
+        elif rec.encrypted:
+            summary += " (encrypted)"
         proto = "srtcp" if rec.srtcp else "rtcp"
         return DecodeResult(
             (Pdu(proto, tuple(fields), (0, len(data)), summary, tuple(findings), record=rec),), len(data)
         )
+
+
+def signaled_trailers(ctx: FlowContext) -> tuple[Trailer, ...]:
+    """Where the SRTCP trailer lies by what the capture said of this flow: the profile its DTLS
+    handshake negotiated (use_srtp, left in ctx.shared by the DTLS decoder), else the SDES crypto
+    suites its SDP offered (ctx.hints). Empty when neither named a profile."""
+    for facts in (ctx.shared, ctx.hints):
+        profile = facts.get(SRTP_PROFILE)
+        if isinstance(profile, str):
+            mki = str(facts.get(SRTP_MKI, 0))  # an int in shared, text in hints
+            found = trailers(profile, int(mki) if mki.isdigit() else 0)
+            if found:
+                return found
+    return ()

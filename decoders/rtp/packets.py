@@ -1,4 +1,5 @@
-"""RTP (RFC 3550) with RFC 8285 header extensions, and RTCP compound packets, with byte spans.
+"""RTP (RFC 3550) with RFC 8285 header extensions, and RTCP compound packets (report blocks
+included) or SRTCP ones (only what is clear: see srtcp.py), with byte spans.
 
 By hand: scapy (not allowed in decoders) and aiortc's parsers are endpoint parsers that raise on
 what captures hold (padding errors, unknown RTCP types, SRTCP trailers).
@@ -7,9 +8,12 @@ what captures hold (padding errors, unknown RTCP types, SRTCP trailers).
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from protoscope.decoders.api import Field, Finding
+
+from .srtcp import SRTCP_CLEAR, SrtcpTrailer, Trailer, find_trailer
 
 RTP_HEADER = 12
 STATIC_CLOCK = {
@@ -88,7 +92,11 @@ class RtpRecord:
 @dataclass(frozen=True, slots=True)
 class RtcpRecord:
     types: tuple[int, ...]
+    """Packet types in the clear: of encrypted RTCP, only the first packet's."""
     srtcp: bool
+    encrypted: bool = False
+    """All but the first 8 bytes are ciphertext (SRTCP's E flag, or an encryption of another kind)."""
+    srtcp_index: int | None = None
 
 
 def looks_like_rtp(data: bytes) -> bool:
@@ -233,34 +241,76 @@ def looks_like_rtcp(data: bytes) -> bool:
     return pos == len(data) or 0 < len(data) - pos <= 4 + 16
 
 
-def parse_rtcp(data: bytes) -> tuple[RtcpRecord, list[Field], list[Finding]]:
+def _is_header(data: bytes, pos: int) -> bool:
+    """An RTCP packet header at `pos`: version 2 and a packet type of RTCP's (RFC 3550, 4585, 3611)."""
+    return data[pos] >> 6 == 2 and 192 <= data[pos + 1] <= 210
+
+
+def _packet_len(data: bytes, pos: int) -> int:
+    return 4 + 4 * int.from_bytes(data[pos + 2 : pos + 4], "big")
+
+
+def walks_to(data: bytes, end: int) -> bool:
+    """The compound's packet lengths add up to exactly `end` bytes."""
+    pos = 0
+    while pos + 4 <= end:
+        if not _is_header(data, pos):
+            return False
+        pos += _packet_len(data, pos)
+    return pos == end
+
+
+def parse_rtcp(
+    data: bytes, signaled: Sequence[Trailer] = ()
+) -> tuple[RtcpRecord, list[Field], list[Finding]]:
+    """An RTCP compound, or an SRTCP one (see srtcp.py; `signaled`: the trailers of the profile
+    signaling named for the flow). Of encrypted SRTCP only the clear first 8 bytes are decoded."""
+    if len(data) < 4 or not _is_header(data, 0):
+        return RtcpRecord((), False), [], []
+    first_len = _packet_len(data, 0)
+    found = None
+    if first_len <= len(data):
+        found = find_trailer(data, first_len, lambda end: walks_to(data, end), signaled)
+    if found is not None and found.encrypted:
+        fields = [*_encrypted(data, found.end), *_trailer_fields(data, found)]
+        return RtcpRecord((data[1],), True, True, found.index), fields, []
+    end = found.end if found is not None else len(data)
+    types, fields, findings, stop = _compound(data, end)
+    if found is not None:
+        fields += _trailer_fields(data, found)
+        return RtcpRecord(tuple(types), True, False, found.index), fields, findings
+    rest = len(data) - stop
+    if rest >= 4 and len(types) == 1 and not findings:
+        # One packet, then bytes that are no RTCP header and no SRTCP trailer: encrypted RTCP of
+        # some other kind (Discord's keeps the first 8 bytes clear too). Nothing after the first
+        # 8 bytes is shown, since sender info read from ciphertext would be made up.
+        shown = f"{len(data) - SRTCP_CLEAR} bytes after the first header do not parse as RTCP: encrypted"
+        note = Finding("note", "rtcp.encrypted", shown, (SRTCP_CLEAR, len(data)))
+        return RtcpRecord((data[1],), False, True), _encrypted(data, len(data)), [note]
+    if rest and not findings:
+        findings.append(
+            Finding("warn", "rtcp.trailing", f"{rest} bytes after the RTCP packets", (stop, len(data)))
+        )
+    return RtcpRecord(tuple(types), False), fields, findings
+
+
+def _compound(data: bytes, end: int) -> tuple[list[int], list[Field], list[Finding], int]:
+    """The clear RTCP packets of data[:end]: types, fields, findings and where they stop."""
     fields: list[Field] = []
     findings: list[Finding] = []
     types: list[int] = []
     pos = 0
-    while pos + 4 <= len(data):
-        b0, pt, words = data[pos], data[pos + 1], int.from_bytes(data[pos + 2 : pos + 4], "big")
-        if b0 >> 6 != 2 or not 192 <= pt <= 210:
-            break
-        end = pos + 4 + 4 * words
-        if end > len(data):
+    while pos + 4 <= end and _is_header(data, pos):
+        b0, pt = data[pos], data[pos + 1]
+        stop = pos + _packet_len(data, pos)
+        if stop > end:
             findings.append(
                 Finding("error", "rtcp.length_bad", f"RTCP {RTCP_TYPES.get(pt, pt)} runs past the datagram")
             )
             break
         count = b0 & 0x1F
-        children = [
-            Field("rtcp.version", 2, (pos, pos + 1)),
-            Field("rtcp.padding", bool(b0 & 0x20), (pos, pos + 1)),
-            Field("rtcp.rc" if pt in (200, 201, 202, 203) else "rtcp.fmt", count, (pos, pos + 1)),
-            Field("rtcp.pt", pt, (pos + 1, pos + 2)),
-            Field("rtcp.length", words, (pos + 2, pos + 4)),
-        ]
-        if end >= pos + 8:
-            children.append(
-                Field("rtcp.senderssrc", int.from_bytes(data[pos + 4 : pos + 8], "big"), (pos + 4, pos + 8))
-            )
-        if pt == 200 and end >= pos + 28:
+        children = _header(data, pos, stop)
+        if pt == 200 and stop >= pos + 28:
             ntp_hi, ntp_lo, rtp_ts, pkts, octets = struct.unpack_from(">IIIII", data, pos + 8)
             children += [
                 Field("rtcp.timestamp.ntp.msw", ntp_hi, (pos + 8, pos + 12)),
@@ -269,10 +319,12 @@ def parse_rtcp(data: bytes) -> tuple[RtcpRecord, list[Field], list[Finding]]:
                 Field("rtcp.sender.packetcount", pkts, (pos + 20, pos + 24)),
                 Field("rtcp.sender.octetcount", octets, (pos + 24, pos + 28)),
             ]
+        if pt in (200, 201):
+            children += _report_blocks(data, pos + (28 if pt == 200 else 8), count, stop)
         if pt in (205, 206):
             names = RTPFB_FMT if pt == 205 else PSFB_FMT
             children.append(Field("rtcp.fb", names.get(count, f"FMT {count}"), (pos, pos + 1)))
-            if end >= pos + 12:
+            if stop >= pos + 12:
                 children.append(
                     Field(
                         "rtcp.media_ssrc",
@@ -280,20 +332,73 @@ def parse_rtcp(data: bytes) -> tuple[RtcpRecord, list[Field], list[Finding]]:
                         (pos + 8, pos + 12),
                     )
                 )
-        fields.append(Field("rtcp", RTCP_TYPES.get(pt, str(pt)), (pos, end), tuple(children)))
+        fields.append(Field("rtcp", RTCP_TYPES.get(pt, str(pt)), (pos, stop), tuple(children)))
         types.append(pt)
-        pos = end
-    srtcp = False
-    rest = len(data) - pos
-    if rest and types:
-        # SRTCP (RFC 3711): E flag and 31-bit index, then the authentication tag.
-        if rest >= 4:
-            word = int.from_bytes(data[pos : pos + 4], "big")
-            srtcp = True
-            fields.append(Field("srtcp.e", bool(word >> 31), (pos, pos + 1)))
-            fields.append(Field("srtcp.index", word & 0x7FFFFFFF, (pos, pos + 4)))
-            if rest > 4:
-                fields.append(Field("srtcp.auth_tag", data[pos + 4 :].hex(), (pos + 4, len(data))))
-        else:
-            findings.append(Finding("warn", "rtcp.trailing", f"{rest} bytes after the RTCP packets"))
-    return RtcpRecord(tuple(types), srtcp), fields, findings
+        pos = stop
+    return types, fields, findings, pos
+
+
+def _header(data: bytes, pos: int, stop: int) -> list[Field]:
+    """The fields of an RTCP packet's first 8 bytes (the clear part of SRTCP)."""
+    b0, pt = data[pos], data[pos + 1]
+    out = [
+        Field("rtcp.version", 2, (pos, pos + 1)),
+        Field("rtcp.padding", bool(b0 & 0x20), (pos, pos + 1)),
+        Field("rtcp.rc" if pt in (200, 201, 202, 203) else "rtcp.fmt", b0 & 0x1F, (pos, pos + 1)),
+        Field("rtcp.pt", pt, (pos + 1, pos + 2)),
+        Field("rtcp.length", int.from_bytes(data[pos + 2 : pos + 4], "big"), (pos + 2, pos + 4)),
+    ]
+    if stop >= pos + 8 and len(data) >= pos + 8:
+        out.append(
+            Field("rtcp.senderssrc", int.from_bytes(data[pos + 4 : pos + 8], "big"), (pos + 4, pos + 8))
+        )
+    return out
+
+
+REPORT_BLOCK = 24
+
+
+def _report_blocks(data: bytes, at: int, count: int, stop: int) -> list[Field]:
+    """RFC 3550 section 6.4.1 report blocks of an SR or RR, as many as fit in the packet."""
+    out: list[Field] = []
+    for k in range(count):
+        pos = at + k * REPORT_BLOCK
+        if pos + REPORT_BLOCK > stop:
+            break
+        ssrc, lost_word, ext_high, jitter, lsr, dlsr = struct.unpack_from(">IIIIII", data, pos)
+        cum = lost_word & 0xFFFFFF
+        children = (
+            Field("rtcp.ssrc.fraction", lost_word >> 24, (pos + 4, pos + 5)),
+            Field("rtcp.ssrc.cum_nr", cum - (1 << 24) if cum >> 23 else cum, (pos + 5, pos + 8)),
+            Field("rtcp.ssrc.ext_high", ext_high, (pos + 8, pos + 12)),
+            Field("rtcp.ssrc.jitter", jitter, (pos + 12, pos + 16)),
+            Field("rtcp.ssrc.lsr", lsr, (pos + 16, pos + 20)),
+            Field("rtcp.ssrc.dlsr", dlsr, (pos + 20, pos + 24)),
+        )
+        out.append(Field("rtcp.ssrc.identifier", ssrc, (pos, pos + REPORT_BLOCK), children))
+    return out
+
+
+def _encrypted(data: bytes, end: int) -> list[Field]:
+    """The first packet with only its clear header decoded, and the ciphertext up to `end`."""
+    first, first_len = data[1], _packet_len(data, 0)
+    header = tuple(_header(data, 0, first_len))
+    return [
+        Field("rtcp", RTCP_TYPES.get(first, str(first)), (0, min(len(data), first_len)), header),
+        Field("rtcp.encrypted", f"{max(0, end - SRTCP_CLEAR)} bytes", (SRTCP_CLEAR, end)),
+    ]
+
+
+def _trailer_fields(data: bytes, found: SrtcpTrailer) -> list[Field]:
+    n, t = len(data), found.trailer
+    at = t.index_at(n)
+    out = [
+        Field("srtcp.e", found.encrypted, (at, at + 1)),
+        Field("srtcp.index", found.index, (at, at + 4)),
+    ]
+    if t.mki:
+        a, b = t.mki_span(n)
+        out.append(Field("srtcp.mki", data[a:b].hex(), (a, b)))
+    a, b = t.tag_span(n)
+    out.append(Field("srtcp.auth_tag", data[a:b].hex(), (a, b)))
+    return out

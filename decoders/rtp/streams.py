@@ -8,7 +8,8 @@ Max delta and max jitter count "regular" packets only, as Wireshark's RTP analys
 (ui/tap-rtp-analysis.c): not a stream's first packet, not one with the marker bit, not comfort noise
 (PT 13 or 19) or the packet after it, not one whose timestamp went backwards. The jitter of a packet
 compares its arrival with the previous packet's and its timestamp with that of the last packet that
-had a clock, as Wireshark does around telephone-event packets.
+had a clock, as Wireshark does around telephone-event packets. Mean jitter is taken over the packets
+max jitter counts, the way Wireshark keeps it (a running mean weighted by the stream's packets).
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ class Stream:
     jitter: float = 0.0
     """Milliseconds, as all jitter figures here."""
     max_jitter: float = 0.0
-    jitter_sum: float = 0.0
+    mean_jitter: float = 0.0
+    """Wireshark's running mean (see `StreamAnalysis.packet`)."""
     clock: int | None = None
     payload_types: set[int] = field(default_factory=set)
     seconds: list[list[float]] = field(default_factory=list)
@@ -149,7 +151,11 @@ class StreamAnalysis:
             s.max_delta = max(s.max_delta, delta)
             if clock:
                 s.max_jitter = max(s.max_jitter, s.jitter)
-        s.jitter_sum += s.jitter
+                # The mean over the packets max jitter counts, as Wireshark keeps it
+                # (ui/tap-rtp-analysis.c): each such packet moves it by (J - mean) / n, n being the
+                # stream's packets before this one, counted or not. It is the plain mean when every
+                # packet counts, and never above max jitter (the weights add up to at most 1).
+                s.mean_jitter += (s.jitter - s.mean_jitter) / s.packets
         s.prev_time, s.prev_timestamp, s.prev_pt = t, timestamp, pt
         s.packets += 1
         s.last = t
@@ -250,7 +256,7 @@ class StreamAnalysis:
                     "sequence_wraps": s.wraps,
                     "max_delta_ms": round(s.max_delta, 3),
                     "max_jitter_ms": round(s.max_jitter, 3),
-                    "mean_jitter_ms": round(s.jitter_sum / s.packets, 3) if s.packets else 0.0,
+                    "mean_jitter_ms": round(s.mean_jitter, 3),
                     "clock_rate": s.clock,
                     "jitter_ms_per_second": [round(b[0], 3) for b in s.seconds],
                     "lost_per_second": [int(b[1]) for b in s.seconds],
@@ -285,6 +291,24 @@ def _jitter(d: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         j = decay * j + last[b]
     out = local + carry[:, None] * A ** (r + 1)
     return out.reshape(-1)[:m]
+
+
+def _running_mean(values: npt.NDArray[np.float64], before: npt.NDArray[np.int64]) -> float:
+    """Wireshark's mean jitter after the updates m += (v - m) / n, n = `before` (the stream's
+    packets before each counted one, ascending, at least 1), from m = 0.
+
+    Over a run of consecutive n from a to b the updates telescope: m becomes m (a - 1) / b + S / b,
+    S the run's sum. Over the runs, with f_r = (a_r - 1) / b_r and P_r their product up to r,
+    m = P_last * sum(S_r / (b_r P_r)). The runs do not overlap, so P_r >= 1 / b_last: no underflow.
+    f is 1 for a run from n = 1 (the first update, when m is still 0)."""
+    if not len(values):
+        return 0.0
+    starts = np.flatnonzero(np.concatenate(([True], np.diff(before) != 1)))
+    sums = np.add.reduceat(values, starts)
+    a = before[starts].astype(np.float64)
+    b = before[np.concatenate((starts[1:], [len(before)])) - 1].astype(np.float64)
+    product = np.cumprod(np.where(a > 1, (a - 1) / b, 1.0))
+    return float(product[-1] * np.sum(sums / (b * product)))
 
 
 def bulk_stream(
@@ -358,10 +382,10 @@ def bulk_stream(
         last_update = np.maximum.accumulate(np.where(update, index, -1))
         jitter = np.where(last_update >= 0, jitter[np.maximum(last_update, 0)], 0.0)
         s.jitter = float(jitter[-1])
-        s.jitter_sum = float(jitter.sum())
         counted = regular & clocked
         if counted.any():
             s.max_jitter = max(0.0, float(jitter[counted].max()))
+            s.mean_jitter = _running_mean(jitter[counted], index[counted])
     if clocked.any():
         s.last_nominal = float(nominal[last_clocked[-1]])
     second = np.clip((t - t[0]).astype(np.int64), 0, MAX_SECONDS - 1)

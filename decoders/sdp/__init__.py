@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from protoscope.decoders.api import DecodeResult, Expect, FlowContext, Pdu
+from protoscope.decoders.rtp.srtcp import SRTP_MKI, SRTP_PROFILE
 
-from .parse import SdpRecord, looks_like_sdp, parse
+from .parse import Media, SdpRecord, looks_like_sdp, parse
 
 __all__ = ["SdpDecoder", "SdpRecord"]
 
@@ -35,11 +36,12 @@ class SdpDecoder:
                 continue
             clocks = {f"rtp.clock.{pt}": str(clock) for pt, (_, clock) in m.rtpmap.items()}
             clocks |= {f"rtp.encoding.{pt}": name for pt, (name, _) in m.rtpmap.items()}
+            srtp = srtp_hints(m)
             ice = "TLS" in m.proto or m.ice_ufrag or rec.ice_ufrag or m.candidates
             # WebRTC media shares its 5-tuple with STUN and DTLS: RFC 7983 demux sorts it out.
-            expects.append(Expect("udp", ip, m.port, "stun" if ice else "rtp", clocks))
+            expects.append(Expect("udp", ip, m.port, "stun" if ice else "rtp", clocks | srtp))
             if not m.rtcp_mux and not ice:
-                expects.append(Expect("udp", ip, m.port + 1, "rtcp", {}))
+                expects.append(Expect("udp", ip, m.port + 1, "rtcp", srtp))
         pwds = ctx.capture.setdefault("ice.passwords", set())
         if isinstance(pwds, set):
             pwds.update(rec.passwords())
@@ -48,6 +50,19 @@ class SdpDecoder:
             (Pdu("sdp", tuple(fields), (0, len(data)), f"SDP ({kinds})", record=rec, expect=tuple(expects)),),
             len(data),
         )
+
+
+def srtp_hints(media: Media) -> dict[str, str]:
+    """What an m-line says of SRTP, for the RTP/RTCP decoder: the SDES crypto suites it offers
+    (comma-separated, with their MKI length), or its transport protocol when that is SRTP's
+    (RTP/SAVP, RTP/SAVPF, UDP/TLS/RTP/SAVPF: DTLS-SRTP or another key exchange names the profile)."""
+    if media.crypto:
+        hints = {SRTP_PROFILE: ",".join(dict.fromkeys(suite for suite, _ in media.crypto))}
+        mki = max(length for _, length in media.crypto)
+        return hints | ({SRTP_MKI: str(mki)} if mki else {})
+    if "SAVP" in media.proto:
+        return {SRTP_PROFILE: media.proto}
+    return {}
 
 
 def find_sdp(body: bytes) -> bytes | None:

@@ -24,6 +24,8 @@ class Media:
     setup: str | None = None
     candidates: list[str] = field(default_factory=list)
     rtcp_mux: bool = False
+    crypto: list[tuple[str, int]] = field(default_factory=list)
+    """SDES keys (RFC 4568 a=crypto): (crypto suite, MKI length in bytes), in the SDP's order."""
 
 
 @dataclass(slots=True)
@@ -113,4 +115,20 @@ def parse(text: str) -> tuple[SdpRecord, list[Field]]:
                     media.candidates.append(arg)
                 elif attr == "rtcp-mux":
                     media.rtcp_mux = True
+                elif attr == "crypto":
+                    media.crypto.append(_crypto(arg))
     return rec, fields
+
+
+def _crypto(arg: str) -> tuple[str, int]:
+    """RFC 4568 section 9.1: "tag suite inline:key||salt[|lifetime][|MKI:length]"; the suite and
+    the MKI length (the MKI is part of every SRTP and SRTCP packet's trailer)."""
+    parts = arg.split()
+    suite = parts[1] if len(parts) > 1 else ""
+    mki = 0
+    for key in (parts[2] if len(parts) > 2 else "").split(";"):
+        for param in key.split("|")[1:]:
+            value, _, length = param.partition(":")
+            if length and _number(value) and _number(length):
+                mki = int(length)
+    return suite, mki

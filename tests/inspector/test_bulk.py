@@ -1,5 +1,5 @@
 """The bulk RTP path of `--report streams` gives the rows the plain pass gives (every PDU through
-`feed`), on our WebRTC samples and on every public capture with RTP streams."""
+`feed`), mean jitter included, on our WebRTC and SRTP samples and on every public capture with RTP."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from protoscope.inspector.bulk import plan_rtp, rows_with_bulk_rtp
 from protoscope.inspector.report.rows import analysis_rows
 from protoscope.inspector.session import Session
 from tests.conftest import SAMPLES, public_capture
-from tests.decoders.rtp.test_streams_oracle import heuristic_only
+from tests.decoders.rtp.test_streams_oracle import rtp_captures
 
 FLOATS = ("max_delta_ms", "max_jitter_ms", "mean_jitter_ms", "jitter_ms_per_second")
 
@@ -34,7 +34,13 @@ def same(bulk: list[dict[str, Any]], plain: list[dict[str, Any]]) -> None:
             assert b[k] == (pytest.approx(v, abs=0.0011) if k in FLOATS else v), (b["ssrc"], k)
 
 
-CAPTURES = [SAMPLES / "webrtc-direct.pcap", SAMPLES / "webrtc-turn.pcap", *heuristic_only()]
+SRTCP_SAMPLE = Path(__file__).resolve().parent.parent / "decoders" / "rtp" / "samples" / "srtcp-libsrtp.pcap"
+CAPTURES = [
+    SAMPLES / "webrtc-direct.pcap",
+    SAMPLES / "webrtc-turn.pcap",
+    SRTCP_SAMPLE,
+    *sorted(rtp_captures()),
+]
 
 
 @pytest.mark.parametrize("capture", CAPTURES, ids=lambda c: Path(str(c)).name)

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from protoscope.decoders.registry import load_registry
 from protoscope.decoders.rtp.packets import looks_like_rtcp, looks_like_rtp, parse_rtcp, parse_rtp
-from protoscope.inspector.session import flatten
-from tests.conftest import public_capture
+from protoscope.inspector.session import Session, flatten
+from tests.conftest import public_capture, tshark
 
 
 def rtp(seq: int = 7, ext: bytes = b"", padding: int = 0, payload: bytes = b"\xd5" * 160) -> bytes:
@@ -100,3 +101,27 @@ def test_fuzzed_captures_that_crashed_tcpdump(
         assert {f["code"] for f in findings} == {"udp.length_bad", "rtp.not_rtp"}
     else:  # an empty UDP payload: nothing to decode, nothing wrong above it
         assert findings == []
+
+
+def test_report_blocks_equal_tshark() -> None:
+    """SR and RR report blocks (RFC 3550 section 6.4.1) of real compounds, field by field as
+    tshark reads them."""
+    path = public_capture("ndpi--rtcp_multiple_pkts_in_the_same_datagram.pcap")
+    names = ("rtcp.ssrc.identifier", "rtcp.ssrc.fraction", "rtcp.ssrc.cum_nr", "rtcp.ssrc.ext_high",
+             "rtcp.ssrc.jitter", "rtcp.ssrc.lsr", "rtcp.ssrc.dlsr")  # fmt: skip
+    args = [a for name in names for a in ("-e", name)]
+    out = tshark("-r", str(path), "-T", "fields", "-E", "occurrence=a", "-e", "frame.number", *args)
+    session = Session.open(path, load_registry())
+    try:
+        ours = {pd.index + 1: flatten(pd.pdus[0].fields) for pd in session.decode() if pd.pdus}
+    finally:
+        session.close()
+    for line in out.splitlines():
+        frame, *values = line.split("\t")
+        for name, value in zip(names, values, strict=True):
+            want = [int(v, 16) if v.startswith("0x") else int(v) for v in value.split(",") if v]
+            got = ours[int(frame)].get(name)
+            got = [] if got is None else got if isinstance(got, list) else [got]
+            if name == "rtcp.ssrc.identifier":  # tshark also names SDES chunks' SSRCs so
+                want = want[: len(got)]
+            assert got == want, (frame, name)

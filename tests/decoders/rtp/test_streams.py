@@ -1,5 +1,6 @@
 """The streams analysis fed in bulk (numpy over RtpColumns) equals the same packets fed one by one:
-loss, duplicates, reordering, sequence wraps, max delta, jitter and the per-second series."""
+loss, duplicates, reordering, sequence wraps, max delta, jitter and the per-second series; mean
+jitter is Wireshark's running mean over the packets max jitter counts, never above max jitter."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protoscope.decoders.api import RtpColumns
-from protoscope.decoders.rtp.streams import MAX_SEEN, StreamAnalysis, _jitter
+from protoscope.decoders.rtp.streams import MAX_SEEN, StreamAnalysis, _jitter, _running_mean
 
 FLOATS = ("max_delta_ms", "max_jitter_ms", "mean_jitter_ms")
 
@@ -121,3 +122,53 @@ def test_jitter_filter_matches_the_recursion() -> None:
         want.append(j)
     assert np.allclose(_jitter(d), want, rtol=1e-12, atol=1e-9)
     assert len(_jitter(np.zeros(0))) == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(streams())
+def test_mean_jitter_never_above_max(case: tuple[list[tuple[int, int, int, float, int]], int]) -> None:
+    packets, clock = case
+    for rows in both(columns(packets, clock)):
+        for row in rows:
+            assert 0 <= row["mean_jitter_ms"] <= row["max_jitter_ms"]  # type: ignore[operator]
+
+
+def test_mean_jitter_is_the_mean_when_every_packet_counts() -> None:
+    """PCMU every 20 ms, arrivals off by +2, 0, +2, 0 ms: |D| = 2 each time, so J goes 2/16,
+    J (15/16) + 2/16, ... and the mean is the plain mean of those J over packets 2..5."""
+    arrivals = [0.0, 0.022, 0.040, 0.062, 0.080]
+    one = StreamAnalysis()
+    for k, t in enumerate(arrivals):
+        one.packet(7, "a:1", "b:2", 0, 100 + k, 160 * k, False, 8000, t)
+    js, j = [], 0.0
+    for _ in range(4):
+        j = (15 * j + 2) / 16
+        js.append(j)
+    row = one.rows()[0]
+    assert row["mean_jitter_ms"] == pytest.approx(sum(js) / 4, abs=0.0005)
+    assert row["max_jitter_ms"] == pytest.approx(js[-1], abs=0.0005)
+
+
+def test_mean_jitter_weights_as_wireshark_when_packets_are_left_out() -> None:
+    """The third packet has the marker bit: it moves J but is not counted. Wireshark's update at
+    the n-th packet (n packets before it) is m = (m (n - 1) + J) / n, so the second counted packet
+    weighs 1/3 and the first 2/3 · 1/1: not the plain mean of the two."""
+    one = StreamAnalysis()
+    times = [0.0, 0.022, 0.040, 0.062]
+    for k, t in enumerate(times):
+        one.packet(7, "a:1", "b:2", 0, 100 + k, 160 * k, k == 2, 8000, t)
+    j1 = 2 / 16
+    j2 = (15 * j1 + 2) / 16
+    j3 = (15 * j2 + 2) / 16
+    assert one.rows()[0]["mean_jitter_ms"] == pytest.approx(round(j1 * 2 / 3 + j3 / 3, 3))
+
+
+def test_running_mean_matches_the_updates() -> None:
+    rng = np.random.default_rng(5)
+    before = np.sort(rng.choice(np.arange(1, 5000), 800, replace=False))
+    values = rng.random(800) * 40
+    m = 0.0
+    for v, n in zip(values.tolist(), before.tolist(), strict=True):
+        m += (v - m) / n
+    assert _running_mean(values, before) == pytest.approx(m, rel=1e-9)
+    assert _running_mean(np.zeros(0), np.zeros(0, np.int64)) == 0.0

@@ -1,4 +1,5 @@
-"""SDP in WebSocket (JSON-wrapped) and SIP: parsed, and what it teaches the rest of the capture."""
+"""SDP in WebSocket (JSON-wrapped) and SIP: parsed, and what it teaches the rest of the capture
+(RTP endpoints with their clocks and SRTP crypto suites, ICE passwords)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from protoscope.decoders.api import Endpoint, FlowContext
 from protoscope.decoders.http import HttpDecoder
 from protoscope.decoders.http.message import parse as parse_message
 from protoscope.decoders.registry import load_registry
-from protoscope.decoders.sdp import SdpRecord, find_sdp
+from protoscope.decoders.rtp.srtcp import SRTP_MKI, SRTP_PROFILE
+from protoscope.decoders.sdp import SdpDecoder, SdpRecord, find_sdp, srtp_hints
 from protoscope.decoders.sdp.parse import parse
 from protoscope.inspector.session import Session
 from tests.conftest import public_capture
@@ -119,3 +121,29 @@ def test_superscript_digits_are_not_numbers() -> None:
     assert rec.media[0].port == 0 and rec.media[0].rtpmap == {} and rec.media[0].ssrcs == []
     m, _, _ = parse_message(b"HTTP/1.1 \xb200 OK\r\nContent-Length: \xb2\r\n\r\n", at_end=True)
     assert m is not None and m.status is None
+
+
+def test_sdes_crypto_and_what_it_teaches_rtp() -> None:
+    """RFC 4568 a=crypto lines: the suite and the MKI length (the "|1:4" key parameter) become the
+    RTP and RTCP endpoints' srtp.profile and srtp.mki hints; WebRTC's UDP/TLS/RTP/SAVPF says SRTP
+    without a suite (DTLS names it); RTP/AVP says nothing."""
+    sdes = (
+        "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+        "m=audio 40000 RTP/SAVP 0\r\n"
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4\r\n"
+        "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj\r\n"
+        "m=audio 40010 RTP/AVP 0\r\n"
+    )
+    rec, _ = parse(sdes)
+    assert rec.media[0].crypto == [("AES_CM_128_HMAC_SHA1_80", 4), ("AES_CM_128_HMAC_SHA1_32", 0)]
+    assert srtp_hints(rec.media[0]) == {
+        SRTP_PROFILE: "AES_CM_128_HMAC_SHA1_80,AES_CM_128_HMAC_SHA1_32",
+        SRTP_MKI: "4",
+    }
+    assert srtp_hints(rec.media[1]) == {}
+    ctx = FlowContext(0, "udp", Endpoint("10.0.0.2", 5060), Endpoint("10.0.0.1", 5060), True, 1, 0.0)
+    expects = SdpDecoder().decode(sdes.encode(), None, ctx).pdus[0].expect
+    rtcp = next(e for e in expects if e.protocol == "rtcp" and e.port == 40001)
+    assert rtcp.hints[SRTP_PROFILE].startswith("AES_CM_128_HMAC_SHA1_80")
+    webrtc, _ = parse(OFFER)
+    assert srtp_hints(webrtc.media[0]) == {SRTP_PROFILE: "UDP/TLS/RTP/SAVPF"}
