@@ -6,7 +6,6 @@ certificates are parsed with cryptography.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -367,6 +366,8 @@ def _hello(mtype: int, body: bytes, sp: Span, facts: dict[str, object]) -> list[
 
 
 def _certificates(body: bytes, sp: Span, facts: dict[str, object], findings: list[Finding]) -> list[Field]:
+    import hashlib  # with cryptography, only when a capture carries certificates (start-up time)
+
     from cryptography import x509
 
     total = int.from_bytes(body[0:3], "big")

@@ -4,23 +4,24 @@ hpack's `Decoder` is built for endpoints: it stops at the first reference to a d
 entry it never saw, which is every capture that starts mid-connection. A passive decoder must
 go on: such a header shows as unknown (with a finding) and everything else in the block still
 decodes, and the table keeps filling from new literals with indexing. So the representations
-are walked here, with hpack's integer decoding, Huffman decoding and static table.
+are walked here, with hpack's Huffman decoding and static table. hpack is imported on the first
+header block (it imports logging and more: ~4 ms of start-up that most captures need not pay).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from hpack.exceptions import HPACKDecodingError
-from hpack.huffman_table import decode_huffman
-from hpack.table import HeaderTable
-
 from protoscope.decoders.api import Finding
 
-STATIC = HeaderTable.STATIC_TABLE
-STATIC_TEXT = tuple((name.decode(), value.decode()) for name, value in STATIC)
+STATIC_ENTRIES = 61
+"""RFC 7541 Appendix A: the static table's size; dynamic entries are numbered after it."""
+STATIC_TEXT: tuple[tuple[str, str], ...] = ()
+"""The static table as text, from hpack, filled by `_load_hpack` before the first block."""
+_decode_huffman: Callable[[bytes], bytes] | None = None
 ENTRY_OVERHEAD = 32
 """RFC 7541 section 4.1: an entry's size is its name and value lengths plus 32."""
 DEFAULT_TABLE_SIZE = 4096
@@ -30,6 +31,22 @@ MAX_HEADER_LIST_SIZE = 1 << 20
 """Decoded bytes (names + values + 32 each) one block may expand to: an HPACK bomb (a small block
 referencing big table entries many times) stops here with a finding."""
 UNKNOWN = "<unknown>"
+
+
+class MalformedBlock(ValueError):
+    """A representation that breaks RFC 7541 (ends the block with an hpack.malformed finding)."""
+
+
+def _load_hpack() -> Callable[[bytes], bytes]:
+    global STATIC_TEXT, _decode_huffman
+    if _decode_huffman is None:
+        from hpack.huffman_table import decode_huffman
+        from hpack.table import HeaderTable
+
+        STATIC_TEXT = tuple((name.decode(), value.decode()) for name, value in HeaderTable.STATIC_TABLE)
+        assert len(STATIC_TEXT) == STATIC_ENTRIES
+        _decode_huffman = decode_huffman
+    return _decode_huffman
 
 
 class Header(NamedTuple):
@@ -74,9 +91,11 @@ class DynamicTable:
 
     def get(self, index: int) -> tuple[str, str] | None:
         """Entry `index` (1-based over static then dynamic), or None when unknown."""
-        if 1 <= index <= len(STATIC_TEXT):
+        if 1 <= index <= STATIC_ENTRIES:
+            if not STATIC_TEXT:
+                _load_hpack()
             return STATIC_TEXT[index - 1]
-        pos = index - len(STATIC) - 1
+        pos = index - STATIC_ENTRIES - 1
         if 0 <= pos < len(self.entries):
             return self.entries[pos]
         return None
@@ -100,7 +119,7 @@ def _integer(block: bytes, pos: int, prefix_bits: int) -> tuple[int, int]:
     shift = 0
     while True:
         if pos >= len(block):
-            raise HPACKDecodingError("integer runs past the block")
+            raise MalformedBlock("integer runs past the block")
         b = block[pos]
         pos += 1
         value += (b & 0x7F) << shift
@@ -108,20 +127,27 @@ def _integer(block: bytes, pos: int, prefix_bits: int) -> tuple[int, int]:
             return value, pos
         shift += 7
         if shift > 28:
-            raise HPACKDecodingError("integer longer than 4 continuation bytes")
+            raise MalformedBlock("integer longer than 4 continuation bytes")
 
 
 def _string(block: bytes, pos: int) -> tuple[str, int]:
     """A string literal (section 5.2) at `pos`; returns it and the position after it."""
     if pos >= len(block):
-        raise HPACKDecodingError("string literal missing")
+        raise MalformedBlock("string literal missing")
     huffman = bool(block[pos] & 0x80)
     length, start = _integer(block, pos, 7)
     end = start + length
     if end > len(block):
-        raise HPACKDecodingError(f"string literal of {length} bytes runs past the block")
+        raise MalformedBlock(f"string literal of {length} bytes runs past the block")
     raw = block[start:end]
-    return _text(decode_huffman(raw) if huffman else raw), end
+    if not huffman:
+        return _text(raw), end
+    from hpack.exceptions import HPACKDecodingError  # loaded with the table, before the first block
+
+    try:
+        return _text(_load_hpack()(raw)), end
+    except HPACKDecodingError as exc:
+        raise MalformedBlock(str(exc)) from None
 
 
 def decode_block(block: bytes, table: DynamicTable, base: int = 0) -> tuple[list[Header], list[Finding]]:
@@ -130,6 +156,7 @@ def decode_block(block: bytes, table: DynamicTable, base: int = 0) -> tuple[list
     Never raises: a malformed representation ends the block with an error finding, keeping the
     headers before it.
     """
+    _load_hpack()
     headers: list[Header] = []
     findings: list[Finding] = []
     pos = 0
@@ -141,7 +168,7 @@ def decode_block(block: bytes, table: DynamicTable, base: int = 0) -> tuple[list
             if first & 0x80:  # indexed header field (6.1)
                 index, pos = _integer(block, pos, 7)
                 if index == 0:
-                    raise HPACKDecodingError("indexed header field with index 0")
+                    raise MalformedBlock("indexed header field with index 0")
                 entry = table.get(index)
                 if entry is None:
                     headers.append(
@@ -178,7 +205,7 @@ def decode_block(block: bytes, table: DynamicTable, base: int = 0) -> tuple[list
                 if kind == "literal-indexed":
                     table.add(name, value)
                 headers.append(Header(name, value, (base + start, base + pos), kind, index, known))
-        except (HPACKDecodingError, IndexError, ValueError) as exc:
+        except (IndexError, ValueError) as exc:  # MalformedBlock is a ValueError
             findings.append(
                 Finding("error", "hpack.malformed", f"header block: {exc}", (base + start, base + len(block)))
             )
