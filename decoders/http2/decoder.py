@@ -123,7 +123,10 @@ every one: a Python scan of 4 KiB cost ~13 ms; this one ~20 us."""
 
 def find_frame_start(data: bytes, limit: int = RESYNC_WINDOW) -> int | None:
     """The first offset where two frames in a row (or one ending exactly at the end) look right."""
-    for pos in range(min(len(data), limit)):
+    for m in HEADER_CANDIDATE.finditer(data, 0, min(len(data), limit + fr.FRAME_HEADER_LEN - 1)):
+        pos = m.start()
+        if pos >= limit:
+            break
         if fr.plausible_header(data, pos):
             nxt = fr.frame_header(data, pos).end
             if nxt == len(data) or (nxt < len(data) and fr.plausible_header(data, nxt)):
