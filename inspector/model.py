@@ -6,15 +6,23 @@ The Textual app (inspector/tui/) is a thin layer over this; tests drive it witho
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from protoscope.captures.net import Layer
-from protoscope.decoders.api import Finding, Pdu
+from protoscope.decoders.api import Finding, Pdu, Severity
 
+from .report.rows import (
+    SEVERITIES,
+    AnalysisPass,
+    FlowProtocols,
+    analysis_findings,
+    fresh_analyses,
+    merge_findings,
+)
 from .report.rows import info as info_column
 from .session import PacketDecode, Session, endpoints, packet_protocols
 
@@ -109,6 +117,28 @@ class PacketNames:
         return [self._names[c] for c in self._codes.tolist() if c]
 
 
+@dataclass(frozen=True, slots=True)
+class FindingAt:
+    """A finding where the viewer shows it: a packet's own, or one an analysis made."""
+
+    index: int
+    """0-based packet; -1 for the file's findings and an analysis's finding without a frame."""
+    finding: Finding
+    phase: str | None = None
+    """The phase of the analysis row it concerns (a WebRTC session's "ice", "dtls", ...)."""
+    analysis: str | None = None
+    """The report it comes from ("sessions"); None for a packet's own."""
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> FindingAt:
+        """From a findings-report row of an analysis (`analysis_findings`)."""
+        frame = row["frame"]
+        finding = Finding(cast(Severity, row["severity"]), str(row["code"]), str(row["message"]))
+        return cls(
+            frame - 1 if isinstance(frame, int) else -1, finding, row.get("phase"), row.get("analysis")
+        )
+
+
 @dataclass(slots=True)
 class Decoded:
     """Results of the background decoding pass."""
@@ -116,7 +146,9 @@ class Decoded:
     protocol: PacketNames
     info: PacketTexts
     done: int = 0
-    findings: list[tuple[int, Finding]] = field(default_factory=list)
+    findings: list[FindingAt] = field(default_factory=list)
+    """The packets' findings in frame order during the pass; once `complete`, the analyses' too
+    (in frame order among them), and the file's last."""
     calls: list[dict[str, object]] = field(default_factory=list)
     reports: dict[str, list[dict[str, object]]] = field(default_factory=dict)
     """Rows of every analysis by report name ("calls", "streams", a plugin's)."""
@@ -132,6 +164,8 @@ class CaptureModel:
         self.decoded = Decoded(PacketNames(len(self.index)), PacketTexts(len(self.index)))
         self._lock = threading.Lock()
         self._flow_packets: dict[int, np.ndarray[Any, Any]] = {}
+        self.flows = FlowProtocols()
+        """What the decoding pass saw on each flow (its label)."""
 
     def __len__(self) -> int:
         return len(self.index)
@@ -159,46 +193,46 @@ class CaptureModel:
     ) -> None:
         """The decoding pass: protocol and Info per packet, findings, and every analysis's report
         (gRPC calls, RTP streams, a plugin's own). Runs in a worker."""
-        registry = self.session.registry
-        analyses = {name: registry.analysis(name) for name in sorted(registry.analyses)}
-        drains = {name: d for name, a in analyses.items() if callable(d := getattr(a, "drain", None))}
         out = self.decoded
         n = len(self.index)
-        for pd in self.session.decode():
+
+        def take(name: str, rows: list[dict[str, Any]]) -> None:
+            with self._lock:
+                out.reports.setdefault(name, []).extend(rows)
+
+        decoding = AnalysisPass(self.session, fresh_analyses(self.session), take)
+        self.flows = decoding.flows
+        check_at = 0
+        for pd in decoding.packets():
             i = pd.index
-            if cancelled is not None and i % 4096 == 0 and cancelled():
-                return
+            if i >= check_at:  # the pass leaves packets out: look every 4,096 packets of the capture
+                check_at = i + 4096
+                if cancelled is not None and cancelled():
+                    return
+                if progress is not None:
+                    progress(i, n)
             if pd.pdus:
                 names = packet_protocols(self.index, i, pd.pdus)
-                ctx = self.session.context(i)
                 with self._lock:
                     out.protocol[i] = names[-1]
                     out.info[i] = info_column(self.session, pd)
-                for analysis in analyses.values():
-                    for pdu in pd.pdus:
-                        analysis.feed(pdu, ctx)
             if pd.findings:
                 with self._lock:
-                    out.findings.extend((i, f) for f in pd.findings)
+                    out.findings.extend(FindingAt(i, f) for f in pd.findings)
             out.done = i + 1
-            if progress is not None and i % 4096 == 0:
-                progress(i, n)
-            if drains and i % 1024 == 0:
-                for name, drain in drains.items():
-                    rows = drain()
-                    if rows:
-                        with self._lock:
-                            out.reports.setdefault(name, []).extend(rows)
-        for name, analysis in analyses.items():
-            rows = (drains[name]() if name in drains else []) + analysis.rows()
-            with self._lock:
-                report = out.reports.setdefault(name, [])
-                report.extend(rows)
-                if name == "calls":
-                    report.sort(key=lambda c: (c["flow"], c["start"]))
+        decoding.finish()
         with self._lock:
+            calls = out.reports.get("calls")
+            if calls is not None:
+                calls.sort(key=lambda c: (c["flow"], c["start"]))
             out.calls = out.reports.get("calls", [])
-            out.findings.extend((-1, f) for f in self.session.file_findings())
+            found = [
+                FindingAt.from_row(row)
+                for name, rows in out.reports.items()
+                for row in analysis_findings(name, rows, n)
+            ]
+            own = [*out.findings, *(FindingAt(-1, f) for f in self.session.file_findings())]
+            out.findings = list(merge_findings(own, found, _frame))
             out.complete = True
         if progress is not None:
             progress(n, n)
@@ -239,13 +273,27 @@ class CaptureModel:
         return PacketDetail(i, d.layers, pdus, findings, ix.frame(i), int(ix.payload_off[i]), decoded)
 
     def flow_label(self, fid: int) -> str:
-        flow = self.index.flows[fid]
-        stack = [p for p in flow.protocols if p]
-        if "grpc" in stack or (stack and stack[-1] == "http2" and self._has_calls(fid)):
-            label = "gRPC/HTTP2"
-        else:
-            label = "+".join(p.upper() for p in stack) or flow.transport.upper()
-        return label
+        """What the flow carries, as the flows report's `label` names it ("gRPC/HTTP2")."""
+        return self.flows.label(self.index.flows[fid])
 
-    def _has_calls(self, fid: int) -> bool:
-        return any(c["flow"] == fid for c in self.decoded.calls)
+    def finding_counts(self) -> dict[str, int]:
+        """Findings by severity ("error", "warn", "note"), the analyses' included once complete."""
+        with self._lock:
+            counts = dict.fromkeys(SEVERITIES, 0)
+            for f in self.decoded.findings:
+                counts[f.finding.severity] += 1
+        return counts
+
+    def flows_with_errors(self) -> set[int]:
+        """Flows with an error finding on one of their packets."""
+        flow = self.index.flow
+        with self._lock:
+            return {
+                int(flow[f.index])
+                for f in self.decoded.findings
+                if f.index >= 0 and f.finding.severity == "error" and int(flow[f.index]) >= 0
+            }
+
+
+def _frame(f: FindingAt) -> int | None:
+    return f.index + 1 if f.index >= 0 else None

@@ -4,7 +4,15 @@ An ICE session is recognised by its ufrags: STUN Binding USERNAMEs are "receiver
 carries each side's ufrag. Flows that carried its connectivity checks belong to it, and the DTLS,
 RTP and RTCP on them (or relayed through TURN on them) fill its later phases. TURN allocations are
 tracked on their own (Allocate with the 401 nonce dance, Refresh, permissions, channels) and their
-expiry reported. Every finding names the phase that failed.
+expiry reported.
+
+Every finding names its phase, a frame and a severity (the `Analysis` contract). A row's
+`failed_phase` is the earliest phase with an error finding, and only the findings of that phase are
+errors: a failure that follows from it (media one way after a refused certificate) is a warning, so
+the error count counts failures. Findings made when the rows are built, without a packet at hand,
+name the packet where the failure shows: the last unanswered check, the refused certificate, the
+stalled handshake's last record, the first media packet of a one-way call, the response that
+granted an allocation's lifetime, and for a phase never reached, the session's last frame.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from protoscope.decoders.api import FlowContext, Pdu
+from protoscope.decoders.api import AnalysisFinding, FlowContext, Pdu, Severity
 from protoscope.decoders.dtls.records import DtlsRecord
 from protoscope.decoders.rtp.packets import RtcpRecord, RtpRecord
 from protoscope.decoders.sdp.parse import SdpRecord
@@ -46,6 +54,8 @@ class Pair:
     nominated: bool = False
     rtt_ms: list[float] = field(default_factory=list)
     pending: dict[bytes, float] = field(default_factory=dict)
+    last_request: int = 0
+    """Frame of the last check sent on this pair."""
 
 
 @dataclass(slots=True)
@@ -59,12 +69,21 @@ class IceSession:
     dtls: dict[str, object] = field(default_factory=dict)
     media: dict[tuple[int, bool], dict[str, object]] = field(default_factory=dict)
     data_records: int = 0
-    findings: list[dict[str, object]] = field(default_factory=list)
+    findings: list[AnalysisFinding] = field(default_factory=list)
+    last_frame: int = 0
+    """The session's last packet: where a phase it never reached shows as missing."""
+    dtls_frame: int = 0
+    """The last DTLS record: where a handshake that never finished stalled."""
+    certificate_frames: dict[str, int] = field(default_factory=dict)
+    """Endpoint -> the frame of the certificate it sent."""
 
     def mark(self, phase: str, ctx: FlowContext) -> None:
         if phase not in self.phases:
             self.phases[phase] = ctx.time
             self.frames[phase] = ctx.frame
+
+    def seen(self, ctx: FlowContext) -> None:
+        self.last_frame = max(self.last_frame, ctx.frame)
 
 
 @dataclass(slots=True)
@@ -81,25 +100,74 @@ class Allocation:
     """peer ip -> expiry time."""
     channels: dict[int, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
-    findings: list[dict[str, object]] = field(default_factory=list)
+    findings: list[AnalysisFinding] = field(default_factory=list)
+    expires_frame: int | None = None
+    """The response that granted the lifetime `expires` counts from."""
     pending: dict[bytes, tuple[int, object, object]] = field(default_factory=dict)
     """Requests waiting for an answer: method, peers, the USERNAME they carried (or None)."""
     released: bool = False
 
 
 PHASE_ORDER = ("signaling", "turn", "ice", "dtls", "media")
-"""Where a call can break, in the order it gets there: the failed phase is the earliest with a
-finding (a refused certificate also leaves media one way; the certificate is the cause)."""
+"""Where a call can break, in the order it gets there: the failed phase is the earliest with an
+error finding (a refused certificate also leaves media one way; the certificate is the cause)."""
+
+SEVERITY: dict[str, Severity] = {
+    # A phase that did not complete: the call (or the allocation) broke here.
+    "ice.no_checks": "error",
+    "ice.no_response": "error",
+    "ice.not_nominated": "error",
+    "dtls.incomplete": "error",
+    "dtls.fingerprint_mismatch": "error",
+    "media.one_way": "error",
+    "turn.credentials_refused": "error",
+    "turn.401_loop": "error",
+    # Trouble that does not by itself stop a call: relayed data the server drops, a lapsed allocation.
+    "turn.permission_expired": "warn",
+    "turn.allocation_expired": "warn",
+    # Normal protocol life, worth knowing: agents resolve a 487 by switching roles (RFC 8445
+    # 7.3.1.1), a client answers 438 with the new nonce (RFC 8656 9.2), a capture starts late.
+    "ice.role_conflict": "note",
+    "turn.stale_nonce": "note",
+    "turn.midway": "note",
+}
+"""Each finding's severity, as Wireshark's expert info grades them; `dtls.alert` goes by the alert's
+level (ALERT_SEVERITY)."""
+
+ALERT_SEVERITY: dict[str, Severity] = {"fatal": "error", "warning": "warn"}
+CLOSE_NOTIFY = "close_notify"
+"""A warning-level close_notify is how a DTLS connection ends normally: a note."""
 
 
-def _earliest(findings: list[dict[str, object]]) -> str | None:
-    phases = [str(f["phase"]) for f in findings]
-    known = [p for p in PHASE_ORDER if p in phases]
-    return known[0] if known else (phases[0] if phases else None)
+def _finding(
+    phase: str, code: str, message: str, frame: int | None, severity: Severity | None = None
+) -> AnalysisFinding:
+    return {
+        "frame": frame or None,
+        "severity": severity or SEVERITY[code],
+        "code": code,
+        "message": message,
+        "phase": phase,
+    }
 
 
-def _finding(phase: str, code: str, message: str, ctx: FlowContext | None = None) -> dict[str, object]:
-    return {"phase": phase, "code": code, "message": message, "frame": ctx.frame if ctx else None}
+def _failed(findings: list[AnalysisFinding]) -> str | None:
+    """The row's failed phase; errors of later phases become warnings (they follow from it)."""
+    phases = {f.get("phase") for f in findings if f["severity"] == "error"}
+    failed = next((p for p in PHASE_ORDER if p in phases), None)
+    if failed is None:
+        return None
+    for f in findings:
+        if f["severity"] == "error" and f.get("phase") != failed:
+            f["severity"] = "warn"
+    return failed
+
+
+def _alert_severity(alert: object) -> Severity:
+    level, description = alert if isinstance(alert, tuple) and len(alert) == 2 else ("", "")
+    if description == CLOSE_NOTIFY:
+        return "note"
+    return ALERT_SEVERITY.get(str(level), "warn")
 
 
 class SessionAnalysis:
@@ -151,6 +219,10 @@ class SessionAnalysis:
             session.media.setdefault(k2, m)
         session.data_records += other.data_records
         session.findings += other.findings
+        session.last_frame = max(session.last_frame, other.last_frame)
+        session.dtls_frame = max(session.dtls_frame, other.dtls_frame)
+        for endpoint, frame in other.certificate_frames.items():
+            session.certificate_frames.setdefault(endpoint, frame)
         for fid, owner in list(self.by_flow.items()):
             if owner is other:
                 self.by_flow[fid] = session
@@ -168,6 +240,7 @@ class SessionAnalysis:
         elif isinstance(rec, RtpRecord | RtcpRecord):
             session = self.by_flow.get(ctx.flow)
             if session is not None:
+                session.seen(ctx)
                 session.mark("media", ctx)
                 if isinstance(rec, RtpRecord):
                     m = session.media.setdefault(
@@ -197,6 +270,7 @@ class SessionAnalysis:
             ufrags = ufrags | prior[1].ufrags
         session = self._session_for(ufrags)
         self.last_sdp[ctx.flow] = (ctx.from_client, session)
+        session.seen(ctx)
         session.mark("signaling", ctx)
         session.sdp.append(
             {
@@ -227,11 +301,13 @@ class SessionAnalysis:
             self.by_flow[ctx.flow] = session
         if session is None:
             return  # a server-reflexive check against a STUN server: no ICE session
+        session.seen(ctx)
         local, remote = (str(ctx.src), str(ctx.dst)) if rec.cls == REQUEST else (str(ctx.dst), str(ctx.src))
         pair = session.pairs.setdefault(ctx.flow, Pair(ctx.flow, local, remote))
         if rec.cls == REQUEST:
             session.mark("ice", ctx)
             pair.requests += 1
+            pair.last_request = ctx.frame
             pair.pending.setdefault(rec.transaction_id, ctx.time)
             if "role" in a:
                 session.roles.add(str(a["role"]))
@@ -253,7 +329,7 @@ class SessionAnalysis:
                         "ice",
                         "ice.role_conflict",
                         "487 Role Conflict: both agents claimed the same role",
-                        ctx,
+                        ctx.frame,
                     )
                 )
 
@@ -274,7 +350,7 @@ class SessionAnalysis:
                         "turn",
                         "turn.midway",
                         "TURN traffic without its Allocate (capture started later)",
-                        ctx,
+                        ctx.frame,
                     )
                 )
             else:
@@ -299,7 +375,7 @@ class SessionAnalysis:
                             "turn",
                             "turn.permission_expired",
                             f"data for {peer[0]} after its permission expired",
-                            ctx,
+                            ctx.frame,
                         )
                     )
             return
@@ -319,7 +395,7 @@ class SessionAnalysis:
                             "turn",
                             "turn.credentials_refused",
                             f"Allocate with username {username!r} answered 401: credentials refused",
-                            ctx,
+                            ctx.frame,
                         )
                     )
                 if alloc.unauthorized > MAX_401 and alloc.relayed is None:
@@ -328,11 +404,11 @@ class SessionAnalysis:
                             "turn",
                             "turn.401_loop",
                             f"{alloc.unauthorized} Allocate requests answered 401: credentials refused",
-                            ctx,
+                            ctx.frame,
                         )
                     )
             elif code == 438:
-                alloc.findings.append(_finding("turn", "turn.stale_nonce", "438 Stale Nonce", ctx))
+                alloc.findings.append(_finding("turn", "turn.stale_nonce", "438 Stale Nonce", ctx.frame))
             return
         if rec.cls == SUCCESS:
             lifetime = a.get("lifetime")
@@ -343,6 +419,7 @@ class SessionAnalysis:
                 alloc.lifetime = lifetime
                 # A Refresh with lifetime 0 is the client deleting the allocation, not an expiry.
                 alloc.expires = ctx.time + lifetime if lifetime else None
+                alloc.expires_frame = ctx.frame
                 alloc.released = lifetime == 0
             if method in (CREATE_PERMISSION, CHANNEL_BIND):
                 for peer in peers if isinstance(peers, list) else [peers] if isinstance(peers, tuple) else []:
@@ -352,6 +429,8 @@ class SessionAnalysis:
         session = self.by_flow.get(ctx.flow)
         if session is None:
             return
+        session.seen(ctx)
+        session.dtls_frame = ctx.frame
         d = session.dtls
         if 1 in rec.handshake_types:
             session.mark("dtls", ctx)
@@ -366,9 +445,13 @@ class SessionAnalysis:
             seen = d.setdefault("fingerprints", {})
             if isinstance(certs, list) and certs and isinstance(seen, dict):
                 seen[str(ctx.src)] = {k: v for k, v in certs[0].items() if k.startswith("sha-")}
+                session.certificate_frames[str(ctx.src)] = ctx.frame
         if "alert" in rec.facts:
             d["alert"] = rec.facts["alert"]
-            session.findings.append(_finding("dtls", "dtls.alert", f"alert {rec.facts['alert']}", ctx))
+            alert = rec.facts["alert"]
+            session.findings.append(
+                _finding("dtls", "dtls.alert", f"alert {alert}", ctx.frame, _alert_severity(alert))
+            )
         if 20 in rec.content_types:  # ChangeCipherSpec from both sides ends a DTLS 1.2 handshake
             ccs = d.setdefault("change_cipher_spec_from", [])
             if isinstance(ccs, list) and str(ctx.src) not in ccs:
@@ -384,14 +467,24 @@ class SessionAnalysis:
     def rows(self) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []
         for n, s in enumerate(self.sessions):
-            findings = list(s.findings)
+            findings = [AnalysisFinding(**f) for f in s.findings]  # graded below: copies
             if s.sdp and not s.pairs:
                 findings.append(
-                    _finding("ice", "ice.no_checks", "SDP was exchanged but no connectivity check was seen")
+                    _finding(
+                        "ice",
+                        "ice.no_checks",
+                        "SDP was exchanged but no connectivity check was seen",
+                        s.last_frame,
+                    )
                 )
             if s.pairs and not any(p.responses for p in s.pairs.values()):
                 findings.append(
-                    _finding("ice", "ice.no_response", "connectivity checks were sent, none was answered")
+                    _finding(
+                        "ice",
+                        "ice.no_response",
+                        "connectivity checks were sent, none was answered",
+                        max(p.last_request for p in s.pairs.values()),
+                    )
                 )
             if "ice_connected" in s.phases and not any(p.nominated for p in s.pairs.values()):
                 findings.append(
@@ -399,15 +492,25 @@ class SessionAnalysis:
                         "ice",
                         "ice.not_nominated",
                         "checks succeeded but no pair was nominated (USE-CANDIDATE)",
+                        s.last_frame,
                     )
                 )
             if "dtls" in s.phases and "dtls_done" not in s.phases:
                 findings.append(
-                    _finding("dtls", "dtls.incomplete", "the DTLS handshake started and never finished")
+                    _finding(
+                        "dtls",
+                        "dtls.incomplete",
+                        "the DTLS handshake started and never finished",
+                        s.dtls_frame,
+                    )
                 )
             directions = {from_client for (_, from_client) in s.media}
             if len(directions) == 1:
-                findings.append(_finding("media", "media.one_way", "media flowed in one direction only"))
+                findings.append(
+                    _finding(
+                        "media", "media.one_way", "media flowed in one direction only", s.frames.get("media")
+                    )
+                )
             fingerprints = s.dtls.get("fingerprints")
             promised = {
                 (str(x["fingerprint"]).split(" ")[0].lower(), str(x["fingerprint"]).split(" ")[-1].upper())
@@ -422,12 +525,13 @@ class SessionAnalysis:
                                 "dtls",
                                 "dtls.fingerprint_mismatch",
                                 f"certificate of {endpoint} is not the one SDP promised",
+                                s.certificate_frames.get(endpoint),
                             )
                         )
                 s.dtls["fingerprint_checked"] = True
             order = ["signaling", "ice", "ice_connected", "nominated", "dtls", "dtls_done", "media"]
             reached = [p for p in order if p in s.phases]
-            failed = _earliest(findings)
+            failed = _failed(findings)
             out.append(
                 {
                     "id": n,
@@ -475,11 +579,14 @@ class SessionAnalysis:
                 }
             )
         for alloc in self.allocations.values():
-            findings = list(alloc.findings)
+            findings = [AnalysisFinding(**f) for f in alloc.findings]
             if alloc.expires is not None and self.last_time > alloc.expires:
                 findings.append(
                     _finding(
-                        "turn", "turn.allocation_expired", "the allocation expired before the capture ended"
+                        "turn",
+                        "turn.allocation_expired",
+                        "the allocation expired before the capture ended",
+                        alloc.expires_frame,
                     )
                 )
             out.append(
@@ -496,7 +603,7 @@ class SessionAnalysis:
                     "permissions": sorted(alloc.permissions),
                     "channels": {f"0x{k:04x}": v for k, v in alloc.channels.items()},
                     "errors": alloc.errors,
-                    "failed_phase": _earliest(findings),
+                    "failed_phase": _failed(findings),
                     "findings": findings,
                 }
             )

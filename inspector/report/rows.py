@@ -1,32 +1,208 @@
-"""The rows of each report as JSON-ready dicts (the JSON contract of DESIGN.md)."""
+"""The rows of each report as JSON-ready dicts (the JSON contract of DESIGN.md), and the decoding
+pass that feeds the analyses (`AnalysisPass`): the reports and the viewer share it."""
 
 from __future__ import annotations
 
+import heapq
+import pickle
+import tempfile
 from collections import Counter
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from protoscope.captures.flows import Flow
-from protoscope.decoders.api import Finding, Pdu
+from protoscope.decoders.api import Analysis, Finding, Pdu
+from protoscope.decoders.rtp.packets import RtpRecord
 
 from ..session import PacketDecode, Session, endpoints, flatten, packet_protocols
 
+if TYPE_CHECKING:
+    from ..bulk import RtpPlan
+
 REPORTS = ("summary", "flows", "packets", "findings")
+SEVERITIES = ("error", "warn", "note")
 
 
 def _ts(ns: int) -> float:
     return ns / 1e9
 
 
-def flow_row(flow: Flow) -> dict[str, Any]:
+# -- what a flow carries --------------------------------------------------------------------------
+
+PROTOCOL_LABELS = {"grpc": "gRPC", "websocket": "WebSocket"}
+"""How a flow label writes a protocol; the rest in capitals, as Wireshark's Protocol column."""
+
+
+def protocols_label(names: Sequence[str]) -> str:
+    """The viewer's label of a flow from what it carried, e.g. "gRPC/HTTP2", "STUN+DTLS+RTP+RTCP"."""
+    shown = [PROTOCOL_LABELS.get(n, n.upper()) for n in names]
+    if "grpc" in names and "http2" in names:  # gRPC is how HTTP/2 is used here: one name
+        at = min(names.index("grpc"), names.index("http2"))
+        shown = [x for n, x in zip(names, shown, strict=True) if n not in ("grpc", "http2")]
+        shown.insert(at, "gRPC/HTTP2")
+    return "+".join(shown)
+
+
+class FlowProtocols:
+    """The protocols a decoding pass saw on each flow, in the order it first saw them: the flows
+    report's `protocols` and the viewer's flow label come from here, so they name the same."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, dict[str, None]] = {}
+
+    def see(self, fid: int, pdus: Sequence[Pdu]) -> None:
+        seen = self._seen.get(fid)
+        if seen is None:
+            seen = self._seen[fid] = {}
+        for pdu in pdus:
+            if pdu.protocol not in seen:
+                seen[pdu.protocol] = None
+
+    def protocols(self, flow: Flow) -> list[str]:
+        """E.g. ["tcp", "http2", "grpc"], ["udp", "stun", "dtls", "rtp", "srtcp"]."""
+        return [flow.transport, *self._seen.get(flow.id, ())]
+
+    def label(self, flow: Flow) -> str:
+        return protocols_label(list(self._seen.get(flow.id, ()))) or flow.transport.upper()
+
+
+# -- the decoding pass that feeds the analyses ----------------------------------------------------
+
+DRAIN_EVERY = 1024
+"""Packets between two drains of an analysis's finished rows."""
+
+RowsSink = Callable[[str, list[dict[str, Any]]], None]
+"""Takes an analysis's rows as they are ready: (report name, rows)."""
+
+
+def fresh_analyses(session: Session, names: Iterable[str] | None = None) -> dict[str, Analysis]:
+    """A new analysis of each name (default: every one the registry has), by name."""
+    registry = session.registry
+    return {name: registry.analysis(name) for name in sorted(registry.analyses if names is None else names)}
+
+
+class AnalysisPass:
+    """One decoding pass that feeds every PDU to the analyses and notes each flow's protocols.
+
+    Iterate `packets()` (what `Session.decode()` yields, each packet fed before it is yielded),
+    then call `finish()`. Rows go to `on_rows` as they are ready: an analysis with a `drain()`
+    hands over finished rows every DRAIN_EVERY packets, so a long capture holds only what is still
+    open; `finish()` hands over the rest. This is the one per-packet loop of the reports and the
+    viewer.
+    """
+
+    def __init__(self, session: Session, analyses: Mapping[str, Analysis], on_rows: RowsSink) -> None:
+        self.session = session
+        self.analyses = dict(analyses)
+        self.on_rows = on_rows
+        self.flows = FlowProtocols()
+        self._drains = {n: d for n, a in self.analyses.items() if callable(d := getattr(a, "drain", None))}
+
+    def packets(
+        self, skip: npt.NDArray[np.bool_] | None = None, sparse: bool = True
+    ) -> Iterator[PacketDecode]:
+        """The pass (without the packets `skip` marks, as `Session.decode`). `sparse` (the default)
+        leaves out packets that can give no PDU and no finding (`Session.decode(sparse=True)`);
+        a pass that must see every packet (a display filter's) says sparse=False. Drains happen at
+        the same points either way: after packet k * DRAIN_EVERY, or before the first packet past it
+        when that one is left out (as inspector/bulk_calls.py's pass does)."""
+        session = self.session
+        flow_col = session.index.flow
+        feeds = [a.feed for a in self.analyses.values()]
+        drain_at = 0
+        for pd in session.decode(skip=skip, sparse=sparse):
+            i = pd.index
+            if self._drains and drain_at < i:
+                self._drain()
+            if pd.pdus:
+                self.flows.see(int(flow_col[i]), pd.pdus)
+                ctx = session.context(i)
+                for feed in feeds:
+                    for pdu in pd.pdus:
+                        feed(pdu, ctx)
+            if self._drains and i % DRAIN_EVERY == 0:
+                self._drain()
+            drain_at = (i // DRAIN_EVERY + 1) * DRAIN_EVERY
+            yield pd
+
+    def _drain(self) -> None:
+        for name, drain in self._drains.items():
+            rows = drain()
+            if rows:
+                self.on_rows(name, rows)
+
+    def finish(self) -> None:
+        for name, analysis in self.analyses.items():
+            drain = self._drains.get(name)
+            self.on_rows(name, (drain() if drain is not None else []) + analysis.rows())
+
+
+# -- flows ----------------------------------------------------------------------------------------
+
+
+def flow_rows(session: Session) -> Iterator[dict[str, Any]]:
+    """The flows report: one decoding pass names what each flow carries. No analysis is fed: the
+    protocols come from the PDUs alone."""
+    seen = _flow_protocols(session)
+    for flow in session.flows:
+        yield flow_row(flow, seen)
+
+
+def _flow_protocols(session: Session) -> FlowProtocols:
+    if not session.registry.decoders:
+        return FlowProtocols()
+    from ..bulk import plan_rtp
+
+    plan = plan_rtp(session)
+    if plan is not None:
+        seen = _flow_protocols_without_bulk_rtp(session, plan)
+        if seen is not None:
+            return seen
+    decoding = AnalysisPass(session, {}, _ignore)
+    for _ in decoding.packets():
+        pass
+    return decoding.flows
+
+
+def _flow_protocols_without_bulk_rtp(session: Session, plan: RtpPlan) -> FlowProtocols | None:
+    """The pass without the RTP packets the bulk plan reads (inspector/bulk.py): they would only
+    name RTP again, which their flow's first ones, decoded and checked here, already did (on
+    bench/out/udp-1m.pcap the whole report takes 1.4 s of CPU; a plain pass alone, ~40 s). None
+    when a checked packet is not the RTP the plan read: the plain pass answers then."""
+    n = len(session.index)
+    skip = np.zeros(n, np.bool_)
+    skip[plan.packets[~plan.held]] = True
+    held_at = np.full(n, -1, np.int64)
+    held_at[plan.packets[plan.held]] = np.flatnonzero(plan.held)
+    decoding = AnalysisPass(session, {}, _ignore)
+    for pd in decoding.packets(skip):
+        k = int(held_at[pd.index])
+        if k >= 0:
+            rtp = pd.pdus[0].record if len(pd.pdus) == 1 else None
+            planned = (int(plan.ssrc[k]), int(plan.seq[k]), int(plan.timestamp[k]))
+            if not (isinstance(rtp, RtpRecord) and (rtp.ssrc, rtp.seq, rtp.timestamp) == planned):
+                return None
+    return decoding.flows
+
+
+def _ignore(name: str, rows: list[dict[str, Any]]) -> None:
+    """Rows nobody asked for (a pass fed no analysis)."""
+
+
+def flow_row(flow: Flow, seen: FlowProtocols | None = None) -> dict[str, Any]:
+    """A flow's row; `protocols` and `label` from what a decoding pass saw on it (`seen`), else
+    from the decoders the session pinned to it."""
+    protocols = seen.protocols(flow) if seen is not None else [flow.transport, *flow.protocols]
     return {
         "id": flow.id,
         "transport": flow.transport,
         "client": str(flow.client),
         "server": str(flow.server),
-        "protocols": [flow.transport, *flow.protocols],
+        "protocols": protocols,
+        "label": protocols_label(protocols[1:]) or flow.transport.upper(),
         "packets": flow.packets,
         "bytes": flow.bytes,
         "packets_c2s": flow.packets_c2s,
@@ -42,6 +218,71 @@ def flow_row(flow: Flow) -> dict[str, Any]:
 
 def finding_row(frame: int | None, f: Finding) -> dict[str, Any]:
     return {"frame": frame, "severity": f.severity, "code": f.code, "message": f.message}
+
+
+def analysis_findings(name: str, rows: Iterable[Mapping[str, Any]], packets: int) -> Iterator[dict[str, Any]]:
+    """The findings in an analysis's rows (see `Analysis`) as findings-report rows: `frame`,
+    `severity`, `code`, `message`, `phase` when there is one, and `analysis` (the report's name).
+    A malformed one becomes an `analysis.bad_finding` error without a frame."""
+    for row in rows:
+        items = row.get("findings")
+        if not items:
+            continue
+        if not isinstance(items, list):
+            yield _bad_finding(name, f"`findings` is a {type(items).__name__}, not a list")
+            continue
+        for item in items:
+            problem = _malformed(item, packets)
+            if problem:
+                yield _bad_finding(name, problem)
+                continue
+            out = {k: item[k] for k in FINDING_KEYS}
+            if item.get("phase") is not None:
+                out["phase"] = str(item["phase"])
+            out["analysis"] = name
+            yield out
+
+
+def _malformed(item: object, packets: int) -> str:
+    """What is wrong with an analysis's finding, "" if nothing."""
+    if not isinstance(item, Mapping):
+        return f"a finding is a {type(item).__name__}, not a dict"
+    frame = item.get("frame")
+    if frame is not None and (type(frame) is not int or not 1 <= frame <= packets):
+        return f"{item.get('code')!r}: frame {frame!r} is not a frame of the capture"
+    if item.get("severity") not in SEVERITIES:
+        return f"{item.get('code')!r}: severity {item.get('severity')!r} is not one of {SEVERITIES}"
+    if not isinstance(item.get("code"), str) or not isinstance(item.get("message"), str):
+        return f"{item.get('code')!r}: `code` and `message` must be strings"
+    return ""
+
+
+def _bad_finding(name: str, problem: str) -> dict[str, Any]:
+    return {
+        "frame": None,
+        "severity": "error",
+        "code": "analysis.bad_finding",
+        "message": f"analysis {name}: {problem}",
+        "analysis": name,
+    }
+
+
+T = TypeVar("T")
+
+
+def merge_findings(
+    packet_findings: Iterable[T], analyses_findings: Iterable[T], frame: Callable[[T], int | None]
+) -> Iterator[T]:
+    """The decoding pass's findings (in frame order, the file's last) with the analyses' put in
+    frame order among them; at one frame the packet's own come first, and analysis findings
+    without a frame come last, after the file's."""
+    last = float("inf")
+
+    def key(item: T) -> float:
+        f = frame(item)
+        return last if f is None else f
+
+    return heapq.merge(packet_findings, sorted(analyses_findings, key=key), key=key)
 
 
 def pdu_row(pdu: Pdu) -> dict[str, Any]:
@@ -126,10 +367,6 @@ def info(session: Session, pd: PacketDecode) -> str:
     return f"{sport} → {dport} Len={length}"
 
 
-DRAIN_EVERY = 1024
-"""Packets between two drains of an analysis's finished rows."""
-
-
 def analysis_rows(session: Session, name: str) -> Iterator[dict[str, Any]]:
     """Run a decoding pass through the named analysis (e.g. "calls") and yield its rows.
 
@@ -146,25 +383,71 @@ def analysis_rows(session: Session, name: str) -> Iterator[dict[str, Any]]:
             yield from bulk
             return
         analysis = session.registry.analysis(name)  # the bulk try fed it: start again
-    drain = getattr(analysis, "drain", None)
-    for pd in session.decode():
-        if pd.pdus:
-            ctx = session.context(pd.index)
-            for pdu in pd.pdus:
-                analysis.feed(pdu, ctx)
-        if drain is not None and pd.index % DRAIN_EVERY == 0:
-            yield from drain()
-    if drain is not None:
-        yield from drain()
-    yield from analysis.rows()
+    ready: list[dict[str, Any]] = []
+    decoding = AnalysisPass(session, {name: analysis}, lambda _, rows: ready.extend(rows))
+    for _ in decoding.packets():
+        if ready:
+            yield from ready
+            ready.clear()
+    decoding.finish()
+    yield from ready
+
+
+FINDING_KEYS = ("frame", "severity", "code", "message")
+SPOOL_BYTES = 4 << 20
+"""The findings report keeps up to this much of the pass's findings in memory, the rest in a
+temporary file: the analyses' findings are known only when the pass ends, and a million
+per-packet findings must not sit in memory as objects until then."""
+SPOOL_BATCH = 4096
+"""Findings pickled into the spool at a time (one by one, writing cost more than decoding)."""
 
 
 def finding_rows(session: Session) -> Iterator[dict[str, Any]]:
-    for pd in filtered(session):
-        for f in pd.findings:
-            yield finding_row(pd.index + 1, f)
-    for f in session.file_findings():
-        yield finding_row(None, f)
+    """The findings report: the decoding pass's findings and every analysis's, in frame order
+    (one pass feeds the analyses). With a display filter, only the packets it matches keep
+    theirs, and an analysis's finding stays when its frame matches."""
+    ix = session.index
+    n = len(ix)
+    found: list[dict[str, Any]] = []
+    decoding = AnalysisPass(
+        session, fresh_analyses(session), lambda name, rows: found.extend(analysis_findings(name, rows, n))
+    )
+    matches = None
+    if session.display_filter:
+        from ..filter import compile_filter, packet_fields
+
+        matches = compile_filter(session.display_filter)
+    kept = np.zeros(n, np.bool_) if matches is not None else None
+    with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool:
+        batch: list[tuple[int | None, str, str, str]] = []
+        for pd in decoding.packets(sparse=matches is None):
+            if matches is not None and kept is not None:
+                if not matches(packet_fields(session, pd)):
+                    continue
+                kept[pd.index] = True
+            if pd.findings:
+                batch += [(pd.index + 1, f.severity, f.code, f.message) for f in pd.findings]
+                if len(batch) >= SPOOL_BATCH:
+                    pickle.dump(batch, spool, pickle.HIGHEST_PROTOCOL)
+                    batch = []
+        decoding.finish()
+        batch += [(None, f.severity, f.code, f.message) for f in session.file_findings()]
+        pickle.dump(batch, spool, pickle.HIGHEST_PROTOCOL)
+        del batch
+        if kept is not None:
+            found = [f for f in found if f["frame"] is None or kept[f["frame"] - 1]]
+        spool.seek(0)
+        yield from merge_findings(_unspooled(spool), found, lambda f: f["frame"])
+
+
+def _unspooled(spool: IO[bytes]) -> Iterator[dict[str, Any]]:
+    while True:
+        try:
+            batch = pickle.load(spool)
+        except EOFError:
+            return
+        for item in batch:
+            yield dict(zip(FINDING_KEYS, item, strict=True))
 
 
 def summary(session: Session) -> dict[str, Any]:
@@ -176,13 +459,19 @@ def summary(session: Session) -> dict[str, Any]:
     stack_counts = np.bincount(ix.stack, minlength=len(ix.stacks)) if n else np.zeros(0, np.int64)
     decoded = bool(session.registry.decoders)
     extra: Counter[tuple[int, tuple[str, ...]]] = Counter()
+
+    def count_findings(name: str, rows: list[dict[str, Any]]) -> None:
+        severities.update(f["severity"] for f in analysis_findings(name, rows, n))
+
+    decoding = AnalysisPass(session, fresh_analyses(session), count_findings)
     # The decode pass also finds TCP gaps, so it runs whenever something could produce a finding.
     needs_pass = decoded or bool(ix.findings) or any(f.transport == "tcp" for f in ix.flows)
-    for pd in session.decode() if needs_pass else ():
+    for pd in decoding.packets() if needs_pass else ():
         severities.update(f.severity for f in pd.findings)
         if pd.pdus:
             names = tuple(dict.fromkeys(p.protocol for p in pd.pdus))
             extra[(int(ix.stack[pd.index]), names)] += 1
+    decoding.finish()
     for sid, count in enumerate(stack_counts.tolist()):
         if count:
             path = ix.stacks[sid] or ("frame",)
@@ -210,7 +499,7 @@ def summary(session: Session) -> dict[str, Any]:
         ],
         "flows": {"total": len(ix.flows), **dict(sorted(transports.items()))},
         "protocols": dict(sorted(hierarchy.items())),
-        "findings": {s: severities.get(s, 0) for s in ("error", "warn", "note")},
+        "findings": {s: severities.get(s, 0) for s in SEVERITIES},
         "truncated": any(f.code == "capture.truncated" for _, f in rec.findings),
         "decoders": sorted(session.registry.decoders),
     }

@@ -282,17 +282,19 @@ class ProtoscopeApp(App[None]):
     def _decoded(self) -> None:
         model = self.model
         assert model is not None
-        self.query_one(ProgressBar).update(total=1, progress=1)
+        # Done: the bar gives its 40 columns back to the status line (an 80-column terminal would
+        # cut the findings count off).
+        self.query_one(ProgressBar).display = False
         self.query_one(FlowsTable).fill(model)
         self.query_one(CallsTable).fill(model.decoded.calls)
         for name in self._extra_reports():
             self.query_one(f"#report-{name}-table", ReportTable).fill(model.decoded.reports.get(name, []))
         self.query_one(FindingsTree).fill(model.decoded.findings)
         self.query_one(PacketList).refresh()
-        errors = sum(1 for _, f in model.decoded.findings if f.severity == "error")
+        counts = model.finding_counts()
         self._status(
             f"{len(model)} packets, {len(model.index.flows)} flows, {len(model.decoded.calls)} gRPC calls, "
-            f"{len(model.decoded.findings)} findings ({errors} errors)"
+            f"{sum(counts.values())} findings ({counts['error']} errors)"
         )
 
     def _status(self, text: str) -> None:

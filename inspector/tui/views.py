@@ -7,9 +7,7 @@ from typing import Any
 from textual.message import Message
 from textual.widgets import DataTable, Tree
 
-from protoscope.decoders.api import Finding
-
-from ..model import CaptureModel
+from ..model import CaptureModel, FindingAt
 from .detail import Span, json_tree
 from .text import literal
 
@@ -22,16 +20,9 @@ class FlowsTable(DataTable[Any]):
         self.cursor_type = "row"
         for title in ("#", "Protocols", "Client", "Server", "Packets", "Bytes", "Duration"):
             self.add_column(title)
+        errors = model.flows_with_errors()
         for flow in model.index.flows:
-            badge = (
-                "⚠ "
-                if any(
-                    f.severity == "error"
-                    for i, f in model.decoded.findings
-                    if i >= 0 and int(model.index.flow[i]) == flow.id
-                )
-                else ""
-            )
+            badge = "⚠ " if flow.id in errors else ""
             self.add_row(
                 str(flow.id),
                 literal(badge + model.flow_label(flow.id)),
@@ -92,35 +83,44 @@ class CallTree(Tree[Span]):
 
 
 class FindingsTree(Tree[int]):
-    """Expert info grouped by severity and code; each leaf's data is its packet (-1: the file)."""
+    """Expert info grouped by severity and code, the packets' own and the analyses' (with their
+    phase); each leaf's data is its packet (-1: the file, or no packet)."""
+
+    OPEN_UP_TO = 5
+    """A code with this many findings or fewer shows them at once (a failed call's one or two)."""
 
     class Jump(Message):
         def __init__(self, index: int) -> None:
             super().__init__()
             self.index = index
 
-    def fill(self, findings: list[tuple[int, Finding]]) -> None:
+    def fill(self, findings: list[FindingAt]) -> None:
         self.clear()
         self.root.set_label(literal(f"Findings ({len(findings)})"))
         for severity in ("error", "warn", "note"):
-            chosen = [(i, f) for i, f in findings if f.severity == severity]
+            chosen = [f for f in findings if f.finding.severity == severity]
             if not chosen:
                 continue
             style = {"error": "bold red", "warn": "yellow", "note": "cyan"}[severity]
             sev = self.root.add(literal(f"{severity} ({len(chosen)})", style), expand=True)
-            codes: dict[str, list[tuple[int, Finding]]] = {}
-            for i, f in chosen:
-                codes.setdefault(f.code, []).append((i, f))
+            codes: dict[str, list[FindingAt]] = {}
+            for f in chosen:
+                codes.setdefault(f.finding.code, []).append(f)
             for code, items in sorted(codes.items()):
-                node = sev.add(literal(f"{code} ({len(items)})"), expand=False)
-                for i, f in items[:1000]:
-                    where = f"frame {i + 1}" if i >= 0 else "file"
-                    node.add_leaf(literal(f"{where}: {f.message}"), data=i)
+                node = sev.add(literal(f"{code} ({len(items)})"), expand=len(items) <= self.OPEN_UP_TO)
+                for f in items[:1000]:
+                    node.add_leaf(literal(f"{_where(f)}: {f.finding.message}"), data=f.index)
         self.root.expand()
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[int]) -> None:
         if event.node.data is not None and event.node.data >= 0:
             self.post_message(self.Jump(event.node.data))
+
+
+def _where(f: FindingAt) -> str:
+    """Where a finding is: "frame 25, phase ice"; "file", or the analysis's name when no frame."""
+    where = f"frame {f.index + 1}" if f.index >= 0 else (f.analysis or "file")
+    return f"{where}, phase {f.phase}" if f.phase else where
 
 
 class ReportTable(DataTable[Any]):

@@ -1,15 +1,18 @@
 """Where decoded PDUs lie in their frame, for the hex view: datagrams, TCP segments and PDUs carried
 inside others (gRPC in HTTP/2 DATA, STUN in TURN). Checked on our real samples against the bytes:
-a span that is wholly in its frame must start with that protocol's own header, with its length."""
+a span that is wholly in its frame must start with that protocol's own header, with its length.
+And the viewer's findings: the analyses' are there, as in the findings report."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from protoscope.decoders.registry import load_registry
 from protoscope.inspector.model import CaptureModel
+from protoscope.inspector.report.rows import finding_rows, summary
 from protoscope.inspector.session import Session
 from tests.conftest import SAMPLES
 
@@ -77,3 +80,33 @@ def test_a_packet_outside_any_flow_has_no_pdu_spans(tmp_path: Path) -> None:
     model = CaptureModel(Session.open(path, load_registry()))
     detail = model.detail(0)
     assert detail.pdus == [] and detail.frame_span(0, (0, 4)) is None
+
+
+@pytest.mark.parametrize("kind", ["no-answer", "turn-refused", "bad-fingerprint", "one-way"])
+def test_the_analyses_findings_are_the_models(kind: str) -> None:
+    """What the sessions analysis finds on our failure samples is in the viewer's findings, in frame
+    order among the packets' own, with its phase; the counts are the summary's."""
+    path = SAMPLES / f"webrtc-{kind}.pcap"
+    model = CaptureModel(Session.open(path, load_registry()))
+    try:
+        model.decode_all()
+        shown = [
+            (f.index + 1 if f.index >= 0 else None, f.finding.severity, f.finding.code, f.phase, f.analysis)
+            for f in model.decoded.findings
+        ]
+        session = model.session
+        report = [
+            (r["frame"], r["severity"], r["code"], r.get("phase"), r.get("analysis"))
+            for r in finding_rows(session)
+        ]
+        counts = summary(session)["findings"]
+    finally:
+        model.session.close()
+    assert shown == report
+    want = json.loads((SAMPLES / f"webrtc-{kind}.truth.json").read_text())["expected"]
+    codes = {code for _, found in want.values() for code in found}
+    assert {code for _, _, code, _, analysis in shown if analysis == "sessions"} == codes
+    assert all(phase == code.split(".")[0] for _, _, code, phase, analysis in shown if analysis)
+    assert model.finding_counts() == counts
+    errors = {f.index for f in model.decoded.findings if f.finding.severity == "error"}
+    assert model.flows_with_errors() == {int(model.index.flow[i]) for i in errors}

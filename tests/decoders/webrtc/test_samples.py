@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
+from protoscope.decoders.dtls.records import DtlsRecord
 from protoscope.decoders.registry import load_registry
+from protoscope.decoders.rtp.packets import RtpRecord
+from protoscope.decoders.sdp.parse import SdpRecord
 from protoscope.decoders.stun.messages import StunRecord
 from protoscope.inspector.report.rows import analysis_rows
 from protoscope.inspector.session import Session
@@ -137,3 +140,74 @@ def test_failed_calls_name_their_phase(kind: str) -> None:
         assert all(a["relayed"] is None for a in allocations)
     else:
         assert allocations == []
+    # Findings are findings (the Analysis contract): each names a frame and a severity, and the
+    # findings of the failed phase are the errors; what followed from them is a warning.
+    for row in [ice, *allocations]:
+        for f in row["findings"]:
+            assert isinstance(f["frame"], int) and f["frame"] >= 1
+            assert f["severity"] == ("error" if f["phase"] == row["failed_phase"] else "warn")
+
+
+def packets(name: str) -> list[tuple[int, object, str]]:
+    """(frame, record, source) of every PDU of a sample, in frame order."""
+    session = Session.open(SAMPLES / f"{name}.pcap", load_registry())
+    try:
+        return [
+            (pd.index + 1, p.record, str(session.context(pd.index).src))
+            for pd in session.decode()
+            for p in pd.pdus
+        ]
+    finally:
+        session.close()
+
+
+def where(name: str) -> dict[str, int]:
+    """Each finding's frame in the sessions report of a failure sample, by code."""
+    rows, _ = decode(name)
+    return {f["code"]: f["frame"] for row in rows for f in row["findings"]}
+
+
+def test_no_answer_shows_on_the_last_unanswered_check() -> None:
+    checks = [
+        frame
+        for frame, rec, _ in packets("webrtc-no-answer")
+        if isinstance(rec, StunRecord) and (rec.method, rec.cls) == (1, 0)
+    ]
+    assert len(checks) == 4  # the first check and its three retransmissions
+    assert where("webrtc-no-answer") == {"ice.no_response": checks[-1]}
+
+
+def test_refused_credentials_show_on_the_401_and_no_checks_on_the_sessions_last_frame() -> None:
+    pdus = packets("webrtc-turn-refused")
+    refusals = [
+        frame
+        for frame, rec, _ in pdus
+        if isinstance(rec, StunRecord) and rec.cls == 3 and rec.attributes.get("error_code") == 401
+    ]
+    sdp = [frame for frame, rec, _ in pdus if isinstance(rec, SdpRecord)]
+    # The first 401 is the nonce dance; the second answers the request that carried USERNAME. The
+    # session never reached ICE: its last packet is the answer's SDP.
+    assert where("webrtc-turn-refused") == {"turn.credentials_refused": refusals[1], "ice.no_checks": sdp[-1]}
+
+
+def test_fingerprint_mismatch_shows_on_the_certificate() -> None:
+    rows, _ = decode("webrtc-bad-fingerprint")
+    (ice,) = [r for r in rows if r.get("kind") is None]
+    (mismatch,) = [f for f in ice["findings"] if f["code"] == "dtls.fingerprint_mismatch"]
+    endpoint = mismatch["message"].split()[2]  # "certificate of 127.0.0.1:34343 is not ..."
+    pdus = packets("webrtc-bad-fingerprint")
+    certificates = [
+        frame
+        for frame, rec, src in pdus
+        if isinstance(rec, DtlsRecord) and "certificates" in rec.facts and src == endpoint
+    ]
+    first_rtp = next(frame for frame, rec, _ in pdus if isinstance(rec, RtpRecord))
+    assert where("webrtc-bad-fingerprint") == {
+        "dtls.fingerprint_mismatch": certificates[0],
+        "media.one_way": first_rtp,
+    }
+
+
+def test_one_way_media_shows_on_its_first_packet() -> None:
+    first_rtp = next(frame for frame, rec, _ in packets("webrtc-one-way") if isinstance(rec, RtpRecord))
+    assert where("webrtc-one-way") == {"media.one_way": first_rtp}

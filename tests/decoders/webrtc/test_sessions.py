@@ -80,6 +80,43 @@ def test_role_conflict_and_a_handshake_that_never_ends() -> None:
     codes = [(f["phase"], f["code"]) for f in row["findings"]]
     assert ("ice", "ice.role_conflict") in codes and ("dtls", "dtls.incomplete") in codes
     assert row["failed_phase"] == "ice"
+    found = {f["code"]: (f["frame"], f["severity"]) for f in row["findings"]}
+    # The agents resolved the conflict (a note); no pair was nominated, so ICE failed, at the
+    # session's last packet; the handshake that stalled after it follows from that.
+    assert found == {
+        "ice.role_conflict": (11, "note"),
+        "ice.not_nominated": (14, "error"),
+        "dtls.incomplete": (14, "warn"),
+    }
+
+
+def test_dtls_alerts_by_level_and_an_allocation_that_lapsed() -> None:
+    analysis = SessionAnalysis()
+    feed(analysis, stun(BINDING, REQUEST, 1, username="bb:aa", use_candidate=True), A, B, 1.0)
+    feed(analysis, stun(BINDING, SUCCESS, 1), B, A, 1.1)
+    feed(analysis, DtlsRecord((22,), (1,), 0xFEFD, {}), A, B, 1.2)
+    feed(analysis, DtlsRecord((21,), (), 0xFEFD, {"alert": ("fatal", "bad_certificate")}), B, A, 1.3)
+    feed(analysis, DtlsRecord((21,), (), 0xFEFD, {"alert": ("warning", "close_notify")}), A, B, 1.4)
+    feed(analysis, stun(ALLOCATE, REQUEST, 2, username="alice"), A, TURN, 2.0, flow=1)
+    feed(
+        analysis,
+        stun(ALLOCATE, SUCCESS, 2, xor_relayed=("10.0.0.9", 49152), lifetime=60),
+        TURN,
+        A,
+        2.1,
+        flow=1,
+    )
+    feed(analysis, stun(BINDING, REQUEST, 3, username="bb:aa"), A, B, 100.0)
+    ice, alloc = analysis.rows()
+    alerts = [(f["frame"], f["severity"]) for f in ice["findings"] if f["code"] == "dtls.alert"]
+    assert alerts == [(13, "error"), (14, "note")]
+    assert ice["failed_phase"] == "dtls"
+    # The lapsed allocation shows on the response that granted its lifetime; a warning, not a
+    # failure: the allocation worked.
+    assert [(f["code"], f["frame"], f["severity"]) for f in alloc["findings"]] == [
+        ("turn.allocation_expired", 21, "warn")
+    ]
+    assert alloc["failed_phase"] is None
 
 
 def test_turn_401_loop_stale_nonce_and_expired_permission() -> None:
@@ -109,3 +146,9 @@ def test_turn_401_loop_stale_nonce_and_expired_permission() -> None:
     codes = [f["code"] for f in stale["findings"]]
     assert codes.count("turn.stale_nonce") == 1 and codes.count("turn.permission_expired") == 1
     assert stale["relayed"] == "10.0.0.9:49152"
+    assert [(f["frame"], f["severity"]) for f in looping["findings"]] == [(40, "error"), (50, "error")]
+    # A 438 is answered with the new nonce and the allocation succeeded: no failed phase, only a
+    # note and the warning about data the server dropped.
+    severities = {f["code"]: (f["frame"], f["severity"]) for f in stale["findings"]}
+    assert severities == {"turn.stale_nonce": (20, "note"), "turn.permission_expired": (4000, "warn")}
+    assert stale["failed_phase"] is None

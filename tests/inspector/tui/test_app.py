@@ -117,6 +117,26 @@ async def test_findings_view_jumps_to_its_packet() -> None:
         assert app.query_one(PacketList).cursor == leaf.data
 
 
+async def test_session_findings_in_the_findings_tab_and_on_the_status_line() -> None:
+    """A call whose TURN credentials were refused: the sessions analysis's two errors are counted
+    on the status line and listed with their frame and phase; a leaf jumps to its packet."""
+    app = ProtoscopeApp(SAMPLES / "webrtc-turn-refused.pcap", load_registry())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)
+        status = str(app.query_one("#status-text").render())
+        assert "2 findings (2 errors)" in status
+        await pilot.press("f")
+        tree = app.query_one(FindingsTree)
+        labels = tree_text(tree)
+        assert "error (2)" in labels and "turn.credentials_refused (1)" in labels
+        leaves = {n.label.plain: n for n in _walk(tree.root) if n.data is not None}
+        assert "frame 23, phase ice: SDP was exchanged but no connectivity check was seen" in leaves
+        refused = next(n for text, n in leaves.items() if text.startswith("frame 18, phase turn: Allocate"))
+        tree.select_node(refused)
+        await until(pilot, lambda: app.query_one(TabbedContent).active == "packets")
+        assert app.query_one(PacketList).cursor == 17
+
+
 def _walk(node: Any) -> list[Any]:
     out = [node]
     for child in node.children:
