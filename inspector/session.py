@@ -300,6 +300,7 @@ class Session:
             quiet = (flow_col < 0) | ((payload == 0) & ((ix.tcp_flags & TCP_SYN) == 0))
             del payload
         keep = np.concatenate((np.fromiter(index_findings, np.int64, len(index_findings)), last[last >= 0]))
+        keep = keep[keep < n]  # findings about the file itself sit past the last packet
         walk = _Walk(n, packets, skip, quiet, keep)
         step = max(1, n // 200)
         report_at = 0

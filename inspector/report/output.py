@@ -29,7 +29,7 @@ def write(session: Session, name: str, fmt: str, out: TextIO) -> None:
             return
     items: Iterable[dict[str, Any]]
     if name == "flows":
-        items = (rows.flow_row(f) for f in session.flows)
+        items = rows.flow_rows(session)
     elif name == "packets":
         items = rows.packet_rows(session)
     elif name == "findings":
