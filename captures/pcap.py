@@ -7,6 +7,7 @@ Hand-written rather than scapy's RawPcapReader: scapy builds a Python tuple per 
 from __future__ import annotations
 
 import struct
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,13 @@ RELEASE_STEP = 16 << 20
 """Bytes walked between two releases of the mapped pages behind the walk."""
 
 
+_walk: ModuleType | None
+try:
+    from . import _walk
+except ImportError:  # built by setup.py when a C compiler is at hand (captures/_walk.c)
+    _walk = None
+
+
 def _record_offsets(
     buf: Any, cols: ByteColumns, order: str, rec_len: int
 ) -> tuple[OffsetCollector, list[npt.NDArray[np.uint8]], int]:
@@ -61,6 +69,12 @@ def _record_offsets(
     want = MIN_GAIN
     released = 0
     headers: list[npt.NDArray[np.uint8]] = []
+    while _walk is not None and pos <= last:  # the same steps in C, RELEASE_STEP bytes at a time
+        if pos >= released + RELEASE_STEP:
+            headers.append(gather(cols, found.take_new(), RECORD_FIELDS))
+            released = cols.release(released, pos)
+        raw, pos = _walk.pcap_offsets(buf, pos, released + RELEASE_STEP, rec_len, order == ">")
+        found.extend(np.frombuffer(raw, np.int64))
     while pos <= last:
         if pos >= released + RELEASE_STEP:  # read the headers walked past, then let go of them
             headers.append(gather(cols, found.take_new(), RECORD_FIELDS))
