@@ -243,7 +243,8 @@ class Analysis(Protocol):
     the row has phases. Nothing else is needed: every row's findings are shown wherever findings
     are (`--report findings`, the summary's counts, the viewer's status line and Findings tab), in
     frame order among the packets' own, with the report's name. A malformed one becomes an
-    `analysis.bad_finding` error finding.
+    `analysis.bad_finding` error finding. An analysis that never makes findings may say so with a
+    class attribute `makes_findings = False`: the summary and findings reports then do not feed it.
     """
 
     name: ClassVar[str]

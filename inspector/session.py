@@ -68,6 +68,9 @@ class PacketDecode:
     its direction's TCP stream; None when its bytes are not the wire's (inflated, de-chunked)."""
     carried: tuple[int, int] | None = None
     """TCP: (stream offset, offset in the payload) of the first new byte this packet carried."""
+    context: FlowContext | None = None
+    """The context the decoders were given for this packet, when they were called (analyses are
+    fed with it rather than a second one built per packet)."""
 
     def frame_span(self, k: int, span: tuple[int, int], payload_offset: int, payload_len: int) -> Span:
         """The frame bytes of `span` (relative to PDU k's data), cut to what this packet carried;
@@ -97,6 +100,7 @@ class _PduList(list[Pdu]):
         self.depths: list[int] = []
         self.bases: list[int | None] = []
         self.carried: tuple[int, int] | None = None
+        self.context: FlowContext | None = None
 
 
 @dataclass(slots=True)
@@ -334,7 +338,13 @@ class Session:
                     if full:
                         self._bury(fid, i, st, tcp, last_packet[fid], walk)
             yield PacketDecode(
-                i, tuple(pdus), tuple(findings), tuple(pdus.depths), tuple(pdus.bases), pdus.carried
+                i,
+                tuple(pdus),
+                tuple(findings),
+                tuple(pdus.depths),
+                tuple(pdus.bases),
+                pdus.carried,
+                pdus.context,
             )
         if full:
             ix.capture.release_pages()
@@ -383,7 +393,7 @@ class Session:
         data = self.index.payload(i)
         if not data:
             return
-        ctx = self.context(i, st.shared)
+        ctx = pdus.context = self.context(i, st.shared)
         if st.decoder is None:
             st.tries += 1
             st.decoder, st.how = self._choose(data, ctx, findings)
@@ -450,7 +460,7 @@ class Session:
             if decode and d.skip and i != last:  # a segment inside skipped bytes: skip on from it
                 self._skip_ahead(i, int(ix.flow[i]), direction, d, last, walk)
             return
-        ctx = self.context(i, st.shared)
+        ctx = pdus.context = self.context(i, st.shared)
         if st.decoder is None:
             st.tries += 1
             st.decoder, st.how = self._choose(bytes(memoryview(d.buffer)[:SNIFF_BYTES]), ctx, findings)

@@ -3,7 +3,6 @@ heuristic)."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import ClassVar, Literal
 
@@ -64,16 +63,17 @@ class RtpDecoder:
                 consumed=len(data),
                 findings=(Finding("note", "rtp.not_rtp", f"{kind} datagram on an RTP flow"),),
             )
-        rec, fields, findings = parse_rtp(data)
+        rec, fields, findings = parse_rtp(
+            data, clock_rate(data[1] & 0x7F, ctx.hints) if len(data) > 1 else None
+        )
         if rec is None:
             return DecodeResult(consumed=len(data), findings=tuple(findings))
-        rec = dataclasses.replace(rec, clock=clock_rate(rec.payload_type, ctx.hints))
         pt = STATIC_NAMES.get(rec.payload_type, f"DynamicRTP-Type-{rec.payload_type}")
         summary = f"PT={pt}, SSRC=0x{rec.ssrc:08X}, Seq={rec.seq}, Time={rec.timestamp}" + (
             ", Mark" if rec.marker else ""
         )
         return DecodeResult(
-            (Pdu("rtp", tuple(fields), (0, len(data)), summary, tuple(findings), record=rec),), len(data)
+            (Pdu("rtp", fields, (0, len(data)), summary, tuple(findings), record=rec),), len(data)
         )
 
 

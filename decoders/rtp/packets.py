@@ -11,7 +11,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from protoscope.decoders.api import Field, Finding
+from protoscope.decoders.api import Field, Finding, LazyFields
 
 from .srtcp import SRTCP_CLEAR, SrtcpTrailer, Trailer, find_trailer
 
@@ -116,37 +116,67 @@ def looks_like_rtp(data: bytes) -> bool:
     return pos < len(data)
 
 
-def parse_rtp(data: bytes) -> tuple[RtpRecord | None, list[Field], list[Finding]]:
+def parse_rtp(
+    data: bytes, clock: int | None = None
+) -> tuple[RtpRecord | None, Sequence[Field], list[Finding]]:
+    """The record and findings of one RTP packet, and its detail tree built when first read: RTP
+    is most packets of a media capture, and ten Field objects a packet were a fifth of a summary's
+    time on one."""
+    findings: list[Finding] = []
+    rec = _walk_rtp(data, clock, findings, None)
+    return rec, LazyFields(lambda: _rtp_fields(data)), findings
+
+
+def _rtp_fields(data: bytes) -> list[Field]:
+    fields: list[Field] = []
+    _walk_rtp(data, None, [], fields)
+    return fields
+
+
+def _walk_rtp(
+    data: bytes, clock: int | None, findings: list[Finding], fields: list[Field] | None
+) -> RtpRecord | None:
+    """The header, CSRCs, extension and padding of an RTP packet: the record (None when cut short),
+    the findings, and the fields when a list for them is given."""
     if len(data) < RTP_HEADER:
-        return None, [], [Finding("warn", "rtp.truncated", f"RTP header cut short: {len(data)} of 12 bytes")]
+        findings.append(Finding("warn", "rtp.truncated", f"RTP header cut short: {len(data)} of 12 bytes"))
+        return None
     b0, b1, seq, ts, ssrc = struct.unpack_from(">BBHII", data)
     version, padding, ext, cc = b0 >> 6, bool(b0 & 0x20), bool(b0 & 0x10), b0 & 0x0F
     marker, pt = bool(b1 & 0x80), b1 & 0x7F
-    findings: list[Finding] = []
-    fields = [
-        Field("rtp.version", version, (0, 1)),
-        Field("rtp.padding", padding, (0, 1)),
-        Field("rtp.ext", ext, (0, 1)),
-        Field("rtp.cc", cc, (0, 1)),
-        Field("rtp.marker", marker, (1, 2)),
-        Field("rtp.p_type", pt, (1, 2)),
-        Field("rtp.seq", seq, (2, 4)),
-        Field("rtp.timestamp", ts, (4, 8)),
-        Field("rtp.ssrc", ssrc, (8, 12)),
-    ]
+    if fields is not None:
+        fields += [
+            Field("rtp.version", version, (0, 1)),
+            Field("rtp.padding", padding, (0, 1)),
+            Field("rtp.ext", ext, (0, 1)),
+            Field("rtp.cc", cc, (0, 1)),
+            Field("rtp.marker", marker, (1, 2)),
+            Field("rtp.p_type", pt, (1, 2)),
+            Field("rtp.seq", seq, (2, 4)),
+            Field("rtp.timestamp", ts, (4, 8)),
+            Field("rtp.ssrc", ssrc, (8, 12)),
+        ]
     if version != 2:
         findings.append(Finding("warn", "rtp.version", f"RTP version {version}"))
     pos = RTP_HEADER
-    for _ in range(cc):
-        if pos + 4 > len(data):
-            findings.append(Finding("error", "rtp.truncated", "CSRC list cut short"))
-            return None, fields, findings
-        fields.append(Field("rtp.csrc.item", int.from_bytes(data[pos : pos + 4], "big"), (pos, pos + 4)))
-        pos += 4
+    if pos + 4 * cc > len(data):
+        if fields is not None:
+            fields += [
+                Field("rtp.csrc.item", int.from_bytes(data[at : at + 4], "big"), (at, at + 4))
+                for at in range(pos, len(data) - 3, 4)
+            ]
+        findings.append(Finding("error", "rtp.truncated", "CSRC list cut short"))
+        return None
+    if fields is not None:
+        fields += [
+            Field("rtp.csrc.item", int.from_bytes(data[at : at + 4], "big"), (at, at + 4))
+            for at in range(pos, pos + 4 * cc, 4)
+        ]
+    pos += 4 * cc
     if ext:
         if pos + 4 > len(data):
             findings.append(Finding("error", "rtp.truncated", "header extension cut short"))
-            return None, fields, findings
+            return None
         profile, words = struct.unpack_from(">HH", data, pos)
         end = pos + 4 + 4 * words
         if end > len(data):
@@ -155,11 +185,17 @@ def parse_rtp(data: bytes) -> tuple[RtpRecord | None, list[Field], list[Finding]
                     "error", "rtp.ext_too_long", f"header extension of {words} words runs past the packet"
                 )
             )
-            return None, fields, findings
-        fields.append(
-            Field("rtp.ext.profile", profile, (pos, pos + 2), tuple(_extensions(data, pos + 4, end, profile)))
-        )
-        fields.append(Field("rtp.ext.len", words, (pos + 2, pos + 4)))
+            return None
+        if fields is not None:
+            fields.append(
+                Field(
+                    "rtp.ext.profile",
+                    profile,
+                    (pos, pos + 2),
+                    tuple(_extensions(data, pos + 4, end, profile)),
+                )
+            )
+            fields.append(Field("rtp.ext.len", words, (pos + 2, pos + 4)))
         pos = end
     end = len(data)
     if padding:
@@ -168,9 +204,11 @@ def parse_rtp(data: bytes) -> tuple[RtpRecord | None, list[Field], list[Finding]
             findings.append(Finding("warn", "rtp.padding_bad", f"padding count {count} does not fit"))
         else:
             end -= count
-            fields.append(Field("rtp.padding.count", count, (end, len(data))))
-    fields.append(Field("rtp.payload", f"{end - pos} bytes", (pos, end)))
-    return RtpRecord(ssrc, seq, ts, pt, marker, end - pos), fields, findings
+            if fields is not None:
+                fields.append(Field("rtp.padding.count", count, (end, len(data))))
+    if fields is not None:
+        fields.append(Field("rtp.payload", f"{end - pos} bytes", (pos, end)))
+    return RtpRecord(ssrc, seq, ts, pt, marker, end - pos, clock)
 
 
 def _extensions(data: bytes, pos: int, end: int, profile: int) -> list[Field]:

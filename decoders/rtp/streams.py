@@ -77,6 +77,8 @@ def _int32(value: _Int) -> _Int:
 
 class StreamAnalysis:
     name: ClassVar[str] = "streams"
+    makes_findings: ClassVar[bool] = False
+    """Its rows carry figures, never findings: the summary and findings reports need not feed it."""
 
     def __init__(self) -> None:
         self.streams: dict[tuple[int, str, str], Stream] = {}

@@ -84,6 +84,15 @@ def fresh_analyses(session: Session, names: Iterable[str] | None = None) -> dict
     return {name: registry.analysis(name) for name in sorted(registry.analyses if names is None else names)}
 
 
+def finding_analyses(session: Session) -> dict[str, Analysis]:
+    """The analyses that may make findings (all but those whose class says `makes_findings =
+    False`, as the RTP streams analysis does: feeding it was a third of a summary on RTP)."""
+    registry = session.registry
+    return fresh_analyses(
+        session, [n for n, make in registry.analyses.items() if getattr(make, "makes_findings", True)]
+    )
+
+
 class AnalysisPass:
     """One decoding pass that feeds every PDU to the analyses and notes each flow's protocols.
 
@@ -119,7 +128,7 @@ class AnalysisPass:
                 self._drain()
             if pd.pdus:
                 self.flows.see(int(flow_col[i]), pd.pdus)
-                ctx = session.context(i)
+                ctx = pd.context or session.context(i)
                 for feed in feeds:
                     for pdu in pd.pdus:
                         feed(pdu, ctx)
@@ -410,7 +419,7 @@ def finding_rows(session: Session) -> Iterator[dict[str, Any]]:
     n = len(ix)
     found: list[dict[str, Any]] = []
     decoding = AnalysisPass(
-        session, fresh_analyses(session), lambda name, rows: found.extend(analysis_findings(name, rows, n))
+        session, finding_analyses(session), lambda name, rows: found.extend(analysis_findings(name, rows, n))
     )
     matches = None
     if session.display_filter:
@@ -463,7 +472,7 @@ def summary(session: Session) -> dict[str, Any]:
     def count_findings(name: str, rows: list[dict[str, Any]]) -> None:
         severities.update(f["severity"] for f in analysis_findings(name, rows, n))
 
-    decoding = AnalysisPass(session, fresh_analyses(session), count_findings)
+    decoding = AnalysisPass(session, finding_analyses(session), count_findings)
     # The decode pass also finds TCP gaps, so it runs whenever something could produce a finding.
     needs_pass = decoded or bool(ix.findings) or any(f.transport == "tcp" for f in ix.flows)
     for pd in decoding.packets() if needs_pass else ():
