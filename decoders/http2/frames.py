@@ -11,9 +11,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from hyperframe.exceptions import HyperframeError
-from hyperframe.frame import Frame
-
 from protoscope.decoders.api import Field, Finding
 
 FRAME_HEADER_LEN = 9
@@ -213,6 +210,10 @@ def parse(data: bytes, raw: RawFrame, full: bool = False) -> ParsedFrame:
         if raw.stream_id == 0:
             return _bad(raw, "must be on a stream, not stream 0")
         return ParsedFrame(raw, None, start, end - pad)
+    # hyperframe is imported with the first frame it parses: a capture without HTTP/2 never needs it.
+    from hyperframe.exceptions import HyperframeError
+    from hyperframe.frame import Frame
+
     header = memoryview(data)[raw.offset : raw.offset + FRAME_HEADER_LEN]
     body = memoryview(data)[start:end]
     try:
