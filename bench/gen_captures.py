@@ -64,6 +64,15 @@ def udp_capture(path: Path, packets: int = 1_000_000) -> None:
         out.write(b"".join(chunk))
 
 
+CLIENT, SERVER = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
+
+
+def _tcp_record(ts_us: int, from_client: bool, segment: bytes) -> bytes:
+    """A pcap record of a TCP segment between CLIENT and SERVER."""
+    src, dst = (CLIENT, SERVER) if from_client else (SERVER, CLIENT)
+    return _record(ts_us, ETH + _ip(src, dst, 6, segment, ts_us))
+
+
 def _tcp(sport: int, dport: int, seq: int, ack: int, flags: int, payload: bytes = b"") -> bytes:
     return struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0) + payload
 
@@ -71,7 +80,6 @@ def _tcp(sport: int, dport: int, seq: int, ack: int, flags: int, payload: bytes 
 def tcp_capture(path: Path, packets: int = 200_000) -> None:
     per_conn = 100
     conns = packets // per_conn
-    client, server = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
     with open(path, "wb") as out:
         out.write(PCAP_HEADER)
         ts = 1_700_000_000_000_000
@@ -96,8 +104,7 @@ def tcp_capture(path: Path, packets: int = 200_000) -> None:
             segs.append((False, _tcp(50051, sport, ss, cs + 1, 0x11)))
             segs.append((True, _tcp(sport, 50051, cs + 1, ss + 1, 0x10)))
             for from_client, seg in segs:
-                src, dst = (client, server) if from_client else (server, client)
-                chunk.append(_record(ts, ETH + _ip(src, dst, 6, seg, ts)))
+                chunk.append(_tcp_record(ts, from_client, seg))
                 ts += 10
             if len(chunk) >= 10_000:
                 out.write(b"".join(chunk))
@@ -163,7 +170,6 @@ def undecoded_tcp_capture(path: Path, packets: int = 200_000) -> None:
     while len(tls.segments) < packets - 2 * per_conn:
         record = bytes.fromhex("170303") + (16384 + 24).to_bytes(2, "big") + rnd.randbytes(16384 + 24)
         tls.send(False, record * 4)
-    client, server = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
     with open(path, "wb") as out:
         out.write(PCAP_HEADER)
         ts = 1_700_000_000_000_000
@@ -172,9 +178,7 @@ def undecoded_tcp_capture(path: Path, packets: int = 200_000) -> None:
         for k in range(max(len(c) for c in conns)):
             for segments in conns:
                 if k < len(segments):
-                    from_client, seg = segments[k]
-                    src, dst = (client, server) if from_client else (server, client)
-                    chunk.append(_record(ts, ETH + _ip(src, dst, 6, seg, ts)))
+                    chunk.append(_tcp_record(ts, *segments[k]))
                     ts += 7
             if len(chunk) >= 10_000:
                 out.write(b"".join(chunk))

@@ -285,12 +285,15 @@ def run_calls(pb: Any, stub: Any, person: Any) -> list[dict[str, Any]]:
     try:
         stub.Get(q, timeout=0.2)
     except grpc.RpcError as err:
-        calls.append(
-            call_record(
-                "/demo.Directory/Get", "unary", [q], [], err.code(), err.details(), [], None, deadline=0.2
-            )
-        )
+        calls.append(failed("/demo.Directory/Get", "unary", [q], [], err, deadline=0.2))
     return calls
+
+
+def failed(
+    path: str, kind: str, requests: list[Any], responses: list[Any], err: Any, **extra: Any
+) -> dict[str, Any]:
+    """call_record of a call that raised grpc.RpcError (no metadata or trailers kept)."""
+    return call_record(path, kind, requests, responses, err.code(), err.details(), [], None, **extra)
 
 
 def run_edge_calls(pb: Any, stub: Any) -> list[dict[str, Any]]:
@@ -301,38 +304,14 @@ def run_edge_calls(pb: Any, stub: Any) -> list[dict[str, Any]]:
         try:
             stub.Get(q, timeout=DEADLINE)
         except grpc.RpcError as err:
-            calls.append(
-                call_record(
-                    "/demo.Directory/Get",
-                    "unary",
-                    [q],
-                    [],
-                    err.code(),
-                    err.details(),
-                    [],
-                    None,
-                    deadline=DEADLINE,
-                )
-            )
+            calls.append(failed("/demo.Directory/Get", "unary", [q], [], err, deadline=DEADLINE))
     q = pb.Query(prefix="stall", limit=3)
     call = stub.List(q, timeout=0.3)
     got = []
     try:
         got.extend(call)
     except grpc.RpcError as err:
-        calls.append(
-            call_record(
-                "/demo.Directory/List",
-                "server_streaming",
-                [q],
-                got,
-                err.code(),
-                err.details(),
-                [],
-                None,
-                deadline=0.3,
-            )
-        )
+        calls.append(failed("/demo.Directory/List", "server_streaming", [q], got, err, deadline=0.3))
     q = pb.Query(prefix="slow", limit=99)
     future = stub.Get.future(q)
     time.sleep(0.2)
@@ -346,19 +325,7 @@ def run_edge_calls(pb: Any, stub: Any) -> list[dict[str, Any]]:
     try:
         stub.Get(q)
     except grpc.RpcError as err:
-        calls.append(
-            call_record(
-                "/demo.Directory/Get",
-                "unary",
-                [q],
-                [],
-                err.code(),
-                err.details(),
-                [],
-                None,
-                trailers_only=True,
-            )
-        )
+        calls.append(failed("/demo.Directory/Get", "unary", [q], [], err, trailers_only=True))
     # Compressible messages: gRPC sends a message uncompressed when gzip would not make it smaller.
     q = pb.Query(prefix="zipped" + "y" * 3000, limit=4)
     resp, info = stub.Get.with_call(q, compression=grpc.Compression.Gzip)

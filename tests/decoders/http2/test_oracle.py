@@ -150,33 +150,23 @@ SEP = "\x1f"
 """tshark's separator between occurrences (header values contain commas)."""
 
 
+def tshark_fields(path: Path, hints: list[str], *fields: str) -> str:
+    """tshark's fields of every packet, `|` between fields and every occurrence of each, SEP-joined."""
+    flags = ("-T", "fields", "-E", "occurrence=a", "-E", "separator=|", "-E", f"aggregator={SEP}")
+    return tshark("-r", str(path), *hints, *flags, *(a for f in fields for a in ("-e", f)))
+
+
 def tshark_paths_and_status(
     path: Path, hints: list[str]
 ) -> tuple[dict[tuple[int, int], str], dict[tuple[int, int], int]]:
-    args = list(hints)
-    out = tshark(
-        "-r",
-        str(path),
-        *args,
-        "-T",
-        "fields",
-        "-E",
-        "occurrence=a",
-        "-E",
-        "separator=|",
-        "-E",
-        f"aggregator={SEP}",
-        "-e",
+    out = tshark_fields(
+        path,
+        hints,
         "tcp.stream",
-        "-e",
         "http2.streamid",
-        "-e",
         "http2.type",
-        "-e",
         "http2.header.name",
-        "-e",
         "http2.header.value",
-        "-e",
         "http2.headers.path",
     )
     paths: dict[tuple[int, int], str] = {}
@@ -231,20 +221,15 @@ RST_STREAM_ERRORS = {0: "NO_ERROR", 1: "PROTOCOL_ERROR", 2: "INTERNAL_ERROR", 5:
 def tshark_endings(path: Path, hints: list[str]) -> dict[int, dict[str, object]]:
     """Per HTTP/2 stream: when its first header block came, its first RST_STREAM (error, time) and
     the grpc-status values of its header blocks, as tshark reads them."""
-    out = tshark(
-        "-r",
-        str(path),
-        *hints,
-        "-T",
-        "fields",
-        "-E",
-        "occurrence=a",
-        "-E",
-        "separator=|",
-        "-E",
-        f"aggregator={SEP}",
-        *("-e", "frame.time_epoch", "-e", "http2.streamid", "-e", "http2.type"),
-        *("-e", "http2.rst_stream.error", "-e", "http2.header.name", "-e", "http2.header.value"),
+    out = tshark_fields(
+        path,
+        hints,
+        "frame.time_epoch",
+        "http2.streamid",
+        "http2.type",
+        "http2.rst_stream.error",
+        "http2.header.name",
+        "http2.header.value",
     )
     streams: dict[int, dict[str, object]] = defaultdict(dict)
     for line in out.splitlines():
