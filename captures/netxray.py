@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CaptureError
-from .records import Interface, RecordTable, check_lengths, truncated
+from .records import Interface, RecordTable, check_lengths, check_times, saturate_ns, truncated
 
 MAGIC = b"XCP\x00"
 HEADER_LEN = 128
@@ -50,7 +50,7 @@ def scan_netxray(buf: Any) -> RecordTable:
         offs.append(pos + RECORD_HEADER_LEN)
         caps.append(incl)
         wires.append(orig)
-        stamps.append(start_time * 1_000_000_000 + t * 1_000_000_000 // ticks)
+        stamps.append(saturate_ns(start_time * 1_000_000_000 + t * 1_000_000_000 // ticks))
         pos += RECORD_HEADER_LEN + incl
     table = RecordTable(
         format="netxray",
@@ -63,4 +63,5 @@ def scan_netxray(buf: Any) -> RecordTable:
         findings=findings,
     )
     check_lengths(table, end)
+    check_times(table)
     return table

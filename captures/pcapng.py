@@ -20,7 +20,17 @@ from protoscope.decoders.api import Finding
 from .columns import ByteColumns
 from .errors import CaptureError
 from .pcap import RELEASE_STEP
-from .records import OFFSET_CHUNK, Interface, OffsetCollector, RecordTable, check_lengths, truncated
+from .records import (
+    OFFSET_CHUNK,
+    TIME_MAX_NS,
+    Interface,
+    OffsetCollector,
+    RecordTable,
+    check_lengths,
+    check_times,
+    saturate_ns,
+    truncated,
+)
 
 SHB = 0x0A0D0D0A
 IDB = 0x00000001
@@ -36,6 +46,8 @@ IF_TSRESOL = 9
 IF_TSOFFSET = 14
 
 EPB_HEADER_LEN = 28  # block type, length, interface, ts high, ts low, caplen, origlen
+FLOAT_NS_MAX = float(np.nextafter(float(TIME_MAX_NS), 0.0))
+"""The largest float64 below 2**63: float times are clipped to it before becoming int64."""
 
 
 @dataclass(slots=True)
@@ -87,15 +99,30 @@ def _text(value: bytes) -> str:
 
 
 def _ticks_to_ns(ticks: npt.NDArray[np.uint64], iface: _Iface) -> npt.NDArray[np.int64]:
+    """Timestamps in ticks of `iface`'s resolution as nanoseconds since the epoch, held within
+    int64 (see TIME_MAX_NS) when a corrupt resolution or offset would take them past it."""
     res = iface.tsresol
     if res & 0x80:  # a power of two
         power = res & 0x7F
-        ns = (ticks.astype(np.float64) * (1e9 / (1 << power))).astype(np.int64)
+        exact = ticks.astype(np.float64) * (1e9 / 2.0**power)
+        ns = np.clip(exact, 0.0, FLOAT_NS_MAX).astype(np.int64)
+        ns[exact >= FLOAT_NS_MAX] = TIME_MAX_NS
     elif res <= 9:
-        ns = ticks.astype(np.int64) * (10 ** (9 - res))
-    else:
+        scale = 10 ** (9 - res)
+        ns = np.where(ticks > TIME_MAX_NS // scale, TIME_MAX_NS, ticks.astype(np.int64) * scale)
+    elif res - 9 < 20:  # 10**20 exceeds every uint64 tick count
         ns = (ticks // np.uint64(10 ** (res - 9))).astype(np.int64)
-    return ns + iface.tsoffset * 1_000_000_000
+    else:
+        ns = np.zeros(len(ticks), np.int64)
+    # Saturating addition of the offset: hold each sum within +-TIME_MAX_NS.
+    exact_offset = iface.tsoffset * 1_000_000_000
+    offset = saturate_ns(exact_offset)
+    if offset != exact_offset:  # the offset alone is past the range: so is every time
+        return np.full(len(ticks), offset, np.int64)
+    if offset:
+        ns = np.clip(ns, max(-TIME_MAX_NS, -TIME_MAX_NS - offset), min(TIME_MAX_NS, TIME_MAX_NS - offset))
+        ns = ns + offset
+    return ns.astype(np.int64, copy=False)
 
 
 def scan_pcapng(buf: Any, cols: ByteColumns) -> RecordTable:
@@ -282,6 +309,7 @@ def _assemble(
             if other is not None and other.comments:
                 table.comments[i] = other.comments
     check_lengths(table, len(buf))
+    check_times(table)
     return table
 
 

@@ -13,6 +13,11 @@ from protoscope.decoders.api import Finding
 MAX_PACKET_LEN = 262_144
 """Largest record we accept, as Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD; longer means corrupt."""
 
+TIME_MAX_NS = (1 << 63) - 1
+"""Latest capture time a record can have (the year 2262): times past either end of int64
+nanoseconds (a corrupt NetXRay tick count, pcapng if_tsoffset or if_tsresol) are held at
++-TIME_MAX_NS, and `check_times` says so."""
+
 OFFSET_CHUNK = 65_536
 """Offsets found by a scan loop are moved from a list into numpy in chunks of this many, so that
 the transient Python ints never cost more than a chunk's worth of memory."""
@@ -136,6 +141,30 @@ def check_lengths(table: RecordTable, buf_size: int) -> None:
             i = int(past[0])
             table.findings.append(truncated(i, buf_size - int(table.data_off[i]), int(table.caplen[i])))
             keep_first(table, i)
+
+
+def saturate_ns(value: int) -> int:
+    """A time in nanoseconds held within what the table's int64 column can hold."""
+    return max(-TIME_MAX_NS, min(TIME_MAX_NS, value))
+
+
+def check_times(table: RecordTable) -> None:
+    """A finding on the first record whose time was held at the end of the int64 range."""
+    ts = table.ts_ns
+    held = np.flatnonzero((ts >= TIME_MAX_NS) | (ts <= -TIME_MAX_NS))
+    if len(held):
+        i = int(held[0])
+        table.findings.append(
+            (
+                i,
+                Finding(
+                    "warn",
+                    "capture.bad_timestamp",
+                    f"record {i + 1}'s time is out of range (before 1678 or after 2262); it is shown "
+                    "as the earliest or latest time there is",
+                ),
+            )
+        )
 
 
 def as_u16(values: Any) -> npt.NDArray[np.uint16]:

@@ -17,6 +17,12 @@ from . import attributes as at
 from .messages import HEADER_LEN, Keys, StunRecord, channel_data, looks_like_stun, parse
 
 STUN_PORTS = (3478, 3479, 5349, 19302, 19303, 19305, 19307, 3480, 3481)
+SHORT_HEADERS = {
+    "stun": (HEADER_LEN, "stun.truncated", "STUN header"),
+    "turn-channel": (4, "stun.channel_short", "ChannelData header"),  # RFC 8656 section 12.4
+}
+"""RFC 7983 kinds this decoder parses itself: the header's length, and the finding when a
+datagram is shorter."""
 MAX_TRANSACTIONS = 100_000
 """Transactions remembered per flow for request/response pairing (oldest forgotten first)."""
 
@@ -86,7 +92,13 @@ class StunDecoder:
         if not data:
             return DecodeResult()
         kind = demux_protocol(data[0], data[1] if len(data) > 1 else 0)
-        if kind == "stun" and len(data) >= HEADER_LEN:
+        # A datagram cut short (by a snap length, or on the wire) before its header's end.
+        short = SHORT_HEADERS.get(kind or "")
+        if short is not None and len(data) < short[0]:
+            need, code, what = short
+            cut = Finding("warn", code, f"{what} cut short: {len(data)} of {need} bytes", (0, len(data)))
+            return DecodeResult(consumed=len(data), findings=(cut,))
+        if kind == "stun":
             return DecodeResult((self._message(data, ctx),), len(data))
         if kind == "turn-channel":
             return DecodeResult((self._channel(data, 0, ctx, padded=False),), len(data))

@@ -83,18 +83,20 @@ def _address(value: bytes, start: int, xor: bool, txid: bytes) -> tuple[str, int
         return None
     family, port = value[1], int.from_bytes(value[2:4], "big")
     raw = value[4:]
+    # The address must have its family's exact length before it is unmasked: the mask (cookie
+    # and transaction id) is 16 bytes, an IPv6 address's length.
+    if (family, len(raw)) not in ((1, 4), (2, 16)):
+        return None
     if xor:
         port ^= at.MAGIC_COOKIE >> 16
         mask = at.MAGIC_COOKIE.to_bytes(4, "big") + txid
-        raw = bytes(b ^ mask[i] for i, b in enumerate(raw))
-    if family == 1 and len(raw) == 4:
+        raw = bytes(b ^ m for b, m in zip(raw, mask, strict=False))
+    if family == 1:
         ip = str(ipaddress.IPv4Address(raw))
         name = "stun.att.ipv4"
-    elif family == 2 and len(raw) == 16:
+    else:
         ip = str(ipaddress.IPv6Address(raw))
         name = "stun.att.ipv6"
-    else:
-        return None
     fields = [
         Field("stun.att.family", family, (start + 1, start + 2)),
         Field("stun.att.port", port, (start + 2, start + 4)),

@@ -174,3 +174,31 @@ def test_single_byte_corruption_is_tolerated(pos: int, value: int) -> None:
     except CaptureError:
         return
     assert len(rec) <= 3
+
+
+@pytest.mark.parametrize(
+    ("tsresol", "tsoffset", "ts_ns"),
+    [
+        (127, 0, 0),  # 10**-127 s a tick: every uint64 count is 0 ns
+        (0xBF, 0, 2_000_000_000),  # 2**-63 s a tick: 2**64 - 1 ticks, 2 s as float64 rounds it
+        (0x80, 0, (1 << 63) - 1),  # 1 s a tick: past 2262
+        (6, 1 << 62, (1 << 63) - 1),
+        (6, -(1 << 62), -((1 << 63) - 1)),
+    ],
+    ids=["decimal-10^-127", "binary-2^-63", "binary-2^0", "offset-huge", "offset-negative"],
+)
+def test_pcapng_times_past_int64_are_held_with_a_finding(tsresol: int, tsoffset: int, ts_ns: int) -> None:
+    """A corrupt if_tsresol or if_tsoffset (soak_cases/pcapng-tsresol-*) never overflows: the
+    record is read, its time held at the end of the range, and a finding says so."""
+    le = "<"
+    idb_options = option(le, 9, bytes([tsresol])) + option(le, 14, struct.pack(le + "q", tsoffset))
+    data = pcapng_block(le, 0x0A0D0D0A, struct.pack(le + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+    data += pcapng_block(le, 1, struct.pack(le + "HHI", 1, 0, 0) + idb_options + option(le, 0, b""))
+    ticks = (1 << 64) - 1 if tsresol != 6 else 1_700_000_000_000_000
+    epb = struct.pack(le + "IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF, len(FRAME_A), len(FRAME_A)) + FRAME_A
+    data += pcapng_block(le, 6, epb + b"\x00" * (-len(FRAME_A) % 4))
+    rec = scan(data)
+    assert len(rec) == 1
+    assert int(rec.ts_ns[0]) == ts_ns
+    held = abs(ts_ns) == (1 << 63) - 1
+    assert [f.code for _i, f in rec.findings] == (["capture.bad_timestamp"] if held else [])

@@ -136,3 +136,20 @@ def test_random_messages_never_raise(data: bytes) -> None:
     parse(fixed, Keys(short_term=[b"x"], long_term=[("u", "p", "r")]))
     StunDecoder().decode(data, None, CTX)
     StunDecoder().decode(data, None, FlowContext(0, "tcp", CTX.src, CTX.dst, True, 1, 0.0, shared={}))
+
+
+def test_xor_address_longer_than_its_family_is_not_unmasked() -> None:
+    """soak_cases/stun-xor-address-too-long: a 20-byte IPv6 XOR-MAPPED-ADDRESS once indexed
+    past the 16-byte mask; the attribute is not decoded as an address."""
+    value = bytes([0, 2]) + (9).to_bytes(2, "big") + bytes(20)
+    rec, _, _ = parse(message(0x0101, attr(0x0020, value)))
+    assert rec is not None and "xor_mapped" not in rec.attributes
+
+
+def test_datagrams_shorter_than_a_header_are_findings() -> None:
+    """soak_cases/turn-channeldata-cut-short: a cut datagram gives a finding, not an exception."""
+    decoder = StunDecoder()
+    cut_channel = decoder.decode(b"\x40", None, CTX)
+    assert [f.code for f in cut_channel.findings] == ["stun.channel_short"] and cut_channel.consumed == 1
+    cut_stun = decoder.decode(message(0x0001, b"")[:12], None, CTX)
+    assert [f.code for f in cut_stun.findings] == ["stun.truncated"]
