@@ -168,6 +168,7 @@ def build_index(capture: CaptureFile) -> PacketIndex:
             fp.sport[i], fp.dport[i] = d.sport, d.dport
             fp.payload_off[i], fp.payload_len[i] = d.payload_off, max(0, d.payload_len)
             fp.tcp_seq[i], fp.tcp_flags[i] = d.tcp_seq, d.tcp_flags
+    frags.close()
     findings += frags.findings
     findings.sort(key=lambda pf: pf[0])
     columns = [fp.l4, fp.ip_version, fp.src_hi, fp.src_lo, fp.dst_hi, fp.dst_lo]

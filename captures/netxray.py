@@ -12,7 +12,16 @@ from typing import Any
 import numpy as np
 
 from .errors import CaptureError
-from .records import Interface, RecordTable, check_lengths, check_times, saturate_ns, truncated
+from .records import (
+    MAX_EMPTY_RUN,
+    Interface,
+    RecordTable,
+    check_lengths,
+    check_times,
+    empty_records,
+    saturate_ns,
+    truncated,
+)
 
 MAGIC = b"XCP\x00"
 HEADER_LEN = 128
@@ -41,11 +50,18 @@ def scan_netxray(buf: Any) -> RecordTable:
     stamps: list[int] = []
     findings = []
     pos = start_offset
+    empty_run = 0
     while pos < end and len(offs) < nframes:
         if pos + RECORD_HEADER_LEN > end:
             findings.append(truncated(len(offs), end - pos, RECORD_HEADER_LEN))
             break
         lo, hi, orig, incl = struct.unpack_from("<IIHH", buf, pos)
+        empty_run = empty_run + 1 if orig == incl == 0 else 0
+        if empty_run > MAX_EMPTY_RUN:  # zeros, not packets: stop before the run's first record
+            first = len(offs) - MAX_EMPTY_RUN
+            del offs[first:], caps[first:], wires[first:], stamps[first:]
+            findings.append(empty_records(first, pos - MAX_EMPTY_RUN * RECORD_HEADER_LEN, buf))
+            break
         t = (hi << 32) | lo
         offs.append(pos + RECORD_HEADER_LEN)
         caps.append(incl)

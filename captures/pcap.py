@@ -15,7 +15,15 @@ import numpy.typing as npt
 
 from .columns import ByteColumns, Window, gather
 from .errors import CaptureError
-from .records import Interface, OffsetCollector, RecordTable, check_lengths, truncated
+from .records import (
+    Interface,
+    OffsetCollector,
+    RecordTable,
+    check_lengths,
+    empty_records,
+    empty_run_start,
+    truncated,
+)
 
 MAGICS: dict[bytes, tuple[str, int, int]] = {
     # magic as stored -> (byte order, nanoseconds per fraction unit, record header length)
@@ -45,9 +53,35 @@ except ImportError:  # built by setup.py when a C compiler is at hand (captures/
     _walk = None
 
 
+class _Headers:
+    """The first 16 bytes of the records walked past, batch by batch, watched for a long run of
+    empty records (see MAX_EMPTY_RUN): the walk stops in the batch where one starts, so a file of
+    zeros costs one batch of memory, not a row per 16 bytes."""
+
+    __slots__ = ("batches", "carried", "count", "empty_from")
+
+    def __init__(self) -> None:
+        self.batches: list[npt.NDArray[np.uint8]] = []
+        self.count = 0
+        self.carried = 0
+        self.empty_from: int | None = None
+        """The record where a long run of empty records starts, once one is seen."""
+
+    def take(self, cols: ByteColumns, offsets: npt.NDArray[np.int64]) -> bool:
+        """Gather the headers at `offsets`; False once a long empty run is found."""
+        rows = gather(cols, offsets, RECORD_FIELDS)
+        self.batches.append(rows)
+        empty = np.count_nonzero(rows[:, 8:16], axis=1) == 0  # caplen and wirelen both 0
+        start, self.carried = empty_run_start(empty, self.carried)
+        if start is not None and self.empty_from is None:
+            self.empty_from = self.count + start
+        self.count += len(rows)
+        return self.empty_from is None
+
+
 def _record_offsets(
     buf: Any, cols: ByteColumns, order: str, rec_len: int
-) -> tuple[OffsetCollector, list[npt.NDArray[np.uint8]], int]:
+) -> tuple[OffsetCollector, _Headers, int]:
     """Offsets of every whole record header, the first 16 bytes of each (timestamps and lengths,
     read while their pages are in: the walk lets go of pages behind it), and where it stopped.
 
@@ -68,17 +102,20 @@ def _record_offsets(
     misses = 0
     want = MIN_GAIN
     released = 0
-    headers: list[npt.NDArray[np.uint8]] = []
-    while _walk is not None and pos <= last:  # the same steps in C, RELEASE_STEP bytes at a time
+    headers = _Headers()
+    going = True
+    while _walk is not None and going and pos <= last:  # the same steps in C, RELEASE_STEP bytes at a time
         if pos >= released + RELEASE_STEP:
-            headers.append(gather(cols, found.take_new(), RECORD_FIELDS))
+            going = headers.take(cols, found.take_new())
             released = cols.release(released, pos)
         raw, pos = _walk.pcap_offsets(buf, pos, released + RELEASE_STEP, rec_len, order == ">")
         found.extend(np.frombuffer(raw, np.int64))
-    while pos <= last:
+    while going and pos <= last:
         if pos >= released + RELEASE_STEP:  # read the headers walked past, then let go of them
-            headers.append(gather(cols, found.take_new(), RECORD_FIELDS))
+            going = headers.take(cols, found.take_new())
             released = cols.release(released, pos)
+            if not going:
+                break
         stride = rec_len + caplen_at(buf, pos + 8)[0]
         count = min(want, (last - pos) // stride + 1)
         taken = 0
@@ -105,7 +142,8 @@ def _record_offsets(
                 append(pos)
                 pos += rec_len + caplen_at(buf, pos + 8)[0]
             found.spill()
-    headers.append(gather(cols, found.take_new(), RECORD_FIELDS))
+    if going:
+        headers.take(cols, found.take_new())
     cols.release(released, size)
     return found, headers, pos
 
@@ -120,9 +158,13 @@ def scan_pcap(buf: Any, cols: ByteColumns) -> RecordTable:
 
     size = len(buf)
     found, headers, pos = _record_offsets(buf, cols, order, rec_len)
-    hdr = found.array()
+    walked = hdr = found.array()
+    rows = np.concatenate(headers.batches) if len(headers.batches) > 1 else headers.batches[0]
+    cut = headers.empty_from
+    if cut is not None:
+        hdr, rows = hdr[:cut], rows[:cut]
     u32 = order + "u4"
-    win = Window(cols, hdr, RECORD_FIELDS, data=np.concatenate(headers) if len(headers) > 1 else headers[0])
+    win = Window(cols, hdr, RECORD_FIELDS, data=rows)
     every = slice(None)
     table = RecordTable(
         format="pcap" if frac_ns == 1000 else "pcap-ns",
@@ -134,7 +176,9 @@ def scan_pcap(buf: Any, cols: ByteColumns) -> RecordTable:
         iface=np.zeros(len(hdr), np.uint16),
         interfaces=interfaces,
     )
-    if pos < size:  # a partial record header at the very end
+    if cut is not None:
+        table.findings.append(empty_records(cut, int(walked[cut]), buf))
+    elif pos < size:  # a partial record header at the very end
         table.findings.append(truncated(len(hdr), size - pos, rec_len))
     check_lengths(table, size)
     return table

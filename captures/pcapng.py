@@ -28,6 +28,8 @@ from .records import (
     RecordTable,
     check_lengths,
     check_times,
+    empty_records,
+    empty_run_start,
     saturate_ns,
     truncated,
 )
@@ -46,6 +48,20 @@ IF_TSRESOL = 9
 IF_TSOFFSET = 14
 
 EPB_HEADER_LEN = 28  # block type, length, interface, ts high, ts low, caplen, origlen
+DEFAULT_TSRESOL = 6
+"""Microseconds: pcapng's resolution when an interface names none, and the fallback for one that
+names a resolution no 64-bit tick count can use (see MAX_TSRESOL_DECIMAL)."""
+MAX_TSRESOL_DECIMAL = 19
+"""Finest decimal if_tsresol (10**-19 s) whose ticks a second still fits in 64 bits; from 10**-20 on,
+2**64 ticks span less than a fifth of a second, so the option is corrupt. Such a resolution is
+replaced by DEFAULT_TSRESOL with a finding (pcapng.bad_tsresol), as is a binary one past
+MAX_TSRESOL_BINARY. (tshark 4.0 reads these files and shows times near 0, with no message.)"""
+MAX_TSRESOL_BINARY = 63
+"""Finest binary if_tsresol (2**-63 s) whose ticks a second fit in 64 bits; see MAX_TSRESOL_DECIMAL."""
+MAX_TSOFFSET = TIME_MAX_NS // 1_000_000_000
+"""Largest if_tsoffset in seconds (either sign) that our int64 nanosecond times can hold (the year
+2262). A larger offset is corrupt: it is ignored, with a finding (pcapng.bad_tsoffset), so the
+interface's times keep their spacing instead of all being held at the end of the range."""
 FLOAT_NS_MAX = float(np.nextafter(float(TIME_MAX_NS), 0.0))
 """The largest float64 below 2**63: float times are clipped to it before becoming int64."""
 
@@ -55,8 +71,10 @@ class _Iface:
     linktype: int
     snaplen: int
     name: str = ""
-    tsresol: int = 6
+    tsresol: int = DEFAULT_TSRESOL
     tsoffset: int = 0
+    problems: list[Finding] = field(default_factory=list)
+    """Findings about the interface's options, given to its first packet."""
 
 
 @dataclass(slots=True)
@@ -98,6 +116,39 @@ def _text(value: bytes) -> str:
     return value.rstrip(b"\x00").decode("utf-8", "replace")
 
 
+def _tsresol(value: int, n: int, problems: list[Finding]) -> int:
+    """Interface `n`'s if_tsresol, or DEFAULT_TSRESOL (with a finding) for one no tick count can use."""
+    binary, exponent = bool(value & 0x80), value & 0x7F
+    if exponent <= (MAX_TSRESOL_BINARY if binary else MAX_TSRESOL_DECIMAL):
+        return value
+    unit = f"2**-{exponent}" if binary else f"10**-{exponent}"
+    limit = "MAX_TSRESOL_BINARY = 63" if binary else "MAX_TSRESOL_DECIMAL = 19"
+    problems.append(
+        Finding(
+            "warn",
+            "pcapng.bad_tsresol",
+            f"interface {n} declares a tick of {unit} s (if_tsresol 0x{value:02x}), finer than 64 bits "
+            f"of ticks can use ({limit}): its times are read in microseconds, pcapng's default",
+        )
+    )
+    return DEFAULT_TSRESOL
+
+
+def _tsoffset(value: int, n: int, problems: list[Finding]) -> int:
+    """Interface `n`'s if_tsoffset, or 0 (with a finding) for one past MAX_TSOFFSET."""
+    if abs(value) <= MAX_TSOFFSET:
+        return value
+    problems.append(
+        Finding(
+            "warn",
+            "pcapng.bad_tsoffset",
+            f"interface {n} declares a time offset of {value} s (if_tsoffset), past the year 2262 "
+            f"(MAX_TSOFFSET = {MAX_TSOFFSET}): it is ignored, so its times are the ticks alone",
+        )
+    )
+    return 0
+
+
 def _ticks_to_ns(ticks: npt.NDArray[np.uint64], iface: _Iface) -> npt.NDArray[np.int64]:
     """Timestamps in ticks of `iface`'s resolution as nanoseconds since the epoch, held within
     int64 (see TIME_MAX_NS) when a corrupt resolution or offset would take them past it."""
@@ -110,10 +161,8 @@ def _ticks_to_ns(ticks: npt.NDArray[np.uint64], iface: _Iface) -> npt.NDArray[np
     elif res <= 9:
         scale = 10 ** (9 - res)
         ns = np.where(ticks > TIME_MAX_NS // scale, TIME_MAX_NS, ticks.astype(np.int64) * scale)
-    elif res - 9 < 20:  # 10**20 exceeds every uint64 tick count
+    else:  # at most MAX_TSRESOL_DECIMAL: a read resolution past it was replaced
         ns = (ticks // np.uint64(10 ** (res - 9))).astype(np.int64)
-    else:
-        ns = np.zeros(len(ticks), np.int64)
     # Saturating addition of the offset: hold each sum within +-TIME_MAX_NS.
     exact_offset = iface.tsoffset * 1_000_000_000
     offset = saturate_ns(exact_offset)
@@ -176,9 +225,10 @@ def scan_pcapng(buf: Any, cols: ByteColumns) -> RecordTable:
                 if code == IF_NAME:
                     iface.name = _text(value)
                 elif code == IF_TSRESOL and value:
-                    iface.tsresol = value[0]
+                    iface.tsresol = _tsresol(value[0], len(ifaces), iface.problems)
                 elif code == IF_TSOFFSET and len(value) == 8:
-                    (iface.tsoffset,) = struct.unpack(section.order + "q", value)
+                    (offset,) = struct.unpack(section.order + "q", value)
+                    iface.tsoffset = _tsoffset(offset, len(ifaces), iface.problems)
             ifaces.append(iface)
         elif btype in (SPB, OPB):
             other = _other_packet(buf, pos, blen, btype, section, ifaces)
@@ -257,6 +307,11 @@ def _assemble(
     t_ticks = cat(ticks, np.uint64)
     t_iface = cat(iface, np.int64)
     t_blen = cat(blen, np.uint32)
+    cut, _ = empty_run_start((t_cap == 0) & (t_wire == 0), 0)
+    if cut is not None:  # zeros, not packets (see MAX_EMPTY_RUN): the table ends before them
+        findings.append(empty_records(cut, int(blocks[cut]), buf))
+        blocks, t_data, t_cap, t_wire = blocks[:cut], t_data[:cut], t_cap[:cut], t_wire[:cut]
+        t_ticks, t_iface, t_blen = t_ticks[:cut], t_iface[:cut], t_blen[:cut]
 
     bad_iface = np.flatnonzero(t_iface >= len(ifaces))
     if len(bad_iface):
@@ -272,6 +327,8 @@ def _assemble(
         sel = t_iface == n
         if sel.any():
             ts_ns[sel] = _ticks_to_ns(t_ticks[sel], spec)
+            first = int(np.argmax(sel))
+            findings.extend((first, f) for f in spec.problems)
 
     table = RecordTable(
         format="pcapng",

@@ -10,6 +10,8 @@ import numpy.typing as npt
 
 from protoscope.decoders.api import Finding
 
+from .columns import ByteColumns
+
 MAX_PACKET_LEN = 262_144
 """Largest record we accept, as Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD; longer means corrupt."""
 
@@ -17,6 +19,16 @@ TIME_MAX_NS = (1 << 63) - 1
 """Latest capture time a record can have (the year 2262): times past either end of int64
 nanoseconds (a corrupt NetXRay tick count, pcapng if_tsoffset or if_tsresol) are held at
 +-TIME_MAX_NS, and `check_times` says so."""
+
+MAX_EMPTY_RUN = 1_024
+"""Records in a row with no bytes (captured and wire length both 0) that are still taken as
+packets. No capture tool writes such a record (a packet has bytes on the wire): a few are damage
+that Wireshark shows as empty frames, and are kept as frames; a longer run is a file of zeros
+(preallocated, or damaged): 16 bytes a record in pcap, so 256 MB of zeros would be 16M empty
+frames. Reading stops at the first record of such a run, with one finding (capture.empty_records)."""
+
+ZERO_CHECK_CHUNK = 16 << 20
+"""Bytes checked at a time for being all zeros (the pages are let go of behind the check)."""
 
 OFFSET_CHUNK = 65_536
 """Offsets found by a scan loop are moved from a list into numpy in chunks of this many, so that
@@ -98,6 +110,55 @@ def truncated(frame: int, have: int, want: int) -> tuple[int, Finding]:
             "capture.truncated",
             f"the file ends inside record {frame + 1}: {have} of {want} bytes present; "
             f"the {frame} complete records before it were read",
+        ),
+    )
+
+
+def empty_run_start(empty: npt.NDArray[np.bool_], carried: int) -> tuple[int | None, int]:
+    """Where in `empty` (a batch of records, True for no bytes) the first run of more than
+    MAX_EMPTY_RUN empty records starts (negative: that many records before the batch, where
+    `carried` empty records ended the previous batch), or None; and the run at the batch's end,
+    to carry into the next one."""
+    n = len(empty)
+    if n == 0:
+        return None, carried
+    at = np.arange(n, dtype=np.int64)
+    last_full = np.maximum.accumulate(np.where(empty, -1, at))
+    run = np.where(empty, at - last_full, 0)
+    run[last_full < 0] += carried  # the run the batch starts with goes on from the last batch
+    over = np.flatnonzero(run > MAX_EMPTY_RUN)
+    if len(over):
+        i = int(over[0])
+        return i - int(run[i]) + 1, 0
+    return None, int(run[-1])
+
+
+def zeros_to_end(buf: Any, start: int) -> bool:
+    """Whether every byte of `buf` from `start` on is 0 (a mapped file's pages are let go of as the
+    check passes them)."""
+    cols = ByteColumns(buf)
+    released = start
+    for a in range(start, cols.size, ZERO_CHECK_CHUNK):
+        b = min(cols.size, a + ZERO_CHECK_CHUNK)
+        if cols.u8[a:b].any():
+            return False
+        released = cols.release(released, b)
+    return True
+
+
+def empty_records(record: int, offset: int, buf: Any) -> tuple[int, Finding]:
+    """The finding for a run of more than MAX_EMPTY_RUN empty records from `record` (0-based),
+    whose header is at `offset` in `buf`; the table ends before it."""
+    rest = len(buf) - offset
+    what = "all zeros" if zeros_to_end(buf, offset) else "not all zeros: the file is damaged from there"
+    return (
+        record,
+        Finding(
+            "error",
+            "capture.empty_records",
+            f"from record {record + 1} (byte {offset}) on, more than {MAX_EMPTY_RUN} records in a row "
+            f"have no bytes (MAX_EMPTY_RUN): zeros, not packets; the last {rest} bytes are not read "
+            f"({what})",
         ),
     )
 

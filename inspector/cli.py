@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from .report import REPORTS
 
+STDIN = "-"
+"""The capture path that names standard input (captures.source reads it into a temporary file)."""
+
 if TYPE_CHECKING:  # the engine is imported once the arguments are read: --version and usage errors
     # answer at once, and live capture (with scapy) is imported only for --live
     from protoscope.captures.live import LiveCapture
@@ -57,7 +60,9 @@ def parser() -> argparse.ArgumentParser:
         description="Inspect gRPC and WebRTC traffic in a capture file or on a live interface.",
     )
     p.add_argument("--version", action="version", version=f"protoscope {version()}")
-    p.add_argument("capture", nargs="?", help="pcap, pcapng (or gzip of either) file to open")
+    p.add_argument(
+        "capture", nargs="?", help="pcap, pcapng (or gzip of either) file to open; '-' for standard input"
+    )
     p.add_argument(
         "--report",
         metavar="NAME",
@@ -226,6 +231,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             raise _Usage("no capture file given (or use --live -i IFACE)")
         if args.interface or args.capture_filter or args.count or args.duration:
             raise _Usage("-i, -f, --count and --duration go with --live")
+        if args.capture == STDIN and sys.stdin.isatty():
+            raise _Usage("'-' reads a capture from standard input, which is a terminal here (pipe one in)")
         path = args.capture
     registry = _registry(args)
     if args.export == "pcapng":
@@ -245,7 +252,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
             run_tui(str(path), registry)
             return EXIT_OK
-        print("protoscope: stdout is not a terminal; showing --report summary", file=sys.stderr)
+        # The viewer needs a terminal on both ends (it reads keys from stdin): `cat F | protoscope -`
+        # on a terminal gets the summary too.
+        which = "stdout" if not out.isatty() else "stdin"
+        print(f"protoscope: {which} is not a terminal; showing --report summary", file=sys.stderr)
         report = "summary"
     if report not in REPORTS and report not in registry.analyses:
         known = ", ".join([*REPORTS, *sorted(registry.analyses)])

@@ -177,19 +177,38 @@ def test_single_byte_corruption_is_tolerated(pos: int, value: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("tsresol", "tsoffset", "ts_ns"),
+    ("tsresol", "tsoffset", "ts_ns", "codes"),
     [
-        (127, 0, 0),  # 10**-127 s a tick: every uint64 count is 0 ns
-        (0xBF, 0, 2_000_000_000),  # 2**-63 s a tick: 2**64 - 1 ticks, 2 s as float64 rounds it
-        (0x80, 0, (1 << 63) - 1),  # 1 s a tick: past 2262
-        (6, 1 << 62, (1 << 63) - 1),
-        (6, -(1 << 62), -((1 << 63) - 1)),
+        # 10**-127 s a tick is corrupt: read as microseconds, and 2**64 - 1 of them are past 2262
+        (127, 0, (1 << 63) - 1, ["pcapng.bad_tsresol", "capture.bad_timestamp"]),
+        (19, 0, 1_844_674_407, []),  # 10**-19 s, the finest decimal tick 64 bits can count
+        (20, 0, (1 << 63) - 1, ["pcapng.bad_tsresol", "capture.bad_timestamp"]),
+        (0xBF, 0, 2_000_000_000, []),  # 2**-63 s a tick: 2**64 - 1 ticks, 2 s as float64 rounds it
+        (0xC0, 0, (1 << 63) - 1, ["pcapng.bad_tsresol", "capture.bad_timestamp"]),  # 2**-64 s
+        (0x80, 0, (1 << 63) - 1, ["capture.bad_timestamp"]),  # 1 s a tick: past 2262
+        (6, 1 << 62, 1_700_000_000_000_000_000, ["pcapng.bad_tsoffset"]),  # the offset is ignored
+        (6, -(1 << 62), 1_700_000_000_000_000_000, ["pcapng.bad_tsoffset"]),
+        (6, 9_000_000_000, (1 << 63) - 1, ["capture.bad_timestamp"]),  # in range, but the sum is not
     ],
-    ids=["decimal-10^-127", "binary-2^-63", "binary-2^0", "offset-huge", "offset-negative"],
+    ids=[
+        "decimal-10^-127",
+        "decimal-10^-19",
+        "decimal-10^-20",
+        "binary-2^-63",
+        "binary-2^-64",
+        "binary-2^0",
+        "offset-huge",
+        "offset-negative",
+        "offset-sum-past-2262",
+    ],
 )
-def test_pcapng_times_past_int64_are_held_with_a_finding(tsresol: int, tsoffset: int, ts_ns: int) -> None:
+def test_pcapng_times_past_int64_are_held_with_a_finding(
+    tsresol: int, tsoffset: int, ts_ns: int, codes: list[str]
+) -> None:
     """A corrupt if_tsresol or if_tsoffset (soak_cases/pcapng-tsresol-*) never overflows: the
-    record is read, its time held at the end of the range, and a finding says so."""
+    record is read; a resolution finer than 64 bits of ticks can use falls back to microseconds
+    and an offset past 2262 is ignored, each with a finding; a time still past the range is held
+    at its end, with a finding."""
     le = "<"
     idb_options = option(le, 9, bytes([tsresol])) + option(le, 14, struct.pack(le + "q", tsoffset))
     data = pcapng_block(le, 0x0A0D0D0A, struct.pack(le + "IHHq", 0x1A2B3C4D, 1, 0, -1))
@@ -200,5 +219,29 @@ def test_pcapng_times_past_int64_are_held_with_a_finding(tsresol: int, tsoffset:
     rec = scan(data)
     assert len(rec) == 1
     assert int(rec.ts_ns[0]) == ts_ns
-    held = abs(ts_ns) == (1 << 63) - 1
-    assert [f.code for _i, f in rec.findings] == (["capture.bad_timestamp"] if held else [])
+    assert [f.code for _i, f in rec.findings] == codes
+
+
+def test_pcapng_absurd_tsresol_falls_back_to_microseconds_on_its_interface(tmp_path: Path) -> None:
+    """Interface 1 declares 10**-118 s a tick (the issue's case): its packets are read in
+    microseconds, with one finding on its first packet; interface 0 is untouched. tshark reads
+    the file too (its times for interface 1 are near 0)."""
+    le = "<"
+    data = pcapng_block(le, 0x0A0D0D0A, struct.pack(le + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+    data += pcapng_block(le, 1, struct.pack(le + "HHI", 1, 0, 0) + option(le, 0, b""))
+    data += pcapng_block(
+        le, 1, struct.pack(le + "HHI", 1, 0, 0) + option(le, 9, bytes([118])) + option(le, 0, b"")
+    )
+    ticks = 1_700_000_000_000_000
+    for n, iface in enumerate((0, 1, 1, 0)):
+        t = ticks + n
+        epb = struct.pack(le + "IIIII", iface, t >> 32, t & 0xFFFFFFFF, len(FRAME_A), len(FRAME_A)) + FRAME_A
+        data += pcapng_block(le, 6, epb + b"\x00" * (-len(FRAME_A) % 4))
+    path = tmp_path / "tsresol.pcapng"
+    path.write_bytes(data)
+    rec = scan(data)
+    assert rec.ts_ns.tolist() == [(ticks + n) * 1000 for n in range(4)]
+    [(at, finding)] = rec.findings
+    assert (at, finding.code, finding.severity) == (1, "pcapng.bad_tsresol", "warn")
+    assert "interface 1 declares a tick of 10**-118 s" in finding.message
+    assert len(tshark("-r", str(path), "-T", "fields", "-e", "frame.number").split()) == 4
