@@ -7,6 +7,7 @@ certificates are parsed with cryptography.
 from __future__ import annotations
 
 import struct
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,7 +18,21 @@ from . import names as nm
 RECORD_HEADER = 13
 HANDSHAKE_HEADER = 12
 MAX_MESSAGE = 1 << 20
-"""Largest handshake message reassembled from fragments (a certificate chain fits easily)."""
+"""Largest handshake message reassembled from fragments. A certificate chain of a few KB is the
+largest message a real handshake sends; the length field allows 16 MiB, which is what an attacker
+declares. Larger messages are not reassembled (`dtls.handshake_limit`)."""
+MAX_PENDING_BYTES = 2 << 20
+"""Handshake bytes held per flow direction for messages not yet whole: the largest message plus
+the rest of its flight. Fragments are kept as received (never a buffer of the declared length), so
+this bounds what one direction holds; past it the oldest incomplete message is dropped."""
+MAX_PENDING_MESSAGES = 32
+"""Incomplete handshake messages (message_seq values) held per flow direction. A flight has at
+most six messages; retransmitted flights reuse their message_seq. Past it the oldest incomplete
+message is dropped, so a flood of new message_seq values costs no more than this many."""
+MAX_FRAGMENTS = 4096
+"""Fragments that bring new bytes to one handshake message (each is kept as a piece of its own).
+1 MiB in fragments of a 576-byte path MTU is about 2,000; an attacker's 1-byte fragments would cost
+a list entry (~100 bytes) per byte. Past it the message is given up."""
 VERSIONS = frozenset(nm.VERSIONS)
 
 
@@ -26,13 +41,80 @@ Span = Callable[[int, int], tuple[int, int]]
 
 
 @dataclass(slots=True)
-class Reassembly:
-    """Handshake fragments of one direction: message_seq -> (length, type, bytes, covered ranges)."""
+class Pending:
+    """A handshake message being reassembled: its fragments as received, with the byte ranges they
+    cover kept merged (sorted, disjoint), so that each fragment costs a binary search and memory
+    grows with the bytes that arrived, not with the length the message declares."""
 
-    messages: dict[int, tuple[int, int, bytearray, list[tuple[int, int]]]] = field(default_factory=dict)
-    seen: set[tuple[int, int, int, int]] = field(default_factory=set)
-    """(epoch, message_seq, fragment_offset, fragment_length) already seen: retransmissions."""
-    done: set[int] = field(default_factory=set)
+    msg_type: int
+    length: int
+    starts: list[int] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+    """Covered ranges [starts[i], ends[i]), sorted and disjoint (touching ranges are merged)."""
+    pieces: list[tuple[int, bytes]] = field(default_factory=list)
+    """(offset, bytes) of each fragment's new bytes, in arrival order; they never overlap."""
+    covered: int = 0
+    """Bytes of the message received: the sum of the ranges, and of the pieces' lengths."""
+    given_up: bool = False
+    """A limit was hit: the pieces are dropped and later fragments of it are ignored."""
+
+    def add(self, offset: int, data: bytes) -> int:
+        """Keep the parts of `data` (at `offset`) not received before; returns the bytes added.
+        Two binary searches and one splice of the range lists (each range merged away was added
+        once before), whatever order the fragments come in."""
+        lo, hi = offset, offset + len(data)
+        if lo >= hi:
+            return 0
+        starts, ends = self.starts, self.ends
+        # The ranges that overlap or touch [lo, hi): i .. j-1.
+        i = bisect_left(ends, lo)
+        j = bisect_right(starts, hi)
+        at, added = lo, 0
+        for k in range(i, j):
+            if starts[k] > at:
+                self.pieces.append((at, data[at - lo : starts[k] - lo]))
+                added += starts[k] - at
+            at = max(at, ends[k])
+        if at < hi:
+            self.pieces.append((at, data[at - lo :]))
+            added += hi - at
+        if i < j:
+            lo, hi = min(lo, starts[i]), max(hi, ends[j - 1])
+        starts[i:j] = [lo]
+        ends[i:j] = [hi]
+        self.covered += added
+        return added
+
+    def whole(self) -> bytes:
+        out = bytearray(self.length)
+        for offset, data in self.pieces:
+            out[offset : offset + len(data)] = data
+        return bytes(out)
+
+
+@dataclass(slots=True)
+class Reassembly:
+    """Handshake fragments of one flow direction (RFC 6347 section 4.2.3), within named limits."""
+
+    messages: dict[int, Pending] = field(default_factory=dict)
+    """message_seq -> the message being reassembled; oldest first (dropped first)."""
+    done: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """message_seq -> (msg_type, length) of messages seen whole: a fragment of one again is a
+    retransmission. At most 65,536 entries (message_seq is 16 bits)."""
+    pending_bytes: int = 0
+    """Bytes held in `messages`."""
+    limits_hit: set[str] = field(default_factory=set)
+    """Limits already reported in this direction: each is reported on the first packet that hits
+    it, not on every fragment of a flood."""
+
+    def drop(self, mseq: int) -> None:
+        pending = self.messages.pop(mseq)
+        self.pending_bytes -= pending.covered
+
+    def give_up(self, pending: Pending) -> None:
+        self.pending_bytes -= pending.covered
+        pending.pieces, pending.starts, pending.ends, pending.covered = [], [], [], 0
+        pending.given_up = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +191,7 @@ def parse_datagram(data: bytes, reassembly: Reassembly) -> tuple[DtlsRecord, lis
         ]
         body = pos + RECORD_HEADER
         if ctype == 22 and epoch == 0:
-            children += _handshakes(data, body, end, epoch, reassembly, htypes, facts, findings, info)
+            children += _handshakes(data, body, end, reassembly, htypes, facts, findings, info)
         elif ctype == 22:
             info.append("Encrypted Handshake Message")
         elif ctype == 21 and epoch == 0 and end - body >= 2:
@@ -182,7 +264,6 @@ def _handshakes(
     data: bytes,
     pos: int,
     end: int,
-    epoch: int,
     ra: Reassembly,
     htypes: list[int],
     facts: dict[str, object],
@@ -207,24 +288,19 @@ def _handshakes(
             Field("dtls.handshake.fragment_offset", foff, (pos + 6, pos + 9)),
             Field("dtls.handshake.fragment_length", flen, (pos + 9, pos + 12)),
         ]
-        key = (epoch, mseq, foff, flen)
-        if key in ra.seen:
-            findings.append(
-                Finding("note", "dtls.retransmission", f"{name} (message_seq {mseq}) sent again", (pos, stop))
-            )
-            children.append(Field("dtls.retransmission", True, (pos, stop)))
-        ra.seen.add(key)
+        fragment = data[body:stop]
         whole: bytes | None = None
         if foff == 0 and flen == length:
-            whole = data[body:stop]
-        elif length <= MAX_MESSAGE and foff + flen <= length:
-            got = ra.messages.setdefault(mseq, (length, mtype, bytearray(length), []))
-            got[2][foff : foff + (stop - body)] = data[body:stop]
-            got[3].append((foff, foff + (stop - body)))
-            if _covered(got[3], length) and mseq not in ra.done:
-                whole = bytes(got[2])
-                ra.done.add(mseq)
-                children.append(Field("dtls.handshake.reassembled", f"{length} bytes", (pos, stop)))
+            whole = fragment
+            if ra.done.get(mseq) == (mtype, length):
+                _retransmission(name, mseq, (pos, stop), children, findings)
+            ra.done[mseq] = (mtype, length)
+            if mseq in ra.messages:
+                ra.drop(mseq)
+        else:
+            whole = _reassemble(
+                ra, mtype, length, mseq, foff, fragment, name, (pos, stop), children, findings
+            )
         if whole is not None and len(whole) == length:
             children += _message(
                 mtype, whole, body if foff == 0 and flen == length else None, facts, findings
@@ -235,13 +311,81 @@ def _handshakes(
     return out
 
 
-def _covered(ranges: list[tuple[int, int]], length: int) -> bool:
-    at = 0
-    for lo, hi in sorted(ranges):
-        if lo > at:
-            return False
-        at = max(at, hi)
-    return at >= length
+def _retransmission(
+    name: str, mseq: int, span: tuple[int, int], children: list[Field], findings: list[Finding]
+) -> None:
+    findings.append(Finding("note", "dtls.retransmission", f"{name} (message_seq {mseq}) sent again", span))
+    children.append(Field("dtls.retransmission", True, span))
+
+
+def _limit(ra: Reassembly, name: str, message: str, span: tuple[int, int], findings: list[Finding]) -> None:
+    """A `dtls.handshake_limit` finding, once per limit and direction (not once per fragment of a flood)."""
+    if name not in ra.limits_hit:
+        ra.limits_hit.add(name)
+        findings.append(Finding("warn", "dtls.handshake_limit", f"{name}: {message}", span))
+
+
+def _reassemble(
+    ra: Reassembly,
+    mtype: int,
+    length: int,
+    mseq: int,
+    foff: int,
+    fragment: bytes,
+    name: str,
+    span: tuple[int, int],
+    children: list[Field],
+    findings: list[Finding],
+) -> bytes | None:
+    """Adds one fragment of a message; returns the message when this fragment completes it."""
+    if ra.done.get(mseq) == (mtype, length):
+        _retransmission(name, mseq, span, children, findings)
+        return None
+    if foff + len(fragment) > length:
+        return None  # a fragment past the end of its message: nowhere to put it
+    if length > MAX_MESSAGE:
+        what = f"{name} (message_seq {mseq}) declares {length} bytes, over {MAX_MESSAGE}: not reassembled"
+        _limit(ra, "MAX_MESSAGE", what, span, findings)
+        return None
+    pending = ra.messages.get(mseq)
+    if pending is not None and (pending.msg_type, pending.length) != (mtype, length):
+        ra.drop(mseq)  # the same message_seq for another message: a new handshake on this flow
+        pending = None
+    if pending is None:
+        while len(ra.messages) >= MAX_PENDING_MESSAGES:
+            oldest = next(iter(ra.messages))
+            ra.drop(oldest)
+            what = f"over {MAX_PENDING_MESSAGES} incomplete handshake messages, message_seq {oldest} dropped"
+            _limit(ra, "MAX_PENDING_MESSAGES", what, span, findings)
+        pending = ra.messages[mseq] = Pending(mtype, length)
+    if pending.given_up:
+        return None
+    had = pending.covered
+    added = pending.add(foff, fragment)
+    if not added:
+        if had and fragment:
+            _retransmission(name, mseq, span, children, findings)
+        return None
+    ra.pending_bytes += added
+    if len(pending.pieces) > MAX_FRAGMENTS:
+        ra.give_up(pending)
+        what = f"{name} (message_seq {mseq}) in more than {MAX_FRAGMENTS} fragments: not reassembled"
+        _limit(ra, "MAX_FRAGMENTS", what, span, findings)
+        return None
+    while ra.pending_bytes > MAX_PENDING_BYTES:
+        other = next((k for k in ra.messages if k != mseq), None)
+        if other is None:  # this message alone (MAX_MESSAGE is the smaller limit; not so if changed)
+            ra.give_up(pending)
+            return None
+        ra.drop(other)
+        what = f"over {MAX_PENDING_BYTES} bytes of incomplete handshake messages, message_seq {other} dropped"
+        _limit(ra, "MAX_PENDING_BYTES", what, span, findings)
+    if pending.covered < length:
+        return None
+    ra.drop(mseq)
+    ra.done[mseq] = (mtype, length)
+    children.append(Field("dtls.handshake.reassembled", f"{length} bytes", span))
+    return pending.whole()
 
 
 def _message(
@@ -390,8 +534,16 @@ def _certificates(body: bytes, sp: Span, facts: dict[str, object], findings: lis
                 not_before=cert.not_valid_before_utc.isoformat(),
                 not_after=cert.not_valid_after_utc.isoformat(),
             )
-        except ValueError as exc:
-            findings.append(Finding("warn", "dtls.bad_certificate", f"certificate not parsed: {exc}"))
+        except BaseException as exc:
+            # cryptography meets hostile DER with more exception types than it documents
+            # (ValueError, x509.InvalidVersion, UnsupportedAlgorithm, ...), and a panic in its
+            # Rust code is a BaseException (pyo3's PanicException): each means this certificate
+            # is unreadable, not the rest of the handshake. Interrupts go on.
+            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                raise
+            what = f"certificate {len(certs) + 1} not parsed: {type(exc).__name__}: {exc}"
+            where = sp(pos, pos + 3 + n)
+            findings.append(Finding("warn", "dtls.bad_certificate", what, where if where[1] else None))
         certs.append(entry)
         out.append(
             Field(

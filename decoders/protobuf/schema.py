@@ -118,15 +118,30 @@ def decode_message(data: bytes, desc: Descriptor | None, base: int = 0) -> Decod
     """Decode one message; spans are offset by `base`. The detail tree is built when first read."""
     findings: list[Finding] = []
     if desc is None:
-        raw_fields, error = wire.decode(data)
-        if error is not None:
-            findings.append(Finding("warn", "protobuf.malformed", f"not a well-formed message: {error}"))
+        reading = wire.read(data)
+        findings += reading_findings(reading)
+        raw_fields = reading.fields
         return Decoded(
             LazyFields(lambda: [raw_field(f, base) for f in raw_fields]), raw_content(raw_fields), findings
         )
     from .typed import decode_typed
 
     return decode_typed(data, desc, base)
+
+
+LIMIT_CODES = {
+    "MAX_DEPTH": "protobuf.depth_limit",
+    "MAX_FIELDS": "protobuf.field_limit",
+    "MAX_WORK": "protobuf.work_limit",
+}
+
+
+def reading_findings(reading: wire.Reading) -> list[Finding]:
+    """A schema-less reading's problems: the limits it hit, then why the bytes are malformed."""
+    out = [Finding("warn", LIMIT_CODES[name], f"{name}: {what}") for name, what in reading.limits.items()]
+    if reading.error is not None:
+        out.append(Finding("warn", "protobuf.malformed", f"not a well-formed message: {reading.error}"))
+    return out
 
 
 def raw_content(fields: list[wire.WireField]) -> dict[str, object]:
@@ -140,9 +155,9 @@ def raw_content(fields: list[wire.WireField]) -> dict[str, object]:
 def _raw_value(f: wire.WireField) -> object:
     if f.kind in ("message", "group"):
         return raw_content(f.children)
-    if isinstance(f.value, bytes):
-        return f.value.decode("utf-8") if f.kind == "string" else f.value.hex()
-    return f.value
+    if isinstance(f.raw, int):
+        return f.raw
+    return str(f.view, "utf-8") if f.kind == "string" else f.view.hex()
 
 
 def raw_field(f: wire.WireField, base: int) -> Field:
@@ -153,19 +168,18 @@ def raw_field(f: wire.WireField, base: int) -> Field:
             " (or " + ", ".join(f.candidates[1:]) + ")" if len(f.candidates) > 1 else ""
         )
         return Field("protobuf.field", label, span, children)
-    if f.kind == "string":
-        assert isinstance(f.value, bytes)
-        value: object = f.value.decode("utf-8")
-    elif isinstance(f.value, bytes):
-        value = f.value.hex()
+    raw = f.raw
+    value: object
+    if not isinstance(raw, int):  # read from the message's bytes here, not copied into the tree
+        value = str(f.view, "utf-8") if f.kind == "string" else f.view.hex()
     elif f.kind == "varint":
-        value = f.value
+        value = raw
     elif f.kind == "fixed64":
-        value = f"{f.value} (double {wire.as_double(f.value)!r})"
+        value = f"{raw} (double {wire.as_double(raw)!r})"
     else:
-        value = f"{f.value} (float {wire.as_float(f.value)!r})"
+        value = f"{raw} (float {wire.as_float(raw)!r})"
     text = f"{f.number}: {value!r}" if isinstance(value, str) else f"{f.number}: {value}"
-    if f.kind == "varint":
-        signed = wire.zigzag(f.value) if isinstance(f.value, int) else 0
-        text += f" (sint {signed})" if signed != f.value else ""
+    if f.kind == "varint" and isinstance(raw, int):
+        signed = wire.zigzag(raw)
+        text += f" (sint {signed})" if signed != raw else ""
     return Field("protobuf.field", text, span)

@@ -12,7 +12,7 @@ from google.protobuf.message import DecodeError
 from protoscope.decoders.api import Field, Finding, LazyFields
 
 from . import wire
-from .schema import Decoded, raw_content, raw_field
+from .schema import Decoded, raw_content, raw_field, reading_findings
 
 
 def decode_typed(data: bytes, desc: Descriptor, base: int = 0) -> Decoded:
@@ -26,7 +26,9 @@ def decode_typed(data: bytes, desc: Descriptor, base: int = 0) -> Decoded:
         content = MessageToDict(msg)
     except (DecodeError, RecursionError, ValueError) as exc:
         findings.append(Finding("error", "protobuf.parse_failed", f"{desc.full_name}: {exc}"))
-        content = raw_content(wire.decode(data)[0])
+        reading = wire.read(data)
+        findings += [f for f in reading_findings(reading) if f.code != "protobuf.malformed"]
+        content = raw_content(reading.fields)
 
     def tree() -> list[Field]:
         return [_typed_field(f, desc, base) for f in wire.decode(data)[0]]
@@ -72,7 +74,7 @@ def _typed_field(f: wire.WireField, desc: Descriptor, base: int) -> Field:
         wire.SGROUP,
     ):
         sub = fd.message_type
-        if f.kind not in ("message", "group") and f.value:
+        if f.kind not in ("message", "group") and f.value_span[1] > f.value_span[0]:
             return Field(name, f"{sub.full_name} (malformed)", span)
         return Field(name, sub.full_name, span, tuple(_typed_field(c, sub, base) for c in f.children))
     if f.wire_type == wire.LEN and fd.type not in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES):
