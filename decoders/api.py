@@ -2,16 +2,23 @@
 
 Decoders are pure: bytes, explicit state and a `FlowContext` in; a `DecodeResult` out. They do no
 I/O, read no clock and import neither scapy nor textual. Problems in the bytes are `Finding`s,
-never exceptions; a decoder that raises anyway is caught by the registry and the exception becomes
+never exceptions; a decoder that raises anyway is caught by the session and the exception becomes
 an error finding on that packet.
+
+Third-party decoders are guests (see decoders/registry.py): what they return is checked against
+this contract (`checked_result`; a bad result is a `decoder.bad_result` finding and the decoder is
+dropped for the flow), each call has a time budget (`decoder.timeout`), and whatever they raise,
+SystemExit and KeyboardInterrupt included, is contained.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import (
     TYPE_CHECKING,
+    Any,
     ClassVar,
     Literal,
     NotRequired,
@@ -208,7 +215,10 @@ class Decoder(Protocol):
         ...
 
     def decode(self, data: bytes, state: object, ctx: FlowContext) -> DecodeResult:
-        """Decode `data`; stream decoders get reassembled bytes from the last unconsumed byte."""
+        """Decode `data`; stream decoders get reassembled bytes from the last unconsumed byte.
+        A stream decoder that stops before the end of its data (one PDU a call) may be called
+        again with only the next part of the rest, at least what it `need`s: to it, as if the data
+        ended with a TCP segment (inspector/session.py's STREAM_WINDOW)."""
         ...
 
 
@@ -299,3 +309,304 @@ class AnalysisFinding(TypedDict):
     message: str
     phase: NotRequired[str]
     """The phase of the row it concerns ("ice", "dtls", ...), for rows that have phases."""
+
+
+# -- the contract checked: what a third-party decoder returns --------------------------------------
+
+MAX_RESULT_FIELDS = 1 << 16
+"""Detail-tree nodes (fields of all its PDUs together) one call of a third-party decoder may return."""
+MAX_FIELD_DEPTH = 64
+"""How deeply a third-party decoder's detail tree may nest."""
+MAX_VALUE_DEPTH = 16
+"""How deeply a field's value may nest lists, tuples and dicts."""
+MAX_STREAM_OFFSET = 1 << 48
+"""The largest `need` or `skip` a third-party decoder may ask for (256 TiB: more than any capture)."""
+SEVERITIES: tuple[Severity, ...] = ("note", "warn", "error")
+
+
+class ContractError(Exception):
+    """A decoder's result breaks the plugin contract; the message says where, in the result's terms
+    (`pdus[0].span`)."""
+
+
+def checked_result(result: object, size: int) -> DecodeResult:
+    """`result` of a call given `size` bytes, as the session may keep it, or ContractError.
+
+    The session checks what third-party decoders return (ours are trusted): every type the
+    dataclasses above name, spans within the `size` bytes given, `consumed` within them, `need`
+    and `skip` not negative. What a report would otherwise run later is settled here, while the
+    decoder's time budget runs: LazyFields are built, lists become tuples, and a field value that
+    is not plain data (None, bool, int, float, str, bytes, and lists, tuples and dicts of them)
+    becomes its `str()`. A result that needs none of this is returned as it is (~3 us a PDU)."""
+    if type(result) is not DecodeResult:
+        raise ContractError(f"returned a {type(result).__name__}, not a DecodeResult")
+    check = _Check(size)
+    part = "pdus"
+    try:
+        pdus = check.items(result.pdus, check.pdu)
+        part = "findings"
+        findings = check.items(result.findings, check.finding)
+        part = "inner"
+        inner = check.items(result.inner, check.inner)
+        part = "consumed"
+        consumed = check.integer(result.consumed, size)
+        part = "need"
+        need = check.integer(result.need, MAX_STREAM_OFFSET)
+        part = "skip"
+        skip = check.integer(result.skip, MAX_STREAM_OFFSET)
+    except _Bad as exc:
+        exc.path.append(part)
+        raise ContractError(f"{''.join(reversed(exc.path))} {exc.problem}") from None
+    if (
+        pdus is result.pdus
+        and findings is result.findings
+        and inner is result.inner
+        and consumed is result.consumed
+        and need is result.need
+        and skip is result.skip
+    ):
+        return result
+    return DecodeResult(pdus, consumed, need, findings, inner, skip)
+
+
+def checked_value(value: object) -> object:
+    """`value` as plain data, as `checked_result` makes field values (what an analysis's rows hold
+    too), or ContractError when it nests deeper than MAX_VALUE_DEPTH."""
+    try:
+        return _Check(0).value(value, 0)
+    except _Bad as exc:
+        raise ContractError(exc.problem) from None
+
+
+class _Bad(Exception):
+    """A problem found deep in a result; `path` is filled in (innermost first) on the way out."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.path: list[str] = []
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
+class _Check:
+    """The checks of one result's parts: each returns its part itself when it is fine as it is."""
+
+    __slots__ = ("fields", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.fields = 0
+
+    def items(self, value: Any, check: Callable[[Any], object]) -> Any:
+        if type(value) is tuple and not value:  # most parts of most results
+            return value
+        if type(value) is not tuple:
+            if isinstance(value, LazyFields):
+                value = value._get()
+            elif type(value) is list:
+                value = tuple(value)
+            else:
+                raise _Bad(f"is a {_kind(value)}, not a tuple")
+        out: list[object] | None = None
+        for k, item in enumerate(value):
+            try:
+                new = check(item)
+            except _Bad as exc:
+                exc.path.append(f"[{k}]")
+                raise
+            if out is None and new is not item:
+                out = list(value[:k])
+            if out is not None:
+                out.append(new)
+        return value if out is None else tuple(out)
+
+    def integer(self, value: Any, top: int) -> int:
+        if type(value) is not int:
+            if isinstance(value, bool):
+                raise _Bad("is a bool, not an int")
+            try:
+                value = operator.index(value)
+            except TypeError:
+                raise _Bad(f"is a {_kind(value)}, not an int") from None
+        if not 0 <= value <= top:
+            raise _Bad(f"is {value}: it must be within 0..{top}")
+        return value  # type: ignore[no-any-return]
+
+    def text(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise _Bad(f"is a {_kind(value)}, not a str")
+        return value
+
+    def span(self, value: Any) -> tuple[int, int]:
+        if type(value) is tuple and len(value) == 2:
+            start, end = value
+            if type(start) is int and type(end) is int and 0 <= start <= end <= self.size:
+                return value
+        if type(value) not in (tuple, list) or len(value) != 2:
+            raise _Bad("is not a (start, end) pair")
+        bounds = []
+        for k in (0, 1):
+            try:
+                bounds.append(self.integer(value[k], self.size))
+            except _Bad as exc:
+                exc.path.append(f"[{k}]")
+                raise
+        start, end = bounds
+        if start > end:
+            raise _Bad(f"({start}, {end}) ends before it starts")
+        return (start, end)
+
+    def pdu(self, pdu: Any) -> Pdu:
+        if type(pdu) is not Pdu:
+            raise _Bad(f"is a {_kind(pdu)}, not a Pdu")
+        part = ".protocol"
+        try:
+            protocol = self.text(pdu.protocol)
+            part = ".fields"
+            fields = self.items(pdu.fields, self.field)
+            part = ".span"
+            span = self.span(pdu.span)
+            part = ".summary"
+            summary = self.text(pdu.summary)
+            part = ".findings"
+            findings = self.items(pdu.findings, self.finding)
+            part = ".inner"
+            inner = self.items(pdu.inner, self.inner)
+            part = ".expect"
+            expect = self.items(pdu.expect, self.expect)
+        except _Bad as exc:
+            exc.path.append(part)
+            raise
+        if (
+            fields is pdu.fields
+            and span is pdu.span
+            and findings is pdu.findings
+            and inner is pdu.inner
+            and expect is pdu.expect
+        ):
+            return pdu
+        return Pdu(protocol, fields, span, summary, findings, inner, pdu.record, expect)
+
+    def field(self, f: Any, depth: int = 0) -> Field:
+        if type(f) is not Field:
+            raise _Bad(f"is a {_kind(f)}, not a Field")
+        self.fields += 1
+        if self.fields > MAX_RESULT_FIELDS:
+            raise _Bad(f"makes more than {MAX_RESULT_FIELDS} fields")
+        if depth > MAX_FIELD_DEPTH:
+            raise _Bad(f"nests fields deeper than {MAX_FIELD_DEPTH}")
+        part = ".name"
+        try:
+            self.text(f.name)
+            part = ".value"
+            value = self.value(f.value, 0)
+            part = ".span"
+            span = self.span(f.span)
+            part = ".children"
+            children = self.items(f.children, lambda c: self.field(c, depth + 1))
+        except _Bad as exc:
+            exc.path.append(part)
+            raise
+        if value is f.value and span is f.span and children is f.children:
+            return f
+        return Field(f.name, value, span, children)
+
+    def value(self, value: Any, depth: int) -> object:
+        kind = type(value)
+        if value is None or kind is str or kind is int or kind is bytes or kind is bool or kind is float:
+            return value
+        if depth >= MAX_VALUE_DEPTH:
+            raise _Bad(f"nests deeper than {MAX_VALUE_DEPTH}")
+        if kind is list or kind is tuple:
+            items = [self.value(v, depth + 1) for v in value]
+            if all(a is b for a, b in zip(items, value, strict=True)):
+                return value
+            return kind(items)
+        if kind is dict:
+            pairs = [(self.key(k), self.value(v, depth + 1)) for k, v in value.items()]
+            if all(a is k and b is v for (a, b), (k, v) in zip(pairs, value.items(), strict=True)):
+                return value
+            return dict(pairs)
+        if isinstance(value, bytearray | memoryview):
+            return bytes(value)
+        if isinstance(value, bool | int | float | str | bytes):
+            return value  # an IntEnum, a str subclass: our decoders use them too
+        return str(value)
+
+    def key(self, key: Any) -> object:
+        """A dict key as JSON takes it: str, int, float, bool or None; anything else as its str()."""
+        kind = type(key)
+        if key is None or kind is str or kind is int or kind is float or kind is bool:
+            return key
+        return str(key)
+
+    def finding(self, f: Any) -> Finding:
+        if type(f) is not Finding:
+            raise _Bad(f"is a {_kind(f)}, not a Finding")
+        if f.severity not in SEVERITIES:
+            raise _Bad(f"has severity {f.severity!r}, not one of {', '.join(SEVERITIES)}")
+        part = ".code"
+        try:
+            self.text(f.code)
+            part = ".message"
+            self.text(f.message)
+            part = ".span"
+            span = f.span if f.span is None else self.span(f.span)
+        except _Bad as exc:
+            exc.path.append(part)
+            raise
+        return f if span is f.span else Finding(f.severity, f.code, f.message, span)
+
+    def inner(self, item: Any) -> InnerPayload:
+        if type(item) is not InnerPayload:
+            raise _Bad(f"is a {_kind(item)}, not an InnerPayload")
+        part = ".data"
+        try:
+            data = item.data
+            if type(data) is not bytes:
+                if not isinstance(data, bytes | bytearray | memoryview):
+                    raise _Bad(f"is a {_kind(data)}, not bytes")
+                data = bytes(data)
+            part = ".offset"
+            offset = self.integer(item.offset, self.size)
+            part = ".protocol"
+            if item.protocol is not None:
+                self.text(item.protocol)
+            part = ".transport"
+            if item.transport not in ("datagram", "stream", "both"):
+                raise _Bad(f"is {item.transport!r}, not datagram, stream or both")
+        except _Bad as exc:
+            exc.path.append(part)
+            raise
+        if data is item.data and offset is item.offset:
+            return item
+        return InnerPayload(data, offset, item.protocol, item.transport)
+
+    def expect(self, e: Any) -> Expect:
+        if type(e) is not Expect:
+            raise _Bad(f"is a {_kind(e)}, not an Expect")
+        part = ".transport"
+        try:
+            if e.transport not in ("udp", "tcp"):
+                raise _Bad(f"is {e.transport!r}, not udp or tcp")
+            part = ".ip"
+            self.text(e.ip)
+            part = ".protocol"
+            self.text(e.protocol)
+            part = ".port"
+            port = self.integer(e.port, 65535)
+            part = ".hints"
+            if not isinstance(e.hints, Mapping):
+                raise _Bad(f"is a {_kind(e.hints)}, not a mapping")
+            hints = dict(e.hints)
+            for k, v in hints.items():
+                self.text(k)
+                self.text(v)
+        except _Bad as exc:
+            exc.path.append(part)
+            raise
+        # a copy of the hints: the decoder keeps no handle on what the registry holds
+        return Expect(e.transport, e.ip, port, e.protocol, hints)

@@ -100,6 +100,11 @@ def parser() -> argparse.ArgumentParser:
         "--plugin", action="append", default=[], metavar="FILE.py", help="load decoders from a file"
     )
     p.add_argument("--no-plugins", action="store_true", help="load no third-party decoders")
+    p.add_argument(
+        "--plugin-override",
+        action="store_true",
+        help="let a plugin replace an in-tree decoder or analysis of the same name",
+    )
     webrtc = p.add_argument_group("STUN/TURN keys (MESSAGE-INTEGRITY checks)")
     webrtc.add_argument(
         "--ice-pwd", action="append", default=[], metavar="PWD", help="an ICE password (repeatable)"
@@ -141,9 +146,12 @@ def parser() -> argparse.ArgumentParser:
 def _registry(args: argparse.Namespace) -> Registry:
     from protoscope.decoders.registry import load_registry
 
-    reg = load_registry(args.plugin, use_plugins=not args.no_plugins, decode_as=args.decode_as)
-    for problem in reg.load_errors:
-        print(f"protoscope: warning: {problem}", file=sys.stderr)
+    reg = load_registry(
+        args.plugin,
+        use_plugins=not args.no_plugins,
+        decode_as=args.decode_as,
+        plugin_override=args.plugin_override,
+    )
     options: dict[str, object] = {"stun.ice_pwd": args.ice_pwd, "stun.turn_auth": args.turn_auth}
     if args.proto or args.proto_path or args.descriptor_set or args.reflect:
         from .schemas import load_schemas
@@ -152,7 +160,9 @@ def _registry(args: argparse.Namespace) -> Registry:
             args.proto, args.proto_path, args.descriptor_set, args.reflect
         )
     reg.options = options
-    reg.configure(options)
+    reg.configure(options)  # a plugin whose configure fails is dropped, with a line in load_errors
+    for problem in reg.load_errors:
+        print(f"protoscope: warning: {problem}", file=sys.stderr)
     return reg
 
 

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from protoscope.captures.flows import TCP_SYN, Flow
 from protoscope.captures.index import PacketIndex, load
 from protoscope.captures.reassembly import (
+    MAX_OUT_OF_ORDER_BYTES,
     Event,
     Gap,
     TcpDirection,
@@ -30,19 +31,37 @@ from protoscope.decoders.api import (
     SNIFF_BYTES,
     SNIFF_DATAGRAMS,
     SNIFF_SEGMENTS,
+    ContractError,
     Decoder,
     DecodeResult,
     Finding,
     FlowContext,
     InnerPayload,
     Pdu,
+    checked_result,
 )
-from protoscope.decoders.registry import Expectation, Registry
+from protoscope.decoders.registry import (
+    Expectation,
+    GuestFailure,
+    Registry,
+    call_budget,
+    call_guest,
+    stop_guard,
+)
 
 MAX_STREAM_BUFFER = 16 * 1024 * 1024
 """Unconsumed bytes a stream decoder may leave waiting in one direction before they are dropped."""
 MAX_INNER_DEPTH = 4
 """How deep inner payloads (TURN in TURN in ...) are dispatched again."""
+STREAM_WINDOW = 16 * 1024
+"""A stream decoder that stops before the end of its bytes (one PDU a call) is called again with
+the next STREAM_WINDOW bytes, or twice what it just consumed, or what it said it `need`s, whichever
+is most, rather than with all the rest: a copy of the rest per PDU made 1 MB of small messages
+quadratic. To the decoder the window's end is like a segment's end; when it makes no progress
+within a window, it gets twice as much. Its first call on new bytes gets them all, as ever."""
+MAX_TIMEOUTS = 3
+"""Flows a third-party decoder may overrun its time budget on (`decoder.timeout`) before a pass
+stops calling it at all: a decoder that hangs on every flow costs the pass this many budgets."""
 
 RELEASE_EVERY = 1 << 16
 """A full pass lets go of the file pages it has read every 65,536 packets and at its end: reading
@@ -101,11 +120,27 @@ class _PduList(list[Pdu]):
         self.bases: list[int | None] = []
         self.carried: tuple[int, int] | None = None
         self.context: FlowContext | None = None
+        self.as_datagram: tuple[FlowContext, FlowContext] | None = None
+        """(a TCP context, the same as "udp"): for the datagrams a stream carries (TURN over TCP),
+        made once per packet rather than once per datagram."""
+
+
+_UNSET = object()
+"""A direction's decoder state before `new_state()` was called (None is a state)."""
+
+
+@dataclass(slots=True)
+class _Pass:
+    """What one decoding pass knows of the third-party decoders across flows."""
+
+    timeouts: dict[str, int] = field(default_factory=dict)
+    disabled: set[str] = field(default_factory=set)
+    """Decoders that overran their budget on MAX_TIMEOUTS flows: not called again in this pass."""
 
 
 @dataclass(slots=True)
 class _Direction:
-    state: object = None
+    state: object = _UNSET
     reassembly: TcpDirection = field(default_factory=TcpDirection)
     buffer: bytearray = field(default_factory=bytearray)
     base: int = 0
@@ -137,6 +172,11 @@ class _FlowState:
     inner_states: dict[tuple[int, str], object] = field(default_factory=dict)
     shared: dict[str, object] = field(default_factory=dict)
     """FlowContext.shared: state both directions of the flow see, for this decoding pass."""
+    run: _Pass = field(default_factory=_Pass)
+    """The pass's (shared by all its flows)."""
+    excluded: set[str] = field(default_factory=set)
+    """Decoders that failed on this flow (a bad result, a timeout, a sniff or new_state that
+    raised): not chosen for it again, nor given its inner payloads."""
 
 
 class _Walk:
@@ -282,6 +322,7 @@ class Session:
         ix = self.index
         n = len(ix)
         states: dict[int, _FlowState] = {}
+        run = _Pass()
         full = packets is None
         if full:  # a full pass learns afresh (so every pass gives the same); a flow decoded again
             # reuses what the last full pass learnt
@@ -322,7 +363,7 @@ class Session:
             if fid >= 0:
                 st = states.get(fid)
                 if st is None:
-                    st = states[fid] = _FlowState(dead=not have_decoders)
+                    st = states[fid] = _FlowState(dead=not have_decoders, run=run)
                 tcp = ix.flows[fid].transport == "tcp"
                 if st.dead:
                     if st.planned is not None:
@@ -348,6 +389,8 @@ class Session:
             )
         if full:
             ix.capture.release_pages()
+        if self.registry.guests:
+            stop_guard()  # no guest call until the next pass: its timer need not tick
         if progress is not None:
             progress(n, n)
 
@@ -396,15 +439,18 @@ class Session:
         ctx = pdus.context = self.context(i, st.shared)
         if st.decoder is None:
             st.tries += 1
-            st.decoder, st.how = self._choose(data, ctx, findings)
+            st.decoder, st.how = self._choose(data, ctx, findings, st)
             if st.decoder is None:
-                st.dead = st.tries >= SNIFF_DATAGRAMS
+                st.dead = st.dead or st.tries >= SNIFF_DATAGRAMS
                 return
             self._pin(ctx.flow, st.decoder)
+        decoder = st.decoder
         d = st.directions[0 if ctx.from_client else 1]
-        if d.state is None:
-            d.state = st.decoder.new_state()
-        result = self._run(st.decoder, data, d.state, ctx, findings)
+        if d.state is _UNSET:
+            d.state = self._new_state(decoder, st, findings)
+            if d.state is _UNSET:
+                return
+        result = self._run(decoder, data, d.state, ctx, findings, st)
         if result is not None:
             self._collect(result, ctx, st, pdus, findings, 0, 0)
 
@@ -463,41 +509,54 @@ class Session:
         ctx = pdus.context = self.context(i, st.shared)
         if st.decoder is None:
             st.tries += 1
-            st.decoder, st.how = self._choose(bytes(memoryview(d.buffer)[:SNIFF_BYTES]), ctx, findings)
+            with memoryview(d.buffer) as view:
+                start = bytes(view[:SNIFF_BYTES])
+            st.decoder, st.how = self._choose(start, ctx, findings, st)
             if st.decoder is None:
-                if st.tries >= SNIFF_SEGMENTS:
+                if st.dead or st.tries >= SNIFF_SEGMENTS:
                     st.dead = True
                     for side in st.directions:
                         side.buffer.clear()
                 return
             self._pin(ctx.flow, st.decoder)
+        decoder = st.decoder
         if d.need and len(d.buffer) < d.need:
             return
-        if d.state is None:
-            d.state = st.decoder.new_state()
+        if d.state is _UNSET:
+            d.state = self._new_state(decoder, st, findings)
+            if d.state is _UNSET:
+                return
+        window = len(d.buffer)  # the first call on new bytes gets them all
         while d.buffer:
-            result = self._run(st.decoder, bytes(d.buffer), d.state, ctx, findings)
+            size = len(d.buffer)
+            if window >= size:
+                data = bytes(d.buffer)
+            else:
+                with memoryview(d.buffer) as view:
+                    data = bytes(view[:window])
+            result = self._run(decoder, data, d.state, ctx, findings, st)
             if result is None:
                 d.failed = True
                 d.buffer.clear()
                 return
             self._collect(result, ctx, st, pdus, findings, 0, d.base)
-            consumed = max(0, min(result.consumed, len(d.buffer)))
+            consumed = max(0, min(result.consumed, len(data)))
             if result.skip > 0:
                 d.skip = result.skip
-                cut = min(d.skip, len(d.buffer) - consumed)
+                cut = min(d.skip, size - consumed)
                 consumed += cut
                 d.skip -= cut
-            del d.buffer[:consumed]
+            del d.buffer[:consumed]  # from the front of a bytearray: no copy of the rest
             d.base += consumed
             d.need = result.need
-            if consumed == 0 or (d.need and len(d.buffer) < d.need):
+            if (consumed == 0 and len(data) == size) or (d.need and len(d.buffer) < d.need):
                 break
+            window = max(STREAM_WINDOW, d.need, 2 * (consumed or len(data)))
         if len(d.buffer) > MAX_STREAM_BUFFER:
             findings.append(
                 Finding(
                     "error",
-                    f"{st.decoder.name}.buffer_limit",
+                    f"{decoder.name}.buffer_limit",
                     f"{len(d.buffer)} unconsumed bytes exceed {MAX_STREAM_BUFFER}; they are dropped",
                 )
             )
@@ -529,15 +588,33 @@ class Session:
 
     # -- shared ----------------------------------------------------------------------------
 
-    def _choose(self, data: bytes, ctx: FlowContext, findings: list[Finding]) -> tuple[Decoder | None, str]:
+    def _choose(
+        self, data: bytes, ctx: FlowContext, findings: list[Finding], st: _FlowState
+    ) -> tuple[Decoder | None, str]:
+        guests = self.registry.guests
+
+        def sniff(decoder: Decoder, data: bytes, ctx: FlowContext) -> bool:
+            try:
+                if decoder.name in guests:
+                    return call_guest(call_budget(len(data)), _sniffs, decoder, data, ctx)
+                return decoder.sniff(data, ctx)
+            except GuestFailure as exc:
+                self._failed(decoder, exc.kind, exc.detail, "sniff", st, findings)
+            except Exception as exc:
+                self._failed(
+                    decoder, "exception", f"raised {type(exc).__name__}: {exc}", "sniff", st, findings
+                )
+            return False
+
+        excluded = st.excluded | st.run.disabled if st.run.disabled else st.excluded
         try:
-            return self.registry.choose(data, ctx)
+            return self.registry.choose(data, ctx, sniff, excluded)
         except Exception as exc:
             findings.append(
                 Finding(
                     "error",
                     "decoder.sniff_exception",
-                    f"a decoder's sniff raised {type(exc).__name__}: {exc}",
+                    f"choosing a decoder raised {type(exc).__name__}: {exc}",
                 )
             )
             return None, ""
@@ -547,30 +624,92 @@ class Session:
         if decoder.name not in protos:
             protos.append(decoder.name)
 
+    def _new_state(self, decoder: Decoder, st: _FlowState, findings: list[Finding]) -> object:
+        """The decoder's new_state(), or _UNSET when it failed (the decoder is then dropped for the
+        flow)."""
+        try:
+            if decoder.name in self.registry.guests:
+                return call_guest(call_budget(0), decoder.new_state)
+            return decoder.new_state()
+        except GuestFailure as exc:
+            self._failed(decoder, exc.kind, exc.detail, "new_state", st, findings)
+        except Exception as exc:
+            self._failed(
+                decoder, "exception", f"raised {type(exc).__name__}: {exc}", "new_state", st, findings
+            )
+        return _UNSET
+
     def _run(
-        self, decoder: Decoder, data: bytes, state: object, ctx: FlowContext, findings: list[Finding]
+        self,
+        decoder: Decoder,
+        data: bytes,
+        state: object,
+        ctx: FlowContext,
+        findings: list[Finding],
+        st: _FlowState,
     ) -> DecodeResult | None:
+        if decoder.name in self.registry.guests:
+            try:
+                checked = call_guest(call_budget(len(data)), _decodes, decoder, data, state, ctx)
+            except GuestFailure as exc:
+                self._failed(decoder, exc.kind, exc.detail, "decode", st, findings)
+                return None
+            if isinstance(checked, ContractError):
+                self._failed(
+                    decoder, "bad_result", f"returned a bad result: {checked}", "decode", st, findings
+                )
+                return None
+            return checked
         try:
             result = decoder.decode(data, state, ctx)
         except Exception as exc:
-            findings.append(
-                Finding(
-                    "error",
-                    f"{decoder.name}.exception",
-                    f"decoder {decoder.name} raised {type(exc).__name__}: {exc}",
-                )
-            )
+            self._failed(decoder, "exception", f"raised {type(exc).__name__}: {exc}", "decode", st, findings)
             return None
         if not isinstance(result, DecodeResult):
-            findings.append(
-                Finding(
-                    "error",
-                    f"{decoder.name}.bad_result",
-                    f"decoder {decoder.name} returned {type(result).__name__}",
-                )
-            )
+            detail = f"returned a bad result: a {type(result).__name__}, not a DecodeResult"
+            self._failed(decoder, "bad_result", detail, "decode", st, findings)
             return None
         return result
+
+    def _failed(
+        self,
+        decoder: Decoder,
+        kind: str,
+        detail: str,
+        during: str,
+        st: _FlowState,
+        findings: list[Finding],
+    ) -> None:
+        """A decoder's call failed: a finding naming it, and unless it raised in `decode` (then only
+        that packet, or for a stream that direction, is lost, as ever), the decoder is dropped for
+        the flow; a timeout on MAX_TIMEOUTS flows drops it for the rest of the pass."""
+        name = decoder.name
+        if kind == "exception" and during == "decode":
+            findings.append(Finding("error", f"{name}.exception", f"decoder {name} {detail}"))
+            return
+        after = "it is not called again on this flow"
+        if kind == "timeout":
+            code = "decoder.timeout"
+            run = st.run
+            run.timeouts[name] = run.timeouts.get(name, 0) + 1
+            if run.timeouts[name] >= MAX_TIMEOUTS:
+                run.disabled.add(name)
+                after = f"it is not called again in this pass (timed out on {MAX_TIMEOUTS} flows)"
+        elif kind == "bad_result":
+            code = "decoder.bad_result"
+        elif during == "sniff":
+            code = "decoder.sniff_exception"
+        else:
+            code = f"{name}.exception"
+        where = "" if kind == "bad_result" else f" in {during}"
+        findings.append(Finding("error", code, f"decoder {name} {detail}{where}: {after}"))
+        st.excluded.add(name)
+        if st.decoder is not None and st.decoder.name == name:
+            st.dead = True
+            for side in st.directions:
+                side.failed = True
+                side.buffer.clear()
+                side.need = 0
 
     def _collect(
         self,
@@ -617,27 +756,51 @@ class Session:
         decoder: Decoder | None
         if inner.protocol is not None:
             decoder = self.registry.decoders.get(inner.protocol)
+            if decoder is not None and (decoder.name in st.excluded or decoder.name in st.run.disabled):
+                return
         else:
-            decoder, _ = self._choose(inner.data, ctx, findings)
+            decoder, _ = self._choose(inner.data, ctx, findings, st)
         if decoder is None:
             return
         self._pin(ctx.flow, decoder)
         key = (0 if ctx.from_client else 1, decoder.name)
-        state = st.inner_states.get(key)
-        if state is None:
-            state = st.inner_states[key] = decoder.new_state()
+        state = st.inner_states.get(key, _UNSET)
+        if state is _UNSET:
+            state = self._new_state(decoder, st, findings)
+            if state is _UNSET:
+                return
+            st.inner_states[key] = state
         if inner.transport == "datagram" and ctx.transport == "tcp":
             # A datagram carried in a stream (TURN over TCP relays UDP): decoded as a datagram.
-            ctx = dataclasses.replace(ctx, transport="udp")
-        result = self._run(decoder, inner.data, state, ctx, findings)
+            if pdus.as_datagram is None or pdus.as_datagram[0] is not ctx:
+                pdus.as_datagram = (ctx, dataclasses.replace(ctx, transport="udp"))
+            ctx = pdus.as_datagram[1]
+        result = self._run(decoder, inner.data, state, ctx, findings, st)
         if result is not None:
             self._collect(
                 result, ctx, st, pdus, findings, depth, None if base is None else base + inner.offset
             )
 
 
+def _sniffs(decoder: Decoder, data: bytes, ctx: FlowContext) -> bool:
+    """A guest's sniff as a bool (its truth value is its code too, so it runs under the guard)."""
+    return bool(decoder.sniff(data, ctx))
+
+
+def _decodes(decoder: Decoder, data: bytes, state: object, ctx: FlowContext) -> DecodeResult | ContractError:
+    """A guest's decode, its result checked under the same guard (building LazyFields runs its code)."""
+    result = decoder.decode(data, state, ctx)
+    try:
+        return checked_result(result, len(data))
+    except ContractError as exc:
+        return exc
+
+
 def _gap_finding(gap: Gap) -> Finding:
-    return Finding("warn", "tcp.gap", f"{gap.missing} bytes were not captured at stream offset {gap.offset}")
+    message = f"{gap.missing} bytes were not captured at stream offset {gap.offset}"
+    if gap.forced:
+        message += f" (given up: MAX_OUT_OF_ORDER_BYTES, {MAX_OUT_OF_ORDER_BYTES}, waited behind the hole)"
+    return Finding("warn", "tcp.gap", message)
 
 
 def _group_findings(items: list[tuple[int, Finding]]) -> dict[int, list[Finding]]:

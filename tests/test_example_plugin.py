@@ -6,10 +6,13 @@ import json
 import subprocess
 import sys
 import sysconfig
+import threading
 import venv
 from pathlib import Path
 
+from protoscope.decoders.registry import load_registry
 from protoscope.inspector.cli import main
+from protoscope.inspector.session import Session
 from tests import pcapgen
 from tests.conftest import ROOT
 
@@ -52,6 +55,26 @@ def test_plugin_file_decodes(tmp_path: Path, capsys: object) -> None:
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     assert code == 0
     assert _pdus(out) == EXPECTED
+
+
+def test_plugin_decodes_alike_in_a_worker_thread(tmp_path: Path) -> None:
+    """The viewer decodes in thread workers, where the guard is a watchdog thread rather than a
+    timer: a plugin that behaves decodes there as in the main thread, unaltered by the checks."""
+    cap = _resp_capture(tmp_path)
+    session = Session.open(cap, load_registry([str(PLUGIN_DIR / "protoscope_resp.py")], use_plugins=False))
+    assert session.registry.guests == {"resp"}
+
+    def decoded() -> list[tuple[int, str]]:
+        return [(pd.index + 1, p.summary) for pd in session.decode() for p in pd.pdus]
+
+    in_worker: list[tuple[int, str]] = []
+    worker = threading.Thread(target=lambda: in_worker.extend(decoded()))
+    worker.start()
+    worker.join(60)
+    try:
+        assert decoded() == in_worker == EXPECTED
+    finally:
+        session.close()
 
 
 def test_pip_installed_plugin_is_found_by_entry_point(tmp_path: Path) -> None:
