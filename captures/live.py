@@ -46,12 +46,18 @@ class LiveStats:
     """Packets that arrived while the capture was paused (seen, not kept)."""
 
 
+_TEMPORARY: set[Path] = set()
+"""Temporary spools `spool_path` made in this process: a capture that fails to start removes its
+own (a user's `-w` file is never removed)."""
+
+
 def spool_path(requested: str | None) -> tuple[Path, bool]:
     """The spool file to write: the user's `-w` path, else a new temporary file (printed)."""
     if requested:
         return Path(requested), False
     fd, name = tempfile.mkstemp(prefix="protoscope-live-", suffix=".pcapng")
     os.close(fd)
+    _TEMPORARY.add(Path(name))
     return Path(name), True
 
 
@@ -135,7 +141,33 @@ class LiveCapture:
         self._paused.clear()
 
     def start(self) -> None:
-        """Open the interface and the spool; raise CaptureError (one line) when either fails."""
+        """Open the interface and the spool; raise CaptureError (one line) when either fails.
+        A start that fails closes what it opened and removes a temporary spool (nothing was
+        captured into it)."""
+        try:
+            self._start()
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        if self._socket is not None:
+            try:
+                self._socket.close()
+            except Exception:  # already closed or half open: nothing more to release
+                pass
+            self._socket = None
+        with self._lock:
+            if self._out is not None:
+                self._out.close()
+                self._out = None
+                self._writer = None
+        spool = self.stats.spool
+        if spool in _TEMPORARY:
+            _TEMPORARY.discard(spool)
+            spool.unlink(missing_ok=True)
+
+    def _start(self) -> None:
         try:
             from scapy.arch import get_if_list
             from scapy.config import conf
@@ -159,7 +191,6 @@ class LiveCapture:
         try:
             self._out = open(self.stats.spool, "wb")
         except OSError as exc:
-            self._socket.close()
             raise CaptureError(f"cannot write the spool file {self.stats.spool}: {exc.strerror}") from None
         self._writer = PcapNgWriter(self._out)
         self._writer.flush()

@@ -7,14 +7,13 @@ from a capture is escaped here, at the leaves, so the only line breaks in a cell
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 from protoscope.decoders.dtls.names import VERSIONS
 
-CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+from .inert import clean
 
 TIME_KEYS: Final = frozenset({"first", "last", "start", "end", "time"})
 """Epoch seconds in the JSON rows; shown relative to the first packet."""
@@ -29,11 +28,6 @@ SPARK_WIDTH: Final = 24
 """Characters of a per-second series' sparkline; longer series are bucketed (each bucket its max)."""
 
 SPARKS: Final = "▁▂▃▄▅▆▇█"
-
-
-def clean(value: object) -> str:
-    """`value` as one line of literal text: control characters (newline, ESC) become `\\xNN`."""
-    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
 
 
 class Cells:

@@ -8,6 +8,7 @@ from typing import Any, TextIO
 
 from ..session import Session
 from . import rows
+from .inert import json_inert
 
 
 def write(session: Session, name: str, fmt: str, out: TextIO) -> None:
@@ -18,7 +19,7 @@ def write(session: Session, name: str, fmt: str, out: TextIO) -> None:
 
             write_summary(data, out, terminal_width(out))
         else:
-            out.write(json.dumps(data, ensure_ascii=False) + "\n")
+            out.write(json_inert(json.dumps(data, ensure_ascii=False)) + "\n")
         return
     if fmt in ("jsonl", "json") and name not in ("flows", "packets", "findings"):
         from ..bulk_calls import json_rows
@@ -48,14 +49,15 @@ def write(session: Session, name: str, fmt: str, out: TextIO) -> None:
 
 
 def _write_json(texts: Iterable[str], fmt: str, out: TextIO) -> None:
-    """JSON Lines, or a JSON array written item by item (a million packets never sit in memory)."""
+    """JSON Lines, or a JSON array written item by item (a million packets never sit in memory).
+    Characters a terminal would act on are written as JSON escapes (`\\u202e`): the same values."""
     if fmt == "jsonl":
         for text in texts:
-            out.write(text + "\n")
+            out.write(json_inert(text) + "\n")
         return
     out.write("[")
     sep = "\n"
     for text in texts:
-        out.write(sep + text)
+        out.write(sep + json_inert(text))
         sep = ",\n"
     out.write("\n]\n")

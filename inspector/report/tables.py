@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from .cells import Cells, clean
+from .cells import Cells
+from .inert import clean
 
 Row = Mapping[str, object]
 
@@ -166,9 +167,9 @@ def _table(report: str, kind: str, rows: list[Row], cells: Cells) -> TextTable:
     ]
     numeric = [all(NUMBER.fullmatch(r[i]) for r in table_cells) for i in range(len(columns))]
     base = TITLES.get(kind) or (report.capitalize() if kind == report else f"{report.capitalize()}: {kind}")
-    return TextTable(
-        title=f"{base} ({len(rows)})",
-        headers=[c.key for c in columns],
+    return TextTable(  # a plugin's rows name their kind and keys: capture text as much as values
+        title=clean(f"{base} ({len(rows)})"),
+        headers=[clean(c.key) for c in columns],
         cells=table_cells,
         numeric=numeric,
         keys=[c.key for c in columns],

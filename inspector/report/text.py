@@ -21,8 +21,9 @@ from rich.text import Text
 from protoscope.captures.linktypes import LINK_NAMES
 
 from ..session import Session
-from .cells import Cells, clean
+from .cells import Cells
 from .grid import grid_lines
+from .inert import clean
 from .tables import TextTable, text_tables
 
 FOLD_AT: Final = 24

@@ -16,6 +16,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.command import Hit, Hits, Provider
 from textual.containers import Horizontal, ScrollableContainer, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import (
@@ -67,7 +68,8 @@ protoscope keys
   Ctrl+E            live capture: pause / resume (packets arriving while paused are not kept)
   ?                 this help                   q   quit
 
-Text from the capture is shown literally: markup and control characters are escaped.
+Capture text is shown literally: no markup; control, bidi and other format characters
+are escaped (\\x1b, \\u202e).
 """
 
 
@@ -99,14 +101,13 @@ class GoTo(Provider):
             if 1 <= number <= len(model):
                 targets.append((f"go to frame {number}", lambda: app.go_to_packet(number - 1)))
             if number < len(model.index.flows):
-                targets.append(
-                    (f"go to flow {number} ({model.flow_label(number)})", lambda: app.show_flow(number))
-                )
+                label = clean(model.flow_label(number))
+                targets.append((f"go to flow {number} ({label})", lambda: app.show_flow(number)))
             if number < len(model.decoded.calls):
                 targets.append((f"go to call {number}", lambda: app.show_call(number)))
             for name in app._extra_reports():
                 if number < len(model.decoded.reports.get(name, [])):
-                    noun = name[:-1] if name.endswith("s") else name
+                    noun = clean(name[:-1] if name.endswith("s") else name)
                     targets.append(
                         (f"go to {noun} {number}", lambda name=name: app.show_report_row(name, number))  # type: ignore[misc]
                     )
@@ -175,7 +176,8 @@ class ProtoscopeApp(App[None]):
         self._live_shown = 0
         self._live_ended = False
         self.model: CaptureModel | None = None
-        self.sub_title = f"live on {live.iface}: {path}" if live is not None else str(path)
+        # The header shows the file name as it is given: a name may hold ESC sequences too.
+        self.sub_title = clean(f"live on {live.iface}: {path}" if live is not None else path)
         self._detail_for: int | None = None
         self._detail_timer: Timer | None = None
 
@@ -199,7 +201,8 @@ class ProtoscopeApp(App[None]):
                     yield CallsTable(id="calls-table")
                     yield CallTree("call", id="call-detail")
             for name in self._extra_reports():
-                with TabPane(name.capitalize(), id=f"report-{name}"):
+                # A plugin names its analysis: the tab shows the name literally (no markup).
+                with TabPane(Content(clean(name.capitalize())), id=f"report-{name}"):
                     with Vertical():
                         yield ReportTable(id=f"report-{name}-table", classes="report-table")
                         yield Label("", id=f"report-{name}-spark-label", classes="spark-label")
@@ -212,7 +215,7 @@ class ProtoscopeApp(App[None]):
             with TabPane("Findings", id="findings"):
                 yield FindingsTree("findings", id="findings-tree")
         with Horizontal(id="status"):
-            yield Label(f"loading {self.path}", id="status-text")
+            yield Label(literal(f"loading {self.path}"), id="status-text")
             yield ProgressBar(id="progress", show_eta=False)
         yield Footer()
 
@@ -315,7 +318,8 @@ class ProtoscopeApp(App[None]):
             self._live_ended = True
             live.stop()  # closes the spool; keeps the thread's error, if any
             if live.error is not None:
-                self.notify(str(live.error), title="live capture stopped", severity="error", timeout=30)
+                error = clean(live.error)
+                self.notify(error, title="live capture stopped", severity="error", timeout=30, markup=False)
             self._status(self._live_text())
 
     def _live_text(self) -> str:
@@ -468,7 +472,7 @@ class ProtoscopeApp(App[None]):
             event.input.tooltip = None
         except FilterError as exc:
             event.input.add_class("invalid")
-            event.input.tooltip = str(exc)
+            event.input.tooltip = literal(exc)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "filter":

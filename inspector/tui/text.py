@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import re
-
 from rich.text import Text
 
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+from ..report.inert import clean
 
-
-def clean(value: object) -> str:
-    """`value` as one line: control characters (ESC included) become visible \\xNN escapes."""
-    return (
-        CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value)).replace("\n", "\\n").replace("\t", " ")
-    )
+__all__ = ["clean", "literal"]
 
 
 def literal(value: object, style: str = "") -> Text:
-    """A Text that shows `value` exactly: Text(...) never parses markup like "[red]"."""
+    """A Text that shows `value` exactly: Text(...) never parses markup like "[red]", and `clean`
+    escapes what a terminal would act on (ESC, newlines, bidi overrides such as U+202E)."""
     return Text(clean(value), style=style, no_wrap=True, overflow="ellipsis")

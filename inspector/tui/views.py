@@ -47,7 +47,7 @@ class CallsTable(DataTable[Any]):
                 str(c["flow"]),
                 str(c["stream_id"]),
                 literal(c.get("path") or "(unknown: headers before the capture)"),
-                str(c["kind"]),
+                literal(c["kind"]),
                 literal(
                     c.get("status_name") or ("open" if c.get("end") is None else "—"),
                     "green" if c.get("status") == 0 else "bold red" if c.get("status") else "",
@@ -136,7 +136,7 @@ class ReportTable(DataTable[Any]):
             columns += [k for k in row if k not in columns]
         columns = columns[:14]
         for title in columns:
-            self.add_column(title)
+            self.add_column(literal(title))  # a plugin's rows: keys are its text
         for n, row in enumerate(rows):
             self.add_row(*(literal(_summary(row.get(k))) for k in columns), key=str(n))
 

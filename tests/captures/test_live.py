@@ -88,6 +88,31 @@ def test_unknown_interface_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Cap
     assert "no such interface" in capsys.readouterr().err
 
 
+def test_a_failed_start_leaves_no_temporary_spool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without -w the spool is a temporary file; a capture that cannot start removes it (an
+    unknown interface, a refused socket), and never removes a spool the user named."""
+    import tempfile
+
+    from scapy.config import conf
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert main(["--live", "-i", "no-such-if0", "--count", "1", "--report", "summary"]) == 2
+
+    def refuse(*_a: object, **_k: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(conf, "L2listen", refuse)
+    assert main(["--live", "-i", "lo", "--count", "1", "--report", "summary"]) == 2
+    assert list(tmp_path.iterdir()) == []
+    named = tmp_path / "mine.pcapng"
+    named.write_bytes(b"")
+    assert main(["--live", "-i", "lo", "--count", "1", "-w", str(named), "--report", "summary"]) == 2
+    assert named.exists()
+    assert "not permitted" in capsys.readouterr().err
+
+
 def test_spool_path_defaults_to_a_temporary_file() -> None:
     path, temporary = live.spool_path(None)
     try:

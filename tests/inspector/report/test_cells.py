@@ -41,7 +41,8 @@ cells = Cells(START)
             "ice.no_checks",
             id="findings-codes",
         ),
-        pytest.param("message", "a\nb\x1b[2J", "a\\x0ab\\x1b[2J", id="control-escaped"),
+        pytest.param("message", "a\nb\x1b[2J", "a\\nb\\x1b[2J", id="control-escaped"),
+        pytest.param("message", "a\u202eb\u2066", "a\\u202eb\\u2066", id="bidi-escaped"),
         pytest.param("value", b"\x01\xff", "01ff", id="bytes-hex"),
     ],
 )

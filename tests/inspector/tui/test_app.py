@@ -362,3 +362,71 @@ async def test_ladder_of_the_selected_flow() -> None:
         assert any("Binding Success Response" in a and "◀" in a for a in arrows)
         await pilot.press("escape")
         assert not isinstance(app.screen, LadderScreen)
+
+
+def screen_text(app: Any) -> str:
+    """What the terminal would be sent for the screen on top, as text (one line a row)."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
+
+
+async def test_no_screen_shows_capture_text_raw(tmp_path: Path) -> None:
+    """Capture text with a bidi override (U+202E), isolates, zero-width characters and ESC
+    sequences (a window title, a red background), in a capture whose file name holds them too:
+    every screen shows them as escapes (`\\u202e`, `\\x1b`), never as what a terminal acts on."""
+    from protoscope.inspector.report.inert import UNSAFE
+    from tests.hostile import HOSTILE_FILE_NAME, terminal_text
+
+    capture = terminal_text(tmp_path / HOSTILE_FILE_NAME)
+    app = ProtoscopeApp(capture, load_registry())
+    seen: dict[str, str] = {}
+
+    def look(name: str) -> None:
+        text = screen_text(app)
+        raw = UNSAFE.search(text.replace("\n", ""))
+        assert raw is None, (
+            f"{name}: {raw.group()!r} on screen in {text[max(0, raw.start() - 60) : raw.start() + 60]!r}"
+        )
+        seen[name] = text
+
+    async with app.run_test(size=(200, 60)) as pilot:
+        await loaded(pilot)
+        look("packets")
+        packets = app.query_one(PacketList)
+        tree = app.query_one(DetailTree)
+        for n in range(packets.count):
+            packets.move_to(n)
+            await until(pilot, lambda n=n: tree_text(tree)[0].startswith(f"Frame {n + 1}:"))
+            tree.root.expand_all()
+            await pilot.pause(0.05)
+            look(f"detail of frame {n + 1}")
+            assert not any(UNSAFE.search(label) for label in tree_text(tree))
+        for key, name in (
+            ("c", "calls"),
+            ("w", "sessions"),
+            ("s", "streams"),
+            ("t", "timeline"),
+            ("f", "findings"),
+        ):
+            await pilot.press(key)
+            await pilot.pause(0.1)
+            if name in ("calls", "sessions"):
+                await pilot.press("down", "up")
+                await pilot.pause(0.3)
+            if name == "findings":
+                app.query_one(FindingsTree).root.expand_all()
+                await pilot.pause(0.05)
+            look(name)
+        await pilot.press("w", "l")
+        await until(pilot, lambda: isinstance(app.screen, LadderScreen), timeout=15)
+        look("ladder")
+        await pilot.press("escape", "question_mark")
+        look("help")
+        await pilot.press("escape", "ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"flow 1")
+        await pilot.pause(0.5)
+        look("command palette")
+    assert "\\x1b]0;pwned\\a\\x1b[41m-\\u202ename" in seen["packets"]  # the header: the file name
+    for name in ("detail of frame 1", "calls", "sessions", "findings"):
+        assert "\\u202e" in seen[name], name
