@@ -15,6 +15,7 @@ from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .report import REPORTS
+from .report.inert import clean
 
 STDIN = "-"
 """The capture path that names standard input (captures.source reads it into a temporary file)."""
@@ -162,7 +163,7 @@ def _registry(args: argparse.Namespace) -> Registry:
     reg.options = options
     reg.configure(options)  # a plugin whose configure fails is dropped, with a line in load_errors
     for problem in reg.load_errors:
-        print(f"protoscope: warning: {problem}", file=sys.stderr)
+        print(f"protoscope: warning: {clean(problem)}", file=sys.stderr)
     return reg
 
 
@@ -183,7 +184,7 @@ def _live(args: argparse.Namespace) -> str:
     path = live.stats.spool
     live.start()
     if temporary:
-        print(f"protoscope: capturing to {path}", file=sys.stderr)
+        print(f"protoscope: capturing to {clean(path)}", file=sys.stderr)
     if not args.count and args.duration is None:
         print("protoscope: capturing until Ctrl-C", file=sys.stderr)
     live.wait()
@@ -191,7 +192,7 @@ def _live(args: argparse.Namespace) -> str:
         raise live.error
     stats = live.stats
     dropped = f", {stats.dropped} dropped by the kernel" if stats.dropped else ""
-    print(f"protoscope: captured {stats.packets} packets to {path}{dropped}", file=sys.stderr)
+    print(f"protoscope: captured {stats.packets} packets to {clean(path)}{dropped}", file=sys.stderr)
     return str(path)
 
 
@@ -207,7 +208,7 @@ def _live_viewer(args: argparse.Namespace) -> int:
         run_tui(str(path), registry, live)
     finally:
         live.stop()
-    print(f"protoscope: {live.stats.packets} packets kept in {path}", file=sys.stderr)
+    print(f"protoscope: {live.stats.packets} packets kept in {clean(path)}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -404,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args, sys.stdout)
     except (CaptureError, RegistryError, SchemaError, _Usage) as exc:
-        print(f"protoscope: {exc}", file=sys.stderr)
+        print(f"protoscope: {clean(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
@@ -420,7 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("PROTOSCOPE_DEBUG"):
             raise
         print(
-            f"protoscope: internal error: {type(exc).__name__}: {exc} (PROTOSCOPE_DEBUG=1 shows where)",
+            f"protoscope: internal error: {type(exc).__name__}: {clean(exc)}"
+            " (PROTOSCOPE_DEBUG=1 shows where)",
             file=sys.stderr,
         )
         return EXIT_USAGE

@@ -837,13 +837,19 @@ def endpoints(index: PacketIndex, i: int) -> tuple[str, str]:
 def flatten(fields: Sequence[Any]) -> dict[str, object]:
     """A Field tree as Wireshark-style name -> value (repeated names become lists)."""
     out: dict[str, object] = {}
+    repeated: dict[str, list[object]] = {}
+    """The lists made here, appended to in place (a copy per repetition was quadratic)."""
     stack = list(reversed(fields))
     while stack:
         f = stack.pop()
-        if f.name in out:
-            prev = out[f.name]
-            out[f.name] = [*prev, f.value] if isinstance(prev, list) else [prev, f.value]
+        name = f.name
+        if name in repeated:
+            repeated[name].append(f.value)
+        elif name in out:
+            prev = out[name]
+            values = [*prev, f.value] if isinstance(prev, list) else [prev, f.value]
+            out[name] = repeated[name] = values
         else:
-            out[f.name] = f.value
+            out[name] = f.value
         stack.extend(reversed(f.children))
     return out
