@@ -7,6 +7,7 @@ packet in all). Frame bytes stay in the memory-mapped file until asked for.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,9 +21,18 @@ from .columns import ByteColumns
 from .flows import Flow, FlowColumns, build
 from .fragments import Reassembler
 from .memory import trim_heap
-from .net import Dissection, Tunnel, dissect, transport
+from .net import LINK_HEADERS, Dissection, Fragment, Tunnel, addr_words, dissect, no_link_layer, transport
 from .records import RecordTable
 from .source import CaptureFile, open_capture
+
+FINDINGS_PER_CODE = 100
+"""L2-L4 findings of one code given one by one in a capture; past this they are only counted, and
+the count is one finding at the last of them (as fragments.FINDINGS_PER_CODE for reassembly). A
+crafted capture can earn one on every packet (records of 0 captured bytes that say they had 60:
+an eth.truncated each), and a finding costs ~300 bytes where the packet's columns cost ~50."""
+FRAGMENT_BATCH = 1 << 16
+"""Fragments whose columns are turned into Python values at a time (a million fragments' values at
+once would be ~250 MB of int objects)."""
 
 
 @dataclass(slots=True)
@@ -102,17 +112,78 @@ class PacketIndex:
         self.capture.close()
 
 
-def _addr_words(raw: bytes) -> tuple[int, int]:
-    if len(raw) == 4:
-        return 0, int.from_bytes(raw, "big")
-    v = int.from_bytes(raw, "big")
-    return v >> 64, v & 0xFFFF_FFFF_FFFF_FFFF
+class _Findings:
+    """A capture's L2-L4 findings, bounded per code by FINDINGS_PER_CODE."""
+
+    def __init__(self) -> None:
+        self.kept: list[tuple[int, Finding]] = []
+        self._counts: dict[str, tuple[int, int, Finding]] = {}
+        """Code -> (findings of it so far, the last one's packet, the last one)."""
+
+    def add(self, packet: int, finding: Finding) -> None:
+        seen = self._counts.get(finding.code)
+        count = 1 if seen is None else seen[0] + 1
+        self._counts[finding.code] = (count, packet, finding)
+        if count <= FINDINGS_PER_CODE:
+            self.kept.append((packet, finding))
+
+    def add_many(self, code: str, packets: npt.NDArray[np.int64], finding: Callable[[int], Finding]) -> None:
+        """`finding(p)` (of `code`) for each of `packets` (ascending); only those kept are made."""
+        if not len(packets):
+            return
+        seen = self._counts.get(code)
+        count = 0 if seen is None else seen[0]
+        self.kept += [(p, finding(p)) for p in packets[: max(0, FINDINGS_PER_CODE - count)].tolist()]
+        last = int(packets[-1])
+        self._counts[code] = (count + len(packets), last, finding(last))
+
+    def close(self) -> list[tuple[int, Finding]]:
+        """The findings kept, then one for each code that was only counted, at its last packet."""
+        for code, (count, packet, last) in self._counts.items():
+            if count > FINDINGS_PER_CODE:
+                more = count - FINDINGS_PER_CODE
+                message = (
+                    f"{more} more {code} findings, one per packet like those before, were only counted "
+                    f"(FINDINGS_PER_CODE = {FINDINGS_PER_CODE}); this is the last of them: {last.message}"
+                )
+                self.kept.append((packet, Finding(last.severity, code, message, last.span)))
+        self._counts.clear()
+        return self.kept
+
+
+def _no_link_layer(rec: RecordTable, linktypes: list[int], found: _Findings) -> npt.NDArray[np.bool_]:
+    """The packets net.dissect gives no layer and one finding (net.no_link_layer: an unknown link
+    type, a link header cut short), found in bulk with their findings: a crafted capture of such
+    records (16 bytes each in pcap) would otherwise cost a dissection per 16 bytes."""
+    handled = np.zeros(len(rec), bool)
+    if not len(rec) or not linktypes:
+        return handled
+    link = np.asarray(linktypes, np.int64)[rec.iface]
+    caplen = rec.caplen
+    for linktype in sorted(set(linktypes)):
+        if linktype in lt.LINK_NAMES and linktype not in LINK_HEADERS:
+            continue  # raw IP: no link header to cut short
+        chosen = link == linktype
+        if linktype in LINK_HEADERS:
+            chosen &= caplen < LINK_HEADERS[linktype][1]
+        rows = np.flatnonzero(chosen)
+        first = no_link_layer(linktype, int(caplen[rows[0]])) if len(rows) else None
+        if first is None:
+            continue
+        handled[rows] = True
+
+        def finding(p: int, linktype: int = linktype, first: Finding = first) -> Finding:
+            return no_link_layer(linktype, int(caplen[p])) or first  # never None for these rows
+
+        found.add_many(first.code, rows, finding)
+    return handled
 
 
 def build_index(capture: CaptureFile) -> PacketIndex:
     """Run the L2-L4 passes and the flow grouping over an opened capture."""
     rec = capture.records
-    fp = fastpath.run(ByteColumns(capture.buffer), rec)
+    cols = ByteColumns(capture.buffer)
+    fp = fastpath.run(cols, rec)
     stacks: list[tuple[str, ...]] = []
     stack_ids: dict[tuple[str, ...], int] = {}
 
@@ -124,7 +195,10 @@ def build_index(capture: CaptureFile) -> PacketIndex:
         return sid
 
     stack = np.zeros(len(rec), np.uint16)
-    fast = slice(None) if fp.fast.all() else np.flatnonzero(fp.fast)
+    coded = fp.fast.copy()  # the packets whose names the fast path knows: its own and fragments
+    coded[fp.fragments.rows] = True
+    fast = slice(None) if coded.all() else np.flatnonzero(coded)
+    del coded
     codes = fp.stack_code[fast]
     if len(codes):
         seen = np.flatnonzero(np.bincount(codes))
@@ -133,43 +207,107 @@ def build_index(capture: CaptureFile) -> PacketIndex:
             lookup[code] = stack_id(fastpath.stack_names(code))
         stack[fast] = lookup[codes]
 
-    findings: list[tuple[int, Finding]] = list(rec.findings)
+    found = _Findings()
     reassembled: dict[int, bytes] = {}
     frags = Reassembler()
     buf = capture.buffer
     linktypes = [iface.linktype for iface in rec.interfaces]
     tunnels: list[tuple[int, Tunnel]] = []
-    for i in np.flatnonzero(~fp.fast).tolist():
+    bare = _no_link_layer(rec, linktypes, found)
+    if bare.any():
+        stack[bare] = stack_id(())
+
+    def rebuilt(i: int, whole: bytes, proto: int, names: tuple[str, ...]) -> tuple[str, ...]:
+        """Packet `i` completed a datagram: decode its transport header; the stack's names."""
+        inner = Dissection(detail=False)
+        transport(proto, whole, 0, len(whole), inner)
+        for f in inner.findings:
+            found.add(i, f)
+        if inner.l4:
+            reassembled[i] = whole
+            fp.l4[i] = inner.l4
+            fp.sport[i], fp.dport[i] = inner.sport, inner.dport
+            fp.payload_off[i], fp.payload_len[i] = inner.payload_off, max(0, inner.payload_len)
+            fp.tcp_seq[i], fp.tcp_flags[i] = inner.tcp_seq, inner.tcp_flags
+        return names + inner.protocols
+
+    fr = fp.fragments
+    released = 0
+
+    def fast_fragments(a: int, b: int) -> None:
+        """Fragments a..b of the fast path's table, to reassembly without a dissection each."""
+        nonlocal released
+        add = frags.add
+        for lo in range(a, b, FRAGMENT_BATCH):
+            hi = min(b, lo + FRAGMENT_BATCH)
+            rows = fr.rows[lo:hi]
+            base = rec.data_off[rows].astype(np.int64)
+            # net.FragmentKey, built by zip in C: a tuple per fragment is all the Python work here.
+            keys = zip(
+                fp.ip_version[rows].tolist(),
+                fp.src_hi[rows].tolist(),
+                fp.src_lo[rows].tolist(),
+                fp.dst_hi[rows].tolist(),
+                fp.dst_lo[rows].tolist(),
+                fr.ident[lo:hi].tolist(),
+                fr.proto[lo:hi].tolist(),
+                strict=True,
+            )
+            for i, key, offset, more, start, end in zip(
+                rows.tolist(),
+                keys,
+                fr.offset[lo:hi].tolist(),
+                fr.more[lo:hi].tolist(),
+                (base + fr.start[lo:hi]).tolist(),
+                (base + fr.end[lo:hi]).tolist(),
+                strict=True,
+            ):
+                # The whole buffer with the fragment's place in it: one copy of its bytes.
+                whole = add(i, Fragment(key, offset, more, start, end), buf)
+                if whole is not None:
+                    stack[i] = stack_id(rebuilt(i, whole, key[6], stacks[int(stack[i])]))
+            # The file's pages read so far leave our resident set (as the fast path's own reads do).
+            released = cols.release(released, int(base[-1]))
+
+    # The packets the fast path did not take, and between them the fragments it read, in packet
+    # order: reassembly must see every fragment in the order of the capture.
+    slow_mask = ~fp.fast & ~bare
+    slow_mask[fr.rows] = False
+    del bare
+    slow = np.flatnonzero(slow_mask)
+    del slow_mask
+    fragments_before = np.searchsorted(fr.rows, slow)
+    done = 0
+    for i, upto in zip(slow.tolist(), fragments_before.tolist(), strict=True):
+        if upto > done:
+            fast_fragments(done, upto)
+            done = upto
         start = int(rec.data_off[i])
         data = bytes(buf[start : start + int(rec.caplen[i])])
-        d = dissect(linktypes[int(rec.iface[i])], data, int(rec.wirelen[i]))
+        d = dissect(linktypes[int(rec.iface[i])], data, int(rec.wirelen[i]), detail=False)
+        for f in d.findings:
+            found.add(i, f)
         names = d.protocols
         if d.fragment is not None:
             whole = frags.add(i, d.fragment, data)
             if whole is not None:
-                inner = Dissection()
-                transport(d.ip_proto, whole, 0, len(whole), inner)
-                d.l4, d.sport, d.dport = inner.l4, inner.sport, inner.dport
-                d.tcp_seq, d.tcp_flags = inner.tcp_seq, inner.tcp_flags
-                d.payload_off, d.payload_len = inner.payload_off, inner.payload_len
-                d.findings += inner.findings
-                names += inner.protocols
-                if inner.l4:
-                    reassembled[i] = whole
+                names = rebuilt(i, whole, d.ip_proto, names)
         stack[i] = stack_id(names)
-        findings.extend((i, f) for f in d.findings)
         if d.tunnel is not None:
             tunnels.append((i, d.tunnel))
+        if d.l4 or fp.l4[i]:  # its own transport header, or that of the datagram it completed
+            fp.ip_version[i] = d.ip_version
+            fp.src_hi[i], fp.src_lo[i] = addr_words(d.src)
+            fp.dst_hi[i], fp.dst_lo[i] = addr_words(d.dst)
         if d.l4:
             fp.l4[i] = d.l4
-            fp.ip_version[i] = d.ip_version
-            fp.src_hi[i], fp.src_lo[i] = _addr_words(d.src)
-            fp.dst_hi[i], fp.dst_lo[i] = _addr_words(d.dst)
             fp.sport[i], fp.dport[i] = d.sport, d.dport
             fp.payload_off[i], fp.payload_len[i] = d.payload_off, max(0, d.payload_len)
             fp.tcp_seq[i], fp.tcp_flags[i] = d.tcp_seq, d.tcp_flags
+    fast_fragments(done, len(fr))
+    del slow, fragments_before
     frags.close()
-    findings += frags.findings
+    findings = [*rec.findings, *found.close(), *frags.findings]
     findings.sort(key=lambda pf: pf[0])
     columns = [fp.l4, fp.ip_version, fp.src_hi, fp.src_lo, fp.dst_hi, fp.dst_lo]
     columns += [fp.sport, fp.dport, fp.tcp_flags]
@@ -177,7 +315,7 @@ def build_index(capture: CaptureFile) -> PacketIndex:
     carrier_frames = None
     if tunnels:
         outer = [
-            (lt.IPPROTO_UDP, t.ip_version, *_addr_words(t.src), *_addr_words(t.dst), t.sport, t.dport, 0)
+            (lt.IPPROTO_UDP, t.ip_version, *addr_words(t.src), *addr_words(t.dst), t.sport, t.dport, 0)
             for _, t in tunnels
         ]
         columns = [
