@@ -45,6 +45,8 @@ class _Pending:
     """The datagram's length, once its last fragment (More Fragments clear) is seen."""
     fragments: int = 0
     overlapped: bool = False
+    arrived: int = 0
+    """Units marked in `have`: the map is searched for a hole only once they could cover the datagram."""
 
 
 class Reassembler:
@@ -94,8 +96,11 @@ class Reassembler:
         self._place(frame, p, piece, start, end, frag.more)
         if not frag.more and p.total is None:
             p.total = end
-        if p.total is None or p.have.find(0, 0, -(-p.total // UNIT)) != -1:
-            return None  # the end is not known yet, or a hole remains
+        if p.total is None:
+            return None  # the end is not known yet
+        units = -(-p.total // UNIT)
+        if p.arrived < units or p.have.find(0, 0, units) != -1:
+            return None  # a hole remains
         self._drop(frag.key)
         return bytes(p.data[: p.total])
 
@@ -122,6 +127,12 @@ class Reassembler:
         ones that have. A unit is marked when whole: only a last fragment may end inside one."""
         lo, hi = start // UNIT, -(-end // UNIT)
         whole = hi if not more else end // UNIT
+        if p.have.find(1, lo, hi) < 0:  # nothing of it has arrived: the usual case, one copy
+            p.data[start:end] = piece
+            if whole > lo:
+                p.have[lo:whole] = b"\x01" * (whole - lo)
+                p.arrived += whole - lo
+            return
         u = lo
         while u < hi:
             arrived = p.have[u]
@@ -142,6 +153,7 @@ class Reassembler:
                 p.data[a:b] = piece[a - start : b - start]
                 if min(v, whole) > u:
                     p.have[u : min(v, whole)] = b"\x01" * (min(v, whole) - u)
+                    p.arrived += min(v, whole) - u
             u = v
 
     def _make_room(self, frame: int) -> None:
