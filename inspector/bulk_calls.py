@@ -64,8 +64,9 @@ def _init() -> None:
     from hpack.huffman_table import HUFFMAN_TABLE
     from hpack.table import HeaderTable
 
-    from protoscope.decoders.grpc import status
+    from protoscope.decoders.grpc import calls, status
     from protoscope.decoders.grpc.messages import decompress
+    from protoscope.decoders.http2 import decoder
     from protoscope.decoders.http2 import header_block as hb
     from protoscope.decoders.protobuf import wire
 
@@ -76,12 +77,19 @@ def _init() -> None:
         {
             "max_depth": wire.MAX_DEPTH,
             "max_fields": wire.MAX_FIELDS,
+            "max_work": wire.MAX_WORK,
             "max_field_number": wire.MAX_FIELD_NUMBER,
             "max_header_list": hb.MAX_HEADER_LIST_SIZE,
             "max_table": hb.MAX_TABLE_SIZE,
             "default_table": hb.DEFAULT_TABLE_SIZE,
             "max_message": MAX_MESSAGE,
             "max_frame": MAX_FRAME,
+            "max_headers": hb.MAX_HEADERS,
+            "max_streams": decoder.MAX_OPEN_STREAMS,
+            "max_open_calls": calls.MAX_OPEN_CALLS,
+            "messages_first": calls.MESSAGES_KEPT_FIRST,
+            "messages_last": calls.MESSAGES_KEPT_LAST,
+            "message_bytes": calls.MESSAGE_BYTES_KEPT,
             "timeout_rounding": status.TIMEOUT_ROUNDING,
             "timeout_granularity": status.TIMEOUT_GRANULARITY,
         },

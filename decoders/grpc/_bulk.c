@@ -39,12 +39,19 @@ static struct {
     int ready;
     long max_depth;            /* wire.MAX_DEPTH */
     long max_fields;           /* wire.MAX_FIELDS */
+    long max_work;             /* wire.MAX_WORK */
     long max_field_number;     /* wire.MAX_FIELD_NUMBER */
     uint64_t max_header_list;  /* header_block.MAX_HEADER_LIST_SIZE */
     uint64_t max_table;        /* header_block.MAX_TABLE_SIZE */
     uint64_t default_table;    /* header_block.DEFAULT_TABLE_SIZE */
     uint64_t max_message;      /* kept lower than messages.MAX_MESSAGE_LEN: larger ones bail */
     uint64_t max_frame;        /* frames longer than this bail (the session's buffer limit is 16 MiB) */
+    uint64_t max_headers;      /* header_block.MAX_HEADERS: more in one block bail */
+    uint64_t max_streams;      /* decoder.MAX_OPEN_STREAMS */
+    uint64_t max_open_calls;   /* calls.MAX_OPEN_CALLS */
+    uint64_t messages_first;   /* calls.MESSAGES_KEPT_FIRST */
+    uint64_t messages_last;    /* calls.MESSAGES_KEPT_LAST */
+    uint64_t message_bytes;    /* calls.MESSAGE_BYTES_KEPT */
     double timeout_rounding;   /* status.TIMEOUT_ROUNDING */
     double timeout_granularity; /* status.TIMEOUT_GRANULARITY */
     /* hpack's Huffman decoding table: 256 states x 16 nibbles of (next state, flags, byte) */
@@ -453,7 +460,6 @@ static int table_get(const Table *t, uint64_t index, const char **n, size_t *nl,
     return 0;
 }
 
-#define MAX_HEADERS 512 /* more in one block bail (metadata is grouped by name in O(n^2)) */
 
 /* header_block.decode_block for a block that decodes cleanly; anything else bails. */
 static int hp_block(const uint8_t *b, size_t len, Table *t, Block *bl, Buf *scratch) {
@@ -494,7 +500,9 @@ static int hp_block(const uint8_t *b, size_t len, Table *t, Block *bl, Buf *scra
         Hdr *h = &bl->h[bl->n - 1];
         if (!header_ok(bl->arena.p + h->name, h->nlen, bl->arena.p + h->value, h->vlen)) BAILOUT;
         expanded += h->nlen + h->vlen + 32;
-        if (expanded > G.max_header_list || bl->n > MAX_HEADERS) BAILOUT;
+        /* Python keeps the first MAX_HEADERS with a finding (and metadata is grouped by name in
+         * O(n^2) here): more bail. */
+        if (expanded > G.max_header_list || bl->n > G.max_headers) BAILOUT;
     }
     return OK;
 }
@@ -668,18 +676,26 @@ typedef struct {
 typedef struct {
     PbField *f;
     size_t n, cap;
-    long budget;
-    int bail; /* something the Python side reads differently (a varint past 64 bits) */
+    long budget; /* wire._Budget.left: fields kept (an abandoned reading gives its own back) */
+    long work;   /* wire._Budget.work: fields read, abandoned readings included */
+    int bail;    /* something the Python side reads differently (a varint past 64 bits) */
 } Pb;
 
-#define WIRE_ERR 2 /* wire.WireError: the bytes are not a message at this level */
+#define WIRE_ERR 2   /* wire.WireError: the bytes are not a message at this level */
+#define WIRE_LIMIT 3 /* wire.WireLimit: MAX_FIELDS or MAX_DEPTH stopped the reading */
 
-static int pb_varint(const uint8_t *d, size_t *pos, size_t end, uint64_t *out, Pb *pb) {
+/* wire.read_varint. Past 64 bits, Python's int goes on: a tag or a length that large (`bound`)
+ * fails the checks that follow it there too (field number out of range, length past the end), so
+ * it is an error here; a value that large would be shown, so it bails. */
+static int pb_varint(const uint8_t *d, size_t *pos, size_t end, uint64_t *out, Pb *pb, int bound) {
     uint64_t v = 0;
     for (int i = 0; i < 10; i++) {
         if (*pos >= end) return WIRE_ERR;
         uint8_t b = d[(*pos)++];
-        if (i == 9 && (b & 0x7f) > 1) pb->bail = 1; /* Python's int goes past 64 bits */
+        if (i == 9 && (b & 0x7f) > 1) {
+            if (bound) return WIRE_ERR;
+            pb->bail = 1;
+        }
         v |= (uint64_t)(b & 0x7f) << (7 * i);
         if (!(b & 0x80)) {
             *out = v;
@@ -746,7 +762,7 @@ static int pb_classify(const uint8_t *d, int32_t at, long depth, Pb *pb) {
     PbField *f = &pb->f[at];
     size_t start = (size_t)(f->p - d), end = start + f->len;
     int message = 0;
-    if (end > start && depth < G.max_depth) {
+    if (end > start && depth < G.max_depth && pb->work > 0) { /* else MAX_DEPTH or MAX_WORK */
         long saved = pb->budget;
         size_t mark = pb->n, after;
         int32_t head = -1;
@@ -784,9 +800,10 @@ static int pb_fields(const uint8_t *d, size_t start, size_t end, long depth, Pb 
     int32_t last = -1;
     *head = -1;
     while (pos < end) {
-        if (--pb->budget < 0) return WIRE_ERR;
+        pb->work--;
+        if (--pb->budget < 0) return WIRE_LIMIT;
         uint64_t tag, v;
-        CK(pb_varint(d, &pos, end, &tag, pb));
+        CK(pb_varint(d, &pos, end, &tag, pb, 1));
         uint64_t number = tag >> 3;
         unsigned wt = (unsigned)(tag & 7);
         if (number < 1 || number > (uint64_t)G.max_field_number) return WIRE_ERR;
@@ -797,7 +814,7 @@ static int pb_fields(const uint8_t *d, size_t start, size_t end, long depth, Pb 
         }
         int32_t at;
         if (wt == 0) {
-            CK(pb_varint(d, &pos, end, &v, pb));
+            CK(pb_varint(d, &pos, end, &v, pb, 0));
             CK(pb_new(pb, &at));
             pb->f[at].kind = K_VARINT;
             pb->f[at].value = v;
@@ -812,7 +829,7 @@ static int pb_fields(const uint8_t *d, size_t start, size_t end, long depth, Pb 
             pb->f[at].value = v;
         } else if (wt == 2) {
             uint64_t length;
-            CK(pb_varint(d, &pos, end, &length, pb));
+            CK(pb_varint(d, &pos, end, &length, pb, 1));
             if (length > end - pos) return WIRE_ERR;
             CK(pb_new(pb, &at));
             pb->f[at].p = d + pos;
@@ -821,7 +838,7 @@ static int pb_fields(const uint8_t *d, size_t start, size_t end, long depth, Pb 
             CK(pb_classify(d, at, depth, pb));
             pos += (size_t)length;
         } else if (wt == 3) {
-            if (depth >= G.max_depth) return WIRE_ERR;
+            if (depth >= G.max_depth) return WIRE_LIMIT;
             int32_t child;
             size_t gend;
             CK(pb_fields(d, pos, end, depth + 1, pb, (uint32_t)number, &child, &gend));
@@ -936,24 +953,24 @@ static int pb_salvage(Pb *pb, const uint8_t *d, size_t n, int32_t *head) {
     size_t pos = 0;
     pb->n = 0;
     *head = -1;
+    pb->budget = G.max_fields; /* one allowance for all the fields salvaged, and the work left */
     while (pos < n) {
         size_t q = pos, end;
         uint64_t tag, v;
-        if (pb_varint(d, &q, n, &tag, pb) != OK) break;
+        if (pb_varint(d, &q, n, &tag, pb, 1) != OK) break;
         unsigned wt = (unsigned)(tag & 7);
         if (wt == 0) {
-            if (pb_varint(d, &q, n, &v, pb) != OK) break;
+            if (pb_varint(d, &q, n, &v, pb, 0) != OK) break;
             end = q;
         } else if (wt == 1 || wt == 5) {
             end = q + (wt == 1 ? 8 : 4);
         } else if (wt == 2) {
-            if (pb_varint(d, &q, n, &v, pb) != OK || v > n - q) break;
+            if (pb_varint(d, &q, n, &v, pb, 1) != OK || v > n - q) break;
             end = q + (size_t)v;
         } else {
             break;
         }
         if (end > n) break;
-        pb->budget = G.max_fields;
         int32_t one;
         size_t after;
         int r = pb_fields(d, pos, end, 0, pb, 0, &one, &after);
@@ -973,6 +990,7 @@ static int pb_salvage(Pb *pb, const uint8_t *d, size_t n, int32_t *head) {
 static int pb_message(Pb *pb, const uint8_t *d, size_t n, Buf *b) {
     pb->n = 0;
     pb->budget = G.max_fields;
+    pb->work = G.max_work;
     pb->bail = 0;
     int32_t head;
     size_t after;
@@ -985,14 +1003,30 @@ static int pb_message(Pb *pb, const uint8_t *d, size_t n, Buf *b) {
 
 /* ---- connections, streams and calls (decoder.py, messages.py, calls.py) ------------------- */
 
-typedef struct {
+typedef struct Stream {
+    uint32_t sid;
     int grpc; /* -1 unknown (None), 0, 1 */
     int json; /* content_type contains "json" */
     int have_request, have_response;
     int ended[2];
     Buf deframe[2];
     Buf encoding[2]; /* grpc-encoding each side declared; empty: identity */
+    struct Stream *older, *newer; /* the flow's open streams, oldest first (decoder.Connection.streams) */
 } Stream;
+
+/* calls.Kept: one direction's messages as the row keeps them. The first ones are rendered into
+ * `first`; the last ones are a ring of `ring_cap` slots from `head`. */
+typedef struct {
+    Buf first; /* rendered items joined by ", " */
+    uint64_t nfirst, first_bytes;
+    int closed;
+    Buf *ring;
+    uint64_t *ring_bytes;
+    int64_t *ring_frame;
+    size_t ring_cap, head, count;
+    uint64_t last_bytes;
+    int64_t total, omitted, omitted_frame;
+} Kept;
 
 typedef struct Call {
     int32_t flow;
@@ -1017,8 +1051,11 @@ typedef struct Call {
     Buf details; /* rendered status details (JSON object or null), or empty for null */
     int has_timeout;
     double timeout;
-    Buf requests, responses;
-    int nreq, nresp;
+    Kept kept[2]; /* requests (side 0, the client's), responses */
+    int64_t given_up; /* the frame where MAX_OPEN_CALLS gave it up; 0: it was not */
+    int in_open;
+    struct Call *open_prev, *open_next; /* the flow's open calls, oldest first (calls._Flow.open) */
+    struct Call *aw_prev, *aw_next;     /* the flow's awaiting calls, in the order of their resets */
 } Call;
 
 typedef struct {
@@ -1032,9 +1069,13 @@ typedef struct {
     const char *why;
     Direction dir[2];
     Map streams; /* sid -> Stream* */
-    Map calls;   /* sid -> Call* (calls not drained yet) */
+    Map calls;   /* sid -> Call* (calls not drained yet, not given up) */
     uint32_t last_client_stream;
     size_t nawaiting; /* calls of this flow with `awaiting` set */
+    Stream *oldest, *newest;
+    size_t nstreams;
+    Call *open_head, *open_tail, *aw_head, *aw_tail;
+    size_t nopen;
 } Flow;
 
 typedef struct {
@@ -1053,6 +1094,14 @@ typedef struct {
     PyObject *out;     /* list of rows of the current feed */
 } Decoder;
 
+static void kept_free(Kept *k) {
+    buf_free(&k->first);
+    for (size_t j = 0; j < k->ring_cap; j++) buf_free(&k->ring[j]);
+    free(k->ring);
+    free(k->ring_bytes);
+    free(k->ring_frame);
+}
+
 static void call_free(Call *c) {
     buf_free(&c->path);
     buf_free(&c->req_md);
@@ -1060,9 +1109,74 @@ static void call_free(Call *c) {
     buf_free(&c->trl_md);
     buf_free(&c->message);
     buf_free(&c->details);
-    buf_free(&c->requests);
-    buf_free(&c->responses);
+    kept_free(&c->kept[0]);
+    kept_free(&c->kept[1]);
     free(c);
+}
+
+/* Kept.add: `item` is the rendered item (NULL in the check run), `size` the message's bytes. */
+static int kept_add(Kept *k, const Buf *item, uint64_t size, int64_t frame) {
+    k->total++;
+    if (!k->closed) {
+        if (k->nfirst < G.messages_first && (k->first_bytes + size <= G.message_bytes || !k->nfirst)) {
+            if (item) {
+                if (k->nfirst) CK(PUTS(&k->first, ", "));
+                CK(put(&k->first, item->p, item->n));
+            }
+            k->nfirst++;
+            k->first_bytes += size;
+            return OK;
+        }
+        k->closed = 1;
+    }
+    if (!k->ring_cap) { /* the last ones, and one more before it is popped */
+        size_t cap = (size_t)G.messages_last + 1;
+        k->ring = calloc(cap, sizeof(Buf));
+        k->ring_bytes = calloc(cap, sizeof(uint64_t));
+        k->ring_frame = calloc(cap, sizeof(int64_t));
+        if (!k->ring || !k->ring_bytes || !k->ring_frame) {
+            free(k->ring);
+            free(k->ring_bytes);
+            free(k->ring_frame);
+            k->ring = NULL;
+            k->ring_bytes = NULL;
+            k->ring_frame = NULL;
+            PyErr_NoMemory();
+            return FAIL;
+        }
+        k->ring_cap = cap;
+    }
+    if (k->count == k->ring_cap) { /* only when the limits changed under a live decoder */
+        k->last_bytes -= k->ring_bytes[k->head];
+        if (!k->omitted++) k->omitted_frame = k->ring_frame[k->head];
+        k->head = (k->head + 1) % k->ring_cap;
+        k->count--;
+    }
+    size_t at = (k->head + k->count) % k->ring_cap;
+    k->ring[at].n = 0;
+    if (item) CK(put(&k->ring[at], item->p, item->n));
+    k->ring_bytes[at] = size;
+    k->ring_frame[at] = frame;
+    k->count++;
+    k->last_bytes += size;
+    while (k->count > G.messages_last || (k->last_bytes > G.message_bytes && k->count > 1)) {
+        k->last_bytes -= k->ring_bytes[k->head];
+        if (!k->omitted++) k->omitted_frame = k->ring_frame[k->head];
+        k->head = (k->head + 1) % k->ring_cap;
+        k->count--;
+    }
+    return OK;
+}
+
+/* The kept items of a direction as a JSON list's inside. */
+static int put_kept(Buf *b, const Kept *k) {
+    CK(put(b, k->first.p, k->first.n));
+    for (size_t j = 0; j < k->count; j++) {
+        const Buf *x = &k->ring[(k->head + j) % k->ring_cap];
+        if (k->nfirst || j) CK(PUTS(b, ", "));
+        CK(put(b, x->p, x->n));
+    }
+    return OK;
 }
 
 static void stream_free(Stream *s) {
@@ -1084,34 +1198,81 @@ static void flow_free(Flow *f) {
     map_free(&f->calls); /* the calls themselves are owned by Decoder.order */
 }
 
+static void stream_drop(Flow *f, uint32_t sid) {
+    void **v = map_get(&f->streams, sid);
+    if (!v) return;
+    Stream *s = *v;
+    if (s->older) s->older->newer = s->newer; else f->oldest = s->newer;
+    if (s->newer) s->newer->older = s->older; else f->newest = s->older;
+    f->nstreams--;
+    stream_free(s);
+    map_del(&f->streams, sid);
+}
+
+/* Connection.stream: a new one past MAX_OPEN_STREAMS forgets the oldest. */
 static Stream *stream_get(Flow *f, uint32_t sid, int *err) {
     void **v = map_get(&f->streams, sid);
     if (v) return *v;
+    if (f->nstreams >= G.max_streams && f->oldest) stream_drop(f, f->oldest->sid);
     Stream *s = calloc(1, sizeof(Stream));
     if (!s) {
         PyErr_NoMemory();
         *err = FAIL;
         return NULL;
     }
+    s->sid = sid;
     s->grpc = -1;
     if (map_put(&f->streams, sid, s)) {
         free(s);
         *err = FAIL;
         return NULL;
     }
+    s->older = f->newest;
+    if (f->newest) f->newest->newer = s; else f->oldest = s;
+    f->newest = s;
+    f->nstreams++;
     return s;
 }
 
-static void stream_drop(Flow *f, uint32_t sid) {
-    void **v = map_get(&f->streams, sid);
-    if (!v) return;
-    stream_free(*v);
-    map_del(&f->streams, sid);
+/* calls.Call.done: the row may be written. */
+static int call_done(const Call *c) { return c->given_up || (c->has_end && !c->awaiting); }
+
+static void open_unlink(Flow *f, Call *c) {
+    if (!c->in_open) return;
+    if (c->open_prev) c->open_prev->open_next = c->open_next; else f->open_head = c->open_next;
+    if (c->open_next) c->open_next->open_prev = c->open_prev; else f->open_tail = c->open_prev;
+    c->open_prev = c->open_next = NULL;
+    c->in_open = 0;
+    f->nopen--;
+}
+
+static void await_unlink(Flow *f, Call *c) {
+    if (!c->awaiting) return;
+    if (c->aw_prev) c->aw_prev->aw_next = c->aw_next; else f->aw_head = c->aw_next;
+    if (c->aw_next) c->aw_next->aw_prev = c->aw_prev; else f->aw_tail = c->aw_prev;
+    c->aw_prev = c->aw_next = NULL;
+    c->awaiting = 0;
+    f->nawaiting--;
+}
+
+/* CallAnalysis._settle */
+static void settle(Flow *f, Call *c) {
+    if (call_done(c)) open_unlink(f, c);
+}
+
+/* CallAnalysis._give_up: the oldest open call of a full connection is no longer followed. */
+static void give_up(Flow *f, Call *c, int64_t frame) {
+    c->given_up = frame;
+    if (!c->has_end) c->ended_by = "calls_limit";
+    await_unlink(f, c);
+    open_unlink(f, c);
+    map_del(&f->calls, c->sid);
 }
 
 static Call *call_get(Decoder *d, Flow *f, int32_t fid, uint32_t sid, int64_t i, double t, int *err) {
     void **v = map_get(&f->calls, sid);
     if (v) return *v;
+    if (f->nopen >= G.max_open_calls && f->open_head) give_up(f, f->open_head, i + 1);
     Call *c = calloc(1, sizeof(Call));
     if (!c) {
         PyErr_NoMemory();
@@ -1130,6 +1291,11 @@ static Call *call_get(Decoder *d, Flow *f, int32_t fid, uint32_t sid, int64_t i,
         return NULL;
     }
     d->order[d->norder++] = c;
+    c->open_prev = f->open_tail;
+    if (f->open_tail) f->open_tail->open_next = c; else f->open_head = c;
+    f->open_tail = c;
+    c->in_open = 1;
+    f->nopen++;
     return c;
 }
 
@@ -1230,10 +1396,12 @@ static int status_details(Decoder *d, const char *value, size_t vlen, Buf *out) 
     Pb *pb = &d->pb;
     pb->n = 0;
     pb->budget = G.max_fields;
+    pb->work = G.max_work;
     pb->bail = 0;
     int32_t head;
     size_t after;
     r = pb_fields((const uint8_t *)raw.p, 0, raw.n, 0, pb, 0, &head, &after);
+    if (r == WIRE_LIMIT) pb->bail = 1; /* wire.decode gives the fields salvaged then, not None */
     if (r == FAIL || pb->bail) {
         buf_free(&raw);
         if (r == FAIL) return FAIL;
@@ -1413,7 +1581,7 @@ static int on_headers(Decoder *d, Flow *f, int32_t fid, int side, uint32_t sid, 
             if (!c) return err;
             if (end_stream) {
                 c->server_done = 1;
-                int only = c->has_req && !c->has_resp && c->nresp == 0; /* Trailers-Only */
+                int only = c->has_req && !c->has_resp && c->kept[1].total == 0; /* Trailers-Only */
                 CK(call_status(d, c, bl, t, only ? "trailers-only" : "trailers"));
             } else if (!c->has_resp && gs < 0) {
                 c->has_resp = bl->n > 0;
@@ -1421,6 +1589,7 @@ static int on_headers(Decoder *d, Flow *f, int32_t fid, int side, uint32_t sid, 
             } else {
                 CK(call_status(d, c, bl, t, "trailers"));
             }
+            settle(f, c);
         }
     }
     if (end_stream) stream_end(f, s, sid, side);
@@ -1488,14 +1657,7 @@ static int on_message(Decoder *d, Flow *f, int32_t fid, int side, uint32_t sid, 
     CK(r);
     Call *c = call_get(d, f, fid, sid, i, t, &err);
     if (!c) return err;
-    int *count = side == 0 ? &c->nreq : &c->nresp;
-    if (d->emit) {
-        Buf *list = side == 0 ? &c->requests : &c->responses;
-        if (*count) CK(PUTS(list, ", "));
-        CK(put(list, d->scratch.p, d->scratch.n));
-    }
-    (*count)++;
-    return OK;
+    return kept_add(&c->kept[side], d->emit ? &d->scratch : NULL, have ? blen : n, i + 1);
 }
 
 /* decoder._data + messages.Deframer.feed */
@@ -1531,7 +1693,7 @@ static int on_data(Decoder *d, Flow *f, int32_t fid, int side, uint32_t sid, int
     return OK;
 }
 
-/* The RST_STREAM branch of CallAnalysis._frame. */
+/* The RST_STREAM branch of CallAnalysis._frame (_reset). */
 static int on_rst(Flow *f, int side, uint32_t sid, uint32_t code, double t) {
     stream_drop(f, sid);
     void **v = map_get(&f->calls, sid);
@@ -1554,34 +1716,46 @@ static int on_rst(Flow *f, int side, uint32_t sid, uint32_t code, double t) {
     if (side == 0 && !c->server_done) { /* the server's frames sent before it read the reset may follow */
         c->awaiting = 1;
         c->await_mark = f->last_client_stream;
+        c->aw_prev = f->aw_tail;
+        if (f->aw_tail) f->aw_tail->aw_next = c; else f->aw_head = c;
+        f->aw_tail = c;
         f->nawaiting++;
     } else {
         c->server_done = 1;
     }
+    settle(f, c);
     return OK;
 }
 
 /* CallAnalysis._server_frame: a server frame on `sid` (`ends`: it ends the server's side of it)
- * while calls of the flow wait after a client's reset. */
+ * while calls of the flow wait after a client's reset. The waiting calls are in the order of their
+ * marks, so those a later stream releases are the first ones. */
 static void server_frame(Flow *f, uint32_t sid, int ends) {
-    for (size_t k = 0; k < f->calls.cap && f->nawaiting; k++) {
-        if (f->calls.state[k] != 1) continue;
-        Call *c = f->calls.vals[k];
-        if (c->awaiting && ((sid == c->sid && ends) || ((sid & 1) && sid > c->await_mark))) {
-            c->awaiting = 0;
-            f->nawaiting--;
+    if (ends) {
+        void **v = map_get(&f->calls, sid);
+        Call *c = v ? *v : NULL;
+        if (c && c->awaiting) {
+            await_unlink(f, c);
+            settle(f, c);
         }
     }
+    if (sid & 1)
+        while (f->aw_head && sid > f->aw_head->await_mark) {
+            Call *c = f->aw_head;
+            await_unlink(f, c);
+            settle(f, c);
+        }
 }
 
+/* Only the flow's open calls: at most MAX_OPEN_CALLS. */
 static void on_goaway(Flow *f, uint32_t last, double t) {
-    for (size_t k = 0; k < f->calls.cap; k++) {
-        if (f->calls.state[k] != 1) continue;
-        Call *c = f->calls.vals[k];
+    for (Call *c = f->open_head, *next; c; c = next) {
+        next = c->open_next;
         if (!c->has_end && c->sid > last) {
             c->end = t;
             c->has_end = 1;
             c->ended_by = "goaway";
+            settle(f, c);
         }
     }
 }
@@ -1686,6 +1860,44 @@ static int put_name_or_null(Buf *b, const char *name) {
     return PUTS(b, "\"");
 }
 
+/* One finding of a row, as json.dumps writes an AnalysisFinding. */
+static int put_finding(Buf *b, int64_t frame, const char *code, const char *message) {
+    CK(PUTS(b, "{\"frame\": "));
+    CK(put_i64(b, frame));
+    CK(PUTS(b, ", \"severity\": \"warn\", \"code\": "));
+    CK(put_jstr(b, code, strlen(code)));
+    CK(PUTS(b, ", \"message\": "));
+    CK(put_jstr(b, message, strlen(message)));
+    return PUTS(b, "}");
+}
+
+/* calls._findings: the limits the row hit, in the same words. */
+static int put_findings(Buf *b, const Call *c) {
+    char text[512];
+    int n = 0;
+    for (int side = 0; side < 2; side++) {
+        const Kept *k = &c->kept[side];
+        if (!k->omitted) continue;
+        snprintf(text, sizeof text,
+                 "%lld of %lld %s left out: kept the first %llu and the last %llu, %llu bytes of each at most "
+                 "(MESSAGES_KEPT_FIRST, MESSAGES_KEPT_LAST, MESSAGE_BYTES_KEPT)",
+                 (long long)k->omitted, (long long)k->total, side ? "responses" : "requests",
+                 (unsigned long long)G.messages_first, (unsigned long long)G.messages_last,
+                 (unsigned long long)G.message_bytes);
+        if (n++) CK(PUTS(b, ", "));
+        CK(put_finding(b, k->omitted_frame, "grpc.messages_limit", text));
+    }
+    if (c->given_up) {
+        snprintf(text, sizeof text,
+                 "more than %llu calls open on this connection (MAX_OPEN_CALLS): this one, the oldest, was given up "
+                 "and written as it stood",
+                 (unsigned long long)G.max_open_calls);
+        if (n++) CK(PUTS(b, ", "));
+        CK(put_finding(b, c->given_up, "grpc.calls_limit", text));
+    }
+    return OK;
+}
+
 /* CallAnalysis._rows for one call, as json.dumps(row, ensure_ascii=False). */
 static int render_row(Decoder *d, Buf *b, const Call *c) {
     b->n = 0;
@@ -1729,7 +1941,7 @@ static int render_row(Decoder *d, Buf *b, const Call *c) {
         CK(PUTS(b, "null"));
     static const char *KINDS[2][2] = {{"unary", "server_streaming"}, {"client_streaming", "bidi"}};
     CK(PUTS(b, ", \"kind\": \""));
-    const char *kind = KINDS[c->nreq > 1][c->nresp > 1];
+    const char *kind = KINDS[c->kept[0].total > 1][c->kept[1].total > 1];
     CK(put(b, kind, strlen(kind)));
     CK(PUTS(b, "\", \"kind_from\": \"observed\", \"status\": "));
     if (c->has_status) {
@@ -1775,10 +1987,14 @@ static int render_row(Decoder *d, Buf *b, const Call *c) {
     CK(PUTS(b, ", \"trailers\": "));
     CK(put_or_null(b, &c->trl_md, "{}"));
     CK(PUTS(b, ", \"requests\": ["));
-    CK(put(b, c->requests.p, c->requests.n));
+    CK(put_kept(b, &c->kept[0]));
     CK(PUTS(b, "], \"responses\": ["));
-    CK(put(b, c->responses.p, c->responses.n));
-    CK(PUTS(b, "], \"start\": "));
+    CK(put_kept(b, &c->kept[1]));
+    CK(PUTS(b, "], \"requests_omitted\": "));
+    CK(put_i64(b, c->kept[0].omitted));
+    CK(PUTS(b, ", \"responses_omitted\": "));
+    CK(put_i64(b, c->kept[1].omitted));
+    CK(PUTS(b, ", \"start\": "));
     CK(put_double(b, c->start));
     if (c->has_end) {
         CK(PUTS(b, ", \"end\": "));
@@ -1788,7 +2004,9 @@ static int render_row(Decoder *d, Buf *b, const Call *c) {
     } else {
         CK(PUTS(b, ", \"end\": null, \"duration\": null"));
     }
-    return PUTS(b, "}");
+    CK(PUTS(b, ", \"findings\": ["));
+    CK(put_findings(b, c));
+    return PUTS(b, "]}");
 }
 
 static int emit(Decoder *d, const Call *c, int64_t bucket) {
@@ -1808,7 +2026,7 @@ static int drain(Decoder *d, int64_t bucket, int all) {
     for (size_t j = 0; j < d->norder; j++) {
         Call *c = d->order[j];
         Flow *f = &d->flows[c->flow];
-        if (!f->bailed && (!c->has_end || c->awaiting) && !all) {
+        if (!f->bailed && !call_done(c) && !all) {
             d->order[k++] = c;
             continue;
         }
@@ -1817,7 +2035,11 @@ static int drain(Decoder *d, int64_t bucket, int all) {
             d->order[k++] = c;
             continue;
         }
-        if (!f->bailed) map_del(&f->calls, c->sid);
+        if (!f->bailed) { /* a given-up call left the map then (its stream may be another call's) */
+            if (!c->given_up) map_del(&f->calls, c->sid);
+            await_unlink(f, c);
+            open_unlink(f, c);
+        }
         call_free(c);
     }
     d->norder = k;
@@ -2017,6 +2239,47 @@ static PyObject *mod_init(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!O!O!O:init", &PyList_Type, &stat, &PyList_Type, &huff, &PyDict_Type, &lim,
                           &decompress))
         return NULL;
+    struct {
+        const char *key;
+        long long *out;
+    } keys[] = {{"max_depth", NULL},      {"max_fields", NULL},     {"max_field_number", NULL},
+                {"max_header_list", NULL}, {"max_table", NULL},      {"default_table", NULL},
+                {"max_message", NULL},    {"max_frame", NULL},      {"max_headers", NULL},
+                {"max_streams", NULL},    {"max_open_calls", NULL}, {"messages_first", NULL},
+                {"messages_last", NULL},  {"message_bytes", NULL},  {"max_work", NULL}};
+    enum { NKEYS = sizeof keys / sizeof *keys };
+    long long vals[NKEYS];
+    for (int k = 0; k < NKEYS; k++) {
+        PyObject *v = PyDict_GetItemString(lim, keys[k].key);
+        if (!v) return PyErr_Format(PyExc_KeyError, "limit %s missing", keys[k].key);
+        vals[k] = PyLong_AsLongLong(v);
+        if (vals[k] == -1 && PyErr_Occurred()) return NULL;
+        if (vals[k] < 0) return PyErr_Format(PyExc_ValueError, "limit %s is negative", keys[k].key);
+    }
+    G.max_depth = (long)vals[0];
+    G.max_fields = (long)vals[1];
+    G.max_field_number = (long)vals[2];
+    G.max_header_list = (uint64_t)vals[3];
+    G.max_table = (uint64_t)vals[4];
+    G.default_table = (uint64_t)vals[5];
+    G.max_message = (uint64_t)vals[6];
+    G.max_frame = (uint64_t)vals[7];
+    G.max_headers = (uint64_t)vals[8];
+    G.max_streams = (uint64_t)vals[9];
+    G.max_open_calls = (uint64_t)vals[10];
+    G.messages_first = (uint64_t)vals[11];
+    G.messages_last = (uint64_t)vals[12];
+    G.message_bytes = (uint64_t)vals[13];
+    G.max_work = (long)vals[14];
+    const char *fkeys[] = {"timeout_rounding", "timeout_granularity"};
+    double *fouts[] = {&G.timeout_rounding, &G.timeout_granularity};
+    for (int k = 0; k < 2; k++) {
+        PyObject *v = PyDict_GetItemString(lim, fkeys[k]);
+        if (!v) return PyErr_Format(PyExc_KeyError, "limit %s missing", fkeys[k]);
+        *fouts[k] = PyFloat_AsDouble(v);
+        if (*fouts[k] == -1.0 && PyErr_Occurred()) return NULL;
+    }
+    /* The limits are read at every init (tests make them small), the tables only at the first. */
     if (G.ready) Py_RETURN_NONE;
     if (PyList_GET_SIZE(huff) != 256 * 16 || PyList_GET_SIZE(stat) > 128) {
         PyErr_SetString(PyExc_ValueError, "unexpected hpack tables");
@@ -2046,35 +2309,6 @@ static PyObject *mod_init(PyObject *self, PyObject *args) {
         G.static_vlen[k] = (size_t)vl;
     }
     G.nstatic = (int)PyList_GET_SIZE(stat);
-    struct {
-        const char *key;
-        long long *out;
-    } keys[] = {{"max_depth", NULL}, {"max_fields", NULL}, {"max_field_number", NULL}, {"max_header_list", NULL},
-                {"max_table", NULL}, {"default_table", NULL}, {"max_message", NULL}, {"max_frame", NULL}};
-    long long vals[8];
-    for (int k = 0; k < 8; k++) {
-        PyObject *v = PyDict_GetItemString(lim, keys[k].key);
-        if (!v) return PyErr_Format(PyExc_KeyError, "limit %s missing", keys[k].key);
-        vals[k] = PyLong_AsLongLong(v);
-        if (vals[k] == -1 && PyErr_Occurred()) return NULL;
-        if (vals[k] < 0) return PyErr_Format(PyExc_ValueError, "limit %s is negative", keys[k].key);
-    }
-    G.max_depth = (long)vals[0];
-    G.max_fields = (long)vals[1];
-    G.max_field_number = (long)vals[2];
-    G.max_header_list = (uint64_t)vals[3];
-    G.max_table = (uint64_t)vals[4];
-    G.default_table = (uint64_t)vals[5];
-    G.max_message = (uint64_t)vals[6];
-    G.max_frame = (uint64_t)vals[7];
-    const char *fkeys[] = {"timeout_rounding", "timeout_granularity"};
-    double *fouts[] = {&G.timeout_rounding, &G.timeout_granularity};
-    for (int k = 0; k < 2; k++) {
-        PyObject *v = PyDict_GetItemString(lim, fkeys[k]);
-        if (!v) return PyErr_Format(PyExc_KeyError, "limit %s missing", fkeys[k]);
-        *fouts[k] = PyFloat_AsDouble(v);
-        if (*fouts[k] == -1.0 && PyErr_Occurred()) return NULL;
-    }
     Py_INCREF(decompress);
     G.decompress = decompress;
     G.ready = 1;

@@ -9,14 +9,23 @@ connection showed), not from the flow's orientation, which may be wrong in a cap
 mid-connection. Messages are kept by the direction they came in and split into requests and
 responses when the row is written, so those that came before the connection showed its client
 still land on the right side.
+
+Memory follows what a row shows, not what a connection sends: a call keeps its metadata (not its
+header lists), the first MESSAGES_KEPT_FIRST and the last MESSAGES_KEPT_LAST messages of each
+direction (MESSAGE_BYTES_KEPT at most each way; `requests_omitted` and `responses_omitted` count
+those between, and a `grpc.messages_limit` finding says so), and a connection keeps at most
+MAX_OPEN_CALLS calls open (opening another gives up the oldest: its row comes out as it is, with
+`ended_by` "calls_limit" and a `grpc.calls_limit` finding). decoders/grpc/_bulk.c keeps the same
+limits, to the byte.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from protoscope.decoders.api import FlowContext, Pdu
+from protoscope.decoders.api import AnalysisFinding, FlowContext, Pdu
 from protoscope.decoders.http2 import frames as fr
 from protoscope.decoders.http2.header_block import Header
 from protoscope.decoders.http2.records import FrameRecord, MessageRecord
@@ -53,6 +62,23 @@ RESERVED = {
     "content-length",
 }
 
+MESSAGES_KEPT_FIRST = 100
+"""Messages of each direction of a call kept from its start: a unary or short streaming call keeps
+them all; a stream that never ends (a feed, a subscription) keeps how it began."""
+MESSAGES_KEPT_LAST = 100
+"""Messages of each direction kept from its end (the latest, while the call is open): where a long
+stream was when it ended or the capture did. Those between the first and the last are counted
+(`requests_omitted`, `responses_omitted`), not kept: a 24 MB stream of small messages kept 1.9 GB."""
+MESSAGE_BYTES_KEPT = 4 << 20
+"""Bytes of messages (inflated) the first ones kept of a direction may hold, and so may the last:
+gRPC's default largest message (4 MiB). The first message and the last are kept whatever their size."""
+MAX_OPEN_CALLS = 1000
+"""Calls of one connection open at once (or waiting for the server after the client's reset);
+another gives up the oldest (see decoder.MAX_OPEN_STREAMS: the same reasoning)."""
+ITEM_KEYS = ("frame", "time", "compressed", "size", "uncompressed_size", "type", "message")
+"""The keys of a message's row item, in order (an item is kept as a tuple: a third of a dict)."""
+Item = tuple[int, float, bool, int, int | None, str | None, object]
+
 
 @dataclass(slots=True)
 class Call:
@@ -65,11 +91,14 @@ class Call:
     path_from: str | None = None
     """"header" (`:path`), "value" (a header from an unseen HPACK entry that reads like a path)."""
     authority: str | None = None
-    request_headers: list[Header] = field(default_factory=list)
-    response_headers: list[Header] = field(default_factory=list)
-    trailers: list[Header] = field(default_factory=list)
-    messages: list[tuple[bool, dict[str, object]]] = field(default_factory=list)
-    """(came from the flow's client side, the message's row item), in capture order."""
+    request_metadata: dict[str, object] | None = None
+    """None until a request header block with headers in it was seen."""
+    response_metadata: dict[str, object] | None = None
+    trailers: dict[str, object] = field(default_factory=dict)
+    unknown_headers: list[int] = field(default_factory=lambda: [0, 0, 0])
+    """Headers from HPACK entries before the capture: of the request, the response, the trailers."""
+    messages: tuple[Kept, Kept] = field(default_factory=lambda: (Kept(), Kept()))
+    """The messages that came from the flow's client side, and from its server side."""
     end: float | None = None
     status: int | None = None
     status_from: str | None = None
@@ -88,6 +117,56 @@ class Call:
     before it read the RST_STREAM (trailers with the real status, often) may still come. Holds the
     highest client stream id then: a server frame on a later stream shows it has read the reset."""
     web_trailers: tuple[tuple[str, str], ...] | None = None
+    given_up: int | None = None
+    """The frame where MAX_OPEN_CALLS gave the call up (it is no longer followed)."""
+
+    @property
+    def done(self) -> bool:
+        """The row may be written: the call ended (the server too, after a client's reset) or was
+        given up."""
+        return self.given_up is not None or (self.end is not None and self.awaiting_server is None)
+
+
+@dataclass(slots=True)
+class Kept:
+    """One direction's messages of a call as its row keeps them: the first MESSAGES_KEPT_FIRST
+    (MESSAGE_BYTES_KEPT of them at most), then the last MESSAGES_KEPT_LAST (as many bytes); those
+    between are counted. Items are ITEM_KEYS tuples."""
+
+    first: list[Item] = field(default_factory=list)
+    last: deque[tuple[int, Item]] = field(default_factory=deque)
+    """(bytes, item) of the latest messages after the first ones."""
+    first_bytes: int = 0
+    last_bytes: int = 0
+    closed: bool = False
+    """The first ones are all in: every later message goes to `last`."""
+    total: int = 0
+    omitted: int = 0
+    omitted_frame: int | None = None
+    """The frame of the first message left out."""
+
+    def add(self, item: Item, size: int) -> None:
+        self.total += 1
+        if not self.closed:
+            if len(self.first) < MESSAGES_KEPT_FIRST and (
+                self.first_bytes + size <= MESSAGE_BYTES_KEPT or not self.first
+            ):
+                self.first.append(item)
+                self.first_bytes += size
+                return
+            self.closed = True
+        last = self.last
+        last.append((size, item))
+        self.last_bytes += size
+        while len(last) > MESSAGES_KEPT_LAST or (self.last_bytes > MESSAGE_BYTES_KEPT and len(last) > 1):
+            gone, old = last.popleft()
+            self.last_bytes -= gone
+            self.omitted += 1
+            if self.omitted_frame is None:
+                self.omitted_frame = old[0]
+
+    def items(self) -> list[dict[str, object]]:
+        return [dict(zip(ITEM_KEYS, m, strict=True)) for m in (*self.first, *(m for _, m in self.last))]
 
 
 def _metadata(headers: list[Header]) -> dict[str, object]:
@@ -100,8 +179,17 @@ def _metadata(headers: list[Header]) -> dict[str, object]:
             raw = binary_value(h.value)
             value = raw.hex() if raw is not None else h.value
         prev = out.get(h.name)
-        out[h.name] = value if prev is None else [*(prev if isinstance(prev, list) else [prev]), value]
+        if prev is None:
+            out[h.name] = value
+        elif isinstance(prev, list):  # appended, not copied: a block of one name repeated is linear
+            prev.append(value)
+        else:
+            out[h.name] = [prev, value]
     return out
+
+
+def _unknown(headers: list[Header]) -> int:
+    return sum(not h.known for h in headers)
 
 
 def _value(headers: list[Header], name: str) -> str | None:
@@ -121,8 +209,11 @@ class _Flow:
     endpoints: tuple[str, str] = ("", "")
     """The flow's (client, server) endpoints as "ip:port"."""
     last_client_stream: int = 0
-    awaiting: list[Call] = field(default_factory=list)
-    """Calls of this flow with `awaiting_server` set."""
+    awaiting: dict[int, Call] = field(default_factory=dict)
+    """Calls of this flow with `awaiting_server` set, by stream id, in the order of their resets (so
+    of their `awaiting_server` marks, which only grow)."""
+    open: dict[int, Call] = field(default_factory=dict)
+    """Calls of this flow not `done`, by stream id, oldest first (MAX_OPEN_CALLS counts these)."""
 
 
 class CallAnalysis:
@@ -141,13 +232,34 @@ class CallAnalysis:
         if isinstance(schemas, SchemaSet):
             self.schemas = schemas
 
-    def _call(self, ctx: FlowContext, sid: int) -> Call:
+    def _call(self, ctx: FlowContext, f: _Flow, sid: int) -> Call:
         key = (ctx.flow, sid)
         call = self.calls.get(key)
         if call is None:
+            if len(f.open) >= MAX_OPEN_CALLS:
+                self._give_up(f, next(iter(f.open.values())), ctx.frame)
             call = self.calls[key] = Call(ctx.flow, sid, ctx.time, ctx.frame - 1)
             self.order.append(call)
+            f.open[sid] = call
         return call
+
+    def _give_up(self, f: _Flow, call: Call, frame: int) -> None:
+        """Stop following the oldest open call of a full connection: its row is written at the next
+        drain as it stands, and a later frame on its stream starts a new call."""
+        call.given_up = frame
+        if call.end is None:
+            call.ended_by = "calls_limit"
+        if call.awaiting_server is not None:
+            call.awaiting_server = None
+            del f.awaiting[call.stream_id]
+        del f.open[call.stream_id]
+        del self.calls[(call.flow, call.stream_id)]
+
+    @staticmethod
+    def _settle(f: _Flow, call: Call) -> None:
+        """After a call changed: a call that is done leaves the connection's open ones."""
+        if call.done:
+            f.open.pop(call.stream_id, None)
 
     def _flow(self, ctx: FlowContext) -> _Flow:
         """A flow's first record."""
@@ -164,23 +276,17 @@ class CallAnalysis:
             f.client_side = rec.from_client == ctx.from_client
         from_client = ctx.from_client == f.client_side
         if isinstance(rec, MessageRecord):
-            call = self._call(ctx, rec.stream_id)
+            call = self._call(ctx, f, rec.stream_id)
             if rec.trailers is not None:
                 call.web_trailers = rec.trailers
                 self._status(
                     call, [Header(k, v, (0, 0), "literal") for k, v in rec.trailers], ctx, "trailers"
                 )
+                self._settle(f, call)
                 return
-            item = {
-                "frame": ctx.frame,
-                "time": ctx.time,
-                "compressed": rec.compressed,
-                "size": rec.size,
-                "uncompressed_size": None if rec.data is None else len(rec.data),
-                "type": rec.type_name,
-                "message": rec.content,
-            }
-            call.messages.append((ctx.from_client, item))
+            size = None if rec.data is None else len(rec.data)
+            item = (ctx.frame, ctx.time, rec.compressed, rec.size, size, rec.type_name, rec.content)
+            call.messages[0 if ctx.from_client else 1].add(item, rec.size if size is None else size)
             return
         if f.awaiting and not from_client:
             self._server_frame(f, rec)
@@ -200,9 +306,10 @@ class CallAnalysis:
             if from_client:
                 if not known and not (ctype or "").startswith("application/grpc"):
                     return
-                call = self._call(ctx, sid)
-                if not call.request_headers:
-                    call.request_headers = headers
+                call = self._call(ctx, f, sid)
+                if call.request_metadata is None and headers:
+                    call.request_metadata = _metadata(headers)
+                    call.unknown_headers[0] = _unknown(headers)
                     call.path, call.path_from = request_path(headers)
                     call.authority = _value(headers, ":authority")
                     t = _value(headers, "grpc-timeout")
@@ -216,18 +323,21 @@ class CallAnalysis:
                 and _value(headers, "grpc-status") is None
             ):
                 return
-            call = self._call(ctx, sid)
+            call = self._call(ctx, f, sid)
             if rec.end_stream:
                 call.server_done = True
                 # Trailers-Only: the server's one header block ends the call (a call that began
                 # before the capture may have had its response headers and messages unseen).
-                responded = call.response_headers or any(side != f.client_side for side, _ in call.messages)
-                only = call.request_headers and not responded
+                responded = call.response_metadata is not None or call.messages[f.client_side].total
+                only = call.request_metadata is not None and not responded
                 self._status(call, headers, ctx, "trailers-only" if only else "trailers")
-            elif not call.response_headers and _value(headers, "grpc-status") is None:
-                call.response_headers = headers
+            elif call.response_metadata is None and _value(headers, "grpc-status") is None:
+                if headers:
+                    call.response_metadata = _metadata(headers)
+                    call.unknown_headers[1] = _unknown(headers)
             else:
                 self._status(call, headers, ctx, "trailers")
+            self._settle(f, call)
         elif rec.type == fr.DATA and rec.end_stream and not from_client:
             ended = self.calls.get((ctx.flow, rec.stream_id))
             if ended is not None:
@@ -235,10 +345,12 @@ class CallAnalysis:
         elif rec.type == fr.RST_STREAM:
             self._reset(rec, ctx, f, from_client)
         elif rec.type == fr.GOAWAY:
-            for (flow, sid), call in self.calls.items():
-                if flow == ctx.flow and call.end is None and sid > (rec.last_stream_id or 0):
+            # Only this connection's open calls: at most MAX_OPEN_CALLS, whatever the capture holds.
+            for call in list(f.open.values()):
+                if call.end is None and call.stream_id > (rec.last_stream_id or 0):
                     call.end = ctx.time
                     call.ended_by = "goaway"
+                    self._settle(f, call)
 
     def _reset(self, rec: FrameRecord, ctx: FlowContext, f: _Flow, from_client: bool) -> None:
         """RST_STREAM ends a call still open: its code goes to rst_stream_error, and DEADLINE_EXCEEDED
@@ -259,26 +371,36 @@ class CallAnalysis:
             call.status, call.status_from = DEADLINE_EXCEEDED, "inferred"
         if from_client and not call.server_done:
             call.awaiting_server = f.last_client_stream
-            f.awaiting.append(call)
+            f.awaiting[call.stream_id] = call
         else:
             call.server_done = True
+        self._settle(f, call)
 
-    @staticmethod
-    def _server_frame(f: _Flow, rec: FrameRecord) -> None:
+    def _server_frame(self, f: _Flow, rec: FrameRecord) -> None:
         """A server frame while calls of its flow wait for the server after a client's reset: the
         wait ends when the server ends its side of that stream, or sends on a stream the client
-        opened after the reset (so it has read the reset, and will send no more on that stream)."""
+        opened after the reset (so it has read the reset, and will send no more on that stream).
+        The calls waiting are in the order of their marks: those a later stream releases are the
+        first ones, so a frame costs what it releases, not what waits."""
         sid = rec.block_stream if rec.headers is not None else rec.stream_id
         whole = rec.headers is not None or rec.type == fr.DATA
-        ends = rec.type == fr.RST_STREAM or (rec.end_stream and whole)
-        for c in f.awaiting:
-            mark = c.awaiting_server or 0
-            if (sid == c.stream_id and ends) or (sid % 2 and sid > mark):
+        if rec.type == fr.RST_STREAM or (rec.end_stream and whole):
+            c = f.awaiting.pop(sid, None)
+            if c is not None:
                 c.awaiting_server = None
-        f.awaiting = [c for c in f.awaiting if c.awaiting_server is not None]
+                self._settle(f, c)
+        if sid % 2:
+            while f.awaiting:
+                c = next(iter(f.awaiting.values()))
+                if sid <= (c.awaiting_server or 0):
+                    break
+                del f.awaiting[c.stream_id]
+                c.awaiting_server = None
+                self._settle(f, c)
 
     def _status(self, call: Call, headers: list[Header], ctx: FlowContext, how: str) -> None:
-        call.trailers = headers
+        call.trailers = _metadata(headers)
+        call.unknown_headers[2] = _unknown(headers)
         raw = _value(headers, "grpc-status")
         status = parse_status(raw) if raw is not None else None
         if status is not None or call.status_from != "inferred":
@@ -316,12 +438,13 @@ class CallAnalysis:
 
     def drain_keyed(self) -> list[tuple[int, dict[str, object]]]:
         """drain() with the packet where each call was first seen."""
-        done = [c for c in self.order if c.end is not None and c.awaiting_server is None]
+        done = [c for c in self.order if c.done]
         if not done:
             return []
-        self.order = [c for c in self.order if c.end is None or c.awaiting_server is not None]
+        self.order = [c for c in self.order if not c.done]
         for c in done:
-            del self.calls[(c.flow, c.stream_id)]
+            if c.given_up is None:  # a given-up call left `calls` then (its stream may be another's now)
+                del self.calls[(c.flow, c.stream_id)]
         return list(zip([c.first_packet for c in done], self._rows(done), strict=True))
 
     def rows(self) -> list[dict[str, object]]:
@@ -336,8 +459,7 @@ class CallAnalysis:
         out: list[dict[str, object]] = []
         for c in calls:
             f = self.flows.get(c.flow) or _Flow()
-            requests = [m for side, m in c.messages if side == f.client_side]
-            responses = [m for side, m in c.messages if side != f.client_side]
+            requests, responses = c.messages[not f.client_side], c.messages[f.client_side]
             service, _, method = (c.path or "").lstrip("/").rpartition("/")
             out.append(
                 {
@@ -348,7 +470,7 @@ class CallAnalysis:
                     "path_from": c.path_from,
                     "service": service or None,
                     "method": method or None,
-                    "kind": self._kind(c, len(requests), len(responses)),
+                    "kind": self._kind(c, requests.total, responses.total),
                     "kind_from": "schema" if (c.path or "") in self.schemas.methods else "observed",
                     "status": c.status,
                     "status_name": status_name(c.status),
@@ -358,19 +480,47 @@ class CallAnalysis:
                     "ended_by": c.ended_by,
                     "rst_stream_error": c.rst_stream_error,
                     "timeout": c.timeout,
-                    "unknown_headers": sum(
-                        not h.known for h in (*c.request_headers, *c.response_headers, *c.trailers)
-                    ),
-                    "request_metadata": _metadata(c.request_headers),
-                    "response_metadata": _metadata(c.response_headers),
-                    "trailers": _metadata(c.trailers)
+                    "unknown_headers": sum(c.unknown_headers),
+                    "request_metadata": c.request_metadata or {},
+                    "response_metadata": c.response_metadata or {},
+                    "trailers": c.trailers
                     if c.web_trailers is None
                     else {k: v for k, v in c.web_trailers if k not in RESERVED},
-                    "requests": requests,
-                    "responses": responses,
+                    "requests": requests.items(),
+                    "responses": responses.items(),
+                    "requests_omitted": requests.omitted,
+                    "responses_omitted": responses.omitted,
                     "start": c.start,
                     "end": c.end,
                     "duration": None if c.end is None else c.end - c.start,
+                    "findings": _findings(c, requests, responses),
                 }
             )
         return out
+
+
+def _findings(c: Call, requests: Kept, responses: Kept) -> list[AnalysisFinding]:
+    """The limits a call's row hit (the same words in decoders/grpc/_bulk.c)."""
+    out: list[AnalysisFinding] = []
+    for what, kept in (("requests", requests), ("responses", responses)):
+        if kept.omitted:
+            message = (
+                f"{kept.omitted} of {kept.total} {what} left out: kept the first {MESSAGES_KEPT_FIRST} "
+                f"and the last {MESSAGES_KEPT_LAST}, {MESSAGE_BYTES_KEPT} bytes of each at most "
+                "(MESSAGES_KEPT_FIRST, MESSAGES_KEPT_LAST, MESSAGE_BYTES_KEPT)"
+            )
+            out.append(
+                {
+                    "frame": kept.omitted_frame,
+                    "severity": "warn",
+                    "code": "grpc.messages_limit",
+                    "message": message,
+                }
+            )
+    if c.given_up is not None:
+        message = (
+            f"more than {MAX_OPEN_CALLS} calls open on this connection (MAX_OPEN_CALLS): "
+            "this one, the oldest, was given up and written as it stood"
+        )
+        out.append({"frame": c.given_up, "severity": "warn", "code": "grpc.calls_limit", "message": message})
+    return out

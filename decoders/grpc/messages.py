@@ -50,7 +50,9 @@ class Deframer:
             return [], []
         fresh = not self.buffer
         self.buffer += data
-        self.frames.append(frame)
+        # once per packet: a message cut into thousands of DATA frames in one packet names it once
+        if not self.frames or self.frames[-1] != frame:
+            self.frames.append(frame)
         out: list[Message] = []
         findings: list[Finding] = []
         pos = 0

@@ -30,8 +30,15 @@ from .sides import Sides, block_from_client
 
 MAX_HEADER_BLOCK = 1 << 20
 """Bytes of one header block (HEADERS + CONTINUATIONs) kept before it is dropped with a finding."""
+SETTINGS_HEADER_TABLE_SIZE = 1
+"""RFC 9113 section 6.5.2: the identifier of the setting that bounds the peer's dynamic table."""
 RESYNC_WINDOW = 64 * 1024
 """Bytes searched for a frame boundary in a capture that starts mid-connection."""
+MAX_OPEN_STREAMS = 1000
+"""Streams of one connection followed at once; opening another forgets the oldest (with a finding,
+once per connection). Servers advertise SETTINGS_MAX_CONCURRENT_STREAMS of 100 to 250 (nginx 128,
+Go 250); the margin is for streams whose end the capture missed. Without a bound, frames on fresh
+stream ids (9 bytes each) cost a Stream object apiece."""
 
 
 @dataclass(slots=True)
@@ -40,8 +47,9 @@ class Stream:
     flow calls its client), which holds whichever side turns out to be the HTTP/2 client."""
 
     id: int
-    request: list[Header] | None = None
-    response: list[Header] | None = None
+    requested: bool = False
+    """The request's header block was seen (only what it set is kept, not the headers)."""
+    responded: bool = False
     content_type: str | None = None
     encodings: list[str] = field(default_factory=lambda: ["identity", "identity"])
     """grpc-encoding each direction declared for the messages it sends."""
@@ -57,14 +65,31 @@ class Stream:
 @dataclass(slots=True)
 class Connection:
     streams: dict[int, Stream] = field(default_factory=dict)
+    """Open streams, oldest first (insertion order: the one MAX_OPEN_STREAMS forgets first)."""
     tables: tuple[DynamicTable, DynamicTable] = field(
         default_factory=lambda: (DynamicTable(), DynamicTable())
     )
     sides: Sides = field(default_factory=Sides)
+    streams_forgotten: int = 0
+    """Streams forgotten to MAX_OPEN_STREAMS (the first one makes a finding)."""
 
-    def stream(self, sid: int) -> Stream:
+    def stream(self, sid: int, findings: list[Finding]) -> Stream:
         s = self.streams.get(sid)
         if s is None:
+            if len(self.streams) >= MAX_OPEN_STREAMS:
+                oldest = next(iter(self.streams))
+                del self.streams[oldest]
+                self.streams_forgotten += 1
+                if self.streams_forgotten == 1:
+                    findings.append(
+                        Finding(
+                            "warn",
+                            "http2.streams_limit",
+                            f"more than {MAX_OPEN_STREAMS} streams open on this connection "
+                            f"(MAX_OPEN_STREAMS): stream {oldest}, the oldest, is forgotten, and so "
+                            "is the oldest each time another opens (not reported again)",
+                        )
+                    )
             s = self.streams[sid] = Stream(sid)
         return s
 
@@ -298,7 +323,7 @@ class Http2Decoder:
             self._orient(p, conn, side, ctx, findings)
         if ok:
             if t == fr.DATA:
-                extra = self._data(data, p, conn, side, ctx)
+                extra = self._data(data, p, conn, side, ctx, findings)
             elif t in (fr.HEADERS, fr.PUSH_PROMISE, fr.CONTINUATION):
                 done = self._block(data, p, state, conn, side, end_stream, ctx, findings)
                 if done is not None:
@@ -307,6 +332,10 @@ class Http2Decoder:
                 error_code = p.frame.error_code
                 if t == fr.GOAWAY:
                     last_stream = p.frame.last_stream_id
+            elif t == fr.SETTINGS and not raw.flags & fr.FLAG_END_STREAM:  # not an ACK
+                size = p.frame.settings.get(SETTINGS_HEADER_TABLE_SIZE)
+                if size is not None:  # it bounds the blocks this side receives
+                    conn.tables[1 - side].setting = size
             self._close(conn, raw, side, end_stream and (t == fr.DATA or headers is not None))
         record = FrameRecord(
             t,
@@ -390,7 +419,7 @@ class Http2Decoder:
                 self._learn(conn, side, False, why, ctx, findings)
         client = conn.sides.client
         request = promised or side == (0 if client is None else client)
-        self._headers(conn, side, block_stream, headers, request)
+        self._headers(conn, side, block_stream, headers, request, findings)
 
     def _block(
         self,
@@ -467,29 +496,43 @@ class Http2Decoder:
                 if all(s.ended):
                     del conn.streams[raw.stream_id]
 
-    def _headers(self, conn: Connection, side: int, sid: int, headers: list[Header], request: bool) -> None:
-        s = conn.stream(sid)
+    def _headers(
+        self,
+        conn: Connection,
+        side: int,
+        sid: int,
+        headers: list[Header],
+        request: bool,
+        findings: list[Finding],
+    ) -> None:
+        s = conn.stream(sid, findings)
         values = {h.name: h.value for h in headers}
         if "grpc-encoding" in values:
             s.encodings[side] = values["grpc-encoding"]
         if request:
-            if s.request is None:
-                s.request = headers
+            if not s.requested:
+                s.requested = True
                 s.path = request_path(headers)[0] or s.path
                 ctype = values.get("content-type")
                 if ctype is not None:
                     s.content_type = ctype
                     s.grpc = ctype.startswith("application/grpc")
-        elif s.response is None:
-            s.response = headers
+        elif not s.responded:
+            s.responded = True
             ctype = values.get("content-type")
             if ctype is not None and s.grpc is None:
                 s.grpc = ctype.startswith("application/grpc")
 
     def _data(
-        self, data: bytes, p: fr.ParsedFrame, conn: Connection, side: int, ctx: FlowContext
+        self,
+        data: bytes,
+        p: fr.ParsedFrame,
+        conn: Connection,
+        side: int,
+        ctx: FlowContext,
+        findings: list[Finding],
     ) -> list[Pdu]:
-        s = conn.stream(p.raw.stream_id)
+        s = conn.stream(p.raw.stream_id, findings)
         s.sent_data[side] = True
         payload = data[p.body_start : p.body_end]
         if s.grpc is None and s.content_type is None:
@@ -500,11 +543,11 @@ class Http2Decoder:
                 s.grpc = _looks_grpc(payload)
         if not s.grpc or not payload:
             return []
-        messages, findings = s.deframers[side].feed(payload, p.body_start, ctx.frame)
+        messages, problems = s.deframers[side].feed(payload, p.body_start, ctx.frame)
         from_client = None if conn.sides.client is None else side == conn.sides.client
         out = [self._message(m, s, side, from_client) for m in messages]
-        if findings:
-            out.append(Pdu("grpc", (), (p.body_start, p.body_end), "gRPC framing error", tuple(findings)))
+        if problems:
+            out.append(Pdu("grpc", (), (p.body_start, p.body_end), "gRPC framing error", tuple(problems)))
         return out
 
     def message_pdu(self, m: Message, s: Stream, side: int) -> Pdu:

@@ -10,12 +10,13 @@ header block (it imports logging and more: ~4 ms of start-up that most captures 
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from protoscope.decoders.api import Finding
+from protoscope.decoders.api import Finding, Severity
 
 STATIC_ENTRIES = 61
 """RFC 7541 Appendix A: the static table's size; dynamic entries are numbered after it."""
@@ -28,8 +29,14 @@ DEFAULT_TABLE_SIZE = 4096
 MAX_TABLE_SIZE = 1 << 20
 """Largest dynamic table we keep, whatever a peer's SETTINGS or size updates ask for."""
 MAX_HEADER_LIST_SIZE = 1 << 20
-"""Decoded bytes (names + values + 32 each) one block may expand to: an HPACK bomb (a small block
-referencing big table entries many times) stops here with a finding."""
+"""Decoded bytes (names + values + 32 each, as SETTINGS_MAX_HEADER_LIST_SIZE counts them) kept of
+one block: an HPACK bomb (a small block referencing big table entries many times) stops being kept
+here, with a finding. Go's net/http stops at 1 MB too; gRPC's own default is 8 to 16 KiB."""
+MAX_HEADERS = 512
+"""Headers kept of one block: the rest is walked (for the dynamic table's sake) but not kept, with
+a finding. No real header list comes near (Envoy refuses more than 100 by default, gRPC metadata is
+limited to 8 KiB); a block of 1-byte indexed fields would otherwise cost a Python object per byte
+(5 MB of them held 1.2 GB)."""
 UNKNOWN = "<unknown>"
 
 
@@ -73,6 +80,10 @@ class DynamicTable:
     entries: deque[tuple[str, str]] = field(default_factory=deque)
     complete: bool = True
     """False when the capture may have missed entries (it started mid-connection)."""
+    setting: int | None = None
+    """The SETTINGS_HEADER_TABLE_SIZE the receiver of these blocks advertised, when the capture
+    showed it: a size update above it breaks RFC 7541 section 6.3 (a finding; the update is still
+    followed, up to MAX_TABLE_SIZE, since the sender's later references count on it)."""
 
     def add(self, name: str, value: str) -> None:
         need = len(name.encode()) + len(value.encode()) + ENTRY_OVERHEAD
@@ -180,6 +191,16 @@ def decode_block(block: bytes, table: DynamicTable, base: int = 0) -> tuple[list
                 headers.append(Header(name, value, (base + start, base + pos), "indexed", index))
             elif first & 0xE0 == 0x20:  # dynamic table size update (6.3)
                 size, pos = _integer(block, pos, 5)
+                if table.setting is not None and size > table.setting:
+                    findings.append(
+                        Finding(
+                            "warn",
+                            "hpack.table_size_over_setting",
+                            f"dynamic table size update to {size} bytes, over the "
+                            f"SETTINGS_HEADER_TABLE_SIZE of {table.setting} its receiver advertised",
+                            (base + start, base + pos),
+                        )
+                    )
                 table.resize(size)
                 continue
             else:
@@ -212,16 +233,73 @@ def decode_block(block: bytes, table: DynamicTable, base: int = 0) -> tuple[list
             break
         expanded += len(headers[-1].name) + len(headers[-1].value) + ENTRY_OVERHEAD
         if expanded > MAX_HEADER_LIST_SIZE:
+            what = f"expands past {MAX_HEADER_LIST_SIZE} bytes (MAX_HEADER_LIST_SIZE)"
             findings.append(
-                Finding(
-                    "error",
-                    "hpack.header_list_too_large",
-                    f"the header block expands past {MAX_HEADER_LIST_SIZE} bytes; the rest is not decoded",
-                    (base + start, base + len(block)),
-                )
+                _not_kept("error", "hpack.header_list_too_large", what, base + pos, base + len(block))
             )
-            break
+        elif len(headers) == MAX_HEADERS and pos < len(block):
+            what = f"holds more than {MAX_HEADERS} headers (MAX_HEADERS)"
+            findings.append(_not_kept("warn", "http2.header_list_limit", what, base + pos, base + len(block)))
+        else:
+            continue
+        try:
+            _walk(block, pos, table)
+        except (IndexError, ValueError) as exc:
+            findings.append(
+                Finding("error", "hpack.malformed", f"header block: {exc}", (base + pos, base + len(block)))
+            )
+        break
     return headers, findings
+
+
+def _not_kept(severity: Severity, code: str, what: str, start: int, end: int) -> Finding:
+    return Finding(severity, code, f"the header block {what}: the rest is not kept", (start, end))
+
+
+_INDEXED_RUN = re.compile(rb"[\x81-\xfe]+")
+"""Indexed header fields of one byte each (index 1 to 126), back to back."""
+
+
+def _walk(block: bytes, pos: int, table: DynamicTable) -> None:
+    """Go over the representations from `pos` to the end of the block without keeping any: only
+    what they do to the dynamic table (additions, size updates), which later blocks rely on.
+    Strings not added to the table are skipped undecoded, and a run of 1-byte indexed fields in
+    one regex step: a block of them costs what its length costs in C, not a Python call a byte."""
+    while pos < len(block):
+        run = _INDEXED_RUN.match(block, pos)
+        if run is not None:
+            pos = run.end()
+            continue
+        first = block[pos]
+        if first & 0x80:
+            _, pos = _integer(block, pos, 7)
+        elif first & 0xE0 == 0x20:
+            size, pos = _integer(block, pos, 5)
+            table.resize(size)
+        elif first & 0x40:  # literal with incremental indexing: the table gets it
+            index, pos = _integer(block, pos, 6)
+            if index:
+                entry = table.get(index)
+                name = UNKNOWN if entry is None else entry[0]
+            else:
+                name, pos = _string(block, pos)
+            value, pos = _string(block, pos)
+            table.add(name, value)
+        else:
+            index, pos = _integer(block, pos, 4)
+            if not index:
+                pos = _skip_string(block, pos)
+            pos = _skip_string(block, pos)
+
+
+def _skip_string(block: bytes, pos: int) -> int:
+    """The position after the string literal at `pos`, not decoded."""
+    if pos >= len(block):
+        raise MalformedBlock("string literal missing")
+    length, start = _integer(block, pos, 7)
+    if start + length > len(block):
+        raise MalformedBlock(f"string literal of {length} bytes runs past the block")
+    return start + length
 
 
 def _unknown(index: int, start: int, end: int, table: DynamicTable) -> Finding:

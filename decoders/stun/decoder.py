@@ -7,11 +7,12 @@ payload; ChannelData and TURN Data/Send indications hand on what they relay.
 
 from __future__ import annotations
 
+import re
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar, Literal
 
-from protoscope.decoders.api import DecodeResult, Field, Finding, FlowContext, InnerPayload, Pdu
+from protoscope.decoders.api import DecodeResult, Field, Finding, FlowContext, InnerPayload, LazyFields, Pdu
 
 from . import attributes as at
 from .messages import HEADER_LEN, Keys, StunRecord, channel_data, looks_like_stun, parse
@@ -25,6 +26,11 @@ SHORT_HEADERS = {
 datagram is shorter."""
 MAX_TRANSACTIONS = 100_000
 """Transactions remembered per flow for request/response pairing (oldest forgotten first)."""
+MAX_LEARNED_PASSWORDS = 64
+"""ICE passwords learned from SDP that a MESSAGE-INTEGRITY is checked with: each is an HMAC per
+message, and the capture decides how many there are (a call has two). Past it, learned passwords
+are not tried (integrity shows as unchecked, never as bad for want of the right key; `--ice-pwd`
+keys still are), with a finding."""
 
 
 def demux_protocol(first: int, second: int) -> str | None:
@@ -117,36 +123,45 @@ class StunDecoder:
             return self._framed_stream(data, ctx)
         ctx.shared["stun.plain"] = True
         pdus: list[Pdu] = []
+        skipped: list[Finding] = []
         pos = 0
         while len(data) - pos >= 4:
-            cd = channel_data(data[pos:])
+            cd = channel_data(data, pos)
             if cd is not None:
                 total = 4 + cd[1] + (-cd[1]) % 4  # padded to 4 bytes over TCP (RFC 8656 12.5)
                 if len(data) - pos < total:
-                    return DecodeResult(tuple(pdus), pos, total)
+                    return DecodeResult(tuple(pdus), pos, total, tuple(skipped))
                 pdus.append(self._channel(data[pos : pos + total], pos, ctx, padded=True))
                 pos += total
                 continue
-            if data[pos] & 0xC0 or (
-                len(data) - pos < HEADER_LEN
-                and int.from_bytes(data[pos + 4 : pos + 8] or b"\0", "big") not in (0, at.MAGIC_COOKIE)
-            ):
-                return DecodeResult(
-                    tuple(pdus),
-                    len(data),
-                    findings=(
-                        Finding("warn", "stun.tcp_unframed", "bytes that are neither STUN nor ChannelData"),
-                    ),
-                )
+            # Over TCP a STUN message has the magic cookie (RFC 3489's classic STUN was UDP only):
+            # bytes read from the middle of a message after a hole (zeros, say) are not a message
+            # every 20 bytes.
+            cookie = data[pos + 4 : pos + 8]
+            if data[pos] & 0xC0 or cookie != MAGIC[: len(cookie)]:
+                # The middle of a message (after a hole in the stream, say): the messages go on
+                # from the next place where two of them follow each other.
+                start = _resync(data, pos + 1)
+                if start is None:
+                    unframed = Finding(
+                        "warn", "stun.tcp_unframed", "bytes that are neither STUN nor ChannelData"
+                    )
+                    # The last bytes may start a header whose end has not come yet: kept.
+                    consumed = min(pos + RESYNC_WINDOW, max(pos + 1, len(data) - HEADER_LEN + 1))
+                    return DecodeResult(tuple(pdus), consumed, findings=(*skipped, unframed))
+                what = f"{start - pos} bytes that are neither STUN nor ChannelData skipped"
+                skipped.append(Finding("note", "stun.resync", what, (pos, start)))
+                pos = start
+                continue
             if len(data) - pos < HEADER_LEN:
-                return DecodeResult(tuple(pdus), pos, HEADER_LEN)
+                return DecodeResult(tuple(pdus), pos, HEADER_LEN, tuple(skipped))
             total = HEADER_LEN + int.from_bytes(data[pos + 2 : pos + 4], "big")
             if len(data) - pos < total:
-                return DecodeResult(tuple(pdus), pos, total)
+                return DecodeResult(tuple(pdus), pos, total, tuple(skipped))
             pdu = self._message(data[pos : pos + total], ctx)
             pdus.append(_shift(pdu, pos))
             pos += total
-        return DecodeResult(tuple(pdus), pos, 4 if pos < len(data) else 0)
+        return DecodeResult(tuple(pdus), pos, 4 if pos < len(data) else 0, tuple(skipped))
 
     def _framed_stream(self, data: bytes, ctx: FlowContext) -> DecodeResult:
         """RFC 4571 (ICE-TCP, RFC 6544): each packet is a 2-byte length then STUN, DTLS or RTP."""
@@ -163,13 +178,12 @@ class StunDecoder:
                 and demux_protocol(body[0], body[1] if len(body) > 1 else 0) == "stun"
                 and len(body) >= HEADER_LEN
             ):
-                pdu = self._message(body, ctx)
+                pdu = _shift(self._message(body, ctx), pos + 2)
                 frame_len = Field("stun.tcp_frame_length", length, (pos, pos + 2))
-                pdu = _shift(pdu, pos + 2)
                 pdus.append(
                     Pdu(
                         pdu.protocol,
-                        (frame_len, *pdu.fields),
+                        _prepend(frame_len, pdu.fields),
                         (pos, pos + 2 + length),
                         pdu.summary,
                         pdu.findings,
@@ -187,11 +201,26 @@ class StunDecoder:
 
     def _message(self, data: bytes, ctx: FlowContext) -> Pdu:
         keys = self.keys
+        limit: list[Finding] = []
         learned = ctx.capture.get("ice.passwords")
         if isinstance(learned, set) and learned:  # ICE passwords from SDP seen earlier
-            keys = Keys(tuple(keys.short_term) + tuple(p.encode() for p in sorted(learned)), keys.long_term)
+            if len(learned) <= MAX_LEARNED_PASSWORDS:
+                # Sorted once per size of the set (it only grows), not once per message.
+                cached = ctx.capture.get("stun.learned_keys")
+                if not (isinstance(cached, tuple) and cached[0] == len(learned)):
+                    cached = (len(learned), tuple(p.encode() for p in sorted(learned)))
+                    ctx.capture["stun.learned_keys"] = cached
+                keys = Keys(tuple(keys.short_term) + cached[1], keys.long_term)
+            elif not ctx.capture.get("stun.passwords_limit"):
+                ctx.capture["stun.passwords_limit"] = True
+                what = (
+                    f"SDP gave more than {MAX_LEARNED_PASSWORDS} ICE passwords (MAX_LEARNED_PASSWORDS): "
+                    "MESSAGE-INTEGRITY is no longer checked with them"
+                )
+                limit.append(Finding("warn", "stun.passwords_limit", what))
         creds = ctx.shared.get("stun.credentials")
         rec, fields, findings = parse(data, keys, creds if isinstance(creds, tuple) else (None, None))
+        findings += limit
         if rec is not None and rec.cls == 0 and "realm" in rec.attributes:  # for the responses
             ctx.shared["stun.credentials"] = (rec.attributes.get("username"), rec.attributes.get("realm"))
         assert rec is not None
@@ -255,6 +284,39 @@ class StunDecoder:
         return []
 
 
+MAGIC = at.MAGIC_COOKIE.to_bytes(4, "big")
+RESYNC_WINDOW = 64 * 1024
+"""Bytes searched for the next message boundary after bytes that are not one, per call: a stream
+that never shows one is skipped a window at a time."""
+_START = re.compile(rb"[\x40-\x4f]|[\x00-\x3f](?=...\x21\x12\xa4\x42)", re.DOTALL)
+"""Where a message over TCP may start: a ChannelData channel number (0x4000-0x4FFF), or a STUN
+header (first two bits clear) with the magic cookie."""
+
+
+def _message_end(data: bytes, pos: int) -> int | None:
+    """The end of the ChannelData or STUN message whose header is at `pos` (past the data when it
+    runs on), or None when no message header is there."""
+    cd = channel_data(data, pos)
+    if cd is not None:
+        return pos + 4 + cd[1] + (-cd[1]) % 4
+    if _tcp_stun_at(data, pos):
+        return pos + HEADER_LEN + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return None
+
+
+def _resync(data: bytes, pos: int) -> int | None:
+    """The first offset from `pos` (within RESYNC_WINDOW) where a message starts that either ends
+    the data exactly, runs past it, or is followed by another message's header."""
+    for m in _START.finditer(data, pos, min(len(data), pos + RESYNC_WINDOW)):
+        at_ = m.start()
+        end = _message_end(data, at_)
+        if end is None:
+            continue
+        if end >= len(data) or (len(data) - end >= 4 and _message_end(data, end) is not None):
+            return at_
+    return None
+
+
 def _tcp_stun_at(data: bytes, pos: int) -> bool:
     if len(data) - pos < HEADER_LEN or data[pos] & 0xC0:
         return False
@@ -268,13 +330,20 @@ def _framed(data: bytes) -> bool:
     return int.from_bytes(data[:2], "big") == HEADER_LEN + int.from_bytes(data[4:6], "big")
 
 
+def _prepend(head: Field, rest: Sequence[Field]) -> LazyFields:
+    return LazyFields(lambda: (head, *rest))
+
+
+def _move(f: Field, by: int) -> Field:
+    return Field(f.name, f.value, (f.span[0] + by, f.span[1] + by), tuple(_move(c, by) for c in f.children))
+
+
 def _shift(pdu: Pdu, by: int) -> Pdu:
+    """`pdu` of a message found `by` bytes into the stream's data; its tree is moved when read
+    (reports that never read it do not pay for a copy of every field of every message)."""
     if not by:
         return pdu
-
-    def move(f: Field) -> Field:
-        return Field(f.name, f.value, (f.span[0] + by, f.span[1] + by), tuple(move(c) for c in f.children))
-
+    fields = pdu.fields
     findings = tuple(
         Finding(x.severity, x.code, x.message, None if x.span is None else (x.span[0] + by, x.span[1] + by))
         for x in pdu.findings
@@ -282,7 +351,7 @@ def _shift(pdu: Pdu, by: int) -> Pdu:
     inner = tuple(InnerPayload(i.data, i.offset + by, i.protocol, i.transport) for i in pdu.inner)
     return Pdu(
         pdu.protocol,
-        tuple(move(f) for f in pdu.fields),
+        LazyFields(lambda: [_move(f, by) for f in fields]),
         (pdu.span[0] + by, pdu.span[1] + by),
         pdu.summary,
         findings,

@@ -17,6 +17,10 @@ from protoscope.decoders.api import Field, Finding
 from . import attributes as at
 
 HEADER_LEN = 20
+MAX_ATTRIBUTES = 128
+"""Attributes decoded of one message; the rest are left undecoded, with a finding. Real messages
+carry a dozen (a TURN request with credentials about ten); a 64 KB datagram of empty ones holds
+16,000, each a detail tree of its own."""
 CLASSIC_TYPES = {0x0001, 0x0101, 0x0111, 0x0002, 0x0102, 0x0112}
 """RFC 3489 message types (Binding and Shared Secret)."""
 
@@ -147,7 +151,20 @@ def parse(
         )
     pos = HEADER_LEN
     attrs = rec.attributes
+    count = 0
     while pos + 4 <= end:
+        count += 1
+        if count > MAX_ATTRIBUTES:
+            findings.append(
+                Finding(
+                    "warn",
+                    "stun.attributes_limit",
+                    f"more than {MAX_ATTRIBUTES} attributes (MAX_ATTRIBUTES): the last "
+                    f"{end - pos} bytes are not decoded",
+                    (pos, end),
+                )
+            )
+            return rec, fields, findings
         a_type, a_len = struct.unpack_from(">HH", data, pos)
         v0 = pos + 4
         v1 = v0 + a_len
@@ -315,8 +332,11 @@ def _check_integrity(
     return "bad"
 
 
-def channel_data(data: bytes) -> tuple[int, int] | None:
-    """(channel, length) of a TURN ChannelData header (channel 0x4000-0x4FFF), else None."""
-    if len(data) < 4 or not 0x40 <= data[0] <= 0x4F:
+def channel_data(data: bytes, pos: int = 0) -> tuple[int, int] | None:
+    """(channel, length) of a TURN ChannelData header (channel 0x4000-0x4FFF) at `pos`, else None.
+    At an offset rather than on a slice: a stream holds many messages, and a slice of the rest of
+    it per message made 4 MB of them quadratic."""
+    if len(data) - pos < 4 or not 0x40 <= data[pos] <= 0x4F:
         return None
-    return int.from_bytes(data[:2], "big"), int.from_bytes(data[2:4], "big")
+    channel, length = struct.unpack_from(">HH", data, pos)
+    return channel, length

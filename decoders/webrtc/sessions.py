@@ -13,6 +13,12 @@ the error count counts failures. Findings made when the rows are built, without 
 name the packet where the failure shows: the last unanswered check, the refused certificate, the
 stalled handshake's last record, the first media packet of a one-way call, the response that
 granted an allocation's lifetime, and for a phase never reached, the session's last frame.
+
+Work and memory follow the sessions, not the packets: sessions are found by ufrag through an index
+and merged by union-find (a merged session points to the one that absorbed it), so a check costs
+the same whatever came before it, even when ufrags chain (`u2:u1`, `u3:u2`, ...: 60,000 such checks
+took 156 s when every check re-indexed and scanned its session). Everything kept per session, pair
+and allocation has a named limit; hitting one makes a warning on the row (`*_limit` codes).
 """
 
 from __future__ import annotations
@@ -42,6 +48,39 @@ CHANNEL_LIFETIME = 600.0
 MAX_401 = 3
 """More 401 answers than this to one client's Allocate requests, without a success, is a loop."""
 
+MAX_SESSIONS = 10_000
+"""ICE sessions followed; checks and SDP with ufrags of none of them are not followed past it. A
+long capture at a TURN server or an SFU may hold thousands of calls; a session costs a few KB."""
+MAX_UFRAGS = 64
+"""Ufrags one session learns from checks and SDP (merged halves keep theirs): a call has two, plus
+two per ICE restart. A chain `u2:u1`, `u3:u2`, ... would otherwise make one session of them all."""
+MAX_PAIRS = 100
+"""Candidate pairs (flows) of one session: RFC 8445 section 6.1.2.5's default limit on a
+checklist. Checks on further flows count towards the session's phases, not a pair of their own."""
+MAX_PENDING_CHECKS = 1000
+"""Checks of one pair awaiting a response, for round-trip times: the oldest is forgotten first (an
+hour of unanswered consent checks, one every 5 s, is 720)."""
+RTT_KEPT = 20
+"""Round-trip times kept per pair: the row shows this many, the first."""
+MAX_MEDIA_STREAMS = 256
+"""RTP streams (SSRC and direction) of one session: simulcast, RTX and FEC make a dozen; an SSRC
+per packet would otherwise make a dict entry per packet."""
+MAX_SDP = 100
+"""Session descriptions kept per session: the offer, the answer, and every renegotiation."""
+MAX_FINDINGS = 100
+"""Findings kept per row (a 401 loop or relayed data after its permission expired makes one per
+packet): the first ones, then one `webrtc.findings_limit`."""
+MAX_ALLOCATIONS = 10_000
+"""TURN allocations followed (one per client and flow)."""
+MAX_TURN_PENDING = 1000
+"""Requests of one allocation awaiting an answer; the oldest is forgotten first."""
+MAX_PERMISSIONS = 1000
+"""Peers one allocation holds permissions for: each a CreatePermission or ChannelBind answered."""
+MAX_CHANNELS = 4096
+"""Channels of one allocation: the numbers RFC 8656 section 12 allows (0x4000 through 0x4FFF)."""
+MAX_TURN_ERRORS = 100
+"""Error answers listed per allocation (the first ones)."""
+
 
 @dataclass(slots=True)
 class Pair:
@@ -56,11 +95,18 @@ class Pair:
     pending: dict[bytes, float] = field(default_factory=dict)
     last_request: int = 0
     """Frame of the last check sent on this pair."""
+    pending_limit: bool = False
 
 
 @dataclass(slots=True)
 class IceSession:
     ufrags: set[str]
+    seq: int = 0
+    """Creation order: when halves merge, the older one survives."""
+    merged_into: IceSession | None = None
+    """The session that absorbed this one (union-find: follow to the live one)."""
+    limits: set[str] = field(default_factory=set)
+    """The limits this session hit (each makes one finding)."""
     phases: dict[str, float] = field(default_factory=dict)
     frames: dict[str, int] = field(default_factory=dict)
     pairs: dict[int, Pair] = field(default_factory=dict)
@@ -85,6 +131,12 @@ class IceSession:
     def seen(self, ctx: FlowContext) -> None:
         self.last_frame = max(self.last_frame, ctx.frame)
 
+    def limit(self, code: str, phase: str, message: str, frame: int) -> None:
+        """A limit this session hit: a warning, once per limit."""
+        if code not in self.limits:
+            self.limits.add(code)
+            _add(self.findings, _finding(phase, code, message, frame, "warn"))
+
 
 @dataclass(slots=True)
 class Allocation:
@@ -106,6 +158,12 @@ class Allocation:
     pending: dict[bytes, tuple[int, object, object]] = field(default_factory=dict)
     """Requests waiting for an answer: method, peers, the USERNAME they carried (or None)."""
     released: bool = False
+    limits: set[str] = field(default_factory=set)
+
+    def limit(self, code: str, message: str, frame: int) -> None:
+        if code not in self.limits:
+            self.limits.add(code)
+            _add(self.findings, _finding("turn", code, message, frame, "warn"))
 
 
 PHASE_ORDER = ("signaling", "turn", "ice", "dtls", "media")
@@ -151,6 +209,17 @@ def _finding(
     }
 
 
+def _add(findings: list[AnalysisFinding], finding: AnalysisFinding) -> None:
+    """Keep a row's finding, up to MAX_FINDINGS, then one that says the rest were dropped."""
+    if len(findings) < MAX_FINDINGS:
+        findings.append(finding)
+    elif len(findings) == MAX_FINDINGS:
+        message = f"more than {MAX_FINDINGS} findings on this row (MAX_FINDINGS): the rest are not kept"
+        findings.append(
+            _finding(finding.get("phase", ""), "webrtc.findings_limit", message, finding["frame"], "warn")
+        )
+
+
 def _failed(findings: list[AnalysisFinding]) -> str | None:
     """The row's failed phase; errors of later phases become warnings (they follow from it)."""
     phases = {f.get("phase") for f in findings if f["severity"] == "error"}
@@ -175,58 +244,99 @@ class SessionAnalysis:
 
     def __init__(self) -> None:
         self.sessions: list[IceSession] = []
+        """Every session made, in creation order (merged ones too: rows skip them)."""
+        self.live = 0
         self.by_ufrag: dict[str, IceSession] = {}
+        """Ufrag -> a session that had it (follow `merged_into` to the live one: `_find`)."""
         self.by_flow: dict[int, IceSession] = {}
         self.allocations: dict[tuple[int, str], Allocation] = {}
         self.last_time = 0.0
         self.last_sdp: dict[int, tuple[bool, IceSession]] = {}
         """Signaling flow -> (direction, session) of the last SDP it carried."""
+        self.sessions_limit: int | None = None
+        """The frame where MAX_SESSIONS first left a session unfollowed."""
+        self.allocations_limit: int | None = None
 
     # -- routing ------------------------------------------------------------------------------
 
-    def _session_for(self, ufrags: set[str]) -> IceSession:
+    @staticmethod
+    def _find(session: IceSession) -> IceSession:
+        """The live session `session` was merged into (itself when it was not), with path halving."""
+        while session.merged_into is not None:
+            above = session.merged_into
+            if above.merged_into is not None:
+                session.merged_into = above.merged_into
+            session = above
+        return session
+
+    def _session_for(self, ufrags: set[str], ctx: FlowContext) -> IceSession | None:
+        """The session these ufrags belong to: a new one, or the oldest of those that know one of
+        them, the others merged into it. None past MAX_SESSIONS."""
         found: list[IceSession] = []
         for u in sorted(ufrags):
             known = self.by_ufrag.get(u)
-            if known is not None and known not in found:
-                found.append(known)
+            if known is not None:
+                known = self._find(known)
+                if known not in found:
+                    found.append(known)
         if not found:
-            session = IceSession(set())
+            if self.live >= MAX_SESSIONS:
+                if self.sessions_limit is None:
+                    self.sessions_limit = ctx.frame
+                return None
+            session = IceSession(set(), seq=len(self.sessions))
             self.sessions.append(session)
+            self.live += 1
         else:  # the oldest survives, whatever the order of the ufrags
-            found.sort(key=self.sessions.index)
+            found.sort(key=lambda x: x.seq)
             session = found[0]
         for other in found[1:]:  # two halves met (offer seen, then checks): merge
             self._merge(session, other)
-        session.ufrags |= ufrags
-        for u in session.ufrags:
+        for u in sorted(ufrags - session.ufrags):
+            if len(session.ufrags) >= MAX_UFRAGS:
+                session.limit(
+                    "ice.ufrags_limit",
+                    "ice",
+                    f"more than {MAX_UFRAGS} ufrags (MAX_UFRAGS): checks with new ones start other sessions",
+                    ctx.frame,
+                )
+                break
+            session.ufrags.add(u)
             self.by_ufrag[u] = session
         return session
 
     def _merge(self, session: IceSession, other: IceSession) -> None:
+        """`other` joins `session` (every index that names it now leads here through `_find`).
+        What each keeps is bounded, so a merge costs at most the limits, not the capture."""
+        if len(other.ufrags) > len(session.ufrags):  # the smaller set goes into the larger one
+            session.ufrags, other.ufrags = other.ufrags, session.ufrags
         session.ufrags |= other.ufrags
-        session.sdp = sorted(session.sdp + other.sdp, key=lambda sdp: int(str(sdp.get("frame", 0))))
+        session.sdp = sorted(session.sdp + other.sdp, key=lambda sdp: int(str(sdp.get("frame", 0))))[:MAX_SDP]
         for phase, t in other.phases.items():
             if phase not in session.phases or t < session.phases[phase]:
                 session.phases[phase] = t
                 session.frames[phase] = other.frames[phase]
         for fid, pair in other.pairs.items():
-            session.pairs.setdefault(fid, pair)
+            if fid in session.pairs or len(session.pairs) < MAX_PAIRS:
+                session.pairs.setdefault(fid, pair)
         session.roles |= other.roles
         for k, v in other.dtls.items():
             session.dtls.setdefault(k, v)
         for k2, m in other.media.items():
-            session.media.setdefault(k2, m)
+            if k2 in session.media or len(session.media) < MAX_MEDIA_STREAMS:
+                session.media.setdefault(k2, m)
         session.data_records += other.data_records
-        session.findings += other.findings
+        for f in other.findings:
+            _add(session.findings, f)
+        session.limits |= other.limits
         session.last_frame = max(session.last_frame, other.last_frame)
         session.dtls_frame = max(session.dtls_frame, other.dtls_frame)
         for endpoint, frame in other.certificate_frames.items():
             session.certificate_frames.setdefault(endpoint, frame)
-        for fid, owner in list(self.by_flow.items()):
-            if owner is other:
-                self.by_flow[fid] = session
-        self.sessions.remove(other)
+        other.merged_into = session
+        other.ufrags = set()
+        other.sdp, other.pairs, other.media, other.findings = [], {}, {}, []
+        self.live -= 1
 
     def feed(self, pdu: Pdu, ctx: FlowContext) -> None:
         self.last_time = max(self.last_time, ctx.time)
@@ -238,27 +348,37 @@ class SessionAnalysis:
         elif isinstance(rec, DtlsRecord):
             self._dtls(rec, ctx)
         elif isinstance(rec, RtpRecord | RtcpRecord):
-            session = self.by_flow.get(ctx.flow)
+            session = self._flow_session(ctx.flow)
             if session is not None:
                 session.seen(ctx)
                 session.mark("media", ctx)
                 if isinstance(rec, RtpRecord):
-                    m = session.media.setdefault(
-                        (rec.ssrc, ctx.from_client), {"packets": 0, "payload_type": rec.payload_type}
-                    )
+                    key = (rec.ssrc, ctx.from_client)
+                    m = session.media.get(key)
+                    if m is None:
+                        if len(session.media) >= MAX_MEDIA_STREAMS:
+                            session.limit(
+                                "media.streams_limit",
+                                "media",
+                                f"more than {MAX_MEDIA_STREAMS} RTP streams (MAX_MEDIA_STREAMS): "
+                                "the SSRCs past it are not counted",
+                                ctx.frame,
+                            )
+                            return
+                        m = session.media[key] = {"packets": 0, "payload_type": rec.payload_type}
                     m["packets"] = int(m["packets"]) + 1  # type: ignore[call-overload]
 
-    def _flows(self, session: IceSession) -> list[int]:
-        """The flows a session used: its signaling, its checks, and what they carried."""
-        flows = {int(str(sdp["flow"])) for sdp in session.sdp} | set(session.pairs)
-        flows |= {fid for fid, owner in self.by_flow.items() if owner is session}
-        return sorted(flows)
+    def _flow_session(self, fid: int) -> IceSession | None:
+        session = self.by_flow.get(fid)
+        return None if session is None else self._find(session)
 
     def _sdp(self, rec: SdpRecord, ctx: FlowContext) -> None:
         ufrags = {u for u in [rec.ice_ufrag, *(m.ice_ufrag for m in rec.media)] if u}
         if not ufrags:
             return
         prior = self.last_sdp.get(ctx.flow)
+        if prior is not None:
+            prior = (prior[0], self._find(prior[1]))
         if (
             prior is not None
             and prior[0] != ctx.from_client
@@ -268,10 +388,20 @@ class SessionAnalysis:
             # The answer to an offer that came the other way on this signaling connection: one
             # session even if no connectivity check ever ties their ufrags together.
             ufrags = ufrags | prior[1].ufrags
-        session = self._session_for(ufrags)
+        session = self._session_for(ufrags, ctx)
+        if session is None:
+            return
         self.last_sdp[ctx.flow] = (ctx.from_client, session)
         session.seen(ctx)
         session.mark("signaling", ctx)
+        if len(session.sdp) >= MAX_SDP:
+            session.limit(
+                "sdp.descriptions_limit",
+                "signaling",
+                f"more than {MAX_SDP} session descriptions (MAX_SDP): the later ones are not listed",
+                ctx.frame,
+            )
+            return
         session.sdp.append(
             {
                 "frame": ctx.frame,
@@ -295,20 +425,47 @@ class SessionAnalysis:
     def _binding(self, rec: StunRecord, ctx: FlowContext) -> None:
         a = rec.attributes
         username = a.get("username")
-        session = self.by_flow.get(ctx.flow)
+        session = self._flow_session(ctx.flow)
         if rec.cls == REQUEST and isinstance(username, str) and ":" in username:
-            session = self._session_for(set(username.split(":", 1)))
+            session = self._session_for(set(username.split(":", 1)), ctx)
+            if session is None:
+                return  # past MAX_SESSIONS
             self.by_flow[ctx.flow] = session
         if session is None:
             return  # a server-reflexive check against a STUN server: no ICE session
         session.seen(ctx)
-        local, remote = (str(ctx.src), str(ctx.dst)) if rec.cls == REQUEST else (str(ctx.dst), str(ctx.src))
-        pair = session.pairs.setdefault(ctx.flow, Pair(ctx.flow, local, remote))
+        pair = session.pairs.get(ctx.flow)
+        if pair is None:
+            if len(session.pairs) >= MAX_PAIRS:
+                session.limit(
+                    "ice.pairs_limit",
+                    "ice",
+                    f"checks on more than {MAX_PAIRS} flows (MAX_PAIRS): "
+                    "those past it have no pair of their own",
+                    ctx.frame,
+                )
+                if rec.cls in (REQUEST, SUCCESS):
+                    session.mark("ice" if rec.cls == REQUEST else "ice_connected", ctx)
+                return
+            local, remote = (
+                (str(ctx.src), str(ctx.dst)) if rec.cls == REQUEST else (str(ctx.dst), str(ctx.src))
+            )
+            pair = session.pairs[ctx.flow] = Pair(ctx.flow, local, remote)
         if rec.cls == REQUEST:
             session.mark("ice", ctx)
             pair.requests += 1
             pair.last_request = ctx.frame
-            pair.pending.setdefault(rec.transaction_id, ctx.time)
+            if rec.transaction_id not in pair.pending:
+                if len(pair.pending) >= MAX_PENDING_CHECKS:
+                    del pair.pending[next(iter(pair.pending))]  # the oldest: its answer gets no RTT
+                    session.limit(
+                        "ice.transactions_limit",
+                        "ice",
+                        f"more than {MAX_PENDING_CHECKS} unanswered checks on one pair (MAX_PENDING_CHECKS): "
+                        "the oldest are forgotten (a late answer to one has no round-trip time)",
+                        ctx.frame,
+                    )
+                pair.pending[rec.transaction_id] = ctx.time
             if "role" in a:
                 session.roles.add(str(a["role"]))
             if a.get("use_candidate"):
@@ -316,7 +473,7 @@ class SessionAnalysis:
         elif rec.cls == SUCCESS:
             pair.responses += 1
             sent = pair.pending.pop(rec.transaction_id, None)
-            if sent is not None:
+            if sent is not None and len(pair.rtt_ms) < RTT_KEPT:
                 pair.rtt_ms.append(round((ctx.time - sent) * 1000, 3))
             session.mark("ice_connected", ctx)
             if pair.nominated:
@@ -324,13 +481,14 @@ class SessionAnalysis:
         elif rec.cls == ERROR:
             pair.errors += 1
             if a.get("error_code") == 487:
-                session.findings.append(
+                _add(
+                    session.findings,
                     _finding(
                         "ice",
                         "ice.role_conflict",
                         "487 Role Conflict: both agents claimed the same role",
                         ctx.frame,
-                    )
+                    ),
                 )
 
     def _turn(self, rec: StunRecord, ctx: FlowContext) -> None:
@@ -343,6 +501,10 @@ class SessionAnalysis:
         alloc = self.allocations.get(key)
         a = rec.attributes
         if alloc is None:
+            if len(self.allocations) >= MAX_ALLOCATIONS:
+                if self.allocations_limit is None:
+                    self.allocations_limit = ctx.frame
+                return
             if not (rec.method == ALLOCATE and rec.cls == REQUEST):
                 alloc = self.allocations[key] = Allocation(ctx.flow, client, server, ctx.time)
                 alloc.findings.append(
@@ -356,6 +518,14 @@ class SessionAnalysis:
             else:
                 alloc = self.allocations[key] = Allocation(ctx.flow, client, server, ctx.time)
         if rec.cls == REQUEST:
+            if rec.transaction_id not in alloc.pending and len(alloc.pending) >= MAX_TURN_PENDING:
+                del alloc.pending[next(iter(alloc.pending))]  # the oldest: its answer is read alone
+                alloc.limit(
+                    "turn.transactions_limit",
+                    f"more than {MAX_TURN_PENDING} requests awaiting an answer (MAX_TURN_PENDING): "
+                    "the oldest are forgotten",
+                    ctx.frame,
+                )
             alloc.pending[rec.transaction_id] = (
                 rec.method,
                 a.get("xor_peers") or a.get("xor_peer"),
@@ -363,26 +533,42 @@ class SessionAnalysis:
             )
             channel, peer = a.get("channel"), a.get("xor_peer")
             if rec.method == CHANNEL_BIND and isinstance(channel, int) and isinstance(peer, tuple):
-                alloc.channels[channel] = str(peer[0])
+                if channel in alloc.channels or len(alloc.channels) < MAX_CHANNELS:
+                    alloc.channels[channel] = str(peer[0])
+                else:
+                    alloc.limit(
+                        "turn.channels_limit",
+                        f"more than {MAX_CHANNELS} channels (MAX_CHANNELS): the later ones are not listed",
+                        ctx.frame,
+                    )
             return
         if rec.cls in (INDICATION,) and rec.method in (SEND, DATA):
             peer = a.get("xor_peer")
             if isinstance(peer, tuple):
                 expiry = alloc.permissions.get(str(peer[0]))
                 if expiry is not None and ctx.time > expiry:
-                    alloc.findings.append(
+                    _add(
+                        alloc.findings,
                         _finding(
                             "turn",
                             "turn.permission_expired",
                             f"data for {peer[0]} after its permission expired",
                             ctx.frame,
-                        )
+                        ),
                     )
             return
         method, peers, username = alloc.pending.pop(rec.transaction_id, (rec.method, None, None))
         if rec.cls == ERROR:
             code = a.get("error_code")
-            alloc.errors.append(f"{code} {a.get('error_reason', '')}".strip())
+            if len(alloc.errors) < MAX_TURN_ERRORS:
+                alloc.errors.append(f"{code} {a.get('error_reason', '')}".strip())
+            else:
+                alloc.limit(
+                    "turn.errors_limit",
+                    f"more than {MAX_TURN_ERRORS} error answers (MAX_TURN_ERRORS): "
+                    "the later ones are not listed",
+                    ctx.frame,
+                )
             if code == 401 and method == ALLOCATE:
                 alloc.unauthorized += 1
                 if username is not None and not any(
@@ -390,25 +576,27 @@ class SessionAnalysis:
                 ):
                     # The first 401 is the nonce dance (RFC 8656 9.2); one to a request that
                     # carried USERNAME and MESSAGE-INTEGRITY refuses the credentials themselves.
-                    alloc.findings.append(
+                    _add(
+                        alloc.findings,
                         _finding(
                             "turn",
                             "turn.credentials_refused",
                             f"Allocate with username {username!r} answered 401: credentials refused",
                             ctx.frame,
-                        )
+                        ),
                     )
                 if alloc.unauthorized > MAX_401 and alloc.relayed is None:
-                    alloc.findings.append(
+                    _add(
+                        alloc.findings,
                         _finding(
                             "turn",
                             "turn.401_loop",
                             f"{alloc.unauthorized} Allocate requests answered 401: credentials refused",
                             ctx.frame,
-                        )
+                        ),
                     )
             elif code == 438:
-                alloc.findings.append(_finding("turn", "turn.stale_nonce", "438 Stale Nonce", ctx.frame))
+                _add(alloc.findings, _finding("turn", "turn.stale_nonce", "438 Stale Nonce", ctx.frame))
             return
         if rec.cls == SUCCESS:
             lifetime = a.get("lifetime")
@@ -423,10 +611,19 @@ class SessionAnalysis:
                 alloc.released = lifetime == 0
             if method in (CREATE_PERMISSION, CHANNEL_BIND):
                 for peer in peers if isinstance(peers, list) else [peers] if isinstance(peers, tuple) else []:
-                    alloc.permissions[str(peer[0])] = ctx.time + PERMISSION_LIFETIME
+                    ip = str(peer[0])
+                    if ip in alloc.permissions or len(alloc.permissions) < MAX_PERMISSIONS:
+                        alloc.permissions[ip] = ctx.time + PERMISSION_LIFETIME
+                    else:
+                        alloc.limit(
+                            "turn.permissions_limit",
+                            f"permissions for more than {MAX_PERMISSIONS} peers (MAX_PERMISSIONS): "
+                            "the later ones are not followed",
+                            ctx.frame,
+                        )
 
     def _dtls(self, rec: DtlsRecord, ctx: FlowContext) -> None:
-        session = self.by_flow.get(ctx.flow)
+        session = self._flow_session(ctx.flow)
         if session is None:
             return
         session.seen(ctx)
@@ -449,8 +646,9 @@ class SessionAnalysis:
         if "alert" in rec.facts:
             d["alert"] = rec.facts["alert"]
             alert = rec.facts["alert"]
-            session.findings.append(
-                _finding("dtls", "dtls.alert", f"alert {alert}", ctx.frame, _alert_severity(alert))
+            _add(
+                session.findings,
+                _finding("dtls", "dtls.alert", f"alert {alert}", ctx.frame, _alert_severity(alert)),
             )
         if 20 in rec.content_types:  # ChangeCipherSpec from both sides ends a DTLS 1.2 handshake
             ccs = d.setdefault("change_cipher_spec_from", [])
@@ -466,8 +664,17 @@ class SessionAnalysis:
 
     def rows(self) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []
-        for n, s in enumerate(self.sessions):
+        live = [s for s in self.sessions if s.merged_into is None]
+        flows: dict[int, set[int]] = {id(s): set() for s in live}
+        for fid, owner in self.by_flow.items():  # the flows a session's checks and what they carried used
+            flows[id(self._find(owner))].add(fid)
+        for n, s in enumerate(live):
             findings = [AnalysisFinding(**f) for f in s.findings]  # graded below: copies
+            if s is live[-1] and self.sessions_limit is not None:
+                message = (
+                    f"more than {MAX_SESSIONS} ICE sessions (MAX_SESSIONS): the later ones are not followed"
+                )
+                findings.append(_finding("ice", "ice.sessions_limit", message, self.sessions_limit, "warn"))
             if s.sdp and not s.pairs:
                 findings.append(
                     _finding(
@@ -538,7 +745,7 @@ class SessionAnalysis:
                     "ufrags": sorted(s.ufrags),
                     "phases": {p: {"time": s.phases[p], "frame": s.frames[p]} for p in reached},
                     "failed_phase": failed,
-                    "flows": self._flows(s),
+                    "flows": sorted({int(str(sdp["flow"])) for sdp in s.sdp} | set(s.pairs) | flows[id(s)]),
                     "signaling": s.sdp,
                     "ice_roles": sorted(s.roles),
                     "candidate_pairs": [
@@ -578,8 +785,17 @@ class SessionAnalysis:
                     "findings": findings,
                 }
             )
-        for alloc in self.allocations.values():
+        allocations = list(self.allocations.values())
+        for alloc in allocations:
             findings = [AnalysisFinding(**f) for f in alloc.findings]
+            if alloc is allocations[-1] and self.allocations_limit is not None:
+                message = (
+                    f"more than {MAX_ALLOCATIONS} TURN allocations (MAX_ALLOCATIONS): "
+                    "the later ones are not followed"
+                )
+                findings.append(
+                    _finding("turn", "turn.allocations_limit", message, self.allocations_limit, "warn")
+                )
             if alloc.expires is not None and self.last_time > alloc.expires:
                 findings.append(
                     _finding(

@@ -651,3 +651,108 @@ def test_what_the_server_sends_after_a_clients_reset(tmp_path: Path, drain_every
     }
     assert got == want
     assert next(reversed(rows)) == 7  # waited to the end of the capture
+
+
+# -- the limits: the same rows to the byte when they are hit -----------------------------------
+
+
+SMALL_LIMITS = {
+    "MESSAGES_KEPT_FIRST": 1,
+    "MESSAGES_KEPT_LAST": 1,
+    "MESSAGE_BYTES_KEPT": 24,
+    "MAX_OPEN_CALLS": 2,
+    "MAX_OPEN_STREAMS": 3,
+    "MAX_HEADERS": 6,
+    "MAX_FIELDS": 16,
+    "MAX_WORK": 12,
+}
+"""Every limit of the calls report, small enough for a generated conversation to hit."""
+
+
+@contextmanager
+def limits(values: dict[str, int]) -> Iterator[None]:
+    """Limits of calls.py, the HTTP/2 decoder, HPACK and the protobuf wire format set for a while:
+    the extension reads them at init, as the Python modules read theirs at run time."""
+    from protoscope.decoders.grpc import calls
+    from protoscope.decoders.http2 import decoder, header_block
+    from protoscope.decoders.protobuf import wire
+
+    modules = (calls, decoder, header_block, wire)
+    owner = {name: m for m in modules for name in SMALL_LIMITS if hasattr(m, name)}
+    saved = {name: getattr(owner[name], name) for name in values}
+    try:
+        for name, value in values.items():
+            setattr(owner[name], name, value)
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(owner[name], name, value)
+
+
+@needs_extension
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(st.lists(conversation(), min_size=1, max_size=2), st.integers(0, 1 << 30), DRAINS)
+def test_generated_conversations_past_small_limits(
+    tmp_path_factory: pytest.TempPathFactory, convs: list, seed: int, drain_every: int
+) -> None:
+    path = capture(tmp_path_factory.mktemp("gen"), convs, random.Random(seed))
+    with limits(SMALL_LIMITS):
+        assert report(path, True, drain_every=drain_every) == report(path, False, drain_every=drain_every)
+
+
+def endless_stream(messages: int, calls: int = 1) -> list[tuple[bool, bytes]]:
+    """Server-streaming calls that never end, each answered by `messages` messages that carry a
+    blob of 0xff bytes (ten of them read as a varint pass 64 bits: not a nested message)."""
+    client, server = Encoder(), Encoder()
+    request = [(":method", "POST"), (":path", "/x.Feed/Watch"), ("content-type", "application/grpc")]
+    out = [(False, SettingsFrame(0).serialize()), (True, PREFACE + SettingsFrame(0).serialize())]
+    for k in range(calls):
+        sid = 2 * k + 1
+        out.append(
+            (True, HeadersFrame(sid, client.encode(request), flags=["END_HEADERS", "END_STREAM"]).serialize())
+        )
+        block = server.encode([(":status", "200"), ("content-type", "application/grpc")])
+        out.append((False, HeadersFrame(sid, block, flags=["END_HEADERS"]).serialize()))
+    for n in range(messages):
+        for k in range(calls):
+            body = field(1, 0, varint(n)) + field(5, 2, b"\x40" + b"\xff" * 64)
+            out.append((False, DataFrame(2 * k + 1, grpc_body([body])).serialize()))
+    return out
+
+
+@needs_extension
+def test_a_stream_past_the_limits_is_taken_whole(tmp_path: Path) -> None:
+    """The extension keeps the limits itself (a connection that hits them is not left to Python,
+    which is ~50x slower on it): the same rows, the middle messages counted, the findings."""
+    from protoscope.decoders.grpc import calls
+
+    path = capture(
+        tmp_path, [endless_stream(calls.MESSAGES_KEPT_FIRST + calls.MESSAGES_KEPT_LAST + 7)], random.Random(0)
+    )
+    assert bailed(path) == {}
+    text = report(path, True)
+    assert text == report(path, False)
+    (row,) = map(json.loads, text.splitlines())
+    assert (
+        row["responses_omitted"] == 7
+        and len(row["responses"]) == calls.MESSAGES_KEPT_FIRST + calls.MESSAGES_KEPT_LAST
+    )
+    assert [f["code"] for f in row["findings"]] == ["grpc.messages_limit"]
+
+
+@needs_extension
+def test_calls_past_max_open_calls_alike(tmp_path: Path) -> None:
+    with limits({"MAX_OPEN_CALLS": 2, "MESSAGES_KEPT_FIRST": 1, "MESSAGES_KEPT_LAST": 1}):
+        path = capture(tmp_path, [endless_stream(4, calls=5)], random.Random(0))
+        assert bailed(path) == {}
+        text = report(path, True, drain_every=3)
+        assert text == report(path, False, drain_every=3)
+    rows = list(map(json.loads, text.splitlines()))
+    # Five streams taking turns on a connection that follows two: each message on a stream given
+    # up opens a call anew and gives up the oldest (every row is written, with what it saw).
+    given_up = [r for r in rows if r["ended_by"] == "calls_limit"]
+    assert len(given_up) > 5 and all(r["findings"][-1]["code"] == "grpc.calls_limit" for r in given_up)
+    assert [r["ended_by"] for r in rows[-2:]] == [None, None]
+    assert sum(len(r["responses"]) for r in rows) == 5 * 4

@@ -58,12 +58,6 @@ class Expect:
     None where no limit is hit (the fix bounds the work per byte: the bench measures it)."""
 
     finding: str | None
-    pending: str = ""
-    """Why the finding is not asserted yet: the fix is not in the tree (what a run shows today);
-    the finding is then an expected failure."""
-    unbounded: bool = False
-    """The small input still passes BOUND_KIB today (its fix is not in the tree): an expected
-    failure too."""
 
 
 FINDINGS: dict[str, Expect] = {
@@ -82,10 +76,10 @@ FINDINGS: dict[str, Expect] = {
     "ice-ufrag-chain": Expect(r"^ice\.ufrags_limit$"),
     "dtls-x509-version-10": Expect(r"^dtls\.bad_certificate$"),
     "stun-xor-address-long": Expect(r"^stun\.bad_address$"),
-    "stun-many-attributes": Expect(r"^stun\..*limit", "pending: every attribute is decoded and kept"),
+    "stun-many-attributes": Expect(r"^stun\.attributes_limit$"),
     "terminal-text": Expect(r"^ice\.no_response$"),
 }
-"""Per input: the finding (code pattern) it must raise, and whether that is in the tree yet."""
+"""Per input: the finding (code pattern) it must raise."""
 
 
 # -- the driver (a process of its own, a forked child per input) ----------------------------
@@ -273,18 +267,12 @@ def test_every_report_ends_cleanly(outcomes: dict[str, Outcome], name: str) -> N
     outcome = outcomes[name]
     found = problems(outcome)
     hidden = sorted(c for c in outcome.codes if HIDDEN_EXCEPTION.search(c))
-    if hidden and not FINDINGS[name].pending:
+    if hidden:
         found.append(f"decoder exceptions hidden as findings: {hidden}")
     assert not found, "\n".join(found)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=e.pending, strict=False)) if e.pending else n
-        for n, e in FINDINGS.items()
-    ],
-)
+@pytest.mark.parametrize("name", list(FINDINGS))
 def test_the_finding_names_the_limit(outcomes: dict[str, Outcome], name: str) -> None:
     """The findings report has the finding that names the limit the input hits (or the problem
     it is), and no decoder exception."""
@@ -295,15 +283,7 @@ def test_the_finding_names_the_limit(outcomes: dict[str, Outcome], name: str) ->
     assert not [c for c in codes if HIDDEN_EXCEPTION.search(c)], dict(codes)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=e.pending or "unbounded", strict=False))
-        if e.unbounded
-        else n
-        for n, e in FINDINGS.items()
-    ],
-)
+@pytest.mark.parametrize("name", list(FINDINGS))
 def test_memory_is_bounded(outcomes: dict[str, Outcome], name: str) -> None:
     """Memory grows with what the user can see, not with what an attacker declares."""
     assert outcomes[name].maxrss_kib < BOUND_KIB, f"peak {outcomes[name].maxrss_kib >> 10} MiB"

@@ -7,6 +7,7 @@ import hmac
 import struct
 import zlib
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -153,3 +154,84 @@ def test_datagrams_shorter_than_a_header_are_findings() -> None:
     assert [f.code for f in cut_channel.findings] == ["stun.channel_short"] and cut_channel.consumed == 1
     cut_stun = decoder.decode(message(0x0001, b"")[:12], None, CTX)
     assert [f.code for f in cut_stun.findings] == ["stun.truncated"]
+
+
+def tcp_context() -> FlowContext:
+    return FlowContext(0, "tcp", CTX.src, CTX.dst, True, 1, 0.0, shared={})
+
+
+def channel(number: int, payload: bytes) -> bytes:
+    return struct.pack(">HH", number, len(payload)) + payload + b"\0" * (-len(payload) % 4)
+
+
+def test_tcp_stream_of_channel_data_reads_no_copy_of_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each header is read in place: a slice of the rest per message made 4 MB of ChannelData
+    quadratic (11.5 s for 1 MB)."""
+    from protoscope.decoders.stun import decoder as stun_decoder
+
+    seen: list[int] = []
+    real = stun_decoder.channel_data
+
+    def spy(data: bytes, pos: int = 0) -> tuple[int, int] | None:
+        seen.append(len(data))
+        return real(data, pos)
+
+    monkeypatch.setattr(stun_decoder, "channel_data", spy)
+    stream = channel(0x4000, bytes([0x80, 111]) + bytes(98)) * 500
+    result = StunDecoder().decode(stream, None, tcp_context())
+    assert len(result.pdus) == 500 and result.consumed == len(stream)
+    assert set(seen) == {len(stream)}
+
+
+def test_tcp_bytes_from_the_middle_of_a_message_resync() -> None:
+    """After a hole the stream may start inside a message (here: its zeros, which once read as a
+    20-byte classic STUN message each): the messages go on from the next two that chain."""
+    rtp = bytes([0x80, 111]) + bytes(98)
+    whole = channel(0x4000, rtp) * 3 + message(0x0001, attr(0x0006, b"u"), fingerprint=False)
+    data = bytes(37) + whole
+    result = StunDecoder().decode(data, None, tcp_context())
+    assert [f.code for f in result.findings] == ["stun.resync"]
+    assert result.findings[0].span == (0, 37)
+    assert [p.summary.split(" ")[0] for p in result.pdus] == ["ChannelData"] * 3 + ["Binding"]
+    assert result.consumed == len(data)
+
+
+def test_tcp_bytes_that_never_chain_are_skipped_a_window_at_a_time() -> None:
+    from protoscope.decoders.stun.decoder import RESYNC_WINDOW
+
+    data = bytes(3 * RESYNC_WINDOW)
+    result = StunDecoder().decode(data, None, tcp_context())
+    assert [f.code for f in result.findings] == ["stun.tcp_unframed"]
+    assert result.pdus == () and result.consumed == RESYNC_WINDOW
+
+
+def test_passwords_learned_from_sdp_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every learned password is an HMAC per message: past MAX_LEARNED_PASSWORDS none is tried
+    (integrity unchecked, never bad), with one finding for the capture."""
+    from protoscope.decoders.stun import decoder as stun_decoder
+
+    monkeypatch.setattr(stun_decoder, "MAX_LEARNED_PASSWORDS", 3)
+    check = message(0x0001, attr(0x0006, b"bb:aa"), key=b"pw-right")
+    shared: dict[str, object] = {"ice.passwords": {"pw-other", "pw-right"}}
+    ctx = FlowContext(0, "udp", CTX.src, CTX.dst, True, 1, 0.0, capture=shared)
+    first = StunDecoder().decode(check, None, ctx).pdus[0]
+    assert first.record.integrity == "ok" and not first.findings  # type: ignore[attr-defined]
+    shared["ice.passwords"] = {f"pw-{n}" for n in range(10)} | {"pw-right"}
+    decoder = StunDecoder()
+    over = [decoder.decode(check, None, ctx).pdus[0] for _ in range(2)]
+    assert [p.record.integrity for p in over] == ["unchecked", "unchecked"]  # type: ignore[attr-defined]
+    limits = [[f.code for f in p.findings if "limit" in f.code] for p in over]
+    assert limits == [["stun.passwords_limit"], []]
+
+
+def test_attributes_past_max_attributes_are_not_decoded() -> None:
+    """16,000 empty SOFTWARE attributes (a 64 KB datagram): the first MAX_ATTRIBUTES are
+    decoded, the rest is one finding over its bytes."""
+    from protoscope.decoders.stun.messages import MAX_ATTRIBUTES
+
+    raw = message(0x0001, attr(0x8022, b"") * 16_000, fingerprint=False)
+    rec, fields, findings = parse(raw)
+    assert rec is not None
+    assert sum(f.name == "stun.attribute" for f in fields) == MAX_ATTRIBUTES
+    assert [f.code for f in findings] == ["stun.attributes_limit"]
+    assert findings[0].span == (20 + 4 * MAX_ATTRIBUTES, len(raw))
