@@ -219,18 +219,23 @@ class StunDecoder:
                 )
                 limit.append(Finding("warn", "stun.passwords_limit", what))
         creds = ctx.shared.get("stun.credentials")
-        rec, fields, findings = parse(data, keys, creds if isinstance(creds, tuple) else (None, None))
+        credentials = creds if isinstance(creds, tuple) else (None, None)
+        rec, _, findings = parse(data, keys, credentials, build=False)
         findings += limit
         if rec is not None and rec.cls == 0 and "realm" in rec.attributes:  # for the responses
             ctx.shared["stun.credentials"] = (rec.attributes.get("username"), rec.attributes.get("realm"))
         assert rec is not None
-        fields += self._pair(rec, ctx, findings)
+        pairing = self._pair(rec, ctx, findings)
+        # The detail tree is built when first read, by parsing again (most reports never read it);
+        # from bytes of our own, since `data` may be a view of a buffer the session reuses.
+        raw = bytes(data)
+        fields = LazyFields(lambda: [*parse(raw, keys, credentials)[1], *pairing])
         inner: tuple[InnerPayload, ...] = ()
         if rec.data is not None and rec.method in (0x006, 0x007):
             # TURN Send/Data indication: what the peer sent or gets, decoded too.
             start = data.find(rec.data, HEADER_LEN)
             inner = (InnerPayload(rec.data, max(start, 0), "stun"),)
-        return Pdu("stun", tuple(fields), (0, len(data)), _summary(rec), tuple(findings), inner, record=rec)
+        return Pdu("stun", fields, (0, len(data)), _summary(rec), tuple(findings), inner, record=rec)
 
     def _channel(self, data: bytes, base: int, ctx: FlowContext, padded: bool) -> Pdu:
         channel, length = struct.unpack_from(">HH", data)

@@ -94,9 +94,10 @@ def _address(value: bytes, start: int, xor: bool, txid: bytes) -> tuple[str, int
     if xor:
         port ^= at.MAGIC_COOKIE >> 16
         mask = at.MAGIC_COOKIE.to_bytes(4, "big") + txid
-        raw = bytes(b ^ m for b, m in zip(raw, mask, strict=False))
+        size = len(raw)
+        raw = (int.from_bytes(raw, "big") ^ int.from_bytes(mask[:size], "big")).to_bytes(size, "big")
     if family == 1:
-        ip = str(ipaddress.IPv4Address(raw))
+        ip = f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"  # as str(IPv4Address) gives it, without its object
         name = "stun.att.ipv4"
     else:
         ip = str(ipaddress.IPv6Address(raw))
@@ -110,33 +111,40 @@ def _address(value: bytes, start: int, xor: bool, txid: bytes) -> tuple[str, int
 
 
 def parse(
-    data: bytes, keys: Keys = Keys(), credentials: tuple[str | None, str | None] = (None, None)
+    data: bytes,
+    keys: Keys = Keys(),
+    credentials: tuple[str | None, str | None] = (None, None),
+    build: bool = True,
 ) -> tuple[StunRecord | None, list[Field], list[Finding]]:
     """Parse a whole STUN message (the caller made sure HEADER_LEN + length bytes are there).
 
     `credentials` (USERNAME, REALM) come from the flow's earlier requests: TURN responses carry a
-    long-term MESSAGE-INTEGRITY without either."""
+    long-term MESSAGE-INTEGRITY without either. Without `build`, the record and findings only: the
+    detail tree (~5 Field objects an attribute, most of a message's cost) is left for a second
+    call when someone looks at it."""
     findings: list[Finding] = []
     msg_type, length, cookie = struct.unpack_from(">HHI", data)
     classic = cookie != at.MAGIC_COOKIE
     txid = data[4:20] if classic else data[8:20]
     end = min(len(data), HEADER_LEN + length)
     rec = StunRecord(msg_type, at.method_of(msg_type), at.class_of(msg_type), txid, classic)
-    fields: list[Field] = [
-        Field(
-            "stun.type",
-            msg_type,
-            (0, 2),
-            (
-                Field("stun.type.method", rec.method, (0, 2)),
-                Field("stun.type.class", rec.cls, (0, 2)),
-            ),
-        ),
-        Field("stun.length", length, (2, 4)),
-    ]
-    if not classic:
-        fields.append(Field("stun.cookie", data[4:8].hex(), (4, 8)))
-    fields.append(Field("stun.id", txid.hex(), (4 if classic else 8, 20)))
+    fields: list[Field] = []
+    if build:
+        fields.append(
+            Field(
+                "stun.type",
+                msg_type,
+                (0, 2),
+                (
+                    Field("stun.type.method", rec.method, (0, 2)),
+                    Field("stun.type.class", rec.cls, (0, 2)),
+                ),
+            )
+        )
+        fields.append(Field("stun.length", length, (2, 4)))
+        if not classic:
+            fields.append(Field("stun.cookie", data[4:8].hex(), (4, 8)))
+        fields.append(Field("stun.id", txid.hex(), (4 if classic else 8, 20)))
     if length % 4:
         findings.append(
             Finding("warn", "stun.wrong_msglen", f"message length {length} is not a multiple of 4")
@@ -180,14 +188,12 @@ def parse(
             break
         value = data[v0:v1]
         name, fname = at.ATTRIBUTES.get(a_type, (f"Unknown 0x{a_type:04x}", "stun.value"))
-        children = [
-            Field("stun.att.type", a_type, (pos, pos + 2)),
-            Field("stun.att.length", a_len, (pos + 2, v0)),
-        ]
-        children += _typed(a_type, fname, value, v0, txid, attrs, rec, findings)
+        typed = _typed(a_type, fname, value, v0, txid, attrs, rec, findings)
+        pad = (4 - a_len % 4) % 4 if not classic else 0
+        status: Field | None = None
         if a_type in (0x0008, 0x001C):
             rec.integrity = _check_integrity(data, pos, a_type, value, keys, attrs, rec.method, credentials)
-            children.append(Field("stun.att.hmac.status", rec.integrity, (v0, v1)))
+            status = Field("stun.att.hmac.status", rec.integrity, (v0, v1)) if build else None
             if rec.integrity == "bad":
                 findings.append(
                     Finding(
@@ -197,14 +203,22 @@ def parse(
         elif a_type == 0x8028 and len(value) == 4:
             crc = (zlib.crc32(data[:pos]) ^ at.FINGERPRINT_XOR) & 0xFFFFFFFF
             rec.fingerprint = crc == int.from_bytes(value, "big")
-            children.append(Field("stun.att.crc32.status", "good" if rec.fingerprint else "bad", (v0, v1)))
+            if build:
+                status = Field("stun.att.crc32.status", "good" if rec.fingerprint else "bad", (v0, v1))
             if not rec.fingerprint:
                 findings.append(
                     Finding("error", "stun.fingerprint_bad", "FINGERPRINT does not match", (v0, v1))
                 )
-        label = f"{name}" + (f": {children[-1].value}" if len(children) > 2 else "")
-        pad = (4 - a_len % 4) % 4 if not classic else 0
-        fields.append(Field("stun.attribute", label, (pos, min(end, v1 + pad)), tuple(children)))
+        if build:
+            children = [
+                Field("stun.att.type", a_type, (pos, pos + 2)),
+                Field("stun.att.length", a_len, (pos + 2, v0)),
+                *typed,
+            ]
+            if status is not None:
+                children.append(status)
+            label = f"{name}" + (f": {children[-1].value}" if len(children) > 2 else "")
+            fields.append(Field("stun.attribute", label, (pos, min(end, v1 + pad)), tuple(children)))
         pos = v1 + pad
     if pos < end:
         findings.append(
