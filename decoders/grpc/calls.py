@@ -29,7 +29,7 @@ from protoscope.decoders.api import AnalysisFinding, FlowContext, Pdu
 from protoscope.decoders.http2 import frames as fr
 from protoscope.decoders.http2.header_block import Header
 from protoscope.decoders.http2.records import FrameRecord, MessageRecord
-from protoscope.decoders.protobuf.schema import SchemaSet
+from protoscope.decoders.protobuf.schema import SchemaSet, content_of
 
 from .path import request_path
 from .status import (
@@ -166,7 +166,10 @@ class Kept:
                 self.omitted_frame = old[0]
 
     def items(self) -> list[dict[str, object]]:
-        return [dict(zip(ITEM_KEYS, m, strict=True)) for m in (*self.first, *(m for _, m in self.last))]
+        return [
+            dict(zip(ITEM_KEYS, (*m[:-1], content_of(m[-1])), strict=True))
+            for m in (*self.first, *(m for _, m in self.last))
+        ]
 
 
 def _metadata(headers: list[Header]) -> dict[str, object]:
@@ -285,7 +288,8 @@ class CallAnalysis:
                 self._settle(f, call)
                 return
             size = None if rec.data is None else len(rec.data)
-            item = (ctx.frame, ctx.time, rec.compressed, rec.size, size, rec.type_name, rec.content)
+            # The reading, not the content: made into data only for the messages the row keeps.
+            item = (ctx.frame, ctx.time, rec.compressed, rec.size, size, rec.type_name, rec.reading)
             call.messages[0 if ctx.from_client else 1].add(item, rec.size if size is None else size)
             return
         if f.awaiting and not from_client:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from protoscope.decoders.protobuf.schema import content_of
+
 from .header_block import Header
 
 
@@ -38,8 +40,8 @@ class MessageRecord(NamedTuple):
     compressed: bool
     size: int
     """Bytes on the wire after the 5-byte prefix."""
-    content: object
-    """Decoded content: MessageToDict with a schema, the schema-less reading without."""
+    reading: object
+    """The decoded content as the decoder left it: `content` gives it as data."""
     type_name: str | None
     """The protobuf message type used, when a schema gave one."""
     frames: tuple[int, ...]
@@ -49,3 +51,9 @@ class MessageRecord(NamedTuple):
     """The message bytes (inflated when compressed), None when they could not be inflated."""
     from_client: bool | None = None
     """As FrameRecord.from_client."""
+
+    @property
+    def content(self) -> object:
+        """Decoded content: MessageToDict with a schema, the schema-less reading without (made
+        from the reading now if the decoder left it for later)."""
+        return content_of(self.reading)

@@ -106,11 +106,36 @@ class SchemaSet:
         return bool(self._added)
 
 
+class RawContent:
+    """The schema-less reading of a message as data (`raw_content`), made when first asked for:
+    the calls report keeps the first and last messages of a long stream, and the findings report
+    none, so most of a long stream's readings are never turned into data."""
+
+    __slots__ = ("_fields", "_value")
+
+    def __init__(self, fields: list[wire.WireField]) -> None:
+        self._fields: list[wire.WireField] | None = fields
+        self._value: dict[str, object] | None = None
+
+    def get(self) -> dict[str, object]:
+        if self._value is None:
+            assert self._fields is not None
+            self._value = raw_content(self._fields)
+            self._fields = None
+        return self._value
+
+
+def content_of(reading: object) -> object:
+    """A message's content, made now if it was left for later (`RawContent`)."""
+    return reading.get() if isinstance(reading, RawContent) else reading
+
+
 @dataclass(slots=True)
 class Decoded:
     fields: Sequence[Field]
     content: object
-    """JSON-like data: MessageToDict with a schema, else the schema-less reading."""
+    """JSON-like data: MessageToDict with a schema, else the schema-less reading (a `RawContent`,
+    made on first use: `content_of`)."""
     findings: list[Finding]
 
 
@@ -122,7 +147,7 @@ def decode_message(data: bytes, desc: Descriptor | None, base: int = 0) -> Decod
         findings += reading_findings(reading)
         raw_fields = reading.fields
         return Decoded(
-            LazyFields(lambda: [raw_field(f, base) for f in raw_fields]), raw_content(raw_fields), findings
+            LazyFields(lambda: [raw_field(f, base) for f in raw_fields]), RawContent(raw_fields), findings
         )
     from .typed import decode_typed
 

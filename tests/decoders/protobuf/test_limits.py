@@ -11,7 +11,7 @@ from google.protobuf import empty_pb2
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from protoscope.decoders.protobuf import wire
-from protoscope.decoders.protobuf.schema import decode_message
+from protoscope.decoders.protobuf.schema import content_of, decode_message
 from tests.decoders.protobuf.test_wire import sample_messages, varint, wire_len
 
 
@@ -77,7 +77,7 @@ def test_depth_limit_is_a_finding() -> None:
     decoded = decode_message(data, None)
     assert [f.code for f in decoded.findings] == ["protobuf.depth_limit"]
     assert f"MAX_DEPTH ({wire.MAX_DEPTH})" in decoded.findings[0].message
-    node = decoded.content
+    node = content_of(decoded.content)
     depth = 0
     while isinstance(node, dict):
         node = node["1"]
@@ -129,7 +129,7 @@ def test_abandoned_readings_are_bounded_work(monkeypatch: pytest.MonkeyPatch) ->
     decoded = decode_message(data, None)
     assert [f.code for f in decoded.findings] == ["protobuf.work_limit"]
     assert calls < 2 * (5000 + 2000 + 200)  # a tag and a value varint per field read
-    assert decoded.content == {"1": [almost.hex()] * 100}
+    assert content_of(decoded.content) == {"1": [almost.hex()] * 100}
 
 
 def test_truncation_at_every_boundary_keeps_the_whole_fields_before(samples: list[bytes]) -> None:
