@@ -6,6 +6,7 @@ Exit codes: 0 ok; 2 bad usage or unreadable input, with one clear line on stderr
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import os
 import shutil
@@ -402,6 +403,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from protoscope.decoders.protobuf.schema import SchemaError
     from protoscope.decoders.registry import RegistryError
 
+    # Decoding makes millions of small objects that live as long as a packet's decode. With
+    # CPython's default thresholds (700, 10, 10) a collection ran every few messages and the older
+    # generations, holding every object the imports made, were rescanned again and again: a
+    # 24 MB gRPC stream's findings took 12.5 s, 8.5 s with the imports' objects frozen (never
+    # scanned) and a collection every 10,000 allocations; memory the same (cycles are rare here).
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
     try:
         return run(args, sys.stdout)
     except (CaptureError, RegistryError, SchemaError, _Usage) as exc:
