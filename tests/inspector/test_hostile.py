@@ -15,13 +15,12 @@ failure. No timings are asserted: bench/bench_hostile.py measures them at the is
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
+from tests.forked import run_forked
 from tests.hostile import BY_NAME, HOSTILE_FILE_NAME, INPUTS, RLO
 
 MEMORY_LIMIT = 1 << 30
@@ -150,36 +150,8 @@ def serve(jobs: list[tuple[Path, str]], work: Path) -> None:
 
     load_registry()
     for path, name in jobs:
-        pid = os.fork()
-        if pid == 0:
-            status = 0
-            try:
-                for fd, suffix in ((1, "out"), (2, "err")):
-                    os.dup2(
-                        os.open(work / f"{name}.{suffix}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd
-                    )
-                drive(path, name, work)
-                sys.stdout.flush()
-            except BaseException:
-                import traceback
-
-                traceback.print_exc()
-                status = 70
-            finally:
-                sys.stderr.flush()
-                os._exit(status)
-        deadline = time.monotonic() + HARD_LIMIT_S
-        answer: int | None = None
-        while True:
-            done, wait_status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                answer = os.waitstatus_to_exitcode(wait_status)
-                break
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                break
-            time.sleep(0.01)
+        out, err = work / f"{name}.out", work / f"{name}.err"
+        answer = run_forked(functools.partial(drive, path, name, work), out, err, HARD_LIMIT_S)
         print(json.dumps({"name": name, "status": answer}), flush=True)
 
 

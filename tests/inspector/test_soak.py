@@ -18,6 +18,7 @@ kept in soak_cases/ and run every time.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
@@ -38,6 +39,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, SAMPLES, public_capture
+from tests.forked import run_forked
 
 SEED = 20_241_106
 """The seed CI runs; every mutant's own generator is seeded from it and the mutant's number."""
@@ -500,8 +502,6 @@ def drive(path: str) -> None:
     report.write(json.dumps({"maxrss_kib": peak}) + "\n")
 
 
-DRIVER_FAILED = 70
-"""Exit status of a driver that raised (EX_SOFTWARE)."""
 PRELOAD = (
     "protoscope.inspector.cli",
     "protoscope.inspector.session",
@@ -524,7 +524,6 @@ def serve() -> None:
     HARD_LIMIT_S) as a JSON line. Starting Python and importing the engine costs ~0.7 s, more
     than the fifteen reports cost on most of these captures (~0.3 s)."""
     import importlib
-    import time
 
     from protoscope.decoders.registry import load_registry
 
@@ -533,34 +532,7 @@ def serve() -> None:
     load_registry()  # imports every decoder and analysis
     for line in sys.stdin:
         path, out, err = line.rstrip("\n").split("\t")
-        pid = os.fork()
-        if pid == 0:  # the child: never returns to the loop
-            status = 0
-            try:
-                for fd, name in ((1, out), (2, err)):
-                    os.dup2(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
-                drive(path)
-                sys.stdout.flush()
-            except BaseException:
-                import traceback
-
-                traceback.print_exc()
-                status = DRIVER_FAILED
-            finally:
-                sys.stderr.flush()
-                os._exit(status)
-        deadline = time.monotonic() + HARD_LIMIT_S
-        answer: int | None = None
-        while True:
-            done, wait_status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                answer = os.waitstatus_to_exitcode(wait_status)
-                break
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                break
-            time.sleep(0.01)
+        answer = run_forked(functools.partial(drive, path), Path(out), Path(err), HARD_LIMIT_S)
         sys.stdout.write(json.dumps({"status": answer}) + "\n")
         sys.stdout.flush()
 
