@@ -202,7 +202,9 @@ class _Walk:
         self._n = n
         self._by_flow: list[npt.NDArray[np.int64]] | None = None
         self._visit: npt.NDArray[np.bool_] | None = None
-        self._keep = keep
+        self._keep_mask: npt.NDArray[np.bool_] | None = None
+        """The packets `keep` names, as a mask: `leave_out` looks them up in it (np.isin over all
+        of `keep`, which grows with the flows, made a sparse pass quadratic in them)."""
         self._changed = False
         if skip is not None:
             self._visit = ~skip
@@ -210,6 +212,8 @@ class _Walk:
             assert quiet is not None
             self._visit = ~quiet if self._visit is None else self._visit & ~quiet
             self._visit[keep] = True
+            self._keep_mask = np.zeros(n, np.bool_)
+            self._keep_mask[keep] = True
 
     def __iter__(self) -> Iterator[int]:
         if self._packets is not None:
@@ -243,10 +247,10 @@ class _Walk:
         """Visit none of `packets` but those in `keep` and those with findings from the index."""
         if not self.sparse or self._visit is None or len(packets) == 0:
             return
+        assert self._keep_mask is not None
         self._changed = True
-        self._visit[packets] = False
+        self._visit[packets] = self._keep_mask[packets]
         self._visit[np.asarray(keep, np.int64)] = True
-        self._visit[self._keep[np.isin(self._keep, packets)]] = True
 
 
 class Session:
