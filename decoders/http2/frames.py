@@ -7,6 +7,7 @@ flag byte, and a finding instead of an exception for a frame that breaks the rul
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -210,10 +211,7 @@ def parse(data: bytes, raw: RawFrame, full: bool = False) -> ParsedFrame:
         if raw.stream_id == 0:
             return _bad(raw, "must be on a stream, not stream 0")
         return ParsedFrame(raw, None, start, end - pad)
-    # hyperframe is imported with the first frame it parses: a capture without HTTP/2 never needs it.
-    from hyperframe.exceptions import HyperframeError
-    from hyperframe.frame import Frame
-
+    Frame, HyperframeError = _hyperframe()
     header = memoryview(data)[raw.offset : raw.offset + FRAME_HEADER_LEN]
     body = memoryview(data)[start:end]
     try:
@@ -229,6 +227,16 @@ def parse(data: bytes, raw: RawFrame, full: bool = False) -> ParsedFrame:
     if raw.type == PUSH_PROMISE:
         start += 4
     return ParsedFrame(raw, frame, start, end)
+
+
+@functools.cache
+def _hyperframe() -> tuple[Any, type[Exception]]:
+    """hyperframe's Frame and HyperframeError, imported with the first frame it parses (a capture
+    without HTTP/2 never needs it) and not again per frame."""
+    from hyperframe.exceptions import HyperframeError
+    from hyperframe.frame import Frame
+
+    return Frame, HyperframeError
 
 
 def _u(name: str, value: object, start: int, end: int) -> Field:

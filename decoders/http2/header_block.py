@@ -23,6 +23,8 @@ STATIC_ENTRIES = 61
 STATIC_TEXT: tuple[tuple[str, str], ...] = ()
 """The static table as text, from hpack, filled by `_load_hpack` before the first block."""
 _decode_huffman: Callable[[bytes], bytes] | None = None
+_HuffmanError: type[Exception] = ValueError
+"""hpack's HPACKDecodingError, bound by `_load_hpack` (no import per Huffman literal)."""
 ENTRY_OVERHEAD = 32
 """RFC 7541 section 4.1: an entry's size is its name and value lengths plus 32."""
 DEFAULT_TABLE_SIZE = 4096
@@ -45,10 +47,13 @@ class MalformedBlock(ValueError):
 
 
 def _load_hpack() -> Callable[[bytes], bytes]:
-    global STATIC_TEXT, _decode_huffman
+    global STATIC_TEXT, _decode_huffman, _HuffmanError
     if _decode_huffman is None:
+        from hpack.exceptions import HPACKDecodingError
         from hpack.huffman_table import decode_huffman
         from hpack.table import HeaderTable
+
+        _HuffmanError = HPACKDecodingError
 
         STATIC_TEXT = tuple((name.decode(), value.decode()) for name, value in HeaderTable.STATIC_TABLE)
         assert len(STATIC_TEXT) == STATIC_ENTRIES
@@ -153,11 +158,9 @@ def _string(block: bytes, pos: int) -> tuple[str, int]:
     raw = block[start:end]
     if not huffman:
         return _text(raw), end
-    from hpack.exceptions import HPACKDecodingError  # loaded with the table, before the first block
-
     try:
         return _text(_load_hpack()(raw)), end
-    except HPACKDecodingError as exc:
+    except _HuffmanError as exc:
         raise MalformedBlock(str(exc)) from None
 
 
