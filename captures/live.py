@@ -150,6 +150,13 @@ class LiveCapture:
             self._abandon()
             raise
 
+    def _close_spool(self) -> None:
+        with self._lock:
+            if self._out is not None:
+                self._out.close()
+                self._out = None
+                self._writer = None
+
     def _abandon(self) -> None:
         if self._socket is not None:
             try:
@@ -157,11 +164,7 @@ class LiveCapture:
             except Exception:  # already closed or half open: nothing more to release
                 pass
             self._socket = None
-        with self._lock:
-            if self._out is not None:
-                self._out.close()
-                self._out = None
-                self._writer = None
+        self._close_spool()
         spool = self.stats.spool
         if spool in _TEMPORARY:
             _TEMPORARY.discard(spool)
@@ -277,8 +280,4 @@ class LiveCapture:
             self._read_drops()
             self._socket.close()
             self._socket = None
-        with self._lock:
-            if self._out is not None:
-                self._out.close()
-                self._out = None
-                self._writer = None
+        self._close_spool()

@@ -30,7 +30,6 @@ from .records import (
     check_times,
     empty_records,
     empty_run_start,
-    saturate_ns,
     truncated,
 )
 
@@ -163,11 +162,9 @@ def _ticks_to_ns(ticks: npt.NDArray[np.uint64], iface: _Iface) -> npt.NDArray[np
         ns = np.where(ticks > TIME_MAX_NS // scale, TIME_MAX_NS, ticks.astype(np.int64) * scale)
     else:  # at most MAX_TSRESOL_DECIMAL: a read resolution past it was replaced
         ns = (ticks // np.uint64(10 ** (res - 9))).astype(np.int64)
-    # Saturating addition of the offset: hold each sum within +-TIME_MAX_NS.
-    exact_offset = iface.tsoffset * 1_000_000_000
-    offset = saturate_ns(exact_offset)
-    if offset != exact_offset:  # the offset alone is past the range: so is every time
-        return np.full(len(ticks), offset, np.int64)
+    # Saturating addition of the offset (within +-MAX_TSOFFSET s, `_tsoffset`): each sum is held
+    # within +-TIME_MAX_NS.
+    offset = iface.tsoffset * 1_000_000_000
     if offset:
         ns = np.clip(ns, max(-TIME_MAX_NS, -TIME_MAX_NS - offset), min(TIME_MAX_NS, TIME_MAX_NS - offset))
         ns = ns + offset

@@ -348,7 +348,7 @@ class Http2Decoder:
             error_code,
             last_stream,
             False,  # http1; positional arguments, as in _message
-            None if conn.sides.client is None else side == conn.sides.client,
+            conn.sides.from_client(side),
         )
 
         def tree() -> list[Field]:
@@ -385,7 +385,7 @@ class Http2Decoder:
     ) -> None:
         """Take what a frame from `side` showed (`why`: what its sender did); a note when the flow
         was oriented the other way."""
-        if conn.sides.learn(side, is_client, why) and conn.sides.client != 0:
+        if conn.sides.learn(side, is_client) and conn.sides.client != 0:
             client = ctx.src if is_client else ctx.dst
             findings.append(
                 Finding(
@@ -544,7 +544,7 @@ class Http2Decoder:
         if not s.grpc or not payload:
             return []
         messages, problems = s.deframers[side].feed(payload, p.body_start, ctx.frame)
-        from_client = None if conn.sides.client is None else side == conn.sides.client
+        from_client = conn.sides.from_client(side)
         out = [self._message(m, s, side, from_client) for m in messages]
         if problems:
             out.append(Pdu("grpc", (), (p.body_start, p.body_end), "gRPC framing error", tuple(problems)))

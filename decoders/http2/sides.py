@@ -39,15 +39,12 @@ class Sides:
 
     client: int | None = None
     """None until the connection shows it."""
-    evidence: str = ""
-    """What showed it, for the finding that reports a flow oriented the other way."""
 
-    def learn(self, side: int, sender_is_client: bool, evidence: str) -> bool:
+    def learn(self, side: int, sender_is_client: bool) -> bool:
         """Record what a frame from `side` showed; True when this decided the client just now."""
         if self.client is not None:
             return False
         self.client = side if sender_is_client else 1 - side
-        self.evidence = evidence
         return True
 
     def from_client(self, side: int) -> bool | None:

@@ -196,7 +196,7 @@ def raw_field(f: wire.WireField, base: int) -> Field:
     raw = f.raw
     value: object
     if not isinstance(raw, int):  # read from the message's bytes here, not copied into the tree
-        value = str(f.view, "utf-8") if f.kind == "string" else f.view.hex()
+        value = _raw_value(f)
     elif f.kind == "varint":
         value = raw
     elif f.kind == "fixed64":

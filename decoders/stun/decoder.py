@@ -128,7 +128,7 @@ class StunDecoder:
         while len(data) - pos >= 4:
             cd = channel_data(data, pos)
             if cd is not None:
-                total = 4 + cd[1] + (-cd[1]) % 4  # padded to 4 bytes over TCP (RFC 8656 12.5)
+                total = _channel_size(cd[1])
                 if len(data) - pos < total:
                     return DecodeResult(tuple(pdus), pos, total, tuple(skipped))
                 pdus.append(self._channel(data[pos : pos + total], pos, ctx, padded=True))
@@ -298,12 +298,17 @@ _START = re.compile(rb"[\x40-\x4f]|[\x00-\x3f](?=...\x21\x12\xa4\x42)", re.DOTAL
 header (first two bits clear) with the magic cookie."""
 
 
+def _channel_size(length: int) -> int:
+    """A ChannelData message's size over TCP: header and data, padded to 4 bytes (RFC 8656 12.5)."""
+    return 4 + length + (-length) % 4
+
+
 def _message_end(data: bytes, pos: int) -> int | None:
     """The end of the ChannelData or STUN message whose header is at `pos` (past the data when it
     runs on), or None when no message header is there."""
     cd = channel_data(data, pos)
     if cd is not None:
-        return pos + 4 + cd[1] + (-cd[1]) % 4
+        return pos + _channel_size(cd[1])
     if _tcp_stun_at(data, pos):
         return pos + HEADER_LEN + int.from_bytes(data[pos + 2 : pos + 4], "big")
     return None

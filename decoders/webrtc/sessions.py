@@ -757,7 +757,7 @@ class SessionAnalysis:
                             "responses": p.responses,
                             "errors": p.errors,
                             "nominated": p.nominated,
-                            "rtt_ms": p.rtt_ms[:20],
+                            "rtt_ms": list(p.rtt_ms),  # RTT_KEPT at most
                             "state": "succeeded" if p.responses else "failed" if p.requests else "waiting",
                         }
                         for p in s.pairs.values()

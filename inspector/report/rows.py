@@ -22,7 +22,6 @@ from ..session import PacketDecode, Session, endpoints, flatten, packet_protocol
 if TYPE_CHECKING:
     from ..bulk import RtpPlan
 
-REPORTS = ("summary", "flows", "packets", "findings")
 SEVERITIES = ("error", "warn", "note")
 
 
@@ -201,17 +200,15 @@ def _ignore(name: str, rows: list[dict[str, Any]]) -> None:
     """Rows nobody asked for (a pass fed no analysis)."""
 
 
-def flow_row(flow: Flow, seen: FlowProtocols | None = None) -> dict[str, Any]:
-    """A flow's row; `protocols` and `label` from what a decoding pass saw on it (`seen`), else
-    from the decoders the session pinned to it."""
-    protocols = seen.protocols(flow) if seen is not None else [flow.transport, *flow.protocols]
+def flow_row(flow: Flow, seen: FlowProtocols) -> dict[str, Any]:
+    """A flow's row; `protocols` and `label` from what a decoding pass saw on it (`seen`)."""
     return {
         "id": flow.id,
         "transport": flow.transport,
         "client": str(flow.client),
         "server": str(flow.server),
-        "protocols": protocols,
-        "label": protocols_label(protocols[1:]) or flow.transport.upper(),
+        "protocols": seen.protocols(flow),
+        "label": seen.label(flow),
         "packets": flow.packets,
         "bytes": flow.bytes,
         "packets_c2s": flow.packets_c2s,

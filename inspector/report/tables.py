@@ -9,6 +9,7 @@ empty cell, never an error.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -135,11 +136,18 @@ def _columns(layout: tuple[str | Column, ...]) -> list[Column]:
     return [c if isinstance(c, Column) else Column(c) for c in layout]
 
 
+@functools.cache
+def _kind_is_a_column(report: str) -> bool:
+    """Whether the report uses `kind` as a column of its own (a gRPC call's kind is unary, ...):
+    asked once a report, not once a row."""
+    return any(c.key == "kind" for c in _columns(LAYOUTS.get(report, ())))
+
+
 def kind_of(report: str, row: Row) -> str:
-    """The table a row belongs to: its `kind`, unless the report uses `kind` as a column of its own
-    (a gRPC call's kind is unary, bidi, ...), else the report's."""
+    """The table a row belongs to: its `kind`, unless the report uses `kind` as a column of its own,
+    else the report's."""
     kind = row.get("kind")
-    if isinstance(kind, str) and kind and not any(c.key == "kind" for c in _columns(LAYOUTS.get(report, ()))):
+    if isinstance(kind, str) and kind and not _kind_is_a_column(report):
         return kind
     return report
 

@@ -12,7 +12,7 @@ import pytest
 from protoscope.captures.index import load
 from protoscope.decoders.registry import load_registry
 from protoscope.inspector.cli import main
-from protoscope.inspector.report.rows import REPORTS
+from protoscope.inspector.report import REPORTS
 from tests.conftest import SAMPLES, public_capture, public_captures
 
 SAMPLE_NAMES = sorted(p.name for p in SAMPLES.glob("*.pcap"))
