@@ -33,6 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_corpus import protoscope  # noqa: E402
+
 from tests import hostile  # noqa: E402
 from tests.hostile import EXTRA_ISSUE_SCALES, INPUTS, Input  # noqa: E402
 from tests.inspector.test_hostile import FINDINGS  # noqa: E402
@@ -97,13 +100,6 @@ def run(cmd: list[str], stdout: Path | None, timeout: float) -> Run:
         err.seek(0)
         text = err.read().decode(errors="replace")
     return Run(seconds, usage.ru_maxrss * 1024, status, text)
-
-
-def protoscope() -> str:
-    exe = Path(sys.executable).parent / "protoscope"
-    if not exe.exists():
-        sys.exit(f"no protoscope beside {sys.executable}: run this with the venv's python")
-    return str(exe)
 
 
 def ensure(item: Input, scale: int) -> Path:

@@ -18,7 +18,7 @@ from protoscope.decoders.http import message as msg
 from protoscope.decoders.registry import load_registry
 from protoscope.inspector.session import Session, flatten
 from tests.conftest import SAMPLES
-from tests.decoders.http.test_message import Counting, chunked
+from tests.decoders.http.test_message import Counting, chunked, split_sizes
 from tests.pcapgen import tcp_conversation, write
 
 OFFER_FRAME = 15
@@ -234,15 +234,7 @@ def test_whatever_follows_a_chunked_head_never_raises(data: bytes, step: int, ct
 @given(st.binary(max_size=300), st.lists(st.integers(1, 40), max_size=20), st.integers(1, 60))
 def test_followed_or_kept_the_messages_are_the_same(body: bytes, cuts: list[int], step: int) -> None:
     """A body followed chunk by chunk (limit 8) ends where the kept one does: the same messages."""
-    sizes, left = [], len(body)
-    for n in cuts:
-        if left <= 0:
-            break
-        sizes.append(min(n, left))
-        left -= sizes[-1]
-    if left:
-        sizes.append(left)
-    stream = chunked(body, sizes, b"X-T: 1\r\n") + b"HTTP/1.1 204 No Content\r\n\r\n"
+    stream = chunked(body, split_sizes(len(body), cuts), b"X-T: 1\r\n") + b"HTTP/1.1 204 No Content\r\n\r\n"
     kept, _, _ = feed(stream, step)
     saved = msg.MAX_READ_BODY
     msg.MAX_READ_BODY = 8

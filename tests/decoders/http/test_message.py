@@ -145,10 +145,10 @@ def chunked(body: bytes, sizes: list[int], trailer: bytes = b"") -> bytes:
     return b"".join(out) + b"0\r\n" + trailer + b"\r\n"
 
 
-@given(st.binary(max_size=400), st.lists(st.integers(1, 50), max_size=30), st.integers(1, 40))
-def test_any_chunking_and_segmentation(body: bytes, cuts: list[int], step: int) -> None:
+def split_sizes(total: int, cuts: list[int]) -> list[int]:
+    """Chunk sizes that add up to `total`: the cuts in order while they fit, then the rest."""
     sizes: list[int] = []
-    left = len(body)
+    left = total
     for n in cuts:
         if left <= 0:
             break
@@ -156,6 +156,12 @@ def test_any_chunking_and_segmentation(body: bytes, cuts: list[int], step: int) 
         left -= sizes[-1]
     if left:
         sizes.append(left)
+    return sizes
+
+
+@given(st.binary(max_size=400), st.lists(st.integers(1, 50), max_size=30), st.integers(1, 40))
+def test_any_chunking_and_segmentation(body: bytes, cuts: list[int], step: int) -> None:
+    sizes = split_sizes(len(body), cuts)
     stream = chunked(body, sizes, b"X-Trailer: 1\r\n") + b"HTTP/1.1 204 No Content\r\n\r\n"
     got = read_all(stream, step)
     assert [(m.status, m.body) for m in got] == [(200, body), (204, b"")]
