@@ -10,12 +10,11 @@ from time import sleep as worker_sleep
 from typing import Any, ClassVar
 
 import numpy as np
-from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.command import Hit, Hits, Provider
-from textual.containers import Horizontal, ScrollableContainer, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.timer import Timer
@@ -44,6 +43,7 @@ from ..report.export import write_pcapng
 from ..report.ladder import arrows, draw, text_ladder
 from ..session import Session
 from .detail import DetailTree, HexView, Span
+from .ladder import LadderScreen
 from .packets import PacketList
 from .phases import PhaseChart
 from .text import clean, literal
@@ -661,26 +661,3 @@ class ProtoscopeApp(App[None]):
 
 def run(path: str, registry: Registry, live: LiveCapture | None = None) -> None:
     ProtoscopeApp(path, registry, live).run()
-
-
-class LadderScreen(ModalScreen[None]):
-    """A ladder diagram: a column per endpoint (a flow: its client left, its server right)."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,l", "dismiss", "Close")]
-    DEFAULT_CSS = """
-    LadderScreen { align: center middle; }
-    LadderScreen > ScrollableContainer {
-        width: 95%; height: 90%; border: round $accent; background: $panel;
-    }
-    LadderScreen Static { width: auto; }
-    """
-
-    def __init__(self, lines: list[str], title: str) -> None:
-        super().__init__()
-        self.lines = lines
-        self.title_text = title
-
-    def compose(self) -> ComposeResult:
-        with ScrollableContainer():
-            yield Static(literal(self.title_text, "bold"))
-            yield Static(Text("\n".join(clean(line) for line in self.lines), no_wrap=True))

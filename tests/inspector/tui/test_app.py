@@ -11,8 +11,9 @@ from hyperframe.frame import HeadersFrame, SettingsFrame
 from textual.widgets import DataTable, TabbedContent
 
 from protoscope.decoders.registry import load_registry
-from protoscope.inspector.tui.app import HelpScreen, LadderScreen, ProtoscopeApp
+from protoscope.inspector.tui.app import HelpScreen, ProtoscopeApp
 from protoscope.inspector.tui.detail import DetailTree
+from protoscope.inspector.tui.ladder import LadderScreen
 from protoscope.inspector.tui.packets import PacketList
 from protoscope.inspector.tui.timeline import Timeline
 from protoscope.inspector.tui.views import CallTree, FindingsTree
