@@ -60,6 +60,50 @@ class Field:
     children: tuple[Field, ...] = ()
 
 
+FieldType = Literal[
+    "uint", "int", "bool", "string", "bytes", "ipv4", "ipv6", "ether", "float", "time", "protocol", "none"
+]
+"""What a field's value is, in the words of Wireshark's `tshark -G fields` (FT_UINT*, FT_STRING, ...):
+the display filter reads a literal by it (`0a:0b` as bytes, `10.0.0.0/8` as a network)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldInfo:
+    """A field a decoder may emit, declared the way a Wireshark dissector registers it in its
+    `hf_register_info` table. The display filter refuses names no one declared (with the closest
+    ones as a hint), the detail tree names enum values and flag bits by it, and `--list-fields`
+    prints it like `tshark -G fields`."""
+
+    abbrev: str
+    """The display-filter name: "http2.type"."""
+    name: str
+    """The label of the detail tree: "Type"."""
+    type: FieldType = "uint"
+    description: str = ""
+    strings: Mapping[int, str] | None = None
+    """Value names (Wireshark's value_string): {1: "HEADERS"} shows 1 as "HEADERS (1)"."""
+    bits: Mapping[int, str] | None = None
+    """Flag bit names (a bitmask's true_false strings): {0x1: "END_STREAM"} shows 0x05 as
+    "0x05 END_STREAM, ..."."""
+    base: Literal["dec", "hex"] = "dec"
+    """How an integer is shown: "hex" for identifiers such as an SSRC (0x1234abcd)."""
+    digits: int = 0
+    """Hex digits a "hex" value is padded to, as the field's width gives them in Wireshark (8 for
+    a 32-bit SSRC: 0x0000abcd); 0: the widest named value or the value itself decides."""
+
+
+def declared_fields(decoder: object) -> tuple[FieldInfo, ...]:
+    """The fields a decoder declares in its optional class attribute `fields` (a tuple of
+    FieldInfo, see `Decoder`); () when it declares none or the attribute is not such a tuple."""
+    try:  # a third-party decoder's attribute may be a property that raises
+        found = getattr(decoder, "fields", ())
+    except Exception:
+        return ()
+    if not isinstance(found, tuple | list):
+        return ()
+    return tuple(f for f in found if isinstance(f, FieldInfo))
+
+
 class LazyFields(Sequence[Field]):
     """A detail tree built on first use. Bulk passes (reports, the packet list) never look at
     most trees; building them all cost more than half of a gRPC capture's decoding time."""
@@ -199,7 +243,14 @@ class FlowContext:
 
 @runtime_checkable
 class Decoder(Protocol):
-    """A protocol decoder plugin; registered under the `protoscope.decoders` entry point group."""
+    """A protocol decoder plugin; registered under the `protoscope.decoders` entry point group.
+
+    Optional: a class attribute `fields: ClassVar[tuple[FieldInfo, ...]]` declares every field
+    name the decoder emits (as a Wireshark dissector's hf_register_info does). The display filter
+    knows only declared fields (and protocol names); undeclared ones are refused as unknown. It is
+    not a member of this Protocol, because a Protocol member cannot be optional: read it with
+    `declared_fields(decoder)`.
+    """
 
     name: ClassVar[str]
     transport: ClassVar[Transport]

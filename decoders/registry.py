@@ -26,7 +26,17 @@ from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any, Literal, TypeVar, cast
 
-from .api import Analysis, AnalysisFinding, ContractError, Decoder, FlowContext, Options, checked_value
+from .api import (
+    Analysis,
+    AnalysisFinding,
+    ContractError,
+    Decoder,
+    FieldInfo,
+    FlowContext,
+    Options,
+    checked_value,
+    declared_fields,
+)
 
 ENTRY_POINT_GROUP = "protoscope.decoders"
 ANALYSIS_GROUP = "protoscope.analyses"
@@ -549,6 +559,17 @@ class Registry:
         else:
             guest.inner = inner
         return cast(Analysis, guest)
+
+    def fields(self) -> dict[str, FieldInfo]:
+        """Every field the loaded decoders declare (their `fields` attribute), by abbrev, with a
+        protocol entry for each decoder's name: what the display filter and `--list-fields` know.
+        A field declared twice keeps its first declaration (in-tree decoders come first)."""
+        out: dict[str, FieldInfo] = {}
+        for name, decoder in self.decoders.items():
+            for info in declared_fields(decoder):
+                out.setdefault(info.abbrev, info)
+            out.setdefault(name, FieldInfo(name, name.upper(), "protocol", f"decoder {name}"))
+        return out
 
     def expect(self, expectation: Expectation) -> None:
         if expectation.protocol in self.decoders:
