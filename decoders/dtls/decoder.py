@@ -7,11 +7,13 @@ from typing import ClassVar, Literal
 from protoscope.decoders.api import DecodeResult, FlowContext, Pdu
 from protoscope.decoders.rtp.srtcp import SRTP_MKI, SRTP_PROFILE
 
+from .fields import FIELDS
 from .records import Reassembly, looks_like_dtls, parse_datagram
 
 
 class DtlsDecoder:
     name: ClassVar[str] = "dtls"
+    fields = FIELDS
     transport: ClassVar[Literal["datagram"]] = "datagram"
     ports: ClassVar[frozenset[tuple[str, int]]] = frozenset()
 

@@ -23,6 +23,7 @@ from protoscope.decoders.http2.records import FrameRecord
 from protoscope.decoders.sdp import find_sdp
 
 from . import message as msg
+from .fields import FIELDS
 
 MAX_WS_MESSAGE = 16 * 1024 * 1024
 """Largest WebSocket frame, and largest text message reassembled from frames (SDP and signaling
@@ -51,6 +52,7 @@ def _inner_sdp(body: bytes, offset: int) -> tuple[InnerPayload, ...]:
 
 class _TextDecoder:
     name: ClassVar[str] = "http"
+    fields = FIELDS
 
     def __init__(self) -> None:
         self._h2 = Http2Decoder()

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from protoscope.decoders.api import DecodeResult, Expect, FlowContext, Pdu
 from protoscope.decoders.rtp.srtcp import SRTP_MKI, SRTP_PROFILE
 
+from .fields import FIELDS
 from .parse import Media, SdpRecord, looks_like_sdp, parse
 
 __all__ = ["SdpDecoder", "SdpRecord"]
@@ -16,6 +17,7 @@ class SdpDecoder:
     """Never chosen for a flow: SIP, HTTP and WebSocket hand it their bodies."""
 
     name: ClassVar[str] = "sdp"
+    fields = FIELDS
     transport: ClassVar[Literal["datagram"]] = "datagram"
     ports: ClassVar[frozenset[tuple[str, int]]] = frozenset()
 

@@ -15,6 +15,7 @@ from typing import ClassVar, Literal
 from protoscope.decoders.api import DecodeResult, Field, Finding, FlowContext, InnerPayload, LazyFields, Pdu
 
 from . import attributes as at
+from .fields import FIELDS
 from .messages import HEADER_LEN, Keys, StunRecord, channel_data, looks_like_stun, parse
 
 STUN_PORTS = (3478, 3479, 5349, 19302, 19303, 19305, 19307, 3480, 3481)
@@ -63,6 +64,7 @@ def _summary(rec: StunRecord) -> str:
 
 class StunDecoder:
     name: ClassVar[str] = "stun"
+    fields = FIELDS
     transport: ClassVar[Literal["both"]] = "both"
     ports: ClassVar[frozenset[tuple[str, int]]] = frozenset(
         (t, p) for p in STUN_PORTS for t in ("udp", "tcp")
