@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar, Literal
 
-from protoscope.decoders.api import DecodeResult, Finding, FlowContext, Pdu
+from protoscope.decoders.api import DecodeResult, Finding, FlowContext, InnerPayload, Pdu
 
+from .fields import FIELDS
 from .packets import (
-    RTCP_TYPES,
     STATIC_CLOCK,
     STATIC_NAMES,
     looks_like_rtcp,
@@ -19,6 +19,27 @@ from .packets import (
 )
 from .srtcp import SRTP_MKI, SRTP_PROFILE, Trailer, trailers
 
+STUN_MAGIC_COOKIE = b"\x21\x12\xa4\x42"
+"""RFC 8489 section 5: bytes 4-7 of every STUN message."""
+
+RTCP_INFO_NAMES = {
+    192: "Full Intra-frame Request (H.261)",
+    193: "Negative Acknowledgement (H.261)",
+    194: "SMPTE time-code mapping",
+    195: "Extended inter-arrival jitter report",
+    200: "Sender Report",
+    201: "Receiver Report",
+    202: "Source description",
+    203: "Goodbye",
+    204: "Application specific",
+    205: "Generic RTP Feedback",
+    206: "Payload-specific Feedback",
+    207: "Extended report (RFC 3611)",
+    208: "AVB RTCP packet (IEEE1733)",
+    209: "Receiver Summary Information",
+    210: "Port Mapping",
+}
+"""Wireshark's names of RTCP packet types (`rtcp.pt`), as its Info column writes them."""
 NOT_RTP_PORTS = frozenset({1900, 3478, 5353, 5355, 19302})
 """SSDP, STUN, mDNS, LLMNR, Google STUN: never RTP by heuristic (STUN flows demux RTP themselves)."""
 
@@ -37,6 +58,7 @@ def clock_rate(pt: int, hints: Mapping[str, str]) -> int | None:
 
 class RtpDecoder:
     name: ClassVar[str] = "rtp"
+    fields = FIELDS
     transport: ClassVar[Literal["datagram"]] = "datagram"
     ports: ClassVar[frozenset[tuple[str, int]]] = frozenset()
 
@@ -57,7 +79,11 @@ class RtpDecoder:
             # when its lengths do not add up (Discord's encrypted RTCP has a trailer of its own).
             return RtcpDecoder().decode(data, state, ctx)
         if data and data[0] >> 6 != 2:
-            # Not RTP version 2: ZRTP (first byte 0x10, RFC 6189) or STUN sharing the port.
+            # Not RTP version 2. STUN sharing the 5-tuple (ICE consent checks, RFC 7675, on a flow
+            # first seen as RTP) is handed on to the STUN decoder, as RFC 7983 section 7 demuxes
+            # it: first byte 0-3 and the magic cookie of RFC 8489 section 5.
+            if len(data) >= 20 and data[0] < 4 and data[4:8] == STUN_MAGIC_COOKIE:
+                return DecodeResult(consumed=len(data), inner=(InnerPayload(data, 0, "stun"),))
             kind = "zrtp" if data[0] & 0xF0 == 0x10 else "not RTP"
             return DecodeResult(
                 consumed=len(data),
@@ -79,6 +105,7 @@ class RtpDecoder:
 
 class RtcpDecoder:
     name: ClassVar[str] = "rtcp"
+    fields = FIELDS
     transport: ClassVar[Literal["datagram"]] = "datagram"
     ports: ClassVar[frozenset[tuple[str, int]]] = frozenset()
 
@@ -93,7 +120,9 @@ class RtcpDecoder:
             # RTP muxed on a flow whose first datagram was RTCP (RFC 5761), as Discord's are.
             return RtpDecoder().decode(data, state, ctx)
         rec, fields, findings = parse_rtcp(data, signaled_trailers(ctx))
-        summary = "; ".join(RTCP_TYPES.get(t, str(t)) for t in rec.types)
+        summary = ", ".join(RTCP_INFO_NAMES.get(t, f"Unknown ({t})") for t in rec.types)
+        if len(data) >= 8:  # the first packet's SSRC is in the clear, even in SRTCP
+            summary += f", SSRC=0x{int.from_bytes(data[4:8], 'big'):08X}"
         if rec.srtcp:
             summary = f"SRTCP {summary}{' (encrypted)' if rec.encrypted else ''}, index {rec.srtcp_index}"
         elif rec.encrypted:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -13,6 +14,7 @@ from protoscope.decoders.registry import load_registry
 from protoscope.decoders.rtp.packets import looks_like_rtcp, looks_like_rtp, parse_rtcp, parse_rtp
 from protoscope.inspector.session import Session, flatten
 from tests.conftest import public_capture, tshark
+from tests.pcapgen import udp_packets, write
 
 
 def rtp(seq: int = 7, ext: bytes = b"", padding: int = 0, payload: bytes = b"\xd5" * 160) -> bytes:
@@ -125,3 +127,19 @@ def test_report_blocks_equal_tshark() -> None:
             if name == "rtcp.ssrc.identifier":  # tshark also names SDES chunks' SSRCs so
                 want = want[: len(got)]
             assert got == want, (frame, name)
+
+
+def test_stun_on_a_flow_first_seen_as_rtp_is_handed_to_stun(tmp_path: Path) -> None:
+    """ICE consent checks (RFC 7675) on the 5-tuple of a media flow that began with RTP: each STUN
+    datagram is still STUN (RFC 7983 section 7), as tshark decodes it."""
+    stun = struct.pack("!HHI12s", 0x0001, 0, 0x2112A442, bytes(range(12)))
+    payloads = [rtp(seq=n) for n in range(40)]
+    payloads[20] = stun
+    path = write(tmp_path / "rtp-stun.pcap", udp_packets(payloads, 40002, 50004))
+    session = Session.open(path, load_registry())
+    try:
+        protocols = {pd.index: [p.protocol for p in pd.pdus] for pd in session.decode()}
+    finally:
+        session.close()
+    assert protocols[20] == ["stun"]
+    assert protocols[19] == ["rtp"] and protocols[21] == ["rtp"]

@@ -170,12 +170,15 @@ def test_the_decoder_takes_the_profile_from_the_flow() -> None:
         )
         return RtcpDecoder().decode(late, None, ctx).pdus[0].summary
 
-    assert decode({}, {}) == "RR (encrypted)"
+    assert decode({}, {}) == "Receiver Report, SSRC=0xD400E2A1 (encrypted)"
     assert (
         decode({SRTP_PROFILE: "SRTP_AEAD_AES_256_GCM", SRTP_MKI: 0}, {})
-        == "SRTCP RR (encrypted), index 2147418112"
+        == "SRTCP Receiver Report, SSRC=0xD400E2A1 (encrypted), index 2147418112"
     )
-    assert decode({}, {SRTP_PROFILE: "AEAD_AES_256_GCM"}) == "SRTCP RR (encrypted), index 2147418112"
+    assert (
+        decode({}, {SRTP_PROFILE: "AEAD_AES_256_GCM"})
+        == "SRTCP Receiver Report, SSRC=0xD400E2A1 (encrypted), index 2147418112"
+    )
 
 
 def test_mki_between_index_and_tag() -> None:
