@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from protoscope.decoders.grpc.calls import CallAnalysis
+from protoscope.decoders.grpc.calls import CallAnalysis, with_command
 from protoscope.decoders.http2.decoder import Http2Decoder, find_frame_start
 
 from .session import Session
@@ -262,11 +262,26 @@ def json_rows(session: Session, name: str) -> Iterator[str] | None:
     flows[list(bailed)] = False
     if not flows.any():
         return None
-    return _merge(_python_rows(session, analysis, flows), _run(session, plan, flows, emit=True))
+    servers = [str(f.server) for f in session.index.flows]
+    return _merge(_python_rows(session, analysis, flows), _run(session, plan, flows, emit=True), servers)
 
 
-def _merge(python_rows: Iterator[tuple[int, int, str]], bulk: Iterator[Any]) -> Iterator[str]:
+def _merge(
+    python_rows: Iterator[tuple[int, int, str]], bulk: Iterator[Any], servers: list[str]
+) -> Iterator[str]:
     """Both streams come in (drain point, first packet) order; so does their merge."""
-    rows = (r for r in bulk if isinstance(r, tuple))
+    rows = (_with_command(r, servers) for r in bulk if isinstance(r, tuple))
     for _, _, text in heapq.merge(python_rows, rows, key=lambda r: (r[0], r[1])):
         yield text
+
+
+def _with_command(row: tuple[int, int, str], servers: list[str]) -> tuple[int, int, str]:
+    """An extension row with the `server` and `grpcurl` keys the Python rows end with
+    (decoders/grpc/calls.py `with_command`): the extension writes the rest; the command is built
+    from the row the same way, so the JSON is the same either way. The connections the extension
+    takes start with the client's preface on the flow's client side: the flow's server is the
+    calls' server."""
+    bucket, first, text = row
+    data = json.loads(text)
+    with_command(data, servers[data["flow"]])
+    return bucket, first, json.dumps(data, ensure_ascii=False)

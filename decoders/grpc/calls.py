@@ -31,6 +31,7 @@ from protoscope.decoders.http2.header_block import Header
 from protoscope.decoders.http2.records import FrameRecord, MessageRecord
 from protoscope.decoders.protobuf.schema import SchemaSet, content_of
 
+from .grpcurl import grpcurl_command
 from .path import request_path
 from .status import (
     DEADLINE_EXCEEDED,
@@ -500,7 +501,16 @@ class CallAnalysis:
                     "findings": _findings(c, requests, responses),
                 }
             )
+            with_command(out[-1], f.endpoints[1 if f.client_side else 0] or None)
         return out
+
+
+def with_command(row: dict[str, object], server: str | None) -> dict[str, object]:
+    """Add the call's `server` ("ip:port") and its `grpcurl` command (grpcurl.py) to a row, last:
+    the bulk path (inspector/bulk_calls.py) adds them to the extension's rows the same way."""
+    row["server"] = server
+    row["grpcurl"] = grpcurl_command(row)
+    return row
 
 
 def _findings(c: Call, requests: Kept, responses: Kept) -> list[AnalysisFinding]:

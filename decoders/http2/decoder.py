@@ -24,7 +24,9 @@ from protoscope.decoders.grpc.status import grpc_message
 from protoscope.decoders.protobuf.schema import SchemaSet, decode_message
 
 from . import frames as fr
+from .fields import FIELDS
 from .header_block import DynamicTable, Header, decode_block
+from .info import frame_info
 from .records import FrameRecord, MessageRecord
 from .sides import Sides, block_from_client
 
@@ -219,6 +221,7 @@ def _looks_grpc(payload: bytes) -> bool:
 
 class Http2Decoder:
     name: ClassVar[str] = "http2"
+    fields = FIELDS
     transport: ClassVar[Literal["stream"]] = "stream"
     ports: ClassVar[frozenset[tuple[str, int]]] = frozenset()
 
@@ -358,7 +361,7 @@ class Http2Decoder:
             "http2",
             LazyFields(tree),
             (raw.offset, raw.end),
-            fr.summary(p),
+            frame_info(raw, headers, error_code, not ok),
             tuple(findings) if findings else (),
             record=record,
         )
@@ -609,7 +612,7 @@ class Http2Decoder:
         elif body is not None:
             content = body.decode("utf-8", "replace")
         what = "message" if from_client is None else "request" if request else "response"
-        summary = f"gRPC {what} ({m.length} bytes{', compressed' if m.compressed else ''})"
+        summary = f"gRPC {what}, {m.length} bytes{', compressed' if m.compressed else ''}"
         # Positional arguments: a NamedTuple is slower to build from keywords (once a message).
         frames = tuple(m.frames)
         record = MessageRecord(

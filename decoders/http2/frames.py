@@ -303,21 +303,3 @@ def fields(data: bytes, p: ParsedFrame) -> list[Field]:
     elif r.type == WINDOW_UPDATE:
         out.append(_u("http2.window_update.window_size_increment", f.window_increment, body, body + 4))
     return out
-
-
-def summary(p: ParsedFrame) -> str:
-    r, f = p.raw, p.frame
-    text = r.type_name
-    if r.stream_id:
-        text += f"[{r.stream_id}]"
-    if not p.ok:
-        return text + " (malformed)"
-    if f is None:
-        return text
-    if r.type == RST_STREAM or r.type == GOAWAY:
-        text += " " + ERROR_CODES.get(f.error_code, hex(f.error_code))
-    if r.type in (SETTINGS, PING) and r.flags & 0x01:
-        text += " ACK"
-    if r.type == WINDOW_UPDATE:
-        text += f" +{f.window_increment}"
-    return text

@@ -2,17 +2,28 @@
 and media between every endpoint involved) or of a whole capture: drawn with box characters for the
 viewer, or as Mermaid `sequenceDiagram` text.
 
-Endpoints are the participants (in order of first appearance, a flow's client before its server);
-every decoded PDU is an arrow from its sender to its receiver labelled with its summary, in frame
-order. Runs of media packets (RTP, RTCP) between the same endpoints become one arrow with a count,
-as Wireshark's flow sequence does: a ladder of 10,000 RTP arrows shows nothing.
+Endpoints are the participants (in order of first appearance, a flow's client before its server,
+as HTTP/2 shows the client where it knows better than the flow's orientation); every decoded PDU
+is an arrow from its sender to its receiver labelled with its summary, in frame order; HEADERS
+arrows say the request line, the status and the gRPC status. Runs of media packets (RTP, RTCP)
+between the same endpoints become one arrow with a count, as Wireshark's flow sequence does: a
+ladder of 10,000 RTP arrows shows nothing.
+
+The drawing fits the width it is given: endpoints are columns labelled A, B, C with a legend
+mapping the letters to addresses, and the frame and time columns are a fixed part the viewer keeps
+in place while the rest scrolls sideways (`Ladder.fixed`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
+
+from protoscope.decoders.api import Pdu
+from protoscope.decoders.http2.info import arrow_info
+from protoscope.decoders.http2.records import FrameRecord, MessageRecord
 
 from ..session import Session
 
@@ -21,7 +32,10 @@ MAX_MESSAGES = 2000
 UNSAFE = re.compile(r"[^\w .:/\[\]()=,+\-@#*×]")
 MEDIA = frozenset({"rtp", "rtcp", "srtcp"})
 LEFT = 19
-"""Cells before the first column: frame and time."""
+"""Cells of the fixed part: frame (7), time (10) and their spaces."""
+MIN_STEP = 16
+"""Fewest cells between two endpoint columns: below it a label shows nothing; a drawing with many
+endpoints is wider than the screen then, and scrolls sideways."""
 
 
 class Arrow(NamedTuple):
@@ -31,6 +45,19 @@ class Arrow(NamedTuple):
     dst: str
     label: str
     protocol: str
+    client: str | None = None
+    """The endpoint the PDU shows to be the client (HTTP/2 knows), None when it does not say."""
+
+
+class Ladder(list[str]):
+    """The ladder's text, one line a row, as a list; `head` lines (legend, time origin) come first,
+    and in every line after them the first `fixed` cells are the frame and time columns, which a
+    viewer keeps in place while it scrolls the rest sideways."""
+
+    def __init__(self, lines: Iterable[str], head: int = 0, fixed: int = 0) -> None:
+        super().__init__(lines)
+        self.head = head
+        self.fixed = fixed
 
 
 def _label(text: str) -> str:
@@ -42,10 +69,39 @@ def _media(protocol: str, summary: str) -> bool:
     return protocol in MEDIA or (protocol == "dtls" and summary == "Application Data")
 
 
-def arrows(session: Session, flows: Iterable[int] | None = None) -> Iterator[Arrow]:
-    """Every decoded PDU of `flows` (all flows when None) in frame order. A packet that carries
-    media (RTP, RTCP, DTLS application data; relayed in TURN or not) counts towards one arrow per
-    sender, receiver and kind, drawn where that run began; any other message ends the runs."""
+def _on_stream(pdu: Pdu, stream_id: int) -> bool:
+    """The PDU belongs to HTTP/2 stream `stream_id` (a header block counts where it belongs)."""
+    rec = pdu.record
+    if isinstance(rec, FrameRecord):
+        return bool((rec.block_stream if rec.headers is not None else rec.stream_id) == stream_id)
+    return isinstance(rec, MessageRecord) and rec.stream_id == stream_id
+
+
+def arrow_label(pdu: Pdu) -> str:
+    """An arrow's text: a header block's request line and statuses (`HEADERS[1] POST
+    /demo.Directory/Get`, `HEADERS[1] 200`, `HEADERS[1] grpc-status 0 OK`), else the summary."""
+    rec = pdu.record
+    if isinstance(rec, FrameRecord) and rec.headers and not rec.http1:
+        name = pdu.summary.split("[", 1)[0] if pdu.summary else "HEADERS"
+        shown = arrow_info(rec.headers)
+        return f"{name}[{rec.stream_id}]" + (f" {shown}" if shown else "")
+    return str(pdu.summary or pdu.protocol)
+
+
+def _client(pdu: Pdu, src: str, dst: str) -> str | None:
+    from_client = getattr(pdu.record, "from_client", None)
+    if isinstance(pdu.record, FrameRecord | MessageRecord) and from_client is not None:
+        return src if from_client else dst
+    return None
+
+
+def arrows(
+    session: Session, flows: Iterable[int] | None = None, stream_id: int | None = None
+) -> Iterator[Arrow]:
+    """Every decoded PDU of `flows` (all flows when None) in frame order; with `stream_id`, only
+    that HTTP/2 stream's frames and messages (a gRPC call). A packet that carries media (RTP,
+    RTCP, DTLS application data; relayed in TURN or not) counts towards one arrow per sender,
+    receiver and kind, drawn where that run began; any other message ends the runs."""
     ix = session.index
     if flows is None:
         packets = None
@@ -57,9 +113,12 @@ def arrows(session: Session, flows: Iterable[int] | None = None) -> Iterator[Arr
     for pd in session.decode(packets=packets):
         if not pd.pdus or int(ix.flow[pd.index]) < 0:
             continue
+        pdus = pd.pdus if stream_id is None else [p for p in pd.pdus if _on_stream(p, stream_id)]
+        if not pdus:
+            continue
         ctx = session.context(pd.index)
         src, dst = str(ctx.src), str(ctx.dst)
-        media = [p for p in pd.pdus if _media(p.protocol, p.summary)]
+        media = [p for p in pdus if _media(p.protocol, p.summary)]
         if media:
             inner = media[-1]
             key = (src, dst, inner.protocol, inner.summary if inner.protocol == "dtls" else "")
@@ -72,8 +131,9 @@ def arrows(session: Session, flows: Iterable[int] | None = None) -> Iterator[Arr
         runs.clear()
         yield from (_counted(a, n) for a, n in pending)
         pending.clear()
-        for pdu in pd.pdus:
-            yield Arrow(pd.index + 1, ctx.time, src, dst, pdu.summary or pdu.protocol, pdu.protocol)
+        for pdu in pdus:
+            label = arrow_label(pdu)
+            yield Arrow(pd.index + 1, ctx.time, src, dst, label, pdu.protocol, _client(pdu, src, dst))
     yield from (_counted(a, n) for a, n in pending)
 
 
@@ -93,24 +153,88 @@ def participants(items: Iterable[Arrow], order: Iterable[str] = ()) -> list[str]
     return list(out)
 
 
-def draw(
-    items: list[Arrow], width: int = 100, order: Iterable[str] = (), limit: int = MAX_MESSAGES, more: str = ""
-) -> list[str]:
-    """The ladder with box characters: a column per endpoint, an arrow per message."""
-    names = participants(items[:limit], order)
+def client_first(items: Iterable[Arrow], client: str, server: str) -> tuple[str, str]:
+    """(client, server) of a flow: as the flow was oriented, unless a PDU showed the other side
+    to be the client (HTTP/2 does: a capture may begin with the server's packets)."""
+    for a in items:
+        if a.client is not None:
+            return (client, server) if a.client == client else (server, client)
+    return client, server
+
+
+def letters(n: int) -> list[str]:
+    """Short endpoint labels: A..Z, then AA, AB, ..."""
+    out = []
+    for k in range(n):
+        text = ""
+        k += 1
+        while k:
+            k, r = divmod(k - 1, 26)
+            text = chr(65 + r) + text
+        out.append(text)
+    return out
+
+
+def legend(names: list[str], width: int) -> list[str]:
+    """`A 127.0.0.1:40450 · B 127.0.0.1:47051`, as many to a line as fit `width`."""
+    lines: list[str] = []
+    line = ""
+    for short, name in zip(letters(len(names)), names, strict=True):
+        item = f"{short} {name}"
+        if line and len(line) + 3 + len(item) > width:
+            lines.append(line)
+            line = ""
+        line = f"{line} · {item}" if line else item
+    return [*lines, line] if line else lines
+
+
+Origin = tuple[int, float]
+"""The frame the time column counts from, and its time (epoch seconds)."""
+
+
+def capture_origin(session: Session) -> Origin:
+    """The capture's first packet: the packet list's times count from it, so the ladder's do."""
+    ts = session.index.records.ts_ns
+    if not len(ts):
+        return (1, 0.0)
+    first = int(ts.argmin())
+    return (first + 1, int(ts[first]) / 1e9)
+
+
+def origin_line(origin: Origin) -> str:
+    """Where the time column starts: `t = 0 at frame 1, 2026-11-30 05:37:25.033312 UTC`."""
+    frame, time = origin
+    when = datetime.fromtimestamp(time, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return f"t = 0 at frame {frame}, {when} UTC"
+
+
+def draw_ladder(
+    items: list[Arrow],
+    width: int = 100,
+    order: Iterable[str] = (),
+    limit: int = MAX_MESSAGES,
+    more: str = "",
+    origin: Origin | None = None,
+) -> Ladder:
+    """The ladder with box characters: a column per endpoint (labelled A, B, ... with a legend),
+    an arrow per message, the frame and time on the left (time from `origin`, by default the
+    first arrow's)."""
     if not items:
-        return ["no decoded messages"]
-    inner = max(24 * max(1, len(names) - 1), width - LEFT - 2)
-    step = inner // max(1, len(names) - 1)
-    cols = {name: LEFT + k * step for k, name in enumerate(names)}
+        return Ladder(["no decoded messages"])
+    if origin is None:
+        origin = (items[0].frame, items[0].time)
+    names = participants(items[:limit], order)
+    short = dict(zip(names, letters(len(names)), strict=True))
+    step = max(MIN_STEP, (width - LEFT - 2) // max(1, len(names) - 1))
+    cols = {name: k * step for k, name in enumerate(names)}
     last = max(cols.values())
-    head = [" "] * (last + 1)
-    for name in names:  # each name centred on its column, kept inside the drawing
-        text = name[: step - 1] if len(names) > 1 else name
-        start = min(max(0, cols[name] - len(text) // 2), last + 1 - len(text))
-        head[start : start + len(text)] = text
-    lines = ["".join(head).rstrip()]
-    start_time = items[0].time
+    head = [" "] * (last + 1 + max(len(s) for s in short.values()))
+    for name, col in cols.items():
+        head[col : col + len(short[name])] = short[name]
+    lines = [*legend(names, max(width, 40)), origin_line(origin)]
+    top = len(lines)
+    lines.append(" " * LEFT + "".join(head).rstrip())
+    start_time = origin[1]
     bars = [" "] * (last + 1)
     for c in cols.values():
         bars[c] = "│"
@@ -124,21 +248,36 @@ def draw(
             row += list(f" ↺ {a.label}")
         else:
             span = hi - lo - 1
-            text = f" {a.label} "[: max(0, span - 2)]
+            text = f" {a.label} "
+            if len(text) > span - 2:  # cut on the arrow, whole after the last column
+                text = text[: max(0, span - 4)] + "… "
+                row += list(f"  {a.label}")
             if cols[a.dst] > cols[a.src]:
                 body = ("─" + text).ljust(span - 1, "─") + "▶"
             else:
                 body = "◀" + (text + "─").rjust(span - 1, "─")
-            row[lo + 1 : hi] = body
-        lines.append(f"{a.frame:>7} {a.time - start_time:>10.6f} " + "".join(row)[LEFT:].rstrip())
-    return lines
+            row[lo + 1 : hi] = body[:span]
+        lines.append(f"{a.frame:>7} {a.time - start_time:>10.6f} " + "".join(row).rstrip())
+    return Ladder(lines, top, LEFT)
 
 
-def text_ladder(session: Session, flow: int, width: int = 100, limit: int = MAX_MESSAGES) -> list[str]:
-    """The ladder of one flow: its client's column on the left, its server's on the right."""
+def draw(
+    items: list[Arrow], width: int = 100, order: Iterable[str] = (), limit: int = MAX_MESSAGES, more: str = ""
+) -> Ladder:
+    """draw_ladder under its former name (the viewer's session ladder calls it)."""
+    return draw_ladder(items, width, order, limit, more)
+
+
+def text_ladder(
+    session: Session, flow: int, width: int = 100, limit: int = MAX_MESSAGES, stream_id: int | None = None
+) -> Ladder:
+    """The ladder of one flow (with `stream_id`, of that HTTP/2 stream only: a gRPC call): its
+    client's column on the left, its server's on the right."""
     f = session.index.flows[flow]
     more = f"; --export mermaid --flow {flow} has them all"
-    return draw(list(arrows(session, [flow])), width, (str(f.client), str(f.server)), limit, more)
+    items = list(arrows(session, [flow], stream_id))
+    order = client_first(items, str(f.client), str(f.server))
+    return draw_ladder(items, width, order, limit, more, capture_origin(session))
 
 
 def mermaid_lines(
@@ -171,5 +310,7 @@ def mermaid(session: Session, flow: int | None = None, flows: Iterable[int] | No
         if not 0 <= flow < len(ix.flows):
             raise ValueError(f"no flow {flow} (the capture has {len(ix.flows)})")
         flows = [flow]
-        order = (str(ix.flows[flow].client), str(ix.flows[flow].server))
-    yield from mermaid_lines(arrows(session, flows), order)
+    items = list(arrows(session, flows))
+    if flow is not None:  # the client first, as the viewer draws it
+        order = client_first(items, str(ix.flows[flow].client), str(ix.flows[flow].server))
+    yield from mermaid_lines(items, order)

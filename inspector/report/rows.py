@@ -6,6 +6,7 @@ from __future__ import annotations
 import heapq
 import pickle
 import tempfile
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, TypeVar
@@ -14,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from protoscope.captures.flows import Flow
+from protoscope.captures.net import dissect
 from protoscope.decoders.api import Analysis, Finding, Pdu
 from protoscope.decoders.rtp.packets import RtpRecord
 
@@ -317,11 +319,11 @@ def filtered(session: Session) -> Iterator[PacketDecode]:
     if not session.display_filter:
         yield from session.decode()
         return
-    from ..filter import compile_filter, packet_fields
+    from ..filter import packet_matcher
 
-    matches = compile_filter(session.display_filter)
+    matches = packet_matcher(session, session.display_filter)
     for pd in session.decode():
-        if matches(packet_fields(session, pd)):
+        if matches(pd):
             yield pd
 
 
@@ -348,11 +350,30 @@ def packet_rows(session: Session) -> Iterator[dict[str, Any]]:
         }
 
 
+CARRIED_INFO = frozenset({"grpc"})
+"""Protocols whose PDUs ride in the PDU before them (a gRPC message in its DATA frame): their text
+goes in parentheses after that PDU's, as tshark writes `DATA[1] (GRPC)`."""
+
+
+def pdu_info(pdus: Sequence[Pdu]) -> str:
+    """The decoders' summaries as one Info text: PDUs joined with ", " as tshark joins the frames
+    of a packet (`HEADERS[1]: POST /demo.Directory/Get, DATA[1] (gRPC request, 7 bytes)`)."""
+    items: list[str] = []
+    for p in pdus:
+        if not p.summary:
+            continue
+        if p.protocol in CARRIED_INFO and items:
+            items[-1] += f" ({p.summary})"
+        else:
+            items.append(p.summary)
+    return ", ".join(items)
+
+
 def info(session: Session, pd: PacketDecode) -> str:
     """The Info column: the decoders' summaries, else a transport line like Wireshark's."""
-    summaries = [p.summary for p in pd.pdus if p.summary]
-    if summaries:
-        return "; ".join(summaries)
+    text = pdu_info(pd.pdus)
+    if text:
+        return text
     ix = session.index
     i = pd.index
     fid = int(ix.flow[i])
@@ -363,14 +384,109 @@ def info(session: Session, pd: PacketDecode) -> str:
     sport, dport = (flow.client.port, flow.server.port) if c2s else (flow.server.port, flow.client.port)
     length = int(ix.payload_len[i])
     if flow.transport == "tcp":
-        flags = int(ix.tcp_flags[i])
-        names = [
-            n
-            for bit, n in ((1, "FIN"), (2, "SYN"), (4, "RST"), (8, "PSH"), (16, "ACK"), (32, "URG"))
-            if flags & bit
-        ]
-        return f"{sport} → {dport} [{', '.join(names)}] Seq={int(ix.tcp_seq[i])} Len={length}"
+        return f"{sport} → {dport} {tcp_info(session, i)} Len={length}"
     return f"{sport} → {dport} Len={length}"
+
+
+TCP_INFO_FLAGS = (
+    (1, "FIN"),
+    (2, "SYN"),
+    (4, "RST"),
+    (8, "PSH"),
+    (16, "ACK"),
+    (32, "URG"),
+    (64, "ECE"),
+    (128, "CWR"),
+)
+"""The flags tshark's TCP Info names, in its order."""
+TCP_WINDOW_SCALE = 3
+"""RFC 7323 section 2.2: the Window Scale option's kind."""
+MAX_WINDOW_SHIFT = 14
+"""RFC 7323 section 2.3: a larger shift is taken as 14."""
+
+
+class TcpNumbers:
+    """What tshark's TCP Info needs beyond one packet, per session: each flow direction's window
+    shift from the SYNs (the window is scaled only when both SYNs carried the option), found once
+    from the SYN packets (a few per flow) and read from their options on first use."""
+
+    def __init__(self, session: Session) -> None:
+        ix = session.index
+        self.n = len(ix)
+        syns = np.flatnonzero((ix.flow >= 0) & (ix.l4 == 6) & ((ix.tcp_flags & 0x02) != 0))
+        self._syn: dict[tuple[int, int], int] = {}
+        for i in syns.tolist():
+            self._syn.setdefault((int(ix.flow[i]), int(ix.direction[i])), i)
+        self._shifts: dict[tuple[int, int], int | None] = {}
+
+    def shift(self, session: Session, fid: int, direction: int) -> int | None:
+        """The window shift of one direction; None when the window is not scaled (a SYN without
+        the option, or no SYN seen: tshark then shows the window as sent)."""
+        shifts = [self._own_shift(session, fid, d) for d in (direction, 1 - direction)]
+        return shifts[0] if shifts[1] is not None else None
+
+    def _own_shift(self, session: Session, fid: int, direction: int) -> int | None:
+        key = (fid, direction)
+        if key not in self._shifts:
+            i = self._syn.get(key)
+            self._shifts[key] = None if i is None else _window_shift(session, i)
+        return self._shifts[key]
+
+
+def _window_shift(session: Session, i: int) -> int | None:
+    """The Window Scale option of the SYN that is packet `i`, if it carries one."""
+    d = session.index.dissect(i)
+    tcp = next((layer for layer in d.layers if layer.name == "tcp"), None)
+    if tcp is None:
+        return None
+    options = session.index.frame(i)[tcp.start + 20 : tcp.end]
+    k = 0
+    while k < len(options):
+        kind = options[k]
+        if kind == 0:
+            break
+        if kind == 1:
+            k += 1
+            continue
+        size = options[k + 1] if k + 1 < len(options) else 0
+        if size < 2:
+            break
+        if kind == TCP_WINDOW_SCALE and size == 3 and k + 2 < len(options):
+            return min(int(options[k + 2]), MAX_WINDOW_SHIFT)
+        k += size
+    return None
+
+
+_TCP_NUMBERS: weakref.WeakKeyDictionary[Session, TcpNumbers] = weakref.WeakKeyDictionary()
+
+
+def tcp_info(session: Session, i: int) -> str:
+    """tshark's TCP Info between the ports and `Len=`: `[PSH, ACK] Seq=1 Ack=1 Win=65536`, with
+    sequence and acknowledgement numbers relative to each direction's first (the display
+    filter's tcp.seq and tcp.ack, so both agree) and the window scaled by the SYNs' shift."""
+    from ..filter import tcp_bases  # one rule for the column and -Y
+
+    ix = session.index
+    numbers = _TCP_NUMBERS.get(session)
+    if numbers is None or numbers.n != len(ix):
+        numbers = _TCP_NUMBERS[session] = TcpNumbers(session)
+    fid, direction = int(ix.flow[i]), int(ix.direction[i])
+    flags = int(ix.tcp_flags[i])
+    frame = ix.frame(i)
+    # Without the layers' fields (their text costs twice the walk): the window is read from the
+    # TCP header's bytes (RFC 9293 section 3.1: offset 14).
+    d = dissect(ix.linktype(i), frame, int(ix.records.wirelen[i]), detail=False)
+    tcp = next((layer for layer in d.layers if layer.name == "tcp"), None)
+    window = int.from_bytes(frame[tcp.start + 14 : tcp.start + 16], "big") if tcp is not None else 0
+    bases = tcp_bases(session)
+    seq = (d.tcp_seq - int(bases[fid, direction])) & 0xFFFFFFFF
+    text = f"[{', '.join(n for bit, n in TCP_INFO_FLAGS if flags & bit)}] Seq={seq}"
+    if flags & 0x10:
+        base = int(bases[fid, 1 - direction])
+        ack = (d.tcp_ack - base) & 0xFFFFFFFF if base >= 0 else 1
+        text += f" Ack={ack}"
+    shift = None if flags & 0x02 else numbers.shift(session, fid, direction)
+    return text + f" Win={window << shift if shift is not None else window}"
 
 
 def analysis_rows(session: Session, name: str) -> Iterator[dict[str, Any]]:
@@ -420,15 +536,15 @@ def finding_rows(session: Session) -> Iterator[dict[str, Any]]:
     )
     matches = None
     if session.display_filter:
-        from ..filter import compile_filter, packet_fields
+        from ..filter import packet_matcher
 
-        matches = compile_filter(session.display_filter)
+        matches = packet_matcher(session, session.display_filter)
     kept = np.zeros(n, np.bool_) if matches is not None else None
     with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool:
         batch: list[tuple[int | None, str, str, str]] = []
         for pd in decoding.packets(sparse=matches is None):
             if matches is not None and kept is not None:
-                if not matches(packet_fields(session, pd)):
+                if not matches(pd):
                     continue
                 kept[pd.index] = True
             if pd.findings:

@@ -78,7 +78,7 @@ def test_without_a_sign_nothing_is_guessed_in_the_summaries(tmp_path: Path) -> N
     finally:
         session.close()
     assert pdus and all(p.record.from_client is None for p in pdus)
-    assert all(p.summary.startswith("gRPC message (") for p in pdus)
+    assert all(p.summary.startswith("gRPC message, ") for p in pdus)
 
 
 def test_request_headers_show_the_client() -> None:
