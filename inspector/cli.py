@@ -31,6 +31,11 @@ if TYPE_CHECKING:  # the engine is imported once the arguments are read: --versi
 EXIT_OK = 0
 EXIT_USAGE = 2
 FORMATS = ("text", "json", "jsonl")
+LAYERS = ("eth", "ip", "ipv6", "tcp", "udp")
+"""What endpoints and conversations count by (stats.LAYERS; not imported: the engine loads late)."""
+MODES = ("ascii", "hex", "raw")
+"""Follow modes (follow.MODES)."""
+Z_LAYERS = {"eth": "eth", "ip": "ip", "ipv6": "ipv6", "tcp": "tcp", "udp": "udp"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,11 +71,23 @@ def parser() -> argparse.ArgumentParser:
         "capture", nargs="?", help="pcap, pcapng (or gzip of either) file to open; '-' for standard input"
     )
     p.add_argument(
+        "-r", "--read-file", metavar="FILE", help="the capture to read (as the positional CAPTURE)"
+    )
+    p.add_argument(
+        "-c",
+        "--count",
+        type=int,
+        default=0,
+        metavar="N",
+        help="a file: only its first N packets (every report and the viewer); --live: stop after N",
+    )
+    p.add_argument(
         "--report",
         metavar="NAME",
         help=f"print a report instead of opening the viewer: {', '.join(REPORTS)}, or an analysis's (calls)",
     )
     p.add_argument("--format", choices=FORMATS, default="text", help="report format (default: text)")
+    _tshark_options(p)
     p.add_argument(
         "-Y",
         "--filter",
@@ -116,6 +133,7 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="USER:PASS[@REALM]",
+        type=turn_auth,
         help="TURN long-term credentials",
     )
     schema = p.add_argument_group("protobuf schemas")
@@ -139,10 +157,79 @@ def parser() -> argparse.ArgumentParser:
     )
     live.add_argument("-i", "--interface", metavar="IFACE", help="interface to capture on")
     live.add_argument("-f", "--capture-filter", metavar="BPF", help="capture filter, e.g. 'udp port 3478'")
-    live.add_argument("-w", "--write", metavar="OUT.pcapng", help="spool file (default: a temporary file)")
-    live.add_argument("--count", type=int, default=0, metavar="N", help="stop after N packets")
+    live.add_argument(
+        "-w",
+        "--write",
+        metavar="OUT.pcapng",
+        help="--live: the spool file (default: a temporary file); a file: write the packets -Y keeps "
+        "(as tshark)",
+    )
+    live.add_argument("-D", "--list-interfaces", action="store_true", help="list the interfaces and exit")
     live.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
     return p
+
+
+def _tshark_options(p: argparse.ArgumentParser) -> None:
+    """tshark's flags (-z, -T, -e, -E, -V, -x) and what the statistics and follow reports take."""
+    p.add_argument(
+        "-z",
+        dest="statistics",
+        metavar="SPEC",
+        help="tshark's statistics and follow: io,phs | endpoints,LAYER | conv,LAYER "
+        "| io,stat,SECS[,FILTER...] | follow,tcp|udp,ascii|hex|raw,FLOW "
+        "| follow,http2,MODE,FLOW,STREAM | grpc,methods",
+    )
+    p.add_argument(
+        "-T",
+        dest="output_format",
+        choices=("text", "json", "jsonl", "fields"),
+        help="as --format; fields: -e",
+    )
+    p.add_argument("-e", dest="fields", action="append", default=[], metavar="FIELD", help="with -T fields")
+    p.add_argument(
+        "-E",
+        dest="field_options",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="with -T fields: separator=C, header=y|n, quote=d|s|n, aggregator=C, occurrence=f|l|a",
+    )
+    p.add_argument("-V", dest="detail", action="store_true", help="packets text report: each packet's tree")
+    p.add_argument("-x", dest="hex", action="store_true", help="packets text report: each packet's bytes")
+    p.add_argument("--list-fields", action="store_true", help="list the display filter fields and exit")
+    p.add_argument(
+        "--describe",
+        nargs="?",
+        const="",
+        metavar="SYMBOL",
+        help="list the loaded schemas' services, or describe one symbol (like grpcurl list/describe)",
+    )
+    follow = p.add_argument_group("--report follow and statistics")
+    follow.add_argument("--stream", type=int, metavar="ID", help="follow: an HTTP/2 stream of --flow")
+    follow.add_argument("--call", type=int, metavar="N", help="follow: call N (0-based) of --report calls")
+    follow.add_argument("--follow-mode", choices=MODES, default="ascii", help="follow: ascii, hex or raw")
+    follow.add_argument(
+        "--layer", choices=LAYERS, default="ip", help="endpoints and conversations: the layer (default ip)"
+    )
+    follow.add_argument("--interval", type=float, default=1.0, metavar="SECONDS", help="io: bucket width")
+    follow.add_argument(
+        "--io-filter",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="io: a series per filter (repeatable)",
+    )
+    follow.add_argument("--unit", choices=("packets", "bytes"), default="packets", help="io: what to count")
+
+
+def turn_auth(text: str) -> str:
+    """--turn-auth's USER:PASS[@REALM], checked when the arguments are read (the realm is after the
+    last '@', so a user may be an e-mail address)."""
+    user, colon, rest = text.partition(":")
+    password = rest.rpartition("@")[0] if "@" in rest else rest
+    if not colon or not user or not password:
+        raise argparse.ArgumentTypeError(f"{text!r} is not USER:PASS[@REALM]")
+    return text
 
 
 def _registry(args: argparse.Namespace) -> Registry:
@@ -206,7 +293,7 @@ def _live_viewer(args: argparse.Namespace) -> int:
     path = live.stats.spool
     live.start()  # a refused capture is one line on stderr before the screen opens
     try:
-        run_tui(str(path), registry, live)
+        run_tui(str(path), registry, live, display_filter=args.filter)
     finally:
         live.stop()
     print(f"protoscope: {live.stats.packets} packets kept in {clean(path)}", file=sys.stderr)
@@ -228,9 +315,154 @@ class _Usage(Exception):
     pass
 
 
-def run(args: argparse.Namespace, out: TextIO) -> int:
-    from .report.output import write
+def _z_report(spec: str, args: argparse.Namespace) -> None:
+    """tshark's `-z SPEC` as the report it names, with its options set on `args`."""
+    parts = spec.split(",")
+    head = ",".join(parts[:2])
+    if spec == "io,phs":
+        args.report = "hierarchy"
+    elif parts[0] in ("endpoints", "conv") and len(parts) == 2 and parts[1] in Z_LAYERS:
+        args.report = "endpoints" if parts[0] == "endpoints" else "conversations"
+        args.layer = Z_LAYERS[parts[1]]
+    elif head == "io,stat" and len(parts) >= 3:
+        args.report = "io"
+        try:
+            args.interval = float(parts[2])
+        except ValueError:
+            raise _Usage(f"-z io,stat: {parts[2]!r} is not a number of seconds") from None
+        # tshark's filters are the rest, split at commas; an empty one is all packets.
+        args.io_filter = [f.strip().strip('"') for f in parts[3:]]
+    elif parts[0] == "follow" and len(parts) in (4, 5) and parts[1] in ("tcp", "udp", "http2"):
+        if parts[2] not in MODES:
+            raise _Usage(f"-z follow: mode {parts[2]!r} is not one of {', '.join(MODES)}")
+        if (parts[1] == "http2") != (len(parts) == 5):
+            raise _Usage("-z follow,tcp|udp,MODE,FLOW or -z follow,http2,MODE,FLOW,STREAM")
+        try:
+            numbers = [int(p) for p in parts[3:]]
+        except ValueError:
+            raise _Usage(f"-z {spec}: the flow and stream are numbers") from None
+        args.report, args.follow_mode, args.flow = "follow", parts[2], numbers[0]
+        args.stream = numbers[1] if len(numbers) > 1 else None
+        args.follow_transport = parts[1] if parts[1] != "http2" else "tcp"
+    elif spec == "grpc,methods":
+        args.report = "methods"
+    else:
+        raise _Usage(
+            f"-z {spec!r} is not known (io,phs, endpoints,LAYER, conv,LAYER, io,stat,SECS[,FILTER...], "
+            "follow,tcp|udp,MODE,FLOW, follow,http2,MODE,FLOW,STREAM, grpc,methods)"
+        )
 
+
+def _list_interfaces(out: TextIO) -> int:
+    """-D: the interfaces, numbered as tshark numbers them."""
+    import socket
+
+    try:
+        names = [name for _, name in socket.if_nameindex()]
+    except OSError as exc:
+        raise _Usage(f"cannot list interfaces: {exc.strerror}") from None
+    for k, name in enumerate(names, 1):
+        out.write(f"{k}. {clean(name)}\n")
+    return EXIT_OK
+
+
+def _describe(args: argparse.Namespace, out: TextIO) -> int:
+    """--describe [SYMBOL]: the loaded schemas' services, or one symbol, like grpcurl."""
+    from protoscope.decoders.protobuf.schema import SchemaSet
+
+    from .schemas import describe
+
+    registry = _registry(args)
+    loaded = registry.options.get("protobuf.schemas")
+    if not isinstance(loaded, SchemaSet):
+        raise _Usage("--describe needs schemas: --proto, --proto-path, --descriptor-set or --reflect")
+    try:
+        lines = describe(loaded, args.describe or None)
+    except (KeyError, ValueError) as exc:
+        raise _Usage(str(exc).strip("'\"")) from None
+    for line in lines:
+        out.write(clean(line) + "\n")
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> None:
+    """Combinations that mean nothing are refused here, before any work (never silently ignored)."""
+    if args.read_file:
+        if args.capture and args.capture != args.read_file:
+            raise _Usage("give the capture once: -r FILE or FILE")
+        args.capture = args.read_file
+    if args.interface and not args.capture:
+        args.live = True  # tshark: -i alone captures
+    if args.count < 0:
+        raise _Usage("-c must be a positive number of packets")
+    if args.statistics:
+        if args.report:
+            raise _Usage("give --report or -z, not both")
+        _z_report(args.statistics, args)
+    if args.output_format:
+        if args.output_format == "fields":
+            if not args.fields:
+                raise _Usage("-T fields needs at least one -e FIELD")
+            if args.report not in (None, "packets"):
+                raise _Usage("-T fields lists packets: it does not go with --report " + args.report)
+            args.report = "fields"
+        else:
+            args.format = args.output_format
+    elif args.fields or args.field_options:
+        raise _Usage("-e and -E go with -T fields")
+    if (args.detail or args.hex) and args.report is None and args.export is None and not args.write:
+        args.report = "packets"
+    if (args.detail or args.hex) and (args.report != "packets" or args.format != "text"):
+        raise _Usage("-V and -x go with the packets text report")
+    follow_only = {"--stream": args.stream, "--call": args.call}
+    for flag, value in follow_only.items():
+        if value is not None and args.report != "follow":
+            raise _Usage(f"{flag} goes with --report follow")
+    if args.flow is not None and args.report not in (None, "follow") and not args.export:
+        raise _Usage(f"--flow goes with --report follow and --export, not --report {args.report}")
+
+
+def _open(path: str, registry: Registry, count: int) -> Session:
+    """The capture as a session; with -c, only its first `count` packets."""
+    from .session import Session
+
+    if not count:
+        return Session.open(path, registry)
+    import dataclasses
+
+    from protoscope.captures.index import build_index
+    from protoscope.captures.source import open_capture
+
+    capture = open_capture(path)
+    rec = capture.records
+    if count < len(rec):
+        capture.records = dataclasses.replace(
+            rec,
+            data_off=rec.data_off[:count],
+            caplen=rec.caplen[:count],
+            wirelen=rec.wirelen[:count],
+            ts_ns=rec.ts_ns[:count],
+            iface=rec.iface[:count],
+            comments={i: c for i, c in rec.comments.items() if i < count},
+            findings=[(i, f) for i, f in rec.findings if i < count],
+        )
+    return Session(build_index(capture), registry)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    from .report.output import ReportError, ReportOptions, write
+
+    if args.list_interfaces:
+        return _list_interfaces(out)
+    if args.list_fields:
+        from .fields import list_fields_text
+
+        for line in list_fields_text(_registry(args)):
+            out.write("\t".join(clean(part) for part in line.split("\t")) + "\n")
+        return EXIT_OK
+    if args.describe is not None:
+        return _describe(args, out)
+    _check(args)
     report = args.report
     if args.live:
         if args.capture:
@@ -238,104 +470,249 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         if report is None and args.export is None and out.isatty() and sys.stdin.isatty():
             return _live_viewer(args)
         path = _live(args)
+        count = 0
     else:
         if not args.capture:
             raise _Usage("no capture file given (or use --live -i IFACE)")
-        if args.interface or args.capture_filter or args.count or args.duration:
-            raise _Usage("-i, -f, --count and --duration go with --live")
+        if args.interface or args.capture_filter or args.duration:
+            raise _Usage("-i, -f and --duration go with --live")
         if args.capture == STDIN and sys.stdin.isatty():
             raise _Usage("'-' reads a capture from standard input, which is a terminal here (pipe one in)")
         path = args.capture
+        count = args.count
     registry = _registry(args)
-    if args.export == "pcapng":
-        return _export_pcapng(path, registry, args, out)
-    if args.export:
-        return _export(path, registry, args, out)
     if args.filter is not None:
         from .filter import FilterError, compile_filter
 
         try:
-            compile_filter(args.filter)
+            compile_filter(args.filter, registry)
         except FilterError as exc:
             raise _Usage(f"bad filter: {exc}") from None
+    if args.write and not args.live:
+        if report is not None or args.export:
+            raise _Usage("-w with a capture file writes packets; it does not go with a report or export")
+        return _write_filtered(path, registry, args, count)
+    if args.export == "pcapng":
+        return _export_pcapng(path, registry, args, out, count)
+    if args.export:
+        if args.filter is not None:
+            raise _Usage("-Y does not apply to --export mermaid (choose with --flow or --session)")
+        return _export(path, registry, args, out, count)
     if report is None:
         if out.isatty() and sys.stdin.isatty():
             from .tui.app import run as run_tui
 
-            run_tui(str(path), registry)
+            with _first_packets(path, registry, count) as shown:
+                run_tui(shown, registry, display_filter=args.filter)
             return EXIT_OK
         # The viewer needs a terminal on both ends (it reads keys from stdin): `cat F | protoscope -`
         # on a terminal gets the summary too.
         which = "stdout" if not out.isatty() else "stdin"
         print(f"protoscope: {which} is not a terminal; showing --report summary", file=sys.stderr)
         report = "summary"
-    if report not in REPORTS and report not in registry.analyses:
+        if args.filter is not None:
+            raise _Usage("-Y does not apply to the summary; give a --report that it filters")
+    if report not in (*REPORTS, "fields") and report not in registry.analyses:
         known = ", ".join([*REPORTS, *sorted(registry.analyses)])
         raise _Usage(f"unknown report {report!r} (known: {known})")
-    from .session import Session
-
     status = _status(sys.stderr, f"indexing {path}")
     with status:
-        session = Session.open(path, registry)
+        session = _open(path, registry, count)
     # The bar and a report on the same terminal would garble each other: a text table (made for
     # a screen, so small) is held until the bar is gone; the packet list and JSON, which may be
     # long, are written as they come and get no bar.
     on_screen = out.isatty()
-    hold = on_screen and args.format == "text" and report != "packets"
+    hold = on_screen and args.format == "text" and report not in ("packets", "fields", "follow")
     target: TextIO = _Held(out) if hold else out
+    options = ReportOptions(
+        layer=args.layer,
+        interval=args.interval,
+        io_filters=tuple(f or None for f in args.io_filter) or (None,),
+        unit=args.unit,
+        flow=args.flow,
+        stream=args.stream,
+        call=args.call,
+        follow_mode=args.follow_mode,
+        detail=args.detail,
+        hex=args.hex,
+    )
     try:
         with _progress(sys.stderr, enabled=hold or not on_screen) as bar:
             session.progress = bar
             session.display_filter = args.filter
-            write(session, report, args.format, target)
+            if report == "fields":
+                _write_fields(session, args, target)
+            else:
+                _check_follow(session, args)
+                write(session, report, args.format, target, options)
         if isinstance(target, _Held):
             out.write(target.getvalue())
         out.flush()
+    except ReportError as exc:
+        raise _Usage(str(exc)) from None
     finally:
         session.close()
     return EXIT_OK
 
 
-def _export_pcapng(path: str, registry: Registry, args: argparse.Namespace, out: TextIO) -> int:
-    from .filter import FilterError, compile_filter, packet_fields
+def _check_follow(session: Session, args: argparse.Namespace) -> None:
+    """-z follow,tcp,...: the flow must be of that transport (tshark's stream numbers are per
+    transport; ours, which filters call tcp.stream and udp.stream, count both)."""
+    transport = getattr(args, "follow_transport", None)
+    if transport is None or args.flow is None or not 0 <= args.flow < len(session.flows):
+        return
+    actual = session.flows[args.flow].transport
+    if actual != transport:
+        raise _Usage(f"flow {args.flow} is {actual.upper()}, not {transport.upper()}")
+
+
+@contextmanager
+def _first_packets(path: str, registry: Registry, count: int) -> Iterator[str]:
+    """The capture the viewer opens: `path`, or with -c a temporary copy of its first packets."""
+    if not count:
+        yield path
+        return
+    import tempfile
+
+    from .report.export import write_pcapng
+
+    with tempfile.TemporaryDirectory(prefix="protoscope-") as folder:
+        copy = os.path.join(folder, f"first-{count}.pcapng")
+        session = _open(path, registry, count)
+        try:
+            write_pcapng(session, range(len(session.index)), copy)
+        finally:
+            session.close()
+        yield copy
+
+
+def _write_filtered(path: str, registry: Registry, args: argparse.Namespace, count: int) -> int:
+    """-w OUT with a capture file: the packets -Y keeps (all without it) as pcapng, as tshark."""
+    from .filter import filter_rows
+    from .report.export import write_pcapng
+
+    session = _open(path, registry, count)
+    try:
+        packets = filter_rows(session, args.filter) if args.filter else range(len(session.index))
+        try:
+            written = write_pcapng(session, packets or (), args.write)
+        except OSError as exc:
+            raise _Usage(f"cannot write {args.write}: {exc.strerror}") from None
+    finally:
+        session.close()
+    print(f"protoscope: wrote {written} packets to {clean(args.write)}", file=sys.stderr)
+    return EXIT_OK
+
+
+FIELD_QUOTES = {"d": '"', "s": "'", "n": ""}
+
+
+def _field_options(options: Sequence[str]) -> dict[str, str]:
+    """-E options as tshark reads them: separator=/t|/s|C, header=y|n, quote=d|s|n, aggregator=C,
+    occurrence=f|l|a."""
+    out = {"separator": "\t", "header": "n", "quote": "n", "aggregator": ",", "occurrence": "a"}
+    for option in options:
+        key, eq, value = option.partition("=")
+        if not eq or key not in out:
+            raise _Usage(f"-E {option!r}: expected separator=, header=, quote=, aggregator= or occurrence=")
+        value = {"/t": "\t", "/s": " "}.get(value, value)
+        if key == "header" and value not in ("y", "n"):
+            raise _Usage("-E header=y or header=n")
+        if key == "quote" and value not in FIELD_QUOTES:
+            raise _Usage("-E quote=d, quote=s or quote=n")
+        if key == "occurrence" and value not in ("f", "l", "a"):
+            raise _Usage("-E occurrence=f, l or a")
+        out[key] = value
+    return out
+
+
+def _field_value(name: str, value: object) -> str:
+    """A field's value as tshark -T fields prints it: numbers in decimal, booleans 1/0, bytes in
+    hex with colons, times in seconds with nine decimals."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return ":".join(f"{b:02x}" for b in bytes(value))
+    if isinstance(value, float):
+        if name.startswith("frame.time"):
+            return f"{value:.9f}"
+        return f"{value:.9f}".rstrip("0").rstrip(".") if value != int(value) else str(int(value))
+    return str(value)
+
+
+def _epoch(ns: int) -> str:
+    """frame.time_epoch from the capture's nanoseconds (a float would lose the last digits)."""
+    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+
+
+def _write_fields(session: Session, args: argparse.Namespace, out: TextIO) -> None:
+    """-T fields -e F...: one line a packet (that -Y keeps), one column a field, as tshark."""
+    from .fields import field_info
+    from .filter import field_values, filter_rows, packet_fields
+
+    for name in args.fields:
+        if name not in ("frame.number",) and field_info(name, session.registry) is None:
+            raise _Usage(f"-e {name}: no such field (see --list-fields)")
+    options = _field_options(args.field_options)
+    quote = FIELD_QUOTES[options["quote"]]
+    sep = options["separator"]
+    if options["header"] == "y":
+        out.write(sep.join(args.fields) + "\n")  # tshark quotes the values, not the header
+    wanted = None
+    if args.filter:
+        rows = filter_rows(session, args.filter)
+        wanted = set(rows or ())
+    for pd in session.decode():
+        if wanted is not None and pd.index not in wanted:
+            continue
+        fields = packet_fields(session, pd)
+        cells = []
+        for name in args.fields:
+            if name == "frame.time_epoch":
+                values = [_epoch(int(session.index.records.ts_ns[pd.index]))]
+            else:
+                values = [_field_value(name, v) for v in field_values(fields, name)]
+            if options["occurrence"] == "f":
+                values = values[:1]
+            elif options["occurrence"] == "l":
+                values = values[-1:]
+            text = options["aggregator"].join(values)
+            cells.append(f"{quote}{clean(text)}{quote}" if values else "")
+        out.write(sep.join(cells) + "\n")
+
+
+def _export_pcapng(path: str, registry: Registry, args: argparse.Namespace, out: TextIO, count: int) -> int:
+    from .filter import filter_rows
     from .report.export import flow_packets, write_pcapng
-    from .session import Session
 
     if not args.output:
         raise _Usage("--export pcapng needs --output FILE.pcapng")
-    session = Session.open(path, registry)
+    session = _open(path, registry, count)
     try:
         if args.flow is not None and not 0 <= args.flow < len(session.flows):
             raise _Usage(f"no flow {args.flow} (the capture has {len(session.flows)})")
-        packets = flow_packets(session, args.flow) if args.flow is not None else range(len(session.index))
+        packets: Sequence[int] = (
+            flow_packets(session, args.flow) if args.flow is not None else range(len(session.index))
+        )
         if args.filter:
-            try:
-                matches = compile_filter(args.filter)
-            except FilterError as exc:
-                raise _Usage(f"bad filter: {exc}") from None
             chosen = set(packets)
-            packets = [
-                pd.index
-                for pd in session.decode()
-                if pd.index in chosen and matches(packet_fields(session, pd))
-            ]
+            packets = [i for i in filter_rows(session, args.filter) or () if i in chosen]
         try:
-            count = write_pcapng(session, packets, args.output)
+            written = write_pcapng(session, packets, args.output)
         except OSError as exc:
             raise _Usage(f"cannot write {args.output}: {exc.strerror}") from None
     finally:
         session.close()
-    print(f"protoscope: wrote {count} packets to {args.output}", file=sys.stderr)
+    print(f"protoscope: wrote {written} packets to {clean(args.output)}", file=sys.stderr)
     return EXIT_OK
 
 
-def _export(path: str, registry: Registry, args: argparse.Namespace, out: TextIO) -> int:
+def _export(path: str, registry: Registry, args: argparse.Namespace, out: TextIO, count: int) -> int:
     from .report.ladder import mermaid
-    from .session import Session
 
     if args.flow is not None and args.session is not None:
         raise _Usage("give --flow or --session, not both")
-    session = Session.open(path, registry)
+    session = _open(path, registry, count)
     try:
         flows = _session_flows(session, args.session) if args.session is not None else None
         try:
@@ -389,9 +766,19 @@ def _status(stream: TextIO, message: str) -> Any:
     return Console(file=stream).status(message)
 
 
+def describe_argv(argv: Sequence[str]) -> list[str]:
+    """`protoscope describe [SYMBOL] OPTIONS` (grpcurl's word order) as `--describe [SYMBOL]`,
+    unless a capture file is called `describe`."""
+    if not argv or argv[0] != "describe" or os.path.exists("describe"):
+        return list(argv)
+    rest = list(argv[1:])
+    symbol = [rest.pop(0)] if rest and not rest[0].startswith("-") else []
+    return ["--describe", *symbol, *rest] if symbol else [*rest, "--describe"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = parser().parse_args(argv)
+        args = parser().parse_args(describe_argv(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:
         return int(exc.code or 0)
     # protoscope multiplies no matrices: numpy's OpenBLAS needs no threads. By default it starts one

@@ -3,15 +3,62 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import Any, TextIO
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+import numpy as np
 
 from ..session import Session
 from . import rows
 from .inert import json_inert
 
+if TYPE_CHECKING:
+    from ..follow import Followed, Mode
+    from ..stats import Layer, Mask
 
-def write(session: Session, name: str, fmt: str, out: TextIO) -> None:
+STATISTICS = ("hierarchy", "endpoints", "conversations", "io", "methods")
+"""Reports of `inspector/stats.py` (Wireshark's Statistics menu, tshark's `-z`)."""
+FILTERED = frozenset({"packets", "findings", "flows", *STATISTICS, "calls"})
+"""Reports a display filter (-Y) means something for: packets and findings it keeps; flows, calls
+and statistics count or keep what has a matching packet. Others refuse one (`ReportError`): follow
+shows a whole flow (choose it with --flow), the summary describes the file."""
+
+
+class ReportError(ValueError):
+    """What a report was asked cannot be done (a flow that is not there, -Y where it means
+    nothing): one line for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportOptions:
+    """What the statistics and follow reports are asked beyond their name (tshark's `-z` args)."""
+
+    layer: Layer = "ip"
+    """endpoints and conversations: eth, ip, ipv6, tcp or udp."""
+    interval: float = 1.0
+    """io: seconds per bucket."""
+    io_filters: tuple[str | None, ...] = (None,)
+    """io: one series per filter; None is all packets."""
+    unit: str = "packets"
+    """io: packets or bytes."""
+    flow: int | None = None
+    """follow: the flow (tcp.stream / udp.stream); the first flow when None."""
+    stream: int | None = None
+    """follow: an HTTP/2 stream of the flow."""
+    call: int | None = None
+    """follow: the call at this position (0-based) of the calls report."""
+    follow_mode: Mode = "ascii"
+    detail: bool = False
+    """packets (text): each packet's detail tree after its line (tshark -V)."""
+    hex: bool = False
+    """packets (text): each packet's bytes as a hex dump (tshark -x)."""
+
+
+def write(session: Session, name: str, fmt: str, out: TextIO, options: ReportOptions | None = None) -> None:
+    options = options or ReportOptions()
+    if session.display_filter and name not in FILTERED:
+        raise ReportError(f"-Y does not apply to --report {name} (it filters: {', '.join(sorted(FILTERED))})")
     if name == "summary":
         data: Any = rows.summary(session)
         if fmt == "text":
@@ -21,31 +68,161 @@ def write(session: Session, name: str, fmt: str, out: TextIO) -> None:
         else:
             out.write(json_inert(json.dumps(data, ensure_ascii=False)) + "\n")
         return
-    if fmt in ("jsonl", "json") and name not in ("flows", "packets", "findings"):
+    if name == "follow":
+        _write_follow(session, fmt, out, options)
+        return
+    if (
+        fmt in ("jsonl", "json")
+        and name not in ("flows", "packets", "findings")
+        and not session.display_filter
+    ):
         from ..bulk_calls import json_rows
 
-        texts = json_rows(session, name)
+        texts = json_rows(session, name) if name not in STATISTICS else None
         if texts is not None:
             _write_json(texts, fmt, out)
             return
     items: Iterable[dict[str, Any]]
     if name == "flows":
-        items = rows.flow_rows(session)
+        items = _matched_flows(session) if session.display_filter else rows.flow_rows(session)
     elif name == "packets":
         items = rows.packet_rows(session)
     elif name == "findings":
         items = rows.finding_rows(session)
+    elif name in STATISTICS:
+        try:
+            items = statistics_rows(session, name, options)
+        except ValueError as exc:  # a bad interval or layer, a bad --io-filter (FilterError)
+            raise ReportError(str(exc)) from None
     else:
         items = rows.analysis_rows(session, name)
+        if session.display_filter:
+            items = _with_matching_frame(items, _mask(session))
     if fmt in ("jsonl", "json"):
         _write_json((json.dumps(item, ensure_ascii=False) for item in items), fmt, out)
         return
     from .text import capture_start, terminal_width, write_packets, write_tables
 
     if name == "packets":
-        write_packets(session, items, out)
+        write_packets(session, items, out, detail=options.detail, hex_dump=options.hex)
     else:
         write_tables(name, items, capture_start(session), out, terminal_width(out))
+
+
+def _mask(session: Session) -> Mask | None:
+    """The packets -Y matches, as a mask; None without -Y."""
+    if not session.display_filter:
+        return None
+    from ..stats import matching
+
+    return matching(session, session.display_filter)
+
+
+def _matched_flows(session: Session) -> Iterator[dict[str, Any]]:
+    """The flows report under -Y: the flows with a matching packet."""
+    mask = _mask(session)
+    assert mask is not None
+    wanted = set(np.unique(session.index.flow[mask]).tolist())
+    for row in rows.flow_rows(session):
+        if row["id"] in wanted:
+            yield row
+
+
+def _frames(row: Mapping[str, Any]) -> Iterator[int]:
+    """The frames an analysis row names: `frame`, and those of its requests and responses."""
+    if isinstance(row.get("frame"), int):
+        yield row["frame"]
+    for key in ("requests", "responses"):
+        for item in row.get(key) or ():
+            if isinstance(item, Mapping) and isinstance(item.get("frame"), int):
+                yield item["frame"]
+
+
+def _with_matching_frame(items: Iterable[dict[str, Any]], mask: Mask | None) -> Iterator[dict[str, Any]]:
+    """An analysis's rows under -Y: those with a frame the filter matches."""
+    for row in items:
+        if mask is None or any(0 < f <= len(mask) and mask[f - 1] for f in _frames(row)):
+            yield row
+
+
+def statistics_rows(session: Session, name: str, options: ReportOptions) -> list[dict[str, Any]]:
+    """The rows of a statistics report (`STATISTICS`), counting only what -Y matches."""
+    from .. import stats
+
+    mask = _mask(session)
+    if name == "hierarchy":
+        return stats.protocol_hierarchy(session, packets=mask)
+    if name == "endpoints":
+        return stats.endpoints(session, options.layer, packets=mask)
+    if name == "conversations":
+        return stats.conversations(session, options.layer, packets=mask)
+    if name == "io":
+        unit: Literal["packets", "bytes"] = "bytes" if options.unit == "bytes" else "packets"
+        return stats.io_rows(
+            stats.io_graph(session, options.interval, options.io_filters, unit, packets=mask)
+        )
+    if name == "methods":
+        if "calls" not in session.registry.analyses:
+            return []
+        return stats.grpc_methods(list(_with_matching_frame(rows.analysis_rows(session, "calls"), mask)))
+    raise ReportError(f"unknown statistics report {name!r}")
+
+
+def _followed(session: Session, options: ReportOptions) -> Followed | None:
+    """What --report follow follows; None when the capture has no flow (and none was named)."""
+    from ..follow import FollowError, follow_call, follow_flow, follow_http2
+
+    try:
+        if options.call is not None:
+            if "calls" not in session.registry.analyses:
+                raise ReportError("--call needs the calls analysis (it is not loaded)")
+            calls = list(rows.analysis_rows(session, "calls"))
+            if not 0 <= options.call < len(calls):
+                raise ReportError(f"no call {options.call} (the capture has {len(calls)})")
+            return follow_call(session, calls[options.call])
+        flow = options.flow
+        if flow is None:
+            if not session.flows:
+                return None
+            flow = 0
+        if options.stream is not None:
+            return follow_http2(session, flow, options.stream)
+        return follow_flow(session, flow)
+    except FollowError as exc:
+        raise ReportError(str(exc)) from None
+
+
+def follow_rows(followed: Followed) -> Iterator[dict[str, Any]]:
+    """One JSON row per chunk: who sent it, where, its bytes in hex, its label and decoded text."""
+    for c in followed.chunks:
+        yield {
+            "flow": followed.flow,
+            "frame": c.frame,
+            "time": c.time,
+            "from_client": c.from_client,
+            "src": followed.client if c.from_client else followed.server,
+            "dst": followed.server if c.from_client else followed.client,
+            "size": len(c.data),
+            "data": c.data.hex(),
+            "label": c.label,
+            "text": c.text,
+        }
+
+
+def _write_follow(session: Session, fmt: str, out: TextIO, options: ReportOptions) -> None:
+    from ..follow import render
+
+    followed = _followed(session, options)
+    if fmt in ("json", "jsonl"):
+        items = follow_rows(followed) if followed is not None else iter(())
+        _write_json((json.dumps(item, ensure_ascii=False) for item in items), fmt, out)
+        return
+    if followed is None:
+        out.write("Follow: no flows in this capture\n")
+        return
+    from .text import write_follow
+
+    write_follow(followed, options.follow_mode, render(followed, options.follow_mode), out)
 
 
 def _write_json(texts: Iterable[str], fmt: str, out: TextIO) -> None:

@@ -62,7 +62,56 @@ def _call_status(cells: Cells, row: Row) -> str:
     )
 
 
+def _protocol_tree(cells: Cells, row: Row) -> str:
+    """The protocol indented by its depth, as `tshark -z io,phs` draws the tree."""
+    depth = row.get("depth")
+    return "  " * (depth if isinstance(depth, int) else 0) + clean(row.get("protocol", ""))
+
+
+def _seconds(key: str) -> Callable[[Cells, Row], str]:
+    """Seconds since the first packet as the row has them (not epoch times, which TIME_KEYS are)."""
+
+    def show(cells: Cells, row: Row) -> str:
+        value = row.get(key)
+        return f"{value:.6f}" if isinstance(value, int | float) else ""
+
+    return show
+
+
+def _statuses(cells: Cells, row: Row) -> str:
+    statuses = row.get("statuses")
+    if not isinstance(statuses, Mapping):
+        return ""
+    return ", ".join(f"{clean(k)} {v}" for k, v in statuses.items())
+
+
 LAYOUTS: Final[dict[str, tuple[str | Column, ...]]] = {
+    "hierarchy": (Column("protocol", covers=("path", "depth"), show=_protocol_tree), "frames", "bytes"),
+    "endpoints": ("address", "port", "packets", "bytes", "tx_packets", "tx_bytes", "rx_packets", "rx_bytes"),
+    "conversations": (
+        "a",
+        "b",
+        "packets",
+        "bytes",
+        "a_to_b_packets",
+        "a_to_b_bytes",
+        "b_to_a_packets",
+        "b_to_a_bytes",
+        Column("start", show=_seconds("start")),
+        Column("duration", show=_seconds("duration")),
+    ),
+    "io": (Column("start", show=_seconds("start")), Column("end", show=_seconds("end"))),
+    "methods": (
+        "path",
+        "calls",
+        Column("statuses", show=_statuses),
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "request_bytes",
+        "response_bytes",
+        "max_message",
+    ),
     "flows": (
         "id",
         "client",
@@ -129,7 +178,12 @@ LAYOUTS: Final[dict[str, tuple[str | Column, ...]]] = {
 """Columns of each known row kind, most useful first (a terminal too narrow shows them in this
 order); keys a row has beyond these follow in the row's order."""
 
-TITLES: Final = {"turn_allocation": "TURN allocations"}
+TITLES: Final = {
+    "turn_allocation": "TURN allocations",
+    "hierarchy": "Protocol hierarchy",
+    "io": "I/O statistics",
+    "methods": "gRPC methods",
+}
 
 
 def _columns(layout: tuple[str | Column, ...]) -> list[Column]:

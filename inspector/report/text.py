@@ -20,6 +20,7 @@ from rich.text import Text
 
 from protoscope.captures.linktypes import LINK_NAMES
 
+from ..follow import FOLLOW_MAX_BYTES, Followed
 from ..session import Session
 from .cells import Cells
 from .grid import grid_lines
@@ -235,9 +236,16 @@ def _interface(interface: dict[str, Any]) -> str:
     return clean(f"{text} {interface['name']}" if interface.get("name") else text)
 
 
-def write_packets(session: Session, items: Iterable[dict[str, Any]], out: TextIO) -> None:
+def write_packets(
+    session: Session,
+    items: Iterable[dict[str, Any]],
+    out: TextIO,
+    detail: bool = False,
+    hex_dump: bool = False,
+) -> None:
     """Wireshark's packet list columns, one line a packet, streamed (no table in memory). Times are
-    relative to frame 1 even under a display filter, as tshark's are."""
+    relative to frame 1 even under a display filter, as tshark's are. `detail` (tshark -V) adds
+    each packet's layers and decoded fields under its line, `hex_dump` (-x) its bytes."""
     start = capture_start(session)
     width = _address_width(session)
     out.write(
@@ -250,6 +258,60 @@ def write_packets(session: Session, items: Iterable[dict[str, Any]], out: TextIO
             f"{proto:<8} {item['len']:>6} {item['info']}"
         )
         out.write(clean(line) + "\n")
+        if detail:
+            out.writelines(clean(text) + "\n" for text in _tree_lines(session, item))
+        if hex_dump:
+            out.writelines(f"{text}\n" for text in frame_hex_lines(session.index.frame(item["frame"] - 1)))
+        if detail or hex_dump:
+            out.write("\n")
+
+
+def _tree_lines(session: Session, item: dict[str, Any]) -> Iterator[str]:
+    """A packet's detail tree as tshark -V indents it: each layer, then its fields under it."""
+    i = item["frame"] - 1
+    yield f"Frame {item['frame']}: {item['len']} bytes on wire, {item['caplen']} bytes captured"
+    for layer in session.index.dissect(i).layers:
+        yield layer.name
+        yield from (f"    {name}: {value}" for name, value in layer.fields.items())
+    for pdu in item["pdus"]:
+        yield pdu["protocol"]
+        for name, value in pdu["fields"].items():
+            for one in value if isinstance(value, list) else [value]:
+                yield f"    {name}: {one}"
+    for finding in item["findings"]:
+        yield f"    [Expert Info ({finding['severity']}): {finding['message']} ({finding['code']})]"
+
+
+HEX_DUMP_WIDTH: Final = 16
+
+
+def frame_hex_lines(data: bytes) -> Iterator[str]:
+    """A frame's bytes as tshark -x prints them: offset, 16 bytes, then the same as ASCII."""
+    for at in range(0, len(data), HEX_DUMP_WIDTH):
+        row = data[at : at + HEX_DUMP_WIDTH]
+        text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in row)
+        yield f"{at:04x}  {' '.join(f'{b:02x}' for b in row):<47}   {text}"
+
+
+FOLLOW_RULE: Final = "=" * 67
+"""tshark's rule around a followed stream."""
+
+
+def write_follow(followed: Followed, mode: str, lines: Iterable[tuple[bool, str]], out: TextIO) -> None:
+    """A followed stream as `tshark -q -z follow,tcp,MODE,N` prints it: the two nodes, then the
+    client's lines as they are and the server's after a tab."""
+    plain = followed.what == f"{followed.transport.upper()} stream {followed.flow}"
+    head = (
+        [f"Follow: {followed.transport},{mode}", f"Filter: {followed.transport}.stream eq {followed.flow}"]
+        if plain
+        else [f"Follow: {followed.what}, {mode}"]
+    )
+    out.write("\n".join([FOLLOW_RULE, *head, f"Node 0: {followed.client}", f"Node 1: {followed.server}", ""]))
+    for from_client, line in lines:
+        out.write(("" if from_client else "\t") + clean(line) + "\n")
+    if followed.truncated:
+        out.write(f"[truncated: more than {FOLLOW_MAX_BYTES} bytes; the rest is left out]\n")
+    out.write(FOLLOW_RULE + "\n")
 
 
 def _address_width(session: Session) -> int:

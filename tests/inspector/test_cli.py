@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from protoscope.inspector.cli import main
 from tests import pcapgen
-from tests.conftest import public_capture, public_captures
+from tests.conftest import public_capture, public_captures, tshark
 
 PUBLIC = [p.name for p in public_captures()] or ["no-corpus"]
 
@@ -134,3 +135,212 @@ def test_summary_counts_tcp_gaps_like_the_findings_report(tmp_path: Path) -> Non
     assert "10 bytes were not captured" in findings[0]["message"]
     summary = json.loads(run_cli(str(cap), "--report", "summary", "--format", "json").stdout)
     assert summary["findings"] == {"error": 0, "warn": 1, "note": 0}
+
+
+# -- tshark's flags (issue 13) ----------------------------------------------------------------------
+
+GRPC_DEMO = Path(__file__).resolve().parents[2] / "captures" / "samples" / "grpc-demo.pcap"
+
+
+def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "internal error" not in err, err
+    return code, out, err
+
+
+def test_count_and_read_file_cut_like_tshark(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(public_capture("ndpi--teams.pcap"))
+    names = ("frame.number", "ip.src", "udp.dstport", "frame.len", "frame.time_epoch", "eth.src", "ip.ttl")
+    fields = ["-T", "fields", *(a for name in names for a in ("-e", name))]
+    code, out, _ = _main(capsys, "-r", path, "-c", "200", *fields)
+    assert code == 0
+    assert out == tshark("-r", path, "-c", "200", *fields)
+    # Every report sees the same first packets.
+    code, out, _ = _main(capsys, path, "-c", "200", "--report", "summary", "--format", "json")
+    assert json.loads(out)["packets"] == 200
+    code, out, _ = _main(capsys, path, "-c", "200", "-z", "io,phs", "--format", "json")
+    assert json.loads(out)[0]["frames"] == 200
+    code, _, err = _main(capsys, "-r", path, str(GRPC_DEMO))
+    assert code == 2 and "-r FILE or FILE" in err
+
+
+def test_fields_with_filter_and_options_equal_tshark(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(GRPC_DEMO)
+    args = ["-Y", "tcp.len > 0", "-T", "fields", "-e", "frame.number", "-e", "ip.src", "-e", "tcp.srcport"]
+    args += ["-e", "tcp.len", "-E", "header=y", "-E", "separator=,", "-E", "quote=d"]
+    code, out, _ = _main(capsys, "-r", path, *args)
+    assert code == 0
+    assert out == tshark("-r", path, *args)
+    for bad, why in (
+        (["-T", "fields"], "needs at least one -e"),
+        (["-T", "fields", "-e", "no.such.field"], "no such field"),
+        (["-T", "fields", "-e", "ip.src", "-E", "separator"], "expected separator="),
+        (["-e", "ip.src"], "go with -T fields"),
+    ):
+        code, _, err = _main(capsys, path, *bad)
+        assert code == 2 and why in err, (bad, err)
+
+
+def test_write_keeps_what_the_filter_keeps_like_tshark(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(public_capture("ndpi--teams.pcap"))
+    ours, theirs = tmp_path / "ours.pcapng", tmp_path / "theirs.pcapng"
+    code, _, err = _main(capsys, path, "-Y", "tcp.len > 0", "-c", "500", "-w", str(ours))
+    assert code == 0 and "wrote" in err
+    tshark("-r", path, "-Y", "tcp.len > 0", "-c", "500", "-w", str(theirs))
+    fields = ("-T", "fields", "-e", "frame.len", "-e", "frame.time_epoch", "-e", "tcp.seq_raw")
+    assert tshark("-r", str(ours), *fields) == tshark("-r", str(theirs), *fields)
+    code, _, err = _main(capsys, path, "-w", str(ours), "--report", "flows")
+    assert code == 2 and "-w with a capture file" in err
+
+
+def test_hex_dump_equals_tshark_and_detail_shows_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(GRPC_DEMO)
+    code, out, _ = _main(capsys, path, "-c", "3", "-x")
+    assert code == 0
+    dumps = [line for line in out.splitlines() if line[:4].isalnum() and line[4:6] == "  "]
+    assert dumps == [line for line in tshark("-r", path, "-c", "3", "-x").splitlines() if line]
+    code, out, _ = _main(capsys, path, "-Y", "http2.type == 1", "-c", "12", "-V")
+    assert code == 0
+    assert "Frame 10: " in out and "    ip.src: 127.0.0.1" in out and "    http2.type: 1" in out
+    code, _, err = _main(capsys, path, "-V", "--report", "flows")
+    assert code == 2 and "-V and -x go with the packets text report" in err
+
+
+def test_z_spellings_map_onto_the_reports(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(GRPC_DEMO)
+    pairs = [
+        (["-z", "io,phs"], ["--report", "hierarchy"]),
+        (["-z", "endpoints,tcp"], ["--report", "endpoints", "--layer", "tcp"]),
+        (["-z", "conv,ip"], ["--report", "conversations", "--layer", "ip"]),
+        (
+            ["-z", "io,stat,0.05,tcp.len > 0,http2"],
+            ["--report", "io", "--interval", "0.05", "--io-filter", "tcp.len > 0", "--io-filter", "http2"],
+        ),
+        (["-z", "follow,tcp,hex,0"], ["--report", "follow", "--flow", "0", "--follow-mode", "hex"]),
+        (["-z", "follow,http2,ascii,0,1"], ["--report", "follow", "--flow", "0", "--stream", "1"]),
+        (["-z", "grpc,methods"], ["--report", "methods"]),
+    ]
+    for z, report in pairs:
+        outs = []
+        for args in (z, report):
+            code, out, err = _main(capsys, path, *args, "--format", "json")
+            assert code == 0, (args, err)
+            outs.append(json.loads(out))
+        assert outs[0] == outs[1] and outs[0], z
+    code, out, _ = _main(capsys, path, "-z", "follow,tcp,raw,0")
+    theirs = tshark("-r", path, "-q", "-z", "follow,tcp,raw,0")
+    assert out.strip().splitlines() == [line for line in theirs.strip().splitlines() if line]
+    for bad in ("io,nope", "follow,tcp,ebcdic,0", "follow,udp,raw,0", "io,stat,x"):
+        code, _, err = _main(capsys, path, "-z", bad)
+        assert code == 2 and err.startswith("protoscope: "), (bad, err)
+
+
+def test_follow_report_forms(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(GRPC_DEMO)
+    code, out, _ = _main(capsys, path, "--report", "follow", "--call", "0", "--format", "jsonl")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and rows[0]["label"].startswith("HEADERS[1]: POST /demo.Directory/Get")
+    assert [r["label"] for r in rows if r["label"].startswith("re")] == [
+        "request 1 (7 bytes)",
+        "response 1 (127 bytes)",
+    ]
+    code, out, _ = _main(capsys, path, "--report", "follow", "--flow", "0", "--stream", "1")
+    assert code == 0 and "Follow: HTTP/2 stream 1 of flow 0, ascii" in out and "\tHEADERS[1]: 200" in out
+    for args, why in (
+        (["--flow", "9"], "no flow 9"),
+        (["--call", "99"], "no call 99"),
+        (["--flow", "0", "--stream", "99"], "no HTTP/2 stream 99"),
+        (["--flow", "0", "-Y", "tcp"], "-Y does not apply to --report follow"),
+    ):
+        code, _, err = _main(capsys, path, "--report", "follow", *args)
+        assert code == 2 and why in err, (args, err)
+    code, _, err = _main(capsys, path, "--report", "flows", "--stream", "1")
+    assert code == 2 and "--stream goes with --report follow" in err
+
+
+def test_filter_means_something_or_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(GRPC_DEMO)
+    code, out, _ = _main(capsys, path, "--report", "calls", "-Y", "frame.number == 10", "--format", "json")
+    calls = json.loads(out)
+    assert code == 0 and len(calls) == 1 and calls[0]["requests"][0]["frame"] == 10
+    code, out, _ = _main(capsys, path, "--report", "flows", "-Y", "tcp.port == 47051", "--format", "json")
+    assert code == 0 and [f["id"] for f in json.loads(out)] == [0]
+    code, out, _ = _main(capsys, path, "-z", "io,phs", "-Y", "http2", "--format", "json")
+    assert code == 0 and json.loads(out)[0]["frames"] == 71
+    for args in (["--report", "summary"], ["--report", "streams"], ["--export", "mermaid", "--flow", "0"]):
+        code, _, err = _main(capsys, path, *args, "-Y", "tcp")
+        assert code == 2 and "-Y does not apply" in err, (args, err)
+
+
+def test_interfaces_fields_and_turn_auth(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _main(capsys, "-D")
+    assert code == 0 and re.search(r"^1\. \S+$", out, re.MULTILINE)
+    code, out, _ = _main(capsys, "--list-fields")
+    lines = out.splitlines()
+    assert code == 0 and any(line.startswith("ip.src\t") for line in lines)
+    code, _, err = _main(capsys, str(GRPC_DEMO), "--turn-auth", "nopassword", "--report", "summary")
+    assert code == 2 and "USER:PASS[@REALM]" in err
+    code, _, _ = _main(capsys, str(GRPC_DEMO), "--turn-auth", "u@example.org:p@ss@realm", "--report", "flows")
+    assert code == 0
+
+
+def test_interface_alone_means_live() -> None:
+    from protoscope.inspector.cli import _check, parser
+
+    args = parser().parse_args(["-i", "eth0", "--report", "summary"])
+    _check(args)
+    assert args.live
+
+
+def test_describe_lists_and_describes_the_loaded_schemas(capsys: pytest.CaptureFixture[str]) -> None:
+    protos = str(GRPC_DEMO.parent / "grpc")
+    code, out, _ = _main(capsys, "describe", "--proto-path", protos)
+    assert code == 0 and out.splitlines() == ["demo.Directory"]
+    code, out, _ = _main(capsys, "--describe", "demo.Directory", "--proto-path", protos)
+    assert code == 0 and "  rpc Get ( .demo.Query ) returns ( .demo.Person );" in out.splitlines()
+    code, _, err = _main(capsys, "describe", "nope.X", "--proto-path", protos)
+    assert code == 2 and "symbol not found: nope.X" in err
+    code, _, err = _main(capsys, "describe")
+    assert code == 2 and "--describe needs schemas" in err
+
+
+def test_viewer_gets_the_first_packets_and_the_filter(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from protoscope.captures.index import load
+    from protoscope.inspector import cli
+    from protoscope.inspector.tui import app
+
+    seen: dict[str, object] = {}
+
+    def viewer(path: str, registry: object, live: object = None, display_filter: str | None = None) -> None:
+        index = load(path)  # -c: a copy of the first packets, gone once the viewer closes
+        seen.update(packets=len(index), filter=display_filter, path=path)
+        index.close()
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(app, "run", viewer)
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    args = cli.parser().parse_args([str(GRPC_DEMO), "-c", "7", "-Y", "tcp.len > 0"])
+    cli._check(args)
+    assert cli.run(args, Terminal()) == 0
+    assert seen["packets"] == 7 and seen["filter"] == "tcp.len > 0"
+    assert not Path(str(seen["path"])).exists()
+
+
+def test_bad_statistics_arguments_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(GRPC_DEMO)
+    for args, why in (
+        (["--report", "io", "--interval", "0"], "positive number of seconds"),
+        (["-z", "io,stat,1,foo == 1"], "unknown field 'foo'"),
+        (["-c", "-5"], "-c must be a positive"),
+        (["-z", "io,phs", "--report", "flows"], "--report or -z"),
+    ):
+        code, _, err = _main(capsys, path, *args)
+        assert code == 2 and why in err and err.count("\n") == 1, (args, err)
