@@ -5,8 +5,10 @@ The Textual app (inspector/tui/) is a thin layer over this; tests drive it witho
 
 from __future__ import annotations
 
+import bisect
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -15,6 +17,8 @@ import numpy as np
 from protoscope.captures.net import Layer
 from protoscope.decoders.api import Finding, Pdu, Severity
 
+from .colour import Colouring
+from .config import ColourRule
 from .report.rows import (
     SEVERITIES,
     AnalysisPass,
@@ -155,13 +159,23 @@ class Decoded:
     complete: bool = False
 
 
+REFERENCE = "*REF*"
+"""What Wireshark's Time column shows on a time reference packet."""
+
+
 class CaptureModel:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, colour_rules: Sequence[ColourRule] = ()) -> None:
         self.session = session
         self.index = session.index
         rec = self.index.records
         self.first_ns = int(rec.ts_ns.min()) if len(self.index) else 0
         self.decoded = Decoded(PacketNames(len(self.index)), PacketTexts(len(self.index)))
+        self.colouring = Colouring(colour_rules, session.registry)
+        """The rules of the decoding pass; its `problems` name the user rules left out."""
+        self.colours = np.zeros(len(self.index), np.uint8)
+        """Per packet, the code of the first colouring rule it matches (`colour_styles`)."""
+        self.colour_styles = self.colouring.styles()
+        self._digits: int | None = None
         self._lock = threading.Lock()
         self._flow_packets: dict[int, np.ndarray[Any, Any]] = {}
         self.flows = FlowProtocols()
@@ -188,6 +202,48 @@ class CaptureModel:
             text,
         )
 
+    def time_digits(self) -> int:
+        """Decimals of the Time column: 9 when some timestamp has nanoseconds, else 6 (tshark
+        uses the file's precision; ours is what the timestamps show)."""
+        if self._digits is None:
+            ts = self.index.records.ts_ns
+            self._digits = 9 if len(ts) and bool(np.any(ts % 1000)) else 6
+        return self._digits
+
+    def time_text(
+        self,
+        i: int,
+        fmt: str,
+        previous_shown: int | None = None,
+        references: Sequence[int] = (),
+    ) -> str:
+        """Packet `i`'s Time column in a format of Wireshark's View > Time Display Format
+        (config.TIME_FORMATS; tshark -t r, d, dd, a, ud, e). `previous_shown` is the packet
+        displayed before it (for "delta_displayed"); `references` the time reference packets,
+        ascending: a reference shows *REF*, and "relative" counts from the last one before."""
+        if references and _contains(references, i):
+            return REFERENCE
+        ts = self.index.records.ts_ns
+        now = int(ts[i])
+        digits = self.time_digits()
+        if fmt == "relative":
+            k = _last_at_or_before(references, i)
+            # Wireshark counts from the first packet in the file, not the earliest one.
+            return _seconds(now - int(ts[references[k] if k >= 0 else 0]), digits)
+        if fmt == "delta":
+            return _seconds(now - int(ts[i - 1]) if i > 0 else 0, digits)
+        if fmt == "delta_displayed":
+            return _seconds(now - int(ts[previous_shown]) if previous_shown is not None else 0, digits)
+        if fmt == "epoch":
+            return _seconds(now, digits)
+        whole, frac = divmod(now, 1_000_000_000)
+        fraction = f"{frac:09d}"[:digits]
+        if fmt == "absolute":
+            return time.strftime("%H:%M:%S", time.localtime(whole)) + "." + fraction
+        if fmt == "utc":
+            return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(whole)) + "." + fraction
+        raise ValueError(f"unknown time format {fmt!r}")
+
     def decode_all(
         self, progress: Callable[[int, int], None] | None = None, cancelled: Cancelled | None = None
     ) -> None:
@@ -202,9 +258,12 @@ class CaptureModel:
 
         decoding = AnalysisPass(self.session, fresh_analyses(self.session), take)
         self.flows = decoding.flows
+        colouring, colours, flow = self.colouring, self.colours, self.index.flow
         check_at = 0
         for pd in decoding.packets():
             i = pd.index
+            if pd.pdus:
+                colours[i] = colouring.packet(self.session, pd, int(flow[i]))
             if i >= check_at:  # the pass leaves packets out: look every 4,096 packets of the capture
                 check_at = i + 4096
                 if cancelled is not None and cancelled():
@@ -233,22 +292,95 @@ class CaptureModel:
             ]
             own = [*out.findings, *(FindingAt(-1, f) for f in self.session.file_findings())]
             out.findings = list(merge_findings(own, found, _frame))
+            colouring.finish(
+                colours,
+                self.index.tcp_flags,
+                ((f.index, f.finding.severity, f.finding.code) for f in out.findings),
+            )
             out.complete = True
         if progress is not None:
             progress(n, n)
 
-    def filter_rows(self, text: str, cancelled: Cancelled | None = None) -> list[int] | None:
-        """Packets (0-based) the display filter matches; None when cancelled. Raises FilterError."""
-        from .filter import compile_filter, packet_fields
+    def field_texts(self, name: str, cancelled: Cancelled | None = None) -> PacketTexts | None:
+        """Display-filter field `name` of every packet as text (several values joined by ","; a
+        packet without it has ""), from one decoding pass; None when cancelled. Runs in a worker:
+        it is what a column added from the detail tree shows."""
+        from .filter import packet_fields
 
-        matches = compile_filter(text)
-        rows: list[int] = []
+        out = PacketTexts(len(self.index))
         for pd in self.session.decode():
             if cancelled is not None and pd.index % 4096 == 0 and cancelled():
                 return None
-            if matches(packet_fields(self.session, pd)):
-                rows.append(pd.index)
-        return rows
+            values = packet_fields(self.session, pd).get(name)
+            if values:
+                out[pd.index] = ",".join(_value_text(v) for v in values)
+        return out
+
+    def sort_key(
+        self, field: str, time_format: str = "relative", values: PacketTexts | None = None
+    ) -> Callable[[int], str] | np.ndarray[Any, Any]:
+        """What sorts a packet-list column (config.BUILTIN_FIELDS, or a field whose texts are
+        `values`): a numpy column for numbers, times and addresses, a text per packet otherwise."""
+        records = self.index.records
+        if field == "frame.number":
+            return np.arange(len(self), dtype=np.int64)
+        if field == "length":
+            return np.asarray(records.wirelen, np.int64)
+        if field == "time":
+            times = np.asarray(records.ts_ns, np.int64)
+            return np.diff(times, prepend=times[:1]) if time_format == "delta" else times
+        if field in ("source", "destination"):
+            return self.endpoint_ranks(destination=field == "destination")
+        if field in ("protocol", "info"):
+            return lambda i: str(getattr(self.row(i), field))
+        return lambda i: (values.get(i) or "") if values is not None else ""
+
+    def sort_order(
+        self,
+        rows: np.ndarray[Any, Any],
+        key: Callable[[int], str] | np.ndarray[Any, Any],
+        cancelled: Cancelled | None = None,
+    ) -> np.ndarray[Any, Any] | None:
+        """Positions of `rows` (packet indexes) in ascending order of `key`: a numeric column
+        (indexed by packet) sorts with numpy; a text per packet sorts as numbers when every text
+        is one, else as text. Stable, so equal keys keep frame order. None when cancelled."""
+        if isinstance(key, np.ndarray):
+            return np.argsort(key[rows], kind="stable")
+        texts: list[str] = []
+        for k, i in enumerate(rows.tolist()):
+            if cancelled is not None and k % 4096 == 0 and cancelled():
+                return None
+            texts.append(key(i))
+        numbers = _numbers(texts)
+        if numbers is not None:
+            return np.argsort(numbers, kind="stable")
+        return np.array(sorted(range(len(texts)), key=texts.__getitem__), dtype=np.int64)
+
+    def endpoint_ranks(self, destination: bool = False) -> np.ndarray[Any, Any]:
+        """Per packet, the rank of its Source (or Destination) text among all of them: what sorts
+        that column without a string a packet. A flow's packets take their side's address from
+        the flow (two texts a flow); only packets outside any flow are looked at one by one."""
+        ix = self.index
+        flow = ix.flow.astype(np.int64)
+        side = ix.direction.astype(np.int64) ^ int(destination)  # 0: the client's, 1: the server's
+        names = [str(a) for f in ix.flows for a in (f.client, f.server)]
+        code = np.where(flow >= 0, flow * 2 + side, -1)
+        loose = np.flatnonzero(flow < 0)
+        if len(loose):
+            code[loose] = np.arange(len(names), len(names) + len(loose))
+            names += [endpoints(ix, int(i))[int(destination)] for i in loose.tolist()]
+        if not names:
+            return np.zeros(len(ix), np.int64)
+        # Equal texts (one server seen by several flows) share a rank: a stable sort then keeps
+        # their packets in frame order.
+        _, rank = np.unique(np.array(names, dtype=object), return_inverse=True)
+        return np.asarray(rank, np.int64).reshape(-1)[code]
+
+    def filter_rows(self, text: str, cancelled: Cancelled | None = None) -> list[int] | None:
+        """Packets (0-based) the display filter matches; None when cancelled. Raises FilterError."""
+        from .filter import filter_rows
+
+        return filter_rows(self.session, text, cancelled)
 
     def detail(self, i: int) -> PacketDetail:
         """Layers and decoded PDUs of one packet (re-decodes its flow up to it)."""
@@ -293,6 +425,44 @@ class CaptureModel:
                 for f in self.decoded.findings
                 if f.index >= 0 and f.finding.severity == "error" and int(flow[f.index]) >= 0
             }
+
+
+def _value_text(value: object) -> str:
+    """A field value as a column shows it (bytes as Wireshark's colon-separated hex)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex(":")
+    return str(value)
+
+
+def _numbers(texts: list[str]) -> np.ndarray[Any, Any] | None:
+    """`texts` as float64 when every one is a number (empty counts as -inf: absent sorts first)."""
+    out = np.empty(len(texts), np.float64)
+    for k, text in enumerate(texts):
+        if not text:
+            out[k] = -np.inf
+            continue
+        try:
+            out[k] = float(int(text, 0)) if text[:2].lower() == "0x" else float(text.split(",")[0])
+        except ValueError:
+            return None
+    return out
+
+
+def _seconds(ns: int, digits: int) -> str:
+    """Nanoseconds as seconds with `digits` decimals, cut (not rounded) as Wireshark does."""
+    sign = "-" if ns < 0 else ""
+    whole, frac = divmod(abs(ns), 1_000_000_000)
+    return f"{sign}{whole}.{f'{frac:09d}'[:digits]}"
+
+
+def _last_at_or_before(sorted_items: Sequence[int], i: int) -> int:
+    """Position of the last item <= i in ascending `sorted_items`, -1 when none."""
+    return bisect.bisect_right(sorted_items, i) - 1
+
+
+def _contains(sorted_items: Sequence[int], i: int) -> bool:
+    k = _last_at_or_before(sorted_items, i)
+    return k >= 0 and sorted_items[k] == i
 
 
 def _frame(f: FindingAt) -> int | None:

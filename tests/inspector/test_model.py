@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from protoscope.decoders.registry import load_registry
 from protoscope.inspector.model import CaptureModel
 from protoscope.inspector.report.rows import finding_rows, summary
 from protoscope.inspector.session import Session
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, public_capture, tshark
 
 MAGIC_COOKIE = bytes.fromhex("2112a442")
 
@@ -110,3 +111,87 @@ def test_the_analyses_findings_are_the_models(kind: str) -> None:
     assert model.finding_counts() == counts
     errors = {f.index for f in model.decoded.findings if f.finding.severity == "error"}
     assert model.flows_with_errors() == {int(model.index.flow[i]) for i in errors}
+
+
+TIME_FLAGS = {"relative": "r", "delta": "d", "absolute": "a", "utc": "ud", "epoch": "e"}
+
+
+@pytest.mark.parametrize("name", ["packt--grpc-go_Server_Streaming.pcapng", "wswiki--rtp_example.raw"])
+def test_time_formats_are_tsharks(name: str) -> None:
+    """Every packet's Time column in each of Wireshark's formats equals tshark -t r|d|a|ud|e; the
+    delta since the previous displayed packet equals -t dd under a display filter."""
+    path = public_capture(name)
+    model = CaptureModel(Session.open(path, load_registry()))
+    try:
+        for fmt, flag in TIME_FLAGS.items():
+            want = tshark("-r", str(path), "-t", flag, "-T", "fields", "-e", "_ws.col.Time").splitlines()
+            assert [model.time_text(i, fmt) for i in range(len(model))] == want, fmt
+        lines = tshark("-r", str(path), "-t", "dd", "-Y", "frame.len > 100", "-T", "fields", "-e",
+                       "frame.number", "-e", "_ws.col.Time").splitlines()  # fmt: skip
+        shown = [(int(a) - 1, b) for a, b in (line.split("\t") for line in lines)]
+        assert len(shown) > 2
+        previous = [None, *(i for i, _ in shown[:-1])]
+        got = [model.time_text(i, "delta_displayed", p) for (i, _), p in zip(shown, previous, strict=True)]
+        assert got == [t for _, t in shown]
+    finally:
+        model.session.close()
+
+
+def test_time_references() -> None:
+    """A reference shows *REF*; relative times after it count from it, before it from the first."""
+    model = CaptureModel(Session.open(SAMPLES / "grpc-demo.pcap", load_registry()))
+    try:
+        ts = model.index.records.ts_ns
+        refs = [10, 40]
+        assert model.time_text(10, "relative", None, refs) == "*REF*"
+        assert model.time_text(40, "epoch", None, refs) == "*REF*"
+        assert model.time_text(5, "relative", None, refs) == f"{(int(ts[5]) - int(ts[0])) / 1e9:.6f}"
+        assert model.time_text(20, "relative", None, refs) == f"{(int(ts[20]) - int(ts[10])) / 1e9:.6f}"
+        assert model.time_text(50, "relative", None, refs) == f"{(int(ts[50]) - int(ts[40])) / 1e9:.6f}"
+        assert model.time_text(50, "delta", None, refs) == model.time_text(50, "delta")
+        with pytest.raises(ValueError):
+            model.time_text(0, "sideways")
+    finally:
+        model.session.close()
+
+
+def test_sort_order_by_numbers_and_texts() -> None:
+    model = CaptureModel(Session.open(SAMPLES / "grpc-demo.pcap", load_registry()))
+    try:
+        rows = np.arange(len(model), dtype=np.int64)
+        order = model.sort_order(rows, model.index.records.wirelen)
+        assert order is not None
+        lengths = model.index.records.wirelen[rows[order]]
+        assert (np.diff(lengths.astype(np.int64)) >= 0).all()
+        texts = {0: "10", 1: "9", 2: "0x20"}
+        assert model.sort_order(np.arange(3), lambda i: texts[i]).tolist() == [1, 0, 2]
+        words = {0: "b", 1: "a", 2: ""}
+        assert model.sort_order(np.arange(3), lambda i: words[i]).tolist() == [2, 1, 0]
+        assert model.sort_order(rows, lambda i: str(i), lambda: True) is None
+    finally:
+        model.session.close()
+
+
+def test_field_texts_of_every_packet() -> None:
+    model = CaptureModel(Session.open(SAMPLES / "grpc-demo.pcap", load_registry()))
+    try:
+        values = model.field_texts("http2.headers.path")
+        assert values is not None
+        paths = {values.get(i) for i in range(len(model))} - {None}
+        assert "/demo.Directory/Get" in paths
+        assert model.field_texts("frame.len", lambda: True) is None
+    finally:
+        model.session.close()
+
+
+@pytest.mark.parametrize("name", ["ndpi--teams.pcap", "packt--grpc-go_Unary.pcapng"])
+def test_endpoint_ranks_sort_as_the_texts_do(name: str) -> None:
+    """Sorting by Source or Destination through the ranks is a stable sort by the column's text."""
+    model = CaptureModel(Session.open(public_capture(name), load_registry()))
+    try:
+        for destination in (False, True):
+            texts = [model.row(i).dst if destination else model.row(i).src for i in range(len(model))]
+            order = np.argsort(model.endpoint_ranks(destination), kind="stable").tolist()
+            assert order == sorted(range(len(model)), key=texts.__getitem__)
+    finally:
+        model.session.close()
