@@ -1,23 +1,27 @@
-"""protoscope's Textual app: flows, packets, details and hex, gRPC calls, findings."""
+"""protoscope's Textual app: flows, packets, details and hex, gRPC calls, reports, findings.
+
+The app composes the views and answers the keys; what a key does to the data lives in the headless
+modules (model, filter, find, follow, report) and the widgets (packets, detail, views, timeline).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from datetime import datetime
+from dataclasses import replace
 from pathlib import Path
 from time import sleep as worker_sleep
 from typing import Any, ClassVar
 
 import numpy as np
-from textual import work
+from rich.text import Text
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.command import Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.screen import ModalScreen
+from textual.geometry import Size
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import (
     DataTable,
     Footer,
@@ -26,7 +30,6 @@ from textual.widgets import (
     Label,
     ProgressBar,
     Sparkline,
-    Static,
     TabbedContent,
     TabPane,
     Tree,
@@ -36,19 +39,65 @@ from textual.worker import get_current_worker
 from protoscope.captures.index import build_index
 from protoscope.captures.live import LiveCapture
 from protoscope.captures.source import open_preview
-from protoscope.decoders.registry import Registry
+from protoscope.decoders.registry import DecodeAs, Registry, RegistryError
 
+from ..config import Config, load_config, remember_filter, save_config
+from ..fields import known_fields
+from ..filter import FilterError, compile_filter
+from ..find import FindQuery, find_next
 from ..model import CaptureModel, PacketDetail
 from ..report.export import write_pcapng
-from ..report.ladder import arrows, draw, text_ladder
+from ..report.ladder import arrows, draw, mermaid, text_ladder
 from ..session import Session
 from .detail import DetailTree, HexView, Span
+from .exporting import default_path, packet_rows, report_rows
+from .filterbar import FilterBar, NameScreen
+from .follow import FollowScreen
+from .help import HELP_KEYS, HELP_WIDTH, HelpScreen, help_text
 from .ladder import LadderScreen
+from .livestatus import counted, live_text
 from .packets import PacketList
+from .palette import MAX_PALETTE_FLOWS, GoTo
 from .phases import PhaseChart
+from .screens import DecodeAsScreen, ExportChoice, ExportScreen, FindScreen, GoToScreen
+from .stats import StatsView
 from .text import clean, literal
 from .timeline import Timeline
-from .views import CallsTable, CallTree, FindingsTree, FlowsTable, ReportTable, RowTree
+from .views import (
+    FIRST_COLUMNS,
+    CallsTable,
+    CallTree,
+    FindingsTree,
+    FlowsTable,
+    ReportTable,
+    RowTree,
+    empty_reason,
+    session_line,
+)
+
+# The dialogs, the palette and the help live in their own modules; their names stay importable
+# from here, where the tests and the command line have always found them.
+__all__ = [
+    "DETAIL_DELAY",
+    "HELP_KEYS",
+    "HELP_WIDTH",
+    "LAYOUTS",
+    "LAYOUT_NAMES",
+    "LIVE_REFRESH",
+    "MAIN_PANES",
+    "MAX_PALETTE_FLOWS",
+    "NARROW",
+    "SHORT",
+    "SHORT_LIST_ROWS",
+    "FilterBar",
+    "GoTo",
+    "HelpScreen",
+    "NameScreen",
+    "ProtoscopeApp",
+    "counted",
+    "help_text",
+    "run",
+]
 
 DETAIL_DELAY = 0.08
 """Seconds the packet cursor must rest before its detail is decoded and shown."""
@@ -56,68 +105,26 @@ LIVE_REFRESH = 1.0
 """Seconds between two looks at a live capture's spool. Each look re-reads the spool in a worker
 (index, flows and the decoding pass: ~1 s per 100k packets) and the next waits for it to finish,
 so on a busy link the view updates less often rather than falling behind."""
-
-HELP = """\
-protoscope keys
-
-  Tab / Shift+Tab   move between panes          p  packets   c  calls   f  findings
-  ↑ ↓ / j k         move                        PgUp PgDn / Space   page
-  g / G             first / last packet         Enter   open (flow: its packets; packet: detail)
-  Esc               back (all packets) / stop loading
-  Ctrl+P            command palette: go to frame / flow / call / stream / session
-  Ctrl+E            live capture: pause / resume (packets arriving while paused are not kept)
-  ?                 this help                   q   quit
-
-Capture text is shown literally: no markup; control, bidi and other format characters
-are escaped (\\x1b, \\u202e).
-"""
-
-
-class HelpScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "dismiss", "Close")]
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > Static { width: 90; border: round $accent; padding: 1 2; background: $panel; }
-    """
-
-    def compose(self) -> ComposeResult:
-        yield Static(HELP)
-
-
-class GoTo(Provider):
-    """Command palette: "frame N", "flow N", "call N", and a row of any report ("stream N",
-    "session N", a plugin's)."""
-
-    async def search(self, query: str) -> Hits:
-        app = self.app
-        assert isinstance(app, ProtoscopeApp)
-        model = app.model
-        if model is None:
-            return
-        words = query.lower().split()
-        number = next((int(w) for w in words if w.isdigit()), None)
-        targets: list[tuple[str, Callable[[], None]]] = []
-        if number is not None:
-            if 1 <= number <= len(model):
-                targets.append((f"go to frame {number}", lambda: app.go_to_packet(number - 1)))
-            if number < len(model.index.flows):
-                label = clean(model.flow_label(number))
-                targets.append((f"go to flow {number} ({label})", lambda: app.show_flow(number)))
-            if number < len(model.decoded.calls):
-                targets.append((f"go to call {number}", lambda: app.show_call(number)))
-            for name in app._extra_reports():
-                if number < len(model.decoded.reports.get(name, [])):
-                    noun = clean(name[:-1] if name.endswith("s") else name)
-                    targets.append(
-                        (f"go to {noun} {number}", lambda name=name: app.show_report_row(name, number))  # type: ignore[misc]
-                    )
-        for name in ("packets", "calls", "findings"):
-            targets.append((f"show {name}", lambda name=name: app.show_tab(name)))  # type: ignore[misc]
-        matcher = self.matcher(query)
-        for text, action in targets:
-            score = matcher.match(text)
-            if score > 0 or number is not None:
-                yield Hit(max(score, 0.5), matcher.highlight(text), action, text=text)
+NARROW = 120
+"""Columns below which the flows pane leaves the packets tab (Tab or the palette brings it back)
+and the detail and hex panes stack: at 80 columns a 34% flows pane left the list 50 cells, too
+few for two addresses with their ports."""
+SHORT = 36
+"""Rows below which the tabs take one line and the list a fixed 12 (10 packets, its header and
+room for the sideways scroll): at 24 rows percentages left the list 4 packets."""
+SHORT_LIST_ROWS = 12
+LAYOUTS = ("list", "detail", "hex")
+"""What `\\` cycles through, as termshark's layout key: the list alone, the list and the detail,
+the list, the detail and the hex."""
+LAYOUT_NAMES = {"list": "packet list", "detail": "list + detail", "hex": "list + detail + hex"}
+MAIN_PANES = {
+    "packets": "#packet-list",
+    "calls": "#calls-table",
+    "findings": "#findings-tree",
+    "timeline": "#timeline-view",
+    "statistics": "#stats",
+}
+"""The pane each tab opens on (a report tab: its table)."""
 
 
 class ProtoscopeApp(App[None]):
@@ -127,52 +134,87 @@ class ProtoscopeApp(App[None]):
     TabbedContent { height: 1fr; }
     TabbedContent > ContentSwitcher { height: 1fr; }
     TabPane { height: 1fr; padding: 0; }
+    #filter { height: 1; border: none; padding: 0 1; background: $boost; }
+    #filter:focus { background: $primary 25%; }
+    #filter.invalid { background: $error 45%; }
     #top { height: 55%; }
-    #filter { height: 3; }
-    #filter.invalid { border: tall $error; }
     #flows { width: 34%; }
-    #bottom { height: 45%; }
+    #bottom { height: 1fr; }
     #detail { width: 1fr; border-top: solid $accent; }
     #hex-pane { width: 78; border-top: solid $accent; overflow-x: auto; }
     HexView { width: 76; }
     #status { height: 1; }
     #status Label { width: 1fr; }
-    #status ProgressBar { width: 40; }
-    #calls-table { height: 45%; }
-    .report-table { height: 45%; }
+    #status ProgressBar { width: 30; }
+    #calls-table { height: auto; max-height: 45%; }
+    .report-table { height: auto; max-height: 45%; }
     .report-tree { height: 1fr; border-top: solid $accent; }
     .spark { height: 2; display: none; }
     .spark-label { display: none; }
     .spark.lost > .sparkline--max-color { color: $error; }
-    .narrow #top { layout: vertical; }
-    .narrow #flows { width: 100%; height: 4; }
+    .empty { color: $text-muted; padding: 0 1; display: none; }
+    .summary { padding: 0 1; text-style: bold; display: none; height: auto; width: 100%; }
+    #call-detail { height: 1fr; border-top: solid $accent; }
+    .narrow #flows { display: none; }
+    .narrow.flows-open #flows { display: block; width: 1fr; }
+    .narrow.flows-open #packet-list { display: none; }
     .narrow #bottom { layout: vertical; }
     .narrow #detail { height: 1fr; width: 100%; }
-    .narrow #hex-pane { width: 100%; height: 7; }
-    #call-detail { height: 1fr; border-top: solid $accent; }
+    .narrow #hex-pane { width: 100%; height: 9; }
+    .short Tabs { height: 1; }
+    .short Tabs Underline { display: none; }
+    .short #top { height: 12; }
+    .short #hex-pane { height: 6; }
+    .short.layout-hex #top { height: 9; }
+    .short #calls-table, .short .report-table { max-height: 40%; }
+    .layout-list #bottom { display: none; }
+    .layout-list #top { height: 1fr; }
+    .layout-detail #hex-pane { display: none; }
+    .zoom-hidden { display: none !important; }
+    .zoom-full { width: 1fr !important; height: 1fr !important; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
-        Binding("p", "show_tab('packets')", "Packets"),
-        Binding("c", "show_tab('calls')", "Calls"),
-        Binding("f", "show_tab('findings')", "Findings"),
-        Binding("s", "show_tab('report-streams')", "Streams"),
-        Binding("w", "show_tab('report-sessions')", "Sessions"),
-        Binding("t", "show_tab('timeline')", "Timeline"),
-        Binding("l", "ladder", "Ladder"),
-        Binding("escape", "back", "Back"),
+        Binding("p", "show_tab('packets')", "Packets", show=False),
+        Binding("c", "show_tab('calls')", "Calls", show=False),
+        Binding("f", "show_tab('findings')", "Findings", show=False),
+        Binding("s", "show_tab('report-streams')", "Streams", show=False),
+        Binding("w", "show_tab('report-sessions')", "Sessions", show=False),
+        Binding("t", "show_tab('timeline')", "Timeline", show=False),
+        Binding("i", "show_tab('statistics')", "Statistics", show=False),
+        Binding("l", "ladder", "Ladder", show=False),
+        Binding("escape", "back", "Back", show=False),
         Binding("slash", "focus_filter", "Filter"),
+        Binding("backslash", "layout", "Layout"),
+        Binding("z", "zoom", "Zoom"),
         Binding("e", "export", "Export"),
         Binding("ctrl+e", "pause", "Pause/Resume"),
+        Binding("F", "follow", "Follow", show=False),
+        Binding("ctrl+f", "find", "Find", show=False),
+        Binding("n", "find_again(False)", "Find next", show=False),
+        Binding("N", "find_again(True)", "Find previous", show=False),
+        Binding("ctrl+g", "go_to", "Go to", show=False),
+        Binding("d", "decode_as", "Decode as", show=False),
+        Binding("y", "copy_grpcurl", "Copy grpcurl", show=False),
     ]
 
-    def __init__(self, path: str | Path, registry: Registry, live: LiveCapture | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        registry: Registry,
+        live: LiveCapture | None = None,
+        display_filter: str | None = None,
+        config: Config | None = None,
+    ) -> None:
         super().__init__()
         self.path = Path(path)
         self.registry = registry
         self.live = live
         """A running live capture spooling to `path`; None for a capture file."""
+        self.display_filter = display_filter
+        """`-Y`: applied once the first decoding pass is done."""
+        self.config = config if config is not None else load_config()
         self._live_shown = 0
         self._live_ended = False
         self.model: CaptureModel | None = None
@@ -180,31 +222,48 @@ class ProtoscopeApp(App[None]):
         self.sub_title = clean(f"live on {live.iface}: {path}" if live is not None else path)
         self._detail_for: int | None = None
         self._detail_timer: Timer | None = None
+        self.layout_mode = "hex"
+        self._layout_chosen = False
+        self._zoomed: Widget | None = None
+        self._filter_text: str | None = None
+        """The display filter the list shows (re-applied after a decode-as)."""
+        self._narrowed: str | None = None
+        """What narrows the list, for the status line: the filter, or a flow."""
+        self._ladder_flows: list[int] = []
+        """The flows of the ladder shown last (`e` on it writes them as Mermaid)."""
+        self._find_query: FindQuery | None = None
+        self._protocols: set[str] = set()
+        self._fields: list[str] | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
         with TabbedContent(initial="packets"):
             with TabPane("Packets", id="packets"):
-                yield Input(
-                    placeholder="display filter, e.g. stun.type == 0x0101 (Enter applies, Esc clears)",
+                yield FilterBar(
+                    self.config.filter_history,
+                    self.field_names,
+                    placeholder="display filter, e.g. grpc.status != 0 (Tab completes, Enter applies)",
                     id="filter",
                 )
                 with Horizontal(id="top"):
                     yield FlowsTable(id="flows")
-                    yield PacketList(id="packet-list")
+                    yield PacketList(config=self.config, id="packet-list")
                 with Horizontal(id="bottom"):
-                    yield DetailTree("packet", id="detail")
+                    yield DetailTree("packet", registry=self.registry, id="detail")
                     with VerticalScroll(id="hex-pane"):
                         yield HexView(id="hex")
             with TabPane("Calls", id="calls"):
                 with Vertical():
+                    yield Label("", id="calls-empty", classes="empty")
                     yield CallsTable(id="calls-table")
                     yield CallTree("call", id="call-detail")
             for name in self._extra_reports():
                 # A plugin names its analysis: the tab shows the name literally (no markup).
                 with TabPane(Content(clean(name.capitalize())), id=f"report-{name}"):
                     with Vertical():
+                        yield Label("", id=f"report-{name}-empty", classes="empty")
                         yield ReportTable(id=f"report-{name}-table", classes="report-table")
+                        yield Label("", id=f"report-{name}-summary", classes="summary")
                         yield Label("", id=f"report-{name}-spark-label", classes="spark-label")
                         yield Sparkline([], id=f"report-{name}-spark-jitter", classes="spark")
                         yield Sparkline([], id=f"report-{name}-spark-lost", classes="spark lost")
@@ -213,7 +272,11 @@ class ProtoscopeApp(App[None]):
             with TabPane("Timeline", id="timeline"):
                 yield Timeline(id="timeline-view")
             with TabPane("Findings", id="findings"):
-                yield FindingsTree("findings", id="findings-tree")
+                with Vertical():
+                    yield Label("", id="findings-empty", classes="empty")
+                    yield FindingsTree("findings", id="findings-tree")
+            with TabPane("Statistics", id="statistics"):
+                yield StatsView(id="stats")
         with Horizontal(id="status"):
             yield Label(literal(f"loading {self.path}"), id="status-text")
             yield ProgressBar(id="progress", show_eta=False)
@@ -223,9 +286,17 @@ class ProtoscopeApp(App[None]):
         """Analyses without a dedicated view get a generic tab: a plugin's report shows up too."""
         return [n for n in sorted(self.registry.analyses) if n != "calls"]
 
+    def tab_titles(self) -> dict[str, str]:
+        """Tab id -> its title, in the order the tabs stand."""
+        titles = {"packets": "Packets", "calls": "Calls"}
+        titles |= {f"report-{n}": clean(n.capitalize()) for n in self._extra_reports()}
+        return titles | {"timeline": "Timeline", "findings": "Findings", "statistics": "Statistics"}
+
     def on_mount(self) -> None:
         self.query_one(PacketList).focus()
-        self.set_class(self.size.width < 120, "narrow")
+        self._fit(self.size)
+        for problem in self.config.problems:
+            self.say(problem, "warning")
         if self.live is None:
             self.load()
         else:
@@ -237,9 +308,149 @@ class ProtoscopeApp(App[None]):
         """Pause/resume is a live-capture key: hidden from the footer for a capture file."""
         return self.live is not None if action == "pause" else True
 
-    def on_resize(self) -> None:
-        """Below 120 columns the panes stack instead of standing side by side."""
-        self.set_class(self.size.width < 120, "narrow")
+    def say(self, text: str, severity: str = "information") -> None:
+        """A message as a notification: it wraps instead of being cut, and the status line keeps
+        only the counters."""
+        self.notify(clean(text), severity=severity, markup=False, timeout=8)  # type: ignore[arg-type]
+
+    # -- layout -------------------------------------------------------------------------------
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Re-lay out for the new size. The event's size, not `self.size`: this handler runs
+        before Textual's own `App._on_resize` (the subclass comes first in the MRO), which is
+        what stores the new size, so `self.size` here was the previous one: the layout lagged
+        one resize behind."""
+        self._fit(event.size)
+
+    def _fit(self, size: Size) -> None:
+        narrow, short = size.width < NARROW, size.height < SHORT
+        self.set_class(narrow, "narrow")
+        self.set_class(short, "short")
+        if not narrow:
+            self.remove_class("flows-open")
+        if not self._layout_chosen:
+            self.layout_mode = "detail" if narrow or short else "hex"
+        self._apply_layout()
+        self.call_after_refresh(self._reveal_cursors)
+
+    def _apply_layout(self) -> None:
+        for mode in LAYOUTS:
+            self.set_class(mode == self.layout_mode, f"layout-{mode}")
+
+    def _reveal_cursors(self) -> None:
+        """After a resize or a layout change the selected rows stay on screen."""
+        if not self.query(PacketList):
+            return  # a resize before the views are composed
+        packets = self.query_one(PacketList)
+        if packets.count:
+            top, rows = int(packets.scroll_offset.y), max(1, packets.scrollable_content_region.height - 1)
+            if not top <= packets.cursor < top + rows:
+                packets.move_to(packets.cursor)
+        for table in self.query(DataTable):
+            if table.row_count and table.display:
+                table.move_cursor(row=table.cursor_row, scroll=True)
+
+    def action_layout(self) -> None:
+        """`\\`: list, list + detail, list + detail + hex (termshark's layouts)."""
+        self._unzoom()
+        self.layout_mode = LAYOUTS[(LAYOUTS.index(self.layout_mode) + 1) % len(LAYOUTS)]
+        self._layout_chosen = True
+        self._apply_layout()
+        focused = self.focused
+        if focused is not None and focused.id in ("detail", "hex-pane") and self.layout_mode != "hex":
+            if self.layout_mode == "list" or focused.id == "hex-pane":
+                self.query_one(PacketList).focus()
+        self.call_after_refresh(self._reveal_cursors)
+
+    def _panes(self) -> list[Widget]:
+        """The panes of the shown tab, in Tab order."""
+        active = self.query_one(TabbedContent).active
+        if active == "packets":
+            ids = ["flows", "packet-list"]
+            ids += ["detail"] if self.layout_mode != "list" else []
+            ids += ["hex-pane"] if self.layout_mode == "hex" else []
+        elif active == "calls":
+            ids = ["calls-table", "call-detail"]
+        elif active.startswith("report-"):
+            ids = [f"{active}-table", f"{active}-tree"]
+        else:
+            ids = [MAIN_PANES[active].removeprefix("#")]
+        return [self.query_one(f"#{i}") for i in ids]
+
+    def _main_pane(self) -> Widget:
+        """The pane a tab opens on: its list or table."""
+        active = self.query_one(TabbedContent).active
+        return self.query_one(MAIN_PANES.get(active, f"#{active}-table"))
+
+    def _pane_of(self, widget: Widget | None) -> Widget | None:
+        panes = self._panes()
+        while widget is not None:
+            if widget in panes:
+                return widget
+            widget = widget.parent if isinstance(widget.parent, Widget) else None
+        return None
+
+    def action_focus_next(self) -> None:
+        self._cycle(1)
+
+    def action_focus_previous(self) -> None:
+        self._cycle(-1)
+
+    def _cycle(self, step: int) -> None:
+        """Tab between the panes of the shown tab; on a narrow terminal the flows pane, hidden
+        there, opens in the list's place when its turn comes and closes when focus leaves it."""
+        if self.screen is not self.screen_stack[0] or self._zoomed is not None:
+            self.screen.focus_next() if step > 0 else self.screen.focus_previous()
+            return
+        panes = self._panes()
+        here = self._pane_of(self.focused)
+        if here is None:  # from the filter bar or a click elsewhere: the tab's main pane
+            target = self._main_pane()
+        else:
+            target = panes[(panes.index(here) + step) % len(panes)]
+        if target.id == "flows" and self.has_class("narrow"):
+            self.add_class("flows-open")
+            self.call_after_refresh(target.focus)
+        else:
+            target.focus()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        if event.widget.id != "flows":
+            self.remove_class("flows-open")
+
+    def open_flows(self) -> None:
+        """The flows pane: beside the list on a wide terminal, in its place on a narrow one."""
+        self.show_tab("packets")
+        if self.has_class("narrow"):
+            self.add_class("flows-open")
+        self.call_after_refresh(self.query_one(FlowsTable).focus)
+
+    def action_zoom(self) -> None:
+        """`z`: the focused pane takes the whole tab; again, back."""
+        if self._zoomed is not None:
+            self._unzoom()
+            return
+        pane = self._pane_of(self.focused)
+        if pane is None:
+            return
+        tab = self.query_one(TabbedContent).active_pane
+        node: Widget = pane
+        while node is not tab and isinstance(node.parent, Widget):
+            for sibling in node.parent.children:
+                if sibling is not node and not isinstance(sibling, Input):
+                    sibling.add_class("zoom-hidden")
+            node.add_class("zoom-full")
+            node = node.parent
+        self._zoomed = pane
+        self.call_after_refresh(self._reveal_cursors)
+
+    def _unzoom(self) -> None:
+        if self._zoomed is None:
+            return
+        self._zoomed = None
+        self.query(".zoom-hidden").remove_class("zoom-hidden")
+        self.query(".zoom-full").remove_class("zoom-full")
+        self.call_after_refresh(self._reveal_cursors)
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -249,13 +460,16 @@ class ProtoscopeApp(App[None]):
         preview = open_preview(self.path)
         if preview is not None and len(preview.records):
             # Rows at once: the first megabyte is indexed in milliseconds, the whole file next.
-            self.call_from_thread(self._preview, CaptureModel(Session(build_index(preview), self.registry)))
+            self.call_from_thread(
+                self._preview,
+                CaptureModel(Session(build_index(preview), self.registry), self.config.colour_rules),
+            )
         try:
             session = Session.open(self.path, self.registry)
         except Exception as exc:  # CaptureError and friends: one line, no traceback
-            self.call_from_thread(self._status, f"cannot open {self.path}: {exc}")
+            self.call_from_thread(self._failed, f"cannot open {self.path}: {exc}")
             return
-        model = CaptureModel(session)
+        model = CaptureModel(session, self.config.colour_rules)
         self.call_from_thread(self._loaded, model)
 
         def progress(done: int, total: int) -> None:
@@ -265,43 +479,88 @@ class ProtoscopeApp(App[None]):
         if not worker.is_cancelled:
             self.call_from_thread(self._decoded)
 
+    def _failed(self, text: str) -> None:
+        self.query_one(ProgressBar).display = False
+        self._status(text)
+        self.say(text, "error")
+
     def _preview(self, model: CaptureModel) -> None:
         if self.model is None:
             self.query_one(PacketList).set_model(model)
-            self._status(f"reading {self.path}: first {len(model)} packets shown")
+            self._status(f"reading {self.path}: first {len(model)} packets")
 
     def _loaded(self, model: CaptureModel) -> None:
+        keep = self.query_one(PacketList).cursor if self.model is None else 0
         self.model = model
         self.query_one(PacketList).set_model(model)
         self.query_one(FlowsTable).fill(model)
         self.query_one(Timeline).set_model(model)
-        self._status(f"{len(model)} packets, {len(model.index.flows)} flows — decoding…")
-        self.query_one(PacketList).move_to(0)
+        self._status(f"{counted(len(model), 'packet')}, {counted(len(model.index.flows), 'flow')}, decoding")
+        self.query_one(PacketList).move_to(keep)
 
     def _progress(self, done: int, total: int) -> None:
+        if not self.query(ProgressBar):
+            return  # the app closed during the pass
         self.query_one(ProgressBar).update(total=max(total, 1), progress=done)
         self.query_one(PacketList).refresh()
 
     def _decoded(self) -> None:
         model = self.model
         assert model is not None
-        # Done: the bar gives its 40 columns back to the status line (an 80-column terminal would
-        # cut the findings count off).
+        # Done: the bar gives its columns back to the status line.
         self.query_one(ProgressBar).display = False
+        self._protocols = set(model.decoded.protocol.values())
         self.query_one(FlowsTable).fill(model)
         self.query_one(CallsTable).fill(model.decoded.calls)
+        self._empty("calls", "#calls-empty", bool(model.decoded.calls))
         for name in self._extra_reports():
-            self.query_one(f"#report-{name}-table", ReportTable).fill(model.decoded.reports.get(name, []))
+            rows = model.decoded.reports.get(name, [])
+            self.query_one(f"#report-{name}-table", ReportTable).fill(rows, FIRST_COLUMNS.get(name, ()))
+            self._empty(name, f"#report-{name}-empty", bool(rows))
         self.query_one(FindingsTree).fill(model.decoded.findings)
+        self._empty("findings", "#findings-empty", bool(model.decoded.findings))
+        self.query_one(StatsView).set_model(model)
         self.query_one(PacketList).refresh()
-        counts = model.finding_counts()
-        self._status(
-            f"{len(model)} packets, {len(model.index.flows)} flows, {len(model.decoded.calls)} gRPC calls, "
-            f"{sum(counts.values())} findings ({counts['error']} errors)"
-        )
+        self._update_status()
+        if self.display_filter:
+            text, self.display_filter = self.display_filter, None
+            self.use_filter(text)
+
+    def _empty(self, name: str, label: str, has_rows: bool) -> None:
+        """An empty view says what is empty and why, instead of an empty table."""
+        widget = self.query_one(label, Label)
+        widget.display = not has_rows
+        if not has_rows:
+            widget.update(literal(empty_reason(name, self._protocols)))
 
     def _status(self, text: str) -> None:
         self.query_one("#status-text", Label).update(literal(text))
+
+    def _update_status(self) -> None:
+        """The counters: packets (shown of all when a flow or filter narrows the list), flows,
+        calls, findings."""
+        model = self.model
+        if model is None:
+            return
+        if self.live is not None:
+            self._status(self._live_text())
+            return
+        packets = self.query_one(PacketList)
+        shown = counted(len(model), "packet")
+        if packets.rows is not None:
+            shown = f"{packets.count} of {shown}"
+        counts = model.finding_counts()
+        text = ", ".join(
+            (
+                shown,
+                counted(len(model.index.flows), "flow"),
+                counted(len(model.decoded.calls), "gRPC call"),
+                f"{counted(sum(counts.values()), 'finding')} ({counted(counts['error'], 'error')})",
+            )
+        )
+        if self._narrowed and packets.rows is not None:
+            text += f" · {self._narrowed}"
+        self._status(text)
 
     # -- live capture -------------------------------------------------------------------------
 
@@ -325,19 +584,7 @@ class ProtoscopeApp(App[None]):
     def _live_text(self) -> str:
         live = self.live
         assert live is not None
-        stats = live.stats
-        state = "stopped" if self._live_ended else ("PAUSED" if live.paused else "capturing")
-        parts = [f"{state} on {live.iface} → {stats.spool}", f"{stats.packets} packets"]
-        parts.append(f"{stats.dropped} dropped" if stats.dropped is not None else "drops unknown")
-        if stats.skipped:
-            parts.append(f"{stats.skipped} not kept while paused")
-        if self.model is not None:
-            parts.append(f"{len(self.model.index.flows)} flows, {len(self.model.decoded.calls)} gRPC calls")
-        if live.error is not None:
-            parts.append(str(live.error))
-        elif not self._live_ended:
-            parts.append("Ctrl+E " + ("resumes" if live.paused else "pauses"))
-        return ", ".join(parts)
+        return live_text(live, self._live_ended, self.model)
 
     @work(thread=True, exclusive=True, group="load")
     def refresh_live(self) -> None:
@@ -346,9 +593,9 @@ class ProtoscopeApp(App[None]):
         try:
             session = Session.open(self.path, self.registry, growing=True)
         except Exception as exc:  # a spool we cannot read: one line, no traceback
-            self.call_from_thread(self._status, f"cannot read the spool {self.path}: {exc}")
+            self.call_from_thread(self.say, f"cannot read the spool {self.path}: {exc}", "error")
             return
-        model = CaptureModel(session)
+        model = CaptureModel(session, self.config.colour_rules)
         model.decode_all(None, lambda: worker.is_cancelled)
         if not worker.is_cancelled:
             self.call_from_thread(self._live_loaded, model)
@@ -390,6 +637,9 @@ class ProtoscopeApp(App[None]):
         self._detail_timer = self.set_timer(DETAIL_DELAY, lambda: self.load_detail(index))
 
     def on_packet_list_chosen(self, message: PacketList.Chosen) -> None:
+        if self.layout_mode == "list":
+            self.layout_mode = "detail"
+            self._apply_layout()
         self.query_one(DetailTree).focus()
 
     @work(thread=True, exclusive=True, group="detail")
@@ -403,6 +653,8 @@ class ProtoscopeApp(App[None]):
             self.call_from_thread(self._show_detail, detail)
 
     def _show_detail(self, detail: PacketDetail) -> None:
+        if not self.query(DetailTree):
+            return  # the app closed while the worker decoded
         self._detail_for = detail.index
         self.query_one(DetailTree).show(detail)
         self.query_one(HexView).show(detail.frame)
@@ -411,6 +663,16 @@ class ProtoscopeApp(App[None]):
         if event.control.id == "detail":
             span: Span = event.node.data
             self.query_one(HexView).highlight(span)
+
+    def on_packet_list_notice(self, message: PacketList.Notice) -> None:
+        self.say(message.text)
+
+    def on_detail_tree_add_column(self, message: DetailTree.AddColumn) -> None:
+        self.query_one(PacketList).add_column(message.field)
+        self.say(f"column added: {message.field}")
+
+    def on_detail_tree_apply_filter(self, message: DetailTree.ApplyFilter) -> None:
+        self.use_filter(message.text)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.control.id == "flows" and event.row_key.value is not None:
@@ -431,6 +693,11 @@ class ProtoscopeApp(App[None]):
                 self.query_one(f"#report-{name}-tree", RowTree).show(f"{name} {n}", rows[n])
                 self._sparklines(name, rows[n])
                 self.query_one(f"#report-{name}-phases", PhaseChart).show(rows[n])
+                line = self.query_one(f"#report-{name}-summary", Label)
+                line.display = name == "sessions"
+                if name == "sessions":
+                    bad = "bold red" if rows[n].get("failed_phase") else ""
+                    line.update(Text(clean(session_line(rows[n])), style=bad))  # wraps at 80 columns
 
     def _sparklines(self, name: str, row: dict[str, object]) -> None:
         """A stream's jitter and loss per second, when the row has them (RTP streams)."""
@@ -454,20 +721,26 @@ class ProtoscopeApp(App[None]):
 
     # -- display filter -----------------------------------------------------------------------
 
+    def field_names(self) -> list[str]:
+        """Every display-filter field name, for Tab completion (computed once)."""
+        if self._fields is None:
+            self._fields = sorted({info.abbrev for info in known_fields(self.registry)})
+        return self._fields
+
     def action_focus_filter(self) -> None:
+        self._unzoom()
         self.show_tab("packets")
-        self.query_one("#filter", Input).focus()
+        self.query_one(FilterBar).focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        """Validated as you type: the bar turns red while the filter does not parse."""
+        """Validated as you type: the bar turns red while the filter does not compile (an unknown
+        field too: compile_filter names it and the closest known ones)."""
         if event.input.id != "filter":
             return
-        from ..filter import FilterError, compile_filter
-
         text = event.value.strip()
         try:
             if text:
-                compile_filter(text)
+                compile_filter(text, self.registry)
             event.input.remove_class("invalid")
             event.input.tooltip = None
         except FilterError as exc:
@@ -479,13 +752,34 @@ class ProtoscopeApp(App[None]):
             return
         text = event.value.strip()
         if not text:
-            self.query_one(PacketList).show_only(None)
+            self._show_all()
             return
         if event.input.has_class("invalid"):
-            self._status(f"bad filter: {event.input.tooltip}")
+            self.say(f"bad filter: {event.input.tooltip}", "error")
             return
-        self._status(f"filtering: {text}")
+        remember_filter(self.config, text)
+        self._report_config_problems()
+        self._filter_text = text
+        self._narrowed = f"filter: {text}"
         self.apply_filter(text)
+
+    def use_filter(self, text: str) -> None:
+        """Put `text` in the bar and apply it (the palette's saved filters, `-Y`, the detail's `a`)."""
+        bar = self.query_one(FilterBar)
+        self.show_tab("packets")
+        bar.value = text
+        try:
+            compile_filter(text, self.registry)
+        except FilterError as exc:
+            self.say(f"bad filter: {exc}", "error")
+            return
+        self._filter_text = text
+        self._narrowed = f"filter: {text}"
+        self.apply_filter(text)
+
+    def _report_config_problems(self) -> None:
+        while self.config.problems:
+            self.say(self.config.problems.pop(0), "warning")
 
     @work(thread=True, exclusive=True, group="filter")
     def apply_filter(self, text: str) -> None:
@@ -503,17 +797,40 @@ class ProtoscopeApp(App[None]):
         packets = self.query_one(PacketList)
         packets.show_only(rows)
         packets.focus()
-        self._status(f"{len(rows)} packets match {text} (Esc: all packets)")
+        self._update_status()
+        if not rows:
+            self.say(f"no packet matches {text}")
+
+    def ask_filter_name(self) -> None:
+        """ "save filter": the filter in the bar under a name the user gives."""
+        text = self.query_one(FilterBar).value.strip()
+        if not text:
+            self.say("type a filter in the bar (/) first, then save it", "warning")
+            return
+
+        def saved(name: str | None) -> None:
+            if not name:
+                return
+            self.config.saved_filters[name] = text
+            try:
+                save_config(self.config)
+            except OSError as exc:
+                self.say(f"cannot save the settings: {exc.strerror or exc}", "error")
+                return
+            self.say(f"saved filter {name}: {text}")
+
+        self.push_screen(NameScreen(f"a name for the filter {text}"), saved)
 
     # -- ladder -------------------------------------------------------------------------------
 
     def action_ladder(self) -> None:
         """The ladder of what is selected: a report row with `flows` (a WebRTC session: every
-        endpoint it involved) or a `flow` (a call, a stream), the flow under the cursor in the flows
-        table, or the selected packet's flow."""
+        endpoint it involved) or a `flow` (a stream), a call (its stream only), the timeline's
+        lane, the flow under the cursor in the flows table, or the selected packet's flow."""
         model = self.model
         if model is None:
             return
+        active = self.query_one(TabbedContent).active
         row = self._selected_row()
         if row is not None:
             flows = row.get("flows")
@@ -521,19 +838,26 @@ class ProtoscopeApp(App[None]):
             if not chosen and isinstance(row.get("flow"), int):
                 chosen = [int(str(row["flow"]))]
             if chosen:
-                what = f"session {row.get('id')}" if isinstance(flows, list) else f"flow {chosen[0]}"
-                self.build_ladder(chosen, what)
+                stream = row.get("stream_id") if active == "calls" else None
+                if isinstance(flows, list):
+                    what = f"session {row.get('id')}"
+                elif isinstance(stream, int):
+                    what = f"call {row.get('path')} (flow {chosen[0]}, stream {stream})"
+                else:
+                    what = f"flow {chosen[0]}"
+                self.build_ladder(chosen, what, stream if isinstance(stream, int) else None)
                 return
-        flows_table = self.query_one(FlowsTable)
         fid: int | None = None
-        if flows_table.has_focus and flows_table.row_count:
-            fid = flows_table.cursor_row
+        if active == "timeline":
+            fid = self.query_one(Timeline).lane if model.index.flows else None
+        elif self.query_one(FlowsTable).has_focus and self.query_one(FlowsTable).row_count:
+            fid = self.query_one(FlowsTable).cursor_row
         else:
             packets = self.query_one(PacketList)
             if packets.count:
                 fid = int(model.index.flow[packets.packet_at(packets.cursor)])
         if fid is None or fid < 0:
-            self._status("no flow selected for a ladder")
+            self.say("no flow selected for a ladder", "warning")
             return
         self.build_ladder([fid], f"flow {fid}")
 
@@ -548,58 +872,213 @@ class ProtoscopeApp(App[None]):
         return rows[table.cursor_row] if table.row_count and 0 <= table.cursor_row < len(rows) else None
 
     @work(thread=True, exclusive=True, group="ladder")
-    def build_ladder(self, flows: list[int], what: str) -> None:
+    def build_ladder(self, flows: list[int], what: str, stream_id: int | None = None) -> None:
         model = self.model
         assert model is not None
         width = max(60, self.size.width - 10)
         if len(flows) == 1:
-            lines = text_ladder(model.session, flows[0], width)
+            if stream_id is None:
+                lines = text_ladder(model.session, flows[0], width)
+            else:  # a call: its stream's frames only
+                lines = text_ladder(model.session, flows[0], width, stream_id=stream_id)
             title = f"{what}: {model.flow_label(flows[0])} (Esc closes; --export mermaid --flow {flows[0]})"
         else:
             lines = draw(list(arrows(model.session, flows)), width)
             export = f"--export mermaid --{what}"
             title = f"{what}: flows {', '.join(map(str, flows))} (Esc closes; {export})"
+        self._ladder_flows = flows
         self.call_from_thread(self.push_screen, LadderScreen(lines, title))
 
     # -- export -------------------------------------------------------------------------------
 
     def action_export(self) -> None:
-        """The packets in view (a flow, or what the filter kept) to a pcapng file; in the Calls or
-        a report tab, that report to JSON."""
+        """`e`: the view to a file the user names: packets (displayed or marked) to pcapng, a report
+        tab's rows to JSON, the timeline (or a session's, a stream's flows) to Mermaid."""
         model = self.model
         if model is None:
+            self.say("nothing to export yet: the capture is still loading", "warning")
             return
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         active = self.query_one(TabbedContent).active
+        if isinstance(self.screen, LadderScreen):  # its `e` calls app.export: the ladder's flows
+            active = "ladder"
+        if active == "packets":
+            default, choices = default_path(self.path, "packets", ".pcapng"), ["displayed", "marked"]
+        elif active in ("timeline", "ladder"):
+            default, choices = default_path(self.path, active, ".mmd"), ["mermaid"]
+        elif active == "statistics":
+            self.say(
+                "statistics are written by the command line: protoscope FILE --report "
+                "hierarchy|endpoints|conversations|io|methods --format json"
+            )
+            return
+        else:
+            name = "calls" if active == "calls" else active.removeprefix("report-")
+            default, choices = default_path(self.path, name, ".json"), ["json"]
+
+        def chosen(choice: ExportChoice | None) -> None:
+            if choice is not None:
+                self._write_export(active, Path(choice.path).expanduser(), choice.which)
+
+        self.push_screen(ExportScreen(default, choices), chosen)
+
+    def _write_export(self, active: str, target: Path, which: str) -> None:
+        model = self.model
+        assert model is not None
         try:
             if active == "packets":
                 packets = self.query_one(PacketList)
-                rows = packets.rows if packets.rows is not None else range(len(model))
-                target = Path(f"protoscope-{stamp}.pcapng")
+                rows = packet_rows(which, packets.marked, packets.rows, len(model))
+                if which == "marked" and not rows:
+                    self.say("no packet is marked (m marks the packet under the cursor)", "warning")
+                    return
                 count = write_pcapng(model.session, rows, target)
-                self._status(f"wrote {count} packets to {target.resolve()}")
-            elif active == "calls" or active.startswith("report-"):
-                name = "calls" if active == "calls" else active[len("report-") :]
-                target = Path(f"protoscope-{name}-{stamp}.json")
-                report = model.decoded.reports.get(name, [])
+                self.say(f"wrote {count} {which} packets to {target.resolve()}")
+            elif active in ("timeline", "ladder"):
+                flows = self._ladder_flows if active == "ladder" else []
+                if len(flows) == 1:  # one flow: its client drawn first, as the ladder does
+                    lines = list(mermaid(model.session, flow=flows[0]))
+                else:
+                    lines = list(mermaid(model.session, flows=flows or None))
+                target.write_text("\n".join(lines) + "\n")
+                what = f"flows {', '.join(map(str, flows))}" if flows else "the capture"
+                self.say(f"wrote the sequence diagram (Mermaid) of {what} to {target.resolve()}")
+            else:
+                name = "calls" if active == "calls" else active.removeprefix("report-")
+                report = report_rows(model, name)
                 target.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str) + "\n")
-                self._status(f"wrote {len(report)} {name} to {target.resolve()}")
+                self.say(f"wrote {len(report)} {name} to {target.resolve()}")
         except OSError as exc:
-            self._status(f"export failed: {exc.strerror}")
+            self.say(f"cannot write {target}: {exc.strerror or exc}", "error")
+
+    # -- the other engineers' screens ----------------------------------------------------------
+
+    def action_follow(self) -> None:
+        """`F`: the selected packet's flow, or in Calls the selected call (its stream's messages)."""
+        model = self.model
+        if model is None:
+            return
+        if self.query_one(TabbedContent).active == "calls":
+            row = self._selected_row()
+            if row is None:
+                self.say("no call selected to follow", "warning")
+                return
+            flow, stream = int(str(row["flow"])), row.get("stream_id")
+            self.push_screen(
+                FollowScreen(model, flow, stream_id=stream if isinstance(stream, int) else None, call=row)
+            )
+            return
+        packets = self.query_one(PacketList)
+        fid = int(model.index.flow[packets.packet_at(packets.cursor)]) if packets.count else -1
+        if fid < 0:
+            self.say("this packet belongs to no TCP or UDP flow: nothing to follow", "warning")
+            return
+        self.push_screen(FollowScreen(model, fid))
+
+    def action_find(self) -> None:
+        """Ctrl+F: Wireshark's Find Packet (a string, hex bytes, a regex or a display filter)."""
+
+        def chosen(query: FindQuery | None) -> None:
+            if query is not None:
+                self._find_query = query
+                self.run_find(query, False)
+
+        self.push_screen(FindScreen(self._find_query), chosen)
+
+    def action_find_again(self, backwards: bool) -> None:
+        if self._find_query is None:
+            self.say("nothing to find again: Ctrl+F asks what to find", "warning")
+            return
+        self.run_find(self._find_query, backwards)
+
+    @work(thread=True, exclusive=True, group="find")
+    def run_find(self, query: FindQuery, backwards: bool) -> None:
+        model = self.model
+        if model is None:
+            return
+        worker = get_current_worker()
+        packets = self.query_one(PacketList)
+        start = packets.packet_at(packets.cursor) if packets.count else -1
+        try:
+            found = find_next(model, query, start, packets.rows, backwards, lambda: worker.is_cancelled)
+        except ValueError as exc:
+            self.call_from_thread(self.say, f"cannot find: {exc}", "error")
+            return
+        if worker.is_cancelled:
+            return
+        if found is None:
+            self.call_from_thread(self.say, f"not found: {query.text}", "warning")
+            return
+        self.call_from_thread(self.go_to_packet, found.packet)
+        if found.wrapped:
+            where = "start" if backwards else "end"
+            self.call_from_thread(self.say, f"found frame {found.packet + 1} after passing the {where}")
+
+    def action_go_to(self) -> None:
+        """Ctrl+G: go to a frame by its number."""
+
+        def chosen(frame: int | None) -> None:
+            if frame is None or self.model is None:
+                return
+            if not 1 <= frame <= len(self.model):
+                self.say(f"no frame {frame}: the capture has {len(self.model)}", "warning")
+                return
+            self.go_to_packet(frame - 1)
+
+        packets = self.query_one(PacketList)
+        current = packets.packet_at(packets.cursor) + 1 if packets.count else None
+        self.push_screen(GoToScreen(len(self.model) if self.model is not None else 0, current), chosen)
+
+    def action_decode_as(self) -> None:
+        """`d`: decode-as rules, applied without a restart: a new registry with the rules, the
+        capture opened again, the list kept at the same packet."""
+        rules = [_rule_text(r) for r in self.registry.decode_as]
+
+        def chosen(new: list[str] | None) -> None:
+            if new is None or new == rules:
+                return
+            try:
+                parsed = [DecodeAs.parse(r) for r in new]
+                for rule in parsed:
+                    if rule.protocol not in self.registry.decoders:
+                        known = ", ".join(sorted(self.registry.decoders))
+                        raise RegistryError(f"no decoder {rule.protocol!r} (known: {known})")
+            except RegistryError as exc:
+                self.say(str(exc), "error")
+                return
+            self.registry = replace(self.registry, decode_as=parsed, expectations={})
+            self.display_filter = self._filter_text  # the filter comes back once decoded again
+            self.query_one(DetailTree).registry = self.registry
+            self.model = None
+            self.query_one(ProgressBar).display = True
+            self.say("decode as: " + ("; ".join(new) or "no rules") + ": decoding again")
+            self.load()
+
+        self.push_screen(DecodeAsScreen(rules, list(self.registry.decoders)), chosen)
+
+    def action_copy_grpcurl(self) -> None:
+        """`y` in Calls: the call as a grpcurl command line, to the clipboard and shown."""
+        row = self._selected_row() if self.query_one(TabbedContent).active == "calls" else None
+        if row is None:
+            self.say("y copies a gRPC call as grpcurl: select one in Calls (c)", "warning")
+            return
+        command = row.get("grpcurl")
+        if not isinstance(command, str) or not command:
+            self.say("this call has no grpcurl command (its request was not seen)", "warning")
+            return
+        self.copy_to_clipboard(command)
+        shown = "\n".join(clean(line) for line in command.splitlines())  # a heredoc keeps its lines
+        self.notify(shown, title="copied as grpcurl", markup=False, timeout=15)
 
     # -- navigation ---------------------------------------------------------------------------
 
     def show_tab(self, name: str) -> None:
         """Switch views and focus the new one (else focus would stay in the hidden pane)."""
-        targets = {
-            "packets": "#packet-list",
-            "calls": "#calls-table",
-            "findings": "#findings-tree",
-            "timeline": "#timeline-view",
-        }
-        target = targets.get(name, f"#{name}-table")
-        self.query_one(target).focus()
+        if name not in self.tab_titles():
+            self.say(f"no {name.removeprefix('report-')} view: that analysis is not loaded", "warning")
+            return
+        self._unzoom()
         self.query_one(TabbedContent).active = name
+        self._main_pane().focus()
 
     def action_show_tab(self, name: str) -> None:
         self.show_tab(name)
@@ -609,11 +1088,14 @@ class ProtoscopeApp(App[None]):
         if model is None:
             return
         self.show_tab("packets")
+        self.remove_class("flows-open")
         rows = np.flatnonzero(model.index.flow == fid).tolist()
         packets = self.query_one(PacketList)
         packets.show_only(rows)
         packets.focus()
-        self._status(f"flow {fid}: {model.flow_label(fid)} {len(rows)} packets (Esc: all packets)")
+        self._filter_text = None
+        self._narrowed = f"flow {fid}: {model.flow_label(fid)} (Esc: all packets)"
+        self._update_status()
 
     def show_call(self, n: int) -> None:
         calls = self._calls()
@@ -637,27 +1119,43 @@ class ProtoscopeApp(App[None]):
         packets = self.query_one(PacketList)
         packets.go_to_packet(index)
         packets.focus()
+        self._update_status()
+
+    def _show_all(self) -> None:
+        packets = self.query_one(PacketList)
+        if packets.rows is not None:
+            packets.show_only(None)
+        self._filter_text = self._narrowed = None
+        self._update_status()
 
     async def action_back(self) -> None:
+        self._unzoom()
         for worker in self.workers:
             if self.live is None and worker.group == "load" and worker.is_running:
                 worker.cancel()
-                self._status("loading stopped (Esc): the packets read so far are shown")
+                self.say("loading stopped (Esc): the packets read so far are shown")
                 return
-        packets = self.query_one(PacketList)
-        bar = self.query_one("#filter", Input)
+        if self.has_class("flows-open"):
+            self.remove_class("flows-open")
+            self.query_one(PacketList).focus()
+            return
+        bar = self.query_one(FilterBar)
         if bar.has_focus or bar.value:
             bar.value = ""
-        if packets.rows is not None:
-            packets.show_only(None)
-            if self.model is not None:
-                self._status(f"{len(self.model)} packets")
+        self._show_all()
         self.show_tab("packets")
-        packets.focus()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
 
-def run(path: str, registry: Registry, live: LiveCapture | None = None) -> None:
-    ProtoscopeApp(path, registry, live).run()
+def _rule_text(rule: DecodeAs) -> str:
+    """A rule as `-d` takes it: `tcp.port==50051,http2`, `udp.port==5000-5010,rtp`."""
+    ports = str(rule.low) if rule.low == rule.high else f"{rule.low}-{rule.high}"
+    return f"{rule.transport}.port=={ports},{rule.protocol}"
+
+
+def run(
+    path: str, registry: Registry, live: LiveCapture | None = None, display_filter: str | None = None
+) -> None:
+    ProtoscopeApp(path, registry, live, display_filter).run()

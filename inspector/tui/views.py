@@ -1,18 +1,50 @@
-"""Flows, gRPC calls and findings."""
+"""Lists and trees of the viewer's tabs: flows, gRPC calls, findings, any analysis's rows; each
+moves with the same keys (↑↓ j k, g G, PgUp PgDn, Enter) and says why it is empty when it is."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable, Tree
 
 from ..model import CaptureModel, FindingAt
-from .detail import Span, json_tree
+from .detail import json_tree
 from .text import literal
 
+TABLE_KEYS: list[BindingType] = [
+    Binding("j", "cursor_down", "Down", show=False),
+    Binding("k", "cursor_up", "Up", show=False),
+    Binding("g", "scroll_top", "First", show=False),
+    Binding("G", "scroll_bottom", "Last", show=False),
+]
+"""The packet list's keys for every table (Wireshark's and vi's fingers work in each view)."""
 
-class FlowsTable(DataTable[Any]):
+TREE_KEYS: list[BindingType] = [
+    Binding("j", "cursor_down", "Down", show=False),
+    Binding("k", "cursor_up", "Up", show=False),
+    Binding("g,home", "scroll_home", "First", show=False),
+    Binding("G,end", "scroll_end", "Last", show=False),
+    Binding("pagedown", "page_down", "Page down", show=False),
+    Binding("pageup", "page_up", "Page up", show=False),
+]
+
+
+class ListTable(DataTable[Any]):
+    """A row-cursor table with the viewer's list keys."""
+
+    BINDINGS: ClassVar[list[BindingType]] = TABLE_KEYS
+
+
+class ListTree(Tree[Any]):
+    """A tree with the viewer's list keys."""
+
+    BINDINGS: ClassVar[list[BindingType]] = TREE_KEYS
+
+
+class FlowsTable(ListTable):
     """Conversations with their protocol stack label; Enter shows only that flow's packets."""
 
     def fill(self, model: CaptureModel) -> None:
@@ -35,31 +67,44 @@ class FlowsTable(DataTable[Any]):
             )
 
 
-class CallsTable(DataTable[Any]):
+CALL_COLUMNS = ("Method", "Status", "Duration", "Req", "Resp", "Kind", "Flow", "Stream")
+"""In order of need: at 80 columns what a call did and how it ended is seen before where it ran."""
+
+
+def call_method(path: object) -> str:
+    """`/pkg.Service/Method` as `Service/Method`: the package is the part a narrow column can lose
+    (the detail tree below shows the whole path)."""
+    if not isinstance(path, str) or not path:
+        return "(unknown: headers before the capture)"
+    service, _, method = path.lstrip("/").rpartition("/")
+    return f"{service.rsplit('.', 1)[-1]}/{method}" if service else path
+
+
+class CallsTable(ListTable):
     def fill(self, calls: list[dict[str, object]]) -> None:
         self.clear(columns=True)
         self.cursor_type = "row"
-        for title in ("Flow", "Stream", "Method", "Kind", "Status", "Req", "Resp", "Duration"):
+        for title in CALL_COLUMNS:
             self.add_column(title)
         for n, c in enumerate(calls):
             duration = c.get("duration")
             self.add_row(
-                str(c["flow"]),
-                str(c["stream_id"]),
-                literal(c.get("path") or "(unknown: headers before the capture)"),
-                literal(c["kind"]),
+                literal(call_method(c.get("path"))),
                 literal(
                     c.get("status_name") or ("open" if c.get("end") is None else "—"),
                     "green" if c.get("status") == 0 else "bold red" if c.get("status") else "",
                 ),
+                f"{duration * 1000:.3f} ms" if isinstance(duration, float) else "",
                 str(len(c["requests"])),  # type: ignore[arg-type]
                 str(len(c["responses"])),  # type: ignore[arg-type]
-                f"{duration:.6f}" if isinstance(duration, float) else "",
+                literal(c["kind"]),
+                str(c["flow"]),
+                str(c["stream_id"]),
                 key=str(n),
             )
 
 
-class CallTree(Tree[Span]):
+class CallTree(ListTree):
     def show(self, call: dict[str, object]) -> None:
         self.clear()
         self.root.set_label(literal(f"{call.get('path')} ({call.get('kind')})"))
@@ -82,7 +127,7 @@ class CallTree(Tree[Span]):
         self.root.expand()
 
 
-class FindingsTree(Tree[int]):
+class FindingsTree(ListTree):
     """Expert info grouped by severity and code, the packets' own and the analyses' (with their
     phase); each leaf's data is its packet (-1: the file, or no packet)."""
 
@@ -123,37 +168,115 @@ def _where(f: FindingAt) -> str:
     return f"{where}, phase {f.phase}" if f.phase else where
 
 
-class ReportTable(DataTable[Any]):
+class ReportTable(ListTable):
     """Any analysis's rows (RTP streams, WebRTC sessions, a plugin's report); a row opens as a tree.
-    Nested values are summarised: a list by its length, a dict by its keys in order (a session's
-    phases read as its timeline)."""
+    Nested values are summarised (`summary`)."""
 
-    def fill(self, rows: list[dict[str, object]]) -> None:
+    def fill(self, rows: list[dict[str, object]], first: Sequence[str] = ()) -> None:
+        """Columns in the order the rows give them, after those of `first` that they have."""
         self.clear(columns=True)
         self.cursor_type = "row"
-        columns: list[str] = []
+        columns = [k for k in first if any(k in row for row in rows)]
         for row in rows:  # rows of one report may differ (sessions and TURN allocations)
             columns += [k for k in row if k not in columns]
         columns = columns[:14]
         for title in columns:
             self.add_column(literal(title))  # a plugin's rows: keys are its text
         for n, row in enumerate(rows):
-            self.add_row(*(literal(_summary(row.get(k))) for k in columns), key=str(n))
+            self.add_row(*(literal(cell(k, row.get(k))) for k in columns), key=str(n))
 
 
-def _summary(value: object) -> str:
+def cell(key: str, value: object) -> str:
+    """A report cell: an SSRC in hex as Wireshark shows it (`0x7f09e13e`), else `summary`."""
+    if key == "ssrc" and isinstance(value, int):
+        return f"0x{value:08x}"
+    return summary(value)
+
+
+def summary(value: object) -> str:
+    """A cell for a nested value: a mapping of plain values by its values (a nominated pair reads
+    `127.0.0.1:58318 → 127.0.0.1:3478`), a mapping of mappings by its keys in order (a session's
+    phases read as its timeline), a list by its length."""
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.3f}"
-    if isinstance(value, dict):
-        return " → ".join(map(str, value)) if value else "—"
+    if isinstance(value, Mapping):
+        if not value:
+            return "—"
+        plain = all(not isinstance(v, Mapping | list) for v in value.values())
+        return " → ".join(map(str, value.values() if plain else value))
     if isinstance(value, list):
         return str(len(value))
     return str(value)
 
 
-class RowTree(Tree[Span]):
+FIRST_COLUMNS: dict[str, tuple[str, ...]] = {
+    "sessions": ("id", "kind", "failed_phase", "nominated_pair", "client", "server", "relayed", "errors"),
+    "streams": ("ssrc", "src", "dst", "packets", "lost", "max_jitter_ms"),
+}
+"""Columns a report's table shows first: a WebRTC session and a TURN allocation share them, so
+every row of the Sessions tab shows values at 80 columns."""
+
+
+def session_line(row: Mapping[str, object]) -> str:
+    """One line for a WebRTC session or a TURN allocation: where it failed (or OK), the selected
+    candidate pair, the DTLS state and the media each way; what a glance at a call needs first."""
+    failed = row.get("failed_phase")
+    allocation = row.get("kind") == "turn_allocation"
+    noun = "TURN allocation" if allocation else "session"
+    parts = [f"{noun} {row.get('id')}: " + (f"FAILED in {failed}" if failed else "OK")]
+    if allocation:
+        parts.append(f"{row.get('client')} → {row.get('server')}")
+        if row.get("relayed"):
+            parts.append(f"relayed {row['relayed']}")
+        errors = row.get("errors")
+        if isinstance(errors, list) and errors:
+            parts.append(", ".join(map(str, errors)))
+        return " · ".join(parts)
+    pair = row.get("nominated_pair")
+    if isinstance(pair, Mapping) and pair:
+        parts.append(f"pair {pair.get('local')} ↔ {pair.get('remote')}")
+    else:
+        parts.append("no nominated pair")
+    dtls = row.get("dtls")
+    state = dtls.get("state") if isinstance(dtls, Mapping) else None
+    parts.append(f"DTLS {state}" if state not in (None, "none") else "no DTLS handshake")
+    media = row.get("media")
+    if isinstance(media, list):
+        sent = sum(int(m.get("packets", 0)) for m in media if isinstance(m, Mapping) and m.get("from_client"))
+        back = sum(
+            int(m.get("packets", 0)) for m in media if isinstance(m, Mapping) and not m.get("from_client")
+        )
+        parts.append(f"media → {sent} ← {back} packets")
+    return " · ".join(parts)
+
+
+EMPTY_REASONS: dict[str, tuple[str, frozenset[str]]] = {
+    "calls": ("no gRPC calls", frozenset({"http2", "grpc"})),
+    "streams": ("no RTP streams", frozenset({"rtp", "rtcp"})),
+    "sessions": ("no WebRTC sessions", frozenset({"stun", "dtls"})),
+}
+"""Per report: what its emptiness is called and the protocols whose absence explains it."""
+
+
+def empty_reason(name: str, protocols: set[str]) -> str:
+    """Why a report has no rows, from the protocols the capture carried ("no gRPC calls: no HTTP/2
+    connection in this capture"); a report this table does not know gets a plain sentence."""
+    what, needs = EMPTY_REASONS.get(name, (f"no {name}", frozenset()))
+    seen = {p.lower() for p in protocols}
+    if name == "findings":
+        return "no findings: every packet decoded without a problem"
+    if not needs:
+        return f"{what}: the {name} analysis found nothing in this capture"
+    if seen & needs:
+        found = ", ".join(sorted(p.upper() for p in seen & needs))
+        return f"{what}: {found} seen, but nothing the analysis could follow to the end"
+    labels = {"calls": "HTTP/2 connection", "streams": "RTP packet", "sessions": "STUN or DTLS packet"}
+    return f"{what}: no {labels[name]} in this capture"
+
+
+class RowTree(ListTree):
     def show(self, title: str, row: dict[str, object]) -> None:
         self.clear()
         self.root.set_label(literal(title))
