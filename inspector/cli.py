@@ -524,6 +524,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     on_screen = out.isatty()
     hold = on_screen and args.format == "text" and report not in ("packets", "fields", "follow")
     target: TextIO = _Held(out) if hold else out
+    _check_follow(session, args)
     options = ReportOptions(
         layer=args.layer,
         interval=args.interval,
@@ -543,7 +544,6 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             if report == "fields":
                 _write_fields(session, args, target)
             else:
-                _check_follow(session, args)
                 write(session, report, args.format, target, options)
         if isinstance(target, _Held):
             out.write(target.getvalue())
@@ -556,14 +556,17 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _check_follow(session: Session, args: argparse.Namespace) -> None:
-    """-z follow,tcp,...: the flow must be of that transport (tshark's stream numbers are per
-    transport; ours, which filters call tcp.stream and udp.stream, count both)."""
+    """-z follow,tcp|udp|http2,MODE,N: N is tshark's stream number (tcp.stream or udp.stream:
+    that transport's conversations in order of their first packet), turned into our flow id."""
+    from .filter import flow_of_stream
+
     transport = getattr(args, "follow_transport", None)
-    if transport is None or args.flow is None or not 0 <= args.flow < len(session.flows):
+    if transport is None or args.flow is None:
         return
-    actual = session.flows[args.flow].transport
-    if actual != transport:
-        raise _Usage(f"flow {args.flow} is {actual.upper()}, not {transport.upper()}")
+    flow = flow_of_stream(session, transport, args.flow)
+    if flow is None:
+        raise _Usage(f"no {transport}.stream {args.flow} in this capture")
+    args.flow = flow
 
 
 @contextmanager

@@ -1421,6 +1421,18 @@ def _context(session: Session) -> _Context:
     return ctx
 
 
+def stream_of_flow(session: Session, flow: int) -> int:
+    """tshark's tcp.stream (or udp.stream) of our flow `flow`."""
+    transport = session.flows[flow].transport
+    return int(_context(session).stream_of_flow(transport)[flow])
+
+
+def flow_of_stream(session: Session, transport: str, number: int) -> int | None:
+    """Our flow id of tshark's `tcp.stream == number` (or udp.stream), if there is one."""
+    flows = np.flatnonzero(_context(session).stream_of_flow(transport) == number)
+    return int(flows[0]) if len(flows) else None
+
+
 def tcp_bases(session: Session) -> npt.NDArray[np.int64]:
     """Each TCP flow's initial sequence number per direction ([flow, direction]): what tcp.seq and
     tcp.ack are relative to, here and in the Info column, so both agree."""

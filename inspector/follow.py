@@ -78,6 +78,9 @@ class Followed:
     server_bytes: int
     truncated: bool
     """More than FOLLOW_MAX_BYTES: the rest was left out."""
+    stream: int = -1
+    """tshark's tcp.stream (or udp.stream) of the flow: that transport's conversations numbered in
+    order of their first packet (our flow ids count TCP and UDP together)."""
 
 
 def _flow(session: Session, flow: int) -> npt.NDArray[np.int64]:
@@ -91,7 +94,17 @@ def _followed(session: Session, flow: int, what: str, chunks: list[FollowChunk],
     f = session.flows[flow]
     client = sum(len(c.data) for c in chunks if c.from_client)
     server = sum(len(c.data) for c in chunks if not c.from_client)
-    return Followed(flow, f.transport, str(f.client), str(f.server), what, chunks, client, server, truncated)
+    stream = stream_number(session, flow)
+    return Followed(
+        flow, f.transport, str(f.client), str(f.server), what, chunks, client, server, truncated, stream
+    )
+
+
+def stream_number(session: Session, flow: int) -> int:
+    """tshark's tcp.stream / udp.stream of our flow `flow`."""
+    from .filter import stream_of_flow
+
+    return stream_of_flow(session, flow)
 
 
 def follow_flow(session: Session, flow: int) -> Followed:
@@ -124,8 +137,8 @@ def follow_flow(session: Session, flow: int) -> Followed:
                 break
             total += len(data)
             chunks.append(FollowChunk(i + 1, ix.time(i), int(ix.direction[i]) == 0, data))
-    # Our flow id is what filters call tcp.stream / udp.stream.
-    return _followed(session, flow, f"{transport.upper()} stream {flow}", chunks, truncated)
+    what = f"{transport.upper()} stream {stream_number(session, flow)}"
+    return _followed(session, flow, what, chunks, truncated)
 
 
 class _Streams:

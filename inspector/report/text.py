@@ -300,9 +300,9 @@ FOLLOW_RULE: Final = "=" * 67
 def write_follow(followed: Followed, mode: str, lines: Iterable[tuple[bool, str]], out: TextIO) -> None:
     """A followed stream as `tshark -q -z follow,tcp,MODE,N` prints it: the two nodes, then the
     client's lines as they are and the server's after a tab."""
-    plain = followed.what == f"{followed.transport.upper()} stream {followed.flow}"
+    plain = followed.what == f"{followed.transport.upper()} stream {followed.stream}"
     head = (
-        [f"Follow: {followed.transport},{mode}", f"Filter: {followed.transport}.stream eq {followed.flow}"]
+        [f"Follow: {followed.transport},{mode}", f"Filter: {followed.transport}.stream eq {followed.stream}"]
         if plain
         else [f"Follow: {followed.what}, {mode}"]
     )

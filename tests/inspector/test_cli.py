@@ -344,3 +344,16 @@ def test_bad_statistics_arguments_are_one_line(capsys: pytest.CaptureFixture[str
     ):
         code, _, err = _main(capsys, path, *args)
         assert code == 2 and why in err and err.count("\n") == 1, (args, err)
+
+
+@pytest.mark.parametrize(("transport", "number"), [("tcp", 0), ("tcp", 2), ("tcp", 5), ("udp", 1)])
+def test_z_follow_takes_tsharks_stream_numbers(
+    capsys: pytest.CaptureFixture[str], transport: str, number: int
+) -> None:
+    """Flow ids count TCP and UDP together; -z follow,tcp,raw,N means tshark's tcp.stream N (here
+    a capture whose flows alternate between UDP and TCP): the output is tshark's, byte for byte."""
+    path = str(public_capture("ndpi--teams.pcap"))
+    code, out, _ = _main(capsys, path, "-z", f"follow,{transport},raw,{number}")
+    theirs = tshark("-r", path, "-q", "-z", f"follow,{transport},raw,{number}")
+    assert code == 0
+    assert out.strip().splitlines() == [line for line in theirs.strip().splitlines() if line]
