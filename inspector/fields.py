@@ -3,7 +3,7 @@
 Like Wireshark's hf_register_info tables, merged: the fields the decoders declare (their `fields`
 attribute, collected by `Registry.fields`), the frame and L2-L4 fields of captures/net.py, and the
 filter's virtual fields (tcp.stream, frame.time_relative, grpc.path, ...), which no layer emits
-but inspector/filter.py computes from the index columns and the decoded PDUs.
+but inspector/filter/ computes from the index columns and the decoded PDUs.
 """
 
 from __future__ import annotations
