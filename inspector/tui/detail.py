@@ -248,15 +248,23 @@ class HexView(Static):
         return out
 
 
-def json_tree(node: TreeNode[Span], value: object, label: str = "") -> None:
-    """A JSON-like value (a decoded message, metadata) as tree nodes, shown literally."""
+SSRC_KEYS = frozenset({"ssrc", "ssrcs"})
+"""Report keys whose integers are SSRCs: shown in hex as Wireshark shows them (`0x7f09553e`)."""
+
+
+def json_tree(node: TreeNode[Span], value: object, label: str = "", report: bool = False) -> None:
+    """A JSON-like value (a decoded message, metadata, a report row) as tree nodes, shown
+    literally; in a report's row (`report`), SSRCs in hex."""
     if isinstance(value, dict):
         child = node.add(literal(label or "{}"), expand=True) if label else node
         for k, v in value.items():
-            json_tree(child, v, str(k))
+            json_tree(child, v, str(k), report)
     elif isinstance(value, list):
         child = node.add(literal(f"{label} [{len(value)}]"), expand=True)
+        hex_items = report and label in SSRC_KEYS
         for i, v in enumerate(value):
-            json_tree(child, v, f"[{i}]")
+            json_tree(child, f"0x{v:08x}" if hex_items and isinstance(v, int) else v, f"[{i}]", report)
     else:
+        if report and label in SSRC_KEYS and isinstance(value, int) and not isinstance(value, bool):
+            value = f"0x{value:08x}"
         node.add_leaf(literal(f"{label}: {clean(value)}" if label else clean(value)))

@@ -190,6 +190,8 @@ def cell(key: str, value: object) -> str:
     """A report cell: an SSRC in hex as Wireshark shows it (`0x7f09e13e`), else `summary`."""
     if key == "ssrc" and isinstance(value, int):
         return f"0x{value:08x}"
+    if key == "ssrcs" and isinstance(value, list):
+        return summary([f"0x{v:08x}" if isinstance(v, int) else v for v in value])
     return summary(value)
 
 
@@ -280,5 +282,5 @@ class RowTree(ListTree):
     def show(self, title: str, row: dict[str, object]) -> None:
         self.clear()
         self.root.set_label(literal(title))
-        json_tree(self.root, row)
+        json_tree(self.root, row, report=True)
         self.root.expand()

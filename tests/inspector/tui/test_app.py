@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +284,8 @@ async def test_streams_tab_from_the_streams_analysis() -> None:
                 break
         labels = tree_text(app.query_one("#report-streams-tree"))
         assert "clock_rate: 8000" in labels
+        # SSRCs in hex, in the row's tree as in the table (Wireshark's form).
+        assert any(re.fullmatch(r"ssrc: 0x[0-9a-f]{8}", label) for label in labels), labels
         assert spark.display and len(spark.data) >= 8  # type: ignore[attr-defined]
 
 
