@@ -92,7 +92,8 @@ def parser() -> argparse.ArgumentParser:
         "-Y",
         "--filter",
         metavar="EXPR",
-        help="display filter for packets and findings, e.g. 'stun.type == 0x0101'",
+        help="display filter (Wireshark's language, see --list-fields): the packets, or the rows with a "
+        "matching packet, of every report but summary and follow; the viewer's first filter",
     )
     p.add_argument(
         "--export",

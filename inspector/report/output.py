@@ -19,10 +19,11 @@ if TYPE_CHECKING:
 
 STATISTICS = ("hierarchy", "endpoints", "conversations", "io", "methods")
 """Reports of `inspector/stats.py` (Wireshark's Statistics menu, tshark's `-z`)."""
-FILTERED = frozenset({"packets", "findings", "flows", *STATISTICS, "calls"})
-"""Reports a display filter (-Y) means something for: packets and findings it keeps; flows, calls
-and statistics count or keep what has a matching packet. Others refuse one (`ReportError`): follow
-shows a whole flow (choose it with --flow), the summary describes the file."""
+UNFILTERED = frozenset({"summary", "follow"})
+"""Reports a display filter (-Y) means nothing for (`ReportError`): follow shows a whole flow
+(choose it with --flow), the summary describes the file. Every other report filters: packets and
+findings keep the matching packets; flows, every analysis's rows (calls, streams, sessions, a
+plugin's) and the statistics keep or count what has a matching packet."""
 
 
 class ReportError(ValueError):
@@ -57,8 +58,8 @@ class ReportOptions:
 
 def write(session: Session, name: str, fmt: str, out: TextIO, options: ReportOptions | None = None) -> None:
     options = options or ReportOptions()
-    if session.display_filter and name not in FILTERED:
-        raise ReportError(f"-Y does not apply to --report {name} (it filters: {', '.join(sorted(FILTERED))})")
+    if session.display_filter and name in UNFILTERED:
+        raise ReportError(f"-Y does not apply to --report {name} (it filters every other report)")
     if name == "summary":
         data: Any = rows.summary(session)
         if fmt == "text":
@@ -97,7 +98,7 @@ def write(session: Session, name: str, fmt: str, out: TextIO, options: ReportOpt
     else:
         items = rows.analysis_rows(session, name)
         if session.display_filter:
-            items = _with_matching_frame(items, _mask(session))
+            items = _with_matching_packet(session, items, _mask(session))
     if fmt in ("jsonl", "json"):
         _write_json((json.dumps(item, ensure_ascii=False) for item in items), fmt, out)
         return
@@ -129,20 +130,80 @@ def _matched_flows(session: Session) -> Iterator[dict[str, Any]]:
 
 
 def _frames(row: Mapping[str, Any]) -> Iterator[int]:
-    """The frames an analysis row names: `frame`, and those of its requests and responses."""
+    """The frames an analysis row names: `frame`, those of its requests and responses (a call),
+    and those where its phases began (a session)."""
     if isinstance(row.get("frame"), int):
         yield row["frame"]
     for key in ("requests", "responses"):
         for item in row.get(key) or ():
             if isinstance(item, Mapping) and isinstance(item.get("frame"), int):
                 yield item["frame"]
+    phases = row.get("phases")
+    if isinstance(phases, Mapping):
+        for phase in phases.values():
+            if isinstance(phase, Mapping) and isinstance(phase.get("frame"), int):
+                yield phase["frame"]
 
 
 def _with_matching_frame(items: Iterable[dict[str, Any]], mask: Mask | None) -> Iterator[dict[str, Any]]:
-    """An analysis's rows under -Y: those with a frame the filter matches."""
+    """Rows under -Y: those with a frame the filter matches."""
     for row in items:
         if mask is None or any(0 < f <= len(mask) and mask[f - 1] for f in _frames(row)):
             yield row
+
+
+def _with_matching_packet(
+    session: Session, items: Iterable[dict[str, Any]], mask: Mask | None
+) -> Iterator[dict[str, Any]]:
+    """An analysis's rows under -Y: those with a matching packet. A row that lists its packets'
+    frames (a gRPC call: its requests and responses) matches by them; a row that stands for whole
+    flows (a WebRTC session's `flows`, a row's `flow`, an RTP stream's `src` and `dst`) matches
+    when one of those flows has a matching packet."""
+    if mask is None:
+        yield from items
+        return
+    matched = set(np.unique(session.index.flow[mask]).tolist())
+    streams: set[tuple[int, int]] | None = None
+    ends = {(str(f.client), str(f.server)): f.id for f in session.flows}
+    ends.update({(server, client): fid for (client, server), fid in list(ends.items())})
+    for row in items:
+        if any(0 < f <= len(mask) and mask[f - 1] for f in _frames(row)):
+            yield row
+            continue
+        if "requests" in row or "responses" in row:
+            # A gRPC call: its messages' frames said no; its header blocks (the trailers with
+            # grpc-status) are on the packets of its HTTP/2 stream.
+            if row.get("flow") in matched and isinstance(row.get("stream_id"), int):
+                streams = _matching_streams(session, mask) if streams is None else streams
+                if (row["flow"], row["stream_id"]) in streams:
+                    yield row
+            continue
+        flows = row.get("flows")
+        named = [*(flows if isinstance(flows, list) else ()), row.get("flow")]
+        named.append(ends.get((str(row.get("src")), str(row.get("dst")))))
+        if any(isinstance(f, int) and f in matched for f in named):
+            yield row
+
+
+def _matching_streams(session: Session, mask: Mask) -> set[tuple[int, int]]:
+    """(flow, HTTP/2 stream id) of every frame the matching packets carry."""
+    from ..session import flatten
+
+    found: set[tuple[int, int]] = set()
+    packets = np.flatnonzero(mask)
+    flows = np.unique(session.index.flow[packets])
+    # The matching packets' flows decoded from their start (HTTP/2 needs its HPACK state).
+    wanted = np.flatnonzero(np.isin(session.index.flow, flows[flows >= 0]))
+    for pd in session.decode(packets=wanted.tolist()):
+        if not mask[pd.index]:
+            continue
+        fid = int(session.index.flow[pd.index])
+        for pdu in pd.pdus:
+            ids = flatten(pdu.fields).get("http2.streamid")
+            for sid in ids if isinstance(ids, list) else [ids]:
+                if isinstance(sid, int):
+                    found.add((fid, sid))
+    return found
 
 
 def statistics_rows(session: Session, name: str, options: ReportOptions) -> list[dict[str, Any]]:

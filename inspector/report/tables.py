@@ -178,6 +178,10 @@ LAYOUTS: Final[dict[str, tuple[str | Column, ...]]] = {
 """Columns of each known row kind, most useful first (a terminal too narrow shows them in this
 order); keys a row has beyond these follow in the row's order."""
 
+TEXT_LEFT_OUT: Final = {"calls": ("grpcurl",)}
+"""Keys a text table leaves out (JSON keeps them): a call's grpcurl command is a line of its own to
+copy, as wide as the rest of the row (`--format json` or `y` in the viewer gives it)."""
+
 TITLES: Final = {
     "turn_allocation": "TURN allocations",
     "hierarchy": "Protocol hierarchy",
@@ -220,6 +224,8 @@ def _table(report: str, kind: str, rows: list[Row], cells: Cells) -> TextTable:
         present.update(dict.fromkeys(row))
     if kind != report:
         present.pop("kind", None)  # the table's title says it
+    for key in TEXT_LEFT_OUT.get(kind, ()):
+        present.pop(key, None)
     columns = [c for c in _columns(LAYOUTS.get(kind, ())) if c.key in present or c.show is not None]
     shown = {k for c in columns for k in (c.key, *c.covers)}
     columns += [Column(k) for k in present if k not in shown]

@@ -270,9 +270,32 @@ def test_filter_means_something_or_is_refused(capsys: pytest.CaptureFixture[str]
     assert code == 0 and [f["id"] for f in json.loads(out)] == [0]
     code, out, _ = _main(capsys, path, "-z", "io,phs", "-Y", "http2", "--format", "json")
     assert code == 0 and json.loads(out)[0]["frames"] == 71
-    for args in (["--report", "summary"], ["--report", "streams"], ["--export", "mermaid", "--flow", "0"]):
+    # A call whose trailers (grpc-status) match: the frame is its HTTP/2 stream's, not a message's.
+    code, out, _ = _main(capsys, path, "--report", "calls", "-Y", "grpc.status != 0", "--format", "json")
+    assert code == 0 and [(c["stream_id"], c["status_name"]) for c in json.loads(out)] == [
+        (3, "NOT_FOUND"),
+        (39, "DEADLINE_EXCEEDED"),
+    ]
+    for args in (["--report", "summary"], ["--report", "follow"], ["--export", "mermaid", "--flow", "0"]):
         code, _, err = _main(capsys, path, *args, "-Y", "tcp")
         assert code == 2 and "-Y does not apply" in err, (args, err)
+
+
+def test_filter_keeps_streams_and_sessions_with_a_matching_packet(capsys: pytest.CaptureFixture[str]) -> None:
+    """RTP streams and WebRTC sessions stand for whole flows: under -Y the rows one of whose flows
+    has a matching packet (the TURN sample: the client's allocation on port 55203)."""
+    path = str(GRPC_DEMO.parent / "webrtc-turn.pcap")
+    code, out, _ = _main(capsys, path, "--report", "streams", "-Y", "udp.port == 55203", "--format", "json")
+    ends = sorted((s["src"], s["dst"]) for s in json.loads(out))
+    assert code == 0 and ends == [
+        ("127.0.0.1:3478", "127.0.0.1:55203"),
+        ("127.0.0.1:55203", "127.0.0.1:3478"),
+    ]
+    code, out, _ = _main(capsys, path, "--report", "sessions", "-Y", "udp.port == 55203", "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and rows and len(rows) < 4
+    code, out, _ = _main(capsys, path, "--report", "streams", "-Y", "udp.port == 1", "--format", "json")
+    assert code == 0 and json.loads(out) == []
 
 
 def test_interfaces_fields_and_turn_auth(capsys: pytest.CaptureFixture[str]) -> None:

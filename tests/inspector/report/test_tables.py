@@ -43,7 +43,7 @@ def test_a_calls_kind_is_a_column_not_a_table() -> None:
     assert table.headers[:5] == ["path", "status", "duration", "requests", "responses"]
     # status stands for status_name, path for service and method; every other key follows.
     assert not {"status_name", "service", "method"} & set(table.headers)
-    assert set(table.headers) == set(rows[0]) - {"status_name", "service", "method"}
+    assert set(table.headers) == set(rows[0]) - {"status_name", "service", "method", "grpcurl"}
     statuses = [r[table.headers.index("status")] for r in table.cells]
     assert "NOT_FOUND (5)" in statuses and "OK (0)" in statuses
 
