@@ -81,6 +81,9 @@ class Followed:
     stream: int = -1
     """tshark's tcp.stream (or udp.stream) of the flow: that transport's conversations numbered in
     order of their first packet (our flow ids count TCP and UDP together)."""
+    first_from_client: bool = True
+    """The flow's first packet was the client's. tshark's Node 0 is the first packet's sender, which
+    differs from the client when a capture starts mid-connection with the server's packet."""
 
 
 def _flow(session: Session, flow: int) -> npt.NDArray[np.int64]:
@@ -95,8 +98,20 @@ def _followed(session: Session, flow: int, what: str, chunks: list[FollowChunk],
     client = sum(len(c.data) for c in chunks if c.from_client)
     server = sum(len(c.data) for c in chunks if not c.from_client)
     stream = stream_number(session, flow)
+    first = int(np.argmax(session.index.flow == flow))
+    first_from_client = int(session.index.direction[first]) == 0
     return Followed(
-        flow, f.transport, str(f.client), str(f.server), what, chunks, client, server, truncated, stream
+        flow,
+        f.transport,
+        str(f.client),
+        str(f.server),
+        what,
+        chunks,
+        client,
+        server,
+        truncated,
+        stream,
+        first_from_client,
     )
 
 

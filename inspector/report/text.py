@@ -297,21 +297,56 @@ FOLLOW_RULE: Final = "=" * 67
 """tshark's rule around a followed stream."""
 
 
+ASCII_KEPT: Final = frozenset(range(0x20, 0x7F)) | {0x0A, 0x0D}
+"""Bytes Wireshark's Follow shows as they are in ASCII mode; every other byte is a '.'."""
+
+
 def write_follow(followed: Followed, mode: str, lines: Iterable[tuple[bool, str]], out: TextIO) -> None:
     """A followed stream as `tshark -q -z follow,tcp,MODE,N` prints it: the two nodes, then the
-    client's lines as they are and the server's after a tab."""
+    client's part as it is and the server's after a tab (in ASCII mode, tshark's: each segment's
+    length, the server's after a tab, then its bytes)."""
     plain = followed.what == f"{followed.transport.upper()} stream {followed.stream}"
     head = (
         [f"Follow: {followed.transport},{mode}", f"Filter: {followed.transport}.stream eq {followed.stream}"]
         if plain
         else [f"Follow: {followed.what}, {mode}"]
     )
-    out.write("\n".join([FOLLOW_RULE, *head, f"Node 0: {followed.client}", f"Node 1: {followed.server}", ""]))
-    for from_client, line in lines:
-        out.write(("" if from_client else "\t") + clean(line) + "\n")
+    # Node 0 is the first packet's sender, as in tshark; the other node's part is after a tab.
+    first = followed.first_from_client
+    nodes = (followed.client, followed.server) if first else (followed.server, followed.client)
+    out.write("\n".join(["", FOLLOW_RULE, *head, f"Node 0: {nodes[0]}", f"Node 1: {nodes[1]}", ""]))
+    if plain and mode == "ascii":
+        _write_follow_ascii(followed, out)
+    else:
+        for from_client, line in lines:
+            text = clean(line)
+            if mode == "hex":
+                text = _tshark_hex_line(text)
+            out.write(("" if from_client == first else "\t") + text + "\n")
     if followed.truncated:
         out.write(f"[truncated: more than {FOLLOW_MAX_BYTES} bytes; the rest is left out]\n")
     out.write(FOLLOW_RULE + "\n")
+
+
+def _tshark_hex_line(text: str) -> str:
+    """A Follow hex dump line as tshark 4.0 ends it: its ASCII part gets a space after the 8th byte
+    even when no byte follows, then loses one trailing space. So a line ending in a space loses
+    it, except a line of exactly 8 bytes (whose separator is the space lost)."""
+    count = len(text[10:59].split())  # offset, two spaces, then 16 "xx " cells and a group space
+    return text[:-1] if text.endswith(" ") and count != 8 else text
+
+
+def _write_follow_ascii(followed: Followed, out: TextIO) -> None:
+    """tshark's ASCII follow, byte for byte when piped. On a terminal a carriage return is shown as
+    '.' too: capture bytes must not move the cursor (see report/inert.py)."""
+    kept = ASCII_KEPT - {0x0D} if out.isatty() else ASCII_KEPT
+    table = bytes(b if b in kept else 0x2E for b in range(256))
+    for chunk in followed.chunks:
+        indent = "" if chunk.from_client == followed.first_from_client else "\t"
+        if not chunk.data:  # a hole in the stream: its label says how many bytes
+            out.write(f"{indent}{clean(chunk.label)}\n")
+            continue
+        out.write(f"{indent}{len(chunk.data)}\n{chunk.data.translate(table).decode('ascii')}\n")
 
 
 def _address_width(session: Session) -> int:

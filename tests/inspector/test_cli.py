@@ -369,14 +369,27 @@ def test_bad_statistics_arguments_are_one_line(capsys: pytest.CaptureFixture[str
         assert code == 2 and why in err and err.count("\n") == 1, (args, err)
 
 
-@pytest.mark.parametrize(("transport", "number"), [("tcp", 0), ("tcp", 2), ("tcp", 5), ("udp", 1)])
-def test_z_follow_takes_tsharks_stream_numbers(
-    capsys: pytest.CaptureFixture[str], transport: str, number: int
+@pytest.mark.parametrize(
+    ("capture", "transport", "number"),
+    [
+        ("ndpi--teams.pcap", "tcp", 0),
+        ("ndpi--teams.pcap", "tcp", 2),
+        ("ndpi--teams.pcap", "tcp", 5),
+        ("ndpi--teams.pcap", "udp", 1),
+        ("packt--grpc-go_Unary.pcapng", "tcp", 0),  # starts mid-connection with the server's packet
+        ("suricata-verify--http2-keywords.pcap", "tcp", 0),
+        ("arkime--http2-nghttp2.pcap", "tcp", 0),
+    ],
+)
+@pytest.mark.parametrize("mode", ["ascii", "hex", "raw"])
+def test_z_follow_is_tsharks_byte_for_byte(
+    capsys: pytest.CaptureFixture[str], capture: str, transport: str, number: int, mode: str
 ) -> None:
-    """Flow ids count TCP and UDP together; -z follow,tcp,raw,N means tshark's tcp.stream N (here
-    a capture whose flows alternate between UDP and TCP): the output is tshark's, byte for byte."""
-    path = str(public_capture("ndpi--teams.pcap"))
-    code, out, _ = _main(capsys, path, "-z", f"follow,{transport},raw,{number}")
-    theirs = tshark("-r", path, "-q", "-z", f"follow,{transport},raw,{number}")
+    """-z follow,tcp|udp,MODE,N prints what tshark prints: N is tshark's stream number (flow ids
+    count UDP and TCP together: ndpi--teams alternates them), Node 0 the first packet's sender,
+    ASCII with each segment's length, the hex dump's line ends as tshark 4.0 writes them."""
+    path = str(public_capture(capture))
+    code, out, _ = _main(capsys, path, "-z", f"follow,{transport},{mode},{number}")
     assert code == 0
-    assert out.strip().splitlines() == [line for line in theirs.strip().splitlines() if line]
+    # tshark() reads its output as text (universal newlines: CR LF and CR become LF): ours too.
+    assert out.replace("\r\n", "\n").replace("\r", "\n") == tshark("-r", path, "-q", "-z", f"follow,{transport},{mode},{number}")
