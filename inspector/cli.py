@@ -24,6 +24,7 @@ STDIN = "-"
 if TYPE_CHECKING:  # the engine is imported once the arguments are read: --version and usage errors
     # answer at once, and live capture (with scapy) is imported only for --live
     from protoscope.captures.live import LiveCapture
+    from protoscope.decoders.api import FieldInfo
     from protoscope.decoders.registry import Registry
 
     from .session import Progress, Session
@@ -506,13 +507,15 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             with _first_packets(path, registry, count) as shown:
                 run_tui(shown, registry, display_filter=args.filter)
             return EXIT_OK
-        # The viewer needs a terminal on both ends (it reads keys from stdin): `cat F | protoscope -`
-        # on a terminal gets the summary too.
-        which = "stdout" if not out.isatty() else "stdin"
-        print(f"protoscope: {which} is not a terminal; showing --report summary", file=sys.stderr)
-        report = "summary"
-        if args.filter is not None:
-            raise _Usage("-Y does not apply to the summary; give a --report that it filters")
+        # The viewer needs a terminal on both ends (it reads keys from stdin). Without one, a
+        # command line in tshark's words (-r, -Y, -c, -V, -x) gets tshark's answer, the packet
+        # list; `protoscope F | less` or `cat F | protoscope -` on a terminal gets the summary.
+        if args.read_file or args.filter is not None or count or args.detail or args.hex:
+            report = "packets"
+        else:
+            which = "stdout" if not out.isatty() else "stdin"
+            print(f"protoscope: {which} is not a terminal; showing --report summary", file=sys.stderr)
+            report = "summary"
     if report not in (*REPORTS, "fields") and report not in registry.analyses:
         known = ", ".join([*REPORTS, *sorted(registry.analyses)])
         raise _Usage(f"unknown report {report!r} (known: {known})")
@@ -630,11 +633,14 @@ def _field_options(options: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _field_value(name: str, value: object) -> str:
-    """A field's value as tshark -T fields prints it: numbers in decimal, booleans 1/0, bytes in
-    hex with colons, times in seconds with nine decimals."""
+def _field_value(name: str, value: object, info: FieldInfo | None = None) -> str:
+    """A field's value as tshark -T fields prints it: numbers in decimal, or in hex padded to the
+    field's width when the field is shown in hex (stun.type 0x0101, ip.id 0x1810), booleans 1/0,
+    bytes in hex with colons, times in seconds with nine decimals."""
     if isinstance(value, bool):
         return "1" if value else "0"
+    if isinstance(value, int) and info is not None and info.base == "hex" and value >= 0:
+        return f"0x{value:0{info.digits}x}"
     if isinstance(value, bytes | bytearray | memoryview):
         return ":".join(f"{b:02x}" for b in bytes(value))
     if isinstance(value, float):
@@ -657,6 +663,7 @@ def _write_fields(session: Session, args: argparse.Namespace, out: TextIO) -> No
     for name in args.fields:
         if name not in ("frame.number",) and field_info(name, session.registry) is None:
             raise _Usage(f"-e {name}: no such field (see --list-fields)")
+    infos = {name: field_info(name, session.registry) for name in args.fields}
     options = _field_options(args.field_options)
     quote = FIELD_QUOTES[options["quote"]]
     sep = options["separator"]
@@ -675,7 +682,7 @@ def _write_fields(session: Session, args: argparse.Namespace, out: TextIO) -> No
             if name == "frame.time_epoch":
                 values = [_epoch(int(session.index.records.ts_ns[pd.index]))]
             else:
-                values = [_field_value(name, v) for v in field_values(fields, name)]
+                values = [_field_value(name, v, infos[name]) for v in field_values(fields, name)]
             if options["occurrence"] == "f":
                 values = values[:1]
             elif options["occurrence"] == "l":

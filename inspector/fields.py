@@ -95,29 +95,29 @@ _L2_L4: tuple[FieldInfo, ...] = (
     FieldInfo("eth.dst", "Destination", "ether"),
     FieldInfo("eth.src", "Source", "ether"),
     FieldInfo("eth.addr", "Address", "ether", "Source or destination"),
-    FieldInfo("eth.type", "Type", "uint", "EtherType", strings=ETHERTYPES, base="hex"),
+    FieldInfo("eth.type", "Type", "uint", "EtherType", strings=ETHERTYPES, base="hex", digits=4),
     FieldInfo("vlan", "802.1Q Virtual LAN", "protocol"),
     FieldInfo("vlan.id", "ID", "uint"),
     FieldInfo("vlan.priority", "Priority", "uint"),
-    FieldInfo("vlan.etype", "Type", "uint", strings=ETHERTYPES, base="hex"),
+    FieldInfo("vlan.etype", "Type", "uint", strings=ETHERTYPES, base="hex", digits=4),
     FieldInfo("sll", "Linux cooked capture", "protocol"),
     FieldInfo("sll.pkttype", "Packet type", "uint", strings=SLL_PACKET_TYPES),
-    FieldInfo("sll.etype", "Protocol", "uint", strings=ETHERTYPES, base="hex"),
+    FieldInfo("sll.etype", "Protocol", "uint", strings=ETHERTYPES, base="hex", digits=4),
     FieldInfo("sll.ifindex", "Interface index", "uint"),
     FieldInfo("null", "Null/Loopback", "protocol"),
     FieldInfo("null.family", "Family", "uint", strings=NULL_FAMILIES),
     FieldInfo("raw", "Raw packet data", "protocol", "A capture of bare IP packets"),
     FieldInfo("gtp", "GPRS Tunneling Protocol", "protocol"),
-    FieldInfo("gtp.flags", "Flags", "uint", base="hex"),
-    FieldInfo("gtp.message", "Message Type", "uint", base="hex"),
+    FieldInfo("gtp.flags", "Flags", "uint", base="hex", digits=2),
+    FieldInfo("gtp.message", "Message Type", "uint", base="hex", digits=2),
     FieldInfo("gtp.length", "Length", "uint"),
     FieldInfo("gtp.teid", "TEID", "uint", "Tunnel endpoint identifier", base="hex", digits=8),
     FieldInfo("ip", "Internet Protocol Version 4", "protocol"),
     FieldInfo("ip.version", "Version", "uint"),
     FieldInfo("ip.hdr_len", "Header Length", "uint", "Bytes"),
-    FieldInfo("ip.dsfield", "Differentiated Services Field", "uint", base="hex"),
+    FieldInfo("ip.dsfield", "Differentiated Services Field", "uint", base="hex", digits=2),
     FieldInfo("ip.len", "Total Length", "uint"),
-    FieldInfo("ip.id", "Identification", "uint", base="hex"),
+    FieldInfo("ip.id", "Identification", "uint", base="hex", digits=4),
     FieldInfo("ip.flags.df", "Don't fragment", "bool"),
     FieldInfo("ip.flags.mf", "More fragments", "bool"),
     FieldInfo("ip.frag_offset", "Fragment Offset", "uint"),
@@ -128,8 +128,8 @@ _L2_L4: tuple[FieldInfo, ...] = (
     FieldInfo("ip.addr", "Source or Destination Address", "ipv4"),
     FieldInfo("ipv6", "Internet Protocol Version 6", "protocol"),
     FieldInfo("ipv6.version", "Version", "uint"),
-    FieldInfo("ipv6.tclass", "Traffic Class", "uint", base="hex"),
-    FieldInfo("ipv6.flow", "Flow Label", "uint", base="hex"),
+    FieldInfo("ipv6.tclass", "Traffic Class", "uint", base="hex", digits=8),
+    FieldInfo("ipv6.flow", "Flow Label", "uint", base="hex", digits=6),
     FieldInfo("ipv6.plen", "Payload Length", "uint"),
     FieldInfo("ipv6.nxt", "Next Header", "uint", strings=IP_PROTOCOLS),
     FieldInfo("ipv6.hlim", "Hop Limit", "uint"),
@@ -142,7 +142,7 @@ _L2_L4: tuple[FieldInfo, ...] = (
     FieldInfo("udp.dstport", "Destination Port", "uint"),
     FieldInfo("udp.port", "Source or Destination Port", "uint"),
     FieldInfo("udp.length", "Length", "uint"),
-    FieldInfo("udp.checksum", "Checksum", "uint", base="hex"),
+    FieldInfo("udp.checksum", "Checksum", "uint", base="hex", digits=4),
     FieldInfo("udp.stream", "Stream index", "uint", "The UDP conversation, numbered as tshark numbers it"),
     FieldInfo("tcp", "Transmission Control Protocol", "protocol"),
     FieldInfo("tcp.srcport", "Source Port", "uint"),
@@ -155,7 +155,7 @@ _L2_L4: tuple[FieldInfo, ...] = (
     FieldInfo("tcp.ack", "Acknowledgment Number", "uint", "Relative to the other direction's first"),
     FieldInfo("tcp.ack_raw", "Acknowledgment number (raw)", "uint"),
     FieldInfo("tcp.hdr_len", "Header Length", "uint", "Bytes"),
-    FieldInfo("tcp.flags", "Flags", "uint", "Control bits", bits=TCP_FLAG_BITS, base="hex"),
+    FieldInfo("tcp.flags", "Flags", "uint", "Control bits", bits=TCP_FLAG_BITS, base="hex", digits=4),
     *(
         FieldInfo(abbrev, TCP_FLAG_BITS[bit], "bool", f"The {TCP_FLAG_BITS[bit]} control bit")
         for abbrev, bit in TCP_FLAG_FIELDS.items()
@@ -258,11 +258,11 @@ def _hex_digits(info: FieldInfo, value: int) -> int:
     """Zero-padding as Wireshark's field widths give it: a bitmask as many digits as its highest
     bit needs (tcp.flags: 0x012), else the widest named value or the value itself rounded up to
     a whole integer type (eth.type: 0x0800; an SSRC: 0x0000abcd)."""
-    if info.digits:
-        return int(info.digits)
-    if info.bits:
+    if info.bits:  # the tree shows a bitmask's width; `digits` is the whole field's (-T fields)
         top: int = max(info.bits)
         return max(2, (top.bit_length() + 3) // 4)
+    if info.digits:
+        return int(info.digits)
     widest: int = max([value, *(info.strings or {})])
     digits = (widest.bit_length() + 3) // 4
     return next((width for width in (2, 4, 8) if digits <= width), 16)

@@ -18,7 +18,7 @@ HTTP2_FIELDS: tuple[FieldInfo, ...] = (
     FieldInfo("http2.magic", "Magic", "string", "The client connection preface"),
     FieldInfo("http2.length", "Length", "uint", "Length of the frame payload"),
     FieldInfo("http2.type", "Type", "uint", "Frame type", strings=TYPE_NAMES),
-    FieldInfo("http2.flags", "Flags", "uint", "Frame flags", bits=FLAG_BITS, base="hex"),
+    FieldInfo("http2.flags", "Flags", "uint", "Frame flags", bits=FLAG_BITS, base="hex", digits=2),
     FieldInfo("http2.streamid", "Stream Identifier", "uint", "Stream the frame belongs to (0: connection)"),
     FieldInfo("http2.data.data", "Data", "uint", "Length of a DATA frame's data"),
     FieldInfo("http2.header", "Header", "string", "One decoded header field: name and value"),

@@ -24,7 +24,7 @@ RTP_FIELDS: tuple[FieldInfo, ...] = (
     FieldInfo("rtp.ext.len", "Extension length", "uint"),
     FieldInfo("rtp.ext.rfc5285.id", "Identifier", "uint", "RFC 8285 header extension element"),
     FieldInfo("rtp.ext.rfc5285.len", "Length", "uint"),
-    FieldInfo("rtp.ext.rfc5285.data", "Extension Data", "bytes", "hex"),
+    FieldInfo("rtp.ext.rfc5285.data", "Extension Data", "bytes"),
     FieldInfo("rtp.payload", "Payload", "string", "Its size"),
 )
 
@@ -56,7 +56,7 @@ RTCP_FIELDS: tuple[FieldInfo, ...] = (
     FieldInfo("srtcp.e", "SRTCP E flag", "bool", "The payload is encrypted"),
     FieldInfo("srtcp.index", "SRTCP Index", "uint"),
     FieldInfo("srtcp.mki", "SRTCP MKI", "bytes", "Master key identifier, hex"),
-    FieldInfo("srtcp.auth_tag", "SRTCP Auth Tag", "bytes", "hex"),
+    FieldInfo("srtcp.auth_tag", "SRTCP Auth Tag", "bytes"),
 )
 
 FIELDS: tuple[FieldInfo, ...] = RTP_FIELDS + RTCP_FIELDS

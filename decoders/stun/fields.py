@@ -59,14 +59,16 @@ def _attribute_field(code: int, label: str, abbrev: str) -> FieldInfo:
 
 _HEADER: tuple[FieldInfo, ...] = (
     FieldInfo("stun", "Session Traversal Utilities for NAT", "protocol"),
-    FieldInfo("stun.type", "Message Type", "uint", "Method and class", base="hex"),
-    FieldInfo("stun.type.class", "Message Class", "uint", strings=dict(enumerate(CLASSES)), base="hex"),
-    FieldInfo("stun.type.method", "Message Method", "uint", strings=METHODS, base="hex"),
+    FieldInfo("stun.type", "Message Type", "uint", "Method and class", base="hex", digits=4),
+    FieldInfo(
+        "stun.type.class", "Message Class", "uint", strings=dict(enumerate(CLASSES)), base="hex", digits=4
+    ),
+    FieldInfo("stun.type.method", "Message Method", "uint", strings=METHODS, base="hex", digits=4),
     FieldInfo("stun.length", "Message Length", "uint"),
     FieldInfo("stun.cookie", "Message Cookie", "bytes", "0x2112a442 (RFC 5389 and later)"),
     FieldInfo("stun.id", "Message Transaction ID", "bytes", "96 bits, hex"),
     FieldInfo("stun.attribute", "Attribute", "string", "One attribute: its name and value"),
-    FieldInfo("stun.att.type", "Attribute Type", "uint", strings=_ATTRIBUTE_NAMES, base="hex"),
+    FieldInfo("stun.att.type", "Attribute Type", "uint", strings=_ATTRIBUTE_NAMES, base="hex", digits=4),
     FieldInfo("stun.att.length", "Attribute Length", "uint"),
     FieldInfo("stun.value", "Value", "string", "An attribute's value the decoder does not interpret"),
     FieldInfo("stun.att.ipv4", "IP", "ipv4", "Address of an address attribute"),
@@ -78,7 +80,7 @@ _HEADER: tuple[FieldInfo, ...] = (
     FieldInfo("stun.att.error_code", "Error Code", "string", "class*100+number and reason"),
     FieldInfo("stun.att.crc32.status", "CRC-32 Status", "string", "good or bad"),
     FieldInfo("stun.att.hmac.status", "HMAC Status", "string", "ok, bad, or why it was not checked"),
-    FieldInfo("stun.channel", "Channel Number", "uint", "TURN ChannelData channel", base="hex"),
+    FieldInfo("stun.channel", "Channel Number", "uint", "TURN ChannelData channel", base="hex", digits=4),
     FieldInfo("stun.tcp_frame_length", "TCP Frame Length", "uint", "RFC 4571 framing over TCP"),
     FieldInfo("stun.response-to", "Response To", "uint", "Frame of the request this answers"),
     FieldInfo("stun.reqduplicate", "Duplicated original message in", "uint", "Frame of the first copy"),

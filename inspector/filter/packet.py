@@ -64,7 +64,8 @@ class PacketFields(Mapping[str, Sequence[object]]):
         if self._decoded is None:
             out: dict[str, list[object]] = {}
             if self.pd is not None:
-                stack = [f for p in self.pd.pdus for f in reversed(p.fields)]
+                # Depth first in the tree's order: values come out as tshark lists them (-T fields).
+                stack = [f for p in self.pd.pdus for f in p.fields]
                 stack.reverse()
                 while stack:
                     f = stack.pop()

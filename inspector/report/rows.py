@@ -37,6 +37,12 @@ PROTOCOL_LABELS = {"grpc": "gRPC", "websocket": "WebSocket"}
 """How a flow label writes a protocol; the rest in capitals, as Wireshark's Protocol column."""
 
 
+def protocol_column(name: str) -> str:
+    """A packet's Protocol column, the viewer's and the packets report's: short names in capitals
+    as Wireshark writes them (TCP, HTTP2, STUN, DTLS), longer ones as they are."""
+    return name.upper() if len(name) <= 5 else name
+
+
 def protocols_label(names: Sequence[str]) -> str:
     """The viewer's label of a flow from what it carried, e.g. "gRPC/HTTP2", "STUN+DTLS+RTP+RTCP"."""
     shown = [PROTOCOL_LABELS.get(n, n.upper()) for n in names]

@@ -25,6 +25,7 @@ from ..session import Session
 from .cells import Cells
 from .grid import grid_lines
 from .inert import clean
+from .rows import protocol_column
 from .tables import TextTable, text_tables
 
 FOLD_AT: Final = 24
@@ -252,7 +253,7 @@ def write_packets(
         f"{'No.':>7} {'Time':>12} {'Source':<{width}} {'Destination':<{width}} {'Protocol':<8} Length Info\n"
     )
     for item in items:
-        proto = item["protocols"][-1] if item["protocols"] else ""
+        proto = protocol_column(item["protocols"][-1]) if item["protocols"] else ""
         line = (
             f"{item['frame']:>7} {item['time'] - start:>12.6f} {item['src']:<{width}} {item['dst']:<{width}} "
             f"{proto:<8} {item['len']:>6} {item['info']}"

@@ -392,4 +392,27 @@ def test_z_follow_is_tsharks_byte_for_byte(
     code, out, _ = _main(capsys, path, "-z", f"follow,{transport},{mode},{number}")
     assert code == 0
     # tshark() reads its output as text (universal newlines: CR LF and CR become LF): ours too.
-    assert out.replace("\r\n", "\n").replace("\r", "\n") == tshark("-r", path, "-q", "-z", f"follow,{transport},{mode},{number}")
+    assert out.replace("\r\n", "\n").replace("\r", "\n") == tshark(
+        "-r", path, "-q", "-z", f"follow,{transport},{mode},{number}"
+    )
+
+
+@pytest.mark.parametrize(
+    "capture",
+    [
+        "zeek--dtls1_2.pcap",
+        "wswiki--http2-h2c.pcap",
+        "zeek--webrtc-stun.pcap",
+        "packt--grpc-go_Bidi_Streaming.pcapng",
+    ],
+)
+def test_t_fields_prints_values_as_tshark(capsys: pytest.CaptureFixture[str], capture: str) -> None:
+    """-T fields: hex fields in hex at the field's width (ip.id 0x1810, stun.type 0x0101, tcp.flags
+    0x0018), booleans 1/0, repeated values in the tree's order joined with commas, both ports of
+    tcp.port; on captures both decode alike, byte for byte tshark's."""
+    path = str(public_capture(capture))
+    names = ["frame.number", "ip.id", "ip.dsfield", "udp.checksum", "eth.type", "tcp.flags", "stun.type"]
+    names += ["stun.att.type", "dtls.record.version", "tcp.port", "ip.flags.df", "ip.src"]
+    args = ["-T", "fields", *(x for name in names for x in ("-e", name))]
+    code, out, _ = _main(capsys, "-r", path, *args)
+    assert code == 0 and out == tshark("-r", path, *args)
