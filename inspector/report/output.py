@@ -107,7 +107,14 @@ def write(session: Session, name: str, fmt: str, out: TextIO, options: ReportOpt
     if name == "packets":
         write_packets(session, items, out, detail=options.detail, hex_dump=options.hex)
     else:
-        write_tables(name, items, capture_start(session), out, terminal_width(out))
+        why = None
+        if name in session.registry.analyses:
+            from .empty import empty_reason
+
+            def why() -> str:  # the flows' protocols, as the analysis pass just pinned them
+                return empty_reason(name, {p for flow in session.flows for p in flow.protocols})
+
+        write_tables(name, items, capture_start(session), out, terminal_width(out), why)
 
 
 def _mask(session: Session) -> Mask | None:

@@ -55,12 +55,18 @@ def terminal_width(out: TextIO) -> int | None:
 
 
 def write_tables(
-    report: str, rows: Iterable[dict[str, Any]], start: float, out: TextIO, width: int | None
+    report: str,
+    rows: Iterable[dict[str, Any]],
+    start: float,
+    out: TextIO,
+    width: int | None,
+    why: Callable[[], str] | None = None,
 ) -> None:
-    """Every table of a report's rows; a report without rows says so in one line."""
+    """Every table of a report's rows; a report without rows says so in one line, and why when
+    `why` knows ("no gRPC calls: no HTTP/2 connection in this capture")."""
     tables = text_tables(report, rows, Cells(start))
     if not tables:
-        out.write(f"{report.capitalize()}: none\n")
+        out.write((clean(why()) if why is not None else f"{report.capitalize()}: none") + "\n")
         return
     console = _console(out, width)
     for table in tables:
