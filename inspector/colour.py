@@ -7,9 +7,9 @@ a Python object a packet, so a million packets cost a megabyte.
 
 The default rules carry their display-filter text (what the user reads in the help and could copy
 into a rule of their own) but are evaluated natively over what the pass already holds (findings,
-PDU records, the index's TCP flags): building every packet's field map to run filters would cost
-more than the pass itself. User rules do go through the display-filter engine, on the packets the
-pass decodes.
+PDU records, the index's transport, flags and flows): building every packet's field map to run
+filters would cost more than the pass itself. User rules do go through the display-filter engine,
+on the packets the pass decodes.
 """
 
 from __future__ import annotations
@@ -49,7 +49,31 @@ DTLS_ALERT = ColourRule("DTLS alert", "dtls.alert_message.level", "black on #ffb
 RTP_LOSS = ColourRule("RTP loss", "rtp.seq_gap", "black on #fff3a0")
 """A packet whose RTP sequence number is not its SSRC's previous one plus one (RFC 3550 A.1)."""
 
-DEFAULT_RULES: tuple[ColourRule, ...] = (ERRORS, TCP_PROBLEMS, GRPC_ERROR, STUN_ERROR, DTLS_ALERT, RTP_LOSS)
+# Wireshark's rules for ordinary traffic, after the problem rules and in Wireshark's order
+# (its default colorfilters: HTTP, TCP SYN/FIN, TCP, UDP), in its colours (dark text on light).
+HTTP = ColourRule("HTTP", "http || tcp.port == 80 || http2", "#12272e on #e4ffc7")
+TCP_SYN_FIN = ColourRule("TCP SYN/FIN", "tcp.flags & 0x02 || tcp.flags.fin == 1", "#12272e on #a0a0a0")
+TCP = ColourRule("TCP", "tcp", "#12272e on #e7e6ff")
+UDP = ColourRule("UDP", "udp", "#12272e on #daeeff")
+
+DEFAULT_RULES: tuple[ColourRule, ...] = (
+    ERRORS,
+    TCP_PROBLEMS,
+    GRPC_ERROR,
+    STUN_ERROR,
+    DTLS_ALERT,
+    RTP_LOSS,
+    HTTP,
+    TCP_SYN_FIN,
+    TCP,
+    UDP,
+)
+TCP_FIN = 0x01
+TCP_SYN = 0x02
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+HTTP_PROTOCOLS = frozenset({"http", "http2", "grpc"})
+"""PDU protocols Wireshark's HTTP rule covers (gRPC rides on HTTP/2)."""
 
 
 def _grpc_error(rec: FrameRecord) -> bool:
@@ -106,6 +130,7 @@ class Colouring:
         """Default rule name -> its code in the colour column."""
         self._records = {kind: (self.code[name], test) for kind, (name, test) in RECORD_TESTS.items()}
         self._rtp_loss = self.code[RTP_LOSS.name]
+        self._http = self.code[HTTP.name]
         self._rtp_next: dict[tuple[int, int], int] = {}
         """(flow, SSRC) -> the sequence number expected next."""
 
@@ -123,6 +148,8 @@ class Colouring:
                 if rule.matches(fields):
                     return rule.code
         for pdu in pd.pdus:
+            if pdu.protocol in HTTP_PROTOCOLS:
+                best = _better(best, self._http)
             rec = pdu.record
             kind = type(rec)
             if isinstance(rec, RtpRecord):
@@ -142,9 +169,13 @@ class Colouring:
         colours: npt.NDArray[np.uint8],
         tcp_flags: npt.NDArray[np.uint8],
         findings: Iterable[tuple[int, str, str]],
+        transport: npt.NDArray[np.uint8] | None = None,
+        port80: npt.NDArray[np.bool_] | None = None,
     ) -> None:
         """Apply the rules that need the whole pass: `findings` as (0-based packet, severity,
-        code), and TCP resets from the index's flags column."""
+        code), TCP resets from the index's flags column, and, on the packets no rule coloured,
+        the ordinary traffic rules from `transport` (the index's IP protocol column) and
+        `port80` (packets of a TCP conversation on port 80), a few array operations."""
         errors, tcp = self.code[ERRORS.name], self.code[TCP_PROBLEMS.name]
         for i, severity, code in findings:
             if i < 0:
@@ -156,6 +187,16 @@ class Colouring:
         reset = (tcp_flags & TCP_RST) != 0
         reset &= (colours == 0) | (colours > tcp)
         colours[reset] = tcp
+        if transport is None:
+            return
+        # The last four rules: a packet one of them colours has no colour yet (nothing earlier).
+        is_tcp = transport == IPPROTO_TCP
+        if port80 is not None:
+            colours[(colours == 0) & is_tcp & port80] = self._http
+        syn_fin = is_tcp & ((tcp_flags & (TCP_SYN | TCP_FIN)) != 0)
+        colours[(colours == 0) & syn_fin] = self.code[TCP_SYN_FIN.name]
+        colours[(colours == 0) & is_tcp] = self.code[TCP.name]
+        colours[(colours == 0) & (transport == IPPROTO_UDP)] = self.code[UDP.name]
 
 
 def _better(current: int, code: int) -> int:

@@ -143,7 +143,7 @@ def _table_rows(value: object, keys: tuple[str, ...]) -> list[dict[str, str]]:
 
 
 def _read_history(config: Config, value: object) -> None:
-    config.filter_history = _dedup(_strings(value, "filter_history"))[-MAX_HISTORY:]
+    config.filter_history[:] = _dedup(_strings(value, "filter_history"))[-MAX_HISTORY:]
 
 
 def _read_saved(config: Config, value: object) -> None:
@@ -260,7 +260,8 @@ def remember_filter(config: Config, text: str) -> None:
     text = text.strip()
     if not text:
         return
-    config.filter_history = _dedup([*config.filter_history, text])[-MAX_HISTORY:]
+    # In place: the filter bar holds this very list, so the filter is its first ↑ at once.
+    config.filter_history[:] = _dedup([*config.filter_history, text])[-MAX_HISTORY:]
     if config.path is None:
         return
     try:

@@ -296,10 +296,22 @@ class CaptureModel:
                 colours,
                 self.index.tcp_flags,
                 ((f.index, f.finding.severity, f.finding.code) for f in out.findings),
+                self.index.l4,
+                self._port80(),
             )
             out.complete = True
         if progress is not None:
             progress(n, n)
+
+    def _port80(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """Per packet: it belongs to a TCP conversation on port 80 (Wireshark's HTTP colouring
+        rule has `tcp.port == 80`)."""
+        flows = self.index.flows
+        on80 = np.array(
+            [f.transport == "tcp" and 80 in (f.client.port, f.server.port) for f in flows] + [False], bool
+        )
+        flow = self.index.flow
+        return on80[np.where((flow >= 0) & (flow < len(flows)), flow, len(flows))]
 
     def field_texts(self, name: str, cancelled: Cancelled | None = None) -> PacketTexts | None:
         """Display-filter field `name` of every packet as text (several values joined by ","; a

@@ -2,8 +2,10 @@
 
 Widths come from the values seen (the rows painted so far and a sample of the capture), capped
 per kind, and only grow: a column that narrowed while scrolling would make the list jump. Info
-takes what is left. Addresses keep their port whole: a long address loses its middle, never the
-port (a user tells `127.0.0.1:50051` from `127.0.0.1:50052` by the port).
+takes what is left, down to MIN_INFO cells (the rest of it is a → away) before an endpoint column
+shrinks. Addresses keep their end and their port whole: a long address loses its start, never
+the port (a user tells `127.0.0.1:50051` from `127.0.0.1:50052` by the port, and hosts of one
+network by the address's last digits): `…0.0.1:40450`.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from ..config import BUILTIN_FIELDS, ColumnSpec
 ELLIPSIS = "…"
 SEPARATOR = 1
 """Cells between two columns."""
-MIN_INFO = 16
-"""Info never gets fewer cells while another column could shrink."""
+MIN_INFO = 8
+"""Info gives up cells to this before an endpoint column shrinks (its title and a few cells: the
+rest of the line is reached by scrolling sideways)."""
 MIN_ENDPOINT = 12
-"""An endpoint column is never cut below this (`[…]:50051` still shows the port)."""
+"""An endpoint column is never cut below this (`…7334]:50051` still shows the port)."""
 CAPS = {
     "frame.number": 8,
     "source": 45,
@@ -122,8 +125,8 @@ def size(columns: Sequence[Column], total: int, time_format: str) -> int:
 
 
 def fit(text: str, width: int, endpoint: bool = False) -> str:
-    """`text` in at most `width` cells: an endpoint loses the middle of its address (the port
-    stays), anything else its end."""
+    """`text` in at most `width` cells: an endpoint loses the start of its address (its end and
+    the port stay), anything else its end."""
     if len(text) <= width:
         return text
     if width <= 1:
@@ -132,12 +135,8 @@ def fit(text: str, width: int, endpoint: bool = False) -> str:
         address, sep, port = text.rpartition(":")
         if sep and port.isdigit() and len(port) + 3 <= width:
             keep = width - len(port) - 2  # the ellipsis and the colon
-            head = (keep + 1) // 2
-            tail = keep - head
-            return address[:head] + ELLIPSIS + (address[len(address) - tail :] if tail else "") + ":" + port
-        head = width // 2
-        tail = width - 1 - head
-        return text[:head] + ELLIPSIS + (text[len(text) - tail :] if tail else "")
+            return ELLIPSIS + address[len(address) - keep :] + ":" + port
+        return ELLIPSIS + text[len(text) - (width - 1) :]
     return text[: width - 1] + ELLIPSIS
 
 

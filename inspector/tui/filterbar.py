@@ -62,6 +62,10 @@ class FilterBar(Input):
     def on_input_submitted(self) -> None:
         self._walk = None
 
+    def on_focus(self) -> None:
+        """Every visit to the bar starts the walk again: the first ↑ is the newest filter."""
+        self._walk = None
+
 
 def _common_prefix(names: list[str]) -> str:
     first, last = min(names), max(names)

@@ -24,7 +24,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
-from ..config import TIME_FORMATS, ColumnSpec, Config, save_config
+from ..config import TIME_FORMATS, ColumnSpec, Config, default_columns, save_config
 from ..model import CaptureModel, PacketTexts
 from . import columns as col
 from .text import clean
@@ -61,6 +61,7 @@ class PacketList(ScrollView, can_focus=True):
         Binding("left_curly_bracket", "move_column(-1)", "Move column left", show=False),
         Binding("right_curly_bracket", "move_column(1)", "Move column right", show=False),
         Binding("minus", "hide_column", "Hide column", show=False),
+        Binding("equals_sign", "reset_columns", "Reset columns", show=False),
         Binding("o", "sort", "Sort", show=False),
     ]
     DEFAULT_CSS = """
@@ -356,21 +357,34 @@ class PacketList(ScrollView, can_focus=True):
         return Style()
 
     def _header(self, width: int, scroll_x: int) -> Strip:
+        """The column titles; the sorted column's ends in ▲/▼ (as in Wireshark and the statistics
+        tables). Marks and references are noted right-aligned only in the room the titles leave:
+        a note never hides a title (the marked rows show themselves anyway)."""
         segments: list[Segment] = []
         for k, c in enumerate(self.columns):
-            title = col.header(c.spec, self.time_format, c.width)
+            title = self._title(c)
             title = title.rjust(c.width) if c.right else title.ljust(c.width)
             selected = k == self.selected_column and self.has_focus
             segments.append(Segment(title, HEADER_SELECTED if selected else HEADER))
             segments.append(Segment(" " * col.SEPARATOR, HEADER))
-        status = self._header_status()
         strip = Strip(segments).crop(scroll_x, scroll_x + width)
         strip = strip.extend_cell_length(width, HEADER)
-        if status and width > len(status) + 1:
+        status = self._header_status()
+        titles_end = len(strip.text.rstrip())
+        if status and titles_end + 2 + len(status) <= width:
             strip = Strip.join(
-                [strip.crop(0, width - len(status) - 1), Strip([Segment(f" {status}", HEADER)])]
+                [strip.crop(0, width - len(status) - 1), Strip([Segment(f"{status} ", HEADER)])]
             )
         return strip
+
+    def _title(self, c: col.Column) -> str:
+        """`c`'s title in its width, with the sort arrow when the list is sorted by it."""
+        if c.spec.field != self.sort_field:
+            return col.header(c.spec, self.time_format, c.width)
+        arrow = "▼" if self.sort_descending else "▲"
+        if c.width < 3:
+            return arrow[: c.width]
+        return col.header(c.spec, self.time_format, c.width - 2).rstrip() + " " + arrow
 
     def _header_status(self) -> str:
         parts = []
@@ -378,8 +392,6 @@ class PacketList(ScrollView, can_focus=True):
             parts.append(f"{len(self._marks)} marked")
         if self._references:
             parts.append(f"{len(self._references)} ref")
-        if self.sort_field is not None:
-            parts.append(f"sorted {'▼' if self.sort_descending else '▲'}")
         return " · ".join(parts)
 
     # -- cursor -------------------------------------------------------------------------------
@@ -523,6 +535,18 @@ class PacketList(ScrollView, can_focus=True):
         if gone.spec.field == self.sort_field:
             self._sorted(None, False, None)
         self.notify_user(f"column {gone.spec.title} hidden")
+        self._columns_changed()
+
+    def action_reset_columns(self) -> None:
+        """Wireshark's seven columns again, in their order (the way back from `-` and `{` `}`);
+        columns added from the detail tree stay, before Info."""
+        shown = {c.spec.field: c for c in self.columns}
+        builtin = [shown.get(s.field) or col.Column(s) for s in default_columns()]
+        added = [c for c in self.columns if c.spec.field not in {s.field for s in default_columns()}]
+        info = next((k for k, c in enumerate(builtin) if c.is_info), len(builtin))
+        self.columns = builtin[:info] + added + builtin[info:]
+        self.selected_column = 0
+        self.notify_user("columns reset: Wireshark's seven" + (f" and {len(added)} added" if added else ""))
         self._columns_changed()
 
     def _columns_changed(self) -> None:

@@ -10,7 +10,17 @@ from pathlib import Path
 import numpy as np
 
 from protoscope.decoders.registry import load_registry
-from protoscope.inspector.colour import DEFAULT_RULES, DTLS_ALERT, GRPC_ERROR, STUN_ERROR, TCP_PROBLEMS
+from protoscope.inspector.colour import (
+    DEFAULT_RULES,
+    DTLS_ALERT,
+    GRPC_ERROR,
+    HTTP,
+    STUN_ERROR,
+    TCP,
+    TCP_PROBLEMS,
+    TCP_SYN_FIN,
+    UDP,
+)
 from protoscope.inspector.config import ColourRule
 from protoscope.inspector.model import CaptureModel
 from protoscope.inspector.session import Session
@@ -97,3 +107,43 @@ def test_user_rules_win_and_bad_ones_are_problems() -> None:
     assert len(model.colouring.problems) == 1 and "broken" in model.colouring.problems[0]
     assert len(frames["deadline"]) == 5 and len(frames[GRPC_ERROR.name]) == 1
     assert model.colour_styles[1] == "white on blue"
+
+
+ORDINARY = [HTTP.name, TCP_SYN_FIN.name, TCP.name, UDP.name]
+
+
+def _wireshark_colours(path: Path, *decode_as: str) -> dict[str, set[int]]:
+    """Frames per colouring rule name, as tshark's default colouring rules colour them."""
+    out = tshark("-r", str(path), *decode_as, "--color", "-T", "fields", "-e", "frame.number",
+                 "-e", "frame.coloring_rule.name")  # fmt: skip
+    rules: dict[str, set[int]] = {}
+    for line in out.splitlines():
+        number, _, name = line.partition("\t")
+        rules.setdefault(name, set()).add(int(number))
+    return rules
+
+
+def test_ordinary_traffic_is_coloured_as_wiresharks_default_rules() -> None:
+    """HTTP, TCP SYN/FIN, TCP and UDP as Wireshark colours them, but for the packets an earlier
+    (problem) rule colours: ours or Wireshark's (its Bad TCP comes from analysis we do not do)."""
+    for path in (SAMPLES / "grpc-demo.pcap", SAMPLES / "webrtc-turn.pcap", SAMPLES / "tls-loopback.pcap"):
+        truth = path.with_suffix(".truth.json")
+        port = json.loads(truth.read_text()).get("port") if truth.exists() else None
+        wireshark = _wireshark_colours(path, *(["-d", f"tcp.port=={port},http2"] if port else []))
+        _, frames = _coloured(path)
+        ours_problems = {n for name, got in frames.items() if name not in ORDINARY for n in got}
+        its_problems = {n for name, got in wireshark.items() if name not in ORDINARY for n in got}
+        for name in ORDINARY:
+            want = wireshark.get(name, set())
+            assert want - ours_problems <= set(frames[name]) <= want | its_problems, (path.name, name)
+        assert sum(len(frames[name]) for name in ORDINARY) > len(ours_problems), path.name
+
+
+def test_a_syn_is_syn_fin_an_http2_packet_http_and_port_80_is_http() -> None:
+    model, frames = _coloured(SAMPLES / "grpc-demo.pcap")
+    assert frames[TCP_SYN_FIN.name] == [1, 2, 99, 100]  # the handshake and the two FINs
+    assert model.row(3).protocol == "HTTP2" and 4 in frames[HTTP.name]
+    assert 3 in frames[TCP.name] and not frames[UDP.name]
+    path = public_capture("wswiki--http2-h2c.pcap")  # Wireshark's HTTP rule has tcp.port == 80
+    _, frames = _coloured(path)
+    assert frames[HTTP.name] == sorted(_wireshark_colours(path)[HTTP.name]) == list(range(1, 11))

@@ -5,6 +5,7 @@ added, moved, hidden and sorted, and all of it kept in the config file."""
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from protoscope.decoders.registry import load_registry
 from protoscope.inspector.config import ColourRule, Config, load_config
 from protoscope.inspector.model import CaptureModel
 from protoscope.inspector.session import Session
-from protoscope.inspector.tui.columns import fit
+from protoscope.inspector.tui.columns import MIN_ENDPOINT, MIN_INFO, fit
 from protoscope.inspector.tui.packets import MARKED, PacketList
 from tests.conftest import SAMPLES, public_capture
 
@@ -81,8 +82,10 @@ def cursor_on_screen(packets: PacketList) -> bool:
 
 def test_endpoints_keep_their_port() -> None:
     assert fit("127.0.0.1:50051", 15, endpoint=True) == "127.0.0.1:50051"
-    assert fit("[2001:db8:85a3::8a2e:370:7334]:50051", 16, endpoint=True) == "[2001…334]:50051"
-    assert fit("[2001:db8:85a3::8a2e:370:7334]:50051", 16, endpoint=True).endswith(":50051")
+    assert fit("127.0.0.1:40450", 12, endpoint=True) == "…0.0.1:40450"
+    assert fit("[2001:db8:85a3::8a2e:370:7334]:50051", 16, endpoint=True) == "…370:7334]:50051"
+    assert fit("[2001:db8:85a3::8a2e:370:7334]:50051", 8, endpoint=True) == "…]:50051"
+    assert fit("fe80::1%eth0", 8, endpoint=True) == "…:1%eth0"
     assert fit("a long protocol name", 8) == "a long …"
 
 
@@ -283,3 +286,94 @@ async def test_a_click_on_a_header_sorts_by_its_column(tmp_path: Path) -> None:
         assert packets.selected_column == length and packets.sort_field == "length"
         await pilot.click(PacketList, offset=(2, 3))  # the third row on screen
         assert packets.cursor == int(packets.scroll_offset.y) + 2
+
+
+async def test_equals_resets_the_columns_to_wiresharks_seven(tmp_path: Path) -> None:
+    seven = ["frame.number", "time", "source", "destination", "protocol", "length", "info"]
+    async with packet_list(tmp_path) as (pilot, packets, _config):
+        packets.add_column("tcp.stream", "Stream")
+        await pilot.press("left_square_bracket", "minus", "left_curly_bracket", "home")
+        assert [c.spec.field for c in packets.columns] == [*seven[:4], "tcp.stream", "protocol", "info"]
+        await pilot.press("equals_sign")
+        assert [c.spec.field for c in packets.columns] == [*seven[:-1], "tcp.stream", "info"]
+        assert [c.field for c in load_config(tmp_path / "config.toml").columns] == [
+            *seven[:-1],
+            "tcp.stream",
+            "info",
+        ]
+        assert lines(packets)[0].split()[:3] == ["No.", "Time", "Source"]
+        assert "columns reset" in packets.app.notices[-1]
+        await pilot.press("equals_sign")
+        assert [c.spec.field for c in packets.columns] == [*seven[:-1], "tcp.stream", "info"]
+
+
+async def test_c_visibly_changes_an_ordinary_capture(tmp_path: Path) -> None:
+    """grpc-demo has no problem packet in view: Wireshark's ordinary rules colour its rows."""
+    async with packet_list(tmp_path) as (pilot, packets, _config):
+        rows = range(2, packets.size.height)  # the cursor's row (1) has its own style
+        coloured = {first_style(packets, y).bgcolor for y in rows}
+        assert len(coloured - {None}) >= 2  # TCP and HTTP at least
+        await pilot.press("C")
+        assert {first_style(packets, y).bgcolor for y in rows} == {None}
+
+
+async def test_marks_and_sort_notes_never_hide_a_column_title(tmp_path: Path) -> None:
+    """The sort arrow goes on the sorted column's title; "2 marked" only in the room left."""
+    for size, fmt in (((80, 24), "relative"), ((80, 24), "utc"), ((100, 24), "epoch"), ((140, 24), "utc")):
+        config = load_config(tmp_path / f"{size[0]}-{fmt}.toml")
+        config.time_format = fmt
+        model = CaptureModel(Session.open(DEMO, load_registry()))
+        model.decode_all()
+        app = ListApp(model, config)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            packets = app.query_one(PacketList)
+            await pilot.press("m", "j", "m", *["right_square_bracket"] * 5, "o")
+            await until(pilot, lambda packets=packets: packets.sort_field == "length")
+            await pilot.press("left_square_bracket")  # the highlight leaves Length
+            head = lines(packets)[0]
+            words = head.split()
+            assert "▲" in words and words[words.index("▲") - 1] in ("Length", "Len"), head
+            assert words[-1] != "▲" and "Info" in words, head
+            assert words.index("Info") == len(words) - 1 or words[-2:] == ["2", "marked"], head
+            if (size, fmt) in (((80, 24), "relative"), ((140, 24), "utc")):  # room for it there
+                assert head.rstrip().endswith("2 marked"), head
+        model.session.close()
+
+
+async def test_a_wide_time_column_shrinks_info_first_then_cuts_addresses_at_their_start(
+    tmp_path: Path,
+) -> None:
+    """At 80 columns, UTC time, then an added column: Info gives up its cells first (down to
+    MIN_INFO), then the endpoints lose their address's start, never its end or the port."""
+    async with packet_list(tmp_path) as (pilot, packets, _):
+        model = packets.model
+        assert model is not None
+        while packets.time_format != "utc":
+            await pilot.press("T")
+        await pilot.pause()
+        check_endpoints(packets)
+        packets.add_column("tcp.stream", "Stream")
+        await until(pilot, lambda: packets.field_values.get("tcp.stream") is not None)
+        await pilot.pause()
+        check_endpoints(packets)
+
+
+def check_endpoints(packets: PacketList) -> None:
+    model = packets.model
+    assert model is not None
+    assert packets.columns[-1].is_info
+    info_at = sum(c.width + 1 for c in packets.columns[:-1])  # Info shows from there to the edge
+    ends = [c for c in packets.columns if c.spec.field in ("source", "destination")]
+    room = packets.scrollable_content_region.width - MIN_INFO
+    if any(c.width < c.seen for c in ends):  # cut only once Info is down to MIN_INFO on screen
+        assert info_at >= room
+        if any(c.width > MIN_ENDPOINT for c in ends):
+            assert info_at == room
+    for y, text in enumerate(lines(packets)[1:], start=1):
+        row = model.row(packets.packet_at(int(packets.scroll_offset.y) + y - 1))
+        cells = [c for c in text.split() if re.search(r":\d{5}$", c)]
+        assert len(cells) == 2, text
+        for cell, whole in zip(cells, (row.src, row.dst), strict=True):
+            assert cell == whole or (cell.startswith("…") and whole.endswith(cell[1:])), text
+            assert cell.endswith(whole[whole.rindex(":") :]), text
