@@ -46,8 +46,17 @@ from ..fields import known_fields
 from ..filter import FilterError, compile_filter
 from ..find import FindQuery, find_next
 from ..model import CaptureModel, PacketDetail
+from ..report.empty import empty_reason
 from ..report.export import write_pcapng
-from ..report.ladder import arrows, draw, mermaid, text_ladder
+from ..report.ladder import (
+    arrows,
+    capture_origin,
+    client_first,
+    draw_ladder,
+    mermaid,
+    mermaid_lines,
+    text_ladder,
+)
 from ..session import Session
 from .detail import DetailTree, HexView, Span
 from .exporting import default_path, packet_rows, report_rows
@@ -64,6 +73,7 @@ from .stats import StatsView
 from .text import clean, literal
 from .timeline import Timeline
 from .views import (
+    DEFAULT_CELLS,
     FIRST_COLUMNS,
     CallsTable,
     CallTree,
@@ -71,7 +81,6 @@ from .views import (
     FlowsTable,
     ReportTable,
     RowTree,
-    empty_reason,
     session_line,
 )
 
@@ -229,8 +238,12 @@ class ProtoscopeApp(App[None]):
         """The display filter the list shows (re-applied after a decode-as)."""
         self._narrowed: str | None = None
         """What narrows the list, for the status line: the filter, or a flow."""
+        self._width = 80
+        """The terminal's width, for the status line (its short form when the long one is cut)."""
         self._ladder_flows: list[int] = []
         """The flows of the ladder shown last (`e` on it writes them as Mermaid)."""
+        self._ladder_stream: int | None = None
+        """The HTTP/2 stream of the ladder shown last, when it is a call's (only it is written)."""
         self._find_query: FindQuery | None = None
         self._protocols: set[str] = set()
         self._fields: list[str] | None = None
@@ -321,6 +334,8 @@ class ProtoscopeApp(App[None]):
         what stores the new size, so `self.size` here was the previous one: the layout lagged
         one resize behind."""
         self._fit(event.size)
+        self._width = event.size.width
+        self._update_status()
 
     def _fit(self, size: Size) -> None:
         narrow, short = size.width < NARROW, size.height < SHORT
@@ -511,11 +526,15 @@ class ProtoscopeApp(App[None]):
         self.query_one(ProgressBar).display = False
         self._protocols = set(model.decoded.protocol.values())
         self.query_one(FlowsTable).fill(model)
-        self.query_one(CallsTable).fill(model.decoded.calls)
+        ts = model.index.records.ts_ns
+        first = int(ts[0]) / 1e9 if len(ts) else 0.0  # the packet list's Time counts from it
+        self.query_one(CallsTable).fill(model.decoded.calls, first, model.time_digits())
         self._empty("calls", "#calls-empty", bool(model.decoded.calls))
         for name in self._extra_reports():
             rows = model.decoded.reports.get(name, [])
-            self.query_one(f"#report-{name}-table", ReportTable).fill(rows, FIRST_COLUMNS.get(name, ()))
+            self.query_one(f"#report-{name}-table", ReportTable).fill(
+                rows, FIRST_COLUMNS.get(name, ()), DEFAULT_CELLS.get(name)
+            )
             self._empty(name, f"#report-{name}-empty", bool(rows))
         self.query_one(FindingsTree).fill(model.decoded.findings)
         self._empty("findings", "#findings-empty", bool(model.decoded.findings))
@@ -546,21 +565,11 @@ class ProtoscopeApp(App[None]):
             self._status(self._live_text())
             return
         packets = self.query_one(PacketList)
-        shown = counted(len(model), "packet")
-        if packets.rows is not None:
-            shown = f"{packets.count} of {shown}"
-        counts = model.finding_counts()
-        text = ", ".join(
-            (
-                shown,
-                counted(len(model.index.flows), "flow"),
-                counted(len(model.decoded.calls), "gRPC call"),
-                f"{counted(sum(counts.values()), 'finding')} ({counted(counts['error'], 'error')})",
-            )
-        )
-        if self._narrowed and packets.rows is not None:
-            text += f" · {self._narrowed}"
-        self._status(text)
+        shown = packets.count if packets.rows is not None else None
+        narrowed = self._narrowed if packets.rows is not None else None
+        bar = self.query_one(ProgressBar)
+        width = self._width - (30 if bar.display else 0)
+        self._status(status_line(len(model), shown, model, narrowed, width))
 
     # -- live capture -------------------------------------------------------------------------
 
@@ -835,8 +844,9 @@ class ProtoscopeApp(App[None]):
         if row is not None:
             flows = row.get("flows")
             chosen = [int(f) for f in flows] if isinstance(flows, list) else []
-            if not chosen and isinstance(row.get("flow"), int):
-                chosen = [int(str(row["flow"]))]
+            if not chosen:
+                own = self._row_flow(row)
+                chosen = [own] if own is not None else []
             if chosen:
                 stream = row.get("stream_id") if active == "calls" else None
                 if isinstance(flows, list):
@@ -871,6 +881,20 @@ class ProtoscopeApp(App[None]):
         rows = self._calls() if name == "calls" else self.model.decoded.reports.get(name, [])
         return rows[table.cursor_row] if table.row_count and 0 <= table.cursor_row < len(rows) else None
 
+    def _row_flow(self, row: dict[str, object]) -> int | None:
+        """The flow of a report row: its `flow`, else the flow between its `src` and `dst` (an
+        RTP stream's row), either way round."""
+        if isinstance(row.get("flow"), int):
+            return int(str(row["flow"]))
+        src, dst = row.get("src"), row.get("dst")
+        if self.model is None or not isinstance(src, str) or not isinstance(dst, str):
+            return None
+        ends = {src, dst}
+        for fid, flow in enumerate(self.model.session.flows):
+            if {str(flow.client), str(flow.server)} == ends:
+                return fid
+        return None
+
     @work(thread=True, exclusive=True, group="ladder")
     def build_ladder(self, flows: list[int], what: str, stream_id: int | None = None) -> None:
         model = self.model
@@ -881,12 +905,13 @@ class ProtoscopeApp(App[None]):
                 lines = text_ladder(model.session, flows[0], width)
             else:  # a call: its stream's frames only
                 lines = text_ladder(model.session, flows[0], width, stream_id=stream_id)
-            title = f"{what}: {model.flow_label(flows[0])} (Esc closes; --export mermaid --flow {flows[0]})"
+            title = f"{what}: {model.flow_label(flows[0])}"
         else:
-            lines = draw(list(arrows(model.session, flows)), width)
-            export = f"--export mermaid --{what}"
-            title = f"{what}: flows {', '.join(map(str, flows))} (Esc closes; {export})"
+            origin = capture_origin(model.session)  # times as the packet list's
+            lines = draw_ladder(list(arrows(model.session, flows)), width, origin=origin)
+            title = f"{what}: flows {', '.join(map(str, flows))}"
         self._ladder_flows = flows
+        self._ladder_stream = stream_id if len(flows) == 1 else None
         self.call_from_thread(self.push_screen, LadderScreen(lines, title))
 
     # -- export -------------------------------------------------------------------------------
@@ -906,11 +931,11 @@ class ProtoscopeApp(App[None]):
         elif active in ("timeline", "ladder"):
             default, choices = default_path(self.path, active, ".mmd"), ["mermaid"]
         elif active == "statistics":
-            self.say(
-                "statistics are written by the command line: protoscope FILE --report "
-                "hierarchy|endpoints|conversations|io|methods --format json"
-            )
-            return
+            shown = self.query_one(StatsView).shown_rows()
+            if shown is None:
+                self.say("the statistics are still being computed: e again in a moment", "warning")
+                return
+            default, choices = default_path(self.path, f"statistics-{shown[0]}", ".json"), ["json"]
         else:
             name = "calls" if active == "calls" else active.removeprefix("report-")
             default, choices = default_path(self.path, name, ".json"), ["json"]
@@ -935,13 +960,26 @@ class ProtoscopeApp(App[None]):
                 self.say(f"wrote {count} {which} packets to {target.resolve()}")
             elif active in ("timeline", "ladder"):
                 flows = self._ladder_flows if active == "ladder" else []
-                if len(flows) == 1:  # one flow: its client drawn first, as the ladder does
+                stream = self._ladder_stream if active == "ladder" else None
+                if len(flows) == 1 and stream is not None:  # a call: its stream, as the screen
+                    flow = model.session.flows[flows[0]]
+                    items = list(arrows(model.session, flows, stream_id=stream))
+                    order = client_first(items, str(flow.client), str(flow.server))
+                    lines = list(mermaid_lines(items, order))
+                elif len(flows) == 1:  # one flow: its client drawn first, as the ladder does
                     lines = list(mermaid(model.session, flow=flows[0]))
                 else:
                     lines = list(mermaid(model.session, flows=flows or None))
                 target.write_text("\n".join(lines) + "\n")
                 what = f"flows {', '.join(map(str, flows))}" if flows else "the capture"
+                if len(flows) == 1 and stream is not None:
+                    what = f"stream {stream} of flow {flows[0]}"
                 self.say(f"wrote the sequence diagram (Mermaid) of {what} to {target.resolve()}")
+            elif active == "statistics":
+                shown = self.query_one(StatsView).shown_rows()
+                name, table = shown if shown is not None else ("statistics", [])
+                target.write_text(json.dumps(table, indent=1, ensure_ascii=False, default=str) + "\n")
+                self.say(f"wrote {counted(len(table), 'row')} of the {name} statistics to {target.resolve()}")
             else:
                 name = "calls" if active == "calls" else active.removeprefix("report-")
                 report = report_rows(model, name)
@@ -966,6 +1004,11 @@ class ProtoscopeApp(App[None]):
             self.push_screen(
                 FollowScreen(model, flow, stream_id=stream if isinstance(stream, int) else None, call=row)
             )
+            return
+        row = self._selected_row()
+        own = self._row_flow(row) if row is not None else None
+        if own is not None:  # a report row with a flow (a stream, a TURN allocation): that flow
+            self.push_screen(FollowScreen(model, own))
             return
         packets = self.query_one(PacketList)
         fid = int(model.index.flow[packets.packet_at(packets.cursor)]) if packets.count else -1
@@ -1147,6 +1190,40 @@ class ProtoscopeApp(App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+
+def status_line(total: int, shown: int | None, model: CaptureModel, narrowed: str | None, width: int) -> str:
+    """The counters (`shown` of `total` packets when a flow or filter narrows the list, flows,
+    calls, findings) and what narrows the list. In `width` columns: the long wording when it
+    fits, else the short one, what narrows the list cut with "…" only if even that is too long."""
+    counts = model.finding_counts()
+    flows, calls = len(model.index.flows), len(model.decoded.calls)
+    found, errors = sum(counts.values()), counts["error"]
+    packets = counted(total, "packet")
+    long = ", ".join(
+        (
+            packets if shown is None else f"{shown} of {packets}",
+            counted(flows, "flow"),
+            counted(calls, "gRPC call"),
+            f"{counted(found, 'finding')} ({counted(errors, 'error')})",
+        )
+    )
+    if narrowed:
+        long += f" · {narrowed}"
+    if len(long) <= width:
+        return long
+    parts = [
+        f"{total} pkts" if shown is None else f"{shown}/{total} pkts",
+        counted(flows, "flow"),
+        counted(calls, "call"),
+        counted(found, "finding") + (f" ({errors} err)" if errors else ""),
+    ]
+    short = " · ".join(parts)
+    if narrowed:
+        room = width - len(short) - 3
+        cut = narrowed if len(narrowed) <= room else narrowed[: max(0, room - 1)] + "…"
+        short += f" · {cut}"
+    return short
 
 
 def _rule_text(rule: DecodeAs) -> str:

@@ -46,6 +46,7 @@ class LadderScreen(ModalScreen[None]):
         width: 95%; height: 90%; border: round $accent; background: $panel;
     }
     LadderScreen Static { width: auto; }
+    LadderScreen #ladder-title { width: 100%; }
     LadderScreen Horizontal { height: auto; }
     LadderScreen #ladder-fixed { width: auto; }
     LadderScreen HorizontalScroll { height: auto; width: 1fr; }
@@ -60,7 +61,8 @@ class LadderScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Static(literal(self.title_text, "bold"))
+            # what it shows, cut with "…" to the box (its keys are in the help: ?)
+            yield Static(literal(self.title_text, "bold"), id="ladder-title")
             yield Static(_text(self.lines[: self.head]), id="ladder-head")
             body = self.lines[self.head :]
             if body:

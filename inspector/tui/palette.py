@@ -13,6 +13,10 @@ MAX_PALETTE_FLOWS = 200
 """Flows the palette lists by name without a number typed (a query "flow 12" finds any)."""
 
 
+NAMED = "…"
+"""Stands for the number in a go-to command listed by name ("go to call …")."""
+
+
 class GoTo(Provider):
     """Command palette: go-to commands by name ("go to flow 3 (gRPC/HTTP2)", "go to frame N",
     "show calls"), saved filters ("filter: NAME"), "save filter", and a row of any report
@@ -26,6 +30,19 @@ class GoTo(Provider):
         model = app.model
         if model is not None:
             flows = range(len(model.index.flows))
+            if number is None:  # by name: Go to asks the frame, the others select the first
+                yield f"go to frame {NAMED} (asks its number)", app.action_go_to
+                if len(flows):
+                    yield f"go to flow {NAMED} (the first; add a number)", lambda: app.show_flow(0)
+                if model.decoded.calls:
+                    yield f"go to call {NAMED} (the first; add a number)", lambda: app.show_call(0)
+                for name in app._extra_reports():
+                    if model.decoded.reports.get(name):
+                        noun = clean(name[:-1] if name.endswith("s") else name)
+                        yield (
+                            f"go to {noun} {NAMED} (the first; add a number)",
+                            lambda name=name: app.show_report_row(name, 0),  # type: ignore[misc]
+                        )
             if number is not None:
                 if 1 <= number <= len(model):
                     yield f"go to frame {number}", lambda: app.go_to_packet(number - 1)
@@ -51,7 +68,7 @@ class GoTo(Provider):
 
     async def discover(self) -> Hits:
         for text, action in self._targets(None):
-            if not text.startswith("go to flow"):
+            if not text.startswith("go to flow") or NAMED in text:
                 yield DiscoveryHit(text, action, text=text)
 
     async def search(self, query: str) -> Hits:

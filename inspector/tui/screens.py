@@ -239,9 +239,10 @@ class DecodeAsScreen(ModalScreen[list[str] | None]):
             )
             yield Static(literal(f"decoders: {', '.join(self.decoders) or 'none loaded'}"), classes="hint")
             yield Label(
-                "Enter add · empty Enter or Ctrl+S apply · Del remove · Tab · Esc cancel",
+                "Enter add · empty Enter or Ctrl+S apply · Esc cancel",
                 classes="hint",
             )
+            yield Label("Tab to the rules: ↑↓ pick one, Del removes it (the last if none)", classes="hint")
             yield Label("", id="decode-as-problem", classes="problem")
 
     def on_mount(self) -> None:
@@ -283,13 +284,16 @@ class DecodeAsScreen(ModalScreen[list[str] | None]):
         self._fill()
 
     def action_remove(self) -> None:
+        """Del in the list: the highlighted rule, or (none highlighted yet, as after Tab) the
+        last one."""
         rules = self.query_one(OptionList)
-        if not rules.has_focus or rules.highlighted is None or not self.rules:
+        if not rules.has_focus or not self.rules:
             return
-        del self.rules[rules.highlighted]
+        at = rules.highlighted if rules.highlighted is not None else len(self.rules) - 1
+        del self.rules[min(at, len(self.rules) - 1)]
         self._fill()
         if self.rules:
-            rules.highlighted = min(len(self.rules) - 1, rules.highlighted or 0)
+            rules.highlighted = min(len(self.rules) - 1, at)
 
     def action_apply(self) -> None:
         self.dismiss(list(self.rules))
@@ -312,7 +316,12 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
     `default_path`). A path that exists must be confirmed with a second Enter; a folder that does
     not exist is refused."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel"),
+        # from the path box (the choices' own ↑↓ ←→ move them when they have the focus)
+        Binding("up", "choose(-1)", "Previous choice", show=False),
+        Binding("down", "choose(1)", "Next choice", show=False),
+    ]
     DEFAULT_CSS = (
         _dialog_css("ExportScreen")
         + """
@@ -343,7 +352,8 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
                     label = self.LABELS.get(choice, choice)
                     yield RadioButton(literal(label), value=n == 0, id=f"export-{n}")
             yield Input(self.default_path, placeholder="file to write", id="export-path")
-            yield Label("Enter write · Tab next field · ←→ what · Esc cancel", classes="hint")
+            what = " · ↑↓ what" if len(self.choices) > 1 else ""
+            yield Label(f"Enter write{what} · Tab next field · Esc cancel", classes="hint")
             yield Label("", id="export-problem", classes="problem")
 
     def on_mount(self) -> None:
@@ -353,6 +363,12 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
     def which(self) -> str:
         pressed = self.query_one(RadioSet).pressed_index
         return self.choices[pressed if 0 <= pressed < len(self.choices) else 0]
+
+    def action_choose(self, step: int) -> None:
+        """↑↓ in the path box: the previous or next choice of what to write."""
+        buttons = list(self.query(RadioButton).results(RadioButton))
+        now = next((n for n, b in enumerate(buttons) if b.value), 0)
+        buttons[(now + step) % len(buttons)].value = True
 
     def problem(self, path: str) -> str | None:
         """Why nothing can be written at `path`, or None."""

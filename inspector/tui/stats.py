@@ -226,6 +226,7 @@ class StatsView(Widget):
         Binding("minus", "interval(1)", "Coarser interval", show=False),
         Binding("u", "unit", "Packets / bytes", show=False),
         Binding("x", "remove_line", "Remove the last filter line", show=False),
+        Binding("a", "add_line", "Add a filter line", show=False),
     ]
     DEFAULT_CSS = """
     StatsView { height: 1fr; layout: vertical; }
@@ -327,6 +328,28 @@ class StatsView(Widget):
         if self.view == "io" and self.filters:
             self.filters.pop()
             self._request()
+
+    def action_add_line(self) -> None:
+        """`a`: to the I/O graph's filter line (Tab is the app's: it cycles the panes)."""
+        if self.view == "io":
+            self.query_one("#stats-io-filter", Input).focus()
+
+    def shown_rows(self) -> tuple[str, list[Row]] | None:
+        """The view shown, as a name for its file ("conversations-tcp") and its rows as
+        inspector/stats.py gives them (the I/O graph's: `io_rows`); None until computed."""
+        key = self._key()
+        result = self._results.get(key)
+        if result is None:
+            return None
+        if self.view == "io" and isinstance(result, stats.IoGraph):
+            return "io", list[Row](stats.io_rows(result))
+        rows: list[Row] = result if isinstance(result, list) else []
+        if self.view == "hierarchy":  # without the table's own columns
+            rows = [{k: v for k, v in row.items() if k not in DISPLAY_ONLY} for row in rows]
+        name = (
+            f"{self.view}-{self.address_layer}" if self.view in ("endpoints", "conversations") else self.view
+        )
+        return name, rows
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -440,7 +463,7 @@ class StatsView(Widget):
             legend.append(literal(label))
             legend.append("  ")
         self.query_one("#stats-legend", Label).update(legend)
-        self._status("+ - interval · u packets/bytes · ←→ pan · x remove last line · Tab to add a line")
+        self._status("+ - interval · u packets/bytes · ←→ pan · a add a line · x remove the last")
 
     def _status(self, text: str) -> None:
         self.query_one("#stats-status", Label).update(literal(text))
@@ -452,6 +475,10 @@ class StatsView(Widget):
         if self.view in ("endpoints", "conversations"):
             line.append(f"  {LAYER_NAMES[self.address_layer]}", style="bold")
         self.query_one("#stats-tabs", Label).update(line)
+
+
+DISPLAY_ONLY = frozenset({"indented", "packets_pct", "bytes_pct"})
+"""Keys the hierarchy's rows get for the table only (an export leaves them out)."""
 
 
 def _statistics(model: CaptureModel, key: tuple[object, ...]) -> object:

@@ -44,31 +44,88 @@ class ListTree(Tree[Any]):
     BINDINGS: ClassVar[list[BindingType]] = TREE_KEYS
 
 
+FLOW_COLUMNS = ("#", "Protocols", "Client", "Server", "Packets", "Bytes", "Duration")
+FLOW_DROPPED = ("Duration", "Bytes", "Packets")
+"""The flows pane's columns that go first, in this order, when the pane is too narrow for all."""
+
+
 class FlowsTable(ListTable):
-    """Conversations with their protocol stack label; Enter shows only that flow's packets."""
+    """Conversations with their protocol stack label; Enter shows only that flow's packets.
+    Its columns fit the pane (re-fitted when it is resized): the last counters are left out, then
+    the protocols cut, never wider than the pane."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._cells: list[tuple[str, list[object]]] = []
+        self._fitted: tuple[int, int] | None = None
 
     def fill(self, model: CaptureModel) -> None:
-        self.clear(columns=True)
-        self.cursor_type = "row"
-        for title in ("#", "Protocols", "Client", "Server", "Packets", "Bytes", "Duration"):
-            self.add_column(title)
         errors = model.flows_with_errors()
+        rows: list[list[object]] = []
         for flow in model.index.flows:
             badge = "⚠ " if flow.id in errors else ""
-            self.add_row(
-                str(flow.id),
-                literal(badge + model.flow_label(flow.id)),
-                literal(flow.client),
-                literal(flow.server),
-                str(flow.packets),
-                str(flow.bytes),
-                f"{(flow.last_ns - flow.first_ns) / 1e9:.3f}",
-                key=str(flow.id),
+            rows.append(
+                [
+                    str(flow.id),
+                    literal(badge + model.flow_label(flow.id)),
+                    literal(flow.client),
+                    literal(flow.server),
+                    str(flow.packets),
+                    str(flow.bytes),
+                    f"{(flow.last_ns - flow.first_ns) / 1e9:.3f}",
+                ]
             )
+        self._cells = [(title, [row[k] for row in rows]) for k, title in enumerate(FLOW_COLUMNS)]
+        self._fitted = None
+        self._build()
+
+    def on_resize(self) -> None:
+        if self._cells:
+            self._build()
+
+    def _widths(self, room: int) -> dict[str, int]:
+        """Column title -> width for `room` cells (each column takes 2 more: its padding)."""
+        natural = {
+            title: max([len(title), *(len(str(getattr(c, "plain", c))) for c in cells)])
+            for title, cells in self._cells
+        }
+        shown = list(FLOW_COLUMNS)
+        for title in FLOW_DROPPED:
+            if sum(natural[t] + 2 for t in shown) <= room:
+                break
+            shown.remove(title)
+        widths = {t: natural[t] for t in shown}
+        over = sum(w + 2 for w in widths.values()) - room
+        if over > 0:  # the protocols give way (cut), down to their title
+            widths["Protocols"] = max(len("Protocols"), widths["Protocols"] - over)
+        return widths
+
+    def _build(self) -> None:
+        room = self.size.width - self.styles.scrollbar_size_vertical
+        if room <= 0:
+            room = sum(len(t) + 2 for t in FLOW_COLUMNS) * 4  # not laid out yet: all of them
+        key = (room, len(self._cells[0][1]) if self._cells else 0)
+        if key == self._fitted:
+            return
+        self._fitted = key
+        cursor = self.cursor_row
+        widths = self._widths(room)
+        self.clear(columns=True)
+        self.cursor_type = "row"
+        chosen = [(title, cells) for title, cells in self._cells if title in widths]
+        for title, _ in chosen:
+            self.add_column(title, width=widths[title], key=title)
+        count = len(chosen[0][1]) if chosen else 0
+        for n in range(count):
+            self.add_row(*(cells[n] for _, cells in chosen), key=str(n))
+        if count:
+            self.move_cursor(row=min(cursor, count - 1))
 
 
-CALL_COLUMNS = ("Method", "Status", "Duration", "Req", "Resp", "Kind", "Flow", "Stream")
-"""In order of need: at 80 columns what a call did and how it ended is seen before where it ran."""
+CALL_COLUMNS = ("Method", "Status", "Duration", "Start", "Req", "Resp", "Kind", "Flow", "Stream")
+"""In order of need: at 80 columns what a call did, how it ended and when it began are seen
+before where it ran (← → scroll the table to Flow and Stream). Start counts seconds from the
+capture's first packet, as the packet list's Time does."""
 
 
 def call_method(path: object) -> str:
@@ -81,7 +138,9 @@ def call_method(path: object) -> str:
 
 
 class CallsTable(ListTable):
-    def fill(self, calls: list[dict[str, object]]) -> None:
+    def fill(self, calls: list[dict[str, object]], first: float = 0.0, digits: int = 6) -> None:
+        """The calls; `first` is the capture's first packet's time (epoch seconds): Start counts
+        from it with `digits` decimals, as the packet list's Time column."""
         self.clear(columns=True)
         self.cursor_type = "row"
         for title in CALL_COLUMNS:
@@ -95,6 +154,7 @@ class CallsTable(ListTable):
                     "green" if c.get("status") == 0 else "bold red" if c.get("status") else "",
                 ),
                 f"{duration * 1000:.3f} ms" if isinstance(duration, float) else "",
+                f"{start - first:.{digits}f}" if isinstance(start := c.get("start"), float) else "",
                 str(len(c["requests"])),  # type: ignore[arg-type]
                 str(len(c["responses"])),  # type: ignore[arg-type]
                 literal(c["kind"]),
@@ -172,8 +232,15 @@ class ReportTable(ListTable):
     """Any analysis's rows (RTP streams, WebRTC sessions, a plugin's report); a row opens as a tree.
     Nested values are summarised (`summary`)."""
 
-    def fill(self, rows: list[dict[str, object]], first: Sequence[str] = ()) -> None:
-        """Columns in the order the rows give them, after those of `first` that they have."""
+    def fill(
+        self,
+        rows: list[dict[str, object]],
+        first: Sequence[str] = (),
+        defaults: Mapping[str, str] | None = None,
+    ) -> None:
+        """Columns in the order the rows give them, after those of `first` that they have; a row
+        without a value of `defaults`' keys shows the default (a WebRTC session's kind)."""
+        defaults = defaults or {}
         self.clear(columns=True)
         self.cursor_type = "row"
         columns = [k for k in first if any(k in row for row in rows)]
@@ -183,7 +250,7 @@ class ReportTable(ListTable):
         for title in columns:
             self.add_column(literal(title))  # a plugin's rows: keys are its text
         for n, row in enumerate(rows):
-            self.add_row(*(literal(cell(k, row.get(k))) for k in columns), key=str(n))
+            self.add_row(*(literal(cell(k, row.get(k, defaults.get(k)))) for k in columns), key=str(n))
 
 
 def cell(key: str, value: object) -> str:
@@ -198,7 +265,8 @@ def cell(key: str, value: object) -> str:
 def summary(value: object) -> str:
     """A cell for a nested value: a mapping of plain values by its values (a nominated pair reads
     `127.0.0.1:58318 → 127.0.0.1:3478`), a mapping of mappings by its keys in order (a session's
-    phases read as its timeline), a list by its length."""
+    phases read as its timeline), a short list of plain values by its values (`96, 111`), a
+    longer one by its length."""
     if value is None:
         return ""
     if isinstance(value, float):
@@ -209,8 +277,17 @@ def summary(value: object) -> str:
         plain = all(not isinstance(v, Mapping | list) for v in value.values())
         return " → ".join(map(str, value.values() if plain else value))
     if isinstance(value, list):
+        shown = ", ".join(summary(v) for v in value)
+        plain = all(not isinstance(v, Mapping | list) for v in value)
+        if value and plain and len(value) <= SHORT_LIST and len(shown) <= SHORT_LIST_CELLS:
+            return shown  # a stream's payload types: `96, 111`
         return str(len(value))
     return str(value)
+
+
+SHORT_LIST = 4
+SHORT_LIST_CELLS = 24
+"""A list of plain values reads as its values up to this many of them and cells, else its length."""
 
 
 FIRST_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -219,6 +296,9 @@ FIRST_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 """Columns a report's table shows first: a WebRTC session and a TURN allocation share them, so
 every row of the Sessions tab shows values at 80 columns."""
+
+DEFAULT_CELLS: dict[str, dict[str, str]] = {"sessions": {"kind": "session"}}
+"""Per report, what a row without the key is (a WebRTC session's row has no `kind`)."""
 
 
 def session_line(row: Mapping[str, object]) -> str:
@@ -243,7 +323,7 @@ def session_line(row: Mapping[str, object]) -> str:
         parts.append("no nominated pair")
     dtls = row.get("dtls")
     state = dtls.get("state") if isinstance(dtls, Mapping) else None
-    parts.append(f"DTLS {state}" if state not in (None, "none") else "no DTLS handshake")
+    parts.append(_dtls_text(row, state, failed))
     media = row.get("media")
     if isinstance(media, list):
         sent = sum(int(m.get("packets", 0)) for m in media if isinstance(m, Mapping) and m.get("from_client"))
@@ -254,28 +334,25 @@ def session_line(row: Mapping[str, object]) -> str:
     return " · ".join(parts)
 
 
-EMPTY_REASONS: dict[str, tuple[str, frozenset[str]]] = {
-    "calls": ("no gRPC calls", frozenset({"http2", "grpc"})),
-    "streams": ("no RTP streams", frozenset({"rtp", "rtcp"})),
-    "sessions": ("no WebRTC sessions", frozenset({"stun", "dtls"})),
-}
-"""Per report: what its emptiness is called and the protocols whose absence explains it."""
-
-
-def empty_reason(name: str, protocols: set[str]) -> str:
-    """Why a report has no rows, from the protocols the capture carried ("no gRPC calls: no HTTP/2
-    connection in this capture"); a report this table does not know gets a plain sentence."""
-    what, needs = EMPTY_REASONS.get(name, (f"no {name}", frozenset()))
-    seen = {p.lower() for p in protocols}
-    if name == "findings":
-        return "no findings: every packet decoded without a problem"
-    if not needs:
-        return f"{what}: the {name} analysis found nothing in this capture"
-    if seen & needs:
-        found = ", ".join(sorted(p.upper() for p in seen & needs))
-        return f"{what}: {found} seen, but nothing the analysis could follow to the end"
-    labels = {"calls": "HTTP/2 connection", "streams": "RTP packet", "sessions": "STUN or DTLS packet"}
-    return f"{what}: no {labels[name]} in this capture"
+def _dtls_text(row: Mapping[str, object], state: object, failed: object) -> str:
+    """The DTLS part of `session_line`: never "done" alone for a session that failed in DTLS
+    (a handshake can finish with a certificate SDP did not promise)."""
+    if failed != "dtls":
+        return f"DTLS {state}" if state not in (None, "none") else "no DTLS handshake"
+    findings = row.get("findings")
+    why = next(
+        (
+            str(f.get("message"))
+            for f in (findings if isinstance(findings, list) else [])
+            if isinstance(f, Mapping) and f.get("phase") == "dtls" and f.get("severity") == "error"
+        ),
+        None,
+    )
+    if why and "certificate" in why and "SDP promised" in why:
+        why = "certificate not the one SDP promised"
+    if state == "done":
+        return f"DTLS handshake done, {why}" if why else "DTLS handshake done, then failed"
+    return f"DTLS failed: {why}" if why else "DTLS failed"
 
 
 class RowTree(ListTree):

@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Input, TabbedContent
 from protoscope.decoders.registry import load_registry
 from protoscope.inspector.tui.app import HelpScreen, ProtoscopeApp
 from protoscope.inspector.tui.detail import DetailTree
+from protoscope.inspector.tui.follow import FollowScreen
 from protoscope.inspector.tui.ladder import LadderScreen
 from protoscope.inspector.tui.packets import PacketList
 from protoscope.inspector.tui.screens import ExportScreen
@@ -309,6 +310,7 @@ async def test_sessions_tab_draws_the_phases() -> None:
         await until(pilot, lambda: isinstance(app.screen, LadderScreen), timeout=15)
         assert isinstance(app.screen, LadderScreen)
         assert app.screen.title_text.startswith("session 0: flows ")
+        assert any(line.startswith("t = 0 at frame 1,") for line in app.screen.lines)  # as the list
         assert "127.0.0.1:3478" in app.screen.lines[0] and len(app.screen.lines[0].split()) >= 5
         assert any("Allocate R" in line for line in app.screen.lines)
         await pilot.press("escape")
@@ -468,3 +470,67 @@ async def test_no_screen_shows_capture_text_raw(tmp_path: Path) -> None:
     assert "\\x1b]0;pwned\\a\\x1b[41m-\\u202ename" in seen["packets"]  # the header: the file name
     for name in ("detail of frame 1", "calls", "sessions", "findings"):
         assert "\\u202e" in seen[name], name
+
+
+async def test_stream_row_ladder_and_follow_its_own_flow() -> None:
+    """`l` and `F` on an RTP stream's row: the flow between its src and dst, not the packet's."""
+    app = ProtoscopeApp(TURN, load_registry())
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot)
+        await pilot.press("s", "j", "j")  # 127.0.0.1:3478 -> 127.0.0.1:58318, flow 4
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, LadderScreen), timeout=15)
+        assert isinstance(app.screen, LadderScreen)
+        assert app.screen.title_text.startswith("flow 4:"), app.screen.title_text
+        await pilot.press("escape")
+        await pilot.press("F")
+        await until(pilot, lambda: isinstance(app.screen, FollowScreen))
+        assert isinstance(app.screen, FollowScreen) and app.screen.flow == 4
+
+
+async def test_status_line_keeps_the_filter_at_80_columns() -> None:
+    """At 80 columns the counters take their short form and the filter text stays on the line."""
+    app = ProtoscopeApp(DEMO, load_registry())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("slash", *"tcp.port == 47051", "enter")
+        status = app.query_one("#status-text")
+        await until(pilot, lambda: "47051" in str(status.render()))
+        text = str(status.render())
+        assert text.endswith("tcp.port == 47051") and len(text) <= 80, text
+        assert "pkts · 1 flow · 20 calls · " in text
+    app = ProtoscopeApp(DEMO, load_registry())
+    async with app.run_test(size=(160, 24)) as pilot:  # room for the long form
+        await loaded(pilot)
+        assert str(app.query_one("#status-text").render()).startswith("101 packets, 1 flow, 20 gRPC calls")
+
+
+async def test_session_summary_says_how_dtls_failed() -> None:
+    """A handshake that completed with a certificate SDP did not promise: never "DTLS done"."""
+    app = ProtoscopeApp(SAMPLES / "webrtc-bad-fingerprint.pcap", load_registry())
+    async with app.run_test(size=(160, 40)) as pilot:
+        await loaded(pilot)
+        await pilot.press("w")
+        line = app.query_one("#report-sessions-summary")
+        await until(pilot, lambda: "FAILED" in str(line.render()))
+        text = str(line.render())
+        assert "FAILED in dtls" in text and "DTLS done" not in text, text
+        assert "DTLS handshake done, certificate not the one SDP promised" in text
+
+
+async def test_flows_pane_columns_fit_the_pane() -> None:
+    """At 200x50 the flows pane's columns fit it (the last counters left out), none cut to a
+    character or drawn into the packet list; wide enough, all of them are shown."""
+    app = ProtoscopeApp(TURN, load_registry())
+    async with app.run_test(size=(200, 50)) as pilot:
+        await loaded(pilot)
+        table = app.query_one("#flows", DataTable)
+        await until(pilot, lambda: table.virtual_size.width <= table.size.width)
+        assert 0 < table.virtual_size.width <= table.size.width
+        titles = [str(c.label) for c in table.columns.values()]
+        assert titles[:4] == ["#", "Protocols", "Client", "Server"]
+        assert all(c.width >= len(str(c.label)) for c in table.columns.values())
+        await pilot.resize_terminal(300, 50)
+        await until(pilot, lambda: len(table.columns) == 7)
+        assert [str(c.label) for c in table.columns.values()][-1] == "Duration"
+        assert table.virtual_size.width <= table.size.width

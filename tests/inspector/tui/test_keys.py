@@ -14,6 +14,7 @@ from textual.command import CommandPalette
 from textual.widgets import DataTable, Input, OptionList, RadioButton, TabbedContent
 
 from protoscope.decoders.registry import load_registry
+from protoscope.inspector import stats as stats_module
 from protoscope.inspector.config import Config, load_config
 from protoscope.inspector.tui.app import (
     HELP_KEYS,
@@ -30,7 +31,7 @@ from protoscope.inspector.tui.packets import PacketList
 from protoscope.inspector.tui.screens import DecodeAsScreen, ExportScreen, FindScreen, GoToScreen
 from protoscope.inspector.tui.stats import StatsView
 from protoscope.inspector.tui.timeline import Timeline
-from protoscope.inspector.tui.views import CALL_COLUMNS, CallsTable, FindingsTree
+from protoscope.inspector.tui.views import CALL_COLUMNS, CallsTable, FindingsTree, summary
 from tests.conftest import SAMPLES
 from tests.inspector.tui.test_app import loaded, notes, screen_text, tree_text, until
 
@@ -144,6 +145,32 @@ async def test_l_draws_the_ladder_of_a_packet_a_call_and_a_timeline_lane() -> No
         assert isinstance(app.screen, LadderScreen) and app.screen.title_text.startswith("flow 2:")
 
 
+async def test_ladder_keys_and_its_title_fits_80_columns() -> None:
+    """The ladder: ← → scroll it, e exports it, Esc / q / l close it; its title fits the box."""
+    async with viewer(TURN) as (app, pilot):
+        for close in ("escape", "q", "l"):
+            await pilot.press("w", "l")
+            await until(pilot, lambda: isinstance(app.screen, LadderScreen), timeout=15)
+            screen = app.screen
+            assert isinstance(screen, LadderScreen)
+            box = screen.query_one("VerticalScroll")
+            assert len(screen.title_text) <= box.size.width - 2, screen.title_text
+            if close == "escape":
+                scroll = screen.query_one("#ladder-scroll")
+                await pilot.press("right")
+                assert scroll.scroll_x > 0
+                await pilot.press("left")
+                assert scroll.scroll_x == 0
+                await pilot.press("e")
+                await until(pilot, lambda: isinstance(app.screen, ExportScreen))
+                assert isinstance(app.screen, ExportScreen)
+                app.screen.dismiss(None)
+                await until(pilot, lambda screen=screen: app.screen is screen)  # type: ignore[misc]
+            await pilot.press(close)
+            await until(pilot, lambda: not isinstance(app.screen, LadderScreen))
+            assert not isinstance(app.screen, LadderScreen)
+
+
 async def test_slash_opens_the_filter_bar() -> None:
     async with viewer() as (app, pilot):
         await pilot.press("c", "slash")
@@ -184,13 +211,37 @@ async def test_e_exports_findings_marked_packets_and_a_ladder(
         await pilot.press("escape", "t")
         await export(pilot, app, "webrtc-turn-timeline.mmd")
         assert "wrote the sequence diagram (Mermaid) of the capture" in notes(app)[-1]
+    async with viewer() as (app, pilot):  # a call's ladder: its stream only, as on screen
+        await pilot.press("c", "j", "l")
+        await until(pilot, lambda: isinstance(app.screen, LadderScreen), timeout=15)
+        await export(pilot, app, "grpc-demo-ladder.mmd")
+        diagram = (tmp_path / "grpc-demo-ladder.mmd").read_text()
+        drawn = [line for line in diagram.splitlines() if "->>" in line]
+        assert {line.split(":")[1].strip() for line in drawn} == {"17", "18"}, drawn  # the call's frames
+        assert "of stream 3 of flow 0" in notes(app)[-1]
 
 
-async def test_e_in_statistics_says_why_not() -> None:
+async def test_e_in_statistics_writes_the_shown_view(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`e` in Statistics: the view shown, as JSON rows as inspector/stats.py gives them."""
+    monkeypatch.chdir(tmp_path)
     async with viewer() as (app, pilot):
-        await pilot.press("i", "e")
-        assert not isinstance(app.screen, ExportScreen)
-        assert "statistics are written by the command line" in notes(app)[-1]
+        await pilot.press("i", "3")
+        stats = app.query_one(StatsView)
+        await until(pilot, lambda: stats.shown_rows() is not None)
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, ExportScreen) and bool(app.screen.query(Input)))
+        path = app.screen.query_one("#export-path", Input)
+        assert path.value == "grpc-demo-statistics-conversations-ip.json"
+        path.focus()
+        await pilot.press("enter")
+        target = tmp_path / "grpc-demo-statistics-conversations-ip.json"
+        await until(pilot, target.exists)
+        rows = json.loads(target.read_text())
+        assert app.model is not None
+        assert rows == json.loads(
+            json.dumps(stats_module.conversations(app.model.session, "ip"), default=str)
+        )
+        assert "of the conversations-ip statistics to" in notes(app)[-1]
 
 
 async def test_escape_goes_back_to_every_packet() -> None:
@@ -223,6 +274,27 @@ async def test_ctrl_p_lists_go_to_commands_by_name() -> None:
         await pilot.press("enter")
         await until(pilot, lambda: active(app) == "calls")
         assert active(app) == "calls"
+        for word, command in (("call", "go to call …"), ("frame", "go to frame …")):  # by name
+            await pilot.press("ctrl+p", *word)
+            await pilot.pause(0.5)
+            hits = [str(o.prompt) for o in app.screen.query_one(OptionList).options]
+            assert any(hit.startswith(command) for hit in hits), hits
+            await pilot.press("escape")
+        await pilot.press("ctrl+p", *"go to frame")
+        await pilot.pause(0.5)
+        await pilot.press("enter")  # asks the frame
+        await until(pilot, lambda: isinstance(app.screen, GoToScreen))
+        assert isinstance(app.screen, GoToScreen)
+        await pilot.press("escape", "p", "ctrl+p", *"go to call")
+        await pilot.pause(0.5)
+        await pilot.press("enter")  # the first call
+        await until(pilot, lambda: active(app) == "calls")
+        assert app.query_one(CallsTable).cursor_row == 0
+    async with viewer(TURN) as (app, pilot):
+        await pilot.press("ctrl+p", *"stream")
+        await pilot.pause(0.5)
+        hits = [str(o.prompt) for o in app.screen.query_one(OptionList).options]
+        assert any(hit.startswith("go to stream …") for hit in hits), hits
 
 
 class StandInLive:
@@ -479,6 +551,16 @@ async def test_minus_hides_a_column() -> None:
         assert len(packets.columns) == count - 1
 
 
+async def test_equals_resets_the_columns() -> None:
+    async with viewer() as (app, pilot):
+        packets = app.query_one(PacketList)
+        count = len(packets.columns)
+        await pilot.press("minus", "minus")
+        assert len(packets.columns) == count - 2
+        await pilot.press("equals_sign")
+        assert len(packets.columns) == count
+
+
 async def test_o_sorts_by_the_column() -> None:
     async with viewer() as (app, pilot):
         packets = app.query_one(PacketList)
@@ -560,7 +642,7 @@ async def test_filter_bar_enter_applies_and_remembers(settings_home: Path) -> No
         packets = app.query_one(PacketList)
         await until(pilot, lambda: packets.rows is not None)
         assert packets.rows == [17, 97]
-        assert "2 of 101 packets" in str(app.query_one("#status-text").render())
+        assert "2/101 pkts" in str(app.query_one("#status-text").render())  # 80 columns: the short form
     assert load_config(settings_home / "protoscope" / "config.toml").filter_history == ["grpc.status != 0"]
 
 
@@ -683,6 +765,12 @@ async def test_statistics_keys() -> None:
         stats.filters.append("grpc")
         await pilot.press("x")
         assert stats.filters == []
+        await pilot.press("a", *"grpc")  # a: to the filter line (Tab cycles the panes)
+        line = app.query_one("#stats-io-filter", Input)
+        assert app.focused is line and line.value == "grpc" and active(app) == "statistics"
+        await pilot.press("enter")
+        await until(pilot, lambda: stats.filters == ["grpc"])
+        assert stats.filters == ["grpc"]
 
 
 async def test_follow_keys() -> None:
@@ -760,6 +848,14 @@ async def test_calls_columns_in_order_of_need() -> None:
         table = app.query_one(CallsTable)
         assert [str(c.label) for c in table.columns.values()] == list(CALL_COLUMNS)
         assert [str(cell) for cell in table.get_row_at(1)[:2]] == ["Directory/Get", "NOT_FOUND"]
+        assert app.model is not None
+        call, first = app.model.decoded.calls[1], int(app.model.index.records.ts_ns[0]) / 1e9
+        assert str(table.get_row_at(1)[3]) == f"{float(str(call['start'])) - first:.6f}"  # Start
+        assert table.max_scroll_x > 0  # Flow and Stream are off-screen at 80 columns: → reaches them
+        await pilot.press("right", "right", "right")
+        assert table.scroll_x > 0
+        await pilot.press("left", "left", "left")
+        assert table.scroll_x == 0
 
 
 async def test_sessions_show_values_and_a_summary_line() -> None:
@@ -771,6 +867,18 @@ async def test_sessions_show_values_and_a_summary_line() -> None:
         assert "127.0.0.1:58318 → 127.0.0.1:3478" in cells  # the nominated pair, not "local → remote"
         summary = str(app.query_one("#report-sessions-summary").render())
         assert summary.startswith("session 0: OK · pair 127.0.0.1:58318 ↔ 127.0.0.1:3478 · DTLS done")
+        kind = [str(c.label) for c in table.columns.values()].index("kind")
+        assert str(table.get_row_at(0)[kind]) == "session"  # not blank
+        assert str(table.get_row_at(1)[kind]) == "turn_allocation"
+        await pilot.press("s")  # a short list of values reads as its values, not a count
+        streams = app.query_one("#report-streams-table", DataTable)
+        types = [str(c.label) for c in streams.columns.values()].index("payload_types")
+        assert str(streams.get_row_at(0)[types]) == "96"
+
+
+def test_summary_of_lists() -> None:
+    assert summary([96]) == "96" and summary([96, 111]) == "96, 111"
+    assert summary(list(range(10))) == "10" and summary([{"a": 1}]) == "1"
 
 
 async def test_empty_views_say_why() -> None:
@@ -792,7 +900,11 @@ KEY_TESTS: dict[str, list[Callable[..., Awaitable[None]]]] = {
     "t f i": [test_view_keys_switch_tabs_and_focus_them],
     "l": [test_l_draws_the_ladder_of_a_packet_a_call_and_a_timeline_lane],
     "/": [test_slash_opens_the_filter_bar],
-    "e": [test_e_exports_findings_marked_packets_and_a_ladder, test_e_in_statistics_says_why_not],
+    "e": [
+        test_e_exports_findings_marked_packets_and_a_ladder,
+        test_e_in_statistics_writes_the_shown_view,
+        test_ladder_keys_and_its_title_fits_80_columns,
+    ],
     "Esc": [test_escape_goes_back_to_every_packet, test_filter_bar_escape_clears],
     "Ctrl+P": [test_ctrl_p_lists_go_to_commands_by_name, test_saved_filters_in_the_palette_and_save_filter],
     "Ctrl+E": [test_ctrl_e_pauses_and_resumes_a_live_capture, test_ctrl_e_is_no_key_for_a_capture_file],
@@ -812,7 +924,7 @@ KEY_TESTS: dict[str, list[Callable[..., Awaitable[None]]]] = {
         test_filter_bar_enter_applies_and_remembers,
         test_enter_opens_a_row,
     ],
-    "← →": [test_left_right_scroll_sideways],
+    "← →": [test_left_right_scroll_sideways, test_ladder_keys_and_its_title_fits_80_columns],
     "m": [test_m_marks],
     "T": [test_T_cycles_the_time_format],
     "Ctrl+T": [test_ctrl_t_sets_a_time_reference],
@@ -820,9 +932,10 @@ KEY_TESTS: dict[str, list[Callable[..., Awaitable[None]]]] = {
     "[ ]": [test_brackets_select_a_column],
     "{ }": [test_braces_move_a_column],
     "-": [test_minus_hides_a_column],
+    "=": [test_equals_resets_the_columns],
     "o": [test_o_sorts_by_the_column, test_statistics_keys],
     "+": [test_plus_adds_the_selected_field_as_a_column],
-    "a": [test_a_applies_the_selected_field_as_a_filter],
+    "a": [test_a_applies_the_selected_field_as_a_filter, test_statistics_keys],
     "Tab": [test_filter_bar_tab_completes_field_names],
     "↑↓": [test_filter_bar_history_up_and_down],
     "↑↓ j k g G PgUp PgDn": [test_lists_move_with_j_k_g_G_and_pages],
@@ -832,6 +945,7 @@ KEY_TESTS: dict[str, list[Callable[..., Awaitable[None]]]] = {
     "x": [test_statistics_keys],
     "a h r": [test_follow_keys],
     "Esc q": [test_follow_keys],
+    "Esc q l": [test_ladder_keys_and_its_title_fits_80_columns],
     "← → < >": [test_timeline_pans_zooms_and_selects_lanes],
     "+ -": [test_timeline_pans_zooms_and_selects_lanes],
     "0": [test_timeline_pans_zooms_and_selects_lanes],

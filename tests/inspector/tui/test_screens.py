@@ -215,6 +215,24 @@ async def test_decode_as_lists_names_and_checks_rules() -> None:
     assert app.results == [["tcp.port==50051,http2"]]
 
 
+async def test_decode_as_del_after_tab_removes_the_last_rule() -> None:
+    """Tab to the list (nothing highlighted yet), Del: the last rule goes; the keys are said."""
+    screen = DecodeAsScreen(["udp.port==3478,stun", "tcp.port==50051,http2"], decoder_names())
+    app = Host(screen)
+    async with app.run_test(size=(80, 24)) as pilot:
+        hints = " ".join(str(w.render()) for w in screen.query(".hint"))
+        assert "Del removes" in hints and "Tab to the rules" in hints
+        screen.query_one(OptionList).focus()
+        await pilot.pause()
+        await pilot.press("delete")
+        assert screen.rules == ["udp.port==3478,stun"]
+        await pilot.press("delete")
+        assert screen.rules == []
+        assert_fits(screen)
+        await pilot.press("ctrl+s")
+    assert app.results == [[]]
+
+
 async def test_decode_as_escape_changes_nothing() -> None:
     app = await run(DecodeAsScreen(["udp.port==3478,stun"], decoder_names()), (80, 24), "escape")
     assert app.results == [None]
@@ -232,6 +250,21 @@ async def test_export_choice_and_path(size: tuple[int, int], tmp_path: Path) -> 
         assert_fits(screen)
         await pilot.press("shift+tab", "right", "enter")  # Displayed -> Marked
         await pilot.press("tab", "enter")
+    assert app.results == [ExportChoice(str(target), "marked")]
+
+
+async def test_export_choice_from_the_path_box(tmp_path: Path) -> None:
+    """The hint's keys work where the focus is (the path box): ↓ ↑ switch what is written."""
+    target = tmp_path / "out.pcapng"
+    screen = ExportScreen(str(target), ["displayed", "marked", "all"])
+    app = Host(screen)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert "↑↓ what" in " ".join(str(w.render()) for w in screen.query(".hint"))
+        assert isinstance(app.focused, Input)
+        await pilot.press("down", "down", "up")  # displayed -> marked -> all -> marked
+        await pilot.pause()
+        assert screen.which == "marked"
+        await pilot.press("enter")
     assert app.results == [ExportChoice(str(target), "marked")]
 
 
