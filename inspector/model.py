@@ -26,6 +26,7 @@ from .report.rows import (
     analysis_findings,
     fresh_analyses,
     merge_findings,
+    protocol_column,
 )
 from .report.rows import info as info_column
 from .session import PacketDecode, Session, endpoints, packet_protocols
@@ -197,7 +198,7 @@ class CaptureModel:
             (int(rec.ts_ns[i]) - self.first_ns) / 1e9,
             src,
             dst,
-            protocol.upper() if len(protocol) <= 5 else protocol,
+            protocol_column(protocol),
             int(rec.wirelen[i]),
             text,
         )

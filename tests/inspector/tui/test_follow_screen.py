@@ -178,7 +178,9 @@ async def test_follow_a_udp_flow() -> None:
         await shown(pilot, screen, "hex")
         view = screen.query_one(FollowLines)
         assert view.lines == render(expected, "hex")
-        assert f"UDP stream {flow}" in text(screen, "#follow-title")
+        # Named by tshark's udp.stream (UDP flows in order), not by our flow id (TCP and UDP).
+        assert f"UDP stream {expected.stream}" in text(screen, "#follow-title")
+        assert expected.stream == 0 and flow > 0
         assert text(screen, "#follow-totals") == (
             f"client → server {expected.client_bytes} bytes, server → client {expected.server_bytes} bytes"
         )
