@@ -171,8 +171,7 @@ def _with_matching_packet(
         return
     matched = set(np.unique(session.index.flow[mask]).tolist())
     streams: set[tuple[int, int]] | None = None
-    ends = {(str(f.client), str(f.server)): f.id for f in session.flows}
-    ends.update({(server, client): fid for (client, server), fid in list(ends.items())})
+    ends = rows.flow_ends(session)
     for row in items:
         if any(0 < f <= len(mask) and mask[f - 1] for f in _frames(row)):
             yield row
@@ -186,8 +185,7 @@ def _with_matching_packet(
                     yield row
             continue
         flows = row.get("flows")
-        named = [*(flows if isinstance(flows, list) else ()), row.get("flow")]
-        named.append(ends.get((str(row.get("src")), str(row.get("dst")))))
+        named = [*(flows if isinstance(flows, list) else ()), rows.row_flow(row, ends)]
         if any(isinstance(f, int) and f in matched for f in named):
             yield row
 

@@ -37,6 +37,22 @@ PROTOCOL_LABELS = {"grpc": "gRPC", "websocket": "WebSocket"}
 """How a flow label writes a protocol; the rest in capitals, as Wireshark's Protocol column."""
 
 
+def flow_ends(session: Session) -> dict[tuple[str, str], int]:
+    """Each flow by its two endpoints ("ip:port" as rows write them), either way round."""
+    ends = {(str(f.client), str(f.server)): f.id for f in session.flows}
+    ends.update({(server, client): fid for (client, server), fid in list(ends.items())})
+    return ends
+
+
+def row_flow(row: Mapping[str, Any], ends: Mapping[tuple[str, str], int]) -> int | None:
+    """The flow a report row stands for: its `flow`, else the flow between its `src` and `dst`
+    (an RTP stream's row); `ends` from `flow_ends`."""
+    flow = row.get("flow")
+    if isinstance(flow, int):
+        return flow
+    return ends.get((str(row.get("src")), str(row.get("dst"))))
+
+
 def protocol_column(name: str) -> str:
     """A packet's Protocol column, the viewer's and the packets report's: short names in capitals
     as Wireshark writes them (TCP, HTTP2, STUN, DTLS), longer ones as they are."""

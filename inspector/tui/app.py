@@ -57,6 +57,7 @@ from ..report.ladder import (
     mermaid_lines,
     text_ladder,
 )
+from ..report.rows import flow_ends, row_flow
 from ..session import Session
 from .detail import DetailTree, HexView, Span
 from .exporting import default_path, packet_rows, report_rows
@@ -884,16 +885,9 @@ class ProtoscopeApp(App[None]):
     def _row_flow(self, row: dict[str, object]) -> int | None:
         """The flow of a report row: its `flow`, else the flow between its `src` and `dst` (an
         RTP stream's row), either way round."""
-        if isinstance(row.get("flow"), int):
-            return int(str(row["flow"]))
-        src, dst = row.get("src"), row.get("dst")
-        if self.model is None or not isinstance(src, str) or not isinstance(dst, str):
+        if self.model is None:
             return None
-        ends = {src, dst}
-        for fid, flow in enumerate(self.model.session.flows):
-            if {str(flow.client), str(flow.server)} == ends:
-                return fid
-        return None
+        return row_flow(row, flow_ends(self.model.session))
 
     @work(thread=True, exclusive=True, group="ladder")
     def build_ladder(self, flows: list[int], what: str, stream_id: int | None = None) -> None:
