@@ -129,9 +129,14 @@ def _sparkline(value: object) -> str | None:
 # row that reuses a key with other content is still shown, plainly.
 
 
-def _ssrc(cells: Cells, value: object) -> str | None:
-    """SSRCs in hex, as Wireshark's RTP streams and `rtp.ssrc == 0x...` filters write them."""
+def ssrc_hex(value: object) -> str | None:
+    """An SSRC in hex, as Wireshark's RTP streams and `rtp.ssrc == 0x...` filters write it
+    (`0x7f09553e`); None for what is not one. The text reports and the viewer's tables and trees."""
     return f"0x{value:08x}" if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _ssrc(cells: Cells, value: object) -> str | None:
+    return ssrc_hex(value)
 
 
 def _protocols(cells: Cells, value: object) -> str | None:

@@ -25,6 +25,7 @@ from protoscope.decoders.registry import Registry
 
 from ..fields import display, field_info
 from ..model import PacketDetail
+from ..report.cells import ssrc_hex
 from .text import clean, literal
 
 Span = tuple[int, int] | None
@@ -263,8 +264,8 @@ def json_tree(node: TreeNode[Span], value: object, label: str = "", report: bool
         child = node.add(literal(f"{label} [{len(value)}]"), expand=True)
         hex_items = report and label in SSRC_KEYS
         for i, v in enumerate(value):
-            json_tree(child, f"0x{v:08x}" if hex_items and isinstance(v, int) else v, f"[{i}]", report)
+            json_tree(child, (ssrc_hex(v) if hex_items else None) or v, f"[{i}]", report)
     else:
-        if report and label in SSRC_KEYS and isinstance(value, int) and not isinstance(value, bool):
-            value = f"0x{value:08x}"
+        if report and label in SSRC_KEYS:
+            value = ssrc_hex(value) or value
         node.add_leaf(literal(f"{label}: {clean(value)}" if label else clean(value)))

@@ -11,6 +11,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Tree
 
 from ..model import CaptureModel, FindingAt
+from ..report.cells import ssrc_hex
 from .detail import json_tree
 from .text import literal
 
@@ -255,10 +256,10 @@ class ReportTable(ListTable):
 
 def cell(key: str, value: object) -> str:
     """A report cell: an SSRC in hex as Wireshark shows it (`0x7f09e13e`), else `summary`."""
-    if key == "ssrc" and isinstance(value, int):
-        return f"0x{value:08x}"
+    if key == "ssrc" and (text := ssrc_hex(value)) is not None:
+        return text
     if key == "ssrcs" and isinstance(value, list):
-        return summary([f"0x{v:08x}" if isinstance(v, int) else v for v in value])
+        return summary([ssrc_hex(v) or v for v in value])
     return summary(value)
 
 
