@@ -97,7 +97,9 @@ def _followed(session: Session, flow: int, what: str, chunks: list[FollowChunk],
     f = session.flows[flow]
     client = sum(len(c.data) for c in chunks if c.from_client)
     server = sum(len(c.data) for c in chunks if not c.from_client)
-    stream = stream_number(session, flow)
+    from .filter import stream_of_flow  # the filter's numbering; not loaded by every text report
+
+    stream = stream_of_flow(session, flow)
     first = int(np.argmax(session.index.flow == flow))
     first_from_client = int(session.index.direction[first]) == 0
     return Followed(
@@ -113,13 +115,6 @@ def _followed(session: Session, flow: int, what: str, chunks: list[FollowChunk],
         stream,
         first_from_client,
     )
-
-
-def stream_number(session: Session, flow: int) -> int:
-    """tshark's tcp.stream / udp.stream of our flow `flow`."""
-    from .filter import stream_of_flow
-
-    return stream_of_flow(session, flow)
 
 
 def follow_flow(session: Session, flow: int) -> Followed:
@@ -152,7 +147,9 @@ def follow_flow(session: Session, flow: int) -> Followed:
                 break
             total += len(data)
             chunks.append(FollowChunk(i + 1, ix.time(i), int(ix.direction[i]) == 0, data))
-    what = f"{transport.upper()} stream {stream_number(session, flow)}"
+    from .filter import stream_of_flow
+
+    what = f"{transport.upper()} stream {stream_of_flow(session, flow)}"
     return _followed(session, flow, what, chunks, truncated)
 
 
