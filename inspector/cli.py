@@ -562,11 +562,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 def _check_follow(session: Session, args: argparse.Namespace) -> None:
     """-z follow,tcp|udp|http2,MODE,N: N is tshark's stream number (tcp.stream or udp.stream:
     that transport's conversations in order of their first packet), turned into our flow id."""
-    from .filter import flow_of_stream
-
     transport = getattr(args, "follow_transport", None)
     if transport is None or args.flow is None:
         return
+    from .filter import flow_of_stream  # only for -z follow: other reports do not load the filter
+
     flow = flow_of_stream(session, transport, args.flow)
     if flow is None:
         raise _Usage(f"no {transport}.stream {args.flow} in this capture")
