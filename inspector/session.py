@@ -595,20 +595,10 @@ class Session:
     def _choose(
         self, data: bytes, ctx: FlowContext, findings: list[Finding], st: _FlowState
     ) -> tuple[Decoder | None, str]:
-        guests = self.registry.guests
 
         def sniff(decoder: Decoder, data: bytes, ctx: FlowContext) -> bool:
-            try:
-                if decoder.name in guests:
-                    return call_guest(call_budget(len(data)), _sniffs, decoder, data, ctx)
-                return decoder.sniff(data, ctx)
-            except GuestFailure as exc:
-                self._failed(decoder, exc.kind, exc.detail, "sniff", st, findings)
-            except Exception as exc:
-                self._failed(
-                    decoder, "exception", f"raised {type(exc).__name__}: {exc}", "sniff", st, findings
-                )
-            return False
+            took = self._guarded(decoder, "sniff", len(data), st, findings, _sniffs, decoder, data, ctx)
+            return took is True
 
         excluded = st.excluded | st.run.disabled if st.run.disabled else st.excluded
         try:
@@ -631,16 +621,30 @@ class Session:
     def _new_state(self, decoder: Decoder, st: _FlowState, findings: list[Finding]) -> object:
         """The decoder's new_state(), or _UNSET when it failed (the decoder is then dropped for the
         flow)."""
+        return self._guarded(decoder, "new_state", 0, st, findings, decoder.new_state)
+
+    def _guarded(
+        self,
+        decoder: Decoder,
+        step: str,
+        size: int,
+        st: _FlowState,
+        findings: list[Finding],
+        call: Callable[..., object],
+        *args: object,
+    ) -> object:
+        """`call(*args)`, one step of a decoder: under the guest guard and a budget for `size` bytes
+        when the decoder is a plugin's, directly otherwise. A failure drops the decoder for the flow
+        with a finding (`_failed`) and gives _UNSET. (decode has its own: its in-tree path is the
+        hot one, and a guest's result is checked under the guard.)"""
         try:
             if decoder.name in self.registry.guests:
-                return call_guest(call_budget(0), decoder.new_state)
-            return decoder.new_state()
+                return call_guest(call_budget(size), call, *args)
+            return call(*args)
         except GuestFailure as exc:
-            self._failed(decoder, exc.kind, exc.detail, "new_state", st, findings)
+            self._failed(decoder, exc.kind, exc.detail, step, st, findings)
         except Exception as exc:
-            self._failed(
-                decoder, "exception", f"raised {type(exc).__name__}: {exc}", "new_state", st, findings
-            )
+            self._failed(decoder, "exception", f"raised {type(exc).__name__}: {exc}", step, st, findings)
         return _UNSET
 
     def _run(
