@@ -1,49 +1,72 @@
-"""Live capture through scapy, spooled to a pcapng file that the rest of the pipeline reads.
+"""Live capture: a capture process (captures/capturer.py) spools pcapng that the pipeline reads.
 
-The spool is the single source of truth: every packet scapy hands us is written and flushed
-before anything else looks at it, so live and file captures go through the same readers.
-`LiveCapture` runs in the background (scapy's AsyncSniffer) so a viewer can show what arrives;
-the headless `capture()` waits for it.
+The spool is the single source of truth: live and file captures go through the same readers.
+`LiveCapture` starts `python -m protoscope.captures.capturer` and keeps `stats` current from the
+status lines it prints (a small reader thread); pause, resume and stop are words sent to it.
+
+Spool writes are batched in the capture process: the packets' blocks are written, whole, when 1 MiB
+is buffered or when the oldest buffered packet has waited 100 ms, so the viewer reads a packet within
+~200 ms of its arrival (libpcap hands a ring block over within 100 ms) and the spool never holds a
+block cut short except after a failed write.
 """
 
 from __future__ import annotations
 
-import errno
-import logging
+import json
 import os
-import socket
-import struct
+import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .errors import CaptureError
-from .writer import PcapNgWriter
+from .options import CaptureOptions, RingOptions, parse_ring
 
-DEFAULT_LINKTYPE = 1
-SOL_PACKET = 263
-PACKET_STATISTICS = 6
-"""getsockopt(SOL_PACKET, PACKET_STATISTICS): struct tpacket_stats {tp_packets, tp_drops}, reset on
-each read (linux/if_packet.h). scapy does not expose it; it is how tcpdump counts kernel drops."""
-STATS_EVERY = 64
-"""Packets between two reads of the kernel's drop counter."""
+__all__ = [
+    "CaptureError",
+    "CaptureOptions",
+    "LiveCapture",
+    "LiveStats",
+    "RingOptions",
+    "parse_ring",
+    "spool_path",
+]
+
+START_TIMEOUT = 30.0
+"""Seconds start() waits for the capture process to say "started" or why not (a Python start-up
+and a libpcap open take ~0.1 s; a loaded CI machine may take much longer)."""
+STOP_TIMEOUT = 10.0
+"""Seconds stop() waits for the capture process to write its last blocks before killing it."""
 
 
 @dataclass(slots=True)
 class LiveStats:
     spool: Path
+    """The file being written (with a ring buffer, the newest of `files`)."""
     packets: int = 0
-    """Packets written to the spool."""
+    """Packets written to the spool (isb_usrdeliv)."""
     bytes: int = 0
+    """Bytes of packet data written."""
     dropped: int | None = None
-    """Packets the kernel dropped because we read too slowly (None where it cannot tell)."""
+    """Packets the kernel dropped because the capture read too slowly (ps_drop); None until the
+    capture has started."""
     skipped: int = 0
     """Packets that arrived while the capture was paused (seen, not kept)."""
+    received: int = 0
+    """Packets that passed the filter (libpcap's ps_recv, tcpdump's "received by filter"; on `lo`
+    it counts the outgoing copy of each packet too, which libpcap then leaves out, as tcpdump)."""
+    kernel_dropped: int = 0
+    """Same as `dropped`, always a number."""
+    if_dropped: int = 0
+    """Packets the interface dropped (ps_ifdrop)."""
+    dropped_by_us: int = 0
+    """Packets libpcap delivered that are not in the spool: `skipped`, and any lost with a write
+    that failed."""
+    files: list[Path] = field(default_factory=list)
+    """The spool files on disk (one, or the ring buffer's, oldest first)."""
 
 
 _TEMPORARY: set[Path] = set()
@@ -61,223 +84,192 @@ def spool_path(requested: str | None) -> tuple[Path, bool]:
     return Path(name), True
 
 
-def _linktype(pkt: Any) -> int:
-    from scapy.config import conf
-
-    return int(conf.l2types.layer2num.get(type(pkt), DEFAULT_LINKTYPE))
-
-
-def _not_permitted(iface: str) -> CaptureError:
-    return CaptureError(f"capturing on {iface} is not permitted: run as root or grant CAP_NET_RAW to python")
-
-
-ARPHRD_LOOPBACK = 772
-
-
-def _socket_filter(iface: str, bpf: str | None) -> str | None:
-    """The BPF for the socket. On a Linux loopback device a packet socket sees every packet twice
-    (going out and coming in); libpcap drops the outgoing copy there (pcap-linux.c), and so do we
-    with the `inbound` qualifier, so that `lo` captures match tcpdump's."""
-    try:
-        hatype = int(Path(f"/sys/class/net/{iface}/type").read_text())
-    except (OSError, ValueError):
-        return bpf or None
-    if hatype != ARPHRD_LOOPBACK:
-        return bpf or None
-    return f"inbound and ({bpf})" if bpf else "inbound"
-
-
-@contextmanager
-def _quiet_scapy() -> Iterator[None]:
-    """scapy warns that it cannot guess the link layer of `lo`; we write its frames as Ethernet,
-    which they are, so the warning would only alarm."""
-    log = logging.getLogger("scapy.runtime")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
-
 class LiveCapture:
-    """Capture on `iface` into `spool` in a background thread until `count` packets, `duration`
-    seconds or stop(); pause() keeps the socket open but stops keeping packets."""
+    """Capture into `spool` in a capture process of its own until the options' count or duration,
+    or stop(); pause() keeps the interfaces open but stops keeping packets.
+
+    Takes CaptureOptions, or (the older form) an interface name with bpf, count and duration."""
 
     def __init__(
         self,
-        iface: str,
+        options: CaptureOptions | str,
         spool: Path,
         bpf: str | None = None,
         count: int = 0,
         duration: float | None = None,
     ) -> None:
-        self.iface = iface
-        self.stats = LiveStats(spool)
+        if isinstance(options, str):
+            options = CaptureOptions((options,), bpf=bpf, count=count, duration=duration)
+        self.options = options
+        self.iface = ", ".join(options.interfaces)
+        self.stats = LiveStats(Path(spool))
         self.error: CaptureError | None = None
-        self._bpf = bpf
-        self._count = count
-        self._duration = duration
-        self._paused = threading.Event()
-        self._socket: Any = None
-        self._sniffer: Any = None
-        self._out: Any = None
-        self._writer: PcapNgWriter | None = None
-        self._timer: threading.Timer | None = None
+        self._spool = Path(spool)
+        self._paused = False
+        self._process: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
+        self._started = threading.Event()
+        self._ended = threading.Event()
+        self._refusal: str | None = None
         self._lock = threading.Lock()
 
     @property
     def paused(self) -> bool:
-        return self._paused.is_set()
+        return self._paused
 
     @property
     def running(self) -> bool:
-        return self._sniffer is not None and bool(self._sniffer.running)
+        """Whether the capture is still taking packets (False once count or duration is reached,
+        a write failed, or stop() was called)."""
+        return self._process is not None and self._started.is_set() and not self._ended.is_set()
 
     def pause(self) -> None:
-        self._paused.set()
+        self._paused = True
+        self._tell("pause")
 
     def resume(self) -> None:
-        self._paused.clear()
+        self._paused = False
+        self._tell("resume")
+
+    def _tell(self, word: str) -> None:
+        process = self._process
+        if process is None or process.stdin is None:
+            return
+        with self._lock:
+            try:
+                process.stdin.write(word.encode() + b"\n")
+                process.stdin.flush()
+            except (OSError, ValueError):  # the process has ended (or stop() closed the pipe)
+                pass
 
     def start(self) -> None:
-        """Open the interface and the spool; raise CaptureError (one line) when either fails.
-        A start that fails closes what it opened and removes a temporary spool (nothing was
-        captured into it)."""
+        """Start the capture process and wait until it has opened the interfaces and the spool;
+        raise CaptureError (one line) when it cannot. A start that fails removes a temporary spool
+        (nothing was captured into it)."""
         try:
             self._start()
         except BaseException:
             self._abandon()
             raise
 
-    def _close_spool(self) -> None:
-        with self._lock:
-            if self._out is not None:
-                self._out.close()
-                self._out = None
-                self._writer = None
+    def _start(self) -> None:
+        ring: RingOptions = self.options.ring_options
+        if ring.rotates and self._spool in _TEMPORARY:
+            raise CaptureError("a ring buffer (-b) needs -w FILE: its files are named after it")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "protoscope.captures.capturer", self.options.to_json(), str(self._spool)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self._reader = threading.Thread(target=self._read, name="live-capture-status", daemon=True)
+        self._reader.start()
+        self._started.wait(START_TIMEOUT)
+        if self._refusal is not None:
+            raise CaptureError(self._refusal)
+        if not self._started.is_set():
+            raise CaptureError(f"capture on {self.iface} did not start within {START_TIMEOUT:.0f} s")
 
     def _abandon(self) -> None:
-        if self._socket is not None:
-            try:
-                self._socket.close()
-            except Exception:  # already closed or half open: nothing more to release
-                pass
-            self._socket = None
-        self._close_spool()
-        spool = self.stats.spool
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        if self._reader is not None:
+            self._reader.join(STOP_TIMEOUT)
+        spool = self._spool
         if spool in _TEMPORARY:
             _TEMPORARY.discard(spool)
             spool.unlink(missing_ok=True)
 
-    def _start(self) -> None:
-        try:
-            from scapy.arch import get_if_list
-            from scapy.config import conf
-            from scapy.sendrecv import AsyncSniffer
-        except ImportError as exc:  # pragma: no cover - scapy is a dependency
-            raise CaptureError(f"live capture needs scapy: {exc}") from None
-        if self.iface not in get_if_list():
-            have = ", ".join(get_if_list())
-            raise CaptureError(f"no such interface: {self.iface} (have: {have})")
-        try:
-            with _quiet_scapy():
-                self._socket = conf.L2listen(iface=self.iface, filter=_socket_filter(self.iface, self._bpf))
-        except PermissionError:
-            raise _not_permitted(self.iface) from None
-        except OSError as exc:
-            if exc.errno in (errno.EPERM, errno.EACCES):
-                raise _not_permitted(self.iface) from None
-            raise CaptureError(f"capture on {self.iface} failed: {exc}") from None
-        except Exception as exc:  # scapy reports a bad BPF and such as Scapy_Exception
-            raise CaptureError(f"capture on {self.iface} failed: {type(exc).__name__}: {exc}") from None
-        try:
-            self._out = open(self.stats.spool, "wb")
-        except OSError as exc:
-            raise CaptureError(f"cannot write the spool file {self.stats.spool}: {exc.strerror}") from None
-        self._writer = PcapNgWriter(self._out)
-        self._writer.flush()
-        self._read_drops()  # the counter starts from zero now
-        self.stats.dropped = 0 if self._kernel_socket() is not None else None
-        # --count counts the packets kept, so packets seen while paused do not use it up.
-        self._sniffer = AsyncSniffer(
-            opened_socket=self._socket,
-            prn=self._keep,
-            store=False,
-            stop_filter=(lambda _pkt: self.stats.packets >= self._count) if self._count else None,
-        )
-        self._sniffer.start()
-        if self._duration is not None:  # AsyncSniffer refuses a timeout of its own
-            self._timer = threading.Timer(self._duration, self._time_up)
-            self._timer.daemon = True
-            self._timer.start()
-
-    def _time_up(self) -> None:
-        sniffer = self._sniffer
-        if sniffer is not None:
+    def _read(self) -> None:
+        """The reader thread: status lines into `stats`; the process's end into `error`."""
+        process = self._process
+        assert process is not None and process.stdout is not None
+        last: dict[str, Any] = {}
+        for line in process.stdout:
             try:
-                sniffer.stop(join=False)
-            except Exception:  # already stopped by its count: nothing left to do
-                pass
+                message = json.loads(line)
+            except ValueError:
+                continue
+            last = message
+            event = message.get("event")
+            if event == "error":
+                self._refusal = str(message.get("error") or "capture failed")
+                break
+            self._update(message)
+            if event == "started":
+                self._started.set()
+            elif event == "end":
+                break
+        process.wait()
+        if self._refusal is None and last.get("event") != "end":
+            # The process died without its last word (killed, or a bug): say what it said.
+            self._refusal = (
+                _last_line(process.stderr) or f"the capture process exited with {process.returncode}"
+            )
+            if self._started.is_set():
+                self.error = CaptureError(f"capture on {self.iface} failed: {self._refusal}")
+        if process.stderr is not None:
+            process.stderr.close()
+        self._ended.set()
+        self._started.set()
 
-    def _keep(self, pkt: Any) -> None:
+    def _update(self, message: dict[str, Any]) -> None:
         stats = self.stats
-        if self._paused.is_set():
-            stats.skipped += 1
-            return
-        raw = bytes(pkt)
-        wirelen = getattr(pkt, "wirelen", None) or len(raw)
-        with self._lock:
-            if self._writer is None:
-                return
-            self._writer.write(raw, int(float(pkt.time) * 1e9), _linktype(pkt), wirelen)
-            self._writer.flush()
-        stats.packets += 1
-        stats.bytes += len(raw)
-        if stats.packets % STATS_EVERY == 0:
-            self._read_drops()
-
-    def _kernel_socket(self) -> socket.socket | None:
-        ins = getattr(self._socket, "ins", None)
-        return ins if sys.platform == "linux" and isinstance(ins, socket.socket) else None
-
-    def _read_drops(self) -> None:
-        sock = self._kernel_socket()
-        if sock is None:
-            return
-        try:
-            _packets, drops = struct.unpack("II", sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
-        except OSError:
-            return
-        self.stats.dropped = (self.stats.dropped or 0) + drops
+        stats.packets = int(message.get("packets", stats.packets))
+        stats.bytes = int(message.get("bytes", stats.bytes))
+        stats.received = int(message.get("received", stats.received))
+        stats.kernel_dropped = int(message.get("kernel_dropped", stats.kernel_dropped))
+        stats.dropped = stats.kernel_dropped
+        stats.if_dropped = int(message.get("if_dropped", stats.if_dropped))
+        stats.skipped = int(message.get("skipped", stats.skipped))
+        stats.dropped_by_us = int(message.get("dropped_by_us", stats.dropped_by_us))
+        if message.get("file"):
+            stats.spool = Path(message["file"])
+        stats.files = [Path(p) for p in message.get("files", ())]
+        if message.get("error"):
+            self.error = CaptureError(str(message["error"]))
 
     def wait(self) -> None:
-        """Block until the capture ends by itself (count or duration); Ctrl-C stops it."""
-        if self._sniffer is None:
+        """Block until the capture ends by itself (count, duration or a failure); Ctrl-C stops it."""
+        if self._process is None:
             return
         try:
-            while self._sniffer.thread is not None and self._sniffer.thread.is_alive():
-                self._sniffer.thread.join(0.2)
+            while not self._ended.wait(0.2):
+                pass
         except KeyboardInterrupt:
             pass
         self.stop()
 
     def stop(self) -> None:
-        """Stop capturing and close the spool; the error of the capture thread, if any, is kept in
-        `error` (a CaptureError, never a traceback)."""
-        if self._timer is not None:
-            self._timer.cancel()
-        sniffer = self._sniffer
-        if sniffer is not None:
-            try:
-                if sniffer.running:
-                    sniffer.stop(join=True)
-                else:
-                    sniffer.join()
-            except Exception as exc:  # the thread's own failure, raised again by join
-                self.error = CaptureError(f"capture on {self.iface} failed: {type(exc).__name__}: {exc}")
-        if self._socket is not None:
-            self._read_drops()
-            self._socket.close()
-            self._socket = None
-        self._close_spool()
+        """Stop capturing: the capture process writes what it holds and the statistics blocks,
+        then exits. A failure is kept in `error` (a CaptureError, never a traceback)."""
+        process = self._process
+        if process is None:
+            return
+        self._tell("stop")
+        with self._lock:
+            if process.stdin is not None and not process.stdin.closed:
+                try:
+                    process.stdin.close()
+                except OSError:
+                    pass
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if self._reader is not None:
+            self._reader.join(STOP_TIMEOUT)
+        self._ended.set()
+
+
+def _last_line(stream: IO[bytes] | None) -> str:
+    if stream is None:
+        return ""
+    try:
+        lines = stream.read().decode("utf-8", "replace").strip().splitlines()
+    except (OSError, ValueError):
+        return ""
+    return lines[-1].strip() if lines else ""
