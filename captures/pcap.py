@@ -22,6 +22,9 @@ from .records import (
     check_lengths,
     empty_records,
     empty_run_start,
+    empty_table,
+    keep_first,
+    trailing_empty,
     truncated,
 )
 
@@ -80,10 +83,11 @@ class _Headers:
 
 
 def _record_offsets(
-    buf: Any, cols: ByteColumns, order: str, rec_len: int
+    buf: Any, cols: ByteColumns, order: str, rec_len: int, start: int = FILE_HEADER_LEN
 ) -> tuple[OffsetCollector, _Headers, int]:
-    """Offsets of every whole record header, the first 16 bytes of each (timestamps and lengths,
-    read while their pages are in: the walk lets go of pages behind it), and where it stopped.
+    """Offsets of every whole record header from `start` on, the first 16 bytes of each
+    (timestamps and lengths, read while their pages are in: the walk lets go of pages behind it),
+    and where it stopped.
 
     Records must be walked one after another, since each one's length says where the next
     starts. A Python loop costs ~0.25 s per million records. Captures of media are mostly runs of
@@ -98,10 +102,10 @@ def _record_offsets(
     u32 = order + "u4"
     found = OffsetCollector()
     append = found.items.append
-    pos = FILE_HEADER_LEN
+    pos = start
     misses = 0
     want = MIN_GAIN
-    released = 0
+    released = start
     headers = _Headers()
     going = True
     while _walk is not None and going and pos <= last:  # the same steps in C, RELEASE_STEP bytes at a time
@@ -148,37 +152,69 @@ def _record_offsets(
     return found, headers, pos
 
 
+class PcapReader:
+    """Reads the records of a pcap file, from where the last read stopped (a RecordReader)."""
+
+    __slots__ = ("count", "format", "frac_ns", "interfaces", "order", "pos", "rec_len", "stopped")
+
+    def __init__(self, buf: Any) -> None:
+        """`buf` holds at least the file header (FILE_HEADER_LEN bytes)."""
+        self.order, self.frac_ns, self.rec_len = MAGICS[bytes(buf[:4])]
+        _major, _minor, _zone, _sigfigs, snaplen, network = struct.unpack_from(self.order + "HHiIII", buf, 4)
+        self.interfaces = [Interface(linktype=network & 0xFFFF, snaplen=snaplen)]
+        self.format = "pcap" if self.frac_ns == 1000 else "pcap-ns"
+        self.pos = FILE_HEADER_LEN
+        """Where the next record header starts."""
+        self.count = 0
+        self.stopped = False
+        """Damage was found: nothing after it is read."""
+
+    def read(self, buf: Any, cols: ByteColumns, final: bool = True) -> RecordTable:
+        """The whole records from `self.pos` on (see RecordReader.read)."""
+        first, size, rec_len = self.count, len(buf), self.rec_len
+        if self.stopped or (self.pos + rec_len > size and not final):
+            return empty_table(self.format, self.interfaces)
+        found, headers, pos = _record_offsets(buf, cols, self.order, rec_len, self.pos)
+        walked = hdr = found.array()
+        rows = np.concatenate(headers.batches) if len(headers.batches) > 1 else headers.batches[0]
+        cut = headers.empty_from
+        if cut is not None:
+            hdr, rows = hdr[:cut], rows[:cut]
+        u32 = self.order + "u4"
+        win = Window(cols, hdr, RECORD_FIELDS, data=rows)
+        every = slice(None)
+        table = RecordTable(
+            format=self.format,
+            data_off=hdr + rec_len,
+            caplen=win.read(every, 8, u32),
+            wirelen=win.read(every, 12, u32),
+            ts_ns=win.read(every, 0, u32).astype(np.int64) * 1_000_000_000
+            + win.read(every, 4, u32).astype(np.int64) * self.frac_ns,
+            iface=np.zeros(len(hdr), np.uint16),
+            interfaces=self.interfaces,
+        )
+        if cut is not None:
+            table.findings.append(empty_records(first + cut, int(walked[cut]), buf))
+            self.stopped = True
+        elif pos < size and final:  # a partial record header at the very end
+            table.findings.append(truncated(first + len(hdr), size - pos, rec_len))
+        walked_whole = len(table)
+        if check_lengths(table, size, first, final):
+            self.stopped = True
+        elif len(table) < walked_whole:  # the last record's bytes are not all there yet
+            pos = int(hdr[len(table)])
+        if not final and not self.stopped:
+            held = trailing_empty(table)
+            if held < len(table):
+                pos = int(hdr[held])
+                keep_first(table, held)
+        self.pos = pos
+        self.count += len(table)
+        return table
+
+
 def scan_pcap(buf: Any, cols: ByteColumns) -> RecordTable:
     """Index every complete record of a pcap file held in `buf`."""
-    order, frac_ns, rec_len = MAGICS[bytes(buf[:4])]
     if len(buf) < FILE_HEADER_LEN:
         raise CaptureError(f"pcap file header is cut short ({len(buf)} of {FILE_HEADER_LEN} bytes)")
-    _major, _minor, _zone, _sigfigs, snaplen, network = struct.unpack_from(order + "HHiIII", buf, 4)
-    interfaces = [Interface(linktype=network & 0xFFFF, snaplen=snaplen)]
-
-    size = len(buf)
-    found, headers, pos = _record_offsets(buf, cols, order, rec_len)
-    walked = hdr = found.array()
-    rows = np.concatenate(headers.batches) if len(headers.batches) > 1 else headers.batches[0]
-    cut = headers.empty_from
-    if cut is not None:
-        hdr, rows = hdr[:cut], rows[:cut]
-    u32 = order + "u4"
-    win = Window(cols, hdr, RECORD_FIELDS, data=rows)
-    every = slice(None)
-    table = RecordTable(
-        format="pcap" if frac_ns == 1000 else "pcap-ns",
-        data_off=hdr + rec_len,
-        caplen=win.read(every, 8, u32),
-        wirelen=win.read(every, 12, u32),
-        ts_ns=win.read(every, 0, u32).astype(np.int64) * 1_000_000_000
-        + win.read(every, 4, u32).astype(np.int64) * frac_ns,
-        iface=np.zeros(len(hdr), np.uint16),
-        interfaces=interfaces,
-    )
-    if cut is not None:
-        table.findings.append(empty_records(cut, int(walked[cut]), buf))
-    elif pos < size:  # a partial record header at the very end
-        table.findings.append(truncated(len(hdr), size - pos, rec_len))
-    check_lengths(table, size)
-    return table
+    return PcapReader(buf).read(buf, cols)

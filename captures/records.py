@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -64,6 +64,21 @@ class RecordTable:
 
     def __len__(self) -> int:
         return len(self.data_off)
+
+
+class RecordReader(Protocol):
+    """A format's reader of a capture that may still be written (a live spool, or a file that
+    tcpdump or dumpcap is writing): it remembers where it stopped, and each read indexes the
+    whole records found from there."""
+
+    count: int
+    """Records read so far."""
+
+    def read(self, buf: Any, cols: ByteColumns, final: bool = True) -> RecordTable:
+        """The records of `buf` after those read before, with findings and comments numbered
+        from the first record of the capture. `final`: `buf` is the whole capture, so a record cut
+        short at its end is a finding (else it is left for the next read, with no finding)."""
+        ...
 
 
 class OffsetCollector:
@@ -178,30 +193,51 @@ def keep_first(table: RecordTable, count: int) -> None:
     table.iface = table.iface[:count]
 
 
-def check_lengths(table: RecordTable, buf_size: int) -> None:
-    """Cut the table at the first record with an absurd length or one that runs past the end."""
+def check_lengths(table: RecordTable, buf_size: int, first: int = 0, final: bool = True) -> bool:
+    """Cut the table at the first record with an absurd length or one that runs past the end;
+    return whether it was cut at damage (an absurd length: nothing after it can be read).
+
+    `first`: the number of the table's first record in the capture (a growing capture is read a
+    part at a time). `final`: the end of the buffer is the end of the capture; otherwise a record
+    that runs past it is still being written, and is cut off without a finding (the next read
+    has it)."""
+    damaged = False
     over = np.flatnonzero(table.caplen > MAX_PACKET_LEN)
     if len(over):
         i = int(over[0])
         table.findings.append(
             (
-                i,
+                first + i,
                 Finding(
                     "error",
                     "capture.bad_record_length",
-                    f"record {i + 1} declares {int(table.caplen[i])} captured bytes (more than "
+                    f"record {first + i + 1} declares {int(table.caplen[i])} captured bytes (more than "
                     f"{MAX_PACKET_LEN}); the file is corrupt from there and the rest is not read",
                 ),
             )
         )
         keep_first(table, i)
+        damaged = True
     if len(table):
         end = table.data_off + table.caplen.astype(np.int64)
         past = np.flatnonzero(end > buf_size)
         if len(past):
             i = int(past[0])
-            table.findings.append(truncated(i, buf_size - int(table.data_off[i]), int(table.caplen[i])))
+            if final:
+                have = buf_size - int(table.data_off[i])
+                table.findings.append(truncated(first + i, have, int(table.caplen[i])))
             keep_first(table, i)
+    return damaged
+
+
+def trailing_empty(table: RecordTable) -> int:
+    """Where the run of empty records (captured and wire length both 0) that ends the table
+    starts (len(table) when the last record has bytes). A growing capture leaves such a run for
+    its next read: whether it is a few damaged records or the start of a file of zeros (see
+    MAX_EMPTY_RUN) is only known once what follows it is there."""
+    empty = (table.caplen == 0) & (table.wirelen == 0)
+    full = np.flatnonzero(~empty)
+    return int(full[-1]) + 1 if len(full) else 0
 
 
 def saturate_ns(value: int) -> int:
@@ -209,23 +245,26 @@ def saturate_ns(value: int) -> int:
     return max(-TIME_MAX_NS, min(TIME_MAX_NS, value))
 
 
-def check_times(table: RecordTable) -> None:
-    """A finding on the first record whose time was held at the end of the int64 range."""
+def check_times(table: RecordTable, first: int = 0) -> bool:
+    """A finding on the first record whose time was held at the end of the int64 range; whether
+    there was one (`first`: the number of the table's first record in the capture)."""
     ts = table.ts_ns
     held = np.flatnonzero((ts >= TIME_MAX_NS) | (ts <= -TIME_MAX_NS))
-    if len(held):
-        i = int(held[0])
-        table.findings.append(
-            (
-                i,
-                Finding(
-                    "warn",
-                    "capture.bad_timestamp",
-                    f"record {i + 1}'s time is out of range (before 1678 or after 2262); it is shown "
-                    "as the earliest or latest time there is",
-                ),
-            )
+    if not len(held):
+        return False
+    i = int(held[0])
+    table.findings.append(
+        (
+            first + i,
+            Finding(
+                "warn",
+                "capture.bad_timestamp",
+                f"record {first + i + 1}'s time is out of range (before 1678 or after 2262); it is shown "
+                "as the earliest or latest time there is",
+            ),
         )
+    )
+    return True
 
 
 def as_u16(values: Any) -> npt.NDArray[np.uint16]:

@@ -12,6 +12,13 @@ SIGBUS handler that maps zeros over the lost pages would cost nothing but needs 
 would then read as zeros. The same read serves pipes, FIFOs and standard input, which cannot be
 mapped or read twice (tshark spools them too). The copy needs room in the temporary directory
 (TMPDIR); without it the file is read in place, with a finding that says so.
+
+A capture that is still being written (`growing`: our live spool, or a file that `tcpdump -w` or
+dumpcap writes) cannot be copied once, so it is mapped in place and mapped again each time it has
+grown; each read indexes only the records it gained (`CaptureFile.grow`). Such writers only ever
+append. A writer that truncates a file we follow (tcpdump -C/-W reusing a ring file's name) is
+seen at the next read (capture.changed, and nothing more is read), but a page it cut away under a
+read in progress would still end the process (SIGBUS): following a file is for files that grow.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import mmap
 import os
 import stat
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,9 +37,12 @@ from protoscope.decoders.api import Finding
 from . import pcap, pcapng
 from .columns import ByteColumns
 from .errors import CaptureError
+from .growing import GrowingColumns
 from .netxray import MAGIC as NETXRAY_MAGIC
 from .netxray import scan_netxray
-from .records import RecordTable
+from .pcap import PcapReader
+from .pcapng import PcapngReader
+from .records import RecordReader, RecordTable, empty_table
 
 GZIP_MAGIC = b"\x1f\x8b"
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
@@ -43,16 +53,138 @@ STDIN = "-"
 """The path that names standard input (as for tshark -r -)."""
 
 
+RECORD_COLUMNS = ("data_off", "caplen", "wirelen", "ts_ns", "iface")
+"""The per-record columns of a RecordTable."""
+
+
+class _WholeFile:
+    """A format that is read whole, once, at the end (NetXRay: no tool writes it while capturing,
+    so a growing one is a file being copied)."""
+
+    __slots__ = ("_done", "count")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._done = False
+
+    def read(self, buf: Any, cols: ByteColumns, final: bool = True) -> RecordTable:
+        if self._done or not final:
+            return empty_table("netxray", [])
+        self._done = True
+        table = scan_netxray(buf)
+        self.count = len(table)
+        return table
+
+
+@dataclass(slots=True)
+class _Growth:
+    """What reading a capture that is still being written keeps between two reads."""
+
+    source: io.BufferedReader
+    """The file, kept open: its size says when it grew, and it is mapped again then."""
+    reader: RecordReader | None = None
+    """None until the file holds enough of its start to tell its format."""
+    records: GrowingColumns = field(default_factory=GrowingColumns)
+    ended: bool = False
+
+
 @dataclass(slots=True)
 class CaptureFile:
     """A capture's bytes (memory-mapped) and its record table."""
 
     path: Path
     buffer: Any
+    """The capture's bytes. A growing capture's is a new map after each read that found the file
+    grown: take it from here each time, never keep it across `grow`."""
     records: RecordTable
     compressed: bool
     _mm: mmap.mmap | None
     _spool: Any
+    _growth: _Growth | None = None
+
+    @property
+    def growing(self) -> bool:
+        """Whether the file may still gain records (`grow` reads them)."""
+        return self._growth is not None and not self._growth.ended
+
+    def grow(self, final: bool = False) -> RecordTable | None:
+        """Read the records the file gained since the last read and append them to `records`;
+        return a table of those alone (findings numbered in the whole capture), or None when the
+        capture does not grow. `final`: the file is complete (the writer stopped): a record cut
+        short at its end is a finding now, and nothing is read after this. Raises CaptureError
+        when the file's first bytes, once there, are not a capture's."""
+        g = self._growth
+        if g is None or g.ended:
+            return None
+        size = os.fstat(g.source.fileno()).st_size
+        if size < len(self.buffer):
+            return self._shrunk(g, size)
+        if size > len(self.buffer):
+            self._map(g)
+        if g.reader is None:
+            g.reader = self._reader()
+        if g.reader is None:
+            chunk = empty_table(self.records.format, [])
+            if final and len(self.buffer):
+                why = f"the file ends inside its header ({len(self.buffer)} bytes): it holds no packets"
+                chunk.findings.append((0, Finding("error", "capture.truncated", why)))
+        else:
+            chunk = g.reader.read(self.buffer, ByteColumns(self.buffer), final)
+        self._append(g, chunk)
+        if final:
+            g.ended = True
+        return chunk
+
+    def _map(self, g: _Growth) -> None:
+        """Map the file again, as long as it is now. The old map is not closed: it goes when the
+        last reader lets go of it (another thread may be reading a frame from it right now)."""
+        mm = mmap.mmap(g.source.fileno(), 0, access=mmap.ACCESS_READ)
+        self._mm = self.buffer = mm
+
+    def _reader(self) -> RecordReader | None:
+        """The reader of the file's format, once enough of its start is there to tell it."""
+        buf = self.buffer
+        magic = bytes(buf[:4])
+        if len(magic) < 4:
+            return None
+        if magic in pcap.MAGICS:
+            return PcapReader(buf) if len(buf) >= pcap.FILE_HEADER_LEN else None
+        if magic == PCAPNG_MAGIC:
+            return PcapngReader()
+        if magic == NETXRAY_MAGIC:
+            return _WholeFile()
+        if magic[:2] == GZIP_MAGIC:
+            raise CaptureError(f"{self.path}: a gzip capture cannot be read while it is written")
+        raise _not_a_capture(self.path, magic)
+
+    def _shrunk(self, g: _Growth, size: int) -> RecordTable:
+        """The file was cut while we follow it: the records read are kept, nothing more is read,
+        and the map goes down to the file's length (a read past it would be a SIGBUS)."""
+        g.ended = True
+        why = (
+            f"the file shrank while it was followed ({len(self.buffer)} bytes read, {size} now): the "
+            "records read before are shown, and nothing after"
+        )
+        if size:
+            self._map(g)
+        else:
+            self._mm, self.buffer = None, b""
+        chunk = empty_table(self.records.format, self.records.interfaces)
+        chunk.findings.append((len(self.records), Finding("error", "capture.changed", why)))
+        self._append(g, chunk)
+        return chunk
+
+    def _append(self, g: _Growth, chunk: RecordTable) -> None:
+        """`chunk`'s records after those of `records` (whose columns become longer views)."""
+        g.records.append({name: getattr(chunk, name) for name in RECORD_COLUMNS})
+        rec = self.records
+        for name in RECORD_COLUMNS:
+            setattr(rec, name, g.records.view(name))
+        rec.format = chunk.format
+        if chunk.interfaces:
+            rec.interfaces = chunk.interfaces
+        rec.comments.update(chunk.comments)
+        rec.findings += chunk.findings
 
     def release_pages(self) -> None:
         """Drop the file's pages from our resident set after a full pass (they stay in the OS page
@@ -68,6 +200,9 @@ class CaptureFile:
         if self._spool is not None:
             self._spool.close()
             self._spool = None
+        if self._growth is not None:
+            self._growth.source.close()
+            self._growth.ended = True
 
 
 def _close_map(mm: mmap.mmap) -> None:
@@ -212,9 +347,7 @@ def _open_source(path: str | os.PathLike[str]) -> tuple[Path, io.BufferedReader]
         raise CaptureError(f"{p}: cannot open: {exc.strerror}") from None
 
 
-def _private_copy(
-    p: Path, src: io.BufferedReader, growing: bool
-) -> tuple[IO[bytes] | None, list[Finding], bool]:
+def _private_copy(p: Path, src: io.BufferedReader) -> tuple[IO[bytes] | None, list[Finding], bool]:
     """The capture's bytes in a temporary file of our own (None: map `src` itself), the findings
     of reading it, and whether it was gzip."""
     try:
@@ -228,8 +361,6 @@ def _private_copy(
         raise _not_a_capture(p, head)
     compressed = head[:2] == GZIP_MAGIC
     regular = stat.S_ISREG(before.st_mode)
-    if growing and regular and not compressed:
-        return None, [], False
     problems: list[Finding] = []
     spool = None
     try:
@@ -261,12 +392,15 @@ def _private_copy(
 def open_capture(path: str | os.PathLike[str], growing: bool = False) -> CaptureFile:
     """Open and index a capture; raise CaptureError when it is not a readable capture at all.
     `path` may be STDIN, a pipe or a FIFO: those are read once, into the private copy.
-    `growing`: a live spool still being written by us, whose last record may be half there (it is
-    left out without a finding; the next read has it). Our own spool only grows and is mapped in
-    place; every other file is copied first (see the module's docstring)."""
+    `growing`: the file may still be written (our live spool, or a file tcpdump or dumpcap
+    writes): it is mapped in place and `CaptureFile.grow` reads what it gains; a last record cut
+    short is left for that read, without a finding, and the file may even be empty yet. Only a
+    regular file that is not gzip grows; any other capture is read once, as without `growing`."""
     p, src = _open_source(path)
+    if growing and _can_grow(src):
+        return _open_growing(p, src)
     with src:
-        spool, problems, compressed = _private_copy(p, src, growing)
+        spool, problems, compressed = _private_copy(p, src)
         target = src if spool is None else spool
         try:
             if os.fstat(target.fileno()).st_size == 0:
@@ -284,9 +418,26 @@ def open_capture(path: str | os.PathLike[str], growing: bool = False) -> Capture
             spool.close()
         raise
     records.findings += [(len(records), f) for f in problems]
-    if growing:
-        records.findings = [(i, f) for i, f in records.findings if f.code != "capture.truncated"]
     return CaptureFile(p, mm, records, compressed, mm, spool)
+
+
+def _can_grow(src: io.BufferedReader) -> bool:
+    """A regular file whose first bytes (if any yet) are not gzip's: it can be mapped in place."""
+    try:
+        regular = stat.S_ISREG(os.fstat(src.fileno()).st_mode)
+        return regular and os.pread(src.fileno(), len(GZIP_MAGIC), 0) != GZIP_MAGIC
+    except OSError:
+        return False
+
+
+def _open_growing(p: Path, src: io.BufferedReader) -> CaptureFile:
+    capture = CaptureFile(p, b"", empty_table("pcap", []), False, None, None, _Growth(src))
+    try:
+        capture.grow()
+    except BaseException:
+        capture.close()
+        raise
+    return capture
 
 
 def scan(buf: Any, name: Path | str = "capture") -> RecordTable:
