@@ -306,6 +306,14 @@ class Analysis(Protocol):
     frame order among the packets' own, with the report's name. A malformed one becomes an
     `analysis.bad_finding` error finding. An analysis that never makes findings may say so with a
     class attribute `makes_findings = False`: the summary and findings reports then do not feed it.
+
+    Optional methods. `drain() -> list[dict]`: the rows that are finished (a call that ended), then
+    forgotten, so a long capture holds only what is open; `rows()` then gives the rest.
+    `snapshot() -> list[dict]`: the rows `rows()` would give if the capture ended now, computed
+    without changing the analysis: a live capture asks for it about once a second while packets
+    still come, and what the analysis gives in the end must not depend on how often it was asked.
+    Its rows must share no list or dict that the analysis goes on changing. An
+    analysis without it is deep-copied for a snapshot and the copy's `rows()` taken.
     """
 
     name: ClassVar[str]

@@ -2,6 +2,9 @@
 
 `Session.decode()` walks the packets in frame order once and yields what the decoders made of each
 one. Nothing per packet is kept: reports and views consume the stream (or cache what they show).
+`Session.decoding()` is the same pass taken a piece at a time as the index grows (a live capture,
+a file still being written): each `Decoding.more()` goes on from the state the last one left, and
+a file is that pass run once to its end (DESIGN.md, "One pipeline, growing input").
 """
 
 from __future__ import annotations
@@ -90,6 +93,10 @@ class PacketDecode:
     context: FlowContext | None = None
     """The context the decoders were given for this packet, when they were called (analyses are
     fed with it rather than a second one built per packet)."""
+    late: bool = False
+    """More for a packet yielded before: the end of a pass flushed the TCP reassembly of the flow
+    this packet ended (tcp.gap findings, PDUs from bytes that waited behind a hole). Consumers
+    add its PDUs and findings to the packet's (see `Decoding.more`)."""
 
     def frame_span(self, k: int, span: tuple[int, int], payload_offset: int, payload_len: int) -> Span:
         """The frame bytes of `span` (relative to PDU k's data), cut to what this packet carried;
@@ -180,26 +187,33 @@ class _FlowState:
 
 
 class _Walk:
-    """The packets a decoding pass visits, in frame order: all of them, `packets`, or all but
-    `skip`. A sparse pass leaves out from the start the packets that can change nothing (outside any
-    flow, or without payload and SYN) and, as it goes, what `leave_out` names (the later packets of
-    flows no decoder took, segments inside skipped bytes), never those in `keep` (packets with
-    findings from the index, each flow's last packet, where its reassembly is flushed). The mask is
-    read a chunk at a time, so the packets left out cost no Python step each."""
+    """The packets one call of a decoding pass visits, in frame order: all of [lo, hi), `packets`,
+    or all but `skip`. A sparse pass leaves out from the start the packets that can change nothing
+    (outside any flow, or without payload and SYN) and, as it goes, what `leave_out` names (the
+    later packets of flows no decoder took, segments inside skipped bytes), never those in `keep`
+    (packets with findings from the index, each flow's last packet, where its reassembly is
+    flushed). The mask is read a chunk at a time, so the packets left out cost no Python step each.
+    `ahead` says whether the call may look past the packet at hand (`Decoding.more(final=True)`):
+    only then do `_bury` and `_skip_ahead` work out later packets from their headers."""
 
     CHUNK = 4096
 
     def __init__(
         self,
-        n: int,
+        lo: int,
+        hi: int,
         packets: Sequence[int] | None,
         skip: npt.NDArray[np.bool_] | None,
         quiet: npt.NDArray[np.bool_] | None,
         keep: npt.NDArray[np.int64],
+        ahead: bool,
     ) -> None:
+        """`skip` and `quiet` are masks over [lo, hi); `keep` holds packet indexes within it."""
         self.sparse = quiet is not None and packets is None
+        self.ahead = ahead
         self._packets = packets
-        self._n = n
+        self._lo = lo
+        self._hi = hi
         self._by_flow: list[npt.NDArray[np.int64]] | None = None
         self._visit: npt.NDArray[np.bool_] | None = None
         self._keep_mask: npt.NDArray[np.bool_] | None = None
@@ -211,24 +225,25 @@ class _Walk:
         if self.sparse:
             assert quiet is not None
             self._visit = ~quiet if self._visit is None else self._visit & ~quiet
-            self._visit[keep] = True
-            self._keep_mask = np.zeros(n, np.bool_)
-            self._keep_mask[keep] = True
+            self._visit[keep - lo] = True
+            self._keep_mask = np.zeros(hi - lo, np.bool_)
+            self._keep_mask[keep - lo] = True
 
     def __iter__(self) -> Iterator[int]:
         if self._packets is not None:
             yield from self._packets
             return
+        lo, hi = self._lo, self._hi
         if self._visit is None:
-            yield from range(self._n)
+            yield from range(lo, hi)
             return
         visit = self._visit
-        for lo in range(0, self._n, self.CHUNK):
-            hi = min(self._n, lo + self.CHUNK)
+        for a in range(0, hi - lo, self.CHUNK):
+            b = min(hi - lo, a + self.CHUNK)
             # The mask is read a chunk at a time, and again for the rest of the chunk when a flow
             # was buried in it.
             self._changed = False
-            todo = (np.flatnonzero(visit[lo:hi]) + lo).tolist()
+            todo = (np.flatnonzero(visit[a:b]) + (a + lo)).tolist()
             k = 0
             while k < len(todo):
                 i = todo[k]
@@ -236,11 +251,12 @@ class _Walk:
                 yield i
                 if self._changed:
                     self._changed = False
-                    todo, k = (np.flatnonzero(visit[i + 1 : hi]) + i + 1).tolist(), 0
+                    todo, k = (np.flatnonzero(visit[i + 1 - lo : b]) + i + 1).tolist(), 0
 
     def flow_packets(self, flow: npt.NDArray[np.int32], nflows: int, fid: int) -> npt.NDArray[np.int64]:
+        """Flow `fid`'s packets before the end of this call (`ahead` calls only)."""
         if self._by_flow is None:
-            self._by_flow = packets_by_flow(flow, nflows)
+            self._by_flow = packets_by_flow(flow[: self._hi], nflows)
         return self._by_flow[fid]
 
     def leave_out(self, packets: npt.NDArray[np.int64], keep: Sequence[int] = ()) -> None:
@@ -249,8 +265,13 @@ class _Walk:
             return
         assert self._keep_mask is not None
         self._changed = True
+        kept = np.asarray(keep, np.int64)
+        lo = self._lo
+        if lo:  # the masks start at lo (what is before it was visited by an earlier call)
+            packets = packets[packets >= lo] - lo
+            kept = kept[kept >= lo] - lo
         self._visit[packets] = self._keep_mask[packets]
-        self._visit[np.asarray(keep, np.int64)] = True
+        self._visit[kept] = True
 
 
 class Session:
@@ -307,6 +328,12 @@ class Session:
         n = len(self.index)
         return [f for i, f in self.index.findings if i >= n]
 
+    def decoding(self, sparse: bool = False, skip: npt.NDArray[np.bool_] | None = None) -> Decoding:
+        """A decoding pass to take a piece at a time as the index grows (`Decoding.more`); `sparse`
+        and `skip` as in `decode`. Starting one forgets what the last pass learnt across flows
+        (ICE passwords, signaling's hints and expectations), so every pass gives the same."""
+        return Decoding(self, sparse, skip)
+
     def decode(
         self,
         progress: Progress | None = None,
@@ -317,86 +344,16 @@ class Session:
         """Decode every packet in frame order, or only `packets` (ascending 0-based indexes).
 
         Decoder state is per flow, so the packets of one flow alone decode exactly as in the full
-        pass: the viewer re-decodes one flow up to the selected packet this way. `skip` makes a
-        full pass that leaves out the packets it marks (the bulk RTP path reads those itself).
-        `sparse` leaves out the packets of flows no decoder took (after their sniff budget) that
-        have no finding: reports that only count PDUs and findings need not look at them.
+        pass: the viewer re-decodes one flow up to the selected packet this way (reusing what the
+        last pass learnt across flows). `skip` makes a full pass that leaves out the packets it
+        marks (the bulk RTP path reads those itself). `sparse` leaves out the packets of flows no
+        decoder took (after their sniff budget) that have no finding: reports that only count PDUs
+        and findings need not look at them. The full pass is `decoding()` run once to the end.
         """
         progress = progress or self.progress
-        ix = self.index
-        n = len(ix)
-        states: dict[int, _FlowState] = {}
-        run = _Pass()
-        full = packets is None
-        if full:  # a full pass learns afresh (so every pass gives the same); a flow decoded again
-            # reuses what the last full pass learnt
-            self._capture = {}
-            self._hints = {}
-            self.registry.expectations.clear()
-        flow_col = ix.flow
-        index_findings = _group_findings(ix.findings)
-        have_decoders = bool(self.registry.decoders)
-        # Each flow's last packet: there its TCP reassembly is flushed, so a hole that never
-        # filled is reported as a gap and the bytes after it are still decoded.
-        last = np.full(len(ix.flows), -1, np.int64)
-        with_flow = flow_col >= 0
-        np.maximum.at(last, flow_col[with_flow], np.flatnonzero(with_flow))
-        last_packet = dict(enumerate(last.tolist()))
-        del with_flow
-        quiet = None
-        if sparse and packets is None:
-            payload = ix.captured_payload_len(np.arange(n, dtype=np.int64))
-            quiet = (flow_col < 0) | ((payload == 0) & ((ix.tcp_flags & TCP_SYN) == 0))
-            del payload
-        keep = np.concatenate((np.fromiter(index_findings, np.int64, len(index_findings)), last[last >= 0]))
-        keep = keep[keep < n]  # findings about the file itself sit past the last packet
-        walk = _Walk(n, packets, skip, quiet, keep)
-        step = max(1, n // 200)
-        report_at = 0
-        release_at = RELEASE_EVERY
-        for i in walk:
-            if progress is not None and i >= report_at:
-                progress(i, n)
-                report_at = i + step
-            if full and i >= release_at:
-                ix.capture.release_pages()
-                release_at = i + RELEASE_EVERY
-            fid = int(flow_col[i])
-            pdus = _PduList()
-            findings: list[Finding] = list(index_findings.get(i, ()))
-            if fid >= 0:
-                st = states.get(fid)
-                if st is None:
-                    st = states[fid] = _FlowState(dead=not have_decoders, run=run)
-                tcp = ix.flows[fid].transport == "tcp"
-                if st.dead:
-                    if st.planned is not None:
-                        findings += st.planned.get(i, ())
-                    elif tcp:
-                        self._tcp(i, st, pdus, findings, False, last_packet[fid], walk)
-                elif tcp:
-                    self._tcp(i, st, pdus, findings, True, last_packet[fid], walk)
-                else:
-                    self._udp(i, st, pdus, findings)
-                if st.dead and not st.buried:
-                    st.buried = True
-                    if full:
-                        self._bury(fid, i, st, tcp, last_packet[fid], walk)
-            yield PacketDecode(
-                i,
-                tuple(pdus),
-                tuple(findings),
-                tuple(pdus.depths),
-                tuple(pdus.bases),
-                pdus.carried,
-                pdus.context,
-            )
-        if full:
-            ix.capture.release_pages()
-        if self.registry.guests:
-            stop_guard()  # no guest call until the next pass: its timer need not tick
-        if progress is not None:
-            progress(n, n)
+        if packets is not None:
+            return Decoding(self, False, None, packets).more(final=True, progress=progress)
+        return Decoding(self, sparse, skip).more(final=True, progress=progress)
 
     def _bury(self, fid: int, i: int, st: _FlowState, tcp: bool, last: int, walk: _Walk) -> None:
         """A flow died at packet `i` of a full pass: work out the findings of its later packets from
@@ -477,11 +434,44 @@ class Session:
         if i > d.skip_through:  # else `_skip_ahead` took this segment already
             events = d.reassembly.push(i, int(ix.tcp_seq[i]), int(ix.tcp_flags[i]), ix.payload(i))
         if i == last:
-            other = st.directions[1 - direction]
-            events += d.reassembly.flush(i)
-            for ev in other.reassembly.flush(i):  # the other side's gaps are reported, not decoded
-                if isinstance(ev, Gap):
-                    findings.append(_gap_finding(ev))
+            # The flow ends here. This packet's bytes are decoded before what the flush gives, as
+            # when a pass that met this packet before the capture ended flushes later (`_flush`).
+            self._flush_other(i, st, direction, findings)
+            self._stream(i, st, d, direction, events, pdus, findings, decode, last, walk)
+            events = d.reassembly.flush(i)
+        self._stream(i, st, d, direction, events, pdus, findings, decode, last, walk)
+
+    def _flush(self, i: int, st: _FlowState, pdus: _PduList, findings: list[Finding], decode: bool) -> None:
+        """The end of a flow whose last packet, `i`, was decoded before the pass knew it was the
+        last: its TCP reassembly is flushed there (what `_tcp` does at a flow's last packet)."""
+        direction = int(self.index.direction[i])
+        d = st.directions[direction]
+        self._flush_other(i, st, direction, findings)
+        self._stream(i, st, d, direction, d.reassembly.flush(i), pdus, findings, decode, i, None)
+
+    @staticmethod
+    def _flush_other(i: int, st: _FlowState, direction: int, findings: list[Finding]) -> None:
+        """At a flow's last packet, the other side's holes that never filled: its gaps are
+        reported, the bytes behind them not decoded."""
+        for ev in st.directions[1 - direction].reassembly.flush(i):
+            if isinstance(ev, Gap):
+                findings.append(_gap_finding(ev))
+
+    def _stream(
+        self,
+        i: int,
+        st: _FlowState,
+        d: _Direction,
+        direction: int,
+        events: list[Event],
+        pdus: _PduList,
+        findings: list[Finding],
+        decode: bool,
+        last: int,
+        walk: _Walk | None,
+    ) -> None:
+        """Decode what reassembly released at packet `i` for one direction."""
+        ix = self.index
         fresh = 0
         for ev in events:
             if isinstance(ev, Gap):
@@ -507,7 +497,8 @@ class Session:
                 if ev.frame == i:
                     pdus.carried = (offset, len(ix.payload(i)) - len(data))
         if not decode or not fresh or d.failed:
-            if decode and d.skip and i != last:  # a segment inside skipped bytes: skip on from it
+            if decode and d.skip and i != last and walk is not None:
+                # A segment inside skipped bytes: skip on from it.
                 self._skip_ahead(i, int(ix.flow[i]), direction, d, last, walk)
             return
         ctx = pdus.context = self.context(i, st.shared)
@@ -566,14 +557,15 @@ class Session:
             )
             d.buffer.clear()
             d.need = 0
-        if d.skip and i != last:
+        if d.skip and i != last and walk is not None:
             self._skip_ahead(i, int(ix.flow[i]), direction, d, last, walk)
 
     def _skip_ahead(self, i: int, fid: int, direction: int, d: _Direction, last: int, walk: _Walk) -> None:
         """Drop the bytes a decoder skips (DecodeResult.skip) from the segments that follow packet
         `i` in its direction, as far as they arrive in order, from their headers alone: a sparse pass
-        does not visit them and a full one does not read them."""
-        if not d.reassembly.settled:
+        does not visit them and a full one does not read them. Only in a call that may look ahead
+        (`_Walk.ahead`): otherwise the segments drop the skipped bytes as they come."""
+        if not walk.ahead or not d.reassembly.settled:
             return
         ix = self.index
         if d.ahead is None:
@@ -790,6 +782,244 @@ class Session:
             )
 
 
+class Decoding:
+    """One decoding pass over an index that may grow: `more()` decodes the packets that arrived
+    since its last call and keeps, between calls, what it knows (each flow's decoder, its states,
+    TCP reassembly and unconsumed bytes, FlowContext.shared, and what flows taught each other).
+
+    Knowledge of the future is used only in a call that says none will come (`final=True`): there
+    each flow's last packet flushes its TCP reassembly, a flow no decoder took has its later
+    findings worked out from the headers (`Session._bury`), and bytes a decoder skips are dropped
+    from the segments ahead unread (`Session._skip_ahead`), as a file's pass always did. A call
+    with final=False never looks past its `upto`, so what it yields stays true when more comes.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        sparse: bool,
+        skip: npt.NDArray[np.bool_] | None,
+        packets: Sequence[int] | None = None,
+    ) -> None:
+        self.session = session
+        self.sparse = sparse
+        self.skip = skip
+        """Packets to leave out (the bulk RTP path reads them); those past its end are decoded."""
+        self._packets = packets
+        """A flow decoded again (`Session.decode(packets=...)`): one final call over these, with
+        what the last pass learnt across flows."""
+        self._states: dict[int, _FlowState] = {}
+        self._run = _Pass()
+        self._next = 0
+        """The first packet not decoded yet."""
+        self._ended = False
+        self._release_at = RELEASE_EVERY
+        self._quiet_flows: list[int] = []
+        """Datagram flows no decoder took, found so by a call that could not look ahead: a sparse
+        pass leaves their packets out from the next call on (as `Session._bury` does at once)."""
+        self._taken = 0
+        """Entries of the index's findings read so far."""
+        self._waiting: list[tuple[int, Finding]] = []
+        """The index's findings for packets not decoded yet (and the file's, past its end)."""
+        self._capture: dict[str, object] = {}
+        """What this pass's flows taught each other: Session._capture, Session._hints and the
+        registry's expectations while it runs."""
+        self._hints: dict[tuple[str, str, int], dict[str, str]] = {}
+        self._expectations: dict[tuple[str, str, int], str] = {}
+
+    @property
+    def done(self) -> int:
+        """Packets decoded so far (the next call starts at this index)."""
+        return self._next
+
+    def more(
+        self, upto: int | None = None, final: bool = False, progress: Progress | None = None
+    ) -> Iterator[PacketDecode]:
+        """Decode the packets from where the last call stopped to `upto` (default: the index's
+        length), in frame order.
+
+        `final=True` says no packet comes after `upto`: each flow's reassembly is flushed at its
+        last packet, and a flow whose last packet an earlier call yielded is flushed at the end:
+        what that gives comes as one more PacketDecode for that packet with `late=True`, after
+        this call's packets, in frame order. Findings the index gained for packets decoded before
+        (a growing index gives some only when it is finished) come late the same way, at the end
+        of any call. No call does anything after a final one.
+        """
+        if self._ended:
+            return
+        session = self.session
+        ix = session.index
+        own = self._packets is None  # a pass of its own, not a flow decoded again
+        if own:
+            # What this pass learnt (from nothing: every pass gives the same) is what its flows
+            # see, even if another pass ran in between; a flow decoded again sees it too.
+            session._capture, session._hints = self._capture, self._hints
+            session.registry.expectations = self._expectations
+        n = len(ix)
+        lo = self._next
+        hi = n if upto is None or self._packets is not None else max(lo, min(upto, n))
+        flow_col = ix.flow
+        index_findings, earlier = self._index_findings(lo, hi)
+        have_decoders = bool(session.registry.decoders)
+        last: list[int] | None = None
+        last_at = np.zeros(0, np.int64)
+        if final:
+            # Each flow's last packet: there its TCP reassembly is flushed, so a hole that never
+            # filled is reported as a gap and the bytes after it are still decoded.
+            last_at = np.full(len(ix.flows), -1, np.int64)
+            column = flow_col[:hi]
+            with_flow = column >= 0
+            np.maximum.at(last_at, column[with_flow], np.flatnonzero(with_flow))
+            last = last_at.tolist()
+            del with_flow, column
+        quiet = None
+        if self.sparse and own:
+            span = np.arange(lo, hi, dtype=np.int64)
+            payload = ix.captured_payload_len(span)
+            quiet = (flow_col[lo:hi] < 0) | ((payload == 0) & ((ix.tcp_flags[lo:hi] & TCP_SYN) == 0))
+            del payload, span
+            if self._quiet_flows:
+                dead = np.zeros(len(ix.flows) + 1, np.bool_)  # the last: packets outside any flow
+                dead[self._quiet_flows] = True
+                quiet |= dead[flow_col[lo:hi]]
+        keep = np.concatenate(
+            (np.fromiter(index_findings, np.int64, len(index_findings)), last_at[last_at >= lo])
+        )
+        keep = keep[keep < hi]
+        skip = None
+        if self.skip is not None and own:
+            skip = np.zeros(hi - lo, np.bool_)
+            known = self.skip[lo:hi]
+            skip[: len(known)] = known
+        walk = _Walk(lo, hi, self._packets, skip, quiet, keep, final)
+        states, run = self._states, self._run
+        step = max(1, (hi - lo) // 200)
+        report_at = lo
+        release_at = self._release_at
+        reached = lo
+        try:
+            for i in walk:
+                if progress is not None and i >= report_at:
+                    progress(i, hi)
+                    report_at = i + step
+                if own and i >= release_at:
+                    ix.capture.release_pages()
+                    release_at = self._release_at = i + RELEASE_EVERY
+                fid = int(flow_col[i])
+                pdus = _PduList()
+                findings: list[Finding] = list(index_findings.get(i, ()))
+                if fid >= 0:
+                    st = states.get(fid)
+                    if st is None:
+                        st = states[fid] = _FlowState(dead=not have_decoders, run=run)
+                    tcp = ix.flows[fid].transport == "tcp"
+                    end = last[fid] if last is not None else -1
+                    if st.dead:
+                        if st.planned is not None:
+                            findings += st.planned.get(i, ())
+                        elif tcp:
+                            session._tcp(i, st, pdus, findings, False, end, walk)
+                    elif tcp:
+                        session._tcp(i, st, pdus, findings, True, end, walk)
+                    else:
+                        session._udp(i, st, pdus, findings)
+                    if st.dead and not st.buried and (final or not own or not tcp):
+                        st.buried = True
+                        if final and own:
+                            session._bury(fid, i, st, tcp, end, walk)
+                        elif own:
+                            # A datagram flow's later packets can give nothing: the next calls
+                            # of a sparse pass leave them out. A TCP flow's may give gaps, worked
+                            # out from what comes only when nothing more will (`_bury`).
+                            st.planned = {}
+                            self._quiet_flows.append(fid)
+                reached = i + 1
+                yield PacketDecode(
+                    i,
+                    tuple(pdus),
+                    tuple(findings),
+                    tuple(pdus.depths),
+                    tuple(pdus.bases),
+                    pdus.carried,
+                    pdus.context,
+                )
+            reached = hi
+        finally:
+            self._next = max(self._next, reached)
+        late = [PacketDecode(i, (), tuple(found), late=True) for i, found in earlier.items()]
+        if final:
+            self._ended = True
+            if own:
+                late += self._flushed(lo, last_at)
+                ix.capture.release_pages()
+        if late:
+            late.sort(key=_packet)  # stable: a packet's findings from the index before its flush
+            yield from late
+        if session.registry.guests:
+            stop_guard()  # no guest call until the next pass: its timer need not tick
+        if progress is not None:
+            progress(hi, hi)
+
+    def _index_findings(self, lo: int, hi: int) -> tuple[dict[int, list[Finding]], dict[int, list[Finding]]]:
+        """The index's findings (`PacketIndex.findings`) for packets [lo, hi), by packet, and
+        those it gained since the last call for packets decoded before (a growing index gives some
+        only at its end: datagrams never completed, counts past FINDINGS_PER_CODE). The index's
+        list only grows; what it holds for packets not decoded yet waits in `_waiting`."""
+        whole = self.session.index.findings
+        if len(whole) < self._taken:  # not the list this pass read (the index was read again)
+            self._waiting = []
+            found = [(i, f) for i, f in whole if i >= lo]
+        else:
+            found = whole[self._taken :]
+        self._taken = len(whole)
+        if self._waiting:
+            found = [*self._waiting, *found]
+        now: dict[int, list[Finding]] = {}
+        earlier: dict[int, list[Finding]] = {}
+        waiting: list[tuple[int, Finding]] = []
+        for i, f in found:
+            if i >= hi:
+                waiting.append((i, f))
+            else:
+                (now if i >= lo else earlier).setdefault(i, []).append(f)
+        self._waiting = waiting
+        return now, earlier
+
+    def _flushed(self, lo: int, last_at: npt.NDArray[np.int64]) -> list[PacketDecode]:
+        """The end of a final call for the TCP flows whose last packet an earlier call yielded:
+        their reassembly flushed there, as a late PacketDecode of that packet when it gives
+        anything."""
+        session = self.session
+        ix = session.index
+        ended = sorted(
+            (end, fid)
+            for fid, st in self._states.items()
+            if 0 <= (end := int(last_at[fid])) < lo and ix.flows[fid].transport == "tcp"
+        )
+        out: list[PacketDecode] = []
+        for end, fid in ended:
+            st = self._states[fid]
+            if st.planned is not None:
+                continue  # its flush was planned with its findings (`Session._bury`)
+            pdus = _PduList()
+            findings: list[Finding] = []
+            session._flush(end, st, pdus, findings, not st.dead)
+            if pdus or findings:
+                out.append(
+                    PacketDecode(
+                        end,
+                        tuple(pdus),
+                        tuple(findings),
+                        tuple(pdus.depths),
+                        tuple(pdus.bases),
+                        pdus.carried,
+                        pdus.context,
+                        late=True,
+                    )
+                )
+        return out
+
+
 def _sniffs(decoder: Decoder, data: bytes, ctx: FlowContext) -> bool:
     """A guest's sniff as a bool (its truth value is its code too, so it runs under the guard)."""
     return bool(decoder.sniff(data, ctx))
@@ -811,11 +1041,8 @@ def _gap_finding(gap: Gap) -> Finding:
     return Finding("warn", "tcp.gap", message)
 
 
-def _group_findings(items: list[tuple[int, Finding]]) -> dict[int, list[Finding]]:
-    out: dict[int, list[Finding]] = {}
-    for i, f in items:
-        out.setdefault(i, []).append(f)
-    return out
+def _packet(pd: PacketDecode) -> int:
+    return pd.index
 
 
 def packet_protocols(index: PacketIndex, i: int, pdus: tuple[Pdu, ...]) -> list[str]:

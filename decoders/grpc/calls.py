@@ -456,6 +456,12 @@ class CallAnalysis:
         """Rows of every call not drained yet, in the order they started."""
         return self._rows(self.order)
 
+    def snapshot(self) -> list[dict[str, object]]:
+        """The rows as if the capture ended now (`Analysis`): those of every call not drained yet,
+        the open ones with `ended_by` None. `rows()` changes nothing, and what a row holds of a
+        call (its metadata, its status details) is set once and not changed after."""
+        return self.rows()
+
     def rows_keyed(self) -> list[tuple[int, dict[str, object]]]:
         """rows() with the packet where each call was first seen."""
         return list(zip([c.first_packet for c in self.order], self.rows(), strict=True))

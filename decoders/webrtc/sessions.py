@@ -663,6 +663,8 @@ class SessionAnalysis:
     # -- the report ---------------------------------------------------------------------------
 
     def rows(self) -> list[dict[str, object]]:
+        """A row per ICE session, then one per TURN allocation. The analysis is left as it was
+        (rows share nothing it goes on changing), so `snapshot()` is this."""
         out: list[dict[str, object]] = []
         live = [s for s in self.sessions if s.merged_into is None]
         flows: dict[int, set[int]] = {id(s): set() for s in live}
@@ -724,6 +726,7 @@ class SessionAnalysis:
                 for x in s.sdp
                 if x.get("fingerprint")
             }
+            dtls = {k: _copied(v) for k, v in s.dtls.items()}
             if isinstance(fingerprints, dict) and promised:
                 for endpoint, hashes in fingerprints.items():
                     if not any(isinstance(hashes, dict) and hashes.get(alg) == fp for alg, fp in promised):
@@ -735,7 +738,7 @@ class SessionAnalysis:
                                 s.certificate_frames.get(endpoint),
                             )
                         )
-                s.dtls["fingerprint_checked"] = True
+                dtls["fingerprint_checked"] = True
             order = ["signaling", "ice", "ice_connected", "nominated", "dtls", "dtls_done", "media"]
             reached = [p for p in order if p in s.phases]
             failed = _failed(findings)
@@ -746,7 +749,7 @@ class SessionAnalysis:
                     "phases": {p: {"time": s.phases[p], "frame": s.frames[p]} for p in reached},
                     "failed_phase": failed,
                     "flows": sorted({int(str(sdp["flow"])) for sdp in s.sdp} | set(s.pairs) | flows[id(s)]),
-                    "signaling": s.sdp,
+                    "signaling": list(s.sdp),
                     "ice_roles": sorted(s.roles),
                     "candidate_pairs": [
                         {
@@ -770,7 +773,7 @@ class SessionAnalysis:
                         ),
                         None,
                     ),
-                    "dtls": {k: v for k, v in s.dtls.items()}
+                    "dtls": dtls
                     | {
                         "state": "done"
                         if "dtls_done" in s.phases
@@ -818,9 +821,23 @@ class SessionAnalysis:
                     "unauthorized_401": alloc.unauthorized,
                     "permissions": sorted(alloc.permissions),
                     "channels": {f"0x{k:04x}": v for k, v in alloc.channels.items()},
-                    "errors": alloc.errors,
+                    "errors": list(alloc.errors),
                     "failed_phase": _failed(findings),
                     "findings": findings,
                 }
             )
         return out
+
+    def snapshot(self) -> list[dict[str, object]]:
+        """The rows as if the capture ended now (`Analysis`): `rows()` changes nothing."""
+        return self.rows()
+
+
+def _copied(value: object) -> object:
+    """A row's copy of a value the analysis may still change in place (a dict of fingerprints
+    that grows, the list of endpoints that sent ChangeCipherSpec)."""
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list):
+        return list(value)
+    return value

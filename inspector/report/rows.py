@@ -3,6 +3,7 @@ pass that feeds the analyses (`AnalysisPass`): the reports and the viewer share 
 
 from __future__ import annotations
 
+import copy
 import heapq
 import pickle
 import tempfile
@@ -19,7 +20,7 @@ from protoscope.captures.net import dissect
 from protoscope.decoders.api import Analysis, Finding, Pdu
 from protoscope.decoders.rtp.packets import RtpRecord
 
-from ..session import PacketDecode, Session, endpoints, flatten, packet_protocols
+from ..session import Decoding, PacketDecode, Progress, Session, endpoints, flatten, packet_protocols
 
 if TYPE_CHECKING:
     from ..bulk import RtpPlan
@@ -119,19 +120,28 @@ def finding_analyses(session: Session) -> dict[str, Analysis]:
 class AnalysisPass:
     """One decoding pass that feeds every PDU to the analyses and notes each flow's protocols.
 
-    Iterate `packets()` (what `Session.decode()` yields, each packet fed before it is yielded),
-    then call `finish()`. Rows go to `on_rows` as they are ready: an analysis with a `drain()`
-    hands over finished rows every DRAIN_EVERY packets, so a long capture holds only what is still
-    open; `finish()` hands over the rest. This is the one per-packet loop of the reports and the
-    viewer.
+    A file: iterate `packets()` (what `Session.decode()` yields, each packet fed before it is
+    yielded), then call `finish()`. A growing capture: call `more()` as packets arrive (the last
+    time with final=True), `snapshot()` whenever the rows so far are wanted, and `finish()` at the
+    end. Rows go to `on_rows` as they are ready: an analysis with a `drain()` hands over finished
+    rows every DRAIN_EVERY packets and at the end of each `more()`, so a long capture holds only
+    what is still open; `finish()` hands over the rest. This is the one per-packet loop of the
+    reports and the viewer.
     """
 
-    def __init__(self, session: Session, analyses: Mapping[str, Analysis], on_rows: RowsSink) -> None:
+    def __init__(
+        self, session: Session, analyses: Mapping[str, Analysis], on_rows: RowsSink, sparse: bool = True
+    ) -> None:
+        """`sparse`: what `more()` passes to `Session.decoding` (`packets()` takes its own)."""
         self.session = session
         self.analyses = dict(analyses)
         self.on_rows = on_rows
         self.flows = FlowProtocols()
+        self.sparse = sparse
         self._drains = {n: d for n, a in self.analyses.items() if callable(d := getattr(a, "drain", None))}
+        self._decoding: Decoding | None = None
+        self._drain_at = 0
+        """The packet before which the analyses drain next (after packet k * DRAIN_EVERY)."""
 
     def packets(
         self, skip: npt.NDArray[np.bool_] | None = None, sparse: bool = True
@@ -141,24 +151,50 @@ class AnalysisPass:
         a pass that must see every packet (a display filter's) says sparse=False. Drains happen at
         the same points either way: after packet k * DRAIN_EVERY, or before the first packet past it
         when that one is left out (as inspector/bulk_calls.py's pass does)."""
+        return self._fed(self.session.decode(skip=skip, sparse=sparse))
+
+    @property
+    def done(self) -> int:
+        """Packets `more()` decoded so far: where its next call starts (a sparse pass leaves some
+        out, so the last packet it yielded may be before it)."""
+        return 0 if self._decoding is None else self._decoding.done
+
+    def more(
+        self, upto: int | None = None, final: bool = False, progress: Progress | None = None
+    ) -> Iterator[PacketDecode]:
+        """The packets that arrived since the last call, up to `upto` (`Decoding.more`: final=True
+        says none comes after it), each fed before it is yielded, late decodes included. The
+        analyses drain at the end, so a call that ended in these packets reaches `on_rows` within
+        this call. After the final call, `finish()` hands over what is still open."""
+        if self._decoding is None:
+            self._decoding = self.session.decoding(sparse=self.sparse)
+        yield from self._fed(self._decoding.more(upto, final, progress))
+        if self._drains:
+            self._drain()
+
+    def _fed(self, decoded: Iterator[PacketDecode]) -> Iterator[PacketDecode]:
         session = self.session
         flow_col = session.index.flow
         feeds = [a.feed for a in self.analyses.values()]
-        drain_at = 0
-        for pd in session.decode(skip=skip, sparse=sparse):
-            i = pd.index
-            if self._drains and drain_at < i:
-                self._drain()
-            if pd.pdus:
-                self.flows.see(int(flow_col[i]), pd.pdus)
-                ctx = pd.context or session.context(i)
-                for feed in feeds:
-                    for pdu in pd.pdus:
-                        feed(pdu, ctx)
-            if self._drains and i % DRAIN_EVERY == 0:
-                self._drain()
-            drain_at = (i // DRAIN_EVERY + 1) * DRAIN_EVERY
-            yield pd
+        drains = bool(self._drains)
+        drain_at = self._drain_at
+        try:
+            for pd in decoded:
+                i = pd.index
+                if drains and drain_at < i:
+                    self._drain()
+                if pd.pdus:
+                    self.flows.see(int(flow_col[i]), pd.pdus)
+                    ctx = pd.context or session.context(i)
+                    for feed in feeds:
+                        for pdu in pd.pdus:
+                            feed(pdu, ctx)
+                if drains and i % DRAIN_EVERY == 0 and not pd.late:
+                    self._drain()
+                drain_at = max(drain_at, (i // DRAIN_EVERY + 1) * DRAIN_EVERY)
+                yield pd
+        finally:
+            self._drain_at = drain_at
 
     def _drain(self) -> None:
         for name, drain in self._drains.items():
@@ -166,10 +202,34 @@ class AnalysisPass:
             if rows:
                 self.on_rows(name, rows)
 
+    def snapshot(self) -> dict[str, list[dict[str, Any]]]:
+        """Each analysis's rows as if the capture ended now, without changing what it will give
+        (`analysis_snapshot`): rows `on_rows` already had are not among them. Analyses whose
+        rows cannot be had so are left out."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for name, analysis in self.analyses.items():
+            rows = analysis_snapshot(analysis)
+            if rows is not None:
+                out[name] = rows
+        return out
+
     def finish(self) -> None:
         for name, analysis in self.analyses.items():
             drain = self._drains.get(name)
             self.on_rows(name, (drain() if drain is not None else []) + analysis.rows())
+
+
+def analysis_snapshot(analysis: Analysis) -> list[dict[str, Any]] | None:
+    """An analysis's rows as if the capture ended now, its state untouched: its `snapshot()` when
+    it has one (see `Analysis`), else `rows()` of a deep copy of it (a third-party analysis); None
+    when that copy cannot be made or its rows raise."""
+    snapshot = getattr(analysis, "snapshot", None)
+    try:
+        if callable(snapshot):
+            return list(snapshot())
+        return list(copy.deepcopy(analysis).rows())
+    except Exception:
+        return None
 
 
 # -- flows ----------------------------------------------------------------------------------------
@@ -350,26 +410,31 @@ def filtered(session: Session) -> Iterator[PacketDecode]:
 
 
 def packet_rows(session: Session) -> Iterator[dict[str, Any]]:
+    for pd in filtered(session):
+        yield packet_row(session, pd)
+
+
+def packet_row(session: Session, pd: PacketDecode) -> dict[str, Any]:
+    """The packets report's row of one decoded packet."""
     ix = session.index
     rec = ix.records
-    for pd in filtered(session):
-        i = pd.index
-        fid = int(ix.flow[i])
-        src, dst = endpoints(ix, i)
-        yield {
-            "frame": i + 1,
-            "time": _ts(int(rec.ts_ns[i])),
-            "len": int(rec.wirelen[i]),
-            "caplen": int(rec.caplen[i]),
-            "flow": fid if fid >= 0 else None,
-            "src": src,
-            "dst": dst,
-            "protocols": packet_protocols(ix, i, pd.pdus),
-            "info": info(session, pd),
-            "pdus": [pdu_row(p) for p in pd.pdus],
-            "findings": [finding_row(i + 1, f) for f in pd.findings],
-            **({"comments": rec.comments[i]} if i in rec.comments else {}),
-        }
+    i = pd.index
+    fid = int(ix.flow[i])
+    src, dst = endpoints(ix, i)
+    return {
+        "frame": i + 1,
+        "time": _ts(int(rec.ts_ns[i])),
+        "len": int(rec.wirelen[i]),
+        "caplen": int(rec.caplen[i]),
+        "flow": fid if fid >= 0 else None,
+        "src": src,
+        "dst": dst,
+        "protocols": packet_protocols(ix, i, pd.pdus),
+        "info": info(session, pd),
+        "pdus": [pdu_row(p) for p in pd.pdus],
+        "findings": [finding_row(i + 1, f) for f in pd.findings],
+        **({"comments": rec.comments[i]} if i in rec.comments else {}),
+    }
 
 
 CARRIED_INFO = frozenset({"grpc"})
