@@ -22,8 +22,7 @@ STDIN = "-"
 """The capture path that names standard input (captures.source reads it into a temporary file)."""
 
 if TYPE_CHECKING:  # the engine is imported once the arguments are read: --version and usage errors
-    # answer at once, and live capture (with scapy) is imported only for --live
-    from protoscope.captures.live import LiveCapture
+    # answer at once, and live capture is imported only for --live (inspector/livemode.py)
     from protoscope.decoders.api import FieldInfo
     from protoscope.decoders.registry import Registry
 
@@ -153,11 +152,18 @@ def parser() -> argparse.ArgumentParser:
     schema.add_argument(
         "--reflect", action="append", default=[], metavar="HOST:PORT", help="ask a server by gRPC reflection"
     )
-    live = p.add_argument_group("live capture")
+    live = p.add_argument_group("live capture (dumpcap's and tcpdump's flags)")
     live.add_argument(
         "--live", action="store_true", help="capture from an interface (needs root or CAP_NET_RAW)"
     )
-    live.add_argument("-i", "--interface", metavar="IFACE", help="interface to capture on")
+    live.add_argument(
+        "-i",
+        "--interface",
+        action="append",
+        default=[],
+        metavar="IFACE",
+        help="interface to capture on (repeatable: one pcapng, an interface block each; 'any': all)",
+    )
     live.add_argument("-f", "--capture-filter", metavar="BPF", help="capture filter, e.g. 'udp port 3478'")
     live.add_argument(
         "-w",
@@ -166,8 +172,43 @@ def parser() -> argparse.ArgumentParser:
         help="--live: the spool file (default: a temporary file); a file: write the packets -Y keeps "
         "(as tshark)",
     )
-    live.add_argument("-D", "--list-interfaces", action="store_true", help="list the interfaces and exit")
+    live.add_argument(
+        "-D",
+        "--list-interfaces",
+        action="store_true",
+        help="list the interfaces with their addresses and exit",
+    )
     live.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
+    live.add_argument(
+        "-B", "--buffer-size", type=int, metavar="MiB", help="kernel capture buffer in MiB (default 32)"
+    )
+    live.add_argument(
+        "-s",
+        "--snapshot-length",
+        type=int,
+        metavar="SNAPLEN",
+        help="bytes kept of each packet (default 262144)",
+    )
+    live.add_argument(
+        "-p",
+        "--no-promiscuous-mode",
+        action="store_true",
+        help="do not put the interface in promiscuous mode",
+    )
+    live.add_argument(
+        "-b",
+        "--ring-buffer",
+        action="append",
+        default=[],
+        metavar="KEY:VALUE",
+        help="ring-buffer files with -w, as dumpcap: filesize:KB, duration:SECONDS, files:N (repeatable)",
+    )
+    live.add_argument(
+        "--follow",
+        action="store_true",
+        help="CAPTURE is still being written (tcpdump -w): show or report packets as they are added, "
+        "until Ctrl-C",
+    )
     return p
 
 
@@ -213,7 +254,12 @@ def _tshark_options(p: argparse.ArgumentParser) -> None:
     follow.add_argument(
         "--layer", choices=LAYERS, default="ip", help="endpoints and conversations: the layer (default ip)"
     )
-    follow.add_argument("--interval", type=float, default=1.0, metavar="SECONDS", help="io: bucket width")
+    follow.add_argument(
+        "--interval",
+        type=float,
+        metavar="SECONDS",
+        help="io: bucket width (default 1); --live/--follow jsonl: an analysis's rows so far, this often",
+    )
     follow.add_argument(
         "--io-filter",
         action="append",
@@ -255,51 +301,6 @@ def _registry(args: argparse.Namespace) -> Registry:
     for problem in reg.load_errors:
         print(f"protoscope: warning: {clean(problem)}", file=sys.stderr)
     return reg
-
-
-def _live_capture(args: argparse.Namespace) -> tuple[LiveCapture, bool]:
-    """The capture --live asks for (not started) and whether its spool is a temporary file."""
-    from protoscope.captures.live import LiveCapture, spool_path
-
-    if not args.interface:
-        raise _Usage("--live needs -i IFACE")
-    if args.count < 0 or (args.duration is not None and args.duration <= 0):
-        raise _Usage("--count and --duration must be positive")
-    path, temporary = spool_path(args.write)
-    return LiveCapture(args.interface, path, args.capture_filter, args.count, args.duration), temporary
-
-
-def _live(args: argparse.Namespace) -> str:
-    live, temporary = _live_capture(args)
-    path = live.stats.spool
-    live.start()
-    if temporary:
-        print(f"protoscope: capturing to {clean(path)}", file=sys.stderr)
-    if not args.count and args.duration is None:
-        print("protoscope: capturing until Ctrl-C", file=sys.stderr)
-    live.wait()
-    if live.error is not None:
-        raise live.error
-    stats = live.stats
-    dropped = f", {stats.dropped} dropped by the kernel" if stats.dropped else ""
-    print(f"protoscope: captured {stats.packets} packets to {clean(path)}{dropped}", file=sys.stderr)
-    return str(path)
-
-
-def _live_viewer(args: argparse.Namespace) -> int:
-    """The viewer on live traffic: packets, flows and calls as they arrive."""
-    from .tui.app import run as run_tui
-
-    registry = _registry(args)
-    live, _temporary = _live_capture(args)
-    path = live.stats.spool
-    live.start()  # a refused capture is one line on stderr before the screen opens
-    try:
-        run_tui(str(path), registry, live, display_filter=args.filter)
-    finally:
-        live.stop()
-    print(f"protoscope: {live.stats.packets} packets kept in {clean(path)}", file=sys.stderr)
-    return EXIT_OK
 
 
 class _Held(io.StringIO):
@@ -353,19 +354,6 @@ def _z_report(spec: str, args: argparse.Namespace) -> None:
             f"-z {spec!r} is not known (io,phs, endpoints,LAYER, conv,LAYER, io,stat,SECS[,FILTER...], "
             "follow,tcp|udp,MODE,FLOW, follow,http2,MODE,FLOW,STREAM, grpc,methods)"
         )
-
-
-def _list_interfaces(out: TextIO) -> int:
-    """-D: the interfaces, numbered as tshark numbers them."""
-    import socket
-
-    try:
-        names = [name for _, name in socket.if_nameindex()]
-    except OSError as exc:
-        raise _Usage(f"cannot list interfaces: {exc.strerror}") from None
-    for k, name in enumerate(names, 1):
-        out.write(f"{k}. {clean(name)}\n")
-    return EXIT_OK
 
 
 def _describe(args: argparse.Namespace, out: TextIO) -> int:
@@ -452,10 +440,10 @@ def _open(path: str, registry: Registry, count: int) -> Session:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from .report.output import ReportError, ReportOptions, write
-
     if args.list_interfaces:
-        return _list_interfaces(out)
+        from .livemode import list_interfaces
+
+        return list_interfaces(out)
     if args.list_fields:
         from .fields import list_fields_text
 
@@ -465,23 +453,30 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.describe is not None:
         return _describe(args, out)
     _check(args)
-    report = args.report
-    if args.live:
-        if args.capture:
-            raise _Usage("give either a capture file or --live, not both")
-        if report is None and args.export is None and out.isatty() and sys.stdin.isatty():
-            return _live_viewer(args)
-        path = _live(args)
-        count = 0
-    else:
-        if not args.capture:
-            raise _Usage("no capture file given (or use --live -i IFACE)")
-        if args.interface or args.capture_filter or args.duration:
-            raise _Usage("-i, -f and --duration go with --live")
-        if args.capture == STDIN and sys.stdin.isatty():
-            raise _Usage("'-' reads a capture from standard input, which is a terminal here (pipe one in)")
-        path = args.capture
-        count = args.count
+    on_terminal = out.isatty() and sys.stdin.isatty()
+    if args.live or args.follow:
+        return _growing(args, out, on_terminal)
+    if not args.capture:
+        raise _Usage("no capture file given (or use --live -i IFACE)")
+    if args.duration:
+        raise _Usage("--duration goes with --live and --follow")
+    _no_capture_flags(args)
+    if args.capture == STDIN and sys.stdin.isatty():
+        raise _Usage("'-' reads a capture from standard input, which is a terminal here (pipe one in)")
+    return _file(args, out, args.capture, args.count, on_terminal)
+
+
+def _no_capture_flags(args: argparse.Namespace) -> None:
+    """The flags of a capture, refused where nothing is captured (a file, --follow)."""
+    flags = {"-i": args.interface, "-f": args.capture_filter, "-B": args.buffer_size}
+    flags |= {"-s": args.snapshot_length, "-b": args.ring_buffer, "-p": args.no_promiscuous_mode}
+    for flag, value in flags.items():
+        if value not in (None, False, []):
+            raise _Usage(f"{flag} goes with --live")
+
+
+def _checked_registry(args: argparse.Namespace) -> Registry:
+    """The decoders, with -Y checked against their fields before any work."""
     registry = _registry(args)
     if args.filter is not None:
         from .filter import FilterError, compile_filter
@@ -490,6 +485,55 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             compile_filter(args.filter, registry)
         except FilterError as exc:
             raise _Usage(f"bad filter: {exc}") from None
+    return registry
+
+
+def _growing(args: argparse.Namespace, out: TextIO, on_terminal: bool) -> int:
+    """--live and --follow: the viewer, rows as they come (jsonl), or a report at the end."""
+    from . import livemode
+
+    report = args.report
+    if args.live and args.follow:
+        raise _Usage("--follow reads a file another program writes; --live captures: give one of them")
+    if args.live and args.capture:
+        raise _Usage("give either a capture file or --live, not both")
+    if not args.live:
+        _no_capture_flags(args)
+    if args.ring_buffer and (report is not None or args.export):
+        raise _Usage("-b writes ring-buffer files for later reading (as dumpcap): no report or export")
+    registry = _checked_registry(args)
+    streamed = report in ("packets", "findings") or report in registry.analyses
+    if args.follow:
+        if not args.capture or args.capture == STDIN:
+            raise _Usage("--follow needs a capture file that another program is writing")
+        if report is None and args.export is None and on_terminal:
+            return livemode.follow_viewer(args, registry, args.capture)
+        if args.format != livemode.STREAMED_FORMAT or not streamed:
+            raise _Usage("--follow writes rows as they come: --report packets|findings|calls --format jsonl")
+        return livemode.stream_report(args, registry, out, args.capture)
+    if report is None and args.export is None and on_terminal and not args.ring_buffer:
+        return livemode.live_viewer(args, registry)
+    if args.format == livemode.STREAMED_FORMAT and streamed and not args.ring_buffer:
+        return livemode.stream_report(args, registry, out, None)
+    path = livemode.capture_to_file(args)
+    if args.ring_buffer:
+        return EXIT_OK
+    return _file(args, out, path, 0, False, registry)
+
+
+def _file(
+    args: argparse.Namespace,
+    out: TextIO,
+    path: str,
+    count: int,
+    on_terminal: bool,
+    registry: Registry | None = None,
+) -> int:
+    """A capture file (or a finished live spool): written packets, an export, the viewer or a report."""
+    from .report.output import ReportError, ReportOptions, write
+
+    report = args.report
+    registry = registry or _checked_registry(args)
     if args.write and not args.live:
         if report is not None or args.export:
             raise _Usage("-w with a capture file writes packets; it does not go with a report or export")
@@ -501,7 +545,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             raise _Usage("-Y does not apply to --export mermaid (choose with --flow or --session)")
         return _export(path, registry, args, out, count)
     if report is None:
-        if out.isatty() and sys.stdin.isatty():
+        if on_terminal:
             from .tui.app import run as run_tui
 
             with _first_packets(path, registry, count) as shown:
@@ -531,7 +575,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     _check_follow(session, args)
     options = ReportOptions(
         layer=args.layer,
-        interval=args.interval,
+        interval=1.0 if args.interval is None else args.interval,
         io_filters=tuple(f or None for f in args.io_filter) or (None,),
         unit=args.unit,
         flow=args.flow,
@@ -801,6 +845,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from protoscope.decoders.protobuf.schema import SchemaError
     from protoscope.decoders.registry import RegistryError
 
+    from .livemode import UsageError
+
     # Decoding makes millions of small objects that live as long as a packet's decode. With
     # CPython's default thresholds (700, 10, 10) a collection ran every few messages and the older
     # generations, holding every object the imports made, were rescanned again and again: a
@@ -810,7 +856,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.set_threshold(10_000, 20, 20)
     try:
         return run(args, sys.stdout)
-    except (CaptureError, RegistryError, SchemaError, _Usage) as exc:
+    except (CaptureError, RegistryError, SchemaError, UsageError, _Usage) as exc:
         print(f"protoscope: {clean(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -80,6 +80,12 @@ class PacketTexts:
         self._data = bytearray()
         self.count = 0
 
+    def grow(self, n: int) -> None:
+        """Room for `n` packets (a live capture's or a followed file's new ones have no text yet)."""
+        if n > len(self._start):
+            self._start = _grown(self._start, n, -1)
+            self._length = _grown(self._length, n, 0)
+
     def __setitem__(self, i: int, text: str) -> None:
         raw = text.encode("utf-8", "replace")[: self.MAX_BYTES]
         start = len(self._data)
@@ -89,6 +95,8 @@ class PacketTexts:
         self.count += 1
 
     def get(self, i: int) -> str | None:
+        if i >= len(self._start):  # a packet of a growing capture this was made before
+            return None
         start = int(self._start[i])
         if start < 0:
             return None
@@ -106,6 +114,10 @@ class PacketNames:
         self._names: list[str] = [""]
         self._ids: dict[str, int] = {}
 
+    def grow(self, n: int) -> None:
+        if n > len(self._codes):
+            self._codes = _grown(self._codes, n, 0)
+
     def __setitem__(self, i: int, name: str) -> None:
         code = self._ids.get(name)
         if code is None:
@@ -116,10 +128,16 @@ class PacketNames:
         self._codes[i] = code
 
     def get(self, i: int) -> str | None:
+        if i >= len(self._codes):
+            return None
         return self._names[int(self._codes[i])] or None
 
     def values(self) -> list[str]:
         return [self._names[c] for c in self._codes.tolist() if c]
+
+    def vocabulary(self) -> set[str]:
+        """Every name given to a packet so far (without a pass over the packets)."""
+        return set(self._names[1:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,9 +199,23 @@ class CaptureModel:
         self._flow_packets: dict[int, np.ndarray[Any, Any]] = {}
         self.flows = FlowProtocols()
         """What the decoding pass saw on each flow (its label)."""
+        self.pass_lock = threading.RLock()
+        """Held by every decoding pass over the session (they share what flows teach each other):
+        the first pass, a live capture's next part, a filter's or a column's own pass."""
+        self.shown: int | None = None
+        """A growing capture's packets published to the views (see __len__)."""
+        self.growing = False
+        """The capture is still being written (live, --follow): its pass is never `complete`."""
+        self._pass: AnalysisPass | None = None
+        """The pass of a growing capture, continued by decode_more()."""
+        self.shown_reports: dict[str, list[dict[str, Any]]] = {}
+        """Every analysis's rows as the views show them (live: with the rows still open)."""
 
     def __len__(self) -> int:
-        return len(self.index)
+        """The packets the views show: all the index has, or for a growing capture those the UI
+        thread was told of (`shown`), so a view never reads a packet whose columns are still
+        being appended by the worker that grows the index."""
+        return len(self.index) if self.shown is None else self.shown
 
     def row(self, i: int) -> PacketRow:
         ix = self.index
@@ -250,8 +282,26 @@ class CaptureModel:
     ) -> None:
         """The decoding pass: protocol and Info per packet, findings, and every analysis's report
         (gRPC calls, RTP streams, a plugin's own). Runs in a worker."""
+        with self.pass_lock:
+            n = len(self.index)
+            decoding = self._analysis_pass()
+            check_at = 0
+            for pd in decoding.packets():
+                i = pd.index
+                if i >= check_at:  # the pass leaves packets out: look every 4,096 packets
+                    check_at = i + 4096
+                    if cancelled is not None and cancelled():
+                        return
+                    if progress is not None:
+                        progress(i, n)
+                self._take(pd)
+            decoding.finish()
+            self._publish(None, 0, n, complete=True)
+        if progress is not None:
+            progress(n, n)
+
+    def _analysis_pass(self) -> AnalysisPass:
         out = self.decoded
-        n = len(self.index)
 
         def take(name: str, rows: list[dict[str, Any]]) -> None:
             with self._lock:
@@ -259,50 +309,98 @@ class CaptureModel:
 
         decoding = AnalysisPass(self.session, fresh_analyses(self.session), take)
         self.flows = decoding.flows
-        colouring, colours, flow = self.colouring, self.colours, self.index.flow
-        check_at = 0
-        for pd in decoding.packets():
-            i = pd.index
-            if pd.pdus:
-                colours[i] = colouring.packet(self.session, pd, int(flow[i]))
-            if i >= check_at:  # the pass leaves packets out: look every 4,096 packets of the capture
-                check_at = i + 4096
-                if cancelled is not None and cancelled():
-                    return
-                if progress is not None:
-                    progress(i, n)
-            if pd.pdus:
-                names = packet_protocols(self.index, i, pd.pdus)
-                with self._lock:
-                    out.protocol[i] = names[-1]
-                    out.info[i] = info_column(self.session, pd)
-            if pd.findings:
-                with self._lock:
-                    out.findings.extend(FindingAt(i, f) for f in pd.findings)
-            out.done = i + 1
-        decoding.finish()
+        return decoding
+
+    def _take(self, pd: PacketDecode) -> None:
+        """One packet of the pass: its colour, protocol, Info and findings (a late decode, made
+        when a live capture ends, adds to its packet's)."""
+        out = self.decoded
+        i = pd.index
+        if pd.pdus:
+            self.colours[i] = self.colouring.packet(self.session, pd, int(self.index.flow[i]))
+            names = packet_protocols(self.index, i, pd.pdus)
+            text = info_column(self.session, pd)
+            with self._lock:
+                before = out.info.get(i) if pd.late else None
+                out.protocol[i] = names[-1]
+                out.info[i] = f"{before}, {text}" if before else text
+        if pd.findings:
+            with self._lock:
+                out.findings.extend(FindingAt(i, f) for f in pd.findings)
+        out.done = max(out.done, i + 1)
+
+    def _publish(
+        self, snapshot: Mapping[str, list[dict[str, Any]]] | None, lo: int, hi: int, complete: bool
+    ) -> None:
+        """The reports and findings as the viewer shows them: the rows the analyses handed over,
+        plus (live) what they would give if the capture ended now; the colours of packets lo..hi."""
+        out = self.decoded
+        n = len(self.index)
         with self._lock:
-            calls = out.reports.get("calls")
+            reports = {name: list(rows) for name, rows in out.reports.items()}
+            for name, rows in (snapshot or {}).items():
+                reports.setdefault(name, []).extend(rows)
+            calls = reports.get("calls")
             if calls is not None:
                 calls.sort(key=lambda c: (c["flow"], c["start"]))
-            out.calls = out.reports.get("calls", [])
             found = [
                 FindingAt.from_row(row)
-                for name, rows in out.reports.items()
+                for name, rows in reports.items()
                 for row in analysis_findings(name, rows, n)
             ]
-            own = [*out.findings, *(FindingAt(-1, f) for f in self.session.file_findings())]
-            out.findings = list(merge_findings(own, found, _frame))
-            colouring.finish(
-                colours,
-                self.index.tcp_flags,
-                ((f.index, f.finding.severity, f.finding.code) for f in out.findings),
-                self.index.l4,
-                self._port80(),
+            own = sorted((f for f in out.findings if f.analysis is None and f.index >= 0), key=_packet)
+            if complete:
+                own += [FindingAt(-1, f) for f in self.session.file_findings()]
+            shown = list(merge_findings(own, found, _frame))
+            if snapshot is None and complete:
+                out.reports = reports
+            self.shown_reports = reports
+            out.calls = reports.get("calls", [])
+            self.colouring.finish(
+                self.colours[lo:hi],
+                self.index.tcp_flags[lo:hi],
+                ((f.index - lo, f.finding.severity, f.finding.code) for f in shown if lo <= f.index < hi),
+                self.index.l4[lo:hi],
+                self._port80()[lo:hi],
             )
-            out.complete = True
-        if progress is not None:
-            progress(n, n)
+            out.findings = shown
+            out.complete = complete
+
+    def grow(self, final: bool = False) -> int:
+        """Index what the file gained since the last look (a live capture's spool, a followed
+        file): the packets it adds, whose per-packet arrays grow with them. `final`: the file is
+        complete (the capture stopped): its last records are read and the index is finished."""
+        with self.pass_lock:  # a filter's pass reads the index's columns whole
+            added = self.index.extend()
+            if final:
+                added += self.index.finish()
+        if added:
+            n = len(self.index)
+            self.decoded.protocol.grow(n)
+            self.decoded.info.grow(n)
+            self.colours = _grown(self.colours, n, 0)
+            if n == added:
+                self.first_ns = int(self.index.records.ts_ns.min())
+            self._flow_packets.clear()
+            self._digits = None
+        return added
+
+    def decode_more(self, final: bool = False) -> int:
+        """Decode what arrived since the last call, from the pass's state (the viewer on a growing
+        capture calls it about once a second, after grow()); `final` when nothing more will come
+        (after grow(final=True)). The number of packets decoded."""
+        with self.pass_lock:
+            if self._pass is None:
+                self._pass = self._analysis_pass()
+            lo = self._pass.done
+            decoded = 0
+            for pd in self._pass.more(final=final):
+                self._take(pd)
+                decoded += 1
+            if final:
+                self._pass.finish()
+            self._publish(None if final else self._pass.snapshot(), lo, self._pass.done, complete=final)
+        return decoded
 
     def _port80(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
         """Per packet: it belongs to a TCP conversation on port 80 (Wireshark's HTTP colouring
@@ -320,14 +418,15 @@ class CaptureModel:
         it is what a column added from the detail tree shows."""
         from .filter import packet_fields
 
-        out = PacketTexts(len(self.index))
-        for pd in self.session.decode():
-            if cancelled is not None and pd.index % 4096 == 0 and cancelled():
-                return None
-            values = packet_fields(self.session, pd).get(name)
-            if values:
-                out[pd.index] = ",".join(_value_text(v) for v in values)
-        return out
+        with self.pass_lock:
+            out = PacketTexts(len(self.index))
+            for pd in self.session.decode():
+                if cancelled is not None and pd.index % 4096 == 0 and cancelled():
+                    return None
+                values = packet_fields(self.session, pd).get(name)
+                if values:
+                    out[pd.index] = ",".join(_value_text(v) for v in values)
+            return out
 
     def sort_key(
         self, field: str, time_format: str = "relative", values: PacketTexts | None = None
@@ -393,7 +492,8 @@ class CaptureModel:
         """Packets (0-based) the display filter matches; None when cancelled. Raises FilterError."""
         from .filter import filter_rows
 
-        return filter_rows(self.session, text, cancelled)
+        with self.pass_lock:
+            return filter_rows(self.session, text, cancelled)
 
     def detail(self, i: int) -> PacketDetail:
         """Layers and decoded PDUs of one packet (re-decodes its flow up to it)."""
@@ -440,6 +540,20 @@ class CaptureModel:
             }
 
 
+def _grown(column: np.ndarray[Any, Any], n: int, fill: int) -> np.ndarray[Any, Any]:
+    """`column` with room for `n` items, the new ones `fill`: the storage at least doubles, so a
+    capture that grows a little at a time costs what arrived (amortised), and the returned view is
+    `n` long. Readers holding the old array keep a valid, shorter one."""
+    base = column.base if isinstance(column.base, np.ndarray) and column.base.ndim == 1 else column
+    if len(base) >= n and base.dtype == column.dtype and np.shares_memory(base, column):
+        view = base[:n]
+        view[len(column) : n] = fill
+        return view
+    storage = np.full(max(n, 2 * len(column), 1024), fill, column.dtype)
+    storage[: len(column)] = column
+    return storage[:n]
+
+
 def _value_text(value: object) -> str:
     """A field value as a column shows it (bytes as Wireshark's colon-separated hex)."""
     if isinstance(value, bytes | bytearray | memoryview):
@@ -476,6 +590,10 @@ def _last_at_or_before(sorted_items: Sequence[int], i: int) -> int:
 def _contains(sorted_items: Sequence[int], i: int) -> bool:
     k = _last_at_or_before(sorted_items, i)
     return k >= 0 and sorted_items[k] == i
+
+
+def _packet(f: FindingAt) -> int:
+    return f.index
 
 
 def _frame(f: FindingAt) -> int | None:

@@ -7,6 +7,10 @@ modules (model, filter, find, follow, report) and the widgets (packets, detail, 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from time import sleep as worker_sleep
@@ -111,10 +115,29 @@ __all__ = [
 
 DETAIL_DELAY = 0.08
 """Seconds the packet cursor must rest before its detail is decoded and shown."""
-LIVE_REFRESH = 1.0
-"""Seconds between two looks at a live capture's spool. Each look re-reads the spool in a worker
-(index, flows and the decoding pass: ~1 s per 100k packets) and the next waits for it to finish,
-so on a busy link the view updates less often rather than falling behind."""
+LIVE_REFRESH = 0.5
+"""Seconds between two looks at a live capture's spool or a followed file. Each look indexes and
+decodes only what arrived (PacketIndex.extend, AnalysisPass.more) in a worker, and the next waits
+for it to finish. With the capture's batching (at most 100 ms, captures/live.py) a packet is on
+screen within about LIVE_REFRESH plus a look's time."""
+LIVE_LOG = "PROTOSCOPE_LIVE_LOG"
+"""Environment variable naming a file that gets one JSON line per look at a growing capture:
+{"t": epoch seconds, "packets": packets shown, "refresh_s": the look's seconds, "rss": bytes}
+(bench/bench_live.py reads it)."""
+
+
+def _log_refresh(path: str, packets: int, seconds: float) -> None:
+    rss = 0
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    line = {"t": time.time(), "packets": packets, "refresh_s": round(seconds, 6), "rss": rss}
+    with open(path, "a", encoding="ascii") as f:
+        f.write(json.dumps(line) + "\n")
+
+
 NARROW = 120
 """Columns below which the flows pane leaves the packets tab (Tab or the palette brings it back)
 and the detail and hex panes stack: at 80 columns a 34% flows pane left the list 50 cells, too
@@ -216,6 +239,7 @@ class ProtoscopeApp(App[None]):
         live: LiveCapture | None = None,
         display_filter: str | None = None,
         config: Config | None = None,
+        follow: bool = False,
     ) -> None:
         super().__init__()
         self.path = Path(path)
@@ -225,11 +249,24 @@ class ProtoscopeApp(App[None]):
         self.display_filter = display_filter
         """`-Y`: applied once the first decoding pass is done."""
         self.config = config if config is not None else load_config()
-        self._live_shown = 0
+        self.follow = follow
+        """`--follow`: `path` is a file another program is still writing."""
         self._live_ended = False
+        self._growing_busy = False
+        self._growing_done = False
+        """The look after the capture ended was made: nothing more will come."""
+        self._terminated = False
+        self._sigterm_before: Any = None
+        """SIGTERM arrived: the app quits at the next tick (the capture is stopped by the CLI)."""
+        self._live_problem = ""
+        self._shown_rows: dict[str, object] = {}
+        """What each results view shows, by view (a growing capture's views are filled again only
+        when it changed)."""
+        self._live_log = os.environ.get(LIVE_LOG) or None
         self.model: CaptureModel | None = None
         # The header shows the file name as it is given: a name may hold ESC sequences too.
-        self.sub_title = clean(f"live on {live.iface}: {path}" if live is not None else path)
+        where = f"following {path}" if follow else str(path)
+        self.sub_title = clean(f"live on {live.iface}: {path}" if live is not None else where)
         self._detail_for: int | None = None
         self._detail_timer: Timer | None = None
         self.layout_mode = "hex"
@@ -311,12 +348,23 @@ class ProtoscopeApp(App[None]):
         self._fit(self.size)
         for problem in self.config.problems:
             self.say(problem, "warning")
-        if self.live is None:
+        if self.live is None and not self.follow:
             self.load()
         else:
             self.query_one(ProgressBar).display = False  # the status line has the counters instead
+            if threading.current_thread() is threading.main_thread():
+                self._sigterm_before = signal.signal(signal.SIGTERM, self._on_sigterm)
             self.set_interval(LIVE_REFRESH, self._live_tick)
             self._live_tick()
+
+    def on_unmount(self) -> None:
+        if self._sigterm_before is not None:
+            signal.signal(signal.SIGTERM, self._sigterm_before)
+            self._sigterm_before = None
+
+    def _on_sigterm(self, _signum: int, _frame: Any) -> None:
+        """SIGTERM ends the viewer as q does (the CLI then stops the capture and closes its spool)."""
+        self._terminated = True
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Pause/resume is a live-capture key: hidden from the footer for a capture file."""
@@ -521,30 +569,52 @@ class ProtoscopeApp(App[None]):
         self.query_one(PacketList).refresh()
 
     def _decoded(self) -> None:
+        """The pass's results in the views. A growing capture calls it after every look: a view
+        is filled again only when what it shows changed, and keeps its cursor."""
         model = self.model
         assert model is not None
         # Done: the bar gives its columns back to the status line.
         self.query_one(ProgressBar).display = False
-        self._protocols = set(model.decoded.protocol.values())
+        self._protocols = model.decoded.protocol.vocabulary()
         self.query_one(FlowsTable).fill(model)
         ts = model.index.records.ts_ns
         first = int(ts[0]) / 1e9 if len(ts) else 0.0  # the packet list's Time counts from it
-        self.query_one(CallsTable).fill(model.decoded.calls, first, model.time_digits())
-        self._empty("calls", "#calls-empty", bool(model.decoded.calls))
+        calls = model.decoded.calls
+        if self._changed("calls", calls):
+            table = self.query_one(CallsTable)
+            _keeping_cursor(table, lambda: table.fill(calls, first, model.time_digits()))
+        self._empty("calls", "#calls-empty", bool(calls))
         for name in self._extra_reports():
-            rows = model.decoded.reports.get(name, [])
-            self.query_one(f"#report-{name}-table", ReportTable).fill(
-                rows, FIRST_COLUMNS.get(name, ()), DEFAULT_CELLS.get(name)
-            )
+            rows = model.shown_reports.get(name, [])
+            if self._changed(name, rows):
+                report = self.query_one(f"#report-{name}-table", ReportTable)
+                _keeping_cursor(
+                    report,
+                    lambda r=report, rows=rows, name=name: r.fill(  # type: ignore[misc]
+                        rows, FIRST_COLUMNS.get(name, ()), DEFAULT_CELLS.get(name)
+                    ),
+                )
             self._empty(name, f"#report-{name}-empty", bool(rows))
-        self.query_one(FindingsTree).fill(model.decoded.findings)
-        self._empty("findings", "#findings-empty", bool(model.decoded.findings))
-        self.query_one(StatsView).set_model(model)
+        findings = model.decoded.findings
+        if self._changed("findings", findings):
+            self.query_one(FindingsTree).fill(findings)
+        self._empty("findings", "#findings-empty", bool(findings))
+        if not model.growing or self.query_one(TabbedContent).active == "statistics":
+            self.query_one(StatsView).set_model(model)
+        if model.growing and self.query_one(TabbedContent).active == "timeline":
+            self.query_one(Timeline).set_model(model)
         self.query_one(PacketList).refresh()
         self._update_status()
         if self.display_filter:
             text, self.display_filter = self.display_filter, None
             self.use_filter(text)
+
+    def _changed(self, view: str, rows: object) -> bool:
+        """Whether `rows` differ from what `view` shows (and remember them)."""
+        if view in self._shown_rows and self._shown_rows[view] == rows:
+            return False
+        self._shown_rows[view] = rows
+        return True
 
     def _empty(self, name: str, label: str, has_rows: bool) -> None:
         """An empty view says what is empty and why, instead of an empty table."""
@@ -562,7 +632,7 @@ class ProtoscopeApp(App[None]):
         model = self.model
         if model is None:
             return
-        if self.live is not None:
+        if self.live is not None or self.follow:
             self._status(self._live_text())
             return
         packets = self.query_one(PacketList)
@@ -572,59 +642,86 @@ class ProtoscopeApp(App[None]):
         width = self._width - (30 if bar.display else 0)
         self._status(status_line(len(model), shown, model, narrowed, width))
 
-    # -- live capture -------------------------------------------------------------------------
+    # -- live capture and followed files --------------------------------------------------------
 
     def _live_tick(self) -> None:
-        """Counters on the status line; a new look at the spool when packets came and the last
-        look is done."""
+        """Every LIVE_REFRESH seconds: the counters, and a look at what the file gained (in a
+        worker; the next look waits for it to finish, so a busy link updates the view less often
+        rather than falling behind)."""
         live = self.live
-        assert live is not None
-        self._status(self._live_text())
-        busy = any(w.group == "load" and w.is_running for w in self.workers)
-        if live.stats.packets > self._live_shown and not busy:
-            self.refresh_live()
-        if not live.running and not self._live_ended:
+        if self._terminated:
+            self.exit()
+            return
+        if live is not None and not live.running and not self._live_ended:
             self._live_ended = True
-            live.stop()  # closes the spool; keeps the thread's error, if any
+            live.stop()  # closes the spool with its statistics; keeps the capture's error, if any
             if live.error is not None:
                 error = clean(live.error)
                 self.notify(error, title="live capture stopped", severity="error", timeout=30, markup=False)
-            self._status(self._live_text())
+        self._status(self._live_text())
+        if self._growing_busy or self._growing_done:
+            return
+        self._growing_busy = True
+        self.grow_live(self._live_ended)
 
     def _live_text(self) -> str:
         live = self.live
-        assert live is not None
+        if live is None:  # --follow
+            shown = len(self.model) if self.model is not None else 0
+            return f"following {clean(self.path)}: {counted(shown, 'packet')} (q quits)"
         return live_text(live, self._live_ended, self.model)
 
-    @work(thread=True, exclusive=True, group="load")
-    def refresh_live(self) -> None:
-        """Read the spool as it is now: index, flows and the decoding pass, off the UI thread."""
-        worker = get_current_worker()
+    @work(thread=True, group="live")
+    def grow_live(self, final: bool) -> None:
+        """Index what the file gained and decode it from the pass's state: a look costs what
+        arrived since the last one. The rows are shown first, their decode next."""
+        started = time.monotonic()
+        model = self.model
         try:
-            session = Session.open(self.path, self.registry, growing=True)
-        except Exception as exc:  # a spool we cannot read: one line, no traceback
-            self.call_from_thread(self.say, f"cannot read the spool {self.path}: {exc}", "error")
+            if model is None:
+                session = Session.open(self.path, self.registry, growing=True)
+                model = CaptureModel(session, self.config.colour_rules)
+                model.growing = True
+                model.shown = 0
+            model.grow(final)
+        except Exception as exc:  # a file not written yet (--follow), or unreadable: said once
+            self.call_from_thread(self._live_unreadable, exc)
             return
-        model = CaptureModel(session, self.config.colour_rules)
-        model.decode_all(None, lambda: worker.is_cancelled)
-        if not worker.is_cancelled:
-            self.call_from_thread(self._live_loaded, model)
+        self.call_from_thread(self._live_grown, model, len(model.index))
+        model.decode_more(final=final)
+        self.call_from_thread(self._live_decoded, model, final, started)
 
-    def _live_loaded(self, model: CaptureModel) -> None:
-        """Show a fresh read of the spool; the cursor follows new packets when it was on the
-        last one (as Wireshark's auto-scroll does), else it stays where the user put it."""
+    def _live_unreadable(self, exc: Exception) -> None:
+        self._growing_busy = False
+        text = f"cannot read {self.path} yet: {exc}"
+        if text != self._live_problem:
+            self._live_problem = text
+            self.say(text, "warning")
+
+    def _live_grown(self, model: CaptureModel, n: int) -> None:
+        """The new packets in the list (before their decode): the cursor follows them when it was
+        on the last row (Wireshark's auto-scroll), else it stays where the user put it."""
         packets = self.query_one(PacketList)
-        follow = packets.rows is None and packets.cursor >= packets.count - 1
-        first = self.model is None
-        self.model = model
-        self._live_shown = len(model)
-        packets.set_model(model)
-        self.query_one(FlowsTable).fill(model)
-        self.query_one(Timeline).set_model(model)
-        self._decoded()
-        if follow or first:
+        if self.model is None:
+            self.model = model
+            model.shown = n
+            packets.set_model(model)
+            self.query_one(Timeline).set_model(model)
             packets.move_to(packets.count - 1)
+        elif n != model.shown:
+            packets.take_new(n)
+        self.query_one(FlowsTable).fill(model)
         self._status(self._live_text())
+
+    def _live_decoded(self, model: CaptureModel, final: bool, started: float) -> None:
+        self._growing_busy = False
+        self._growing_done = final
+        self._decoded()
+        if self._filter_text and not any(w.group == "filter" and w.is_running for w in self.workers):
+            self.apply_filter(self._filter_text, again=True)
+        self._status(self._live_text())
+        if self._live_log is not None:
+            _log_refresh(self._live_log, len(model), time.monotonic() - started)
 
     def action_pause(self) -> None:
         live = self.live
@@ -697,7 +794,7 @@ class ProtoscopeApp(App[None]):
             self.query_one(CallTree).show(self._calls()[int(event.row_key.value)])
         elif (event.control.id or "").startswith("report-") and event.row_key.value is not None:
             name = (event.control.id or "")[len("report-") : -len("-table")]
-            rows = self.model.decoded.reports.get(name, []) if self.model is not None else []
+            rows = self.model.shown_reports.get(name, []) if self.model is not None else []
             n = int(event.row_key.value)
             if n < len(rows):
                 self.query_one(f"#report-{name}-tree", RowTree).show(f"{name} {n}", rows[n])
@@ -792,16 +889,29 @@ class ProtoscopeApp(App[None]):
             self.say(self.config.problems.pop(0), "warning")
 
     @work(thread=True, exclusive=True, group="filter")
-    def apply_filter(self, text: str) -> None:
+    def apply_filter(self, text: str, again: bool = False) -> None:
+        """The packets `text` matches, in a worker; `again`: a growing capture's filter applied
+        again after a look (the list is updated quietly, the focus stays where it is)."""
         model = self.model
         if model is None:
             return
         worker = get_current_worker()
-        while not model.decoded.complete and not worker.is_cancelled:  # one full pass at a time
+        # The first pass of a file ends before a filter's; a growing capture's never ends (its
+        # passes and the filter's take turns under model.pass_lock).
+        while not model.decoded.complete and not model.growing and not worker.is_cancelled:
             worker_sleep(0.05)
         rows = model.filter_rows(text, lambda: worker.is_cancelled)
         if rows is not None and not worker.is_cancelled:
-            self.call_from_thread(self._filtered, text, rows)
+            if again:
+                self.call_from_thread(self._filtered_again, text, rows)
+            else:
+                self.call_from_thread(self._filtered, text, rows)
+
+    def _filtered_again(self, text: str, rows: list[int]) -> None:
+        if text != self._filter_text or self.query_one(PacketList).rows is None:
+            return  # the filter was changed or cleared meanwhile
+        self.query_one(PacketList).show_filtered(rows)
+        self._update_status()
 
     def _filtered(self, text: str, rows: list[int]) -> None:
         packets = self.query_one(PacketList)
@@ -879,7 +989,7 @@ class ProtoscopeApp(App[None]):
             return None
         name = "calls" if active == "calls" else active[len("report-") :]
         table = self.query_one(f"#{active}-table", DataTable)
-        rows = self._calls() if name == "calls" else self.model.decoded.reports.get(name, [])
+        rows = self._calls() if name == "calls" else self.model.shown_reports.get(name, [])
         return rows[table.cursor_row] if table.row_count and 0 <= table.cursor_row < len(rows) else None
 
     def _row_flow(self, row: dict[str, object]) -> int | None:
@@ -1168,7 +1278,7 @@ class ProtoscopeApp(App[None]):
     async def action_back(self) -> None:
         self._unzoom()
         for worker in self.workers:
-            if self.live is None and worker.group == "load" and worker.is_running:
+            if self.live is None and not self.follow and worker.group == "load" and worker.is_running:
                 worker.cancel()
                 self.say("loading stopped (Esc): the packets read so far are shown")
                 return
@@ -1220,6 +1330,14 @@ def status_line(total: int, shown: int | None, model: CaptureModel, narrowed: st
     return short
 
 
+def _keeping_cursor(table: DataTable[Any], fill: Any) -> None:
+    """`fill()` the table again with its cursor on the same row (as far as it still has rows)."""
+    row = table.cursor_row
+    fill()
+    if row and table.row_count:
+        table.move_cursor(row=min(row, table.row_count - 1), animate=False)
+
+
 def _rule_text(rule: DecodeAs) -> str:
     """A rule as `-d` takes it: `tcp.port==50051,http2`, `udp.port==5000-5010,rtp`."""
     ports = str(rule.low) if rule.low == rule.high else f"{rule.low}-{rule.high}"
@@ -1227,6 +1345,10 @@ def _rule_text(rule: DecodeAs) -> str:
 
 
 def run(
-    path: str, registry: Registry, live: LiveCapture | None = None, display_filter: str | None = None
+    path: str,
+    registry: Registry,
+    live: LiveCapture | None = None,
+    display_filter: str | None = None,
+    follow: bool = False,
 ) -> None:
-    ProtoscopeApp(path, registry, live, display_filter).run()
+    ProtoscopeApp(path, registry, live, display_filter, follow=follow).run()

@@ -40,4 +40,4 @@ def report_rows(model: CaptureModel, name: str) -> list[Any]:
             }
             for f in model.decoded.findings
         ]
-    return model.decoded.reports.get(name, [])
+    return model.shown_reports.get(name, [])

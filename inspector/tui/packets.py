@@ -147,6 +147,37 @@ class PacketList(ScrollView, can_focus=True):
             self._ensure_values(c.spec.field)
         self._resize()
 
+    def take_new(self, n: int) -> None:
+        """A growing capture's model has `n` packets now: the list takes the new ones in (in frame
+        order below a sorted list, until it is sorted again), and the cursor follows them when it
+        was on the last row, as Wireshark's auto-scroll does."""
+        model = self.model
+        if model is None:
+            return
+        following = self.rows is None and self.cursor >= self.count - 1  # (an empty list follows)
+        before = len(model)
+        model.shown = n
+        if self._order is not None and self.rows is None:
+            self._order = np.concatenate((self._order, np.arange(before, n, dtype=self._order.dtype)))
+        for values in self.field_values.values():
+            if values is not None:
+                values.grow(n)
+        self.virtual_size = Size(max(self._line_width, 1), self.count + 1)
+        self.refresh()
+        if following:
+            self.move_to(self.count - 1)
+
+    def show_filtered(self, rows: list[int]) -> None:
+        """A growing capture's filter, applied again to what arrived: the rows it matches now,
+        the selection kept, the cursor following new rows when it was on the last one."""
+        following = self.cursor >= self.count - 1
+        current = self.packet_at(self.cursor) if self.count else None
+        self.rows = rows
+        self._order = None
+        self._resize()
+        kept = self._position_of(current) if current is not None and not following else None
+        self.move_to(self.count - 1 if following or kept is None else kept)
+
     def show_only(self, rows: list[int] | None) -> None:
         """Show only `rows` (ascending packet indexes; None: all); a sort is made again on them."""
         current = self.packet_at(self.cursor) if self.count else None
@@ -230,8 +261,8 @@ class PacketList(ScrollView, can_focus=True):
     @work(thread=True, group="packet-columns")
     def _compute_field(self, model: CaptureModel, field: str) -> None:
         worker = get_current_worker()
-        while not model.decoded.complete and not worker.is_cancelled:  # one decoding pass at a time
-            time.sleep(0.05)
+        while not model.decoded.complete and not model.growing and not worker.is_cancelled:
+            time.sleep(0.05)  # the first pass of a file first (a growing capture's take turns)
         values = model.field_texts(field, lambda: worker.is_cancelled)
         if values is not None:
             self.app.call_from_thread(self._field_ready, model, field, values)

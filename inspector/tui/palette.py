@@ -37,7 +37,7 @@ class GoTo(Provider):
                 if model.decoded.calls:
                     yield f"go to call {NAMED} (the first; add a number)", lambda: app.show_call(0)
                 for name in app._extra_reports():
-                    if model.decoded.reports.get(name):
+                    if model.shown_reports.get(name):
                         noun = clean(name[:-1] if name.endswith("s") else name)
                         yield (
                             f"go to {noun} {NAMED} (the first; add a number)",
@@ -55,7 +55,7 @@ class GoTo(Provider):
             for n in picked:
                 yield f"go to call {n} ({clean(calls[n].get('path'))})", lambda n=n: app.show_call(n)  # type: ignore[misc]
             for name in app._extra_reports():
-                rows = model.decoded.reports.get(name, [])
+                rows = model.shown_reports.get(name, [])
                 noun = clean(name[:-1] if name.endswith("s") else name)
                 for n in [number] if number is not None and number < len(rows) else []:
                     yield f"go to {noun} {n}", lambda name=name, n=n: app.show_report_row(name, n)  # type: ignore[misc]

@@ -299,8 +299,9 @@ def test_filter_keeps_streams_and_sessions_with_a_matching_packet(capsys: pytest
 
 
 def test_interfaces_fields_and_turn_auth(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _main(capsys, "-D")
-    assert code == 0 and re.search(r"^1\. \S+$", out, re.MULTILINE)
+    code, out, _ = _main(capsys, "-D")  # as tcpdump -D lists them, with their addresses
+    assert code == 0 and re.search(r"^1\.\S+ ", out, re.MULTILINE)
+    assert re.search(r"^\d+\.lo \[.*Loopback.*\] 127\.0\.0\.1", out, re.MULTILINE)
     code, out, _ = _main(capsys, "--list-fields")
     lines = out.splitlines()
     assert code == 0 and any(line.startswith("ip.src\t") for line in lines)

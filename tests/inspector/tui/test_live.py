@@ -4,6 +4,7 @@ flows and a real grpcio call show up as they arrive; pause/resume; a refused cap
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -136,12 +137,67 @@ def test_refused_capture_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_refused_capture_raises_capture_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from scapy.config import conf
+def test_a_bad_capture_filter_raises_capture_error(tmp_path: Path) -> None:
+    """libpcap compiles the BPF in the capture process; a filter it refuses is one line."""
+    _root()
+    with pytest.raises(CaptureError, match="bad capture filter"):
+        LiveCapture("lo", tmp_path / "x.pcapng", "udp and nonsense").start()
 
-    def refuse(*_a: object, **_k: object) -> None:
-        raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(conf, "L2listen", refuse)
-    with pytest.raises(CaptureError, match="not permitted"):
-        LiveCapture("lo", tmp_path / "x.pcapng").start()
+SAMPLES = REPO / "captures" / "samples"
+
+
+async def test_follow_shows_what_a_writer_appends(tmp_path: Path) -> None:
+    """`--follow`: the viewer on a file another program is writing takes in what it appends,
+    decoded (its calls too), without reading the file again."""
+    data = (SAMPLES / "grpc-demo.pcap").read_bytes()
+    path = tmp_path / "growing.pcap"
+    path.write_bytes(data[:2000])
+    app = ProtoscopeApp(path, load_registry(use_plugins=False), follow=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.query_one(PacketList).count > 0, timeout=10)
+        first = app.query_one(PacketList).count
+        assert "following" in _status(app)
+        with path.open("ab") as f:
+            f.write(data[2000:])
+        await until(pilot, lambda: bool(app.model and len(app.model) == 101), timeout=10)
+        assert first < 101
+        packets = app.query_one(PacketList)
+        assert packets.count == 101 and packets.cursor == 100  # it followed the new rows
+        await until(pilot, lambda: bool(app.model and len(app.model.decoded.calls) == 20), timeout=10)
+
+
+async def test_follow_a_file_tcpdump_is_writing(tmp_path: Path) -> None:
+    """tcpdump -U -w F on lo with the test's own port; the viewer following F shows the datagrams
+    the test sends while tcpdump runs."""
+    _root()
+    if not shutil.which("tcpdump"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("tcpdump is needed (apt-get install tcpdump)")
+        pytest.skip("tcpdump is not installed")
+    path = tmp_path / "dump.pcap"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        dump = subprocess.Popen(
+            ["tcpdump", "-i", "lo", "-U", "-w", str(path), "-n", f"udp and dst port {port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert dump.stderr is not None
+            dump.stderr.readline()  # "listening on lo, ..." once the capture runs
+            app = ProtoscopeApp(path, load_registry(use_plugins=False), follow=True)
+            async with app.run_test(size=(100, 30)) as pilot:
+                for n in range(5):
+                    s.sendto(b"followed %d" % n, ("127.0.0.1", port))
+                await until(pilot, lambda: app.query_one(PacketList).count == 5, timeout=10)
+                for n in range(5, 8):
+                    s.sendto(b"followed %d" % n, ("127.0.0.1", port))
+                await until(pilot, lambda: app.query_one(PacketList).count == 8, timeout=10)
+                model = app.model
+                assert model is not None
+                assert [model.index.payload(i) for i in range(8)] == [b"followed %d" % n for n in range(8)]
+        finally:
+            dump.terminate()
+            dump.wait(timeout=10)
