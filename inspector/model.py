@@ -361,7 +361,7 @@ class CaptureModel:
                 self.index.tcp_flags[lo:hi],
                 ((f.index - lo, f.finding.severity, f.finding.code) for f in shown if lo <= f.index < hi),
                 self.index.l4[lo:hi],
-                self._port80()[lo:hi],
+                self._port80(lo, hi),
             )
             out.findings = shown
             out.complete = complete
@@ -402,14 +402,14 @@ class CaptureModel:
             self._publish(None if final else self._pass.snapshot(), lo, self._pass.done, complete=final)
         return decoded
 
-    def _port80(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
-        """Per packet: it belongs to a TCP conversation on port 80 (Wireshark's HTTP colouring
-        rule has `tcp.port == 80`)."""
+    def _port80(self, lo: int, hi: int) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """Per packet of lo..hi: it belongs to a TCP conversation on port 80 (Wireshark's HTTP
+        colouring rule has `tcp.port == 80`)."""
         flows = self.index.flows
         on80 = np.array(
             [f.transport == "tcp" and 80 in (f.client.port, f.server.port) for f in flows] + [False], bool
         )
-        flow = self.index.flow
+        flow = self.index.flow[lo:hi]
         return on80[np.where((flow >= 0) & (flow < len(flows)), flow, len(flows))]
 
     def field_texts(self, name: str, cancelled: Cancelled | None = None) -> PacketTexts | None:
@@ -495,26 +495,36 @@ class CaptureModel:
         with self.pass_lock:
             return filter_rows(self.session, text, cancelled)
 
-    def detail(self, i: int) -> PacketDetail:
-        """Layers and decoded PDUs of one packet (re-decodes its flow up to it)."""
+    def detail(self, i: int, cancelled: Cancelled | None = None) -> PacketDetail:
+        """Layers and decoded PDUs of one packet (re-decodes its flow up to it; a flow no decoder
+        took is not decoded again: its packets' findings are the pass's)."""
         ix = self.index
         d = ix.dissect(i)
         fid = int(ix.flow[i])
         pdus: list[Pdu] = []
         findings: list[Finding] = list(d.findings)
         decoded: PacketDecode | None = None
-        if fid >= 0:
+        decoders = self.session.registry.decoders
+        undecoded = (
+            fid >= 0 and self.decoded.done > i and not any(p in decoders for p in ix.flows[fid].protocols)
+        )
+        if fid >= 0 and not undecoded:
             packets = self._flow_packets.get(fid)
             if packets is None:
                 packets = self._flow_packets[fid] = np.flatnonzero(ix.flow == fid)
             upto = packets[: int(np.searchsorted(packets, i)) + 1].tolist()
             last: PacketDecode | None = None
-            for pd in self.session.decode(packets=upto):
+            for k, pd in enumerate(self.session.decode(packets=upto)):
                 last = pd
+                if cancelled is not None and k % 4096 == 4095 and cancelled():
+                    break
             if last is not None and last.index == i:
                 pdus = list(last.pdus)
                 findings = list(last.findings)
                 decoded = last
+        elif fid >= 0:  # no decoder took the flow: the pass's findings of the packet (the index's too)
+            with self._lock:
+                findings = [f.finding for f in self.decoded.findings if f.index == i and f.analysis is None]
         return PacketDetail(i, d.layers, pdus, findings, ix.frame(i), int(ix.payload_off[i]), decoded)
 
     def flow_label(self, fid: int) -> str:

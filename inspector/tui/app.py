@@ -120,6 +120,7 @@ LIVE_REFRESH = 0.5
 decodes only what arrived (PacketIndex.extend, AnalysisPass.more) in a worker, and the next waits
 for it to finish. With the capture's batching (at most 100 ms, captures/live.py) a packet is on
 screen within about LIVE_REFRESH plus a look's time."""
+FOLLOWING_NOTE = "following new packets: ↑ or a click shows a packet's detail"
 LIVE_LOG = "PROTOSCOPE_LIVE_LOG"
 """Environment variable naming a file that gets one JSON line per look at a growing capture:
 {"t": epoch seconds, "packets": packets shown, "refresh_s": the look's seconds, "rss": bytes}
@@ -582,18 +583,17 @@ class ProtoscopeApp(App[None]):
         calls = model.decoded.calls
         if self._changed("calls", calls):
             table = self.query_one(CallsTable)
-            _keeping_cursor(table, lambda: table.fill(calls, first, model.time_digits()))
+            row = table.cursor_row
+            table.fill(calls, first, model.time_digits())
+            _restore_cursor(table, row)
         self._empty("calls", "#calls-empty", bool(calls))
         for name in self._extra_reports():
             rows = model.shown_reports.get(name, [])
             if self._changed(name, rows):
                 report = self.query_one(f"#report-{name}-table", ReportTable)
-                _keeping_cursor(
-                    report,
-                    lambda r=report, rows=rows, name=name: r.fill(  # type: ignore[misc]
-                        rows, FIRST_COLUMNS.get(name, ()), DEFAULT_CELLS.get(name)
-                    ),
-                )
+                row = report.cursor_row
+                report.fill(rows, FIRST_COLUMNS.get(name, ()), DEFAULT_CELLS.get(name))
+                _restore_cursor(report, row)
             self._empty(name, f"#report-{name}-empty", bool(rows))
         findings = model.decoded.findings
         if self._changed("findings", findings):
@@ -740,6 +740,13 @@ class ProtoscopeApp(App[None]):
         # page-down key would cost more than the scrolling itself.
         if self._detail_timer is not None:
             self._detail_timer.stop()
+        if message.following:
+            # A busy capture moves the cursor every look: decoding each newest packet's flow up
+            # to it would take a core; the detail waits until the user stops on a packet.
+            self.query_one(DetailTree).note(FOLLOWING_NOTE)
+            self.query_one(HexView).show(b"")
+            self._detail_for = None
+            return
         index = message.index
         self._detail_timer = self.set_timer(DETAIL_DELAY, lambda: self.load_detail(index))
 
@@ -755,8 +762,9 @@ class ProtoscopeApp(App[None]):
         model = self.model
         if model is None:
             return
-        detail = model.detail(index)
-        if not get_current_worker().is_cancelled:
+        worker = get_current_worker()
+        detail = model.detail(index, lambda: worker.is_cancelled)
+        if not worker.is_cancelled:
             self.call_from_thread(self._show_detail, detail)
 
     def _show_detail(self, detail: PacketDetail) -> None:
@@ -1330,10 +1338,8 @@ def status_line(total: int, shown: int | None, model: CaptureModel, narrowed: st
     return short
 
 
-def _keeping_cursor(table: DataTable[Any], fill: Any) -> None:
-    """`fill()` the table again with its cursor on the same row (as far as it still has rows)."""
-    row = table.cursor_row
-    fill()
+def _restore_cursor(table: DataTable[Any], row: int) -> None:
+    """A table filled again gets its cursor back on the same row (as far as it still has rows)."""
     if row and table.row_count:
         table.move_cursor(row=min(row, table.row_count - 1), animate=False)
 

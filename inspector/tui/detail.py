@@ -99,6 +99,13 @@ class DetailTree(Tree[Span]):
         """Where plugin decoders' fields are declared (the in-tree ones are known without it)."""
         self._fields: dict[int, NodeField] = {}
 
+    def note(self, text: str) -> None:
+        """No packet's detail, a line saying why."""
+        self.clear()
+        self._fields = {}
+        self.root.set_label(literal(text))
+        self.root.data = None
+
     def show(self, detail: PacketDetail) -> None:
         self.clear()
         self._fields = {}

@@ -74,9 +74,11 @@ class PacketList(ScrollView, can_focus=True):
     colouring: reactive[bool] = reactive(True)
 
     class Highlighted(Message):
-        def __init__(self, index: int) -> None:
+        def __init__(self, index: int, following: bool = False) -> None:
             super().__init__()
             self.index = index
+            self.following = following
+            """The cursor moved by itself, following a growing capture's new packets."""
 
     class Chosen(Message):
         def __init__(self, index: int) -> None:
@@ -165,7 +167,7 @@ class PacketList(ScrollView, can_focus=True):
         self.virtual_size = Size(max(self._line_width, 1), self.count + 1)
         self.refresh()
         if following:
-            self.move_to(self.count - 1)
+            self.move_to(self.count - 1, following=True)
 
     def show_filtered(self, rows: list[int]) -> None:
         """A growing capture's filter, applied again to what arrived: the rows it matches now,
@@ -176,7 +178,7 @@ class PacketList(ScrollView, can_focus=True):
         self._order = None
         self._resize()
         kept = self._position_of(current) if current is not None and not following else None
-        self.move_to(self.count - 1 if following or kept is None else kept)
+        self.move_to(self.count - 1 if following or kept is None else kept, following=following)
 
     def show_only(self, rows: list[int] | None) -> None:
         """Show only `rows` (ascending packet indexes; None: all); a sort is made again on them."""
@@ -437,13 +439,13 @@ class PacketList(ScrollView, can_focus=True):
         self.virtual_size = Size(max(self._line_width, 1), self.count + 1)
         self.refresh()
 
-    def move_to(self, row: int) -> None:
+    def move_to(self, row: int, following: bool = False) -> None:
         if not self.count:
             return
         self.cursor = max(0, min(self.count - 1, row))
         self._scroll_to_cursor()
         self.refresh()
-        self._announce()
+        self._announce(following)
 
     def _scroll_to_cursor(self) -> None:
         top = int(self.scroll_offset.y)
@@ -457,9 +459,9 @@ class PacketList(ScrollView, can_focus=True):
         self._layout()
         self.call_after_refresh(self._scroll_to_cursor)
 
-    def _announce(self) -> None:
+    def _announce(self, following: bool = False) -> None:
         if self.count:
-            self.post_message(self.Highlighted(self.packet_at(self.cursor)))
+            self.post_message(self.Highlighted(self.packet_at(self.cursor), following))
 
     def go_to_packet(self, index: int) -> None:
         if self._position_of(index) is None:

@@ -74,6 +74,8 @@ async def test_live_viewer_shows_packets_flows_and_calls(tmp_path: Path, echo_se
                 assert packets.count == live.stats.packets or packets.count <= live.stats.packets
                 assert packets.cursor == packets.count - 1  # the cursor follows the newest packet
                 assert app.query_one(FlowsTable).row_count == 1
+                # The worker publishes the calls; the UI thread fills the views right after.
+                await until(pilot, lambda: "gRPC/HTTP2" in str(app.query_one(FlowsTable).get_row_at(0)))
                 assert "gRPC/HTTP2" in str(app.query_one(FlowsTable).get_row_at(0))
                 assert f"{live.stats.packets} packets" in _status(app)
                 assert "dropped" in _status(app)
