@@ -505,12 +505,20 @@ def live_log(path: Path) -> list[dict[str, float]]:
 
 
 def rss_growth(samples: list[tuple[float, int, int]], start: float) -> float | None:
-    """(rss at the end - rss 1 s into the traffic) / packets shown in between; samples are
-    (time, packets shown, rss)."""
+    """Bytes of resident memory a packet over a fixed base: the least-squares slope of rss against
+    packets shown, from 1 s into the traffic (samples are (time, packets shown, rss)). The columns
+    grow by doubling their storage, so rss climbs in steps; the slope averages the steps where the
+    difference of two samples depends on where they fall between two doublings."""
     later = [s for s in samples if s[0] >= start + 1.0]
-    if len(later) < 2 or later[-1][1] <= later[0][1]:
+    if len(later) < 3 or later[-1][1] <= later[0][1]:
         return None
-    return (later[-1][2] - later[0][2]) / (later[-1][1] - later[0][1])
+    xs = [float(s[1]) for s in later]
+    ys = [float(s[2]) for s in later]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    if var == 0:
+        return None
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
 
 
 def udp_label(rate: int, viewer: bool) -> str:
