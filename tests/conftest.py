@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,29 @@ def manifest_captures(protocols: str) -> dict[str, list[str]]:
             args = re.findall(r"(-d [^`\s]+|--enable-heuristic [^`\s]+)", cells[7])
             out[cells[1].strip().strip("`")] = [a for arg in args for a in arg.split(" ", 1)]
     return out
+
+
+def require_root() -> None:
+    """Live capture needs root (CAP_NET_RAW): missing fails under CI=true and skips elsewhere."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("live capture tests run as root in CI")
+        pytest.skip("live capture needs root")
+
+
+@pytest.fixture
+def echo_server() -> Iterator[int]:
+    """A grpcio server on 127.0.0.1 whose demo.Echo/Say returns the request's bytes; its port."""
+    import grpc
+
+    handler = grpc.method_handlers_generic_handler(
+        "demo.Echo", {"Say": grpc.unary_unary_rpc_method_handler(lambda request, _context: request)}
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield port
+    finally:
+        server.stop(None)

@@ -9,7 +9,6 @@ bytes and inside pcapng blocks, as a file that tcpdump writes with a buffered wr
 from __future__ import annotations
 
 import itertools
-import os
 import random
 import signal
 import socket
@@ -30,7 +29,7 @@ from scapy.utils import wrpcap
 
 from protoscope.captures.index import PacketIndex, load
 from protoscope.captures.records import MAX_EMPTY_RUN
-from tests.conftest import SAMPLES, public_capture, require_tool
+from tests.conftest import SAMPLES, public_capture, require_root, require_tool
 
 PIECES = 7
 """Pieces each capture is written in."""
@@ -391,19 +390,12 @@ def test_columns_read_before_an_extend_keep_their_values(tmp_path: Path) -> None
 # -- a file another program writes ---------------------------------------------------------------
 
 
-def _root() -> None:
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("capturing on loopback needs root in CI")
-        pytest.skip("capturing on loopback needs root")
-
-
 @pytest.mark.parametrize("flags", [["-U"], []], ids=["per-packet", "buffered"])
 def test_a_pcap_that_tcpdump_is_writing(tmp_path: Path, flags: list[str]) -> None:
     """`tcpdump -w F` (buffered: the file grows by whole buffers, cut anywhere) and `-U` (a
     flush per packet), read while it writes; what was read then equals the whole file."""
     exe = require_tool("tcpdump")
-    _root()
+    require_root()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])

@@ -5,7 +5,6 @@ spool write errors. Root (CAP_NET_RAW) is needed: under CI=true a missing root f
 from __future__ import annotations
 
 import json
-import os
 import socket
 import struct
 import subprocess
@@ -23,7 +22,7 @@ from protoscope.captures.index import load
 from protoscope.captures.live import LiveCapture
 from protoscope.captures.options import CaptureOptions
 from protoscope.inspector.cli import main
-from tests.conftest import require_tool
+from tests.conftest import require_root, require_tool
 
 SEND_LIMIT_S = 15.0
 REPO = Path(__file__).resolve().parents[2]
@@ -32,13 +31,6 @@ ISB = 5
 EPB = 6
 IDB = 1
 ISB_OPTIONS = {2: "starttime", 3: "endtime", 4: "ifrecv", 5: "ifdrop", 7: "osdrop", 8: "usrdeliv"}
-
-
-def _root() -> None:
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("live capture tests run as root in CI")
-        pytest.skip("live capture needs root")
 
 
 def _free_udp_port() -> int:
@@ -106,7 +98,7 @@ def send(port: int, n: int, payload: bytes = b"protoscope live test") -> None:
 
 
 def test_live_capture_on_loopback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _root()
+    require_root()
     port = _free_udp_port()
     spool = tmp_path / "live.pcapng"
     result: dict[str, int] = {}
@@ -136,7 +128,7 @@ def test_live_capture_on_loopback(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_counts_equal_what_was_sent_and_stop_writes_statistics(tmp_path: Path) -> None:
     """N datagrams sent: N in the stats, N in the spool (our reader and tshark's), and the spool
     ends with an Interface Statistics Block that says so."""
-    _root()
+    require_root()
     tshark = require_tool("tshark")
     port, n = _free_udp_port(), 300
     spool = tmp_path / "x.pcapng"
@@ -161,7 +153,7 @@ def test_counts_equal_what_was_sent_and_stop_writes_statistics(tmp_path: Path) -
 
 def test_refused_capture_is_one_line(tmp_path: Path) -> None:
     """Without CAP_NET_RAW (dropped from the bounding set by setpriv): one line, exit 2."""
-    _root()
+    require_root()
     setpriv = require_tool("setpriv")
     code = (
         "import sys; from protoscope.inspector.cli import main; "
@@ -181,14 +173,14 @@ def test_refused_capture_is_one_line(tmp_path: Path) -> None:
 
 
 def test_unknown_interface_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _root()  # without root, libpcap says "not permitted" before it looks for the interface
+    require_root()  # without root, libpcap says "not permitted" before it looks for the interface
     assert main(["--live", "-i", "no-such-if0", "--count", "1", "-w", str(tmp_path / "x.pcapng")]) == 2
     err = capsys.readouterr().err
     assert "no such interface: no-such-if0" in err and len(err.strip().splitlines()) == 1
 
 
 def test_a_bad_filter_is_one_line(tmp_path: Path) -> None:
-    _root()
+    require_root()
     with pytest.raises(CaptureError, match=r"^bad capture filter 'udp and nonsense': ") as refused:
         LiveCapture("lo", tmp_path / "x.pcapng", "udp and nonsense").start()
     assert "\n" not in str(refused.value)
@@ -199,7 +191,7 @@ def test_a_failed_start_leaves_no_temporary_spool(
 ) -> None:
     """Without -w the spool is a temporary file; a capture that cannot start removes it (an
     unknown interface, a bad filter), and never removes a spool the user named."""
-    _root()
+    require_root()
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
@@ -223,7 +215,7 @@ def test_spool_path_defaults_to_a_temporary_file() -> None:
 
 def test_pause_keeps_nothing_and_count_counts_kept_packets(tmp_path: Path) -> None:
     """Paused, arrivals are counted and not kept; --count is reached by kept packets only."""
-    _root()
+    require_root()
     port = _free_udp_port()
     capture = live.LiveCapture("lo", tmp_path / "x.pcapng", f"udp and dst port {port}", count=2)
     capture.start()
@@ -248,7 +240,7 @@ def test_pause_keeps_nothing_and_count_counts_kept_packets(tmp_path: Path) -> No
 
 
 def test_duration_ends_the_capture(tmp_path: Path) -> None:
-    _root()
+    require_root()
     capture = LiveCapture(
         CaptureOptions(("lo",), bpf="udp and dst port 9", duration=0.5), tmp_path / "x.pcapng"
     )
@@ -259,7 +251,7 @@ def test_duration_ends_the_capture(tmp_path: Path) -> None:
 
 
 def test_any_sees_the_test_packets(tmp_path: Path) -> None:
-    _root()
+    require_root()
     port, n = _free_udp_port(), 20
     spool = tmp_path / "any.pcapng"
     capture = LiveCapture(CaptureOptions(("any",), bpf=f"udp and dst port {port}"), spool)
@@ -276,7 +268,7 @@ def test_any_sees_the_test_packets(tmp_path: Path) -> None:
 def test_two_interfaces_write_one_pcapng_with_an_idb_each(tmp_path: Path) -> None:
     """`-i lo -i any`: one IDB each, each packet's EPB naming its interface, an ISB each; the same
     interface twice is opened once."""
-    _root()
+    require_root()
     port, n = _free_udp_port(), 10
     spool = tmp_path / "two.pcapng"
     opts = CaptureOptions(("lo", "any", "lo"), bpf=f"udp and dst port {port}")
@@ -295,7 +287,7 @@ def test_two_interfaces_write_one_pcapng_with_an_idb_each(tmp_path: Path) -> Non
 
 def test_snaplen_is_passed_to_libpcap(tmp_path: Path) -> None:
     """-s 100: a 1,000-byte datagram is kept as its first 100 bytes, its length on the wire kept."""
-    _root()
+    require_root()
     port = _free_udp_port()
     spool = tmp_path / "snap.pcapng"
     opts = CaptureOptions(("lo",), bpf=f"udp and dst port {port}", snaplen=100, buffer_mib=4, promisc=False)
@@ -311,7 +303,7 @@ def test_snaplen_is_passed_to_libpcap(tmp_path: Path) -> None:
 
 
 def test_a_full_device_is_one_line(tmp_path: Path) -> None:
-    _root()
+    require_root()
     with pytest.raises(CaptureError, match=r"^cannot write the spool /dev/full: No space left on device$"):
         LiveCapture("lo", Path("/dev/full"), "udp and dst port 9").start()
 
@@ -319,7 +311,7 @@ def test_a_full_device_is_one_line(tmp_path: Path) -> None:
 def test_a_failed_write_stops_with_one_line_and_a_readable_spool(tmp_path: Path) -> None:
     """A file-size limit (prlimit) stands for a full disk: the write fails part-way, the capture
     stops with one line in `error`, and the spool reads up to the block the write cut."""
-    _root()
+    require_root()
     prlimit = require_tool("prlimit")
     spool = tmp_path / "cut.pcapng"
     port = _free_udp_port()

@@ -13,7 +13,8 @@ from protoscope.captures.index import load
 from protoscope.captures.live import LiveCapture
 from protoscope.captures.options import CaptureOptions, RingOptions, parse_ring
 from protoscope.captures.ringfiles import SpoolError, SpoolFiles, ring_file_name
-from tests.captures.test_live import EPB, ISB, _free_udp_port, _root, blocks, statistics
+from tests.captures.test_live import EPB, ISB, _free_udp_port, blocks, statistics
+from tests.conftest import require_root
 
 
 def test_parse_ring_reads_dumpcaps_options() -> None:
@@ -74,7 +75,7 @@ def test_spool_files_say_why_they_cannot_open(tmp_path: Path) -> None:
 def test_a_live_ring_rotates_and_keeps_n_files(tmp_path: Path) -> None:
     """filesize:4 (kB) and files:3, 200 datagrams of ~240 bytes on the wire: several rotations;
     the three newest files remain, each a whole pcapng of ~4 kB ending with its statistics."""
-    _root()
+    require_root()
     port = _free_udp_port()
     ring = parse_ring(["filesize:4", "files:3"])
     opts = CaptureOptions(("lo",), bpf=f"udp and dst port {port}", ring=ring)

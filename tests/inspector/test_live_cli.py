@@ -5,45 +5,21 @@ capture with the spool closed by its statistics and the last rows written."""
 from __future__ import annotations
 
 import json
-import os
 import selectors
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 
 import grpc
 import pytest
 
 from tests.captures.test_live import statistics
+from tests.conftest import require_root
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _root() -> None:
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("live capture tests run as root in CI")
-        pytest.skip("live capture needs root")
-
-
-@pytest.fixture
-def echo_server() -> Iterator[int]:
-    handler = grpc.method_handlers_generic_handler(
-        "demo.Echo", {"Say": grpc.unary_unary_rpc_method_handler(lambda request, _context: request)}
-    )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield port
-    finally:
-        server.stop(None)
 
 
 def _protoscope(*args: str) -> subprocess.Popen[str]:
@@ -74,7 +50,7 @@ def _line(proc: subprocess.Popen[str], timeout: float) -> str:
 
 
 def test_a_call_is_a_json_line_while_the_capture_runs(tmp_path: Path, echo_server: int) -> None:
-    _root()
+    require_root()
     spool = tmp_path / "calls.pcapng"
     proc = _protoscope(
         "--live", "-i", "lo", "-f", f"tcp port {echo_server}", "-w", str(spool), "--report", "calls",
@@ -106,7 +82,7 @@ def test_a_signal_ends_the_capture_with_its_statistics_and_the_report(
 ) -> None:
     """A capture with no end of its own (no --count, no --duration) and a report written at the
     end: the signal writes the ISB, then the report, exit 0."""
-    _root()
+    require_root()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

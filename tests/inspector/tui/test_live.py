@@ -7,9 +7,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
-from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 from typing import Any
 
@@ -22,32 +19,10 @@ from protoscope.decoders.registry import load_registry
 from protoscope.inspector.tui.app import ProtoscopeApp
 from protoscope.inspector.tui.packets import PacketList
 from protoscope.inspector.tui.views import FlowsTable
+from tests.conftest import require_root
 from tests.inspector.tui.test_app import until
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def _root() -> None:
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("live capture tests run as root in CI")
-        pytest.skip("live capture needs root")
-
-
-@pytest.fixture
-def echo_server() -> Iterator[int]:
-    """A grpcio server on 127.0.0.1 whose demo.Echo/Say returns the request's bytes."""
-    handler = grpc.method_handlers_generic_handler(
-        "demo.Echo", {"Say": grpc.unary_unary_rpc_method_handler(lambda request, _context: request)}
-    )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield port
-    finally:
-        server.stop(None)
 
 
 def _status(app: ProtoscopeApp) -> str:
@@ -55,7 +30,7 @@ def _status(app: ProtoscopeApp) -> str:
 
 
 async def test_live_viewer_shows_packets_flows_and_calls(tmp_path: Path, echo_server: int) -> None:
-    _root()
+    require_root()
     spool = tmp_path / "live.pcapng"
     live = LiveCapture("lo", spool, f"tcp port {echo_server}")
     live.start()
@@ -99,7 +74,7 @@ async def test_live_viewer_shows_packets_flows_and_calls(tmp_path: Path, echo_se
 
 async def test_live_viewer_reports_a_capture_that_ends(tmp_path: Path, monkeypatch: Any) -> None:
     """When the capture thread stops (count reached), the status says so and the spool is closed."""
-    _root()
+    require_root()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -119,29 +94,9 @@ async def test_live_viewer_reports_a_capture_that_ends(tmp_path: Path, monkeypat
     assert live.error is None and live.stats.packets == 3
 
 
-def test_refused_capture_is_one_line_not_a_traceback(tmp_path: Path) -> None:
-    """Without CAP_NET_RAW (dropped from the bounding set by setpriv) the viewer does not start:
-    one line on stderr, exit 2."""
-    _root()
-    code = (
-        "import sys; from protoscope.inspector.cli import main; "
-        f"sys.exit(main(['--live', '-i', 'lo', '-w', {str(tmp_path / 'x.pcapng')!r}]))"
-    )
-    done = subprocess.run(
-        ["setpriv", "--bounding-set", "-net_raw", "--", sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
-    assert done.returncode == 2, done.stderr
-    assert "not permitted" in done.stderr and "Traceback" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
-
-
 def test_a_bad_capture_filter_raises_capture_error(tmp_path: Path) -> None:
     """libpcap compiles the BPF in the capture process; a filter it refuses is one line."""
-    _root()
+    require_root()
     with pytest.raises(CaptureError, match="bad capture filter"):
         LiveCapture("lo", tmp_path / "x.pcapng", "udp and nonsense").start()
 
@@ -172,7 +127,7 @@ async def test_follow_shows_what_a_writer_appends(tmp_path: Path) -> None:
 async def test_follow_a_file_tcpdump_is_writing(tmp_path: Path) -> None:
     """tcpdump -U -w F on lo with the test's own port; the viewer following F shows the datagrams
     the test sends while tcpdump runs."""
-    _root()
+    require_root()
     if not shutil.which("tcpdump"):
         if os.environ.get("CI") == "true":
             pytest.fail("tcpdump is needed (apt-get install tcpdump)")
