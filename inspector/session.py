@@ -131,6 +131,19 @@ class _PduList(list[Pdu]):
         """(a TCP context, the same as "udp"): for the datagrams a stream carries (TURN over TCP),
         made once per packet rather than once per datagram."""
 
+    def decode(self, i: int, findings: list[Finding], late: bool = False) -> PacketDecode:
+        """What the decoders made of packet `i`: these PDUs and `findings`."""
+        return PacketDecode(
+            i,
+            tuple(self),
+            tuple(findings),
+            tuple(self.depths),
+            tuple(self.bases),
+            self.carried,
+            self.context,
+            late,
+        )
+
 
 _UNSET = object()
 """A direction's decoder state before `new_state()` was called (None is a state)."""
@@ -934,15 +947,7 @@ class Decoding:
                             st.planned = {}
                             self._quiet_flows.append(fid)
                 reached = i + 1
-                yield PacketDecode(
-                    i,
-                    tuple(pdus),
-                    tuple(findings),
-                    tuple(pdus.depths),
-                    tuple(pdus.bases),
-                    pdus.carried,
-                    pdus.context,
-                )
+                yield pdus.decode(i, findings)
             reached = hi
         finally:
             self._next = max(self._next, reached)
@@ -1005,18 +1010,7 @@ class Decoding:
             findings: list[Finding] = []
             session._flush(end, st, pdus, findings, not st.dead)
             if pdus or findings:
-                out.append(
-                    PacketDecode(
-                        end,
-                        tuple(pdus),
-                        tuple(findings),
-                        tuple(pdus.depths),
-                        tuple(pdus.bases),
-                        pdus.carried,
-                        pdus.context,
-                        late=True,
-                    )
-                )
+                out.append(pdus.decode(end, findings, late=True))
         return out
 
 
