@@ -104,6 +104,8 @@ class Capture:
         self.paused = False
         self.stopping = False
         self.error: str | None = None
+        self.spool_failed = False
+        """A write to the spool failed (then nothing more is written to it)."""
         self.start_ns = time.time_ns()
         self._callbacks: list[Any] = []
         self._skip = libpcap.PCAP_HANDLER(lambda _u, _h, _d: None)
@@ -283,6 +285,7 @@ class Capture:
     def fail(self, message: str) -> None:
         """A spool write failed: stop, and count the packets that did not reach the file."""
         self.error = message
+        self.spool_failed = True
         self.stopping = True
         unwritten, data = _epbs(self.batch, len(self.handles))
         self.lost += sum(unwritten)
@@ -337,7 +340,7 @@ class Capture:
     def finish(self) -> None:
         """Write what is buffered and the statistics blocks, and close everything."""
         try:
-            if self.error is None:
+            if not self.spool_failed:  # libpcap's own failure still gets what was taken, and the ISBs
                 self.flush()
                 self.files.close(self.statistics())
         except SpoolError as exc:

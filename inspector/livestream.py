@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .report.inert import json_inert
 from .report.rows import (
@@ -25,6 +25,9 @@ from .report.rows import (
     packet_row,
 )
 from .session import PacketDecode, Session
+
+if TYPE_CHECKING:
+    from .filter.apply import PacketMatcher
 
 TICK = 0.25
 """Seconds between two looks at the growing file (a row is out at most this late, plus what the
@@ -78,6 +81,11 @@ class LiveReport:
         sparse = name != "packets" and not options.display_filter
         self._pass = AnalysisPass(session, analyses, self._took, sparse=sparse)
         self._next_snapshot = time.monotonic() + options.interval if options.interval else None
+        self._matches: PacketMatcher | None = None
+        if options.display_filter and name in STREAMED:
+            from .filter import packet_matcher
+
+            self._matches = packet_matcher(session, options.display_filter)
 
     def _took(self, name: str, rows: list[dict[str, Any]]) -> None:
         """Rows an analysis handed over (drained, or at the end): its findings for the findings
@@ -92,7 +100,9 @@ class LiveReport:
         self.session.index.extend()
         if final:
             self.session.index.finish()
-        matches = self._matcher()
+        matches = self._matches
+        if matches is not None:
+            matches.grown()
         for pd in self._pass.more(final=final):
             if matches is not None and not matches(pd):
                 continue
@@ -116,15 +126,6 @@ class LiveReport:
         elif name == "findings":
             for f in pd.findings:
                 yield finding_row(pd.index + 1, f)
-
-    def _matcher(self) -> Callable[[PacketDecode], bool] | None:
-        """-Y over what this look decodes (its columns are worked out again for the grown index)."""
-        text = self.options.display_filter
-        if not text or self.options.report not in STREAMED:
-            return None
-        from .filter import packet_matcher
-
-        return packet_matcher(self.session, text)
 
 
 def run(

@@ -59,22 +59,38 @@ def filter_rows(
     return np.flatnonzero(matched).tolist()
 
 
-def packet_matcher(session: Session, text: str | DisplayFilter) -> Callable[[PacketDecode], bool]:
+def packet_matcher(session: Session, text: str | DisplayFilter) -> PacketMatcher:
     """Whether each packet of a decoding pass that runs anyway (a report, an export, colouring)
     matches: the columns answer where they know (no per-packet work at all), the packet's fields
     elsewhere. Call it on the pass's packets in frame order (gRPC paths are learnt as it goes).
     Raises FilterError."""
     flt = text if isinstance(text, DisplayFilter) else compile_filter(text, session.registry)
-    ctx = _context(session)
-    value, known = _three(flt.root, ctx)
-    paths = _GrpcPaths()
-    flow = ctx.ix.flow
+    return PacketMatcher(session, flt)
 
-    def matches(pd: PacketDecode) -> bool:
+
+class PacketMatcher:
+    """`packet_matcher`'s answer, which also follows a pass over a growing capture: `grown()` works
+    the columns' answers out again once the index has more packets, and the gRPC paths learnt from
+    the packets before (a call's path is in its first HEADERS) go on being known."""
+
+    def __init__(self, session: Session, flt: DisplayFilter) -> None:
+        self.session = session
+        self.flt = flt
+        self.paths = _GrpcPaths()
+        self._answer()
+
+    def _answer(self) -> None:
+        self.ctx = _context(self.session)
+        self.value, self.known = _three(self.flt.root, self.ctx)
+
+    def grown(self) -> None:
+        """The index has packets it did not have when the columns were answered."""
+        if len(self.session.index) != self.ctx.n:
+            self._answer()
+
+    def __call__(self, pd: PacketDecode) -> bool:
         i = pd.index
-        grpc = paths.see(int(flow[i]), i, pd.pdus)
-        if known[i]:
-            return bool(value[i])
-        return flt.root.test(PacketFields(ctx, i, pd, grpc))
-
-    return matches
+        grpc = self.paths.see(int(self.ctx.ix.flow[i]), i, pd.pdus)
+        if self.known[i]:
+            return bool(self.value[i])
+        return self.flt.root.test(PacketFields(self.ctx, i, pd, grpc))

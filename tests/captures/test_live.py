@@ -5,6 +5,7 @@ spool write errors. Root (CAP_NET_RAW) is needed: under CI=true a missing root f
 from __future__ import annotations
 
 import json
+import os
 import socket
 import struct
 import subprocess
@@ -345,3 +346,27 @@ print(capture.stats.packets, capture.stats.dropped_by_us)
     index = load(spool)
     assert len(index) == kept
     assert [f.code for _, f in index.findings] == ["capture.truncated"]
+
+
+def test_an_interface_that_disappears_ends_with_one_line_and_a_closed_spool(tmp_path: Path) -> None:
+    """A veth end deleted under the capture (a USB NIC unplugged): libpcap's error is one line, and
+    the spool keeps what was taken and ends with its statistics block."""
+    require_root()
+    ip = require_tool("ip")
+    name = f"psv{os.getpid() % 100000}"
+    subprocess.run([ip, "link", "add", name, "type", "veth", "peer", "name", name + "p"], check=True)
+    try:
+        subprocess.run([ip, "link", "set", name, "up"], check=True)
+        capture = live.LiveCapture(name, tmp_path / "gone.pcapng")
+        capture.start()
+        subprocess.run([ip, "link", "del", name], check=True)
+        deadline = time.monotonic() + SEND_LIMIT_S
+        while capture.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        capture.stop()
+    finally:
+        subprocess.run([ip, "link", "del", name], capture_output=True)
+    assert capture.error is not None and "\n" not in str(capture.error)
+    kinds = [btype for btype, _ in blocks(tmp_path / "gone.pcapng")]
+    assert kinds[-1] == ISB
+    assert statistics(tmp_path / "gone.pcapng")[0]["usrdeliv"] == kinds.count(EPB)

@@ -20,8 +20,10 @@ from protoscope.inspector.session import Session
 SAMPLES = Path(__file__).resolve().parents[2] / "captures" / "samples"
 
 
-def _file_rows(path: Path, report: str, capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
-    assert main([str(path), "--report", report, "--format", "jsonl"]) == 0
+def _file_rows(
+    path: Path, report: str, capsys: pytest.CaptureFixture[str], *more: str
+) -> list[dict[str, object]]:
+    assert main([str(path), "--report", report, "--format", "jsonl", *more]) == 0
     return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
 
@@ -30,7 +32,9 @@ def _pieces(data: bytes, k: int, seed: int) -> list[bytes]:
     return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
 
 
-def _grown_report(sample: Path, report: str, growing: Path, k: int = 7) -> list[list[dict[str, object]]]:
+def _grown_report(
+    sample: Path, report: str, growing: Path, k: int = 7, display_filter: str | None = None
+) -> list[list[dict[str, object]]]:
     """The rows each look writes while `sample` is written to `growing` in k pieces (the first
     piece holds the file header), then the rows of the last look."""
     data = sample.read_bytes()
@@ -39,7 +43,7 @@ def _grown_report(sample: Path, report: str, growing: Path, k: int = 7) -> list[
     out = io.StringIO()
     session = Session.open(growing, load_registry(use_plugins=False), growing=True)
     writer = livestream.RowWriter(out)
-    look = livestream.LiveReport(session, livestream.StreamOptions(report), writer)
+    look = livestream.LiveReport(session, livestream.StreamOptions(report, None, display_filter), writer)
     written: list[list[dict[str, object]]] = []
     seen = 0
     for n, piece in enumerate(pieces):
@@ -65,6 +69,18 @@ def test_a_growing_file_gives_the_file_reports_rows(
     whole = _file_rows(sample, report, capsys)
     key = (lambda r: json.dumps(r, sort_keys=True)) if report != "packets" else None
     assert sorted(grown, key=key) == sorted(whole, key=key) if key else grown == whole
+
+
+@pytest.mark.parametrize("path", ["/demo.Directory/Get", "/demo.Directory/List"])
+def test_a_filter_on_a_growing_file_knows_the_calls_of_earlier_looks(
+    path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-Y grpc.path: a call's path is in its first HEADERS; its later packets, read by later looks,
+    still match (the paths learnt go on from look to look)."""
+    flt = f'grpc.path == "{path}"'
+    sample = SAMPLES / "grpc-demo.pcap"
+    grown = [row for look in _grown_report(sample, "packets", tmp_path / "g.pcap", 61, flt) for row in look]
+    assert grown == _file_rows(sample, "packets", capsys, "-Y", flt)
 
 
 def test_calls_come_out_as_they_end(tmp_path: Path) -> None:
