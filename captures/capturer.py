@@ -62,7 +62,8 @@ STATUS_EVERY = 0.15
 IDLE_WAIT = 0.05
 """Longest wait for packets or a control word before looking at the clock again."""
 PKTHDR = struct.Struct("@llII")
-"""struct pcap_pkthdr as the C compiler lays it out: tv_sec, tv_usec (nanoseconds here), caplen, len."""
+"""struct pcap_pkthdr as the C compiler lays it out: tv_sec, tv_usec (nanoseconds when the handle's
+precision is nano: Handle.tick_ns), caplen, len."""
 
 EXIT_REFUSED = 2
 EXIT_FAILED = 1
@@ -149,10 +150,11 @@ class Capture:
         tails = [t.pack for t in EPB_TAIL]
         captured = self.captured
         hdr_size = PKTHDR.size
+        tick = self.handles[iface].tick_ns
 
         def on_packet(_user: int | None, hdr: int, data: int) -> None:
-            sec, nsec, caplen, wirelen = unpack(string_at(hdr, hdr_size))
-            ts = sec * 1_000_000_000 + nsec
+            sec, fraction, caplen, wirelen = unpack(string_at(hdr, hdr_size))
+            ts = sec * 1_000_000_000 + fraction * tick
             pad = -caplen & 3
             blen = EPB_OVERHEAD + caplen + pad
             extend(head(EPB, blen, iface, ts >> 32, ts & 0xFFFFFFFF, caplen, wirelen))

@@ -132,6 +132,7 @@ def load() -> Any:
         "pcap_set_buffer_size": (ci, [vp, ci]),
         "pcap_set_immediate_mode": (ci, [vp, ci]),
         "pcap_set_tstamp_precision": (ci, [vp, ci]),
+        "pcap_get_tstamp_precision": (ci, [vp]),
         "pcap_activate": (ci, [vp]),
         "pcap_geterr": (cp, [vp]),
         "pcap_statustostr": (cp, [ci]),
@@ -185,6 +186,9 @@ class Handle:
         self.lib = load()
         self.last_stats = Stats(0, 0, 0)
         """What pcap_stats said last: what stats() answers once the handle is closed."""
+        self.tick_ns = 1
+        """Nanoseconds in a unit of the packet header's second field: 1, or 1000 where libpcap
+        could not give nanosecond timestamps (pcap_set_tstamp_precision refused)."""
 
     @property
     def datalink(self) -> int:
@@ -263,6 +267,8 @@ def open_live(
         lib.pcap_set_buffer_size(raw, buffer_bytes)
         lib.pcap_set_tstamp_precision(raw, PCAP_TSTAMP_PRECISION_NANO)
         status = int(lib.pcap_activate(raw))
+        if status >= 0 and int(lib.pcap_get_tstamp_precision(raw)) != PCAP_TSTAMP_PRECISION_NANO:
+            handle.tick_ns = 1000
         if status < 0:
             detail = handle.error() if status in (PCAP_ERROR, PCAP_ERROR_PERM_DENIED) else ""
             message = detail or _status(lib, status)

@@ -70,7 +70,11 @@ class SpoolFiles:
     def _prune(self) -> None:
         keep = self.ring.files
         while keep and len(self.kept) > keep:
-            self.kept.pop(0).unlink(missing_ok=True)
+            oldest = self.kept.pop(0)
+            try:
+                oldest.unlink(missing_ok=True)
+            except OSError as exc:
+                raise SpoolError(f"cannot remove the oldest ring file {oldest}: {exc.strerror}") from None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Write all of `data`; a short write is retried, so a failure leaves at most one cut block."""

@@ -506,6 +506,8 @@ def _growing(args: argparse.Namespace, out: TextIO, on_terminal: bool) -> int:
     if args.follow:
         if not args.capture or args.capture == STDIN:
             raise _Usage("--follow needs a capture file that another program is writing")
+        if args.write or args.count:
+            raise _Usage("--follow reads FILE as it grows: -w and -c do not go with it")
         if report is None and args.export is None and on_terminal:
             return livemode.follow_viewer(args, registry, args.capture)
         if args.format != livemode.STREAMED_FORMAT or not streamed:

@@ -115,11 +115,13 @@ def capture_to_file(args: argparse.Namespace) -> str:
     end). A ring buffer (-b) captures like dumpcap and reports nothing."""
     live, temporary = live_capture(args)
     live.start()
-    _said_where(live, temporary)
-    with stop_on_signals() as stop:
-        while live.running and not stop.is_set():
-            stop.wait(0.2)
-    live.stop()
+    try:
+        _said_where(live, temporary)
+        with stop_on_signals() as stop:
+            while live.running and not stop.is_set():
+                stop.wait(0.2)
+    finally:
+        live.stop()
     if live.error is not None:
         raise live.error
     print(_summary_line(live), file=sys.stderr)
@@ -177,7 +179,7 @@ def live_viewer(args: argparse.Namespace, registry: Registry) -> int:
         run_tui(str(live.stats.spool), registry, live, display_filter=args.filter)
     finally:
         live.stop()
-    print(_summary_line(live).replace("captured", "kept"), file=sys.stderr)
+    print(f"protoscope: {live.stats.packets} packets kept in {clean(live.stats.spool)}", file=sys.stderr)
     return 0
 
 

@@ -509,15 +509,16 @@ class CaptureModel:
             fid >= 0 and self.decoded.done > i and not any(p in decoders for p in ix.flows[fid].protocols)
         )
         if fid >= 0 and not undecoded:
-            packets = self._flow_packets.get(fid)
-            if packets is None:
-                packets = self._flow_packets[fid] = np.flatnonzero(ix.flow == fid)
-            upto = packets[: int(np.searchsorted(packets, i)) + 1].tolist()
             last: PacketDecode | None = None
-            for k, pd in enumerate(self.session.decode(packets=upto)):
-                last = pd
-                if cancelled is not None and k % 4096 == 4095 and cancelled():
-                    break
+            with self.pass_lock:  # the decoding passes share what flows teach each other
+                packets = self._flow_packets.get(fid)
+                if packets is None or packets[-1] < i:
+                    packets = self._flow_packets[fid] = np.flatnonzero(ix.flow == fid)
+                upto = packets[: int(np.searchsorted(packets, i)) + 1].tolist()
+                for k, pd in enumerate(self.session.decode(packets=upto)):
+                    last = pd
+                    if cancelled is not None and k % 4096 == 4095 and cancelled():
+                        break
             if last is not None and last.index == i:
                 pdus = list(last.pdus)
                 findings = list(last.findings)

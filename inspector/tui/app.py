@@ -688,8 +688,17 @@ class ProtoscopeApp(App[None]):
             self.call_from_thread(self._live_unreadable, exc)
             return
         self.call_from_thread(self._live_grown, model, len(model.index))
-        model.decode_more(final=final)
+        try:
+            model.decode_more(final=final)
+        except Exception as exc:  # a bug of ours: said once, and the view stops following the file
+            self.call_from_thread(self._live_failed, exc)
+            return
         self.call_from_thread(self._live_decoded, model, final, started)
+
+    def _live_failed(self, exc: Exception) -> None:
+        self._growing_busy = False
+        self._growing_done = True
+        self.say(f"decoding what arrived failed ({type(exc).__name__}: {exc}); the view stops here", "error")
 
     def _live_unreadable(self, exc: Exception) -> None:
         self._growing_busy = False

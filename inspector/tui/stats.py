@@ -411,7 +411,8 @@ class StatsView(Widget):
     def _compute(self, model: CaptureModel, key: tuple[object, ...]) -> None:
         worker = get_current_worker()
         try:
-            result = _statistics(model, key)
+            with model.pass_lock:  # a growing capture's index is not appended to meanwhile
+                result = _statistics(model, key)
         except ValueError as exc:  # a filter line the engine refused, a bad interval
             result = exc
         if not worker.is_cancelled:

@@ -14,7 +14,7 @@ from protoscope.captures.capturer import Capture
 from protoscope.captures.interfaces import describe, flag_words, interface_lines
 from protoscope.captures.options import CaptureOptions
 from protoscope.captures.writer import enhanced_packet
-from tests.captures.test_live import _root
+from tests.conftest import require_root
 
 
 def test_the_loopback_is_listed_with_its_address() -> None:
@@ -62,7 +62,7 @@ class _Recording:
 
 def test_open_live_gives_libpcap_the_options(monkeypatch: pytest.MonkeyPatch) -> None:
     """-s, -p, -B and nanosecond timestamps reach pcap_set_* before pcap_activate."""
-    _root()
+    require_root()
     recording = _Recording(libpcap.load())
     monkeypatch.setattr(libpcap, "_lib", recording)
     handle = libpcap.open_live("lo", 1500, False, 4 << 20, 100, "udp port 9")
@@ -80,7 +80,7 @@ def test_open_live_gives_libpcap_the_options(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_refusals_are_one_line() -> None:
-    _root()
+    require_root()
     with pytest.raises(libpcap.PcapError) as unknown:
         libpcap.open_live("no-such-if0", 100, True, 1 << 20, 100)
     assert unknown.value.code == libpcap.PCAP_ERROR_NO_SUCH_DEVICE and "\n" not in str(unknown.value)
