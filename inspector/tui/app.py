@@ -570,18 +570,20 @@ class ProtoscopeApp(App[None]):
         self.query_one(PacketList).refresh()
 
     def _decoded(self) -> None:
-        """The pass's results in the views. A growing capture calls it after every look: a view
-        is filled again only when what it shows changed, and keeps its cursor."""
+        """The pass's results in the views. A growing capture calls it after every look: only the
+        views on screen are filled again, each only when what it shows changed, keeping its
+        cursor (a view is brought up to date when its tab is shown)."""
         model = self.model
         assert model is not None
         # Done: the bar gives its columns back to the status line.
         self.query_one(ProgressBar).display = False
         self._protocols = model.decoded.protocol.vocabulary()
-        self.query_one(FlowsTable).fill(model)
+        if self._on_screen("packets"):
+            self.query_one(FlowsTable).fill(model)
         ts = model.index.records.ts_ns
         first = int(ts[0]) / 1e9 if len(ts) else 0.0  # the packet list's Time counts from it
         calls = model.decoded.calls
-        if self._changed("calls", calls):
+        if self._on_screen("calls") and self._changed("calls", calls):
             table = self.query_one(CallsTable)
             row = table.cursor_row
             table.fill(calls, first, model.time_digits())
@@ -589,25 +591,36 @@ class ProtoscopeApp(App[None]):
         self._empty("calls", "#calls-empty", bool(calls))
         for name in self._extra_reports():
             rows = model.shown_reports.get(name, [])
-            if self._changed(name, rows):
+            if self._on_screen(f"report-{name}") and self._changed(name, rows):
                 report = self.query_one(f"#report-{name}-table", ReportTable)
                 row = report.cursor_row
                 report.fill(rows, FIRST_COLUMNS.get(name, ()), DEFAULT_CELLS.get(name))
                 _restore_cursor(report, row)
             self._empty(name, f"#report-{name}-empty", bool(rows))
         findings = model.decoded.findings
-        if self._changed("findings", findings):
+        if self._on_screen("findings") and self._changed("findings", findings):
             self.query_one(FindingsTree).fill(findings)
         self._empty("findings", "#findings-empty", bool(findings))
-        if not model.growing or self.query_one(TabbedContent).active == "statistics":
+        if self._on_screen("statistics"):
             self.query_one(StatsView).set_model(model)
-        if model.growing and self.query_one(TabbedContent).active == "timeline":
+        if model.growing and self._on_screen("timeline"):
             self.query_one(Timeline).set_model(model)
         self.query_one(PacketList).refresh()
         self._update_status()
         if self.display_filter:
             text, self.display_filter = self.display_filter, None
             self.use_filter(text)
+
+    def _on_screen(self, tab: str) -> bool:
+        """Whether a view is to be filled now: always for a capture file (once, when its pass
+        ends); for a growing capture only the shown tab's (filling every view after every look
+        would cost what the capture holds, not what arrived)."""
+        model = self.model
+        return model is None or not model.growing or self.query_one(TabbedContent).active == tab
+
+    def on_tabbed_content_tab_activated(self, _event: TabbedContent.TabActivated) -> None:
+        if self.model is not None and self.model.growing:
+            self._decoded()
 
     def _changed(self, view: str, rows: object) -> bool:
         """Whether `rows` differ from what `view` shows (and remember them)."""
@@ -719,7 +732,6 @@ class ProtoscopeApp(App[None]):
             packets.move_to(packets.count - 1)
         elif n != model.shown:
             packets.take_new(n)
-        self.query_one(FlowsTable).fill(model)
         self._status(self._live_text())
 
     def _live_decoded(self, model: CaptureModel, final: bool, started: float) -> None:

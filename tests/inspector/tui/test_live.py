@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -158,3 +159,18 @@ async def test_follow_a_file_tcpdump_is_writing(tmp_path: Path) -> None:
         finally:
             dump.terminate()
             dump.wait(timeout=10)
+
+
+async def test_sigterm_ends_the_viewer_as_q_does(tmp_path: Path) -> None:
+    """SIGTERM while the viewer follows a file: it quits at its next look (the CLI then stops a
+    live capture and closes its spool), and the handler before it is back."""
+    path = tmp_path / "x.pcap"
+    path.write_bytes((SAMPLES / "grpc-demo.pcap").read_bytes())
+    before = signal.getsignal(signal.SIGTERM)
+    app = ProtoscopeApp(path, load_registry(use_plugins=False), follow=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.query_one(PacketList).count == 101, timeout=10)
+        os.kill(os.getpid(), signal.SIGTERM)
+        await until(pilot, lambda: not app.is_running, timeout=10)
+        assert not app.is_running
+    assert signal.getsignal(signal.SIGTERM) is before
