@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from protoscope.captures.growing import GrowingColumns
 from protoscope.captures.net import Layer
 from protoscope.decoders.api import Finding, Pdu, Severity
 
@@ -75,16 +76,27 @@ class PacketTexts:
     MAX_BYTES = 0xFFFF
 
     def __init__(self, n: int) -> None:
-        self._start = np.full(n, -1, np.int64)
-        self._length = np.zeros(n, np.uint16)
+        self._columns = GrowingColumns()
+        self._columns.append(self._none(n))
+        self._start = self._columns.view("start")
+        self._length = self._columns.view("length")
         self._data = bytearray()
         self.count = 0
 
+    @staticmethod
+    def _none(n: int) -> dict[str, np.ndarray[Any, Any]]:
+        """The columns of `n` packets without a text."""
+        return {"start": np.full(n, -1, np.int64), "length": np.zeros(n, np.uint16)}
+
     def grow(self, n: int) -> None:
         """Room for `n` packets (a live capture's or a followed file's new ones have no text yet)."""
-        if n > len(self._start):
-            self._start = _grown(self._start, n, -1)
-            self._length = _grown(self._length, n, 0)
+        added = n - len(self._columns)
+        if added > 0:
+            self._columns.append(
+                {"start": np.full(added, -1, np.int64), "length": np.zeros(added, np.uint16)}
+            )
+            self._start = self._columns.view("start")
+            self._length = self._columns.view("length")
 
     def __setitem__(self, i: int, text: str) -> None:
         raw = text.encode("utf-8", "replace")[: self.MAX_BYTES]
@@ -110,13 +122,17 @@ class PacketNames:
     """One short name per packet from a small vocabulary (protocols): 2 bytes a packet."""
 
     def __init__(self, n: int) -> None:
-        self._codes = np.zeros(n, np.uint16)
+        self._columns = GrowingColumns()
+        self._columns.append({"code": np.zeros(n, np.uint16)})
+        self._codes = self._columns.view("code")
         self._names: list[str] = [""]
         self._ids: dict[str, int] = {}
 
     def grow(self, n: int) -> None:
-        if n > len(self._codes):
-            self._codes = _grown(self._codes, n, 0)
+        added = n - len(self._columns)
+        if added > 0:
+            self._columns.append({"code": np.zeros(added, np.uint16)})
+            self._codes = self._columns.view("code")
 
     def __setitem__(self, i: int, name: str) -> None:
         code = self._ids.get(name)
@@ -191,7 +207,9 @@ class CaptureModel:
         self.decoded = Decoded(PacketNames(len(self.index)), PacketTexts(len(self.index)))
         self.colouring = Colouring(colour_rules, session.registry)
         """The rules of the decoding pass; its `problems` name the user rules left out."""
-        self.colours = np.zeros(len(self.index), np.uint8)
+        self._columns = GrowingColumns()
+        self._columns.append({"colour": np.zeros(len(self.index), np.uint8)})
+        self.colours = self._columns.view("colour")
         """Per packet, the code of the first colouring rule it matches (`colour_styles`)."""
         self.colour_styles = self.colouring.styles()
         self._digits: int | None = None
@@ -378,7 +396,8 @@ class CaptureModel:
             n = len(self.index)
             self.decoded.protocol.grow(n)
             self.decoded.info.grow(n)
-            self.colours = _grown(self.colours, n, 0)
+            self._columns.append({"colour": np.zeros(added, np.uint8)})
+            self.colours = self._columns.view("colour")
             if n == added:
                 self.first_ns = int(self.index.records.ts_ns.min())
             self._flow_packets.clear()
@@ -549,20 +568,6 @@ class CaptureModel:
                 for f in self.decoded.findings
                 if f.index >= 0 and f.finding.severity == "error" and int(flow[f.index]) >= 0
             }
-
-
-def _grown(column: np.ndarray[Any, Any], n: int, fill: int) -> np.ndarray[Any, Any]:
-    """`column` with room for `n` items, the new ones `fill`: the storage at least doubles, so a
-    capture that grows a little at a time costs what arrived (amortised), and the returned view is
-    `n` long. Readers holding the old array keep a valid, shorter one."""
-    base = column.base if isinstance(column.base, np.ndarray) and column.base.ndim == 1 else column
-    if len(base) >= n and base.dtype == column.dtype and np.shares_memory(base, column):
-        view = base[:n]
-        view[len(column) : n] = fill
-        return view
-    storage = np.full(max(n, 2 * len(column), 1024), fill, column.dtype)
-    storage[: len(column)] = column
-    return storage[:n]
 
 
 def _value_text(value: object) -> str:
