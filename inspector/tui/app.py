@@ -120,6 +120,8 @@ LIVE_REFRESH = 0.5
 decodes only what arrived (PacketIndex.extend, AnalysisPass.more) in a worker, and the next waits
 for it to finish. With the capture's batching (at most 100 ms, captures/live.py) a packet is on
 screen within about LIVE_REFRESH plus a look's time."""
+LIVE_TABLE_ROWS = 2000
+"""Rows a results table shows while a capture grows (its latest; all once it has ended)."""
 FOLLOWING_NOTE = "following new packets: ↑ or a click shows a packet's detail"
 LIVE_LOG = "PROTOSCOPE_LIVE_LOG"
 """Environment variable naming a file that gets one JSON line per look at a growing capture:
@@ -583,18 +585,20 @@ class ProtoscopeApp(App[None]):
         ts = model.index.records.ts_ns
         first = int(ts[0]) / 1e9 if len(ts) else 0.0  # the packet list's Time counts from it
         calls = model.decoded.calls
-        if self._on_screen("calls") and self._changed("calls", calls):
+        offset = self._live_offset(calls)
+        if self._on_screen("calls") and self._changed("calls", (offset, calls)):
             table = self.query_one(CallsTable)
             row = table.cursor_row
-            table.fill(calls, first, model.time_digits())
+            table.fill(calls, first, model.time_digits(), offset)
             _restore_cursor(table, row)
         self._empty("calls", "#calls-empty", bool(calls))
         for name in self._extra_reports():
             rows = model.shown_reports.get(name, [])
-            if self._on_screen(f"report-{name}") and self._changed(name, rows):
+            offset = self._live_offset(rows)
+            if self._on_screen(f"report-{name}") and self._changed(name, (offset, rows)):
                 report = self.query_one(f"#report-{name}-table", ReportTable)
                 row = report.cursor_row
-                report.fill(rows, FIRST_COLUMNS.get(name, ()), DEFAULT_CELLS.get(name))
+                report.fill(rows, FIRST_COLUMNS.get(name, ()), DEFAULT_CELLS.get(name), offset)
                 _restore_cursor(report, row)
             self._empty(name, f"#report-{name}-empty", bool(rows))
         findings = model.decoded.findings
@@ -610,6 +614,14 @@ class ProtoscopeApp(App[None]):
         if self.display_filter:
             text, self.display_filter = self.display_filter, None
             self.use_filter(text)
+
+    def _live_offset(self, rows: list[dict[str, object]]) -> int:
+        """Where a results table starts: a growing capture's shows its latest LIVE_TABLE_ROWS rows
+        until the capture ends (a table is filled again on each look that changes it, and a
+        DataTable takes ~50 us a row: 50,000 calls would hold the screen 2.5 s a look)."""
+        if self.model is None or not self.model.growing or self._growing_done:
+            return 0
+        return max(0, len(rows) - LIVE_TABLE_ROWS)
 
     def _on_screen(self, tab: str) -> bool:
         """Whether a view is to be filled now: always for a capture file (once, when its pass
@@ -1019,7 +1031,11 @@ class ProtoscopeApp(App[None]):
         name = "calls" if active == "calls" else active[len("report-") :]
         table = self.query_one(f"#{active}-table", DataTable)
         rows = self._calls() if name == "calls" else self.model.shown_reports.get(name, [])
-        return rows[table.cursor_row] if table.row_count and 0 <= table.cursor_row < len(rows) else None
+        if not table.row_count or not 0 <= table.cursor_row < table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value  # the row's index
+        k = int(key) if key is not None else -1
+        return rows[k] if 0 <= k < len(rows) else None
 
     def _row_flow(self, row: dict[str, object]) -> int | None:
         """The flow of a report row: its `flow`, else the flow between its `src` and `dst` (an

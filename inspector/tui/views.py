@@ -139,14 +139,17 @@ def call_method(path: object) -> str:
 
 
 class CallsTable(ListTable):
-    def fill(self, calls: list[dict[str, object]], first: float = 0.0, digits: int = 6) -> None:
-        """The calls; `first` is the capture's first packet's time (epoch seconds): Start counts
-        from it with `digits` decimals, as the packet list's Time column."""
+    def fill(
+        self, calls: list[dict[str, object]], first: float = 0.0, digits: int = 6, offset: int = 0
+    ) -> None:
+        """The calls from `offset` on (each row's key is its call's index); `first` is the
+        capture's first packet's time (epoch seconds): Start counts from it with `digits`
+        decimals, as the packet list's Time column."""
         self.clear(columns=True)
         self.cursor_type = "row"
         for title in CALL_COLUMNS:
             self.add_column(title)
-        for n, c in enumerate(calls):
+        for n, c in enumerate(calls[offset:], offset):
             duration = c.get("duration")
             self.add_row(
                 literal(call_method(c.get("path"))),
@@ -238,19 +241,22 @@ class ReportTable(ListTable):
         rows: list[dict[str, object]],
         first: Sequence[str] = (),
         defaults: Mapping[str, str] | None = None,
+        offset: int = 0,
     ) -> None:
         """Columns in the order the rows give them, after those of `first` that they have; a row
-        without a value of `defaults`' keys shows the default (a WebRTC session's kind)."""
+        without a value of `defaults`' keys shows the default (a WebRTC session's kind). Rows from
+        `offset` on (each row's key is its index in `rows`)."""
         defaults = defaults or {}
         self.clear(columns=True)
         self.cursor_type = "row"
-        columns = [k for k in first if any(k in row for row in rows)]
-        for row in rows:  # rows of one report may differ (sessions and TURN allocations)
+        shown = rows[offset:]
+        columns = [k for k in first if any(k in row for row in shown)]
+        for row in shown:  # rows of one report may differ (sessions and TURN allocations)
             columns += [k for k in row if k not in columns]
         columns = columns[:14]
         for title in columns:
             self.add_column(literal(title))  # a plugin's rows: keys are its text
-        for n, row in enumerate(rows):
+        for n, row in enumerate(shown, offset):
             self.add_row(*(literal(cell(k, row.get(k, defaults.get(k)))) for k in columns), key=str(n))
 
 

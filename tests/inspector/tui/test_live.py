@@ -174,3 +174,26 @@ async def test_sigterm_ends_the_viewer_as_q_does(tmp_path: Path) -> None:
         await until(pilot, lambda: not app.is_running, timeout=10)
         assert not app.is_running
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+async def test_a_growing_capture_shows_its_latest_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a capture grows, the Calls table holds its latest LIVE_TABLE_ROWS calls (a table is
+    filled again on each look); a row still leads to its own call."""
+    from protoscope.inspector.tui import app as app_module
+    from protoscope.inspector.tui.views import CallsTable
+
+    monkeypatch.setattr(app_module, "LIVE_TABLE_ROWS", 5)
+    path = tmp_path / "x.pcap"
+    path.write_bytes((SAMPLES / "grpc-demo.pcap").read_bytes())
+    app = ProtoscopeApp(path, load_registry(use_plugins=False), follow=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: bool(app.model and len(app.model.decoded.calls) == 20), timeout=10)
+        app.show_tab("calls")
+        table = app.query_one(CallsTable)
+        await until(pilot, lambda: table.row_count == 5, timeout=10)
+        table.move_cursor(row=0)
+        await pilot.pause()
+        calls = app.model.decoded.calls if app.model else []
+        assert app._selected_row() is calls[15]
