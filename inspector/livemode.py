@@ -103,7 +103,9 @@ def _said_where(live: LiveCapture, temporary: bool) -> None:
 
 def _summary_line(live: LiveCapture) -> str:
     stats = live.stats
-    where = ", ".join(clean(f) for f in stats.files) if len(stats.files) > 1 else clean(stats.spool)
+    where = clean(stats.spool)
+    if live.options.ring is not None:
+        where = f"ring-buffer files ({len(stats.files)} kept): " + ", ".join(clean(f) for f in stats.files)
     dropped = f", {stats.dropped} dropped by the kernel" if stats.dropped else ""
     if stats.skipped:
         dropped += f", {stats.skipped} not kept while paused"
