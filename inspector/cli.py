@@ -511,7 +511,10 @@ def _growing(args: argparse.Namespace, out: TextIO, on_terminal: bool) -> int:
         if report is None and args.export is None and on_terminal:
             return livemode.follow_viewer(args, registry, args.capture)
         if args.format != livemode.STREAMED_FORMAT or not streamed:
-            raise _Usage("--follow writes rows as they come: --report packets|findings|calls --format jsonl")
+            raise _Usage(
+                "--follow writes rows as they come: --report packets|findings|calls|streams|sessions"
+                " --format jsonl"
+            )
         return livemode.stream_report(args, registry, out, args.capture)
     if report is None and args.export is None and on_terminal and not args.ring_buffer:
         return livemode.live_viewer(args, registry)

@@ -106,7 +106,7 @@ def _summary_line(live: LiveCapture) -> str:
     where = clean(stats.spool)
     if live.options.ring is not None:
         where = f"ring-buffer files ({len(stats.files)} kept): " + ", ".join(clean(f) for f in stats.files)
-    dropped = f", {stats.dropped} dropped by the kernel" if stats.dropped else ""
+    dropped = f", {stats.dropped} dropped by the kernel" if stats.dropped is not None else ""
     if stats.skipped:
         dropped += f", {stats.skipped} not kept while paused"
     return f"protoscope: captured {stats.packets} packets to {where}{dropped}"
@@ -158,7 +158,8 @@ def stream_report(args: argparse.Namespace, registry: Registry, out: TextIO, pat
                     live.stop()
 
             try:
-                livestream.run(session, options, out, ended, stop_capture)
+                rows = livestream.run(session, options, out, ended, stop_capture)
+                packets = len(session.index)
             finally:
                 session.close()
     finally:
@@ -168,6 +169,8 @@ def stream_report(args: argparse.Namespace, registry: Registry, out: TextIO, pat
         if live.error is not None:
             raise live.error
         print(_summary_line(live), file=sys.stderr)
+    else:
+        print(f"protoscope: followed {clean(path)}: {packets} packets, {rows} rows", file=sys.stderr)
     return 0
 
 

@@ -10,6 +10,7 @@ The index, the decoding pass and the analyses continue from their state on each 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -34,6 +35,18 @@ TICK = 0.25
 capture's own batching holds back: see captures/live.py)."""
 
 STREAMED = ("packets", "findings")
+HPACK_NOTE = (
+    "protoscope: note: calls on an HTTP/2 connection opened before the capture may have no path or "
+    "status (their headers refer to HPACK entries sent before it: see unknown_headers); start the "
+    "capture before the client connects"
+)
+
+
+def _before_capture(row: dict[str, Any]) -> bool:
+    """A call whose headers referred to HPACK entries from before the capture, without a path."""
+    return row.get("path") is None and bool(row.get("unknown_headers"))
+
+
 """Reports of the decoding pass itself; every other one is an analysis's."""
 
 
@@ -81,6 +94,7 @@ class LiveReport:
         sparse = name != "packets" and not options.display_filter
         self._pass = AnalysisPass(session, analyses, self._took, sparse=sparse)
         self._next_snapshot = time.monotonic() + options.interval if options.interval else None
+        self._told_hpack = False
         self._matches: PacketMatcher | None = None
         if options.display_filter and name in STREAMED:
             from .filter import packet_matcher
@@ -92,8 +106,11 @@ class LiveReport:
         report, the rows themselves for its own."""
         if self.options.report == "findings":
             self._ready += analysis_findings(name, rows, len(self.session.index))
-        else:
-            self._ready += rows
+            return
+        self._ready += rows
+        if name == "calls" and not self._told_hpack and any(_before_capture(row) for row in rows):
+            self._told_hpack = True
+            print(HPACK_NOTE, file=sys.stderr)
 
     def look(self, final: bool = False) -> None:
         """Read what the file gained and write every row it completes."""

@@ -588,18 +588,21 @@ class ProtoscopeApp(App[None]):
         offset = self._live_offset(calls)
         if self._on_screen("calls") and self._changed("calls", (offset, calls)):
             table = self.query_one(CallsTable)
-            row = table.cursor_row
+            row, following = table.cursor_row, model.growing and table.cursor_row >= table.row_count - 1
             table.fill(calls, first, model.time_digits(), offset)
-            _restore_cursor(table, row)
+            _restore_cursor(table, row, following)
         self._empty("calls", "#calls-empty", bool(calls))
         for name in self._extra_reports():
             rows = model.shown_reports.get(name, [])
             offset = self._live_offset(rows)
             if self._on_screen(f"report-{name}") and self._changed(name, (offset, rows)):
                 report = self.query_one(f"#report-{name}-table", ReportTable)
-                row = report.cursor_row
+                row, following = (
+                    report.cursor_row,
+                    model.growing and report.cursor_row >= report.row_count - 1,
+                )
                 report.fill(rows, FIRST_COLUMNS.get(name, ()), DEFAULT_CELLS.get(name), offset)
-                _restore_cursor(report, row)
+                _restore_cursor(report, row, following)
             self._empty(name, f"#report-{name}-empty", bool(rows))
         findings = model.decoded.findings
         if self._on_screen("findings") and self._changed("findings", findings):
@@ -1375,9 +1378,12 @@ def status_line(total: int, shown: int | None, model: CaptureModel, narrowed: st
     return short
 
 
-def _restore_cursor(table: DataTable[Any], row: int) -> None:
-    """A table filled again gets its cursor back on the same row (as far as it still has rows)."""
-    if row and table.row_count:
+def _restore_cursor(table: DataTable[Any], row: int, following: bool = False) -> None:
+    """A table filled again gets its cursor back on the same row (as far as it still has rows), or
+    on the last row when it was `following` a growing capture's new rows there."""
+    if following and table.row_count:
+        table.move_cursor(row=table.row_count - 1, animate=False)
+    elif row and table.row_count:
         table.move_cursor(row=min(row, table.row_count - 1), animate=False)
 
 

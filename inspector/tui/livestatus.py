@@ -13,14 +13,15 @@ def counted(n: int, noun: str) -> str:
 
 
 def live_text(live: LiveCapture, ended: bool, model: CaptureModel | None) -> str:
-    """A live capture's status line: its state, interface and spool, the packets captured, dropped
-    and skipped while paused, what the last read of the spool found, its error or the pause key."""
+    """A live capture's status line: its state and interface, the packets captured, dropped and
+    skipped while paused, what the last look found, its error or the pause key, and last the
+    spool's name (its directory is in the header), so that 80 columns keep the counters."""
     stats = live.stats
     state = "stopped" if ended else ("PAUSED" if live.paused else "capturing")
-    parts = [f"{state} on {live.iface} → {stats.spool}", f"{stats.packets} packets"]
+    parts = [f"{state} on {live.iface}: {counted(stats.packets, 'packet')}"]
     parts.append(f"{stats.dropped} dropped" if stats.dropped is not None else "drops unknown")
     if stats.skipped:
-        parts.append(f"{stats.skipped} not kept while paused")
+        parts.append(f"{stats.skipped} not kept (paused)")
     if model is not None:
         flows, calls = len(model.index.flows), len(model.decoded.calls)
         parts.append(f"{counted(flows, 'flow')}, {counted(calls, 'gRPC call')}")
@@ -28,4 +29,4 @@ def live_text(live: LiveCapture, ended: bool, model: CaptureModel | None) -> str
         parts.append(str(live.error))
     elif not ended:
         parts.append("Ctrl+E " + ("resumes" if live.paused else "pauses"))
-    return ", ".join(parts)
+    return ", ".join(parts) + f" · {stats.spool.name}"
