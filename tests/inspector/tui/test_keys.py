@@ -305,7 +305,7 @@ class StandInLive:
         packets = 0
         dropped = 0
         skipped = 0
-        spool = "live.pcapng"
+        spool = Path("live.pcapng")
 
     def __init__(self) -> None:
         self.iface = "lo"
