@@ -220,6 +220,8 @@ class CaptureModel:
         self.pass_lock = threading.RLock()
         """Held by every decoding pass over the session (they share what flows teach each other):
         the first pass, a live capture's next part, a filter's or a column's own pass."""
+        self._on80 = np.zeros(1, np.bool_)
+        """Per flow so far: a TCP conversation on port 80 (`_port80`), then False for no flow."""
         self.shown: int | None = None
         """A growing capture's packets published to the views (see __len__)."""
         self.growing = False
@@ -425,11 +427,14 @@ class CaptureModel:
         """Per packet of lo..hi: it belongs to a TCP conversation on port 80 (Wireshark's HTTP
         colouring rule has `tcp.port == 80`)."""
         flows = self.index.flows
-        on80 = np.array(
-            [f.transport == "tcp" and 80 in (f.client.port, f.server.port) for f in flows] + [False], bool
-        )
-        flow = self.index.flow[lo:hi]
-        return on80[np.where((flow >= 0) & (flow < len(flows)), flow, len(flows))]
+        # A flow's transport and ports never change: only the flows new since the last look are
+        # looked at (a look of a growing capture costs what arrived, not every flow).
+        known = len(self._on80) - 1
+        if len(flows) > known:
+            new = [f.transport == "tcp" and 80 in (f.client.port, f.server.port) for f in flows[known:]]
+            self._on80 = np.concatenate((self._on80[:known], np.array(new, bool), [False]))
+        flow, none = self.index.flow[lo:hi], len(self._on80) - 1
+        return self._on80[np.where((flow >= 0) & (flow < none), flow, none)]
 
     def field_texts(self, name: str, cancelled: Cancelled | None = None) -> PacketTexts | None:
         """Display-filter field `name` of every packet as text (several values joined by ","; a
