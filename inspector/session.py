@@ -56,6 +56,9 @@ MAX_STREAM_BUFFER = 16 * 1024 * 1024
 """Unconsumed bytes a stream decoder may leave waiting in one direction before they are dropped."""
 MAX_INNER_DEPTH = 4
 """How deep inner payloads (TURN in TURN in ...) are dispatched again."""
+MAX_INNER_STREAM = 1 << 24
+"""Bytes of a stream inner payload (TLS plaintext) held for its decoder's next PDU: an HTTP/2 frame
+may declare 16 MiB."""
 STREAM_WINDOW = 16 * 1024
 """A stream decoder that stops before the end of its bytes (one PDU a call) is called again with
 the next STREAM_WINDOW bytes, or twice what it just consumed, or what it said it `need`s, whichever
@@ -190,6 +193,9 @@ class _FlowState:
     segments are still reassembled one by one, for their gaps only."""
     directions: tuple[_Direction, _Direction] = field(default_factory=lambda: (_Direction(), _Direction()))
     inner_states: dict[tuple[int, str], object] = field(default_factory=dict)
+    inner_streams: dict[tuple[int, str], bytes] = field(default_factory=dict)
+    """Per direction and decoder, the bytes of stream inner payloads (TLS plaintext) that the
+    decoder did not consume yet: the next payload is given after them, as TCP reassembly does."""
     shared: dict[str, object] = field(default_factory=dict)
     """FlowContext.shared: state both directions of the flow see, for this decoding pass."""
     run: _Pass = field(default_factory=_Pass)
@@ -788,11 +794,59 @@ class Session:
             if pdus.as_datagram is None or pdus.as_datagram[0] is not ctx:
                 pdus.as_datagram = (ctx, dataclasses.replace(ctx, transport="udp"))
             ctx = pdus.as_datagram[1]
+        if inner.transport == "stream" and decoder.transport != "datagram":
+            self._inner_stream(inner, decoder, key, state, ctx, st, pdus, findings, depth, base)
+            return
         result = self._run(decoder, inner.data, state, ctx, findings, st)
         if result is not None:
             self._collect(
                 result, ctx, st, pdus, findings, depth, None if base is None else base + inner.offset
             )
+
+    def _inner_stream(
+        self,
+        inner: InnerPayload,
+        decoder: Decoder,
+        key: tuple[int, str],
+        state: object,
+        ctx: FlowContext,
+        st: _FlowState,
+        pdus: _PduList,
+        findings: list[Finding],
+        depth: int,
+        base: int | None,
+    ) -> None:
+        """A stream carried in another protocol's PDUs (TLS application data): the payloads of one
+        direction are one byte stream, decoded as reassembled TCP bytes are, from the first byte
+        its decoder has not consumed. Spans count from this payload only when nothing was held."""
+        held = st.inner_streams.get(key, b"")
+        data = held + inner.data if held else inner.data
+        at = None if base is None or held else base + inner.offset
+        while data:
+            result = self._run(decoder, data, state, ctx, findings, st)
+            if result is None:
+                st.inner_streams.pop(key, None)
+                return
+            self._collect(result, ctx, st, pdus, findings, depth, at)
+            used = min(len(data), result.consumed + result.skip)
+            if used == 0 or result.need or used == len(data):
+                data = data[used:]
+                break
+            data = data[used:]
+            at = None
+        if len(data) > MAX_INNER_STREAM:
+            findings.append(
+                Finding(
+                    "warn",
+                    "decoder.inner_stream_limit",
+                    f"{decoder.name}: more than {MAX_INNER_STREAM} bytes held undecoded; dropped",
+                )
+            )
+            data = b""
+        if data:
+            st.inner_streams[key] = bytes(data)
+        else:
+            st.inner_streams.pop(key, None)
 
 
 class Decoding:

@@ -87,6 +87,9 @@ class RtpRecord:
     payload_len: int
     clock: int | None = None
     """RTP clock rate from signaling (SDP rtpmap) or the static payload type."""
+    payload: bytes | None = None
+    """The payload in the clear: plain RTP's, or SRTP's once decrypted and authenticated; None when
+    it is ciphertext nobody could decrypt."""
 
 
 @dataclass(frozen=True, slots=True)

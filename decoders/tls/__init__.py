@@ -1,0 +1,1 @@
+"""TLS records, handshakes and decryption from key logs (NSS key log format)."""
