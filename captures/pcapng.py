@@ -41,6 +41,10 @@ IDB = 0x00000001
 OPB = 0x00000002
 SPB = 0x00000003
 EPB = 0x00000006
+DSB = 0x0000000A
+"""Decryption Secrets Block (pcapng draft section 4.7): key material for the packets after it."""
+SECRETS_TLS_KEY_LOG = 0x544C534B
+"""DSB secrets type "TLSK": NSS key log text (what editcap --inject-secrets tls,FILE writes)."""
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
 
 OPT_END = 0
@@ -206,6 +210,7 @@ class PcapngReader:
         sections = [] if section is None else [_Section(section.order, section.first_iface, section.start)]
         section = sections[-1] if sections else None
         others: list[_Other] = []
+        secrets: list[tuple[int, bytes]] = []
         findings: list[tuple[int, Finding]] = []
         head = struct.Struct((section.order if section else "<") + "II").unpack_from
         packets = 0
@@ -265,6 +270,9 @@ class PcapngReader:
                         iface.tsoffset = _tsoffset(offset, len(ifaces), iface.problems)
                 ifaces.append(iface)
                 described = pos
+            elif btype == DSB and blen >= 20:
+                stype, slen = struct.unpack_from(section.order + "II", buf, pos + 8)
+                secrets.append((stype, bytes(buf[pos + 16 : pos + 16 + min(slen, blen - 20)])))
             elif btype in (SPB, OPB):
                 other = _other_packet(buf, pos, blen, btype, section, ifaces)
                 if other is not None:
@@ -276,6 +284,7 @@ class PcapngReader:
         if sections:
             self.section = sections[-1]
         table, blocks = self._assemble(buf, cols, sections, others, findings, final)
+        table.secrets = secrets
         if not final and not self.stopped:
             held = trailing_empty(table)
             # A run of empty packets at the end is read again next time (see trailing_empty),

@@ -61,6 +61,9 @@ class RecordTable:
     """0-based record number -> packet comments (pcapng opt_comment)."""
     findings: list[tuple[int, Finding]] = field(default_factory=list)
     """(0-based record number, finding) for damage found while reading the file."""
+    secrets: list[tuple[int, bytes]] = field(default_factory=list)
+    """(secrets type, data) of each pcapng Decryption Secrets Block, in file order: keys the
+    capture carries for its own decryption (0x544c534b "TLSK": NSS key log text)."""
 
     def __len__(self) -> int:
         return len(self.data_off)

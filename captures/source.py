@@ -185,6 +185,7 @@ class CaptureFile:
             rec.interfaces = chunk.interfaces
         rec.comments.update(chunk.comments)
         rec.findings += chunk.findings
+        rec.secrets += [block for block in chunk.secrets if block not in rec.secrets]
 
     def release_pages(self) -> None:
         """Drop the file's pages from our resident set after a full pass (they stay in the OS page

@@ -15,6 +15,9 @@ SHB = 0x0A0D0D0A
 IDB = 0x00000001
 ISB = 0x00000005
 EPB = 0x00000006
+DSB = 0x0000000A
+SECRETS_TLS_KEY_LOG = 0x544C534B
+"""DSB secrets type "TLSK": NSS key log lines."""
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
 
 OPT_ENDOFOPT = 0
@@ -79,6 +82,12 @@ def interface_description(
     return _block(IDB, struct.pack("<HHI", linktype, 0, snaplen) + opts)
 
 
+def decryption_secrets(data: bytes, secrets_type: int = SECRETS_TLS_KEY_LOG) -> bytes:
+    """A DSB holding `data` (NSS key log text for TLSK), as `editcap --inject-secrets` writes it:
+    before the packets it decrypts, so a reader has the keys when it meets them."""
+    return _block(DSB, struct.pack("<II", secrets_type, len(data)) + _pad(data))
+
+
 def interface_statistics(
     iface: int,
     ts_ns: int,
@@ -131,6 +140,10 @@ class PcapNgWriter:
             iface = self._ifaces[linktype] = len(self._ifaces)
             self._out.write(interface_description(linktype, snaplen))
         return iface
+
+    def secrets(self, data: bytes, secrets_type: int = SECRETS_TLS_KEY_LOG) -> None:
+        """Write a Decryption Secrets Block (before the packets that need it)."""
+        self._out.write(decryption_secrets(data, secrets_type))
 
     def write(self, data: bytes, ts_ns: int, linktype: int = 1, wirelen: int | None = None) -> None:
         self._out.write(enhanced_packet(self.interface(linktype), ts_ns, data, wirelen))

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the engine is imported once the arguments are read: --versi
     # answer at once, and live capture is imported only for --live (inspector/livemode.py)
     from protoscope.decoders.api import FieldInfo
     from protoscope.decoders.registry import Registry
+    from protoscope.decoders.tls.keylog import KeyLog
 
     from .session import Progress, Session
 
@@ -136,6 +137,21 @@ def parser() -> argparse.ArgumentParser:
         metavar="USER:PASS[@REALM]",
         type=turn_auth,
         help="TURN long-term credentials",
+    )
+    keys = p.add_argument_group("decryption keys (TLS, DTLS, SRTP)")
+    keys.add_argument(
+        "--keylog",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an NSS key log (SSLKEYLOGFILE) for TLS and DTLS, and SRTP keyed by DTLS (repeatable); "
+        "a pcapng's Decryption Secrets Blocks are read too",
+    )
+    keys.add_argument(
+        "--inject-secrets",
+        action="store_true",
+        help="with --export pcapng: write the key log into the file (a Decryption Secrets Block, as "
+        "editcap --inject-secrets does)",
     )
     schema = p.add_argument_group("protobuf schemas")
     schema.add_argument("--proto", action="append", default=[], metavar="FILE.proto", help="(repeatable)")
@@ -289,7 +305,11 @@ def _registry(args: argparse.Namespace) -> Registry:
         decode_as=args.decode_as,
         plugin_override=args.plugin_override,
     )
-    options: dict[str, object] = {"stun.ice_pwd": args.ice_pwd, "stun.turn_auth": args.turn_auth}
+    options: dict[str, object] = {
+        "stun.ice_pwd": args.ice_pwd,
+        "stun.turn_auth": args.turn_auth,
+        "tls.keylog": _keylog(args.keylog),
+    }
     if args.proto or args.proto_path or args.descriptor_set or args.reflect:
         from .schemas import load_schemas
 
@@ -301,6 +321,26 @@ def _registry(args: argparse.Namespace) -> Registry:
     for problem in reg.load_errors:
         print(f"protoscope: warning: {clean(problem)}", file=sys.stderr)
     return reg
+
+
+def _keylog(paths: Sequence[str]) -> KeyLog:
+    """--keylog's files read: one line on stderr per file with lines not understood (they are
+    skipped and counted), exit 2 for a file that cannot be read."""
+    from protoscope.decoders.tls.keylog import KeyLog
+
+    keylog = KeyLog()
+    for path in paths:
+        try:
+            kept, skipped = keylog.add_file(path)
+        except OSError as exc:
+            raise _Usage(f"cannot read key log {clean(path)}: {exc.strerror or exc}") from None
+        if skipped:
+            print(
+                f"protoscope: key log {clean(path)}: {skipped} line(s) not understood, skipped "
+                f"({kept} secret(s) read)",
+                file=sys.stderr,
+            )
+    return keylog
 
 
 class _Held(io.StringIO):
@@ -408,6 +448,8 @@ def _check(args: argparse.Namespace) -> None:
     for flag, value in follow_only.items():
         if value is not None and args.report != "follow":
             raise _Usage(f"{flag} goes with --report follow")
+    if args.inject_secrets and args.export != "pcapng":
+        raise _Usage("--inject-secrets goes with --export pcapng")
     if args.flow is not None and args.report not in (None, "follow") and not args.export:
         raise _Usage(f"--flow goes with --report follow and --export, not --report {args.report}")
 
@@ -742,6 +784,8 @@ def _write_fields(session: Session, args: argparse.Namespace, out: TextIO) -> No
 
 
 def _export_pcapng(path: str, registry: Registry, args: argparse.Namespace, out: TextIO, count: int) -> int:
+    from protoscope.decoders.tls.keylog import KeyLog
+
     from .filter import filter_rows
     from .report.export import flow_packets, write_pcapng
 
@@ -757,8 +801,14 @@ def _export_pcapng(path: str, registry: Registry, args: argparse.Namespace, out:
         if args.filter:
             chosen = set(packets)
             packets = [i for i in filter_rows(session, args.filter) or () if i in chosen]
+        secrets = ""
+        if args.inject_secrets:
+            keylog = session.registry.options.get("tls.keylog")
+            secrets = keylog.text() if isinstance(keylog, KeyLog) else ""
+            if not secrets:
+                raise _Usage("--inject-secrets: no keys to inject (give --keylog, or a pcapng with secrets)")
         try:
-            written = write_pcapng(session, packets, args.output)
+            written = write_pcapng(session, packets, args.output, secrets)
         except OSError as exc:
             raise _Usage(f"cannot write {args.output}: {exc.strerror}") from None
     finally:

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from protoscope.captures.flows import TCP_SYN, Flow
 from protoscope.captures.index import PacketIndex, load
+from protoscope.captures.pcapng import SECRETS_TLS_KEY_LOG
 from protoscope.captures.reassembly import (
     MAX_OUT_OF_ORDER_BYTES,
     Event,
@@ -51,6 +52,7 @@ from protoscope.decoders.registry import (
     call_guest,
     stop_guard,
 )
+from protoscope.decoders.tls.keylog import KeyLog
 
 MAX_STREAM_BUFFER = 16 * 1024 * 1024
 """Unconsumed bytes a stream decoder may leave waiting in one direction before they are dropped."""
@@ -307,6 +309,27 @@ class Session:
         """FlowContext.capture of the current pass: what flows teach each other (ICE passwords)."""
         self._hints: dict[tuple[str, str, int], dict[str, str]] = {}
         """(transport, ip, port) -> hints announced by signaling (RTP clock rates), for its flows."""
+        self._secrets_read = 0
+        """pcapng Decryption Secrets Blocks already added to the key log."""
+        self.learn_secrets()
+
+    def learn_secrets(self) -> int:
+        """Add the key log lines the capture carries (pcapng DSBs of type TLSK, as `editcap
+        --inject-secrets` writes them) to the key log the decoders read (`--keylog`'s); returns
+        the secrets added. Called again as a growing capture brings more blocks."""
+        blocks = self.index.capture.records.secrets
+        if len(blocks) <= self._secrets_read:
+            return 0
+        keylog = self.registry.options.get("tls.keylog")
+        if not isinstance(keylog, KeyLog):
+            keylog = KeyLog()
+            self.registry.configure({**self.registry.options, "tls.keylog": keylog})
+        added = 0
+        for stype, data in blocks[self._secrets_read :]:
+            if stype == SECRETS_TLS_KEY_LOG:
+                added += keylog.add_text(data.decode("utf-8", "replace"), "pcapng DSB")[0]
+        self._secrets_read = len(blocks)
+        return added
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], registry: Registry, growing: bool = False) -> Session:
@@ -869,6 +892,7 @@ class Decoding:
         packets: Sequence[int] | None = None,
     ) -> None:
         self.session = session
+        session.learn_secrets()
         self.sparse = sparse
         self.skip = skip
         """Packets to leave out (the bulk RTP path reads them); those past its end are decoded."""
@@ -915,6 +939,7 @@ class Decoding:
         if self._ended:
             return
         session = self.session
+        session.learn_secrets()
         ix = session.index
         own = self._packets is None  # a pass of its own, not a flow decoded again
         if own:

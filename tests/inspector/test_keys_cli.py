@@ -1,0 +1,64 @@
+"""--keylog and --inject-secrets on the command line: bad input is one line and exit 2, and a file
+exported with its secrets decrypts on its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from protoscope.captures.index import load
+from protoscope.captures.pcapng import SECRETS_TLS_KEY_LOG
+from protoscope.inspector.cli import main
+from tests.conftest import ROOT
+
+SAMPLE = ROOT / "captures" / "samples" / "tls-loopback.pcap"
+LINE = f"CLIENT_RANDOM {'ab' * 32} {'cd' * 48}\n"
+
+
+def test_an_unreadable_key_log_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(SAMPLE), "--keylog", "/nonexistent/k.keys", "--report", "summary"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "protoscope: cannot read key log /nonexistent/k.keys: No such file or directory"
+    ]
+
+
+def test_lines_not_understood_are_counted_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = tmp_path / "k.keys"
+    keys.write_text(LINE + "garbage\nCLIENT_RANDOM 12 34\n")
+    assert main([str(SAMPLE), "--keylog", str(keys), "--report", "summary", "--format", "json"]) == 0
+    assert "2 line(s) not understood, skipped (1 secret(s) read)" in capsys.readouterr().err
+
+
+def test_inject_secrets_goes_with_export_pcapng(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(SAMPLE), "--inject-secrets", "--report", "summary"]) == 2
+    assert "--inject-secrets goes with --export pcapng" in capsys.readouterr().err
+
+
+def test_inject_secrets_needs_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "o.pcapng"
+    assert main([str(SAMPLE), "--export", "pcapng", "--inject-secrets", "--output", str(out)]) == 2
+    assert "no keys to inject" in capsys.readouterr().err
+
+
+def test_export_with_injected_secrets_carries_the_key_log(tmp_path: Path) -> None:
+    keys = tmp_path / "k.keys"
+    keys.write_text(LINE)
+    out = tmp_path / "o.pcapng"
+    args = [
+        str(SAMPLE),
+        "--keylog",
+        str(keys),
+        "--export",
+        "pcapng",
+        "--inject-secrets",
+        "--output",
+        str(out),
+    ]
+    assert main(args) == 0
+    ix = load(out)
+    assert ix.capture.records.secrets == [(SECRETS_TLS_KEY_LOG, LINE.encode())]
+    assert len(ix) == len(load(SAMPLE))
