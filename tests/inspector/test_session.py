@@ -16,6 +16,7 @@ from protoscope.decoders.api import (
     SNIFF_SEGMENTS,
     DecodeResult,
     FlowContext,
+    InnerPayload,
     Pdu,
 )
 from protoscope.decoders.registry import Registry, load_registry
@@ -209,3 +210,53 @@ def test_a_large_body_nobody_reads_is_skipped_unread(tmp_path: Path) -> None:
     fields = flatten(next(p for pd in full for p in pd.pdus if p.summary == "HTTP/1.1 200 OK").fields)
     assert fields["http.file_data"] == f"{len(body)} bytes (not read)"
     session.close()
+
+
+class Carrier:
+    """A stream protocol that carries another stream (as TLS carries HTTP/2): each call hands on all
+    it was given as a stream inner payload for "lines"."""
+
+    name: ClassVar[str] = "carrier"
+    transport: ClassVar[Literal["stream"]] = "stream"
+    ports: ClassVar[frozenset[tuple[str, int]]] = frozenset()
+
+    def sniff(self, data: bytes, ctx: FlowContext) -> bool:
+        return data.startswith(b"WRAP")
+
+    def new_state(self) -> object:
+        return None
+
+    def decode(self, data: bytes, state: object, ctx: FlowContext) -> DecodeResult:
+        inner = InnerPayload(bytes(data), 0, "lines", "stream")
+        return DecodeResult((Pdu("carrier", (), (0, len(data)), "", inner=(inner,)),), consumed=len(data))
+
+
+class Lines:
+    """One newline-terminated line a call; a line not yet whole is left unconsumed."""
+
+    name: ClassVar[str] = "lines"
+    transport: ClassVar[Literal["stream"]] = "stream"
+    ports: ClassVar[frozenset[tuple[str, int]]] = frozenset()
+
+    def sniff(self, data: bytes, ctx: FlowContext) -> bool:
+        return False
+
+    def new_state(self) -> object:
+        return None
+
+    def decode(self, data: bytes, state: object, ctx: FlowContext) -> DecodeResult:
+        end = bytes(data).find(b"\n")
+        if end < 0:
+            return DecodeResult(need=0)
+        return DecodeResult((Pdu("lines", (), (0, end), bytes(data[:end]).decode()),), consumed=end + 1)
+
+
+def test_a_stream_carried_in_another_stream_is_reassembled_for_its_decoder(tmp_path: Path) -> None:
+    reg = Registry()
+    reg.add(Carrier())
+    reg.add(Lines())
+    chunks = [b"WRAPab", b"c\nde", b"f\ng\nh"]
+    path = write_pcap(tmp_path / "c.pcap", tcp_frames(stream(chunks)))
+    session = Session.open(path, reg)
+    lines = [(pd.index, p.summary) for pd in session.decode() for p in pd.pdus if p.protocol == "lines"]
+    assert lines == [(2, "WRAPabc"), (3, "def"), (3, "g")]
