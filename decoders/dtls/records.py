@@ -1,7 +1,7 @@
 """DTLS records (RFC 6347, RFC 9147) and handshake messages, with fragment reassembly.
 
-By hand: no Python library parses DTLS passively (ssl and cryptography are endpoints); X.509
-certificates are parsed with cryptography.
+By hand: no Python library parses DTLS passively (ssl and cryptography are endpoints). Hello and
+Certificate bodies are parsed by decoders/tls/handshake.py, which TLS shares.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from protoscope.decoders.api import Field, Finding
+from protoscope.decoders.api import Field, Finding, InnerPayload
+from protoscope.decoders.tls.handshake import certificates, hello
 
 from . import names as nm
+from .decrypt import DtlsCrypt
 
 RECORD_HEADER = 13
 HANDSHAKE_HEADER = 12
@@ -140,9 +142,14 @@ def looks_like_dtls(data: bytes) -> bool:
     return count > 0 and pos == len(data)
 
 
-def parse_datagram(data: bytes, reassembly: Reassembly) -> tuple[DtlsRecord, list[Field], list[Finding], str]:
+def parse_datagram(
+    data: bytes, reassembly: Reassembly, crypt: DtlsCrypt | None = None
+) -> tuple[DtlsRecord, list[Field], list[Finding], str]:
+    """One datagram's records. With `crypt` (a key log was given) protected records are opened,
+    their plaintext decoded as the plaintext records are, and application data put in
+    `crypt.inner`; its findings go to the list returned too."""
     fields: list[Field] = []
-    findings: list[Finding] = []
+    findings: list[Finding] = crypt.findings if crypt is not None else []
     ctypes: list[int] = []
     htypes: list[int] = []
     facts: dict[str, object] = {}
@@ -152,9 +159,8 @@ def parse_datagram(data: bytes, reassembly: Reassembly) -> tuple[DtlsRecord, lis
     while pos < len(data):
         first = data[pos]
         if first >> 5 == 1 and first not in nm.CONTENT_TYPES:
-            end = _unified(data, pos, fields)
-            ctypes.append(23)
-            info.append("Encrypted (DTLS 1.3)")
+            end, ctype = _unified(data, pos, fields, crypt, reassembly, htypes, facts, findings, info)
+            ctypes.append(ctype)
             pos = end
             continue
         if pos + RECORD_HEADER > len(data):
@@ -190,8 +196,17 @@ def parse_datagram(data: bytes, reassembly: Reassembly) -> tuple[DtlsRecord, lis
             Field("dtls.record.length", length, (pos + 11, pos + 13)),
         ]
         body = pos + RECORD_HEADER
-        if ctype == 22 and epoch == 0:
-            children += _handshakes(data, body, end, reassembly, htypes, facts, findings, info)
+        opened = None
+        if crypt is not None and epoch > 0 and ctype != 20:
+            opened = crypt.open12(data, pos, end, ctype, ver, epoch, seq)
+        if opened is not None:
+            assert crypt is not None
+            ctype, plain, base, replay = opened
+            children += _plaintext(
+                data, ctype, plain, base, replay, crypt, reassembly, htypes, facts, findings, info
+            )
+        elif ctype == 22 and epoch == 0:
+            children += _handshakes(data, body, end, reassembly, htypes, facts, findings, info, crypt)
         elif ctype == 22:
             info.append("Encrypted Handshake Message")
         elif ctype == 21 and epoch == 0 and end - body >= 2:
@@ -206,6 +221,8 @@ def parse_datagram(data: bytes, reassembly: Reassembly) -> tuple[DtlsRecord, lis
             info.append("Encrypted Alert")
         elif ctype == 20:
             info.append("Change Cipher Spec")
+            if crypt is not None:
+                crypt.change_cipher_spec(epoch)
         elif ctype == 23:
             info.append("Application Data")
         label = f"{nm.VERSIONS.get(ver, hex(ver))} Record Layer: {nm.CONTENT_TYPES[ctype]}"
@@ -215,8 +232,60 @@ def parse_datagram(data: bytes, reassembly: Reassembly) -> tuple[DtlsRecord, lis
     return record, fields, findings, ", ".join(info)
 
 
-def _unified(data: bytes, pos: int, fields: list[Field]) -> int:
-    """RFC 9147 section 4: 001CSLEE, optional connection id, 8/16-bit sequence, optional length."""
+def _plaintext(
+    data: bytes,
+    ctype: int,
+    plain: bytes,
+    base: int,
+    replay: bool,
+    crypt: DtlsCrypt,
+    ra: Reassembly,
+    htypes: list[int],
+    facts: dict[str, object],
+    findings: list[Finding],
+    info: list[str],
+) -> list[Field]:
+    """The fields of a decrypted record's content. The plaintext is put where its ciphertext was
+    (AEAD and CBC map byte for byte), so that spans point at the bytes that carried it."""
+    end = base + len(plain)
+    view = data[:base] + plain + data[end:]
+    out = [Field("dtls.decrypted", len(plain), (base, end))]
+    if replay:
+        out.append(Field("dtls.replay", True, (base, end)))
+    if ctype == 22:
+        out += _handshakes(view, base, end, ra, htypes, facts, findings, info, crypt, decrypted=True)
+    elif ctype == 21 and len(plain) >= 2:
+        level, desc = plain[0], plain[1]
+        facts["alert"] = (nm.ALERT_LEVELS.get(level, str(level)), nm.ALERTS.get(desc, str(desc)))
+        out += [
+            Field("dtls.alert_message.level", level, (base, base + 1)),
+            Field("dtls.alert_message.desc", desc, (base + 1, base + 2)),
+        ]
+        info.append(f"Alert ({nm.ALERT_LEVELS.get(level, level)}, {nm.ALERTS.get(desc, desc)})")
+    elif ctype == 23:
+        info.append("Application Data")
+        proto = crypt.inner_protocol()
+        out.append(Field("dtls.app_data_proto", proto or "", (base, end)))
+        if plain and not replay:
+            crypt.inner.append(InnerPayload(bytes(plain), base, protocol=proto))
+    else:
+        info.append(nm.CONTENT_TYPES.get(ctype, f"Content type {ctype}"))
+    return out
+
+
+def _unified(
+    data: bytes,
+    pos: int,
+    fields: list[Field],
+    crypt: DtlsCrypt | None,
+    ra: Reassembly,
+    htypes: list[int],
+    facts: dict[str, object],
+    findings: list[Finding],
+    info: list[str],
+) -> tuple[int, int]:
+    """RFC 9147 section 4: 001CSLEE, optional connection id, 8/16-bit sequence, optional length.
+    Returns (end, content type): 23 unless the record was opened."""
     first = data[pos]
     at = pos + 1
     cid_len = 0
@@ -228,6 +297,8 @@ def _unified(data: bytes, pos: int, fields: list[Field]) -> int:
         children.append(Field("dtls.record.connection_id", data[at : at + cid_len].hex(), (at, at + cid_len)))
         at += cid_len
     seq_len = 2 if first & 0x08 else 1
+    seq_at = at
+    seq_field = len(children)
     children.append(
         Field(
             "dtls.record.sequence_number", int.from_bytes(data[at : at + seq_len], "big"), (at, at + seq_len)
@@ -242,10 +313,26 @@ def _unified(data: bytes, pos: int, fields: list[Field]) -> int:
     else:
         end = len(data)
     children.append(Field("dtls.record.epoch_bits", first & 0x03, (pos, pos + 1)))
-    fields.append(
-        Field("dtls.record", "DTLS 1.3 Record Layer: encrypted (unified header)", (pos, end), tuple(children))
-    )
-    return end
+    opened = crypt.open13(data, pos, at, end, seq_at, seq_len) if crypt is not None and at <= end else None
+    if opened is None:
+        info.append("Encrypted (DTLS 1.3)")
+        fields.append(
+            Field(
+                "dtls.record",
+                "DTLS 1.3 Record Layer: encrypted (unified header)",
+                (pos, end),
+                tuple(children),
+            )
+        )
+        return end, 23
+    assert crypt is not None
+    ctype, plain, base, seq, replay = opened
+    children[seq_field] = Field("dtls.record.sequence_number", seq, (seq_at, seq_at + seq_len))
+    children.append(Field("dtls.record.content_type", ctype, (end - 1, end)))
+    children += _plaintext(data, ctype, plain, base, replay, crypt, ra, htypes, facts, findings, info)
+    label = f"DTLS 1.3 Record Layer: {nm.CONTENT_TYPES.get(ctype, ctype)} (unified header, decrypted)"
+    fields.append(Field("dtls.record", label, (pos, end), tuple(children)))
+    return end, ctype
 
 
 def _guess_cid(data: bytes, pos: int) -> int:
@@ -269,6 +356,8 @@ def _handshakes(
     facts: dict[str, object],
     findings: list[Finding],
     info: list[str],
+    crypt: DtlsCrypt | None = None,
+    decrypted: bool = False,
 ) -> list[Field]:
     out: list[Field] = []
     while pos + HANDSHAKE_HEADER <= end:
@@ -290,9 +379,11 @@ def _handshakes(
         ]
         fragment = data[body:stop]
         whole: bytes | None = None
+        fresh = True
         if foff == 0 and flen == length:
             whole = fragment
             if ra.done.get(mseq) == (mtype, length):
+                fresh = False
                 _retransmission(name, mseq, (pos, stop), children, findings)
             ra.done[mseq] = (mtype, length)
             if mseq in ra.messages:
@@ -302,13 +393,26 @@ def _handshakes(
                 ra, mtype, length, mseq, foff, fragment, name, (pos, stop), children, findings
             )
         if whole is not None and len(whole) == length:
+            tls13 = crypt is not None and crypt.conn.tls13
             children += _message(
-                mtype, whole, body if foff == 0 and flen == length else None, facts, findings
+                mtype, whole, body if foff == 0 and flen == length else None, facts, findings, tls13
             )
+            if crypt is not None and fresh:
+                _event(crypt, mtype, facts, decrypted)
         info.append(name if whole is not None or foff == 0 else f"{name} (fragment)")
         out.append(Field("dtls.handshake", name, (pos, stop), tuple(children)))
         pos = stop
     return out
+
+
+def _event(crypt: DtlsCrypt, mtype: int, facts: dict[str, object], decrypted: bool) -> None:
+    """A whole, new handshake message that moves the key schedule."""
+    if mtype in (1, 2):
+        hello = facts.get("client_hello" if mtype == 1 else "server_hello")
+        if isinstance(hello, dict):
+            (crypt.client_hello if mtype == 1 else crypt.server_hello)(hello)
+    elif decrypted and mtype in (20, 24):
+        crypt.handshake_done(mtype)
 
 
 def _retransmission(
@@ -389,7 +493,12 @@ def _reassemble(
 
 
 def _message(
-    mtype: int, body: bytes, base: int | None, facts: dict[str, object], findings: list[Finding]
+    mtype: int,
+    body: bytes,
+    base: int | None,
+    facts: dict[str, object],
+    findings: list[Finding],
+    tls13: bool = False,
 ) -> list[Field]:
     """Details of a whole handshake message; spans only when it lay in one fragment."""
 
@@ -398,161 +507,14 @@ def _message(
 
     try:
         if mtype in (1, 2):
-            return _hello(mtype, body, span, facts)
+            return hello(mtype, body, span, facts, "dtls", dtls=True)
         if mtype == 3 and len(body) >= 3:
             cookie = body[3 : 3 + body[2]]
             return [Field("dtls.handshake.cookie", cookie.hex(), span(3, 3 + len(cookie)))]
         if mtype == 11:
-            return _certificates(body, span, facts, findings)
+            return certificates(body, span, facts, findings, "dtls", tls13=tls13)
     except (IndexError, ValueError, struct.error) as exc:
         findings.append(
             Finding("warn", "dtls.bad_handshake", f"{nm.HANDSHAKE_TYPES.get(mtype, mtype)}: {exc}")
         )
     return []
-
-
-def _hello(mtype: int, body: bytes, sp: Span, facts: dict[str, object]) -> list[Field]:
-    version = int.from_bytes(body[0:2], "big")
-    pos = 34
-    sid_len = body[pos]
-    session_id = body[pos + 1 : pos + 1 + sid_len]
-    pos += 1 + sid_len
-    out = [
-        Field("dtls.handshake.version", version, sp(0, 2)),
-        Field("dtls.handshake.random", body[2:34].hex(), sp(2, 34)),
-        Field("dtls.handshake.session_id", session_id.hex(), sp(34, pos)),
-    ]
-    detail: dict[str, object] = {"version": version}
-    if mtype == 1:
-        cookie_len = body[pos]
-        out.append(
-            Field(
-                "dtls.handshake.cookie",
-                body[pos + 1 : pos + 1 + cookie_len].hex(),
-                sp(pos, pos + 1 + cookie_len),
-            )
-        )
-        pos += 1 + cookie_len
-        n = int.from_bytes(body[pos : pos + 2], "big")
-        suites = [int.from_bytes(body[pos + 2 + i : pos + 4 + i], "big") for i in range(0, n, 2)]
-        out.append(
-            Field(
-                "dtls.handshake.ciphersuites",
-                [nm.CIPHER_SUITES.get(c, f"0x{c:04x}") for c in suites],
-                sp(pos, pos + 2 + n),
-            )
-        )
-        detail["cipher_suites"] = suites
-        pos += 2 + n
-        comp = body[pos]
-        pos += 1 + comp
-    else:
-        suite = int.from_bytes(body[pos : pos + 2], "big")
-        out.append(
-            Field(
-                "dtls.handshake.ciphersuite", nm.CIPHER_SUITES.get(suite, f"0x{suite:04x}"), sp(pos, pos + 2)
-            )
-        )
-        detail["cipher_suite"] = suite
-        pos += 3
-    exts: list[str] = []
-    if pos + 2 <= len(body):
-        total = int.from_bytes(body[pos : pos + 2], "big")
-        pos += 2
-        stop = min(len(body), pos + total)
-        while pos + 4 <= stop:
-            etype, elen = (
-                int.from_bytes(body[pos : pos + 2], "big"),
-                int.from_bytes(body[pos + 2 : pos + 4], "big"),
-            )
-            value = body[pos + 4 : pos + 4 + elen]
-            ename = nm.EXTENSIONS.get(etype, f"unknown {etype}")
-            exts.append(ename)
-            shown: object = value.hex()
-            if etype == 14 and len(value) >= 2:  # use_srtp (RFC 5764 section 4.1.1)
-                n = int.from_bytes(value[:2], "big")
-                profiles = [
-                    nm.SRTP_PROFILES.get(
-                        int.from_bytes(value[2 + i : 4 + i], "big"),
-                        hex(int.from_bytes(value[2 + i : 4 + i], "big")),
-                    )
-                    for i in range(0, n, 2)
-                ]
-                detail["srtp_profiles"] = profiles
-                if len(value) > 2 + n:  # srtp_mki: its length tells where SRTCP's tag begins
-                    detail["srtp_mki"] = value[3 + n : 3 + n + value[2 + n]].hex()
-                shown = profiles
-            elif etype == 0 and len(value) > 5:
-                detail["sni"] = shown = value[5:].decode("ascii", "replace")
-            elif etype == 16 and len(value) > 2:
-                alpn, i = [], 2
-                while i < len(value):
-                    alpn.append(value[i + 1 : i + 1 + value[i]].decode("ascii", "replace"))
-                    i += 1 + value[i]
-                detail["alpn"] = shown = alpn
-            elif etype == 23:
-                detail["extended_master_secret"] = True
-            out.append(
-                Field(
-                    "dtls.handshake.extension",
-                    f"{ename}: {shown}",
-                    sp(pos, pos + 4 + elen),
-                    (
-                        Field("dtls.handshake.extension.type", etype, sp(pos, pos + 2)),
-                        Field("dtls.handshake.extension.len", elen, sp(pos + 2, pos + 4)),
-                    ),
-                )
-            )
-            pos += 4 + elen
-    detail["extensions"] = exts
-    facts["client_hello" if mtype == 1 else "server_hello"] = detail
-    return out
-
-
-def _certificates(body: bytes, sp: Span, facts: dict[str, object], findings: list[Finding]) -> list[Field]:
-    import hashlib  # with cryptography, only when a capture carries certificates (start-up time)
-
-    from cryptography import x509
-
-    total = int.from_bytes(body[0:3], "big")
-    pos = 3
-    out: list[Field] = []
-    certs: list[dict[str, object]] = []
-    while pos + 3 <= min(len(body), 3 + total):
-        n = int.from_bytes(body[pos : pos + 3], "big")
-        der = body[pos + 3 : pos + 3 + n]
-        entry: dict[str, object] = {  # every hash an SDP a=fingerprint may name (RFC 8122)
-            name: ":".join(f"{b:02X}" for b in hashlib.new(name.replace("-", ""), der).digest())
-            for name in ("sha-256", "sha-1", "sha-384", "sha-512")
-        }
-        entry["sha256"] = entry["sha-256"]
-        try:
-            cert = x509.load_der_x509_certificate(der)
-            entry.update(
-                subject=cert.subject.rfc4514_string(),
-                issuer=cert.issuer.rfc4514_string(),
-                not_before=cert.not_valid_before_utc.isoformat(),
-                not_after=cert.not_valid_after_utc.isoformat(),
-            )
-        except BaseException as exc:
-            # cryptography meets hostile DER with more exception types than it documents
-            # (ValueError, x509.InvalidVersion, UnsupportedAlgorithm, ...), and a panic in its
-            # Rust code is a BaseException (pyo3's PanicException): each means this certificate
-            # is unreadable, not the rest of the handshake. Interrupts go on.
-            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
-                raise
-            what = f"certificate {len(certs) + 1} not parsed: {type(exc).__name__}: {exc}"
-            where = sp(pos, pos + 3 + n)
-            findings.append(Finding("warn", "dtls.bad_certificate", what, where if where[1] else None))
-        certs.append(entry)
-        out.append(
-            Field(
-                "dtls.handshake.certificate",
-                entry.get("subject", "?"),
-                sp(pos, pos + 3 + n),
-                tuple(Field(f"x509.{k}", v, sp(pos + 3, pos + 3 + n)) for k, v in entry.items()),
-            )
-        )
-        pos += 3 + n
-    facts["certificates"] = certs
-    return out

@@ -89,6 +89,12 @@ class KeyLog:
     def __bool__(self) -> bool:
         return bool(self.secrets)
 
+    @property
+    def given(self) -> bool:
+        """A key log was given, even one with nothing usable in it (garbage, or lines of other
+        connections): decoders then say why a record stays closed."""
+        return bool(self.secrets) or self.skipped > 0 or bool(self.sources)
+
 
 def read_keylogs(paths: Iterable[str | Path]) -> KeyLog:
     keys = KeyLog()
