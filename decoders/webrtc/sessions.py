@@ -2,7 +2,9 @@
 
 An ICE session is recognised by its ufrags: STUN Binding USERNAMEs are "receiver:sender", SDP
 carries each side's ufrag. Flows that carried its connectivity checks belong to it, and the DTLS,
-RTP and RTCP on them (or relayed through TURN on them) fill its later phases. TURN allocations are
+RTP and RTCP on them (or relayed through TURN on them) fill its later phases, and so do the SCTP
+data channels in its DTLS (`datachannel`: from the first DATA_CHANNEL_OPEN, or the first message
+of a pre-negotiated stream, to `datachannel_open`). TURN allocations are
 tracked on their own (Allocate with the 401 nonce dance, Refresh, permissions, channels) and their
 expiry reported.
 
@@ -29,6 +31,8 @@ from typing import ClassVar
 from protoscope.decoders.api import AnalysisFinding, FlowContext, Pdu, Severity
 from protoscope.decoders.dtls.records import DtlsRecord
 from protoscope.decoders.rtp.packets import RtcpRecord, RtpRecord
+from protoscope.decoders.sctp import names as sctp_names
+from protoscope.decoders.sctp.records import SctpRecord, UserMessage
 from protoscope.decoders.sdp.parse import SdpRecord
 from protoscope.decoders.stun.messages import StunRecord
 
@@ -80,6 +84,9 @@ MAX_CHANNELS = 4096
 """Channels of one allocation: the numbers RFC 8656 section 12 allows (0x4000 through 0x4FFF)."""
 MAX_TURN_ERRORS = 100
 """Error answers listed per allocation (the first ones)."""
+MAX_DATA_CHANNELS = 1024
+"""Data channels (SCTP streams of its flows) one session follows for its `datachannel` phase: a
+browser opens a handful; an OPEN per stream id would otherwise make an entry each."""
 
 
 @dataclass(slots=True)
@@ -122,6 +129,11 @@ class IceSession:
     """The last DTLS record: where a handshake that never finished stalled."""
     certificate_frames: dict[str, int] = field(default_factory=dict)
     """Endpoint -> the frame of the certificate it sent."""
+    channels: dict[tuple[int, int], tuple[int, str] | None] = field(default_factory=dict)
+    """(flow, SCTP stream) of each data channel in use -> (frame, label) of its
+    DATA_CHANNEL_OPEN while no ACK answered it, else None (MAX_DATA_CHANNELS of them)."""
+    data_channels: int = 0
+    """Data channels seen: opened by DCEP, or pre-negotiated streams that carried messages."""
 
     def mark(self, phase: str, ctx: FlowContext) -> None:
         if phase not in self.phases:
@@ -166,7 +178,7 @@ class Allocation:
             _add(self.findings, _finding("turn", code, message, frame, "warn"))
 
 
-PHASE_ORDER = ("signaling", "turn", "ice", "dtls", "media")
+PHASE_ORDER = ("signaling", "turn", "ice", "dtls", "media", "datachannel")
 """Where a call can break, in the order it gets there: the failed phase is the earliest with an
 error finding (a refused certificate also leaves media one way; the certificate is the cause)."""
 
@@ -178,16 +190,21 @@ SEVERITY: dict[str, Severity] = {
     "dtls.incomplete": "error",
     "dtls.fingerprint_mismatch": "error",
     "media.one_way": "error",
+    "datachannel.open_unacked": "error",
     "turn.credentials_refused": "error",
     "turn.401_loop": "error",
     # Trouble that does not by itself stop a call: relayed data the server drops, a lapsed allocation.
     "turn.permission_expired": "warn",
     "turn.allocation_expired": "warn",
+    # aiortc ends every association with an ABORT; "User initiated abort" makes it a note.
+    "sctp.abort": "warn",
     # Normal protocol life, worth knowing: agents resolve a 487 by switching roles (RFC 8445
     # 7.3.1.1), a client answers 438 with the new nonce (RFC 8656 9.2), a capture starts late.
     "ice.role_conflict": "note",
     "turn.stale_nonce": "note",
     "turn.midway": "note",
+    # A data channel closes by resetting its streams (RFC 8831 section 6.7).
+    "datachannel.reset": "note",
 }
 """Each finding's severity, as Wireshark's expert info grades them; `dtls.alert` goes by the alert's
 level (ALERT_SEVERITY)."""
@@ -326,6 +343,10 @@ class SessionAnalysis:
             if k2 in session.media or len(session.media) < MAX_MEDIA_STREAMS:
                 session.media.setdefault(k2, m)
         session.data_records += other.data_records
+        for key, pending in other.channels.items():
+            if key in session.channels or len(session.channels) < MAX_DATA_CHANNELS:
+                session.channels.setdefault(key, pending)
+        session.data_channels += other.data_channels
         for f in other.findings:
             _add(session.findings, f)
         session.limits |= other.limits
@@ -336,6 +357,7 @@ class SessionAnalysis:
         other.merged_into = session
         other.ufrags = set()
         other.sdp, other.pairs, other.media, other.findings = [], {}, {}, []
+        other.channels = {}
         self.live -= 1
 
     def feed(self, pdu: Pdu, ctx: FlowContext) -> None:
@@ -347,6 +369,10 @@ class SessionAnalysis:
             self._stun(rec, ctx)
         elif isinstance(rec, DtlsRecord):
             self._dtls(rec, ctx)
+        elif isinstance(rec, UserMessage):
+            self._datachannel(rec, ctx)
+        elif isinstance(rec, SctpRecord):
+            self._sctp(rec, ctx)
         elif isinstance(rec, RtpRecord | RtcpRecord):
             session = self._flow_session(ctx.flow)
             if session is not None:
@@ -660,6 +686,65 @@ class SessionAnalysis:
             session.mark("dtls_done", ctx)
             session.data_records += 1
 
+    def _datachannel(self, msg: UserMessage, ctx: FlowContext) -> None:
+        """The `datachannel` phase: from the first DATA_CHANNEL_OPEN to its ACK
+        (`datachannel_open`), or at once on the first message of a pre-negotiated stream."""
+        session = self._flow_session(ctx.flow)
+        if session is None or msg.ppid not in sctp_names.WEBRTC_PPIDS:
+            return
+        session.seen(ctx)
+        key = (ctx.flow, msg.stream_id)
+        dcep = msg.dcep
+        if dcep is not None and dcep.message_type == sctp_names.DATA_CHANNEL_ACK:
+            if session.channels.get(key) is not None:
+                session.channels[key] = None
+                session.mark("datachannel_open", ctx)
+            return
+        opening = dcep is not None and dcep.message_type == sctp_names.DATA_CHANNEL_OPEN
+        if msg.ppid == sctp_names.PPID_DCEP and not opening:
+            return
+        if key in session.channels and not opening:
+            return
+        if key not in session.channels and len(session.channels) >= MAX_DATA_CHANNELS:
+            session.limit(
+                "datachannel.channels_limit",
+                "datachannel",
+                f"more than {MAX_DATA_CHANNELS} data channels (MAX_DATA_CHANNELS): "
+                "the later ones are not followed",
+                ctx.frame,
+            )
+            return
+        session.data_channels += 1
+        session.mark("datachannel", ctx)
+        if opening and dcep is not None:
+            session.channels[key] = (ctx.frame, dcep.label)
+        else:  # a pre-negotiated channel (RFC 8832 section 1): open from its first message
+            session.channels[key] = None
+            session.mark("datachannel_open", ctx)
+
+    def _sctp(self, rec: SctpRecord, ctx: FlowContext) -> None:
+        session = self._flow_session(ctx.flow)
+        if session is None or not rec.checksum_ok:
+            return
+        session.seen(ctx)
+        if rec.abort_causes is not None:
+            causes = "; ".join(rec.abort_causes) or "no cause given"
+            user = bool(rec.abort_causes) and all(
+                c.startswith("User initiated abort") for c in rec.abort_causes
+            )
+            message = f"SCTP association aborted by {ctx.src} ({causes})"
+            _add(
+                session.findings,
+                _finding("datachannel", "sctp.abort", message, ctx.frame, "note" if user else None),
+            )
+        if rec.reset_streams is not None:
+            for key in [k for k in session.channels if k[0] == ctx.flow]:
+                if rec.reset_streams and key[1] not in rec.reset_streams:
+                    continue
+                del session.channels[key]  # closed: the other side's reset of it makes no finding
+                message = f"data channel on stream {key[1]} closed (stream reset by {ctx.src})"
+                _add(session.findings, _finding("datachannel", "datachannel.reset", message, ctx.frame))
+
     # -- the report ---------------------------------------------------------------------------
 
     def rows(self) -> list[dict[str, object]]:
@@ -739,7 +824,28 @@ class SessionAnalysis:
                             )
                         )
                 dtls["fingerprint_checked"] = True
-            order = ["signaling", "ice", "ice_connected", "nominated", "dtls", "dtls_done", "media"]
+            for flow_stream, pending in s.channels.items():
+                if pending is not None:
+                    findings.append(
+                        _finding(
+                            "datachannel",
+                            "datachannel.open_unacked",
+                            f"DATA_CHANNEL_OPEN for {pending[1]!r} on stream {flow_stream[1]} "
+                            "was never acknowledged",
+                            pending[0],
+                        )
+                    )
+            order = [
+                "signaling",
+                "ice",
+                "ice_connected",
+                "nominated",
+                "dtls",
+                "dtls_done",
+                "media",
+                "datachannel",
+                "datachannel_open",
+            ]
             reached = [p for p in order if p in s.phases]
             failed = _failed(findings)
             out.append(
@@ -785,6 +891,7 @@ class SessionAnalysis:
                         {"ssrc": ssrc, "from_client": fc, **info} for (ssrc, fc), info in s.media.items()
                     ],
                     "data_records": s.data_records,
+                    "data_channels": s.data_channels,
                     "findings": findings,
                 }
             )
