@@ -85,6 +85,52 @@ def _statuses(cells: Cells, row: Row) -> str:
     return ", ".join(f"{clean(k)} {v}" for k, v in statuses.items())
 
 
+def _at(key: str) -> Callable[[Cells, Row], str]:
+    """A data channel's event ({"frame": 41, "by": "reset", ...}) as `frame 41` (`frame 776 reset`)."""
+
+    def show(cells: Cells, row: Row) -> str:
+        event = row.get(key)
+        if not isinstance(event, Mapping):
+            return ""
+        by = event.get("by")
+        return f"frame {event.get('frame')}" + (f" {clean(by)}" if by else "")
+
+    return show
+
+
+MESSAGE_PREVIEW = 60
+"""Characters of a data channel message a text table shows (the JSON report has it whole)."""
+
+
+def _messages(rows: Iterable[Row]) -> Iterable[Row]:
+    """Each data channel's messages as rows of their own (a table after the channels')."""
+    for row in rows:
+        messages = row.get("messages")
+        if not isinstance(messages, list):
+            continue
+        for m in messages:
+            if not isinstance(m, Mapping):
+                continue
+            text, raw = m.get("text"), m.get("hex")
+            content = (
+                repr(text)
+                if isinstance(text, str)
+                else (f"hex {raw}" if raw else "(empty binary)")
+                if isinstance(raw, str)
+                else ""
+            )
+            if len(content) > MESSAGE_PREVIEW:
+                content = content[: MESSAGE_PREVIEW - 1] + "…"
+            yield {
+                "kind": "datachannel_message",
+                **{k: m.get(k) for k in ("frame", "time", "direction", "ppid", "size")},
+                "flow": row.get("flow"),
+                "stream_id": row.get("stream_id"),
+                "label": row.get("label"),
+                "content": content,
+            }
+
+
 LAYOUTS: Final[dict[str, tuple[str | Column, ...]]] = {
     "hierarchy": (Column("protocol", covers=("path", "depth"), show=_protocol_tree), "frames", "bytes"),
     "endpoints": ("address", "port", "packets", "bytes", "tx_packets", "tx_bytes", "rx_packets", "rx_bytes"),
@@ -160,6 +206,34 @@ LAYOUTS: Final[dict[str, tuple[str | Column, ...]]] = {
         "ufrags",
         "candidate_pairs",
     ),
+    "datachannels": (
+        "flow",
+        "stream_id",
+        "label",
+        "protocol",
+        "negotiated",
+        "ordered",
+        "reliability",
+        "messages_c2s",
+        "messages_s2c",
+        "bytes_c2s",
+        "bytes_s2c",
+        Column("opened", show=_at("opened")),
+        Column("acked", show=_at("acked")),
+        Column("closed", show=_at("closed")),
+        "findings",
+    ),
+    "datachannel_message": (
+        "frame",
+        "time",
+        "flow",
+        "stream_id",
+        "label",
+        "direction",
+        "ppid",
+        "size",
+        "content",
+    ),
     "turn_allocation": (
         "id",
         "client",
@@ -178,7 +252,7 @@ LAYOUTS: Final[dict[str, tuple[str | Column, ...]]] = {
 """Columns of each known row kind, most useful first (a terminal too narrow shows them in this
 order); keys a row has beyond these follow in the row's order."""
 
-TEXT_LEFT_OUT: Final = {"calls": ("grpcurl",)}
+TEXT_LEFT_OUT: Final = {"calls": ("grpcurl",), "datachannels": ("messages", "channel_type")}
 """Keys a text table leaves out (JSON keeps them): a call's grpcurl command is a line of its own to
 copy, as wide as the rest of the row (`--format json` or `y` in the viewer gives it)."""
 
@@ -187,6 +261,8 @@ TITLES: Final = {
     "hierarchy": "Protocol hierarchy",
     "io": "I/O statistics",
     "methods": "gRPC methods",
+    "datachannels": "Data channels",
+    "datachannel_message": "Data channel messages",
 }
 
 
@@ -215,6 +291,8 @@ def text_tables(report: str, rows: Iterable[Row], cells: Cells) -> list[TextTabl
     groups: dict[str, list[Row]] = {}
     for row in rows:
         groups.setdefault(kind_of(report, row), []).append(row)
+    if report == "datachannels" and report in groups:
+        groups["datachannel_message"] = list(_messages(groups[report]))
     return [_table(report, kind, members, cells) for kind, members in groups.items()]
 
 
