@@ -1,7 +1,7 @@
 """Record WebRTC sample captures: two real aiortc peers on 127.0.0.1, signaling over WebSocket.
 
 Run as root from the repository root (tcpdump and coturn need it):
-python captures/samples/make_webrtc.py [datachannels]
+python captures/samples/make_webrtc.py [datachannels|srtp80|srtp32]
 
 With no argument, the two samples below (tests rely on their bytes: record them again only if
 you mean to change them):
@@ -29,6 +29,18 @@ With `datachannels`, only webrtc-datachannels.pcap, with the secrets to read it:
   channels' parameters, each message as sent and as received, how many datagrams each ICE socket
   sent, and the tshark commands that read the capture ("oracle").
 
+With `srtp80` (or `srtp32`), only webrtc-srtp80 (or webrtc-srtp32) .pcap, .keys and .truth.json,
+the same kinds of file as the datachannels sample's, for SRTP with AES-CM and HMAC-SHA1:
+
+* both peers offer one DTLS-SRTP profile only (aiortc's SRTP_PROFILES replaced while they are
+  made), so OpenSSL picks SRTP_AES128_CM_SHA1_80 (a 10-byte tag), or SRTP_AES128_CM_SHA1_32
+  (a 4-byte SRTP tag, SRTCP keeps 10 bytes: RFC 5764 section 4.1.2), which aiortc does not
+  offer by itself; both ways Opus audio and H.264 video (codec preferences on the video
+  transceiver; VP8 where PyAV has no H.264 encoder), 3 s (srtp80) or 1.5 s (srtp32), one data
+  channel "chat" with a few messages each way. ICE uses ports 47100-47109 (srtp80) and
+  47110-47119 (srtp32). The oracle's "srtp_headers" command keeps every UDP datagram that is
+  neither STUN nor DTLS: tshark's RTCP heuristic does not recognise SRTCP sealed with AES-CM.
+
 aioice leaves 127.0.0.1 out of its host candidates; this script lets it in so that everything
 stays on loopback. The truth files keep what the peers said: SDPs, ICE credentials, SSRCs and the
 data channel messages.
@@ -47,16 +59,31 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aioice.ice
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+import av
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+    rtcdtlstransport,
+)
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
-from aiortc.rtcdtlstransport import SRTP_PROFILES, RTCCertificate, RTCDtlsTransport
+from aiortc.rtcdtlstransport import (
+    SRTP_AES128_CM_SHA1_80,
+    RTCCertificate,
+    RTCDtlsTransport,
+    SRTPProtectionProfile,
+)
 from aiortc.rtp import is_rtcp
+from pylibsrtp import Policy
 
 HERE = Path(__file__).resolve().parent
 SIGNAL_PORT = 47080
@@ -408,7 +435,7 @@ def keying_material(transport: Any) -> dict[str, Any]:
     """RFC 5764 section 4.2: the exporter output is client key, server key, client salt, server salt."""
     conn = transport._ssl
     name = conn.get_selected_srtp_profile()
-    profile = next(p for p in SRTP_PROFILES if p.openssl_profile == name)
+    profile = next(p for p in transport._srtp_profiles if p.openssl_profile == name)
     k, s = profile.key_length, profile.salt_length
     view = conn.export_keying_material(b"EXTRACTOR-dtls_srtp", 2 * (k + s))
     b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
@@ -429,11 +456,11 @@ def keying_material(transport: Any) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def fixed_ports(sent: dict[int, int]) -> Iterator[None]:
-    """Bind aioice's host candidates to DC_PORTS rather than to port 0, so that tcpdump can be
-    given those ports, and count every datagram each socket sends (`sent` by local port)."""
+def fixed_ports(sent: dict[int, int], port_range: range = DC_PORTS) -> Iterator[None]:
+    """Bind aioice's host candidates to `port_range` rather than to port 0, so that tcpdump can
+    be given those ports, and count every datagram each socket sends (`sent` by local port)."""
     loop = asyncio.get_running_loop()
-    ports = iter(DC_PORTS)
+    ports = iter(port_range)
     create = loop.create_datagram_endpoint
 
     async def create_datagram_endpoint(factory: Any, local_addr: Any = None, **kwargs: Any) -> Any:
@@ -665,12 +692,21 @@ def udp_frames(pcap: Path) -> int:
 
 
 def record_datachannels() -> None:
-    """webrtc-datachannels.pcap, its NSS key log (.keys) and truth file. Recorded again (up to
-    five times) when the capture lacks a datagram the peers sent: tcpdump on a busy loopback can
-    drop some, and the tests count frames."""
-    name = "webrtc-datachannels"
+    """webrtc-datachannels.pcap, its NSS key log (.keys) and truth file."""
+    record_keyed("webrtc-datachannels", DC_PORTS, datachannels_call)
+
+
+def record_keyed(
+    name: str,
+    port_range: range,
+    run_call: Callable[[Recorder], Coroutine[Any, Any, dict[str, Any]]],
+    oracle: Callable[[str, int], dict[str, Any]] = lambda name, port: datachannels_oracle(name, port),
+) -> None:
+    """NAME.pcap, its NSS key log (NAME.keys) and NAME.truth.json for a call whose ICE sockets
+    bind `port_range`. Recorded again (up to five times) when the capture lacks a datagram the
+    peers sent: tcpdump on a busy loopback can drop some, and the tests count frames."""
     pcap = HERE / f"{name}.pcap"
-    bpf = f"tcp port {SIGNAL_PORT} or udp portrange {DC_PORTS.start}-{DC_PORTS.stop - 1}"
+    bpf = f"tcp port {SIGNAL_PORT} or udp portrange {port_range.start}-{port_range.stop - 1}"
     for attempt in range(5):
         recorder = Recorder()
         tcpdump = subprocess.Popen(
@@ -681,7 +717,7 @@ def record_datachannels() -> None:
         tcpdump.stderr.readline()
         try:
             with recorder.hooks():
-                call_truth = asyncio.run(datachannels_call(recorder))
+                call_truth = asyncio.run(run_call(recorder))
         finally:
             stop(tcpdump)
         sent = sum(call_truth["udp_datagrams_sent"].values())
@@ -701,9 +737,160 @@ def record_datachannels() -> None:
         "dtls": dtls_connections(recorder),
         "rtp": [packet_record(recorder.side(t), data) for t, data in recorder.rtp],
         "sctp": [sctp_record(recorder.side(t), data) for t, data in recorder.sctp],
-        "oracle": datachannels_oracle(name, call_truth["ports"]["caller"]),
+        "oracle": oracle(name, call_truth["ports"]["caller"]),
     }
     (HERE / f"{name}.truth.json").write_text(dump_truth(truth))
+
+
+# -- webrtc-srtp80 and webrtc-srtp32: DTLS-SRTP with AES-CM and HMAC-SHA1, H.264 video --------
+
+SRTP_AES128_CM_SHA1_32 = SRTPProtectionProfile(
+    libsrtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_32,
+    openssl_profile=b"SRTP_AES128_CM_SHA1_32",
+    key_length=16,
+    salt_length=14,
+)
+"""aiortc does not offer the 32-bit tag profile; OpenSSL and libsrtp both know it (RFC 5764
+section 4.1.2: a 4-byte SRTP tag, SRTCP keeps the 10-byte tag)."""
+
+
+@dataclass(frozen=True)
+class SrtpSample:
+    """A short call whose two peers offer one DTLS-SRTP profile only, so that OpenSSL picks it."""
+
+    name: str
+    profile: SRTPProtectionProfile
+    ports: range
+    seconds: float
+    caller_sends: Sends
+    callee_sends: Sends
+
+
+SRTP_SAMPLES = {
+    "srtp80": SrtpSample(
+        "webrtc-srtp80",
+        SRTP_AES128_CM_SHA1_80,
+        range(47100, 47110),
+        3.0,
+        [("chat", "hello over AES-CM"), ("chat", DC_UNICODE), ("chat", b"\x00\x01\x02\x03")],
+        [("chat", "hello back"), ("chat", b"\xca\xfe")],
+    ),
+    "srtp32": SrtpSample(
+        "webrtc-srtp32",
+        SRTP_AES128_CM_SHA1_32,
+        range(47110, 47120),
+        1.5,
+        [("chat", "hello over a 32-bit tag")],
+        [("chat", "short tags back")],
+    ),
+}
+"""The modes `srtp80` and `srtp32` of this script and the sample each one writes."""
+
+
+@contextlib.contextmanager
+def offered_profiles(profiles: list[SRTPProtectionProfile]) -> Iterator[None]:
+    """Make every RTCDtlsTransport created meanwhile offer `profiles` only (aiortc reads its
+    module's SRTP_PROFILES when a transport is made, and hands the list to use_srtp)."""
+    offered = rtcdtlstransport.SRTP_PROFILES
+    rtcdtlstransport.SRTP_PROFILES = profiles
+    try:
+        yield
+    finally:
+        rtcdtlstransport.SRTP_PROFILES = offered
+
+
+def video_preferences() -> list[Any]:
+    """H.264 (and RTX) when PyAV here has an H.264 encoder, else VP8 (and RTX)."""
+    try:
+        av.codec.Codec("libx264", "w")
+        mime = "video/H264"
+    except (av.codec.codec.UnknownCodecError, ValueError):
+        mime = "video/VP8"
+    codecs = RTCRtpSender.getCapabilities("video").codecs
+    return [c for c in codecs if c.mimeType in (mime, "video/rtx")]
+
+
+async def srtp_call(recorder: Recorder, sample: SrtpSample) -> dict[str, Any]:
+    """Opus audio and H.264 video (VP8 where PyAV cannot encode H.264) both ways over one
+    BUNDLEd DTLS 1.2 connection whose only SRTP profile is `sample.profile`, and one data
+    channel ("chat") carrying a few messages each way."""
+    sent: dict[int, int] = {}
+    relay = Relay()
+    server = await asyncio.start_server(relay.handle, "127.0.0.1", SIGNAL_PORT)
+    config = RTCConfiguration(iceServers=[])
+    with fixed_ports(sent, sample.ports), offered_profiles([sample.profile]):
+        caller, callee = RTCPeerConnection(config), RTCPeerConnection(config)
+        caller.addTrack(AudioStreamTrack())
+        caller.addTransceiver(VideoStreamTrack()).setCodecPreferences(video_preferences())
+        channel = caller.createDataChannel("chat")
+        remote: dict[str, Any] = {}
+        caller_inbox = Inbox(len(sample.callee_sends))
+        callee_inbox = Inbox(len(sample.caller_sends))
+
+        @callee.on("datachannel")
+        def on_channel(got: Any) -> None:
+            remote[got.label] = got
+            callee_inbox.listen(got)
+
+        @callee.on("track")
+        def on_track(track: Any) -> None:
+            callee.addTrack(AudioStreamTrack() if track.kind == "audio" else VideoStreamTrack())
+
+        caller_inbox.listen(channel)
+        offer_sdp, answer_sdp = await negotiate(caller, callee)
+        recorder.sides[id(dtls_of(caller))] = "caller"
+        recorder.sides[id(dtls_of(callee))] = "callee"
+        started = time.monotonic()
+        await opened(channel)
+        while "chat" not in remote:
+            await asyncio.sleep(0.05)
+        await opened(remote["chat"])
+        messages = []
+        for label, data in sample.caller_sends:
+            messages.append(message_record("caller", label, channel.id, data))
+            channel.send(data)
+        for label, data in sample.callee_sends:
+            messages.append(message_record("callee", label, remote[label].id, data))
+            remote[label].send(data)
+        await asyncio.wait_for(asyncio.gather(caller_inbox.done.wait(), callee_inbox.done.wait()), 20)
+        await asyncio.sleep(max(0.0, sample.seconds - (time.monotonic() - started)))
+        media = media_record("caller", caller) + media_record("callee", callee)
+        ports = {
+            "caller": dtls_of(caller).transport.iceGatherer._connection.local_candidates[0].port,
+            "callee": dtls_of(callee).transport.iceGatherer._connection.local_candidates[0].port,
+        }
+        await caller.close()
+        await callee.close()
+    server.close()
+    received = [message_record("caller", *got) for got in caller_inbox.got]
+    received += [message_record("callee", *got) for got in callee_inbox.got]
+    return {
+        "offer": offer_sdp,
+        "answer": answer_sdp,
+        "ports": ports,
+        "udp_datagrams_sent": {str(p): n for p, n in sorted(sent.items())},
+        "media": media,
+        "messages": messages,
+        "received": received,
+        "channels": [channel_record(channel)],
+    }
+
+
+def record_srtp(mode: str) -> None:
+    sample = SRTP_SAMPLES[mode]
+    record_keyed(sample.name, sample.ports, lambda recorder: srtp_call(recorder, sample), srtp_oracle)
+
+
+def srtp_oracle(name: str, port: int) -> dict[str, Any]:
+    """The datachannels sample's tshark commands, but SRTP/SRTCP found as "neither STUN nor DTLS":
+    tshark 4.0's RTCP heuristic rejects an SRTCP compound packet sealed with AES-CM (the part
+    after the first report is ciphertext), so "rtp || srtcp" misses every SRTCP packet here."""
+    commands = datachannels_oracle(name, port)
+    pcap = commands["srtp_headers"][2]
+    srtp = ("udp.srcport", "rtp.ssrc", "rtp.seq", "rtp.p_type", "udp.length")
+    options = ["-o", "rtp.heuristic_rtp:TRUE"]
+    commands["srtp_headers"] = tshark_fields(pcap, options, "udp && !stun && !dtls", srtp)
+    return commands
 
 
 def tshark_fields(pcap: str, options: list[str], display_filter: str, fields: Sequence[str]) -> list[str]:
@@ -745,8 +932,11 @@ def main() -> None:
     if sys.argv[1:] == ["datachannels"]:
         record_datachannels()
         return
+    if len(sys.argv) == 2 and sys.argv[1] in SRTP_SAMPLES:
+        record_srtp(sys.argv[1])
+        return
     if sys.argv[1:]:
-        raise SystemExit("usage: make_webrtc.py [datachannels]")
+        raise SystemExit(f"usage: make_webrtc.py [datachannels|{'|'.join(SRTP_SAMPLES)}]")
     bpf = f"tcp port {SIGNAL_PORT} or udp"
     tcpdump = capture(HERE / "webrtc-direct.pcap", bpf)
     truth = asyncio.run(call(RTCConfiguration(iceServers=[])))
