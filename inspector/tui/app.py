@@ -122,6 +122,16 @@ for it to finish. With the capture's batching (at most 100 ms, captures/live.py)
 screen within about LIVE_REFRESH plus a look's time."""
 LIVE_TABLE_ROWS = 2000
 """Rows a results table shows while a capture grows (its latest; all once it has ended)."""
+REPORT_ORDER = ("sessions", "streams", "datachannels")
+"""Our analyses' tabs, after Calls, in the order a WebRTC call is read; plugins' come after them."""
+REPORT_TITLES = {"datachannels": "Data channels"}
+
+
+def report_title(name: str) -> str:
+    """An analysis's tab title: ours by their names, a plugin's as it names it (literally)."""
+    return REPORT_TITLES.get(name) or clean(name.capitalize())
+
+
 FOLLOWING_NOTE = "following new packets: ↑ or a click shows a packet's detail"
 LIVE_LOG = "PROTOSCOPE_LIVE_LOG"
 """Environment variable naming a file that gets one JSON line per look at a growing capture:
@@ -217,6 +227,7 @@ class ProtoscopeApp(App[None]):
         Binding("f", "show_tab('findings')", "Findings", show=False),
         Binding("s", "show_tab('report-streams')", "Streams", show=False),
         Binding("w", "show_tab('report-sessions')", "Sessions", show=False),
+        Binding("D", "show_tab('report-datachannels')", "Data channels", show=False),
         Binding("t", "show_tab('timeline')", "Timeline", show=False),
         Binding("i", "show_tab('statistics')", "Statistics", show=False),
         Binding("l", "ladder", "Ladder", show=False),
@@ -313,7 +324,7 @@ class ProtoscopeApp(App[None]):
                     yield CallTree("call", id="call-detail")
             for name in self._extra_reports():
                 # A plugin names its analysis: the tab shows the name literally (no markup).
-                with TabPane(Content(clean(name.capitalize())), id=f"report-{name}"):
+                with TabPane(Content(report_title(name)), id=f"report-{name}"):
                     with Vertical():
                         yield Label("", id=f"report-{name}-empty", classes="empty")
                         yield ReportTable(id=f"report-{name}-table", classes="report-table")
@@ -337,13 +348,16 @@ class ProtoscopeApp(App[None]):
         yield Footer()
 
     def _extra_reports(self) -> list[str]:
-        """Analyses without a dedicated view get a generic tab: a plugin's report shows up too."""
-        return [n for n in sorted(self.registry.analyses) if n != "calls"]
+        """Analyses without a dedicated view get a generic tab: a plugin's report shows up too.
+        Ours first, in the order a WebRTC call is read (sessions, their media, their data
+        channels), then the plugins' by name."""
+        names = [n for n in REPORT_ORDER if n in self.registry.analyses]
+        return names + [n for n in sorted(self.registry.analyses) if n != "calls" and n not in names]
 
     def tab_titles(self) -> dict[str, str]:
         """Tab id -> its title, in the order the tabs stand."""
         titles = {"packets": "Packets", "calls": "Calls"}
-        titles |= {f"report-{n}": clean(n.capitalize()) for n in self._extra_reports()}
+        titles |= {f"report-{n}": report_title(n) for n in self._extra_reports()}
         return titles | {"timeline": "Timeline", "findings": "Findings", "statistics": "Statistics"}
 
     def on_mount(self) -> None:

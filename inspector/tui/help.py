@@ -24,6 +24,7 @@ HELP_KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("?", "this help (↑↓ PgUp PgDn scroll, Esc closes)"),
             ("Tab Shift+Tab", "next / previous pane (the flows pane too)"),
             ("p c s w", "packets, gRPC calls, RTP streams, WebRTC sessions"),
+            ("D", "WebRTC data channels (their messages: Enter)"),
             ("t f i", "timeline, findings, statistics"),
             ("l", "ladder of the selected call, session, stream, flow"),
             ("/", "display filter bar"),

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable, Tree
+from textual.widgets.tree import TreeNode
 
 from ..model import CaptureModel, FindingAt
 from ..report.cells import ssrc_hex
@@ -260,10 +261,18 @@ class ReportTable(ListTable):
             self.add_row(*(literal(cell(k, row.get(k, defaults.get(k)))) for k in columns), key=str(n))
 
 
+EVENT_KEYS = frozenset({"opened", "acked", "closed"})
+"""A data channel's events ({"frame": 41, "time": ..., "by": "reset"}): a cell shows the frame."""
+
+
 def cell(key: str, value: object) -> str:
-    """A report cell: an SSRC in hex as Wireshark shows it (`0x7f09e13e`), else `summary`."""
+    """A report cell: an SSRC in hex as Wireshark shows it (`0x7f09e13e`), a data channel's event
+    by its frame (`41`, `776 reset`), else `summary`."""
     if key == "ssrc" and (text := ssrc_hex(value)) is not None:
         return text
+    if key in EVENT_KEYS and isinstance(value, Mapping) and "frame" in value:
+        by = value.get("by")
+        return f"{value['frame']}" + (f" {by}" if by else "")
     if key == "ssrcs" and isinstance(value, list):
         return summary([ssrc_hex(v) or v for v in value])
     return summary(value)
@@ -300,6 +309,21 @@ SHORT_LIST_CELLS = 24
 FIRST_COLUMNS: dict[str, tuple[str, ...]] = {
     "sessions": ("id", "kind", "failed_phase", "nominated_pair", "client", "server", "relayed", "errors"),
     "streams": ("ssrc", "src", "dst", "packets", "lost", "max_jitter_ms"),
+    "datachannels": (
+        "label",
+        "stream_id",
+        "reliability",
+        "messages_c2s",
+        "messages_s2c",
+        "bytes_c2s",
+        "bytes_s2c",
+        "opened",
+        "acked",
+        "closed",
+        "protocol",
+        "negotiated",
+        "flow",
+    ),
 }
 """Columns a report's table shows first: a WebRTC session and a TURN allocation share them, so
 every row of the Sessions tab shows values at 80 columns."""
@@ -362,9 +386,78 @@ def _dtls_text(row: Mapping[str, object], state: object, failed: object) -> str:
     return f"DTLS failed: {why}" if why else "DTLS failed"
 
 
+PPID_NAMES = {
+    50: "DCEP",
+    51: "string",
+    52: "string (partial)",
+    53: "binary",
+    54: "binary (partial)",
+    56: "empty string",
+    57: "empty binary",
+}
+"""RFC 8831's payload protocol identifiers of data channel messages."""
+HEX_LINES = 64
+"""Lines of 16 bytes a message's hex dump shows in the tree (1 KiB; the JSON report has it all)."""
+TEXT_LINE = 120
+"""Characters of a text message a tree line shows; longer ones continue on lines below it."""
+
+
 class RowTree(ListTree):
     def show(self, title: str, row: dict[str, object]) -> None:
         self.clear()
         self.root.set_label(literal(title))
-        json_tree(self.root, row, report=True)
+        messages = row.get("messages") if title.startswith("datachannels") else None
+        if isinstance(messages, list):
+            json_tree(self.root, {k: v for k, v in row.items() if k != "messages"}, report=True)
+            node = self.root.add(literal(f"messages [{len(messages)}]"), expand=True)
+            for m in messages:
+                if isinstance(m, dict):
+                    message_node(node, m)
+        else:
+            json_tree(self.root, row, report=True)
         self.root.expand()
+
+
+def message_line(m: Mapping[str, object]) -> str:
+    """`frame 55  s2c (server)  string  5 B  'hello'`: a data channel message on one line."""
+    ppid = m.get("ppid")
+    kind = PPID_NAMES.get(ppid, f"PPID {ppid}") if isinstance(ppid, int) else ""
+    side = f" ({m['dtls_side']})" if m.get("dtls_side") else ""
+    text = m.get("text")
+    preview = repr(text[:TEXT_LINE]) + ("…" if len(text) > TEXT_LINE else "") if isinstance(text, str) else ""
+    line = f"frame {m.get('frame')}  {m.get('direction', '')}{side}  {kind}  {m.get('size')} B  {preview}"
+    return line.rstrip()
+
+
+def hex_dump(data: bytes) -> list[str]:
+    """Wireshark's hex dump: offset, 16 bytes in hex, the same as text (dots for the unprintable)."""
+    lines = []
+    for at in range(0, min(len(data), HEX_LINES * 16), 16):
+        chunk = data[at : at + 16]
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{at:04x}  {chunk.hex(' '):<47}  {text}")
+    if len(data) > HEX_LINES * 16:
+        lines.append(
+            f"… {len(data) - HEX_LINES * 16} more bytes (--report datachannels --format json has them)"
+        )
+    return lines
+
+
+def message_node(parent: TreeNode[Any], m: Mapping[str, object]) -> None:
+    """A message: its line, then its frames and its content (text lines, or a hex dump)."""
+    node = parent.add(literal(message_line(m)), expand=False)
+    frames = m.get("frames")
+    if isinstance(frames, list):
+        node.add_leaf(literal(f"frames: {', '.join(map(str, frames))}"))
+    node.add_leaf(literal(f"time: {m.get('time')}"))
+    text, raw = m.get("text"), m.get("hex")
+    if isinstance(text, str) and len(text) > TEXT_LINE:
+        for at in range(0, min(len(text), HEX_LINES * TEXT_LINE), TEXT_LINE):
+            node.add_leaf(literal(text[at : at + TEXT_LINE]))
+    elif isinstance(raw, str):
+        try:
+            data = bytes.fromhex(raw)
+        except ValueError:
+            data = b""
+        for line in hex_dump(data):
+            node.add_leaf(literal(line))
