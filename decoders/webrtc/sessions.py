@@ -196,15 +196,11 @@ SEVERITY: dict[str, Severity] = {
     # Trouble that does not by itself stop a call: relayed data the server drops, a lapsed allocation.
     "turn.permission_expired": "warn",
     "turn.allocation_expired": "warn",
-    # aiortc ends every association with an ABORT; "User initiated abort" makes it a note.
-    "sctp.abort": "warn",
     # Normal protocol life, worth knowing: agents resolve a 487 by switching roles (RFC 8445
     # 7.3.1.1), a client answers 438 with the new nonce (RFC 8656 9.2), a capture starts late.
     "ice.role_conflict": "note",
     "turn.stale_nonce": "note",
     "turn.midway": "note",
-    # A data channel closes by resetting its streams (RFC 8831 section 6.7).
-    "datachannel.reset": "note",
 }
 """Each finding's severity, as Wireshark's expert info grades them; `dtls.alert` goes by the alert's
 level (ALERT_SEVERITY)."""
@@ -723,27 +719,17 @@ class SessionAnalysis:
             session.mark("datachannel_open", ctx)
 
     def _sctp(self, rec: SctpRecord, ctx: FlowContext) -> None:
+        """A reset stream closes its channel (RFC 8831 section 6.7): an OPEN still unanswered is
+        no longer waited for. What an ABORT or a reset says is the datachannels report's finding,
+        per channel; the session keeps the phase and an OPEN never acknowledged."""
         session = self._flow_session(ctx.flow)
         if session is None or not rec.checksum_ok:
             return
         session.seen(ctx)
-        if rec.abort_causes is not None:
-            causes = "; ".join(rec.abort_causes) or "no cause given"
-            user = bool(rec.abort_causes) and all(
-                c.startswith("User initiated abort") for c in rec.abort_causes
-            )
-            message = f"SCTP association aborted by {ctx.src} ({causes})"
-            _add(
-                session.findings,
-                _finding("datachannel", "sctp.abort", message, ctx.frame, "note" if user else None),
-            )
         if rec.reset_streams is not None:
             for key in [k for k in session.channels if k[0] == ctx.flow]:
-                if rec.reset_streams and key[1] not in rec.reset_streams:
-                    continue
-                del session.channels[key]  # closed: the other side's reset of it makes no finding
-                message = f"data channel on stream {key[1]} closed (stream reset by {ctx.src})"
-                _add(session.findings, _finding("datachannel", "datachannel.reset", message, ctx.frame))
+                if not rec.reset_streams or key[1] in rec.reset_streams:
+                    del session.channels[key]
 
     # -- the report ---------------------------------------------------------------------------
 

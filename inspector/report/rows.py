@@ -313,7 +313,9 @@ def finding_row(frame: int | None, f: Finding) -> dict[str, Any]:
 def analysis_findings(name: str, rows: Iterable[Mapping[str, Any]], packets: int) -> Iterator[dict[str, Any]]:
     """The findings in an analysis's rows (see `Analysis`) as findings-report rows: `frame`,
     `severity`, `code`, `message`, `phase` when there is one, and `analysis` (the report's name).
-    A malformed one becomes an `analysis.bad_finding` error without a frame."""
+    A malformed one becomes an `analysis.bad_finding` error without a frame. A finding several
+    rows carry alike (an SCTP association's ABORT, on each of its data channels) is given once."""
+    given: set[tuple[object, ...]] = set()
     for row in rows:
         items = row.get("findings")
         if not items:
@@ -329,6 +331,10 @@ def analysis_findings(name: str, rows: Iterable[Mapping[str, Any]], packets: int
             out = {k: item[k] for k in FINDING_KEYS}
             if item.get("phase") is not None:
                 out["phase"] = str(item["phase"])
+            alike = tuple(out.values())
+            if alike in given:
+                continue
+            given.add(alike)
             out["analysis"] = name
             yield out
 

@@ -65,11 +65,8 @@ def test_datachannel_phase_from_open_to_ack() -> None:
     assert row["phases"]["datachannel"]["frame"] == frames[first_open]
     assert row["phases"]["datachannel_open"]["frame"] == frames[first_ack]
     assert row["data_channels"] == 4  # three by DCEP, one pre-negotiated
-    codes = sorted((f["code"], f["severity"], f["phase"]) for f in row["findings"])
-    assert codes == [
-        ("datachannel.reset", "note", "datachannel"),  # the "timed" channel closed
-        ("sctp.abort", "warn", "datachannel"),  # aiortc's close
-    ]
+    # The reset of "timed" and aiortc's closing ABORT are the datachannels report's findings.
+    assert [f for f in row["findings"] if f.get("phase") == "datachannel"] == []
     assert row["failed_phase"] is None
 
 
