@@ -352,6 +352,9 @@ class RtpColumns:
     clock: npt.NDArray[np.int64]
     """int64 clock rate of the packet's payload type (signaling hints, else the static type); 0
     when unknown and for telephone-event."""
+    encodings: Mapping[tuple[str, str, int], str] = field(default_factory=dict)
+    """(source, destination, payload type) -> the encoding signaling named for it ("opus",
+    "VP8"): the codec of a dynamic payload type."""
 
     def __len__(self) -> int:
         return len(self.time)

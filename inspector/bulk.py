@@ -164,14 +164,20 @@ def _columns(session: Session, plan: RtpPlan) -> RtpColumns:
         pairs.append((a, b) if key % 2 == 0 else (b, a))
     # Clock rates: what signaling announced for the flow's endpoints, else the static type's.
     clock = np.zeros(len(plan.packets), np.int64)
+    encodings: dict[tuple[str, str, int], str] = {}
     order = np.argsort(flow, kind="stable")
     for rows in np.split(order, np.flatnonzero(np.diff(flow[order])) + 1):
         hints = session.context(int(plan.packets[rows[0]])).hints
+        f = ix.flows[int(flow[rows[0]])]
         pts = plan.payload_type[rows]
         for pt in np.unique(pts).tolist():
             rate = clock_rate(pt, hints)
             if rate:
                 clock[rows[pts == pt]] = rate
+            name = hints.get(f"rtp.encoding.{pt}")
+            if name:
+                a, b = str(f.client), str(f.server)
+                encodings[(a, b, pt)] = encodings[(b, a, pt)] = name
     del order
     return RtpColumns(
         time=ix.capture.records.ts_ns[plan.packets] / 1e9,
@@ -183,4 +189,5 @@ def _columns(session: Session, plan: RtpPlan) -> RtpColumns:
         payload_type=plan.payload_type,
         marker=plan.marker,
         clock=clock,
+        encodings=encodings,
     )

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from protoscope.decoders.api import FieldInfo
 
-from .packets import RTCP_TYPES, STATIC_NAMES
+from .codecs import CODEC_FIELDS
+from .packets import PSFB_FMT, RTCP_TYPES, RTPFB_FMT, STATIC_NAMES
+from .rtcp import SDES_ITEMS, XR_BLOCKS
 
 RTP_FIELDS: tuple[FieldInfo, ...] = (
     FieldInfo("rtp", "Real-Time Transport Protocol", "protocol"),
@@ -38,7 +40,7 @@ RTCP_FIELDS: tuple[FieldInfo, ...] = (
     FieldInfo("rtcp.pt", "Packet type", "uint", strings=RTCP_TYPES),
     FieldInfo("rtcp.length", "Length", "uint", "In 32-bit words minus one"),
     FieldInfo("rtcp.senderssrc", "Sender SSRC", "uint", base="hex", digits=8),
-    FieldInfo("rtcp.media_ssrc", "Media source SSRC", "uint", base="hex", digits=8),
+    FieldInfo("rtcp.mediassrc", "Media source SSRC", "uint", base="hex", digits=8),
     FieldInfo("rtcp.timestamp.ntp.msw", "Timestamp, MSW", "uint"),
     FieldInfo("rtcp.timestamp.ntp.lsw", "Timestamp, LSW", "uint"),
     FieldInfo("rtcp.timestamp.rtp", "RTP timestamp", "uint"),
@@ -51,6 +53,46 @@ RTCP_FIELDS: tuple[FieldInfo, ...] = (
     FieldInfo("rtcp.ssrc.jitter", "Interarrival jitter", "uint"),
     FieldInfo("rtcp.ssrc.lsr", "Last SR timestamp", "uint"),
     FieldInfo("rtcp.ssrc.dlsr", "Delay since last SR timestamp", "uint"),
+    FieldInfo("rtcp.sdes.item", "SDES item", "string", "Its type's name"),
+    FieldInfo("rtcp.sdes.type", "Type", "uint", strings=SDES_ITEMS),
+    FieldInfo("rtcp.sdes.length", "Length", "uint"),
+    FieldInfo("rtcp.sdes.text", "Text", "string", "An SDES item's value, or a BYE's reason"),
+    FieldInfo("rtcp.sdes.prefix.length", "Prefix length", "uint"),
+    FieldInfo("rtcp.sdes.prefix.string", "Prefix string", "string"),
+    FieldInfo("rtcp.app.subtype", "Subtype", "uint"),
+    FieldInfo("rtcp.app.name", "Name (ASCII)", "string"),
+    FieldInfo("rtcp.app.data", "Application specific data", "bytes"),
+    FieldInfo("rtcp.rtpfb.fmt", "RTCP Feedback message type (FMT)", "uint", strings=RTPFB_FMT),
+    FieldInfo("rtcp.psfb.fmt", "RTCP Feedback message type (FMT)", "uint", strings=PSFB_FMT),
+    FieldInfo("rtcp.fci", "Feedback Control Information (FCI)", "bytes"),
+    FieldInfo(
+        "rtcp.rtpfb.nack_pid",
+        "RTCP Transport Feedback NACK PID",
+        "uint",
+        "A lost packet's sequence number: the PID, and each one the BLP names",
+    ),
+    FieldInfo("rtcp.rtpfb.nack_blp", "RTCP Transport Feedback NACK BLP", "uint", base="hex", digits=4),
+    FieldInfo("rtcp.rtpfb.transportcc.baseseq", "Base Sequence Number", "uint"),
+    FieldInfo("rtcp.rtpfb.transportcc.statuscount", "Packet Status Count", "uint"),
+    FieldInfo("rtcp.rtpfb.transportcc.reftime", "Reference Time", "int", "In multiples of 64 ms"),
+    FieldInfo("rtcp.rtpfb.transportcc.pktcount", "Feedback Packets Count", "uint"),
+    FieldInfo("rtcp.rtpfb.transportcc.pktchunk", "Packet Chunk", "uint", base="hex", digits=4),
+    FieldInfo("rtcp.rtpfb.transportcc.recv_delta", "Recv Delta", "int", "In 250 us units"),
+    FieldInfo("rtcp.psfb.fir.fci.ssrc", "SSRC", "uint", base="hex", digits=8),
+    FieldInfo("rtcp.psfb.fir.fci.csn", "Command Sequence Number", "uint"),
+    FieldInfo("rtcp.psfb.remb.identifier", "Unique Identifier", "string"),
+    FieldInfo("rtcp.psfb.remb.fci.number_ssrcs", "Number of Ssrcs", "uint"),
+    FieldInfo("rtcp.psfb.remb.fci.br_exp", "BR Exp", "uint"),
+    FieldInfo("rtcp.psfb.remb.fci.br_mantissa", "Br Mantissa", "uint"),
+    FieldInfo("rtcp.psfb.remb.fci.bitrate", "Maximum bit rate", "uint", "Bits per second"),
+    FieldInfo("rtcp.psfb.remb.fci.ssrc", "SSRC", "uint", base="hex", digits=8),
+    FieldInfo("rtcp.xr.block", "Report block", "string", "Its type's name"),
+    FieldInfo("rtcp.xr.bt", "Type", "uint", strings=XR_BLOCKS),
+    FieldInfo("rtcp.xr.bs", "Type Specific", "uint"),
+    FieldInfo("rtcp.xr.bl", "Length", "uint", "In 32-bit words, the block header excluded"),
+    FieldInfo("rtcp.xr.timestamp", "Timestamp", "uint", "64-bit NTP timestamp"),
+    FieldInfo("rtcp.xr.lrr", "Last RR timestamp", "uint"),
+    FieldInfo("rtcp.xr.dlrr", "Delay since last RR timestamp", "uint"),
     FieldInfo("rtcp.encrypted", "Encrypted RTCP payload", "string", "Its size"),
     FieldInfo("srtcp", "Secure RTCP", "protocol"),
     FieldInfo("srtcp.e", "SRTCP E flag", "bool", "The payload is encrypted"),
@@ -59,4 +101,4 @@ RTCP_FIELDS: tuple[FieldInfo, ...] = (
     FieldInfo("srtcp.auth_tag", "SRTCP Auth Tag", "bytes"),
 )
 
-FIELDS: tuple[FieldInfo, ...] = RTP_FIELDS + RTCP_FIELDS
+FIELDS: tuple[FieldInfo, ...] = RTP_FIELDS + CODEC_FIELDS + RTCP_FIELDS

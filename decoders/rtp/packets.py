@@ -13,6 +13,22 @@ from dataclasses import dataclass
 
 from protoscope.decoders.api import Field, Finding, LazyFields
 
+from .codecs import codec_fields
+from .rtcp import (
+    BODIES,
+    App,
+    Bye,
+    Fir,
+    Nack,
+    Pli,
+    Remb,
+    ReportBlock,
+    RtcpFacts,
+    Sdes,
+    SenderInfo,
+    TwccFeedback,
+    XrBlock,
+)
 from .srtcp import SRTCP_CLEAR, SrtcpTrailer, Trailer, find_trailer
 
 RTP_HEADER = 12
@@ -100,6 +116,19 @@ class RtcpRecord:
     encrypted: bool = False
     """All but the first 8 bytes are ciphertext (SRTCP's E flag, or an encryption of another kind)."""
     srtcp_index: int | None = None
+    senders: tuple[SenderInfo, ...] = ()
+    """SR sender information, one per SR of the compound."""
+    reports: tuple[ReportBlock, ...] = ()
+    """Report blocks of its SRs and RRs: what receivers say of each source."""
+    sdes: tuple[Sdes, ...] = ()
+    byes: tuple[Bye, ...] = ()
+    apps: tuple[App, ...] = ()
+    nacks: tuple[Nack, ...] = ()
+    plis: tuple[Pli, ...] = ()
+    firs: tuple[Fir, ...] = ()
+    rembs: tuple[Remb, ...] = ()
+    twcc: tuple[TwccFeedback, ...] = ()
+    xr: tuple[XrBlock, ...] = ()
 
 
 def looks_like_rtp(data: bytes) -> bool:
@@ -120,19 +149,33 @@ def looks_like_rtp(data: bytes) -> bool:
 
 
 def parse_rtp(
-    data: bytes, clock: int | None = None
+    data: bytes, clock: int | None = None, encoding: str = ""
 ) -> tuple[RtpRecord | None, Sequence[Field], list[Finding]]:
     """The record and findings of one RTP packet, and its detail tree built when first read: RTP
     is most packets of a media capture, and ten Field objects a packet were a fifth of a summary's
-    time on one."""
+    time on one. `encoding` (signaling's name for the payload type, see codecs.encoding_name)
+    adds the codec's fields (codecs.py) after the payload's, for a payload in the clear."""
     findings: list[Finding] = []
     rec = _walk_rtp(data, clock, findings, None)
-    return rec, LazyFields(lambda: _rtp_fields(data)), findings
+    return rec, LazyFields(lambda: _rtp_fields(data, encoding)), findings
 
 
-def _rtp_fields(data: bytes) -> list[Field]:
+def rtp_payload(data: bytes) -> bytes | None:
+    """The payload of an RTP packet: after the header, CSRCs and header extension, before the
+    padding; None when the packet is cut short."""
+    fields: list[Field] = []
+    if _walk_rtp(data, None, [], fields) is None:
+        return None
+    start, end = fields[-1].span
+    return data[start:end]
+
+
+def _rtp_fields(data: bytes, encoding: str = "") -> list[Field]:
     fields: list[Field] = []
     _walk_rtp(data, None, [], fields)
+    if encoding and fields and fields[-1].name == "rtp.payload":
+        start, end = fields[-1].span
+        fields += codec_fields(encoding, data[start:end], start)[0]
     return fields
 
 
@@ -316,10 +359,11 @@ def parse_rtcp(
         fields = [*_encrypted(data, found.end), *_trailer_fields(data, found)]
         return RtcpRecord((data[1],), True, True, found.index), fields, []
     end = found.end if found is not None else len(data)
-    types, fields, findings, stop = _compound(data, end)
+    facts = RtcpFacts()
+    types, fields, findings, stop = _compound(data, end, facts)
     if found is not None:
         fields += _trailer_fields(data, found)
-        return RtcpRecord(tuple(types), True, False, found.index), fields, findings
+        return _record(tuple(types), True, found.index, facts), fields, findings + facts.findings
     rest = len(data) - stop
     if rest >= 4 and len(types) == 1 and not findings:
         # One packet, then bytes that are no RTCP header and no SRTCP trailer: encrypted RTCP of
@@ -332,11 +376,32 @@ def parse_rtcp(
         findings.append(
             Finding("warn", "rtcp.trailing", f"{rest} bytes after the RTCP packets", (stop, len(data)))
         )
-    return RtcpRecord(tuple(types), False), fields, findings
+    return _record(tuple(types), False, None, facts), fields, findings + facts.findings
 
 
-def _compound(data: bytes, end: int) -> tuple[list[int], list[Field], list[Finding], int]:
-    """The clear RTCP packets of data[:end]: types, fields, findings and where they stop."""
+def _record(types: tuple[int, ...], srtcp: bool, index: int | None, facts: RtcpFacts) -> RtcpRecord:
+    return RtcpRecord(
+        types,
+        srtcp,
+        False,
+        index,
+        tuple(facts.senders),
+        tuple(facts.reports),
+        tuple(facts.sdes),
+        tuple(facts.byes),
+        tuple(facts.apps),
+        tuple(facts.nacks),
+        tuple(facts.plis),
+        tuple(facts.firs),
+        tuple(facts.rembs),
+        tuple(facts.twcc),
+        tuple(facts.xr),
+    )
+
+
+def _compound(data: bytes, end: int, facts: RtcpFacts) -> tuple[list[int], list[Field], list[Finding], int]:
+    """The clear RTCP packets of data[:end]: types, fields, findings and where they stop; what
+    their bodies say is gathered in `facts`."""
     fields: list[Field] = []
     findings: list[Finding] = []
     types: list[int] = []
@@ -349,30 +414,22 @@ def _compound(data: bytes, end: int) -> tuple[list[int], list[Field], list[Findi
                 Finding("error", "rtcp.length_bad", f"RTCP {RTCP_TYPES.get(pt, pt)} runs past the datagram")
             )
             break
-        count = b0 & 0x1F
         children = _header(data, pos, stop)
-        if pt == 200 and stop >= pos + 28:
-            ntp_hi, ntp_lo, rtp_ts, pkts, octets = struct.unpack_from(">IIIII", data, pos + 8)
-            children += [
-                Field("rtcp.timestamp.ntp.msw", ntp_hi, (pos + 8, pos + 12)),
-                Field("rtcp.timestamp.ntp.lsw", ntp_lo, (pos + 12, pos + 16)),
-                Field("rtcp.timestamp.rtp", rtp_ts, (pos + 16, pos + 20)),
-                Field("rtcp.sender.packetcount", pkts, (pos + 20, pos + 24)),
-                Field("rtcp.sender.octetcount", octets, (pos + 24, pos + 28)),
-            ]
-        if pt in (200, 201):
-            children += _report_blocks(data, pos + (28 if pt == 200 else 8), count, stop)
+        body_end = stop
+        if b0 & 0x20:  # padding: its last octet counts the octets to ignore (RFC 3550 6.4.1)
+            pad = data[stop - 1]
+            if pad == 0 or stop - pad < pos + 4:
+                findings.append(
+                    Finding("warn", "rtcp.padding_bad", f"padding count {pad} does not fit", (pos, stop))
+                )
+            else:
+                body_end = stop - pad
+        body = BODIES.get(pt)
+        if body is not None:
+            children += body(data, pos, body_end, b0 & 0x1F, facts)
         if pt in (205, 206):
             names = RTPFB_FMT if pt == 205 else PSFB_FMT
-            children.append(Field("rtcp.fb", names.get(count, f"FMT {count}"), (pos, pos + 1)))
-            if stop >= pos + 12:
-                children.append(
-                    Field(
-                        "rtcp.media_ssrc",
-                        int.from_bytes(data[pos + 8 : pos + 12], "big"),
-                        (pos + 8, pos + 12),
-                    )
-                )
+            children.append(Field("rtcp.fb", names.get(b0 & 0x1F, f"FMT {b0 & 0x1F}"), (pos, pos + 1)))
         fields.append(Field("rtcp", RTCP_TYPES.get(pt, str(pt)), (pos, stop), tuple(children)))
         types.append(pt)
         pos = stop
@@ -389,34 +446,12 @@ def _header(data: bytes, pos: int, stop: int) -> list[Field]:
         Field("rtcp.pt", pt, (pos + 1, pos + 2)),
         Field("rtcp.length", int.from_bytes(data[pos + 2 : pos + 4], "big"), (pos + 2, pos + 4)),
     ]
-    if stop >= pos + 8 and len(data) >= pos + 8:
+    if stop >= pos + 8 and len(data) >= pos + 8 and pt not in (202, 203, 204):
+        # SDES, BYE and APP begin with the SSRC of a chunk, a leaving source or the sender: their
+        # bodies show it as Wireshark does (rtcp.ssrc.identifier)
         out.append(
             Field("rtcp.senderssrc", int.from_bytes(data[pos + 4 : pos + 8], "big"), (pos + 4, pos + 8))
         )
-    return out
-
-
-REPORT_BLOCK = 24
-
-
-def _report_blocks(data: bytes, at: int, count: int, stop: int) -> list[Field]:
-    """RFC 3550 section 6.4.1 report blocks of an SR or RR, as many as fit in the packet."""
-    out: list[Field] = []
-    for k in range(count):
-        pos = at + k * REPORT_BLOCK
-        if pos + REPORT_BLOCK > stop:
-            break
-        ssrc, lost_word, ext_high, jitter, lsr, dlsr = struct.unpack_from(">IIIIII", data, pos)
-        cum = lost_word & 0xFFFFFF
-        children = (
-            Field("rtcp.ssrc.fraction", lost_word >> 24, (pos + 4, pos + 5)),
-            Field("rtcp.ssrc.cum_nr", cum - (1 << 24) if cum >> 23 else cum, (pos + 5, pos + 8)),
-            Field("rtcp.ssrc.ext_high", ext_high, (pos + 8, pos + 12)),
-            Field("rtcp.ssrc.jitter", jitter, (pos + 12, pos + 16)),
-            Field("rtcp.ssrc.lsr", lsr, (pos + 16, pos + 20)),
-            Field("rtcp.ssrc.dlsr", dlsr, (pos + 20, pos + 24)),
-        )
-        out.append(Field("rtcp.ssrc.identifier", ssrc, (pos, pos + REPORT_BLOCK), children))
     return out
 
 

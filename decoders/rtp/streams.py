@@ -10,10 +10,30 @@ Max delta and max jitter count "regular" packets only, as Wireshark's RTP analys
 compares its arrival with the previous packet's and its timestamp with that of the last packet that
 had a clock, as Wireshark does around telephone-event packets. Mean jitter is taken over the packets
 max jitter counts, the way Wireshark keeps it (a running mean weighted by the stream's packets).
+
+Beside what the capture shows, what the receivers reported in RTCP (RFC 3550 section 6.4.1) about
+each stream's SSRC: the last report block's cumulative and fractional loss and jitter (in ms by the
+stream's clock), and the round-trip time of the SR sender from LSR/DLSR: the arrival of the report
+minus DLSR minus the time the echoed SR was sent. Both ends are capture timestamps when the SR
+was captured (the time of the SR whose NTP middle 32 bits equal LSR), so the figure does not
+depend on the hosts' clocks; otherwise the report's capture time as NTP is taken as the arrival,
+which holds when the capturing host's clock agrees with the SR sender's, and a result outside
+0-60 s is dropped.
+
+Codec facts: the codec's name (signaling's `rtp.encoding.<pt>`, else the static type's), the frame
+rate of video (frames, told by the marker bit on distinct timestamps, over the time from the first
+frame to the last), both from headers alone; and from payloads in the clear (codecs.py), so only
+from packets fed one by one (`feed`: WebRTC flows, SRTP the decoder decrypted), keyframes
+(distinct timestamps of packets that start one) and, for an RTX stream (RFC 4588), how many
+distinct packets it repaired. The bulk path (`feed_rtp`, plain RTP flows) carries no payload: a
+stream any part of which came that way reports None for keyframes and repairs, which it could not
+count on every packet; its codec name is signaling's when the columns carry `encodings`, else the
+static payload type's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, TypeVar
 
@@ -22,7 +42,9 @@ import numpy.typing as npt
 
 from protoscope.decoders.api import FlowContext, Pdu, RtpColumns
 
-from .packets import RtpRecord
+from .codecs import READERS, STATIC_ENCODINGS, codec_fields, encoding_name
+from .packets import RtcpRecord, RtpRecord
+from .rtcp import ReportBlock
 
 _Int = TypeVar("_Int", int, npt.NDArray[np.int64])
 
@@ -62,12 +84,44 @@ class Stream:
     payload_types: set[int] = field(default_factory=set)
     seconds: list[list[float]] = field(default_factory=list)
     """Per second of the stream: [max jitter in ms, packets lost] (for sparklines)."""
+    codec: str | None = None
+    """Signaling's (or the static type's) encoding name of its first payload type that has one."""
+    bulk: bool = False
+    """Some of its packets came through the bulk path, without payloads: no codec counts."""
+    keyframes: int = 0
+    last_keyframe: int | None = None
+    """RTP timestamp of the last keyframe counted (a keyframe spans several packets)."""
+    frames: int = 0
+    last_frame: int | None = None
+    first_frame_time: float = 0.0
+    last_frame_time: float = 0.0
+    repaired: set[int] = field(default_factory=set)
+    """RTX: the original sequence numbers it carried (RFC 4588)."""
+    video: bool = False
+    payloads: int = 0
+    """Packets whose payload in the clear its codec's reader read."""
+
+
+@dataclass(slots=True)
+class Reported:
+    """What the last RTCP report block about one SSRC said, and the round trip it gave."""
+
+    block: ReportBlock
+    rtt_ms: float | None = None
 
 
 MAX_SECONDS = 3600
 """Seconds of per-second series kept per stream; later packets fall in the last one."""
 MAX_SEEN = 1 << 16
 """Sequence numbers remembered per stream for duplicate detection (one wrap's worth)."""
+MAX_SR_REMEMBERED = 4096
+"""SR send times remembered (by sender SSRC and NTP middle 32 bits) for round trips; the oldest go."""
+MAX_RTT_S = 60.0
+"""Round trips beyond this (or negative), from clocks that disagree, are not reported."""
+MAX_REPAIRED = 1 << 16
+NTP_EPOCH_OFFSET = 2208988800
+"""Seconds from 1900-01-01 (NTP) to 1970-01-01 (Unix)."""
+VIDEO_CODECS = frozenset({"vp8", "vp9", "h264"})
 
 
 def _int32(value: _Int) -> _Int:
@@ -82,14 +136,19 @@ class StreamAnalysis:
 
     def __init__(self) -> None:
         self.streams: dict[tuple[int, str, str], Stream] = {}
+        self.reported: dict[int, Reported] = {}
+        """By the SSRC reported on: the last report block about it."""
+        self.sr_sent: dict[tuple[int, int], float] = {}
+        """(SR sender SSRC, NTP middle 32 bits) -> capture time of the SR."""
 
     def feed(self, pdu: Pdu, ctx: FlowContext) -> None:
         rec = pdu.record
         if isinstance(rec, RtpRecord):
+            key = (rec.ssrc, str(ctx.src), str(ctx.dst))
             self.packet(
                 rec.ssrc,
-                str(ctx.src),
-                str(ctx.dst),
+                key[1],
+                key[2],
                 rec.payload_type,
                 rec.seq,
                 rec.timestamp,
@@ -97,6 +156,55 @@ class StreamAnalysis:
                 rec.clock,
                 ctx.time,
             )
+            self._codec(self.streams[key], rec, ctx)
+        elif isinstance(rec, RtcpRecord) and (rec.senders or rec.reports):
+            self.rtcp(rec, ctx.time)
+
+    def rtcp(self, rec: RtcpRecord, t: float) -> None:
+        """An RTCP compound captured at `t`: its SRs' send times, its report blocks."""
+        for sender in rec.senders:
+            if len(self.sr_sent) >= MAX_SR_REMEMBERED:
+                del self.sr_sent[next(iter(self.sr_sent))]
+            self.sr_sent[(sender.ssrc, sender.ntp_middle)] = t
+        for block in rec.reports:
+            self.reported[block.ssrc] = Reported(block, self._rtt(block, t))
+
+    def _rtt(self, block: ReportBlock, t: float) -> float | None:
+        """Round trip in ms from a report block received at `t` (see the module docstring)."""
+        if not block.lsr:
+            return None  # no SR received yet by the reporter
+        sent = self.sr_sent.get((block.ssrc, block.lsr))
+        if sent is not None:
+            rtt = t - sent - block.dlsr / 65536
+        else:
+            arrival = int((t + NTP_EPOCH_OFFSET) * 65536) & 0xFFFFFFFF
+            rtt = ((arrival - block.lsr - block.dlsr) % 2**32) / 65536
+        return round(rtt * 1000, 3) if 0 <= rtt <= MAX_RTT_S else None
+
+    @staticmethod
+    def _codec(s: Stream, rec: RtpRecord, ctx: FlowContext) -> None:
+        """Codec facts of one packet fed one by one (its payload, when in the clear)."""
+        name = encoding_name(rec.payload_type, ctx.hints)
+        if not name:
+            return
+        _name_codec(s, name)
+        if s.video and rec.marker and rec.timestamp != s.last_frame:
+            if not s.frames:
+                s.first_frame_time = ctx.time
+            s.frames += 1
+            s.last_frame, s.last_frame_time = rec.timestamp, ctx.time
+        key = name.lower()
+        if rec.payload is None or key not in READERS:
+            return
+        s.payloads += 1
+        _, facts = codec_fields(key, rec.payload, 0)
+        if facts is None:
+            return
+        if facts.keyframe and rec.timestamp != s.last_keyframe:
+            s.keyframes += 1
+            s.last_keyframe = rec.timestamp
+        if facts.original_seq is not None and len(s.repaired) < MAX_REPAIRED:
+            s.repaired.add(facts.original_seq)
 
     def packet(
         self,
@@ -120,6 +228,7 @@ class StreamAnalysis:
             s.base_seq = s.max_ext_seq = seq
             s.clock = clock
             s.first_timestamp = timestamp
+            _name_codec(s, STATIC_ENCODINGS.get(pt, ""))  # signaling's name, if any, comes in feed
         else:
             ext = self._extend(s, seq)
             if ext in s.seen:
@@ -177,7 +286,10 @@ class StreamAnalysis:
             first = int(rows[0])
             src, dst = cols.pairs[int(cols.endpoints[first])]
             ssrc = int(cols.ssrc[first])
+            name = _bulk_name(cols, src, dst, int(cols.payload_type[first]))
             if (ssrc, src, dst) in self.streams:
+                self.streams[(ssrc, src, dst)].bulk = True
+                self._bulk_codec(self.streams[(ssrc, src, dst)], name, cols, rows)
                 self.packets(
                     ssrc,
                     src,
@@ -190,7 +302,7 @@ class StreamAnalysis:
                     cols.clock[rows],
                 )
                 continue
-            self.streams[(ssrc, src, dst)] = bulk_stream(
+            stream = self.streams[(ssrc, src, dst)] = bulk_stream(
                 ssrc,
                 src,
                 dst,
@@ -201,6 +313,16 @@ class StreamAnalysis:
                 cols.marker[rows],
                 cols.clock[rows],
             )
+            stream.bulk = True
+            self._bulk_codec(stream, name, cols, rows)
+
+    @staticmethod
+    def _bulk_codec(s: Stream, name: str, cols: RtpColumns, rows: npt.NDArray[np.int64]) -> None:
+        """The codec name and video frames of a stream's packets fed in bulk (no payloads)."""
+        if name:
+            _name_codec(s, name)
+        if s.video:
+            _frames(s, cols.marker[rows], cols.timestamp[rows], cols.time[rows])
 
     def packets(
         self,
@@ -265,13 +387,70 @@ class StreamAnalysis:
                     "lost_per_second": [int(b[1]) for b in s.seconds],
                     "first": s.first,
                     "last": s.last,
+                    **self._quality(s),
                 }
             )
         return out
 
+    def _quality(self, s: Stream) -> dict[str, object]:
+        """The receivers' reports about the stream and its codec facts (see the module docstring)."""
+        r = self.reported.get(s.ssrc)
+        counted = not s.bulk and s.payloads > 0
+        frame_span = s.last_frame_time - s.first_frame_time
+        rate = (s.frames - 1) / frame_span if s.video and s.frames > 1 and frame_span > 0 else None
+        rtx = s.codec is not None and s.codec.lower() == "rtx"
+        return {
+            "reported_lost": r.block.cumulative_lost if r else None,
+            "reported_fraction_lost": round(r.block.fraction_lost / 256, 4) if r else None,
+            "reported_jitter_ms": round(r.block.jitter * 1000 / s.clock, 3) if r and s.clock else None,
+            "rtt_ms": r.rtt_ms if r else None,
+            "codec": s.codec,
+            "keyframes": s.keyframes if counted and s.video else None,
+            "frame_rate": round(rate, 3) if rate is not None else None,
+            "rtx_repaired": len(s.repaired) if counted and rtx else None,
+        }
+
     def snapshot(self) -> list[dict[str, object]]:
         """The rows as if the capture ended now (`Analysis`): `rows()` changes nothing."""
         return self.rows()
+
+
+def _bulk_name(cols: RtpColumns, src: str, dst: str, pt: int) -> str:
+    """A bulk stream's encoding: what the columns say signaling named (an `encodings` mapping of
+    (source, destination, payload type), when the session gives one), else the static type's."""
+    named = getattr(cols, "encodings", None)
+    if isinstance(named, Mapping):
+        found = named.get((src, dst, pt))
+        if isinstance(found, str) and found:
+            return found
+    return STATIC_ENCODINGS.get(pt, "")
+
+
+def _name_codec(s: Stream, name: str) -> None:
+    if s.codec is None and name:
+        s.codec = name
+        s.video = name.lower() in VIDEO_CODECS
+
+
+def _frames(
+    s: Stream, marker: npt.NDArray[np.bool_], timestamp: npt.NDArray[np.uint32], t: npt.NDArray[np.float64]
+) -> None:
+    """Video frames of packets in columns, as `StreamAnalysis._codec` counts them one by one: a
+    packet with the marker bit (set on a frame's last packet, RFC 3551 section 4.1) whose
+    timestamp differs from the last such packet's ends a frame."""
+    stamps = timestamp[marker].astype(np.int64)
+    if not len(stamps):
+        return
+    times = t[marker]
+    previous = np.concatenate(([-1 if s.last_frame is None else s.last_frame], stamps[:-1]))
+    new = stamps != previous
+    count = int(np.count_nonzero(new))
+    if not count:
+        return
+    if not s.frames:
+        s.first_frame_time = float(times[new][0])
+    s.frames += count
+    s.last_frame, s.last_frame_time = int(stamps[-1]), float(times[new][-1])
 
 
 JITTER_BLOCK = 64

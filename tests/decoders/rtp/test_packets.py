@@ -11,7 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protoscope.decoders.registry import load_registry
-from protoscope.decoders.rtp.packets import looks_like_rtcp, looks_like_rtp, parse_rtcp, parse_rtp
+from protoscope.decoders.rtp.packets import (
+    looks_like_rtcp,
+    looks_like_rtp,
+    parse_rtcp,
+    parse_rtp,
+    rtp_payload,
+)
 from protoscope.inspector.session import Session, flatten
 from tests.conftest import public_capture, tshark
 from tests.pcapgen import udp_packets, write
@@ -143,3 +149,16 @@ def test_stun_on_a_flow_first_seen_as_rtp_is_handed_to_stun(tmp_path: Path) -> N
         session.close()
     assert protocols[20] == ["stun"]
     assert protocols[19] == ["rtp"] and protocols[21] == ["rtp"]
+
+
+def test_codec_fields_follow_the_payload() -> None:
+    """With the encoding signaling named, the tree gains the codec's fields, spans in the packet."""
+    ext = struct.pack(">HH", 0xBEDE, 1) + bytes([0x10, 0x81, 0, 0])
+    raw = rtp(ext=ext, padding=4, payload=b"\x78\x01\x02")  # Opus TOC: config 15, mono, code 0
+    _, fields, _ = parse_rtp(raw, 48000, "opus")
+    flat = flatten(fields)
+    assert flat["opus.TOC.config"] == 15 and flat["opus.mode"] == "Hybrid"
+    toc = next(f for f in fields if f.name == "opus.TOC.config")
+    assert toc.span == (20, 21) and raw[20] == 0x78
+    assert "opus.TOC.config" not in flatten(parse_rtp(raw, 48000)[1])
+    assert rtp_payload(raw) == b"\x78\x01\x02" and rtp_payload(raw[:10]) is None

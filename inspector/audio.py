@@ -1,0 +1,134 @@
+"""`--export audio --stream N`: one RTP stream's audio written to a file (decoders/rtp/audio.py).
+
+Stream N is row N (0-based) of `--report streams`: streams keyed by (SSRC, source, destination),
+in the order they began. A decoding pass gathers that stream's packets with their payloads in
+the clear (plain RTP's, or SRTP's once the decoder decrypted and authenticated them); the chosen
+stream's main audio payload type is written (comfort noise and telephone-event packets of the same
+stream are left out: their gaps become silence). An error (`ExportError`, exit 2 on the command
+line) says when stream N does not exist, is not audio this export writes, or is encrypted with no
+key that decrypts it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from protoscope.decoders.rtp.audio import AUDIO_ENCODINGS, AudioPacket, audio_file
+from protoscope.decoders.rtp.codecs import encoding_name
+from protoscope.decoders.rtp.packets import RtpRecord, rtp_payload
+from protoscope.decoders.rtp.srtcp import SRTP_PROFILE
+
+from .report.rows import analysis_rows
+from .session import PacketDecode, Session
+
+
+class ExportError(Exception):
+    """Why the export cannot be written: one line for the user."""
+
+
+@dataclass(slots=True)
+class _Stream:
+    ssrc: int
+    src: str
+    dst: str
+    packets: list[tuple[int, int, int, bytes | None]] = field(default_factory=list)
+    """(payload type, seq, timestamp, payload or None when it is ciphertext no key opened)."""
+    encodings: dict[int, str] = field(default_factory=dict)
+    clocks: dict[int, int | None] = field(default_factory=dict)
+    channels: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Exported:
+    """What was written: for the command line's one-line report."""
+
+    path: Path
+    encoding: str
+    packets: int
+    ssrc: int
+
+
+def export_audio(session: Session, stream: int, out: Path, encoding: str | None = None) -> Exported:
+    """Write stream `stream` (0-based, as `--report streams` lists them) of the session to `out`.
+    `encoding` names the payload's encoding ("opus", "PCMU"...) when no signaling in the capture
+    did (a dynamic payload type without SDP): it then applies to the stream's every payload type.
+
+    Two passes: the streams report's (fast, bulk) finds the stream, a decoding pass then keeps
+    the payloads of that stream alone, so memory holds one stream's audio, not the capture's."""
+    rows = list(analysis_rows(session, "streams"))
+    if not 0 <= stream < len(rows):
+        raise ExportError(f"no stream {stream} (the capture has {len(rows)} RTP streams)")
+    row = rows[stream]
+    s = _gather(session, (int(str(row["ssrc"])), str(row["src"]), str(row["dst"])))
+    if encoding:
+        s.encodings = dict.fromkeys(s.encodings, encoding)
+        if encoding.lower() == "opus":
+            s.clocks = dict.fromkeys(s.clocks, 48000)
+    counts = Counter(pt for pt, *_ in s.packets if s.encodings.get(pt, "").lower() in AUDIO_ENCODINGS)
+    if not counts:
+        names = sorted({s.encodings.get(pt) or f"PT {pt}" for pt, *_ in s.packets})
+        raise ExportError(
+            f"stream {stream} (SSRC 0x{s.ssrc:08X}) is not audio this export writes: {', '.join(names)}"
+            " (it writes PCMU, PCMA, G722, L16 and opus)"
+        )
+    pt = counts.most_common(1)[0][0]
+    chosen = [(seq, ts, payload) for kind, seq, ts, payload in s.packets if kind == pt]
+    clear = [AudioPacket(seq, ts, payload) for seq, ts, payload in chosen if payload is not None]
+    if not clear:
+        raise ExportError(
+            f"stream {stream} (SSRC 0x{s.ssrc:08X}) is encrypted and no key decrypts it"
+            " (give --keylog or --srtp-key)"
+        )
+    name = s.encodings[pt]
+    data = audio_file(name, clear, s.clocks.get(pt) or 8000, s.channels.get(pt, 1))
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        raise ExportError(f"cannot write {out}: {exc.strerror}") from None
+    return Exported(out, name, len(clear), s.ssrc)
+
+
+def _gather(session: Session, key: tuple[int, str, str]) -> _Stream:
+    """The packets of stream `key` (SSRC, source, destination), with their payloads in the clear."""
+    s = _Stream(*key)
+    for pd in session.decode():
+        for k, pdu in enumerate(pd.pdus):
+            rec = pdu.record
+            ctx = pd.context
+            if not isinstance(rec, RtpRecord) or ctx is None or rec.ssrc != key[0]:
+                continue
+            if (str(ctx.src), str(ctx.dst)) != key[1:]:
+                continue
+            pt = rec.payload_type
+            if pt not in s.encodings:
+                s.encodings[pt] = encoding_name(pt, ctx.hints)
+                s.clocks[pt] = rec.clock
+                s.channels[pt] = _channels(pt, ctx.hints)
+            s.packets.append((pt, rec.seq, rec.timestamp, _payload(session, pd, k, rec)))
+    return s
+
+
+def _channels(pt: int, hints: Mapping[str, str]) -> int:
+    """Channels of L16 by the static type (RFC 3551: 10 is stereo, 11 mono) or a hint."""
+    found = hints.get(f"rtp.channels.{pt}", "")
+    return int(found) if found.isdigit() else 2 if pt == 10 else 1
+
+
+def _payload(session: Session, pd: PacketDecode, k: int, rec: RtpRecord) -> bytes | None:
+    """The payload in the clear: the record's (the decoder sets it for SRTP it decrypted), else, on
+    a flow no signaling called SRTP (no DTLS use_srtp, no SDES), the RTP packet's own bytes (a
+    datagram's, where the PDU's span lies). SRTP keyed by other means (ZRTP) is not told apart
+    from plain RTP here; once the decoder sets the payload of plain RTP too, this fallback can go."""
+    if rec.payload is not None:
+        return rec.payload
+    ctx = pd.context
+    if ctx is None or SRTP_PROFILE in ctx.hints or SRTP_PROFILE in ctx.shared or pd.carried is not None:
+        return None
+    base = pd.bases[k] if k < len(pd.bases) else None
+    if base is None:
+        return None
+    start, end = pd.pdus[k].span
+    return rtp_payload(session.index.payload(pd.index)[base + start : base + end])
