@@ -71,7 +71,7 @@ def export_audio(session: Session, stream: int, out: Path, encoding: str | None 
     if not counts:
         names = sorted({s.encodings.get(pt) or f"PT {pt}" for pt, *_ in s.packets})
         raise ExportError(
-            f"stream {stream} (SSRC 0x{s.ssrc:08X}) is not audio this export writes: {', '.join(names)}"
+            f"stream {stream} (SSRC 0x{s.ssrc:08x}) is not audio this export writes: {', '.join(names)}"
             " (it writes PCMU, PCMA, G722, L16 and opus)"
         )
     pt = counts.most_common(1)[0][0]
@@ -79,7 +79,7 @@ def export_audio(session: Session, stream: int, out: Path, encoding: str | None 
     clear = [AudioPacket(seq, ts, payload) for seq, ts, payload in chosen if payload is not None]
     if not clear:
         raise ExportError(
-            f"stream {stream} (SSRC 0x{s.ssrc:08X}) is encrypted and no key decrypts it"
+            f"stream {stream} (SSRC 0x{s.ssrc:08x}) is encrypted and no key decrypts it"
             " (give --keylog or --srtp-key)"
         )
     name = s.encodings[pt]

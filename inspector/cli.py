@@ -13,6 +13,7 @@ import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .report import REPORTS
@@ -98,10 +99,16 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--export",
-        choices=("mermaid", "pcapng"),
-        help="mermaid: a ladder diagram on stdout; pcapng: the packets (--flow, -Y) to --output",
+        choices=("mermaid", "pcapng", "audio"),
+        help="mermaid: a ladder diagram on stdout; pcapng: the packets (--flow, -Y) to --output; "
+        "audio: RTP stream --stream N to --output (WAV for PCMU/PCMA/G.722/L16, Ogg for Opus)",
     )
-    p.add_argument("--output", metavar="FILE.pcapng", help="with --export pcapng: where to write")
+    p.add_argument("--output", metavar="FILE", help="with --export pcapng or audio: where to write")
+    p.add_argument(
+        "--encoding",
+        metavar="NAME",
+        help="with --export audio: the codec (PCMU, PCMA, G722, L16, opus) when no SDP names it",
+    )
     p.add_argument("--flow", type=int, metavar="N", help="with --export: only flow N")
     p.add_argument(
         "--session",
@@ -264,7 +271,12 @@ def _tshark_options(p: argparse.ArgumentParser) -> None:
         help="list the loaded schemas' services, or describe one symbol (like grpcurl list/describe)",
     )
     follow = p.add_argument_group("--report follow and statistics")
-    follow.add_argument("--stream", type=int, metavar="ID", help="follow: an HTTP/2 stream of --flow")
+    follow.add_argument(
+        "--stream",
+        type=int,
+        metavar="N",
+        help="follow: an HTTP/2 stream id of --flow; --export audio: row N (0-based) of --report streams",
+    )
     follow.add_argument("--call", type=int, metavar="N", help="follow: call N (0-based) of --report calls")
     follow.add_argument("--follow-mode", choices=MODES, default="ascii", help="follow: ascii, hex or raw")
     follow.add_argument(
@@ -446,8 +458,16 @@ def _check(args: argparse.Namespace) -> None:
         raise _Usage("-V and -x go with the packets text report")
     follow_only = {"--stream": args.stream, "--call": args.call}
     for flag, value in follow_only.items():
-        if value is not None and args.report != "follow":
-            raise _Usage(f"{flag} goes with --report follow")
+        if (
+            value is not None
+            and args.report != "follow"
+            and not (flag == "--stream" and args.export == "audio")
+        ):
+            raise _Usage(
+                f"{flag} goes with --report follow" + (" or --export audio" if flag == "--stream" else "")
+            )
+    if args.encoding and args.export != "audio":
+        raise _Usage("--encoding goes with --export audio")
     if args.inject_secrets and args.export != "pcapng":
         raise _Usage("--inject-secrets goes with --export pcapng")
     if args.flow is not None and args.report not in (None, "follow") and not args.export:
@@ -587,6 +607,8 @@ def _file(
         return _write_filtered(path, registry, args, count)
     if args.export == "pcapng":
         return _export_pcapng(path, registry, args, out, count)
+    if args.export == "audio":
+        return _export_audio(path, registry, args, count)
     if args.export:
         if args.filter is not None:
             raise _Usage("-Y does not apply to --export mermaid (choose with --flow or --session)")
@@ -814,6 +836,28 @@ def _export_pcapng(path: str, registry: Registry, args: argparse.Namespace, out:
     finally:
         session.close()
     print(f"protoscope: wrote {written} packets to {clean(args.output)}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _export_audio(path: str, registry: Registry, args: argparse.Namespace, count: int) -> int:
+    from .audio import ExportError, export_audio
+
+    if args.stream is None or not args.output:
+        raise _Usage("--export audio needs --stream N (a row of --report streams) and --output FILE")
+    if args.filter is not None:
+        raise _Usage("-Y does not apply to --export audio (choose the stream with --stream)")
+    session = _open(path, registry, count)
+    try:
+        done = export_audio(session, args.stream, Path(args.output), args.encoding)
+    except ExportError as exc:
+        raise _Usage(str(exc)) from None
+    finally:
+        session.close()
+    print(
+        f"protoscope: wrote {done.packets} {clean(done.encoding)} packets of SSRC 0x{done.ssrc:08x} to "
+        f"{clean(str(done.path))}",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 

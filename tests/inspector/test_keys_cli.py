@@ -62,3 +62,53 @@ def test_export_with_injected_secrets_carries_the_key_log(tmp_path: Path) -> Non
     ix = load(out)
     assert ix.capture.records.secrets == [(SECRETS_TLS_KEY_LOG, LINE.encode())]
     assert len(ix) == len(load(SAMPLE))
+
+
+SAMPLES = ROOT / "captures" / "samples"
+
+
+def test_export_audio_writes_a_decrypted_opus_stream(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "a.ogg"
+    args = [str(SAMPLES / "sdes-srtp.pcap"), "--export", "audio", "--stream", "1", "--output", str(out)]
+    assert main(args) == 0
+    assert out.read_bytes().startswith(b"OggS") and b"OpusHead" in out.read_bytes()[:64]
+    assert "wrote 101 opus packets" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--stream", "9", "--output", "x.wav"], "no stream 9 (the capture has 2 RTP streams)"),
+        (["--output", "x.wav"], "--export audio needs --stream N"),
+        (["--stream", "0"], "--export audio needs --stream N"),
+    ],
+)
+def test_export_audio_refusals_are_one_line(
+    extra: list[str],
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main([str(SAMPLES / "sdes-srtp.pcap"), "--export", "audio", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_export_audio_of_srtp_without_keys_says_what_to_give(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "a.ogg"
+    args = [str(SAMPLES / "webrtc-srtp80.pcap"), "--export", "audio", "--stream", "1", "--output", str(out)]
+    assert main(args) == 2
+    assert "encrypted and no key decrypts it (give --keylog or --srtp-key)" in capsys.readouterr().err
+    assert main([*args, "--keylog", str(SAMPLES / "webrtc-srtp80.keys")]) == 0
+    assert out.read_bytes().startswith(b"OggS")
+
+
+def test_encoding_goes_with_export_audio(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(SAMPLES / "sdes-srtp.pcap"), "--encoding", "PCMU", "--report", "streams"]) == 2
+    assert "--encoding goes with --export audio" in capsys.readouterr().err
