@@ -3,21 +3,41 @@ heuristic)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import ClassVar, Literal
 
-from protoscope.decoders.api import DecodeResult, Finding, FlowContext, InnerPayload, Pdu
+from protoscope.decoders.api import (
+    DecodeResult,
+    Field,
+    Finding,
+    FlowContext,
+    InnerPayload,
+    LazyFields,
+    Pdu,
+)
 
 from .fields import FIELDS
 from .packets import (
     STATIC_CLOCK,
     STATIC_NAMES,
+    RtpRecord,
     looks_like_rtcp,
     looks_like_rtp,
     parse_rtcp,
     parse_rtp,
 )
 from .srtcp import SRTP_MKI, SRTP_PROFILE, Trailer, trailers
+from .srtp import GCM_TAG, SRTCP_INDEX, rtp_header_len
+from .srtp_flow import (
+    KeyTable,
+    SrtpState,
+    Unprotected,
+    UnprotectedRtcp,
+    candidate_keys,
+    unprotect_rtcp,
+    unprotect_rtp,
+)
 
 STUN_MAGIC_COOKIE = b"\x21\x12\xa4\x42"
 """RFC 8489 section 5: bytes 4-7 of every STUN message."""
@@ -40,6 +60,8 @@ RTCP_INFO_NAMES = {
     210: "Port Mapping",
 }
 """Wireshark's names of RTCP packet types (`rtcp.pt`), as its Info column writes them."""
+DECLARED = FIELDS
+"""RTP's, RTCP's, SRTP's and the codecs' fields."""
 NOT_RTP_PORTS = frozenset({1900, 3478, 5353, 5355, 19302})
 """SSDP, STUN, mDNS, LLMNR, Google STUN: never RTP by heuristic (STUN flows demux RTP themselves)."""
 
@@ -57,10 +79,19 @@ def clock_rate(pt: int, hints: Mapping[str, str]) -> int | None:
 
 
 class RtpDecoder:
+    """RTP, and SRTP decrypted when a key applies (DTLS-SRTP, SDES, --srtp-key: see srtp_flow.py)."""
+
     name: ClassVar[str] = "rtp"
-    fields = FIELDS
+    fields = DECLARED
     transport: ClassVar[Literal["datagram"]] = "datagram"
     ports: ClassVar[frozenset[tuple[str, int]]] = frozenset()
+
+    def __init__(self) -> None:
+        self._keys = KeyTable()
+
+    def configure(self, options: Mapping[str, object]) -> None:
+        """`srtp.keys`: the `--srtp-key` options (SrtpKeyOption), kept as configuration."""
+        self._keys = KeyTable.of(options)
 
     def sniff(self, data: bytes, ctx: FlowContext) -> bool:
         # RTP lives on unprivileged ports; DNS, NTP and friends start with bytes that can look
@@ -70,14 +101,14 @@ class RtpDecoder:
             return False
         return looks_like_rtp(data)
 
-    def new_state(self) -> None:
-        return None
+    def new_state(self) -> SrtpState:
+        return SrtpState()
 
     def decode(self, data: bytes, state: object, ctx: FlowContext) -> DecodeResult:
         if len(data) >= 2 and 192 <= data[1] <= 223:
             # RTCP muxed on the RTP port (RFC 5761 section 4: these types are never RTP's), even
             # when its lengths do not add up (Discord's encrypted RTCP has a trailer of its own).
-            return RtcpDecoder().decode(data, state, ctx)
+            return decode_rtcp(data, state, ctx, self._keys)
         if data and data[0] >> 6 != 2:
             # Not RTP version 2. STUN sharing the 5-tuple (ICE consent checks, RFC 7675, on a flow
             # first seen as RTP) is handed on to the STUN decoder, as RFC 7983 section 7 demuxes
@@ -89,48 +120,194 @@ class RtpDecoder:
                 consumed=len(data),
                 findings=(Finding("note", "rtp.not_rtp", f"{kind} datagram on an RTP flow"),),
             )
-        rec, fields, findings = parse_rtp(
-            data, clock_rate(data[1] & 0x7F, ctx.hints) if len(data) > 1 else None
+        clock = clock_rate(data[1] & 0x7F, ctx.hints) if len(data) > 1 else None
+        if isinstance(state, SrtpState) and len(data) >= 12:
+            ssrc = int.from_bytes(data[8:12], "big")
+            keys = candidate_keys(ctx, ssrc, state, self._keys)
+            header = rtp_header_len(data) if keys or ssrc in state.rtp else 0
+            if header:
+                seq = int.from_bytes(data[2:4], "big")
+                got = unprotect_rtp(data, header, ssrc, seq, keys, state)
+                if isinstance(got, Unprotected):
+                    return _decrypted_rtp(data, header, got, clock)
+                failed = Finding(
+                    "error",
+                    "srtp.auth_failed",
+                    f"SRTP of SSRC 0x{ssrc:08X} seq {seq} not authenticated ({got}): payload not decoded",
+                    (header, len(data)),
+                )
+                return _opaque_rtp(data, header, clock, failed)
+        return _rtp_result(data, clock, ())
+
+
+def _rtp_result(data: bytes, clock: int | None, extra: tuple[Finding, ...]) -> DecodeResult:
+    """Plain RTP, or SRTP of which only the clear header is read."""
+    rec, fields, findings = parse_rtp(data, clock)
+    if rec is None:
+        return DecodeResult(consumed=len(data), findings=(*findings, *extra))
+    pdu = Pdu("rtp", fields, (0, len(data)), _rtp_summary(rec), (*findings, *extra), record=rec)
+    return DecodeResult((pdu,), len(data))
+
+
+def _opaque_rtp(data: bytes, header: int, clock: int | None, failed: Finding) -> DecodeResult:
+    """SRTP that did not authenticate: its clear header only. The padding count is the last byte of
+    the encrypted payload, so nothing after the header is read (the P bit is kept as sent)."""
+    clear = bytes([data[0] & 0xDF]) + data[1:header]
+    rec, fields, findings = parse_rtp(clear, clock)
+    if rec is None:
+        return DecodeResult(consumed=len(data), findings=(*findings, failed))
+    rec = dataclasses.replace(rec, payload_len=len(data) - header)
+    padding = bool(data[0] & 0x20)
+
+    def tree() -> list[Field]:
+        out = [
+            Field(f.name, padding, f.span) if f.name == "rtp.padding" else f
+            for f in fields
+            if f.name != "rtp.payload"
+        ]
+        return [*out, Field("rtp.payload", f"{len(data) - header} bytes, encrypted", (header, len(data)))]
+
+    pdu = Pdu("rtp", LazyFields(tree), (0, len(data)), _rtp_summary(rec), (*findings, failed), record=rec)
+    return DecodeResult((pdu,), len(data))
+
+
+def _rtp_summary(rec: RtpRecord) -> str:
+    pt = STATIC_NAMES.get(rec.payload_type, f"DynamicRTP-Type-{rec.payload_type}")
+    return f"PT={pt}, SSRC=0x{rec.ssrc:08X}, Seq={rec.seq}, Time={rec.timestamp}" + (
+        ", Mark" if rec.marker else ""
+    )
+
+
+def _decrypted_rtp(data: bytes, header: int, got: Unprotected, clock: int | None) -> DecodeResult:
+    """An authenticated SRTP packet: its plaintext read as RTP (spans map 1:1 onto the ciphertext),
+    with the MKI and tag after it."""
+    plain = data[:header] + got.payload
+    rec, fields, findings = parse_rtp(plain, clock)
+    if rec is None:  # the header was read already: cannot happen, but stay total
+        return DecodeResult(consumed=len(data), findings=tuple(findings))
+    rec = dataclasses.replace(rec, payload=got.payload[: rec.payload_len])
+    if got.replay:
+        findings.append(
+            Finding(
+                "warn",
+                "srtp.replay",
+                f"SRTP index {got.index} of SSRC 0x{rec.ssrc:08X} was authenticated before: a replay",
+            )
         )
-        if rec is None:
-            return DecodeResult(consumed=len(data), findings=tuple(findings))
-        pt = STATIC_NAMES.get(rec.payload_type, f"DynamicRTP-Type-{rec.payload_type}")
-        summary = f"PT={pt}, SSRC=0x{rec.ssrc:08X}, Seq={rec.seq}, Time={rec.timestamp}" + (
-            ", Mark" if rec.marker else ""
-        )
-        return DecodeResult(
-            (Pdu("rtp", fields, (0, len(data)), summary, tuple(findings), record=rec),), len(data)
-        )
+    master = got.crypto.master
+    summary = f"{_rtp_summary(rec)}, SRTP decrypted ({master.source or master.profile.name})"
+    tree = LazyFields(lambda: [*fields, *_srtp_trailer(data, got)])
+    return DecodeResult((Pdu("rtp", tree, (0, len(data)), summary, tuple(findings), record=rec),), len(data))
+
+
+def _srtp_trailer(data: bytes, got: Unprotected) -> list[Field]:
+    """The rollover counter the packet authenticated with, its MKI and its tag (built when the
+    detail tree is read: most packets' never are)."""
+    master = got.crypto.master
+    n, mki, tag = len(data), len(master.mki), master.profile.rtp_tag
+    tag_at = n - mki - GCM_TAG if master.profile.aead else n - tag
+    mki_at = n - mki if master.profile.aead else n - tag - mki
+    out = [Field("srtp.roc", got.index >> 16, (2, 4))]
+    if mki:
+        out.append(Field("srtp.mki", data[mki_at : mki_at + mki].hex(), (mki_at, mki_at + mki)))
+    out.append(Field("srtp.auth_tag", data[tag_at : tag_at + tag].hex(), (tag_at, tag_at + tag)))
+    return out
 
 
 class RtcpDecoder:
+    """RTCP, SRTCP's clear part, and SRTCP decrypted when a key applies."""
+
     name: ClassVar[str] = "rtcp"
-    fields = FIELDS
+    fields = DECLARED
     transport: ClassVar[Literal["datagram"]] = "datagram"
     ports: ClassVar[frozenset[tuple[str, int]]] = frozenset()
+
+    def __init__(self) -> None:
+        self._rtp = RtpDecoder()
+
+    def configure(self, options: Mapping[str, object]) -> None:
+        self._rtp.configure(options)
 
     def sniff(self, data: bytes, ctx: FlowContext) -> bool:
         return looks_like_rtcp(data)
 
-    def new_state(self) -> None:
-        return None
+    def new_state(self) -> SrtpState:
+        return SrtpState()
 
     def decode(self, data: bytes, state: object, ctx: FlowContext) -> DecodeResult:
         if len(data) >= 2 and data[0] >> 6 == 2 and not 192 <= data[1] <= 223:
             # RTP muxed on a flow whose first datagram was RTCP (RFC 5761), as Discord's are.
-            return RtpDecoder().decode(data, state, ctx)
-        rec, fields, findings = parse_rtcp(data, signaled_trailers(ctx))
-        summary = ", ".join(RTCP_INFO_NAMES.get(t, f"Unknown ({t})") for t in rec.types)
-        if len(data) >= 8:  # the first packet's SSRC is in the clear, even in SRTCP
-            summary += f", SSRC=0x{int.from_bytes(data[4:8], 'big'):08X}"
-        if rec.srtcp:
-            summary = f"SRTCP {summary}{' (encrypted)' if rec.encrypted else ''}, index {rec.srtcp_index}"
-        elif rec.encrypted:
-            summary += " (encrypted)"
-        proto = "srtcp" if rec.srtcp else "rtcp"
-        return DecodeResult(
-            (Pdu(proto, tuple(fields), (0, len(data)), summary, tuple(findings), record=rec),), len(data)
+            return self._rtp.decode(data, state, ctx)
+        return decode_rtcp(data, state, ctx, self._rtp._keys)
+
+
+def decode_rtcp(data: bytes, state: object, ctx: FlowContext, table: KeyTable) -> DecodeResult:
+    """An RTCP datagram: SRTCP decrypted when a key applies, else what is clear."""
+    if isinstance(state, SrtpState) and len(data) >= 8 and data[0] >> 6 == 2:
+        ssrc = int.from_bytes(data[4:8], "big")
+        keys = candidate_keys(ctx, ssrc, state, table)
+        if keys or ssrc in state.rtcp:
+            got = unprotect_rtcp(data, ssrc, keys, state)
+            if isinstance(got, UnprotectedRtcp):
+                return _decrypted_rtcp(data, got)
+            failed = Finding(
+                "error",
+                "srtcp.auth_failed",
+                f"SRTCP of SSRC 0x{ssrc:08X} not authenticated ({got}): only its first 8 bytes are decoded",
+                (8, len(data)),
+            )
+            return _rtcp_result(data, ctx, (failed,))
+    return _rtcp_result(data, ctx, ())
+
+
+def _rtcp_result(data: bytes, ctx: FlowContext, extra: tuple[Finding, ...]) -> DecodeResult:
+    rec, fields, findings = parse_rtcp(data, signaled_trailers(ctx))
+    summary = ", ".join(RTCP_INFO_NAMES.get(t, f"Unknown ({t})") for t in rec.types)
+    if len(data) >= 8:  # the first packet's SSRC is in the clear, even in SRTCP
+        summary += f", SSRC=0x{int.from_bytes(data[4:8], 'big'):08X}"
+    if rec.srtcp:
+        summary = f"SRTCP {summary}{' (encrypted)' if rec.encrypted else ''}, index {rec.srtcp_index}"
+    elif rec.encrypted:
+        summary += " (encrypted)"
+    proto = "srtcp" if rec.srtcp or extra else "rtcp"
+    return DecodeResult(
+        (Pdu(proto, tuple(fields), (0, len(data)), summary, (*findings, *extra), record=rec),), len(data)
+    )
+
+
+def _decrypted_rtcp(data: bytes, got: UnprotectedRtcp) -> DecodeResult:
+    """An authenticated SRTCP packet: its compound in the clear read as RTCP (spans map 1:1 onto
+    the ciphertext), then the trailer."""
+    srtcp, master = got.srtcp, got.crypto.master
+    rec, fields, findings = parse_rtcp(srtcp.plaintext)
+    rec = dataclasses.replace(rec, srtcp=True, encrypted=srtcp.encrypted, srtcp_index=srtcp.index)
+    n, mki, tag = len(data), len(master.mki), srtcp.tag_len
+    if master.profile.aead:
+        at = n - mki - SRTCP_INDEX
+        tag_at, mki_at = at - GCM_TAG, at + SRTCP_INDEX
+    else:
+        at = n - tag - mki - SRTCP_INDEX
+        tag_at, mki_at = n - tag, at + SRTCP_INDEX
+    fields += [
+        Field("srtcp.e", srtcp.encrypted, (at, at + 1)),
+        Field("srtcp.index", srtcp.index, (at, at + 4)),
+    ]
+    if mki:
+        fields.append(Field("srtcp.mki", data[mki_at : mki_at + mki].hex(), (mki_at, mki_at + mki)))
+    fields.append(Field("srtcp.auth_tag", data[tag_at : tag_at + tag].hex(), (tag_at, tag_at + tag)))
+    found = list(findings)
+    if got.replay:
+        found.append(
+            Finding(
+                "warn",
+                "srtcp.replay",
+                f"SRTCP index {srtcp.index} of SSRC 0x{int.from_bytes(data[4:8], 'big'):08X} "
+                "was authenticated before: a replay",
+            )
         )
+    names = ", ".join(RTCP_INFO_NAMES.get(t, f"Unknown ({t})") for t in rec.types)
+    summary = f"SRTCP {names}, SSRC=0x{int.from_bytes(data[4:8], 'big'):08X}, index {srtcp.index}, decrypted"
+    return DecodeResult((Pdu("srtcp", tuple(fields), (0, n), summary, tuple(found), record=rec),), n)
 
 
 def signaled_trailers(ctx: FlowContext) -> tuple[Trailer, ...]:

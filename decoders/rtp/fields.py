@@ -8,6 +8,7 @@ from protoscope.decoders.api import FieldInfo
 from .codecs import CODEC_FIELDS
 from .packets import PSFB_FMT, RTCP_TYPES, RTPFB_FMT, STATIC_NAMES
 from .rtcp import SDES_ITEMS, XR_BLOCKS
+from .srtp_fields import SRTP_FIELDS
 
 RTP_FIELDS: tuple[FieldInfo, ...] = (
     FieldInfo("rtp", "Real-Time Transport Protocol", "protocol"),
@@ -101,4 +102,4 @@ RTCP_FIELDS: tuple[FieldInfo, ...] = (
     FieldInfo("srtcp.auth_tag", "SRTCP Auth Tag", "bytes"),
 )
 
-FIELDS: tuple[FieldInfo, ...] = RTP_FIELDS + CODEC_FIELDS + RTCP_FIELDS
+FIELDS: tuple[FieldInfo, ...] = RTP_FIELDS + CODEC_FIELDS + RTCP_FIELDS + SRTP_FIELDS

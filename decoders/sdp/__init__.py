@@ -6,6 +6,7 @@ from typing import ClassVar, Literal
 
 from protoscope.decoders.api import DecodeResult, Expect, FlowContext, Pdu
 from protoscope.decoders.rtp.srtcp import SRTP_MKI, SRTP_PROFILE
+from protoscope.decoders.rtp.srtp_keys import sdes_hint
 
 from .fields import FIELDS
 from .parse import Media, SdpRecord, looks_like_sdp, parse
@@ -41,9 +42,12 @@ class SdpDecoder:
             srtp = srtp_hints(m)
             ice = "TLS" in m.proto or m.ice_ufrag or rec.ice_ufrag or m.candidates
             # WebRTC media shares its 5-tuple with STUN and DTLS: RFC 7983 demux sorts it out.
-            expects.append(Expect("udp", ip, m.port, "stun" if ice else "rtp", clocks | srtp))
+            keys = sdes_keys_hint(m, ip, m.port)
+            expects.append(Expect("udp", ip, m.port, "stun" if ice else "rtp", clocks | srtp | keys))
             if not m.rtcp_mux and not ice:
-                expects.append(Expect("udp", ip, m.port + 1, "rtcp", srtp))
+                expects.append(
+                    Expect("udp", ip, m.port + 1, "rtcp", srtp | sdes_keys_hint(m, ip, m.port + 1))
+                )
         pwds = ctx.capture.setdefault("ice.passwords", set())
         if isinstance(pwds, set):
             pwds.update(rec.passwords())
@@ -65,6 +69,16 @@ def srtp_hints(media: Media) -> dict[str, str]:
     if "SAVP" in media.proto:
         return {SRTP_PROFILE: media.proto}
     return {}
+
+
+def sdes_keys_hint(media: Media, ip: str, port: int) -> dict[str, str]:
+    """The SDES keys of an m-line (its a=crypto values, one a line) for the decoder of the media
+    that the SDP's author sends from `ip`:`port` (symmetric RTP: where it receives). RFC 4568
+    section 6.1: each side's a=crypto keys what that side sends; the hint is named by the sender
+    so that the offer's and the answer's keys, both given to the flow, stay apart."""
+    if not media.crypto_lines:
+        return {}
+    return {sdes_hint(ip, port): "\n".join(media.crypto_lines)}
 
 
 def find_sdp(body: bytes) -> bytes | None:

@@ -26,6 +26,8 @@ class Media:
     rtcp_mux: bool = False
     crypto: list[tuple[str, int]] = field(default_factory=list)
     """SDES keys (RFC 4568 a=crypto): (crypto suite, MKI length in bytes), in the SDP's order."""
+    crypto_lines: list[str] = field(default_factory=list)
+    """The a=crypto values themselves (tag, suite, key parameters), for SRTP decryption."""
 
 
 @dataclass(slots=True)
@@ -117,6 +119,7 @@ def parse(text: str) -> tuple[SdpRecord, list[Field]]:
                     media.rtcp_mux = True
                 elif attr == "crypto":
                     media.crypto.append(_crypto(arg))
+                    media.crypto_lines.append(arg)
     return rec, fields
 
 

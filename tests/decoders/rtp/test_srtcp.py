@@ -62,8 +62,8 @@ def rtcp_fields(
 def test_libsrtp_sample_is_read_as_libsrtp_sent_it() -> None:
     """Every RTCP datagram of srtcp-libsrtp.pcap against what the sender gave libsrtp: the E flag,
     the SRTCP index (libsrtp counts from 1), the trailer's size for its profile, the packet types
-    (all of them when in the clear, the first when encrypted) and nothing decoded past the first
-    8 bytes of encrypted ones."""
+    (all of them when in the clear or decrypted with the SDES keys of the SDP, the first when
+    encrypted without a key) and nothing decoded past the first 8 bytes of those."""
     truth = json.loads((HERE / "srtcp-libsrtp.truth.json").read_text())
     sent: dict[tuple[str, str], list[dict[str, object]]] = {}
     for entry in truth["rtcp"]:
@@ -88,7 +88,10 @@ def test_libsrtp_sample_is_read_as_libsrtp_sent_it() -> None:
                     want["index"],
                 )
                 assert 4 + len(str(fields["srtcp.auth_tag"])) // 2 == want["trailer"]
-                if rec.encrypted:
+                if rec.encrypted and str(want["flow"]).startswith("sdes"):
+                    # Keyed by the SDP's a=crypto (each side's own): decrypted whole.
+                    assert list(rec.types) == want["types"] and pdu.summary.endswith("decrypted")
+                elif rec.encrypted:
                     assert list(rec.types) == want["types"][:1]  # type: ignore[index]
                     assert set(fields) <= {*CLEAR_ONLY, *TRAILER, "rtcp", "rtcp.encrypted"}
                 else:
@@ -245,10 +248,12 @@ def test_plain_compounds_are_never_srtcp(
     case: tuple[bytes, list[int]], signaled: tuple[Trailer, ...]
 ) -> None:
     """A compound whose packet lengths add up to the datagram is plain RTCP, whatever its bytes
-    and even on a flow signaling called SRTP."""
+    and even on a flow signaling called SRTP. (Its random bodies may be too short for their type:
+    the full RTCP decode says so, but never with an SRTCP finding.)"""
     data, types = case
     rec, _, codes = rtcp_fields(data, signaled)
-    assert not rec.srtcp and not rec.encrypted and list(rec.types) == types and not codes
+    assert not rec.srtcp and not rec.encrypted and list(rec.types) == types
+    assert set(codes) <= {"rtcp.truncated"}
 
 
 @given(st.binary(max_size=120), st.sampled_from([(), (AEAD_GCM,), (Trailer(10, mki=4),)]))
