@@ -155,6 +155,15 @@ def parser() -> argparse.ArgumentParser:
         "a pcapng's Decryption Secrets Blocks are read too",
     )
     keys.add_argument(
+        "--srtp-key",
+        action="append",
+        default=[],
+        type=srtp_key,
+        metavar="SSRC|ADDR:PORT,PROFILE,BASE64",
+        help="SRTP master key and salt for media whose keys are not in the capture, e.g. "
+        "0x1234abcd,AES_CM_128_HMAC_SHA1_80,BASE64 (repeatable; ADDR:PORT is the sender's)",
+    )
+    keys.add_argument(
         "--inject-secrets",
         action="store_true",
         help="with --export pcapng: write the key log into the file (a Decryption Secrets Block, as "
@@ -308,6 +317,16 @@ def turn_auth(text: str) -> str:
     return text
 
 
+def srtp_key(text: str) -> object:
+    """--srtp-key's value, checked when the arguments are read (a bad one: its reason, exit 2)."""
+    from protoscope.decoders.rtp.srtp_keys import parse_srtp_key
+
+    try:
+        return parse_srtp_key(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _registry(args: argparse.Namespace) -> Registry:
     from protoscope.decoders.registry import load_registry
 
@@ -321,6 +340,7 @@ def _registry(args: argparse.Namespace) -> Registry:
         "stun.ice_pwd": args.ice_pwd,
         "stun.turn_auth": args.turn_auth,
         "tls.keylog": _keylog(args.keylog),
+        "srtp.keys": args.srtp_key,
     }
     if args.proto or args.proto_path or args.descriptor_set or args.reflect:
         from .schemas import load_schemas

@@ -3,6 +3,7 @@ exported with its secrets decrypts on its own."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,50 @@ def test_export_audio_of_srtp_without_keys_says_what_to_give(
 def test_encoding_goes_with_export_audio(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(SAMPLES / "sdes-srtp.pcap"), "--encoding", "PCMU", "--report", "streams"]) == 2
     assert "--encoding goes with --export audio" in capsys.readouterr().err
+
+
+def test_srtp_key_decrypts_media_whose_sdp_is_not_in_the_capture(tmp_path: Path) -> None:
+    truth = json.loads((SAMPLES / "sdes-srtp.truth.json").read_text())
+    first = truth["streams"][0]
+    media = tmp_path / "media.pcapng"  # the UDP alone: no SDP, so no a=crypto to learn from
+    assert (
+        main([str(SAMPLES / "sdes-srtp.pcap"), "-Y", "udp", "--export", "pcapng", "--output", str(media)])
+        == 0
+    )
+
+    def audio(capture: Path, *extra: str) -> bytes:
+        out = tmp_path / "a.wav"
+        args = [
+            str(capture),
+            "--export",
+            "audio",
+            "--stream",
+            "0",
+            "--output",
+            str(out),
+            "--encoding",
+            "PCMU",
+        ]
+        assert main([*args, *extra]) == 0
+        return out.read_bytes()
+
+    learnt = audio(SAMPLES / "sdes-srtp.pcap")  # the key from the SDP in the capture
+    given = audio(media, "--srtp-key", f"{first['ssrc']:#x},{first['suite']},{first['key_salt']}")
+    # Without signaling nothing says the payload is SRTP: it is written as it is on the wire.
+    assert given == learnt != audio(media)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("0x1,AES_CM_128_HMAC_SHA1_80", "expected SSRC|ADDR:PORT,PROFILE,BASE64"),
+        ("0x1,NO_SUCH_PROFILE,AAAA", "unknown SRTP profile 'NO_SUCH_PROFILE'"),
+        ("0x1,AES_CM_128_HMAC_SHA1_80,!!!", "is not base64"),
+        ("0x1,AES_CM_128_HMAC_SHA1_80,AAAA", "takes 30 bytes of key and salt"),
+    ],
+)
+def test_a_bad_srtp_key_is_refused_with_its_reason(
+    value: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([str(SAMPLE), "--srtp-key", value, "--report", "summary"]) == 2
+    assert reason in capsys.readouterr().err
