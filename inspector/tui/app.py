@@ -207,6 +207,7 @@ class ProtoscopeApp(App[None]):
     .narrow #bottom { layout: vertical; }
     .narrow #detail { height: 1fr; width: 100%; }
     .narrow #hex-pane { width: 100%; height: 9; }
+    .narrow Tab { padding: 0 0 0 1; }
     .short Tabs { height: 1; }
     .short Tabs Underline { display: none; }
     .short #top { height: 12; }
