@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # the engine is imported once the arguments are read: --versi
     # answer at once, and live capture is imported only for --live (inspector/livemode.py)
     from protoscope.decoders.api import FieldInfo
     from protoscope.decoders.registry import Registry
-    from protoscope.decoders.tls.keylog import KeyLog
 
+    from .keys import KeyLogFiles
     from .session import Progress, Session
 
 EXIT_OK = 0
@@ -339,9 +339,12 @@ def _registry(args: argparse.Namespace) -> Registry:
     options: dict[str, object] = {
         "stun.ice_pwd": args.ice_pwd,
         "stun.turn_auth": args.turn_auth,
-        "tls.keylog": _keylog(args.keylog),
         "srtp.keys": args.srtp_key,
     }
+    keylog_files = _keylog(args.keylog)
+    options["tls.keylog"] = keylog_files.keylog
+    if args.keylog:
+        options["tls.keylog_files"] = keylog_files
     if args.proto or args.proto_path or args.descriptor_set or args.reflect:
         from .schemas import load_schemas
 
@@ -355,24 +358,28 @@ def _registry(args: argparse.Namespace) -> Registry:
     return reg
 
 
-def _keylog(paths: Sequence[str]) -> KeyLog:
+def _keylog(paths: Sequence[str]) -> KeyLogFiles:
     """--keylog's files read: one line on stderr per file with lines not understood (they are
-    skipped and counted), exit 2 for a file that cannot be read."""
+    skipped and counted), exit 2 for a file that cannot be read. A file whose last line is not
+    whole yet (a browser writing it) is read up to its last whole line; later looks at a growing
+    capture read what it gains."""
     from protoscope.decoders.tls.keylog import KeyLog
 
-    keylog = KeyLog()
-    for path in paths:
-        try:
-            kept, skipped = keylog.add_file(path)
-        except OSError as exc:
-            raise _Usage(f"cannot read key log {clean(path)}: {exc.strerror or exc}") from None
+    from .keys import KeyLogFiles
+
+    files = KeyLogFiles(KeyLog(), list(paths))
+    try:
+        read = files.read()
+    except OSError as exc:
+        raise _Usage(f"cannot read key log {clean(exc.filename or '')}: {exc.strerror or exc}") from None
+    for path, kept, skipped in read:
         if skipped:
             print(
                 f"protoscope: key log {clean(path)}: {skipped} line(s) not understood, skipped "
                 f"({kept} secret(s) read)",
                 file=sys.stderr,
             )
-    return keylog
+    return files
 
 
 class _Held(io.StringIO):

@@ -54,6 +54,8 @@ from protoscope.decoders.registry import (
 )
 from protoscope.decoders.tls.keylog import KeyLog
 
+from .keys import KeyLogFiles
+
 MAX_STREAM_BUFFER = 16 * 1024 * 1024
 """Unconsumed bytes a stream decoder may leave waiting in one direction before they are dropped."""
 MAX_INNER_DEPTH = 4
@@ -315,16 +317,18 @@ class Session:
 
     def learn_secrets(self) -> int:
         """Add the key log lines the capture carries (pcapng DSBs of type TLSK, as `editcap
-        --inject-secrets` writes them) to the key log the decoders read (`--keylog`'s); returns
-        the secrets added. Called again as a growing capture brings more blocks."""
+        --inject-secrets` writes them), and what `--keylog`'s files gained since the last look, to
+        the key log the decoders read; returns the secrets added. Called at each look at a growing
+        capture, before its new packets are decoded."""
+        files = self.registry.options.get("tls.keylog_files")
+        added = files.refresh() if isinstance(files, KeyLogFiles) else 0
         blocks = self.index.capture.records.secrets
         if len(blocks) <= self._secrets_read:
-            return 0
+            return added
         keylog = self.registry.options.get("tls.keylog")
         if not isinstance(keylog, KeyLog):
             keylog = KeyLog()
             self.registry.configure({**self.registry.options, "tls.keylog": keylog})
-        added = 0
         for stype, data in blocks[self._secrets_read :]:
             if stype == SECRETS_TLS_KEY_LOG:
                 added += keylog.add_text(data.decode("utf-8", "replace"), "pcapng DSB")[0]
