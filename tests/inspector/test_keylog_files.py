@@ -36,3 +36,24 @@ def test_a_file_that_goes_away_is_kept_as_read(tmp_path: Path) -> None:
     assert files.refresh() == 0 and files.keylog.lines == 1
     with pytest.raises(OSError):
         files.read()
+
+
+def test_each_look_of_a_session_reads_what_the_key_log_gained(tmp_path: Path) -> None:
+    from protoscope.captures.index import load
+    from protoscope.decoders.registry import load_registry
+    from protoscope.inspector.session import Session
+    from tests.conftest import SAMPLES
+
+    path = tmp_path / "keys.log"
+    path.write_text("")
+    files = KeyLogFiles(KeyLog(), [str(path)])
+    registry = load_registry(use_plugins=False)
+    registry.options = {"tls.keylog": files.keylog, "tls.keylog_files": files}
+    registry.configure(registry.options)
+    session = Session(load(SAMPLES / "grpc-tls.pcap"), registry)
+    keys = (SAMPLES / "grpc-tls.keys").read_text()
+    path.write_text(keys)
+    decoding = session.decoding()  # a look: the lines written since are read before decoding
+    decoded = list(decoding.more(final=True))
+    assert files.keylog.lines == len([k for k in keys.splitlines() if not k.startswith("#")])
+    assert any(p.protocol == "grpc" for pd in decoded for p in pd.pdus)
