@@ -5,7 +5,8 @@ DTLS 1.2 (RFC 6347): the epoch and sequence number in each header are the 64-bit
 of TLS 1.2's record protection; epoch 1 starts at each side's ChangeCipherSpec. DTLS 1.3 (RFC 9147):
 unified headers carry the low bits of the epoch and of the sequence number, the latter masked with
 the sn_key (section 4.2.3); the full numbers are rebuilt from the highest seen (section 4.2.2),
-and the additional data is the header with the sequence number unmasked (section 4).
+and the additional data is the header as sent but with the sequence number bytes unmasked
+(section 4: "prior to record number encryption"; see DtlsCrypt._unmask_and_open).
 """
 
 from __future__ import annotations
@@ -153,26 +154,35 @@ class DtlsCrypt:
         side, conn = self.side, self.conn
         if side is None or conn.suite is None:
             return None
-        first = data[pos]
-        bits = first & 0x03
+        bits = data[pos] & 0x03
         epochs = [e for e in side.openers if e & 0x03 == bits]
         if not epochs:
             self._no_key(side, (pos, end), bits)
             return None
         epoch = max(epochs)
-        key = side.sn_keys.get(epoch)
-        ciphertext = data[header_end:end]
+        chacha = conn.suite.cipher == "CHACHA20-POLY1305"
         try:
-            if key is None:
-                raise crypto.DecryptError("no record number key")
-            mask = crypto.record_number_mask(conn.suite, key, ciphertext)
-            low = int.from_bytes(data[seq_at : seq_at + seq_len], "big") ^ int.from_bytes(
-                mask[:seq_len], "big"
-            )
-            seq = rebuild(low, 8 * seq_len, side.highest.get(epoch))
-            header = bytearray(data[pos:header_end])
-            header[seq_at - pos : seq_at - pos + seq_len] = low.to_bytes(seq_len, "big")
-            plain = side.openers[epoch].open(seq, 23, 0xFEFD, bytes(header), ciphertext)
+            try:
+                seq, plain = self._unmask_and_open(side, epoch, data, pos, header_end, end, seq_at, seq_len)
+            except crypto.DecryptError:
+                if not chacha or side.sn_swapped is not None:
+                    raise
+                seq, plain = self._unmask_and_open(
+                    side, epoch, data, pos, header_end, end, seq_at, seq_len, swapped=True
+                )
+                side.sn_swapped = True
+                self.findings.append(
+                    Finding(
+                        "note",
+                        "dtls.record_number_quirk",
+                        "record numbers masked with the ChaCha20 counter read big-endian "
+                        "(wolfSSL before 5.6.4); opened that way",
+                        (pos, end),
+                    )
+                )
+            else:
+                if chacha and side.sn_swapped is None:
+                    side.sn_swapped = False
             content, true_type = crypto.inner_plaintext(plain)
         except crypto.DecryptError as exc:
             self.findings.append(Finding("warn", "dtls.decrypt_failed", f"{exc} (epoch {epoch})", (pos, end)))
@@ -180,6 +190,41 @@ class DtlsCrypt:
         side.highest[epoch] = max(seq, side.highest.get(epoch, -1))
         replay = self._replay(side, epoch << 48 | seq, (pos, end))
         return true_type, content, header_end, seq, replay
+
+    def _unmask_and_open(
+        self,
+        side: Side,
+        epoch: int,
+        data: bytes,
+        pos: int,
+        header_end: int,
+        end: int,
+        seq_at: int,
+        seq_len: int,
+        swapped: bool | None = None,
+    ) -> tuple[int, bytes]:
+        """(full sequence number, inner plaintext) of one record, or DecryptError.
+
+        RFC 9147 section 4: the additional data is the unified header "prior to record number
+        encryption", i.e. as on the wire but with the sequence number bytes in the clear: the
+        sender protects the record first and masks the sequence number afterwards with a mask
+        made from that ciphertext (section 4.2.3), so the receiver unmasks first, then opens.
+        wolfSSL does the same (Dtls13EncryptRecordNumber runs on the header after the AEAD;
+        Dtls13ParseUnifiedRecordLayer unmasks in place before it), and so do the records of
+        captures/samples/dtls13-keys.pcap, which open only that way."""
+        key = side.sn_keys.get(epoch)
+        if key is None:
+            raise crypto.DecryptError("no record number key")
+        suite = self.conn.suite
+        assert suite is not None
+        ciphertext = data[header_end:end]
+        quirk = side.sn_swapped if swapped is None else swapped
+        mask = crypto.record_number_mask(suite, key, ciphertext, bool(quirk))
+        low = int.from_bytes(data[seq_at : seq_at + seq_len], "big") ^ int.from_bytes(mask[:seq_len], "big")
+        seq = rebuild(low, 8 * seq_len, side.highest.get(epoch))
+        header = bytearray(data[pos:header_end])
+        header[seq_at - pos : seq_at - pos + seq_len] = low.to_bytes(seq_len, "big")
+        return seq, side.openers[epoch].open(seq, 23, 0xFEFD, bytes(header), ciphertext)
 
     def inner_protocol(self) -> str | None:
         """What decrypted application data carries: SCTP on a WebRTC flow (RFC 8261; the flow

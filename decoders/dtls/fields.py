@@ -49,6 +49,8 @@ FIELDS: tuple[FieldInfo, ...] = (
     FieldInfo("dtls.decrypted", "Decrypted", "uint", "Plaintext bytes of a record opened with the key log"),
     FieldInfo("dtls.app_data_proto", "Application Data Protocol", "string", "Where the plaintext went"),
     FieldInfo("dtls.replay", "Replay", "bool", "A record number opened before"),
+    FieldInfo("dtls.ack.record_numbers_length", "Record Numbers Length", "uint", "DTLS 1.3 ACK"),
+    FieldInfo("dtls.ack.record_number", "Record Number", "string", "Acknowledged: epoch and sequence"),
     FieldInfo("dtls.alert_message.level", "Level", "uint", strings=ALERT_LEVELS),
     FieldInfo("dtls.alert_message.desc", "Description", "uint", strings=ALERTS),
     FieldInfo("x509", "X.509 certificate", "protocol", "Facts of a certificate in a DTLS handshake"),

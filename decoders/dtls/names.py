@@ -9,6 +9,7 @@ CONTENT_TYPES = {
     23: "Application Data",
     24: "Heartbeat",
     25: "Connection ID",
+    26: "ACK",
 }
 VERSIONS = {
     0xFEFF: "DTLS 1.0",

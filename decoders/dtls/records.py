@@ -268,8 +268,27 @@ def _plaintext(
         out.append(Field("dtls.app_data_proto", proto or "", (base, end)))
         if plain and not replay:
             crypt.inner.append(InnerPayload(bytes(plain), base, protocol=proto))
+    elif ctype == 26:
+        info.append("ACK")
+        out += _ack(plain, base)
     else:
         info.append(nm.CONTENT_TYPES.get(ctype, f"Content type {ctype}"))
+    return out
+
+
+def _ack(plain: bytes, base: int) -> list[Field]:
+    """RFC 9147 section 7: the record numbers (epoch, sequence number: 8 bytes each) a peer
+    acknowledges, in a 2-byte-length vector; a short vector shows what is there."""
+    if len(plain) < 2:
+        return []
+    length = int.from_bytes(plain[:2], "big")
+    out = [Field("dtls.ack.record_numbers_length", length, (base, base + 2))]
+    stop = min(len(plain), 2 + length)
+    for at in range(2, stop - 15, 16):
+        epoch = int.from_bytes(plain[at : at + 8], "big")
+        seq = int.from_bytes(plain[at + 8 : at + 16], "big")
+        span = (base + at, base + at + 16)
+        out.append(Field("dtls.ack.record_number", f"epoch {epoch}, sequence {seq}", span))
     return out
 
 

@@ -47,6 +47,20 @@ class Side:
     highest: dict[int, int] = field(default_factory=dict)
     """DTLS 1.3: the highest sequence number opened per epoch (to rebuild the full one from the
     8 or 16 bits a unified header carries)."""
+    opened: int = -1
+    """TLS: the number of the last record opened under the current key (-1: none yet); a search
+    after a gap counts from it (a false record header found by resync took a number, but it was
+    no record)."""
+    resume: int = 0
+    """TLS: searches left: a record that fails may be one after records lost in a gap, so the
+    record numbers ahead are tried, on at most this many failures in a row (reset when a record
+    opens and when the stream resyncs; see decoder.SEARCHES)."""
+    astray: bool = False
+    """TLS: a search found no record number that opens this side's records: later failures are
+    not reported one by one (the `tls.decrypt_failed` of the search said it)."""
+    sn_swapped: bool | None = None
+    """DTLS 1.3 ChaCha20: whether this side masks record numbers with the counter read
+    big-endian (wolfSSL before 5.6.4, see crypto.record_number_mask); None until a record opens."""
     no_key: str = ""
     """Why this side's records cannot be opened, when a key log was given but does not help."""
     reported: bool = False
@@ -175,6 +189,7 @@ class Connection:
         side.encrypted = True
         side.opener = side.pending
         side.seq = 0
+        side.opened = -1
         if self.dtls and side.opener is not None:
             side.epoch += 1
             side.openers[side.epoch] = side.opener
@@ -203,6 +218,7 @@ class Connection:
         side.secret = secret
         side.opener = crypto.opener13(self.suite, secret, self.label_prefix)
         side.seq = 0
+        side.opened = -1
         if self.dtls:
             side.epoch += 1
             side.openers[side.epoch] = side.opener

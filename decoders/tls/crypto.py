@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import struct
 from collections.abc import Callable
 from typing import Protocol
 
@@ -133,13 +134,23 @@ def exporter13(
     return hkdf_expand_label(hash_name, derived, b"exporter", digest(context or b"").digest(), length, prefix)
 
 
-def record_number_mask(suite: CipherSuite, key: bytes, ciphertext: bytes) -> bytes:
+def record_number_mask(
+    suite: CipherSuite, key: bytes, ciphertext: bytes, swapped_counter: bool = False
+) -> bytes:
     """RFC 9147 section 4.2.3: the mask over a DTLS 1.3 record's sequence number bytes, from the
-    first 16 bytes of its ciphertext (AES-ECB, or ChaCha20 with them as counter and nonce)."""
+    first 16 bytes of its ciphertext: AES-ECB of them, or for ChaCha20 the key stream of the block
+    whose counter is ciphertext[0..3] and nonce ciphertext[4..15] (RFC 8439 section 2.3: the
+    counter is a little-endian word, as `cryptography`'s 16-byte ChaCha20 nonce takes it).
+
+    `swapped_counter` reads ciphertext[0..3] big-endian instead: wolfSSL before 5.6.4 does so on
+    little-endian Linux (its `#ifdef BIG_ENDIAN` met glibc's endian.h macro; fixed by wolfSSL pull
+    request 6641), and captures of such peers exist (captures/samples/dtls13-keys.pcap)."""
     if len(ciphertext) < 16:
         raise DecryptError("record too short for record number encryption")
     sample = bytes(ciphertext[:16])
     if suite.cipher == "CHACHA20-POLY1305":
+        if swapped_counter:
+            sample = sample[3::-1] + sample[4:]
         enc = Cipher(algorithms.ChaCha20(key, sample), mode=None).encryptor()
         return enc.update(bytes(2))
     enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
@@ -172,34 +183,36 @@ class Aead12:
     section 6.2.3.3); GCM/CCM nonces are the 4-byte IV and the 8 explicit bytes the record carries,
     ChaCha20-Poly1305's the 12-byte IV xor the sequence number."""
 
-    __slots__ = ("aead", "explicit", "iv", "suite", "tag")
+    __slots__ = ("aead", "explicit", "iv", "iv_int", "suite", "tag")
 
     def __init__(self, suite: CipherSuite, key: bytes, iv: bytes) -> None:
         self.suite = suite
         self.aead = _aead(suite, key)
         self.iv = iv
+        self.iv_int = int.from_bytes(iv, "big")
         self.explicit = suite.explicit_nonce_len
         self.tag = suite.tag_len
 
     def open(self, seq: int, content_type: int, version: int, header: bytes, fragment: bytes) -> bytes:
-        if len(fragment) < self.explicit + self.tag:
+        explicit = self.explicit
+        if len(fragment) < explicit + self.tag:
             raise DecryptError("truncated record")
-        if self.explicit:
-            nonce = self.iv + bytes(fragment[: self.explicit])
+        fragment = bytes(fragment)  # no copy when it is bytes already
+        if explicit:
+            nonce = self.iv + fragment[:explicit]
+            sealed = fragment[explicit:]
         else:
-            nonce = (int.from_bytes(self.iv, "big") ^ seq).to_bytes(12, "big")
-        sealed = bytes(fragment[self.explicit :])
-        size = len(sealed) - self.tag
-        aad = (
-            seq.to_bytes(8, "big")
-            + bytes([content_type])
-            + version.to_bytes(2, "big")
-            + size.to_bytes(2, "big")
-        )
+            nonce = (self.iv_int ^ seq).to_bytes(12, "big")
+            sealed = fragment
+        aad = _AAD12.pack(seq, content_type, version, len(sealed) - self.tag)
         try:
             return self.aead.decrypt(nonce, sealed, aad)
         except InvalidTag:
             raise DecryptError("bad tag") from None
+
+
+_AAD12 = struct.Struct(">QBHH")
+"""TLS 1.2's additional data: seq_num, type, version, length (RFC 5246 section 6.2.3.3)."""
 
 
 class Cbc12:
@@ -277,6 +290,8 @@ class Aead13:
 def inner_plaintext(plain: bytes) -> tuple[bytes, int]:
     """TLSInnerPlaintext (RFC 8446 section 5.2): (content, true content type); zeros pad it."""
     end = len(plain)
+    if end and plain[end - 1]:  # no padding: the usual case
+        return plain[: end - 1], plain[end - 1]
     while end and plain[end - 1] == 0:
         end -= 1
     if not end:

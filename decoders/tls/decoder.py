@@ -3,6 +3,11 @@ and, with a key log, every protected record opened (authenticated first) and its
 on: application data to HTTP/2 when ALPN chose h2 (gRPC over TLS on any port), else to whatever
 the registry's heuristics find in it.
 
+After a hole in the TCP stream the next record header is found again (`resync`) and the records
+the hole swallowed are accounted for: their record numbers are skipped by trying the next ones
+until a tag verifies (`MAX_SKIPPED_RECORDS`, `SEARCHES`), with one `tls.decrypt_resync` note for
+the hole rather than a failure for every record after it.
+
 One PDU per record. Connection state (randoms, suite, keys, sequence numbers) lives in the flow's
 `ctx.shared["tls.connection"]`, since both directions feed it; each direction's own state is the
 bytes of a handshake message not yet whole.
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from functools import partial
 from typing import ClassVar, Literal
 
 from protoscope.decoders.api import (
@@ -41,6 +47,17 @@ the largest a real handshake sends; the length field allows 16 MiB, which is wha
 declares. A larger one stops handshake parsing in that direction (`tls.handshake_limit`)."""
 RESYNC_WINDOW = 64 * 1024
 """Bytes searched for the next record header when the stream is not where a record starts."""
+MAX_SKIPPED_RECORDS = 256
+"""Record numbers tried past the expected one when a record fails after a gap in the TCP stream
+(the records the hole swallowed each took a number). A wrong number cannot pass the tag (2^-128),
+so the bound is about cost and reach: one search costs at most 256 record decryptions (a few ms
+with 16 KiB records) and happens once per gap, and 256 records cover a lost 64 KiB loopback
+segment (TSO) of gRPC-sized records (~250 bytes) or 4 MiB of full-size ones."""
+SEARCHES = 2
+"""Failures in a row after a gap or an opened record that search the record numbers ahead: two,
+because a false header resync took (see `resync`) fails first and the true record after it is
+the one to find; after them a side whose records all fail (a KeyUpdate lost in the hole, a wrong
+application secret) costs one decryption a record again, and says nothing more."""
 CONTENT_TYPES = frozenset((20, 21, 22, 23, 24))
 HANDSHAKE_FINISHED = 20
 HANDSHAKE_KEY_UPDATE = 24
@@ -48,9 +65,10 @@ HANDSHAKE_ENCRYPTED_EXTENSIONS = 8
 CONNECTION = "tls.connection"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TlsRecord:
-    """Typed facts of one record, for analyses."""
+    """Typed facts of one record, for analyses (read them, do not change them: not frozen only
+    because a frozen dataclass costs four times as much to make, once per record)."""
 
     content_type: int
     """The true content type (a TLS 1.3 record's inner one once decrypted)."""
@@ -86,9 +104,16 @@ def valid_header(data: bytes, pos: int) -> bool:
     )
 
 
-def resync(data: bytes, start: int) -> int | None:
+def resync(data: bytes, start: int, version: bytes | None = None) -> int | None:
     """The next offset after `start` where a record header is followed by the data's end or by
-    another record header: where the stream can be read again."""
+    another record header: where the stream can be read again.
+
+    With `version` (the record-layer version a connection's protected records carry, b"\x03\x03"
+    for TLS 1.2 and 1.3), also an application data header of that version whose record runs past
+    the data's end: after a hole in a bulk transfer the next header is followed by a record of up
+    to 16 KiB that arrives over several segments, so the data never holds a whole record after a
+    header to confirm it. A header found that way is false once in about 10^7 offsets (type,
+    version and length must match); its record then fails its tag and the stream resyncs again."""
     stop = min(len(data), start + RESYNC_WINDOW) - RECORD_HEADER
     for k in range(start + 1, stop + 1):
         if not valid_header(data, k):
@@ -96,6 +121,9 @@ def resync(data: bytes, start: int) -> int | None:
         end = k + RECORD_HEADER + int.from_bytes(data[k + 3 : k + 5], "big")
         if end == len(data) or (end + RECORD_HEADER <= len(data) and valid_header(data, end)):
             return k
+        if version is not None and end + RECORD_HEADER > len(data) and data[k] == 23:
+            if data[k + 1 : k + 3] == version:
+                return k
     return None
 
 
@@ -138,7 +166,7 @@ class TlsDecoder:
         need = 0
         while len(data) - pos >= RECORD_HEADER:
             if not valid_header(data, pos):
-                nxt = resync(data, pos)
+                nxt = resync(data, pos, b"\x03\x03" if conn.version in (0x0303, 0x0304) else None)
                 if not state.lost:
                     state.lost = True
                     findings.append(
@@ -152,13 +180,24 @@ class TlsDecoder:
                 if nxt is None:
                     pos = max(pos, len(data) - RECORD_HEADER + 1)
                     break
+                side = conn.side(ctx.from_client)
+                if side is not None and side.opener is not None:
+                    side.resume = SEARCHES  # records may have been lost before this one
                 pos = nxt
                 continue
             end = pos + RECORD_HEADER + int.from_bytes(data[pos + 3 : pos + 5], "big")
             if end > len(data):
                 need = end - pos
                 break
-            pdus.append(_Record(self.keys, conn, state, ctx, data, pos, end).pdu())
+            tried: Tried = None
+            if data[pos] == 23:
+                fast = _application_fast(conn, ctx.from_client, data, pos, end)
+                if isinstance(fast, Pdu):
+                    pdus.append(fast)
+                    pos = end
+                    continue
+                tried = fast
+            pdus.append(_Record(self.keys, conn, state, ctx, data, pos, end, tried).pdu())
             pos = end
         else:
             if pos < len(data):
@@ -166,12 +205,104 @@ class TlsDecoder:
         return DecodeResult(tuple(pdus), pos, need, tuple(findings))
 
 
+Tried = bytes | crypto.DecryptError | None
+"""What opening a record under the side's next record number gave, when the fast path tried it
+first (the general path does not open it twice); None: not tried."""
+
+
+def _application_fast(conn: Connection, from_client: bool, data: bytes, pos: int, end: int) -> Pdu | Tried:
+    """The bulk of a connection: an application data record of a side whose records are protected,
+    opened under its expected record number when its key is known. Its PDU is made here without
+    the general path's objects (a _Record, its lists, the side looked up thrice).
+    Anything unusual (no key, a failed tag, a handshake message, an alert or padding inside) goes
+    to the general path with what opening gave (`Tried`); the side's state is left as it was."""
+    if conn.client_is_flow_client is None:
+        return None
+    side = conn.client if from_client == conn.client_is_flow_client else conn.server
+    if not side.encrypted:
+        return None
+    opener = side.opener
+    version = (data[pos + 1] << 8) | data[pos + 2]
+    if opener is None:
+        if side.no_key and not side.reported:
+            return None  # the general path says once why it cannot be opened
+        tree = LazyFields(partial(_application_tree, data, pos, end, conn.tls13, None, None))
+        record = TlsRecord(23, version, (), {}, False, end - pos - RECORD_HEADER)
+        return Pdu("tls", tree, (pos, end), "Application Data", (), (), record)
+    seq = side.seq
+    try:
+        plain = opener.open(
+            seq, 23, version, data[pos : pos + RECORD_HEADER], data[pos + RECORD_HEADER : end]
+        )
+    except crypto.DecryptError as exc:
+        return exc
+    tls13 = conn.tls13
+    if tls13:
+        if not plain or plain[-1] != 23:
+            return plain
+        content = plain[:-1]
+        base = pos + RECORD_HEADER
+    else:
+        suite = conn.suite
+        content = plain
+        base = pos + RECORD_HEADER + (0 if suite is None else suite.explicit_nonce_len if suite.aead else 16)
+    side.seq = seq + 1
+    side.opened = seq
+    side.resume = SEARCHES
+    side.astray = False
+    proto = "http2" if conn.alpn == "h2" else None
+    inner = (InnerPayload(content, base, protocol=proto, transport="stream"),) if content else ()
+    tree = LazyFields(partial(_application_tree, data, pos, end, tls13, (content, base, seq), proto))
+    return Pdu(
+        "tls",
+        tree,
+        (pos, end),
+        "Application Data",
+        (),
+        inner,
+        TlsRecord(23, version, (), {}, True, len(content)),
+    )
+
+
+def _application_tree(
+    data: bytes,
+    pos: int,
+    end: int,
+    opaque: bool,
+    opened: tuple[bytes, int, int] | None,
+    proto: str | None,
+) -> tuple[Field, ...]:
+    """The detail tree of an application data record: `opened` is (plaintext, where it maps in
+    the data, record number), None when it was not opened; `opaque`: the header's type is TLS
+    1.3's opaque_type."""
+    ctype = data[pos]
+    version = (data[pos + 1] << 8) | data[pos + 2]
+    prefix = f"{TLS_VERSIONS.get(version, hex(version))} Record Layer"
+    children = [
+        Field("tls.record.opaque_type" if opaque else "tls.record.content_type", ctype, (pos, pos + 1)),
+        Field("tls.record.version", version, (pos + 1, pos + 3)),
+        Field("tls.record.length", end - pos - RECORD_HEADER, (pos + 3, pos + 5)),
+    ]
+    if opened is None:
+        body = data[pos + RECORD_HEADER : end]
+        children.append(Field("tls.app_data", body.hex(), (pos + RECORD_HEADER, end)))
+        return (Field("tls.record", f"{prefix}: Application Data Protocol", (pos, end), tuple(children)),)
+    content, base, seq = opened
+    children.append(Field("tls.record.sequence_number", seq, (pos, end)))
+    if opaque:  # the true type, after the content (as Wireshark shows it)
+        at = base + len(content)
+        children.append(Field("tls.record.content_type", 23, (at, at + 1)))
+    children.append(Field("tls.decrypted", len(content), (base, base + len(content))))
+    children.append(Field("tls.app_data_proto", proto or "", (base, base + len(content))))
+    return (Field("tls.record", f"{prefix}: Application Data", (pos, end), tuple(children)),)
+
+
 class _Record:
     """One record's decoding: its fields, findings, what it hands on, the connection events."""
 
     __slots__ = (
         "children", "conn", "ctx", "data", "end", "facts", "findings", "htypes", "info", "inner",
-        "keys", "pos", "state",
+        "keys", "pos", "state", "tried",
     )  # fmt: skip
 
     def __init__(
@@ -183,8 +314,10 @@ class _Record:
         data: bytes,
         pos: int,
         end: int,
+        tried: Tried = None,
     ) -> None:
         self.keys, self.conn, self.state, self.ctx = keys, conn, state, ctx
+        self.tried = tried
         self.data, self.pos, self.end = data, pos, end
         self.children: list[Field] = []
         self.findings: list[Finding] = []
@@ -264,20 +397,16 @@ class _Record:
             size = len(content)
         else:
             size = end - pos - RECORD_HEADER
-        prefix = f"{TLS_VERSIONS.get(version, hex(version))} Record Layer"
-
-        def tree() -> tuple[Field, ...]:
-            children = self._head(ctype, version, protected)
-            if opened is not None:
-                _, content, base = opened
-                children += self._opened(23, content, base, seq)
-                children.append(Field("tls.app_data_proto", proto or "", (base, base + len(content))))
-                label = f"{prefix}: Application Data"
-            else:
-                body = self.data[pos + RECORD_HEADER : end]
-                children.append(Field("tls.app_data", body.hex(), (pos + RECORD_HEADER, end)))
-                label = f"{prefix}: Application Data Protocol"
-            return (Field("tls.record", label, (pos, end), tuple(children)),)
+        opaque = protected and self.conn.tls13
+        tree = partial(
+            _application_tree,
+            self.data,
+            pos,
+            end,
+            opaque,
+            (opened[1], opened[2], seq) if opened is not None else None,
+            proto,
+        )
 
         record = TlsRecord(23, version, (), {}, opened is not None, size)
         return Pdu(
@@ -296,18 +425,68 @@ class _Record:
         header, fragment = data[pos : pos + RECORD_HEADER], data[pos + RECORD_HEADER : end]
         seq = side.seq
         side.seq += 1
+        tried = self.tried
         try:
-            plain = side.opener.open(seq, ctype, version, header, fragment)
+            if tried is None:
+                plain = side.opener.open(seq, ctype, version, header, fragment)
+            elif isinstance(tried, crypto.DecryptError):
+                raise tried
+            else:
+                plain = tried
+        except crypto.DecryptError as exc:
+            searched = side.resume > 0
+            found = self._search(side, seq, ctype, version, header, fragment) if searched else None
+            if found is None:
+                if not side.astray:
+                    more = f", nor any of the next {MAX_SKIPPED_RECORDS}" if searched else ""
+                    self._failed(f"{exc} (record {seq}{more})")
+                    side.astray = searched  # reported once, not once a record
+                side.resume = max(0, side.resume - 1)
+                return None
+            plain = found
+        side.opened = side.seq - 1
+        side.resume, side.astray = SEARCHES, False
+        try:
             if conn.tls13:
                 content, true_type = crypto.inner_plaintext(plain)
             else:
                 content, true_type = plain, ctype
         except crypto.DecryptError as exc:
-            self._failed(f"{exc} (record {seq})")
+            self._failed(f"{exc} (record {side.seq - 1})")
             return None
         suite = conn.suite
         skip = 0 if suite is None or conn.tls13 else suite.explicit_nonce_len if suite.aead else 16
         return true_type, content, pos + RECORD_HEADER + skip
+
+    def _search(
+        self, side: Side, seq: int, ctype: int, version: int, header: bytes, fragment: bytes
+    ) -> bytes | None:
+        """After a gap: the plaintext under the first of the MAX_SKIPPED_RECORDS record numbers
+        after the last one opened whose tag verifies (one `tls.decrypt_resync` note says how many
+        were skipped), or None. The side's sequence number moves past the one found."""
+        opener = side.opener
+        assert opener is not None
+        start = side.opened + 1
+        for number in range(start, start + MAX_SKIPPED_RECORDS + 1):
+            if number == seq:
+                continue  # tried already
+            try:
+                plain = opener.open(number, ctype, version, header, fragment)
+            except crypto.DecryptError:
+                continue
+            side.seq = number + 1
+            skipped = number - start
+            lost = f"{skipped} record{'' if skipped == 1 else 's'} lost"
+            self.findings.append(
+                Finding(
+                    "note",
+                    "tls.decrypt_resync",
+                    f"{lost} (a gap in the capture): decryption resumed at record {number}",
+                    (self.pos, self.end),
+                )
+            )
+            return plain
+        return None
 
     def _failed(self, why: str) -> None:
         self.findings.append(Finding("warn", "tls.decrypt_failed", why, (self.pos, self.end)))

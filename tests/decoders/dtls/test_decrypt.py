@@ -4,8 +4,8 @@ captures/samples/webrtc-datachannels.pcap (aiortc: DTLS 1.2 carrying SCTP). Plai
 was sent, the SRTP exporter equals aiortc's keying material, and a wrong, missing or garbage key
 log, a replayed record or a cut datagram give findings, never plaintext from ciphertext.
 
-DTLS 1.3 cannot be made here (OpenSSL 3.0, no gnutls-cli or wolfSSL with DTLS 1.3 in the
-image), so its records are built by this test per RFC 9147 (see test_dtls13_built_per_rfc_9147)."""
+DTLS 1.3 records are also built here per RFC 9147 (test_dtls13_built_per_rfc_9147), beside the
+real ones wolfSSL made (captures/samples/dtls13-keys.pcap, test_dtls13_wolfssl.py)."""
 
 from __future__ import annotations
 

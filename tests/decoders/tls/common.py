@@ -4,6 +4,7 @@ registry with the TLS decoder and a key log, and a capture decoded into (frame, 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,11 @@ class Replay:
     shared: dict[str, object] = field(default_factory=dict)
     """The flow's scratch space after the last run (the connection, its keys)."""
 
-    def run(self, pieces: list[tuple[bool, bytes]]) -> list[tuple[bool, str, bytes, tuple[str, ...]]]:
+    def run(
+        self, pieces: Sequence[tuple[bool, bytes | None]]
+    ) -> list[tuple[bool, str, bytes, tuple[str, ...]]]:
+        """A piece whose bytes are None is a hole in that direction's stream: its held bytes are
+        dropped and the decoder goes on with what follows (as the session does at a `tcp.gap`)."""
         decoder = TlsDecoder()
         decoder.configure({"tls.keylog": self.keys})
         shared = self.shared = {}
@@ -109,6 +114,9 @@ class Replay:
         states = {True: decoder.new_state(), False: decoder.new_state()}
         out = []
         for frame, (from_client, data) in enumerate(pieces, 1):
+            if data is None:
+                held[from_client], need[from_client] = b"", 0
+                continue
             held[from_client] += data
             if len(held[from_client]) < need[from_client]:
                 continue
