@@ -17,6 +17,7 @@ from protoscope.decoders.api import (
     Pdu,
 )
 
+from .codecs import encoding_name
 from .fields import FIELDS
 from .packets import (
     STATIC_CLOCK,
@@ -28,13 +29,14 @@ from .packets import (
     parse_rtp,
 )
 from .srtcp import SRTP_MKI, SRTP_PROFILE, Trailer, trailers
-from .srtp import GCM_TAG, SRTCP_INDEX, rtp_header_len
+from .srtp import GCM_TAG, SRTCP_INDEX, MasterKey, rtp_header_len
 from .srtp_flow import (
     KeyTable,
     SrtpState,
     Unprotected,
     UnprotectedRtcp,
     candidate_keys,
+    replay_finding,
     unprotect_rtcp,
     unprotect_rtp,
 )
@@ -120,7 +122,9 @@ class RtpDecoder:
                 consumed=len(data),
                 findings=(Finding("note", "rtp.not_rtp", f"{kind} datagram on an RTP flow"),),
             )
-        clock = clock_rate(data[1] & 0x7F, ctx.hints) if len(data) > 1 else None
+        pt = data[1] & 0x7F if len(data) > 1 else -1
+        clock = clock_rate(pt, ctx.hints) if pt >= 0 else None
+        encoding = encoding_name(pt, ctx.hints) if pt >= 0 else ""
         if isinstance(state, SrtpState) and len(data) >= 12:
             ssrc = int.from_bytes(data[8:12], "big")
             keys = candidate_keys(ctx, ssrc, state, self._keys)
@@ -129,7 +133,7 @@ class RtpDecoder:
                 seq = int.from_bytes(data[2:4], "big")
                 got = unprotect_rtp(data, header, ssrc, seq, keys, state)
                 if isinstance(got, Unprotected):
-                    return _decrypted_rtp(data, header, got, clock)
+                    return _decrypted_rtp(data, header, got, clock, encoding)
                 failed = Finding(
                     "error",
                     "srtp.auth_failed",
@@ -137,15 +141,33 @@ class RtpDecoder:
                     (header, len(data)),
                 )
                 return _opaque_rtp(data, header, clock, failed)
-        return _rtp_result(data, clock, ())
+        if srtp_signaled(ctx):
+            return _rtp_result(data, clock, "", clear=False)  # SRTP nobody could decrypt
+        return _rtp_result(data, clock, encoding)
+
+    def keys_for(self, ctx: FlowContext, ssrc: int, state: SrtpState) -> list[MasterKey]:
+        """The master keys `decode` would try on a packet of `ssrc` that has none pinned (for the
+        bulk path, inspector/bulk.py: when there are none, decode reads the header only)."""
+        return candidate_keys(ctx, ssrc, state, self._keys)
 
 
-def _rtp_result(data: bytes, clock: int | None, extra: tuple[Finding, ...]) -> DecodeResult:
-    """Plain RTP, or SRTP of which only the clear header is read."""
-    rec, fields, findings = parse_rtp(data, clock)
+def srtp_signaled(ctx: FlowContext) -> bool:
+    """The flow's DTLS handshake negotiated SRTP (use_srtp) or its SDP offered it: its RTP payloads
+    are ciphertext unless decrypted."""
+    return isinstance(ctx.shared.get(SRTP_PROFILE), str) or SRTP_PROFILE in ctx.hints
+
+
+def _rtp_result(data: bytes, clock: int | None, encoding: str, clear: bool = True) -> DecodeResult:
+    """RTP read as plain: its record carries the payload (codec facts for the streams report) and
+    its detail tree the codec's fields (`encoding`: signaling's name of the payload type). Not
+    `clear`: SRTP nobody could decrypt, whose record has no payload."""
+    rec, fields, findings = parse_rtp(data, clock, encoding)
     if rec is None:
-        return DecodeResult(consumed=len(data), findings=(*findings, *extra))
-    pdu = Pdu("rtp", fields, (0, len(data)), _rtp_summary(rec), (*findings, *extra), record=rec)
+        return DecodeResult(consumed=len(data), findings=tuple(findings))
+    if clear:
+        header = rtp_header_len(data)
+        rec = dataclasses.replace(rec, payload=data[header : header + rec.payload_len])
+    pdu = Pdu("rtp", fields, (0, len(data)), _rtp_summary(rec), tuple(findings), record=rec)
     return DecodeResult((pdu,), len(data))
 
 
@@ -178,22 +200,18 @@ def _rtp_summary(rec: RtpRecord) -> str:
     )
 
 
-def _decrypted_rtp(data: bytes, header: int, got: Unprotected, clock: int | None) -> DecodeResult:
-    """An authenticated SRTP packet: its plaintext read as RTP (spans map 1:1 onto the ciphertext),
-    with the MKI and tag after it."""
+def _decrypted_rtp(
+    data: bytes, header: int, got: Unprotected, clock: int | None, encoding: str
+) -> DecodeResult:
+    """An authenticated SRTP packet: its plaintext read as RTP with the codec's fields (spans map
+    1:1 onto the ciphertext), with the MKI and tag after it."""
     plain = data[:header] + got.payload
-    rec, fields, findings = parse_rtp(plain, clock)
+    rec, fields, findings = parse_rtp(plain, clock, encoding)
     if rec is None:  # the header was read already: cannot happen, but stay total
         return DecodeResult(consumed=len(data), findings=tuple(findings))
     rec = dataclasses.replace(rec, payload=got.payload[: rec.payload_len])
     if got.replay:
-        findings.append(
-            Finding(
-                "warn",
-                "srtp.replay",
-                f"SRTP index {got.index} of SSRC 0x{rec.ssrc:08X} was authenticated before: a replay",
-            )
-        )
+        findings.append(replay_finding(got.index, rec.ssrc))
     master = got.crypto.master
     summary = f"{_rtp_summary(rec)}, SRTP decrypted ({master.source or master.profile.name})"
     tree = LazyFields(lambda: [*fields, *_srtp_trailer(data, got)])

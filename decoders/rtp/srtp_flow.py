@@ -9,13 +9,19 @@ matches is pinned to the SSRC. A capture may start mid-call, when the rollover c
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from protoscope.decoders.api import Endpoint, FlowContext
+import numpy as np
+import numpy.typing as npt
 
+from protoscope.decoders.api import Endpoint, Finding, FlowContext
+
+from .packets import parse_rtp
 from .srtcp import SRTP_PROFILE
 from .srtp import (
+    RUN_CHUNK,
     MasterKey,
     ReplayList,
     Srtcp,
@@ -23,6 +29,7 @@ from .srtp import (
     decrypt_many,
     estimate_index,
     profile_named,
+    unprotect_run,
 )
 from .srtp_keys import (
     DTLS_CLIENT_IS_FLOW_CLIENT,
@@ -240,8 +247,9 @@ def unprotect_rtcp(data: bytes, ssrc: int, keys: list[MasterKey], state: SrtpSta
 
 def decrypt_pinned(state: SrtpState, packets: Sequence[bytes]) -> list[bytes | None]:
     """The payloads of many SRTP packets of one flow direction, in order, with the keys its earlier
-    packets pinned to their SSRCs (decoded one by one through the decoder): the bulk path of a
-    long capture. None for a packet that fails, is a replay, or whose SSRC has no key yet."""
+    packets pinned to their SSRCs (decoded one by one through the decoder). None for a packet that
+    fails, is a replay, or whose SSRC has no key yet. The inspector's bulk path uses `unprotect_bulk`
+    instead, which gives what the decoder gives on each packet (findings, replays, a new key)."""
     out: list[bytes | None] = [None] * len(packets)
     groups: dict[int, tuple[SrtpCrypto, list[int]]] = {}
     for k, data in enumerate(packets):
@@ -255,3 +263,148 @@ def decrypt_pinned(state: SrtpState, packets: Sequence[bytes]) -> list[bytes | N
         for k, payload in zip(rows, decrypt_many(crypto, [packets[k] for k in rows], streams), strict=True):
             out[k] = payload
     return out
+
+
+def replay_finding(index: int, ssrc: int) -> Finding:
+    """An SRTP packet that authenticated at an index authenticated before (RFC 3711 3.3.2)."""
+    return Finding(
+        "warn", "srtp.replay", f"SRTP index {index} of SSRC 0x{ssrc:08X} was authenticated before: a replay"
+    )
+
+
+BULK_FAILURES = 256
+"""Packets of an SSRC in a row that no key authenticates (each decoded one by one, ~20 us) after
+which the bulk path leaves the rest of the SSRC's packets unread: a wrong --srtp-key on a
+million-packet call would otherwise cost as much as the plain pass it saves."""
+
+
+PerPacket = Callable[[int], tuple[bytes | None, tuple[Finding, ...]]]
+"""Decode row k through the RTP decoder one by one: its payload in the clear (None: not) and the
+findings it gives."""
+
+
+@dataclass(slots=True)
+class BulkRtp:
+    """What `unprotect_bulk` learnt of one flow direction's SRTP packets (rows in frame order)."""
+
+    clear: npt.NDArray[np.bool_]
+    """Per row: authenticated and decrypted (RtpRecord.payload would not be None)."""
+    unread: npt.NDArray[np.bool_]
+    """Per row: not decoded, its SSRC having failed BULK_FAILURES times in a row before it."""
+    payloads: dict[int, bytes]
+    """The payloads in the clear (RTP padding removed) of the rows asked for."""
+    findings: dict[int, tuple[Finding, ...]]
+    """The findings of the rows that have some, as decoding them one by one gives."""
+
+
+def unprotect_bulk(
+    state: SrtpState,
+    buf: Any,
+    rows: Rows,
+    wanted: npt.NDArray[np.bool_],
+    per_packet: PerPacket,
+) -> BulkRtp:
+    """The SRTP packets `rows` of one flow direction (the later packets of a long capture, after
+    its first ones were decoded one by one and pinned keys to their SSRCs) authenticated and
+    decrypted as `RtpDecoder.decode` would one by one, in frame order within each SSRC.
+
+    The packets of an SSRC with a pinned key go through `unprotect_run` in bulk; a packet that does
+    not authenticate there (a wrong tag, a new key, a jump in numbering) and every packet of an
+    SSRC with no key pinned go to `per_packet` (the decoder itself, with the same state), so what
+    each gives is what the decoder gives; after BULK_FAILURES failures in a row, the SSRC's later
+    packets are left `unread`. SSRCs are independent in `SrtpState` except for its
+    bounds (MAX_STREAMS, SEARCH_BUDGET, MAX_KEYS), whose order of use may differ from frame order
+    when several unpinned SSRCs interleave."""
+    n = len(rows.start)
+    clear = np.zeros(n, np.bool_)
+    unread = np.zeros(n, np.bool_)
+    payloads: dict[int, bytes] = {}
+    findings: dict[int, tuple[Finding, ...]] = {}
+    order = np.argsort(rows.ssrc, kind="stable")
+    bounds = np.flatnonzero(np.diff(rows.ssrc[order])) + 1
+    for group in np.split(order, bounds):
+        ssrc = int(rows.ssrc[group[0]])
+        pos = failed = 0
+        while pos < len(group):
+            if failed >= BULK_FAILURES:
+                unread[group[pos:]] = True  # a key that no longer applies: not worth 20 us a packet
+                break
+            stream = state.rtp.get(ssrc)
+            if stream is None:
+                row = int(group[pos])
+                failed = 0 if _one_by_one(row, per_packet, clear, payloads, findings) else failed + 1
+                pos += 1
+                continue
+            take = group[pos : pos + RUN_CHUNK]
+            run = unprotect_run(
+                stream.crypto,
+                buf,
+                rows.start[take],
+                rows.end[take],
+                rows.header[take],
+                rows.seq[take],
+                ssrc,
+                stream.replay,
+            )
+            done = take[: run.done]
+            clear[done] = True
+            for k in np.flatnonzero(wanted[done] | rows.padded[done]).tolist():
+                row = int(done[k])
+                payload = run.payload(k)
+                if rows.padded[row]:
+                    payload, found = _unpad(buf, rows, row, payload)
+                    if found:
+                        findings[row] = found
+                if wanted[row]:
+                    payloads[row] = payload
+            for k in run.replays:
+                row = int(done[k])
+                findings[row] = (*findings.get(row, ()), replay_finding(run.indexes[k], ssrc))
+            pos += run.done
+            failed = 0 if run.done else failed
+            if run.stopped:
+                ok = _one_by_one(int(group[pos]), per_packet, clear, payloads, findings)
+                failed = 0 if ok else failed + 1
+                pos += 1
+    return BulkRtp(clear, unread, payloads, findings)
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """RTP packets in a buffer, as columns: where each is, its header's size, SSRC and sequence
+    number, and whether its P bit is set."""
+
+    start: npt.NDArray[np.int64]
+    end: npt.NDArray[np.int64]
+    header: npt.NDArray[np.int64]
+    ssrc: npt.NDArray[np.uint32]
+    seq: npt.NDArray[np.uint16]
+    padded: npt.NDArray[np.bool_]
+
+
+def _one_by_one(
+    row: int,
+    per_packet: PerPacket,
+    clear: npt.NDArray[np.bool_],
+    payloads: dict[int, bytes],
+    findings: dict[int, tuple[Finding, ...]],
+) -> bool:
+    """Row `row` decoded by the decoder; whether its payload is in the clear."""
+    payload, found = per_packet(row)
+    if payload is not None:
+        clear[row] = True
+        payloads[row] = payload
+    if found:
+        findings[row] = found
+    return payload is not None
+
+
+def _unpad(buf: Any, rows: Rows, row: int, payload: bytes) -> tuple[bytes, tuple[Finding, ...]]:
+    """A decrypted payload whose P bit is set, read as `RtpDecoder.decode` reads it: the padding
+    count is its last byte (RFC 3550 section 5.1)."""
+    start = int(rows.start[row])
+    header = bytes(buf[start : start + int(rows.header[row])])
+    rec, _, found = parse_rtp(header + payload)
+    if rec is None:
+        return payload, tuple(found)
+    return payload[: rec.payload_len], tuple(found)

@@ -23,12 +23,12 @@ which holds when the capturing host's clock agrees with the SR sender's, and a r
 Codec facts: the codec's name (signaling's `rtp.encoding.<pt>`, else the static type's), the frame
 rate of video (frames, told by the marker bit on distinct timestamps, over the time from the first
 frame to the last), both from headers alone; and from payloads in the clear (codecs.py), so only
-from packets fed one by one (`feed`: WebRTC flows, SRTP the decoder decrypted), keyframes
-(distinct timestamps of packets that start one) and, for an RTX stream (RFC 4588), how many
-distinct packets it repaired. The bulk path (`feed_rtp`, plain RTP flows) carries no payload: a
-stream any part of which came that way reports None for keyframes and repairs, which it could not
-count on every packet; its codec name is signaling's when the columns carry `encodings`, else the
-static payload type's.
+from packets fed one by one (`feed`) or from the bulk path's payload columns (`feed_rtp`: plain
+RTP read and SRTP decrypted in bulk, see RtpColumns.payload_read), keyframes (distinct timestamps
+of packets that start one) and, for an RTX stream (RFC 4588), how many distinct packets it
+repaired. A stream some of whose packets came in columns without payload facts reports None for
+keyframes and repairs, which it could not count on every packet; its codec name is signaling's
+when the columns carry `encodings`, else the static payload type's.
 """
 
 from __future__ import annotations
@@ -288,7 +288,6 @@ class StreamAnalysis:
             ssrc = int(cols.ssrc[first])
             name = _bulk_name(cols, src, dst, int(cols.payload_type[first]))
             if (ssrc, src, dst) in self.streams:
-                self.streams[(ssrc, src, dst)].bulk = True
                 self._bulk_codec(self.streams[(ssrc, src, dst)], name, cols, rows)
                 self.packets(
                     ssrc,
@@ -313,16 +312,35 @@ class StreamAnalysis:
                 cols.marker[rows],
                 cols.clock[rows],
             )
-            stream.bulk = True
             self._bulk_codec(stream, name, cols, rows)
 
     @staticmethod
     def _bulk_codec(s: Stream, name: str, cols: RtpColumns, rows: npt.NDArray[np.int64]) -> None:
-        """The codec name and video frames of a stream's packets fed in bulk (no payloads)."""
+        """The codec name and video frames of a stream's packets fed in bulk; keyframes and RTX
+        repairs as `_codec` counts them one by one when the columns say how each payload was read
+        (`payload_read`), else the stream is marked `bulk` (its codec counts unknown)."""
         if name:
             _name_codec(s, name)
         if s.video:
             _frames(s, cols.marker[rows], cols.timestamp[rows], cols.time[rows])
+        read, clear, keyframe = cols.payload_read, cols.clear, cols.keyframe
+        if read is None or clear is None or keyframe is None or not bool(read[rows].all()):
+            s.bulk = True
+            return
+        src, dst = cols.pairs[int(cols.endpoints[rows[0]])]
+        pts = cols.payload_type[rows]
+        readable = {pt: _bulk_name(cols, src, dst, pt).lower() in READERS for pt in np.unique(pts).tolist()}
+        counted = clear[rows] & np.array([readable[pt] for pt in pts.tolist()], np.bool_)
+        s.payloads += int(np.count_nonzero(counted))
+        stamps = cols.timestamp[rows[counted & keyframe[rows]]].astype(np.int64)
+        if len(stamps):
+            last = -1 if s.last_keyframe is None else s.last_keyframe
+            s.keyframes += int(np.count_nonzero(stamps != np.concatenate(([last], stamps[:-1]))))
+            s.last_keyframe = int(stamps[-1])
+        if cols.original_seq is not None:
+            for osn in cols.original_seq[rows[counted]].tolist():
+                if osn >= 0 and len(s.repaired) < MAX_REPAIRED:
+                    s.repaired.add(osn)
 
     def packets(
         self,

@@ -39,6 +39,8 @@ class SdpDecoder:
                 continue
             clocks = {f"rtp.clock.{pt}": str(clock) for pt, (_, clock) in m.rtpmap.items()}
             clocks |= {f"rtp.encoding.{pt}": name for pt, (name, _) in m.rtpmap.items()}
+            clocks |= {f"rtp.channels.{pt}": str(n) for pt, n in m.channels.items()}
+            clocks |= {f"rtp.apt.{pt}": str(apt) for pt, apt in m.apt.items()}
             srtp = srtp_hints(m)
             ice = "TLS" in m.proto or m.ice_ufrag or rec.ice_ufrag or m.candidates
             # WebRTC media shares its 5-tuple with STUN and DTLS: RFC 7983 demux sorts it out.

@@ -16,6 +16,10 @@ class Media:
     formats: list[str]
     connection: str | None = None
     rtpmap: dict[int, tuple[str, int]] = field(default_factory=dict)
+    channels: dict[int, int] = field(default_factory=dict)
+    """rtpmap's encoding parameters of audio types: the channel count ("opus/48000/2")."""
+    apt: dict[int, int] = field(default_factory=dict)
+    """RTX types (RFC 4588 section 8.6: a=fmtp:<pt> apt=<pt>) -> the type they retransmit."""
     ssrcs: list[int] = field(default_factory=list)
     mid: str | None = None
     ice_ufrag: str | None = None
@@ -107,6 +111,13 @@ def parse(text: str) -> tuple[SdpRecord, list[Field]]:
                     enc_parts = enc.split("/")
                     if _number(pt) and len(enc_parts) >= 2 and _number(enc_parts[1]):
                         media.rtpmap[int(pt)] = (enc_parts[0], int(enc_parts[1]))
+                        if len(enc_parts) >= 3 and _number(enc_parts[2]):
+                            media.channels[int(pt)] = int(enc_parts[2])
+                elif attr == "fmtp":
+                    pt, _, params = arg.partition(" ")
+                    apt = _fmtp_apt(params)
+                    if _number(pt) and apt is not None:
+                        media.apt[int(pt)] = apt
                 elif attr == "ssrc":
                     ssrc = arg.split(" ")[0]
                     if _number(ssrc) and int(ssrc) not in media.ssrcs:
@@ -121,6 +132,15 @@ def parse(text: str) -> tuple[SdpRecord, list[Field]]:
                     media.crypto.append(_crypto(arg))
                     media.crypto_lines.append(arg)
     return rec, fields
+
+
+def _fmtp_apt(params: str) -> int | None:
+    """The apt= of an fmtp line's parameters ("apt=96;rtx-time=3000"), None without one."""
+    for param in params.split(";"):
+        key, _, value = param.strip().partition("=")
+        if key.strip().lower() == "apt" and _number(value.strip()):
+            return int(value.strip())
+    return None
 
 
 def _crypto(arg: str) -> tuple[str, int]:

@@ -226,3 +226,37 @@ def test_parse_rtp_keeps_payload_out_of_the_record() -> None:
     """The record's payload stays None from parse_rtp: the decoder sets it (plain or decrypted)."""
     rec, _, _ = parse_rtp(rtp(1, 2, True, b"\x01\x02"))
     assert rec is not None and rec.payload is None and rec.payload_len == 2
+
+
+def test_the_decoder_reads_codecs_of_plain_rtp_and_of_decrypted_srtp() -> None:
+    """RtpDecoder: plain RTP whose payload type signaling named gets the codec's fields after its
+    payload and its payload in the record (for the streams report's keyframes); SRTP decrypted with
+    the key log gets the codec's fields from the plaintext, at the ciphertext's offsets."""
+    from protoscope.decoders.api import Endpoint, FlowContext
+    from protoscope.decoders.registry import load_registry
+    from protoscope.decoders.rtp import RtpDecoder
+    from protoscope.decoders.tls.keylog import KeyLog
+    from protoscope.inspector.session import Session
+    from tests.conftest import SAMPLES
+
+    packet = rtp(7, 960, True, b"\x78\x01\x02", pt=111)  # Opus TOC config 15 (Hybrid FB 20 ms)
+    ends = Endpoint("10.0.0.1", 40000), Endpoint("10.0.0.2", 40002)
+    ctx = FlowContext(1, "udp", *ends, True, 1, 0.0, hints={"rtp.encoding.111": "opus"})
+    pdu = RtpDecoder().decode(packet, RtpDecoder().new_state(), ctx).pdus[0]
+    fields = {f.name: f for f in pdu.fields}
+    assert fields["opus.mode"].value == "Hybrid" and fields["opus.TOC.config"].span == (12, 13)
+    assert pdu.record.payload == b"\x78\x01\x02"  # type: ignore[union-attr]
+    keylog = KeyLog()
+    keylog.add_text((SAMPLES / "webrtc-datachannels.keys").read_text(), "keys")
+    registry = load_registry(use_plugins=False)
+    registry.configure({"tls.keylog": keylog})
+    session = Session.open(SAMPLES / "webrtc-datachannels.pcap", registry)
+    try:
+        seen: set[str] = set()
+        for pd in session.decode():
+            for p in pd.pdus:
+                if p.protocol == "rtp" and "SRTP decrypted" in p.summary:
+                    seen |= {name.split(".")[0] for name in flatten(p.fields)}
+        assert {"vp8", "opus", "srtp"} <= seen
+    finally:
+        session.close()

@@ -10,6 +10,7 @@ import random
 import struct
 from collections.abc import Iterator
 
+import numpy as np
 import pylibsrtp
 import pytest
 from hypothesis import given, settings
@@ -26,6 +27,8 @@ from protoscope.decoders.rtp.srtp import (
     SrtpCrypto,
     decrypt_many,
     estimate_index,
+    rtp_header_len,
+    unprotect_run,
 )
 from protoscope.decoders.rtp.srtp_fields import SRTP_FIELDS
 from protoscope.decoders.rtp.srtp_flow import SEARCH_PACKETS, SrtpState, decrypt_pinned
@@ -265,11 +268,17 @@ def test_a_wrong_key_decodes_nothing(name: str) -> None:
 
 
 def test_without_a_key_srtp_reads_as_before() -> None:
+    """Without a key nor signaling that says SRTP, the packet is read as plain RTP (its payload
+    is what follows the header); when the flow's DTLS or SDP named SRTP, its record has no payload
+    (no codec fact is read from ciphertext)."""
     name = "SRTP_AES128_CM_HMAC_SHA1_80"
     blob, _ = master(name)
     wire = sender(name, blob).protect(rtp(1, b"x" * 50))
     result = RtpDecoder().decode(wire, SrtpState(), ctx())
-    assert only(result).payload is None and not codes(result)
+    assert only(result).payload == wire[12:] and not codes(result)
+    for signaled in (ctx(shared={SRTP_PROFILE: name}), ctx(hints={SRTP_PROFILE: "RTP/SAVP"})):
+        result = RtpDecoder().decode(wire, SrtpState(), signaled)
+        assert only(result).payload is None and not codes(result)
 
 
 @pytest.mark.parametrize("name", ORACLE)
@@ -339,7 +348,7 @@ def test_srtp_key_by_sender_keys_only_that_sender() -> None:
     dec = keyed(key, CALLER)
     assert only(dec.decode(wire, dec.new_state(), ctx())).payload == b"z" * 40
     other = dec.decode(wire, dec.new_state(), ctx(CALLEE, CALLER))
-    assert only(other).payload is None and not codes(other)
+    assert only(other).payload == wire[12:] and not codes(other)  # read as plain RTP
 
 
 def test_sdes_crypto_lines_parse() -> None:
@@ -537,3 +546,66 @@ def test_unicode_digits_are_not_numbers() -> None:
     for bad in (f"²,AES_CM_128_HMAC_SHA1_80,{inline}", f"127.0.0.1:²,AES_CM_128_HMAC_SHA1_80,{inline}"):
         with pytest.raises(ValueError, match="neither an SSRC"):
             parse_srtp_key(bad)
+
+
+def _run_all(crypto: SrtpCrypto, wire: list[bytes], replay: ReplayList) -> list[str]:
+    """unprotect_run over `wire` (laid out in one buffer), the packet where it stops decided one by
+    one, as srtp_flow.unprotect_bulk does."""
+    buf = b"".join(wire)
+    sizes = np.array([len(w) for w in wire], np.int64)
+    starts = np.cumsum(sizes) - sizes
+    headers = np.array([max(rtp_header_len(w), 12) for w in wire], np.int64)
+    seqs = np.array([int.from_bytes(w[2:4], "big") for w in wire], np.int64)
+    out: list[str] = []
+    pos = 0
+    while pos < len(wire):
+        end = starts[pos:] + sizes[pos:]
+        run = unprotect_run(crypto, buf, starts[pos:], end, headers[pos:], seqs[pos:], SSRC, replay)
+        out += [("replay:" if k in run.replays else "") + run.payload(k).hex() for k in range(run.done)]
+        pos += run.done
+        if run.stopped:
+            out += _one_at_a_time(crypto, [wire[pos]], replay)
+            pos += 1
+    return out
+
+
+def _one_at_a_time(crypto: SrtpCrypto, wire: list[bytes], replay: ReplayList) -> list[str]:
+    """What the decoder does with a pinned stream, packet by packet (srtp_flow.unprotect_rtp)."""
+    out: list[str] = []
+    for data in wire:
+        index = estimate_index(replay.top, int.from_bytes(data[2:4], "big"))
+        got = crypto.unprotect_rtp(data, max(rtp_header_len(data), 12), index)
+        if isinstance(got, str):
+            out.append("failed")
+            continue
+        seen = replay.check(index)
+        if seen != "replay":
+            replay.add(index)
+        out.append(("replay:" if seen == "replay" else "") + got.hex())
+    return out
+
+
+@pytest.mark.parametrize("name", ["SRTP_AES128_CM_HMAC_SHA1_80", "SRTP_AEAD_AES_128_GCM"])
+@settings(max_examples=40, deadline=None)
+@given(
+    edits=st.lists(st.tuples(st.integers(0, 119), st.sampled_from(["tag", "dup", "cut", "jump"])), max_size=6)
+)
+def test_unprotect_run_equals_one_packet_at_a_time(name: str, edits: list[tuple[int, str]]) -> None:
+    """Across a wrap, with wrong tags, replays, packets cut short and sequence jumps anywhere: the
+    bulk run gives what the decoder's per-packet path gives, packet for packet."""
+    blob, key = master(name)
+    tx = sender(name, blob)
+    wire = [bytes(tx.protect(p)) for p, _ in packets(120, start=65_480)]
+    for at, edit in edits:
+        if edit == "tag":
+            wire[at] = wire[at][:-1] + bytes([wire[at][-1] ^ 1])
+        elif edit == "dup":
+            wire.insert(at, wire[max(0, at - 5)])
+        elif edit == "cut":
+            wire[at] = wire[at][: 12 + at % 20]
+        else:
+            wire.insert(at, bytes(sender(name, blob).protect(rtp(40_000 + at * 300, b"j" * 30))))
+    first = int.from_bytes(wire[0][2:4], "big")
+    crypto = SrtpCrypto(key)
+    bulk = _run_all(crypto, wire[1:], ReplayList(first))
+    assert bulk == _one_at_a_time(crypto, wire[1:], ReplayList(first))

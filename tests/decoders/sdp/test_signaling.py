@@ -147,3 +147,21 @@ def test_sdes_crypto_and_what_it_teaches_rtp() -> None:
     assert rtcp.hints[SRTP_PROFILE].startswith("AES_CM_128_HMAC_SHA1_80")
     webrtc, _ = parse(OFFER)
     assert srtp_hints(webrtc.media[0]) == {SRTP_PROFILE: "UDP/TLS/RTP/SAVPF"}
+
+
+def test_channels_and_rtx_apt_hints() -> None:
+    """rtpmap's channel count (opus/48000/2) and RTX's fmtp apt= (RFC 4588 section 8.6) reach the RTP
+    endpoint's hints as rtp.channels.<pt> and rtp.apt.<pt>; a malformed apt is left out."""
+    offer = OFFER + (
+        "m=video 9 UDP/TLS/RTP/SAVPF 96 97 98\r\nc=IN IP4 127.0.0.1\r\na=rtpmap:96 VP8/90000\r\n"
+        "a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96;rtx-time=3000\r\n"
+        "a=rtpmap:98 rtx/90000\r\na=fmtp:98 apt=x\r\n"
+    )
+    rec, _ = parse(offer)
+    assert rec.media[0].channels == {111: 2} and rec.media[1].apt == {97: 96}
+    ctx = FlowContext(0, "udp", Endpoint("10.0.0.2", 5060), Endpoint("10.0.0.1", 5060), True, 1, 0.0)
+    expects = SdpDecoder().decode(offer.replace("0.0.0.0", "127.0.0.1").encode(), None, ctx).pdus[0].expect
+    audio, video = expects
+    assert audio.hints["rtp.channels.111"] == "2" and "rtp.channels.0" not in audio.hints
+    assert video.hints["rtp.apt.97"] == "96" and "rtp.apt.98" not in video.hints
+    assert video.hints["rtp.encoding.97"] == "rtx"
