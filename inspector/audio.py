@@ -2,7 +2,7 @@
 
 Stream N is row N (0-based) of `--report streams`: streams keyed by (SSRC, source, destination),
 in the order they began. A decoding pass gathers that stream's packets with their payloads in
-the clear (plain RTP's, or SRTP's once the decoder decrypted and authenticated them); the chosen
+the clear; the chosen
 stream's main audio payload type is written (comfort noise and telephone-event packets of the same
 stream are left out: their gaps become silence). An error (`ExportError`, exit 2 on the command
 line) says when stream N does not exist, is not audio this export writes, or is encrypted with no
@@ -18,11 +18,10 @@ from pathlib import Path
 
 from protoscope.decoders.rtp.audio import AUDIO_ENCODINGS, AudioPacket, audio_file
 from protoscope.decoders.rtp.codecs import encoding_name
-from protoscope.decoders.rtp.packets import RtpRecord, rtp_payload
-from protoscope.decoders.rtp.srtcp import SRTP_PROFILE
+from protoscope.decoders.rtp.packets import RtpRecord
 
 from .report.rows import analysis_rows
-from .session import PacketDecode, Session
+from .session import Session
 
 
 class ExportError(Exception):
@@ -95,7 +94,7 @@ def _gather(session: Session, key: tuple[int, str, str]) -> _Stream:
     """The packets of stream `key` (SSRC, source, destination), with their payloads in the clear."""
     s = _Stream(*key)
     for pd in session.decode():
-        for k, pdu in enumerate(pd.pdus):
+        for pdu in pd.pdus:
             rec = pdu.record
             ctx = pd.context
             if not isinstance(rec, RtpRecord) or ctx is None or rec.ssrc != key[0]:
@@ -107,7 +106,7 @@ def _gather(session: Session, key: tuple[int, str, str]) -> _Stream:
                 s.encodings[pt] = encoding_name(pt, ctx.hints)
                 s.clocks[pt] = rec.clock
                 s.channels[pt] = _channels(pt, ctx.hints)
-            s.packets.append((pt, rec.seq, rec.timestamp, _payload(session, pd, k, rec)))
+            s.packets.append((pt, rec.seq, rec.timestamp, rec.payload))
     return s
 
 
@@ -115,20 +114,3 @@ def _channels(pt: int, hints: Mapping[str, str]) -> int:
     """Channels of L16 by the static type (RFC 3551: 10 is stereo, 11 mono) or a hint."""
     found = hints.get(f"rtp.channels.{pt}", "")
     return int(found) if found.isdigit() else 2 if pt == 10 else 1
-
-
-def _payload(session: Session, pd: PacketDecode, k: int, rec: RtpRecord) -> bytes | None:
-    """The payload in the clear: the record's (the decoder sets it for SRTP it decrypted), else, on
-    a flow no signaling called SRTP (no DTLS use_srtp, no SDES), the RTP packet's own bytes (a
-    datagram's, where the PDU's span lies). SRTP keyed by other means (ZRTP) is not told apart
-    from plain RTP here; once the decoder sets the payload of plain RTP too, this fallback can go."""
-    if rec.payload is not None:
-        return rec.payload
-    ctx = pd.context
-    if ctx is None or SRTP_PROFILE in ctx.hints or SRTP_PROFILE in ctx.shared or pd.carried is not None:
-        return None
-    base = pd.bases[k] if k < len(pd.bases) else None
-    if base is None:
-        return None
-    start, end = pd.pdus[k].span
-    return rtp_payload(session.index.payload(pd.index)[base + start : base + end])

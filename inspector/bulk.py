@@ -255,12 +255,11 @@ def _later_payloads(
         rows = later[group]  # frame order within the direction
         first = int(plan.packets[rows[0]])
         fid, direction = int(ix.flow[first]), int(ix.direction[first])
-        # The pass's state of the flow (Decoding keeps it private; read, never changed, here).
-        flow_state = getattr(decoding, "_states", {}).get(fid)
-        state = _srtp_state(flow_state, direction)
-        if state is None:
+        # The pass's state of the flow's RTP (read and continued here, never shared).
+        state = decoding.decoder_state(fid, direction, "rtp")
+        if not isinstance(state, SrtpState):
             continue
-        shared = getattr(flow_state, "shared", None)
+        shared = decoding.flow_shared(fid)
         ctx = session.context(first, shared)
         names = {pt: encoding_name(pt, ctx.hints) for pt in np.unique(plan.payload_type[rows]).tolist()}
         read = [pt for pt, name in names.items() if every or name.lower() in FACT_CODECS]
@@ -306,19 +305,6 @@ def _later_payloads(
             facts.add(int(mine[k]), names[int(plan.payload_type[mine[k]])], payload)
         for k, found in got.findings.items():
             facts.findings[int(mine[k])] = found
-
-
-def _srtp_state(flow_state: Any, direction: int) -> SrtpState | None:
-    """The RTP decoder's state of one direction of a flow the pass decoded: the flow's own (an RTP
-    or RTCP flow) or that of RTP demultiplexed from it (STUN, RFC 7983)."""
-    if flow_state is None:
-        return None
-    inner = getattr(flow_state, "inner_states", {}).get((direction, "rtp"))
-    if isinstance(inner, SrtpState):
-        return inner
-    directions = getattr(flow_state, "directions", ())
-    own = getattr(directions[direction], "state", None) if len(directions) > direction else None
-    return own if isinstance(own, SrtpState) else None
 
 
 def _plain_payloads(

@@ -922,6 +922,28 @@ class Decoding:
         self._hints: dict[tuple[str, str, int], dict[str, str]] = {}
         self._expectations: dict[tuple[str, str, int], str] = {}
 
+    def decoder_state(self, fid: int, direction: int, name: str) -> object | None:
+        """The state decoder `name` keeps for one direction of flow `fid` in this pass: the
+        flow's own decoder's, or that of a payload carried in the flow (RTP demultiplexed from a
+        STUN flow); None when it has none. For a bulk path that goes on from where the pass left
+        a flow (SRTP keys and rollover counters): read it, never share it with another pass."""
+        st = self._states.get(fid)
+        if st is None:
+            return None
+        inner = st.inner_states.get((direction, name), _UNSET)
+        if inner is not _UNSET:
+            return inner
+        if st.decoder is not None and st.decoder.name == name:
+            state = st.directions[direction].state
+            return None if state is _UNSET else state
+        return None
+
+    def flow_shared(self, fid: int) -> dict[str, object] | None:
+        """FlowContext.shared of flow `fid` in this pass (what its DTLS handshake taught its SRTP),
+        None for a flow the pass has not met."""
+        st = self._states.get(fid)
+        return None if st is None else st.shared
+
     @property
     def done(self) -> int:
         """Packets decoded so far (the next call starts at this index)."""
