@@ -8,6 +8,9 @@ connections it takes:
   order without retransmissions, gaps or IP fragments, and whose first payload the registry hands
   to our HTTP/2 decoder (as the normal pass would); the server's first bytes must be a frame and
   the client's the preface (the extension checks that one);
+- gRPC over TLS the same way once the records are opened: inspector/bulk_tls.py takes the
+  connections whose ClientHello has a key in the key log (`--keylog`), opens their records and
+  feeds the plaintext to an extension decoder of its own;
 - a first C run over them, with rows thrown away, names the connections it cannot follow the
   Python decoders on (CONTINUATION, gRPC-Web, latin-1 headers, malformed frames, ...): those
   "bail";
@@ -34,7 +37,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from protoscope.decoders.grpc.calls import CallAnalysis, with_command
+from protoscope.decoders.grpc.calls import CallAnalysis
+from protoscope.decoders.grpc.grpcurl import grpcurl_command
 from protoscope.decoders.http2.decoder import Http2Decoder, find_frame_start
 
 from .session import Session
@@ -105,12 +109,26 @@ class CallsPlan:
     """Packets with payload of those flows, in frame order."""
 
 
-def plan_calls(session: Session) -> CallsPlan | None:
-    """The h2c connections the extension may take; None when there are none."""
+@dataclass(slots=True)
+class CleanFlows:
+    """The TCP flows whose payloads a bulk path may read straight from the capture."""
+
+    ok: npt.NDArray[np.bool_]
+    """Per flow: every payload captured whole, in order, without retransmissions, gaps or IP
+    fragments, no data on a SYN."""
+    data: npt.NDArray[np.int64]
+    """Packets with payload on TCP flows, in frame order."""
+    first: npt.NDArray[np.int64]
+    """Indexes into `data` of each flow's first payload."""
+    server_first: dict[int, int]
+    """Flow -> the packet of its server's first payload."""
+
+
+def clean_flows(session: Session) -> CleanFlows | None:
+    """The TCP flows a bulk path may take (numpy over the index); None when there are none."""
     ix = session.index
     nflows = len(ix.flows)
-    http2 = session.registry.decoders.get("http2")
-    if _bulk is None or not nflows or not isinstance(http2, Http2Decoder) or http2.schemas:
+    if not nflows:
         return None
     tcp_flow = np.array([f.transport == "tcp" for f in ix.flows], np.bool_)
     fl = ix.flow
@@ -153,17 +171,31 @@ def plan_calls(session: Session) -> CallsPlan | None:
             if at is not None and at < data[j] and (int(ix.tcp_seq[at]) + 1) & 0xFFFF_FFFF != int(seq[j]):
                 bad[flow[j]] = True
     ok &= ~bad
-    # The registry picks our HTTP/2 decoder on the flow's first payload (as the normal pass would);
-    # the client starts with the preface (the extension checks) and the server with a frame.
     _, first = np.unique(flow, return_index=True)  # first payload of each flow (data is sorted)
     server_first = {int(flow[j]): int(data[j]) for j in first_of_key.tolist() if direction[j] == 1}
-    for j in first.tolist():
+    return CleanFlows(ok, data, first, server_first)
+
+
+def plan_calls(session: Session, clean: CleanFlows | None = None) -> CallsPlan | None:
+    """The h2c connections the extension may take; None when there are none."""
+    ix = session.index
+    http2 = session.registry.decoders.get("http2")
+    if _bulk is None or not isinstance(http2, Http2Decoder) or http2.schemas:
+        return None
+    clean = clean_flows(session) if clean is None else clean
+    if clean is None:
+        return None
+    ok, data = clean.ok.copy(), clean.data
+    flow = ix.flow[data]
+    # The registry picks our HTTP/2 decoder on the flow's first payload (as the normal pass would);
+    # the client starts with the preface (the extension checks) and the server with a frame.
+    for j in clean.first.tolist():
         fid = int(flow[j])
         if not ok[fid]:
             continue
         i = int(data[j])
         chosen, _ = session.registry.choose(ix.payload(i), session.context(i))
-        server = server_first.get(fid)
+        server = clean.server_first.get(fid)
         if chosen is not http2 or (server is not None and find_frame_start(ix.payload(server)) != 0):
             ok[fid] = False
     if not ok.any():
@@ -252,36 +284,89 @@ def json_rows(session: Session, name: str) -> Iterator[str] | None:
     # decoder the plan saw the registry choose for a connection is the one the normal pass would.
     if not all(type(d).__module__.startswith(IN_TREE) for d in session.registry.decoders.values()):
         return None
-    plan = plan_calls(session)
-    if plan is None:
+    clean = clean_flows(session)
+    if clean is None:
+        return None
+    from . import bulk_tls
+
+    plan = plan_calls(session, clean)
+    tls_plan = bulk_tls.plan_tls(session, clean)
+    if plan is None and tls_plan is None:
         return None
     _init()
-    check = list(_run(session, plan, plan.flows, emit=False))
-    bailed = check[-1].bailed()
-    flows = plan.flows.copy()
-    flows[list(bailed)] = False
-    if not flows.any():
+    taken = np.zeros(len(session.index.flows), np.bool_)
+    bulk: list[Iterator[Any]] = []
+    if plan is not None:
+        check = list(_run(session, plan, plan.flows, emit=False))
+        flows = plan.flows.copy()
+        flows[list(check[-1].bailed())] = False
+        if flows.any():
+            taken |= flows
+            bulk.append(_run(session, plan, flows, emit=True))
+    if tls_plan is not None:
+        tls_flows, _, kept = bulk_tls.check(session, tls_plan)
+        if tls_flows.any():
+            taken |= tls_flows
+            bulk.append(bulk_tls.rows(session, tls_plan, tls_flows, kept))
+    if not taken.any():
         return None
     servers = [str(f.server) for f in session.index.flows]
-    return _merge(_python_rows(session, analysis, flows), _run(session, plan, flows, emit=True), servers)
+    return _merge(_python_rows(session, analysis, taken), bulk, servers)
 
 
 def _merge(
-    python_rows: Iterator[tuple[int, int, str]], bulk: Iterator[Any], servers: list[str]
+    python_rows: Iterator[tuple[int, int, str]], bulk: list[Iterator[Any]], servers: list[str]
 ) -> Iterator[str]:
-    """Both streams come in (drain point, first packet) order; so does their merge."""
-    rows = (_with_command(r, servers) for r in bulk if isinstance(r, tuple))
-    for _, _, text in heapq.merge(python_rows, rows, key=lambda r: (r[0], r[1])):
+    """Every stream comes in (drain point, first packet) order; so does their merge."""
+    extension = [(_with_command(r, servers) for r in b if isinstance(r, tuple)) for b in bulk]
+    for _, _, text in heapq.merge(python_rows, *extension, key=lambda r: (r[0], r[1])):
         yield text
 
 
 def _with_command(row: tuple[int, int, str], servers: list[str]) -> tuple[int, int, str]:
     """An extension row with the `server` and `grpcurl` keys the Python rows end with
-    (decoders/grpc/calls.py `with_command`): the extension writes the rest; the command is built
-    from the row the same way, so the JSON is the same either way. The connections the extension
-    takes start with the client's preface on the flow's client side: the flow's server is the
-    calls' server."""
+    (decoders/grpc/calls.py `with_command`): the extension writes the rest as json.dumps would;
+    the command is built from the row the same way, and the two keys are written after the
+    extension's text rather than by loading and dumping the whole row again (that took ~2 s of
+    bench/bench_decrypt.py's 66,200 rows, more than the extension itself). The connections the
+    extension takes start with the client's preface (or ClientHello) on the flow's client side:
+    the flow's server is the calls' server."""
     bucket, first, text = row
-    data = json.loads(text)
-    with_command(data, servers[data["flow"]])
-    return bucket, first, json.dumps(data, ensure_ascii=False)
+    call = _command_fields(text)
+    server = servers[call["flow"]]
+    call["server"] = server
+    command = grpcurl_command(call)
+    server_text, command_text = (
+        json.dumps(server, ensure_ascii=False),
+        json.dumps(command, ensure_ascii=False),
+    )
+    return bucket, first, f'{text[:-1]}, "server": {server_text}, "grpcurl": {command_text}}}'
+
+
+RESPONSES = ', "responses": ['
+REQUESTS_OMITTED = '"requests_omitted": '
+
+
+def _command_fields(text: str) -> dict[str, Any]:
+    """The keys of an extension row that the grpcurl command reads, without parsing its responses
+    (a third of the row): the row up to its top-level "responses" key, and its "requests_omitted".
+
+    Both are found from the end. A JSON string cannot hold these texts (its quotes are escaped),
+    and after the top-level keys only dicts with fixed keys come (findings), so the last
+    "requests_omitted" is the top-level one; a "responses" key nested in a response would cut
+    the row inside a nested value, which then does not parse: the whole row is parsed instead."""
+    cut = text.rfind(RESPONSES)
+    at = text.rfind(REQUESTS_OMITTED)
+    if cut > 0 and at > cut:
+        try:
+            call = json.loads(text[:cut] + "}")
+            start = at + len(REQUESTS_OMITTED)
+            omitted = int(text[start : text.index(",", start)])
+        except ValueError:
+            pass
+        else:
+            if isinstance(call, dict) and "requests" in call:
+                call["requests_omitted"] = omitted
+                return call
+    whole: dict[str, Any] = json.loads(text)
+    return whole

@@ -756,3 +756,51 @@ def test_calls_past_max_open_calls_alike(tmp_path: Path) -> None:
     assert len(given_up) > 5 and all(r["findings"][-1]["code"] == "grpc.calls_limit" for r in given_up)
     assert [r["ended_by"] for r in rows[-2:]] == [None, None]
     assert sum(len(r["responses"]) for r in rows) == 5 * 4
+
+
+# -- the grpcurl command added to the extension's rows -----------------------------------------
+
+
+def row_of(draw: st.DrawFn) -> dict[str, object]:
+    """A row as the extension writes it (its keys in its order), with names that are keys of the
+    row itself in the places a capture chooses names: metadata and messages."""
+    names = st.sampled_from(["x-a", "responses", "requests_omitted", "requests", "a-bin", "flow"])
+    values = st.text(max_size=6) | st.lists(st.text(max_size=4), min_size=2, max_size=3)
+    metadata = st.dictionaries(names, values, max_size=3)
+    message = st.recursive(
+        st.integers() | st.text(max_size=6),
+        lambda inner: st.dictionaries(names | st.sampled_from(["1", "2"]), inner, max_size=3),
+        max_leaves=6,
+    )
+    item = st.fixed_dictionaries(
+        {"frame": st.integers(0, 99), "type": st.none() | st.just("x.Y"), "message": message}
+    )
+    return {
+        "flow": 0,
+        "client": "127.0.0.1:40000",
+        "stream_id": 1,
+        "path": draw(st.none() | st.sampled_from(["/x.Y/Z", "/", "/a b/'c'"])),
+        "status_details": draw(st.none() | message),
+        "timeout": draw(st.none() | st.sampled_from([0.5, 3, -1])),
+        "request_metadata": draw(metadata),
+        "response_metadata": draw(metadata),
+        "trailers": draw(metadata),
+        "requests": draw(st.lists(item, max_size=3)),
+        "responses": draw(st.lists(item, max_size=3)),
+        "requests_omitted": draw(st.integers(0, 5)),
+        "responses_omitted": 0,
+        "findings": [],
+    }
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data(), st.none() | st.just("127.0.0.2:50051"))
+def test_command_added_as_with_command_adds_it(data: st.DataObject, server: str | None) -> None:
+    """The keys found from the end of the text (bulk_calls._command_fields) are the row's own,
+    whatever names the capture put in its metadata and messages."""
+    from protoscope.decoders.grpc.calls import with_command
+
+    row = data.draw(st.composite(row_of)())
+    text = json.dumps(row, ensure_ascii=False)
+    _, _, got = bulk_calls._with_command((0, 0, text), [server])  # type: ignore[list-item]
+    assert got == json.dumps(with_command(dict(row), server), ensure_ascii=False)
