@@ -259,7 +259,7 @@ def _python_rows(
         if next_point(last) < i:
             yield from drain(next_point(last))
         if pd.pdus:
-            ctx = session.context(i)
+            ctx = pd.context if pd.context is not None else session.context(i)
             for pdu in pd.pdus:
                 analysis.feed(pdu, ctx)
         last = i
@@ -295,19 +295,20 @@ def json_rows(session: Session, name: str) -> Iterator[str] | None:
         return None
     _init()
     taken = np.zeros(len(session.index.flows), np.bool_)
-    bulk: list[Iterator[Any]] = []
+    bulk: list[tuple[Iterator[Any], bool]] = []
+    """Each extension run's rows, and whether its connections are h2c (grpcurl -plaintext)."""
     if plan is not None:
         check = list(_run(session, plan, plan.flows, emit=False))
         flows = plan.flows.copy()
         flows[list(check[-1].bailed())] = False
         if flows.any():
             taken |= flows
-            bulk.append(_run(session, plan, flows, emit=True))
+            bulk.append((_run(session, plan, flows, emit=True), True))
     if tls_plan is not None:
         tls_flows, _, kept = bulk_tls.check(session, tls_plan)
         if tls_flows.any():
             taken |= tls_flows
-            bulk.append(bulk_tls.rows(session, tls_plan, tls_flows, kept))
+            bulk.append((bulk_tls.rows(session, tls_plan, tls_flows, kept), False))
     if not taken.any():
         return None
     servers = [str(f.server) for f in session.index.flows]
@@ -315,15 +316,19 @@ def json_rows(session: Session, name: str) -> Iterator[str] | None:
 
 
 def _merge(
-    python_rows: Iterator[tuple[int, int, str]], bulk: list[Iterator[Any]], servers: list[str]
+    python_rows: Iterator[tuple[int, int, str]], bulk: list[tuple[Iterator[Any], bool]], servers: list[str]
 ) -> Iterator[str]:
     """Every stream comes in (drain point, first packet) order; so does their merge."""
-    extension = [(_with_command(r, servers) for r in b if isinstance(r, tuple)) for b in bulk]
+    extension = [
+        (_with_command(r, servers, plaintext) for r in b if isinstance(r, tuple)) for b, plaintext in bulk
+    ]
     for _, _, text in heapq.merge(python_rows, *extension, key=lambda r: (r[0], r[1])):
         yield text
 
 
-def _with_command(row: tuple[int, int, str], servers: list[str]) -> tuple[int, int, str]:
+def _with_command(
+    row: tuple[int, int, str], servers: list[str], plaintext: bool = True
+) -> tuple[int, int, str]:
     """An extension row with the `server` and `grpcurl` keys the Python rows end with
     (decoders/grpc/calls.py `with_command`): the extension writes the rest as json.dumps would;
     the command is built from the row the same way, and the two keys are written after the
@@ -335,7 +340,7 @@ def _with_command(row: tuple[int, int, str], servers: list[str]) -> tuple[int, i
     call = _command_fields(text)
     server = servers[call["flow"]]
     call["server"] = server
-    command = grpcurl_command(call)
+    command = grpcurl_command(call, plaintext)
     server_text, command_text = (
         json.dumps(server, ensure_ascii=False),
         json.dumps(command, ensure_ascii=False),

@@ -30,6 +30,7 @@ from protoscope.decoders.http2 import frames as fr
 from protoscope.decoders.http2.header_block import Header
 from protoscope.decoders.http2.records import FrameRecord, MessageRecord
 from protoscope.decoders.protobuf.schema import SchemaSet, content_of
+from protoscope.decoders.tls.decoder import CONNECTION as TLS_CONNECTION
 
 from .grpcurl import grpcurl_command
 from .path import request_path
@@ -212,6 +213,8 @@ class _Flow:
     orientation until the connection shows otherwise."""
     endpoints: tuple[str, str] = ("", "")
     """The flow's (client, server) endpoints as "ip:port"."""
+    tls: bool = False
+    """The calls came out of TLS records (decrypted with a key log): grpcurl needs no -plaintext."""
     last_client_stream: int = 0
     awaiting: dict[int, Call] = field(default_factory=dict)
     """Calls of this flow with `awaiting_server` set, by stream id, in the order of their resets (so
@@ -269,6 +272,7 @@ class CallAnalysis:
         """A flow's first record."""
         src, dst = str(ctx.src), str(ctx.dst)
         f = self.flows[ctx.flow] = _Flow(endpoints=(src, dst) if ctx.from_client else (dst, src))
+        f.tls = TLS_CONNECTION in ctx.shared
         return f
 
     def feed(self, pdu: Pdu, ctx: FlowContext) -> None:
@@ -507,15 +511,16 @@ class CallAnalysis:
                     "findings": _findings(c, requests, responses),
                 }
             )
-            with_command(out[-1], f.endpoints[1 if f.client_side else 0] or None)
+            with_command(out[-1], f.endpoints[1 if f.client_side else 0] or None, plaintext=not f.tls)
         return out
 
 
-def with_command(row: dict[str, object], server: str | None) -> dict[str, object]:
+def with_command(row: dict[str, object], server: str | None, plaintext: bool = True) -> dict[str, object]:
     """Add the call's `server` ("ip:port") and its `grpcurl` command (grpcurl.py) to a row, last:
-    the bulk path (inspector/bulk_calls.py) adds them to the extension's rows the same way."""
+    the bulk path (inspector/bulk_calls.py) adds them to the extension's rows the same way.
+    `plaintext`: the call went over h2c, not TLS."""
     row["server"] = server
-    row["grpcurl"] = grpcurl_command(row)
+    row["grpcurl"] = grpcurl_command(row, plaintext)
     return row
 
 
