@@ -42,9 +42,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from protoscope.decoders.primitives import primitives
 
 RTP_HEADER = 12
 SRTCP_CLEAR = 8
@@ -144,7 +143,8 @@ def _prf(master: MasterKey, label: int, length: int) -> bytes:
     right, as libsrtp does (RFC 7714 section 11)."""
     iv = bytearray(master.salt.ljust(14, b"\0") + b"\0\0")
     iv[7] ^= label
-    enc = Cipher(algorithms.AES(master.key), modes.CTR(bytes(iv))).encryptor()
+    c = primitives()
+    enc = c.Cipher(c.algorithms.AES(master.key), c.modes.CTR(bytes(iv))).encryptor()
     return enc.update(bytes(length))
 
 
@@ -176,18 +176,19 @@ class HmacSha1:
 class SessionKeys:
     """The session keys of SRTP or of SRTCP for one master key (RFC 3711 section 4.3)."""
 
-    __slots__ = ("aes", "auth", "ecb", "gcm", "salt", "salt_int")
+    __slots__ = ("_c", "aes", "auth", "ecb", "gcm", "salt", "salt_int")
 
     def __init__(self, master: MasterKey, label: int) -> None:
         p = master.profile
         key = _prf(master, label, p.key_len)
         self.salt = _prf(master, label + 2, p.salt_len)
         self.salt_int = int.from_bytes(self.salt, "big")
-        self.aes = algorithms.AES(key)
-        self.gcm = AESGCM(key) if p.aead else None
+        c = self._c = primitives()
+        self.aes = c.algorithms.AES(key)
+        self.gcm = c.AESGCM(key) if p.aead else None
         self.auth = None if p.aead else HmacSha1(_prf(master, label + 1, HMAC_KEY))
         # ECB is stateless: one context makes the counter-mode keystream of many packets at once.
-        self.ecb = Cipher(self.aes, modes.ECB()).encryptor()
+        self.ecb = c.Cipher(self.aes, c.modes.ECB()).encryptor()
 
     def cm_iv(self, ssrc: int, index: int) -> int:
         """RFC 3711 section 4.1.1: IV = (k_s * 2^16) XOR (SSRC * 2^64) XOR (index * 2^16)."""
@@ -198,7 +199,8 @@ class SessionKeys:
         encrypted by the ECB context, then XORed as Python ints or numpy arrays, cost as much.)"""
         if not len(data):
             return b""
-        return Cipher(self.aes, modes.CTR(iv.to_bytes(16, "big"))).decryptor().update(data)
+        c = self._c
+        return c.Cipher(self.aes, c.modes.CTR(iv.to_bytes(16, "big"))).decryptor().update(data)
 
     def gcm_nonce(self, packed: bytes) -> bytes:
         """RFC 7714 sections 8.1 and 9.1: the 12 bytes of SSRC and index XOR the session salt."""
@@ -262,7 +264,7 @@ class SrtpCrypto:
             nonce = keys.gcm_nonce(struct.pack(">HIIH", 0, ssrc, index >> 16, index & 0xFFFF))
             try:
                 return keys.gcm.decrypt(nonce, data[header : n - len(mki)], data[:header])
-            except InvalidTag:
+            except primitives().InvalidTag:
                 return "GCM tag mismatch"
         assert keys.auth is not None
         roc = ((index >> 16) & 0xFFFFFFFF).to_bytes(4, "big")
@@ -305,7 +307,7 @@ class SrtpCrypto:
                         return Srtcp(data[:SRTCP_CLEAR] + body, True, index, GCM_TAG)
                     keys.gcm.decrypt(nonce, data[at - GCM_TAG : at], data[: at - GCM_TAG] + index_word)
                     return Srtcp(data[: at - GCM_TAG], False, index, GCM_TAG)
-                except InvalidTag:
+                except primitives().InvalidTag:
                     return "GCM tag mismatch"
             assert keys.auth is not None
             view = memoryview(data)

@@ -22,21 +22,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
-from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+from protoscope.decoders.primitives import primitives
 
 from .suites import CipherSuite, HashName
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
 
 TLS13_LABEL = b"tls13 "
 DTLS13_LABEL = b"dtls13"
 HASH_LEN = {"sha256": 32, "sha384": 48}
-_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {"sha256": hashes.SHA256, "sha384": hashes.SHA384}
 
 
 class DecryptError(Exception):
@@ -98,7 +95,8 @@ def hkdf_expand_label(
     """RFC 8446 section 7.1 (RFC 9147 section 5.9 with prefix b"dtls13")."""
     full = prefix + label
     info = length.to_bytes(2, "big") + bytes([len(full)]) + full + bytes([len(context)]) + context
-    return HKDFExpand(_HASHES[hash_name](), length, info).derive(secret)
+    c = primitives()
+    return c.HKDFExpand(c.hashes[hash_name](), length, info).derive(secret)
 
 
 def traffic_key_iv(suite: CipherSuite, secret: bytes, prefix: bytes = TLS13_LABEL) -> tuple[bytes, bytes]:
@@ -151,9 +149,11 @@ def record_number_mask(
     if suite.cipher == "CHACHA20-POLY1305":
         if swapped_counter:
             sample = sample[3::-1] + sample[4:]
-        enc = Cipher(algorithms.ChaCha20(key, sample), mode=None).encryptor()
+        c = primitives()
+        enc = c.Cipher(c.algorithms.ChaCha20(key, sample), mode=None).encryptor()
         return enc.update(bytes(2))
-    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    c = primitives()
+    enc = c.Cipher(c.algorithms.AES(key), c.modes.ECB()).encryptor()
     return enc.update(sample)[:2]
 
 
@@ -171,11 +171,12 @@ class RecordOpener(Protocol):
 
 
 def _aead(suite: CipherSuite, key: bytes) -> AESGCM | ChaCha20Poly1305 | AESCCM:
+    c = primitives()
     if suite.cipher == "AES-GCM":
-        return AESGCM(key)
+        return c.AESGCM(key)
     if suite.cipher == "CHACHA20-POLY1305":
-        return ChaCha20Poly1305(key)
-    return AESCCM(key, tag_length=suite.tag_len)
+        return c.ChaCha20Poly1305(key)
+    return c.AESCCM(key, tag_length=suite.tag_len)
 
 
 class Aead12:
@@ -207,7 +208,7 @@ class Aead12:
         aad = _AAD12.pack(seq, content_type, version, len(sealed) - self.tag)
         try:
             return self.aead.decrypt(nonce, sealed, aad)
-        except InvalidTag:
+        except primitives().InvalidTag:
             raise DecryptError("bad tag") from None
 
 
@@ -234,7 +235,8 @@ class Cbc12:
         return hmac.new(self.mac_key, head + len(data).to_bytes(2, "big") + data, self.digest).digest()
 
     def _decrypt(self, iv: bytes, ciphertext: bytes) -> bytes:
-        dec = Cipher(algorithms.AES(self.key), modes.CBC(iv)).decryptor()
+        c = primitives()
+        dec = c.Cipher(c.algorithms.AES(self.key), c.modes.CBC(iv)).decryptor()
         return dec.update(ciphertext) + dec.finalize()
 
     def open(self, seq: int, content_type: int, version: int, header: bytes, fragment: bytes) -> bytes:
@@ -283,7 +285,7 @@ class Aead13:
         nonce = (self.iv ^ seq).to_bytes(12, "big")
         try:
             return self.aead.decrypt(nonce, bytes(fragment), bytes(header))
-        except InvalidTag:
+        except primitives().InvalidTag:
             raise DecryptError("bad tag") from None
 
 
