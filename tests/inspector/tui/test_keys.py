@@ -130,6 +130,28 @@ async def test_view_keys_switch_tabs_and_focus_them(keys: str, tabs: list[str]) 
             assert app.focused is not None and pane is not None and pane in app.focused.ancestors
 
 
+async def test_d_shows_the_data_channels_and_enter_their_messages() -> None:
+    """D: the Data channels tab (a decrypted WebRTC call); Enter opens a channel as its messages,
+    one line each, text shown as text."""
+    from protoscope.decoders.tls.keylog import KeyLog
+
+    keys = KeyLog()
+    keys.add_text((SAMPLES / "webrtc-datachannels.keys").read_text())
+    registry = load_registry()
+    registry.options = {**registry.options, "tls.keylog": keys}
+    registry.configure(registry.options)
+    app = ProtoscopeApp(SAMPLES / "webrtc-datachannels.pcap", registry)
+    async with app.run_test(size=SMALL) as pilot:
+        await loaded(pilot)
+        await pilot.press("D")
+        assert active(app) == "report-datachannels"
+        table = app.query_one("#report-datachannels-table", DataTable)
+        await until(pilot, lambda: table.row_count == 4)
+        await pilot.press("enter")
+        tree = tree_text(app.query_one("#report-datachannels-tree"))
+        assert "messages [10]" in tree and "frame 55  s2c (server)  string  5 B  'hello'" in tree
+
+
 async def test_l_draws_the_ladder_of_a_packet_a_call_and_a_timeline_lane() -> None:
     async with viewer() as (app, pilot):
         await pilot.press("l")  # the selected packet's flow
@@ -897,6 +919,7 @@ KEY_TESTS: dict[str, list[Callable[..., Awaitable[None]]]] = {
     "?": [test_help_lists_every_key_fits_80_columns_and_scrolls],
     "Tab Shift+Tab": [test_tab_and_shift_tab_cycle_the_panes_and_bring_the_hidden_flows_pane],
     "p c s w": [test_view_keys_switch_tabs_and_focus_them],
+    "D": [test_d_shows_the_data_channels_and_enter_their_messages],
     "t f i": [test_view_keys_switch_tabs_and_focus_them],
     "l": [test_l_draws_the_ladder_of_a_packet_a_call_and_a_timeline_lane],
     "/": [test_slash_opens_the_filter_bar],
