@@ -2,11 +2,13 @@
 
 Stream N is row N (0-based) of `--report streams`: streams keyed by (SSRC, source, destination),
 in the order they began. A decoding pass gathers that stream's packets with their payloads in
-the clear; the chosen
-stream's main audio payload type is written (comfort noise and telephone-event packets of the same
-stream are left out: their gaps become silence). An error (`ExportError`, exit 2 on the command
-line) says when stream N does not exist, is not audio this export writes, or is encrypted with no
-key that decrypts it.
+the clear and their capture times; the chosen stream's main audio payload type is written
+(comfort noise and telephone-event packets of the same stream are left out: their gaps become
+silence). A timestamp gap is filled no longer than the capture says it lasted, and a file gets
+bounded silence in all (decoders/rtp/audio.py's `SilenceBudget`): `Exported.note` says when a
+limit cut a gap. An error (`ExportError`, exit 2 on the command line) says when stream N does not
+exist, is not audio this export writes (or not at a rate or packet size its file can hold), or is
+encrypted with no key that decrypts it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from protoscope.decoders.rtp.audio import AUDIO_ENCODINGS, AudioPacket, audio_file
+from protoscope.decoders.rtp.audio import AUDIO_ENCODINGS, AudioError, AudioPacket, render
 from protoscope.decoders.rtp.codecs import encoding_name
 from protoscope.decoders.rtp.packets import RtpRecord
 
@@ -33,8 +35,9 @@ class _Stream:
     ssrc: int
     src: str
     dst: str
-    packets: list[tuple[int, int, int, bytes | None]] = field(default_factory=list)
-    """(payload type, seq, timestamp, payload or None when it is ciphertext no key opened)."""
+    packets: list[tuple[int, int, int, bytes | None, float]] = field(default_factory=list)
+    """(payload type, seq, timestamp, payload or None when it is ciphertext no key opened, capture
+    time)."""
     encodings: dict[int, str] = field(default_factory=dict)
     clocks: dict[int, int | None] = field(default_factory=dict)
     channels: dict[int, int] = field(default_factory=dict)
@@ -48,6 +51,8 @@ class Exported:
     encoding: str
     packets: int
     ssrc: int
+    note: str | None = None
+    """One line when gaps were filled shorter than the RTP timestamps say (a limit was hit)."""
 
 
 def export_audio(session: Session, stream: int, out: Path, encoding: str | None = None) -> Exported:
@@ -74,20 +79,26 @@ def export_audio(session: Session, stream: int, out: Path, encoding: str | None 
             " (it writes PCMU, PCMA, G722, L16 and opus)"
         )
     pt = counts.most_common(1)[0][0]
-    chosen = [(seq, ts, payload) for kind, seq, ts, payload in s.packets if kind == pt]
-    clear = [AudioPacket(seq, ts, payload) for seq, ts, payload in chosen if payload is not None]
+    clear = [
+        AudioPacket(seq, ts, payload, time)
+        for kind, seq, ts, payload, time in s.packets
+        if kind == pt and payload is not None
+    ]
     if not clear:
         raise ExportError(
             f"stream {stream} (SSRC 0x{s.ssrc:08x}) is encrypted and no key decrypts it"
             " (give --keylog or --srtp-key)"
         )
     name = s.encodings[pt]
-    data = audio_file(name, clear, s.clocks.get(pt) or 8000, s.channels.get(pt, 1))
     try:
-        out.write_bytes(data)
+        made = render(name, clear, s.clocks.get(pt) or 8000, s.channels.get(pt, 1))
+    except AudioError as exc:
+        raise ExportError(f"stream {stream} (SSRC 0x{s.ssrc:08x}): {exc}") from None
+    try:
+        out.write_bytes(made.data)
     except OSError as exc:
         raise ExportError(f"cannot write {out}: {exc.strerror}") from None
-    return Exported(out, name, len(clear), s.ssrc)
+    return Exported(out, name, len(clear), s.ssrc, made.note)
 
 
 def _gather(session: Session, key: tuple[int, str, str]) -> _Stream:
@@ -106,7 +117,7 @@ def _gather(session: Session, key: tuple[int, str, str]) -> _Stream:
                 s.encodings[pt] = encoding_name(pt, ctx.hints)
                 s.clocks[pt] = rec.clock
                 s.channels[pt] = _channels(pt, ctx.hints)
-            s.packets.append((pt, rec.seq, rec.timestamp, rec.payload))
+            s.packets.append((pt, rec.seq, rec.timestamp, rec.payload, ctx.time))
     return s
 
 

@@ -885,6 +885,8 @@ def _export_audio(path: str, registry: Registry, args: argparse.Namespace, count
         f"{clean(str(done.path))}",
         file=sys.stderr,
     )
+    if done.note:
+        print(f"protoscope: {clean(done.note)}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -13,22 +13,43 @@ the granule position's rate).
 
 Packets are put in RTP sequence order (duplicates dropped) and placed by RTP timestamp. A gap (lost
 packets, or silence suppression's pause) is filled as RFC 3551 and RFC 7845 allow: with silence
-for G.711 and L16 (mu-law 0xFF, A-law 0xD5, PCM 0), with zero codewords for G.722, and with
-TOC-only Opus packets of the last packet's configuration for Opus (zero-length frames, which
-decoders conceal as lost: the gap repair of RFC 7845 section 4.1). Fill is bounded by MAX_GAP_SECONDS.
+for G.711 and L16 (mu-law 0xFF, A-law 0xD5, PCM 0), with zero codewords for G.722, and for Opus
+with code 3 packets of up to 120 ms of zero-length frames in the last packet's configuration
+(which decoders conceal as lost: the gap repair of RFC 7845 section 4.1).
+
+RTP timestamps are the sender's word, so fill is bounded (`SilenceBudget`): a gap gets no more
+than the time that passed on the wire between its two packets (their capture times, when known)
+plus JITTER_SECONDS, and never more than MAX_GAP_SECONDS; a file gets no more silence in all than
+MAX_SILENCE_SECONDS, nor than the stream lasted in the capture. What is cut shortens the file's
+timeline (later audio moves earlier) and is said in `AudioFile.note`.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .codecs import opus
 
 MAX_GAP_SECONDS = 60
 """Longest silence filled into one gap: a timestamp jump beyond it (a new talk spurt after a long
-hold, a wrong timestamp) is filled this much and no more, so a hostile stream cannot make a huge file."""
+hold, a wrong timestamp) is filled this much and no more."""
+MAX_SILENCE_SECONDS = 600
+"""Silence filled into one file in all: with MAX_GAP_SECONDS alone, every packet of a hostile
+stream could jump its timestamp by a minute (1,000 packets of a 230 KB capture made a 480 MB WAV)."""
+JITTER_SECONDS = 1.0
+"""Slack over the capture-time gap a timestamp gap may claim: network jitter and a jitter buffer's
+late release make arrival gaps shorter than the timestamp gap they carry."""
+MAX_SILENCE_BYTES = 128 << 20
+"""Silence bytes filled into one WAV in all (10 minutes of 48 kHz stereo L16 is 115 MB): the clock
+and channel count are signaling's word (SDP rtpmap), and silence bytes scale with them."""
+MAX_CLOCK = 384_000
+"""Highest RTP clock (samples a second) a WAV is written for."""
+MAX_CHANNELS = 32
+"""Most channels (SDP rtpmap's encoding parameter) a WAV is written for."""
+OPUS_FILL_MS = 120
+"""Longest Opus packet (RFC 6716 section 3.2.5): a gap is filled with as few packets as that allows."""
 WAV_FORMATS = {"pcmu": 7, "pcma": 6, "l16": 1, "g722": 0x028F}
 """WAVE format tags: WAVE_FORMAT_MULAW, WAVE_FORMAT_ALAW, WAVE_FORMAT_PCM, WAVE_FORMAT_G722_ADPCM."""
 SILENCE = {"pcmu": b"\xff", "pcma": b"\xd5", "l16": b"\x00", "g722": b"\x00"}
@@ -50,6 +71,61 @@ class AudioPacket:
     seq: int
     timestamp: int
     payload: bytes
+    arrival: float | None = None
+    """Capture time, seconds (any epoch): bounds the silence a timestamp gap may claim."""
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFile:
+    """A file's bytes, and a one-line note when gaps were filled shorter than their timestamps say."""
+
+    data: bytes
+    note: str | None = None
+
+
+@dataclass(slots=True)
+class SilenceBudget:
+    """How much silence the gaps of one file may still get, in RTP clock ticks."""
+
+    clock: int
+    left: int
+    cut_gaps: int = 0
+    cut_ticks: int = 0
+
+    @classmethod
+    def of(cls, packets: Sequence[AudioPacket], clock: int, tick_bytes: int = 0) -> SilenceBudget:
+        """MAX_SILENCE_SECONDS, or the stream's span of capture times (plus jitter) if shorter;
+        for a file of `tick_bytes` bytes a tick, no more than MAX_SILENCE_BYTES either."""
+        seconds = float(MAX_SILENCE_SECONDS)
+        arrivals = [p.arrival for p in packets if p.arrival is not None]
+        if arrivals:
+            seconds = min(seconds, max(arrivals) - min(arrivals) + JITTER_SECONDS)
+        ticks = int(seconds * clock)
+        return cls(clock, min(ticks, MAX_SILENCE_BYTES // tick_bytes) if tick_bytes else ticks)
+
+    def fill(self, gap: int, before: AudioPacket | None, after: AudioPacket) -> int:
+        """Ticks of silence to put in a gap of `gap` ticks between packets `before` and `after`."""
+        bound = MAX_GAP_SECONDS * self.clock
+        if before is not None and before.arrival is not None and after.arrival is not None:
+            wire = max(0.0, after.arrival - before.arrival + JITTER_SECONDS)
+            bound = min(bound, int(min(wire, MAX_GAP_SECONDS) * self.clock))
+        n = max(0, min(gap, bound, self.left))
+        self.left -= n
+        if n < gap:
+            self.cut_gaps += 1
+            self.cut_ticks += gap - n
+        return n
+
+    @property
+    def note(self) -> str | None:
+        """One line for the user when a limit was hit, else None."""
+        if not self.cut_gaps:
+            return None
+        return (
+            f"{self.cut_gaps} RTP timestamp gaps filled short, {self.cut_ticks / self.clock:.1f} s of silence"
+            f" left out (a gap gets at most the capture time between its packets and {MAX_GAP_SECONDS} s,"
+            f" a file at most {MAX_SILENCE_SECONDS} s and the stream's capture time)"
+        )
 
 
 def in_order(packets: Iterable[AudioPacket]) -> list[AudioPacket]:
@@ -70,12 +146,17 @@ def in_order(packets: Iterable[AudioPacket]) -> list[AudioPacket]:
 
 def audio_file(encoding: str, packets: Iterable[AudioPacket], clock: int = 8000, channels: int = 1) -> bytes:
     """The file for `encoding` (an RTP encoding name): WAV, or Ogg Opus for "opus"."""
+    return render(encoding, packets, clock, channels).data
+
+
+def render(encoding: str, packets: Iterable[AudioPacket], clock: int = 8000, channels: int = 1) -> AudioFile:
+    """As `audio_file`, with the note saying when gaps were filled short."""
     name = encoding.lower()
     if name == "opus":
-        return ogg_opus(packets)
+        return ogg_opus_file(packets)
     if name not in WAV_FORMATS:
         raise AudioError(f"{encoding} is not an audio encoding this export writes")
-    return wav(name, packets, clock, channels)
+    return wav_file(name, packets, clock, channels)
 
 
 def suffix(encoding: str) -> str:
@@ -86,23 +167,35 @@ def suffix(encoding: str) -> str:
 def wav(encoding: str, packets: Iterable[AudioPacket], clock: int = 8000, channels: int = 1) -> bytes:
     """A WAV file of the payloads, gaps filled with silence. `clock` is the RTP clock (G.722's is
     8000 while it samples at 16 kHz, RFC 3551 section 4.5.2); `channels` from signaling (L16)."""
+    return wav_file(encoding, packets, clock, channels).data
+
+
+def wav_file(
+    encoding: str, packets: Iterable[AudioPacket], clock: int = 8000, channels: int = 1
+) -> AudioFile:
+    """As `wav`, with the note of `SilenceBudget`."""
     name = encoding.lower()
     tag = WAV_FORMATS[name]
+    if not (0 < clock <= MAX_CLOCK and 0 < channels <= MAX_CHANNELS):
+        raise AudioError(f"{clock} Hz and {channels} channels is not audio this export writes")
     width = 2 if name == "l16" else 1
     frame = width * channels  # bytes per RTP timestamp tick
+    ordered = in_order(packets)
+    budget = SilenceBudget.of(ordered, clock, frame)
     data = bytearray()
-    start: int | None = None
-    limit = MAX_GAP_SECONDS * clock * frame
-    for p in in_order(packets):
-        if start is None:
-            start = p.timestamp
-        at = ((p.timestamp - start) % 2**32) * frame
-        if at > len(data) and at - len(data) <= limit:
-            data += SILENCE[name] * (at - len(data))
-        elif at > len(data):
-            data += SILENCE[name] * limit
+    start = ordered[0].timestamp if ordered else 0
+    skipped = 0  # ticks of gaps left unfilled: later packets move that much earlier
+    before: AudioPacket | None = None
+    for p in ordered:
+        at = (p.timestamp - start) % 2**32 - skipped
+        gap = at - len(data) // frame
+        if gap > 0:
+            n = budget.fill(gap, before, p)
+            skipped += gap - n
+            data += SILENCE[name] * (n * frame)
         payload = p.payload[: len(p.payload) // frame * frame]
         data += _swap16(payload) if name == "l16" else payload
+        before = p
     rate = 16000 if name == "g722" else clock
     bits = 16 if name == "l16" else 4 if name == "g722" else 8
     align = channels * (2 if name == "l16" else 1)
@@ -118,7 +211,7 @@ def wav(encoding: str, packets: Iterable[AudioPacket], clock: int = 8000, channe
     body = b"WAVE" + b"".join(
         cid + struct.pack("<I", len(c)) + c + (b"\0" if len(c) % 2 else b"") for cid, c in chunks
     )
-    return b"RIFF" + struct.pack("<I", len(body)) + body
+    return AudioFile(b"RIFF" + struct.pack("<I", len(body)) + body, budget.note)
 
 
 def _swap16(payload: bytes) -> bytes:
@@ -140,31 +233,55 @@ def ogg_opus(packets: Iterable[AudioPacket], serial: int = 0x70726F74) -> bytes:
     """An Ogg Opus file (RFC 7845) of the RTP payloads: the granule position of each page is the
     end of its packet in 48 kHz samples since the first packet (RTP timestamp offset plus the
     packet's own duration), pre-skip 0 (RTP carries no encoder delay)."""
+    return ogg_opus_file(packets, serial).data
+
+
+def ogg_opus_file(packets: Iterable[AudioPacket], serial: int = 0x70726F74) -> AudioFile:
+    """As `ogg_opus`, with the note of `SilenceBudget`."""
     ordered = [p for p in in_order(packets) if p.payload]
     stereo = any(p.payload[0] & 0x04 for p in ordered)
     head = b"OpusHead" + struct.pack("<BBHIhB", 1, 2 if stereo else 1, 0, OPUS_RATE, 0, 0)
     tags = b"OpusTags" + struct.pack("<I", len(OPUS_VENDOR)) + OPUS_VENDOR + struct.pack("<I", 0)
     pages = [_page(head, 0, serial, 0, 0x02), _page(tags, 0, serial, 1, 0)]
+    budget = SilenceBudget.of(ordered, OPUS_RATE)
     start = ordered[0].timestamp if ordered else 0
     end = 0  # granule position reached so far
-    last_toc = 0
-    limit = MAX_GAP_SECONDS * OPUS_RATE
+    skipped = 0  # samples of gaps left unfilled: later packets move that much earlier
+    before: AudioPacket | None = None
     for p in ordered:
-        at = (p.timestamp - start) % 2**32
-        if at > end and end and at - end <= limit:
-            # Fill the gap with TOC-only packets (zero-length frames) of the last configuration.
-            toc = bytes([last_toc & 0xFC])
-            step = opus_samples(toc)
-            while step and end + step <= at:
-                end += step
-                pages.append(_page(toc, end, serial, len(pages), 0))
+        at = (p.timestamp - start) % 2**32 - skipped
+        if at > end and end and before is not None:
+            gap = at - end
+            n = budget.fill(gap, before, p)
+            skipped += gap - n
+            filled = end
+            for packet, samples in _opus_fill(before.payload[0], n):
+                filled += samples
+                pages.append(_page(packet, filled, serial, len(pages), 0))
+            at -= gap - n  # the granule position skips what is left of n (under one frame)
         end = max(end, at) + opus_samples(p.payload)
         pages.append(_page(p.payload, end, serial, len(pages), 0))
-        last_toc = p.payload[0]
+        before = p
     if len(pages) > 2:
         last = pages[-1]
         pages[-1] = _with_flags(last, 0x04)
-    return b"".join(pages)
+    return AudioFile(b"".join(pages), budget.note)
+
+
+def _opus_fill(toc: int, samples: int) -> list[tuple[bytes, int]]:
+    """Code 3 packets (RFC 6716 section 3.2.5: CBR, no padding, no frame bytes) of zero-length
+    frames in the configuration of `toc`, up to 120 ms each, making whole frames of `samples`."""
+    frame = opus_samples(bytes([toc & 0xFC]))
+    if not frame:
+        return []
+    most = OPUS_FILL_MS * OPUS_RATE // 1000 // frame
+    frames = samples // frame
+    out = []
+    while frames:
+        m = min(most, frames)
+        out.append((bytes([toc & 0xFC | 3, m]), m * frame))
+        frames -= m
+    return out
 
 
 def _page(packet: bytes, granule: int, serial: int, sequence: int, flags: int) -> bytes:

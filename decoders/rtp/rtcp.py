@@ -19,8 +19,6 @@ REPORT_BLOCK = 24
 SENDER_INFO = 20
 MAX_NACK_LOST = 4096
 """Lost sequence numbers expanded from one packet's NACK entries (17 a 4-byte entry)."""
-MAX_TWCC_STATUSES = 1 << 16
-"""Packet statuses read from one TWCC packet: its 16-bit status count bounds them anyway."""
 MAX_TWCC_DELTA_FIELDS = 2048
 """Receive deltas shown as fields per TWCC packet (all are counted in the summary)."""
 SDES_ITEMS = {
@@ -414,36 +412,47 @@ def transport_cc(data: bytes, pos: int, stop: int, count: int, facts: RtcpFacts)
         Field("rtcp.rtpfb.transportcc.pktcount", fb_count, (at + 7, at + 8)),
     ]
     at += 8
-    symbols: list[int] = []
-    while len(symbols) < status_count:
+    # Statuses as runs (symbol, count): a run length chunk is one run however long, so a packet
+    # of a few chunks declaring 65,535 statuses costs a few runs, not 65,535 symbols.
+    runs: list[tuple[int, int]] = []
+    statuses = 0
+    while statuses < status_count:
         if at + 2 > stop:
             _short(facts, "transport-cc packet chunks", at, stop)
             break
         chunk = int.from_bytes(data[at : at + 2], "big")
         if chunk >> 15 == 0:  # run length chunk: a symbol and how many times it repeats
-            run = [chunk >> 13 & 3] * min(chunk & 0x1FFF, status_count - len(symbols))
+            chunk_runs = [(chunk >> 13 & 3, chunk & 0x1FFF)]
         elif chunk >> 14 & 1 == 0:  # status vector of 14 one-bit symbols
-            run = [chunk >> (13 - i) & 1 for i in range(14)]
+            chunk_runs = [(chunk >> (13 - i) & 1, 1) for i in range(14)]
         else:  # status vector of 7 two-bit symbols
-            run = [chunk >> (12 - 2 * i) & 3 for i in range(7)]
-        symbols += run[: status_count - len(symbols)]
+            chunk_runs = [(chunk >> (12 - 2 * i) & 3, 1) for i in range(7)]
+        for symbol, n in chunk_runs:
+            n = min(n, status_count - statuses)
+            if n:
+                runs.append((symbol, n))
+                statuses += n
         out.append(Field("rtcp.rtpfb.transportcc.pktchunk", chunk, (at, at + 2)))
         at += 2
+    # One receive delta per received status (1 byte small, 2 signed bytes large or negative):
+    # no more are read than the bytes left hold.
     received = deltas = 0
-    for symbol in symbols:
+    for symbol, n in runs:
         if symbol not in (1, 2):
             continue
         size = symbol
-        if at + size > stop:
+        fit = min(n, (stop - at) // size)
+        for _ in range(fit):
+            delta = int.from_bytes(data[at : at + size], "big", signed=size == 2)
+            if received < MAX_TWCC_DELTA_FIELDS:
+                out.append(Field("rtcp.rtpfb.transportcc.recv_delta", delta, (at, at + size)))
+            deltas += delta
+            received += 1
+            at += size
+        if fit < n:
             _short(facts, "transport-cc receive deltas", at, stop)
             break
-        delta = int.from_bytes(data[at : at + size], "big", signed=size == 2)
-        if received < MAX_TWCC_DELTA_FIELDS:
-            out.append(Field("rtcp.rtpfb.transportcc.recv_delta", delta, (at, at + size)))
-        deltas += delta
-        received += 1
-        at += size
-    not_received = sum(1 for s in symbols if s == 0)
+    not_received = sum(n for symbol, n in runs if symbol == 0)
     facts.twcc.append(
         TwccFeedback(
             *ssrcs, base, status_count, ref, fb_count, received, not_received, deltas * TWCC_DELTA_US

@@ -12,16 +12,21 @@ from pathlib import Path
 import pytest
 
 from protoscope.decoders.registry import load_registry
-from protoscope.decoders.rtp.audio import ogg_opus, wav
+from protoscope.decoders.rtp.audio import JITTER_SECONDS, ogg_opus, wav
 from protoscope.inspector.audio import ExportError, export_audio
 from protoscope.inspector.report.rows import analysis_rows
 from protoscope.inspector.session import Session
 from tests.conftest import SAMPLES, public_capture
-from tests.decoders.rtp.test_audio import ogg_pages, rtp_packets
+from tests.decoders.rtp.test_audio import chunks, ogg_pages, rtp_packets
+from tests.hostile import Pcap
 
 
 def _export(name: str, stream: int, out: Path, encoding: str | None = None) -> bytes:
-    session = Session.open(public_capture(name), load_registry())
+    return _export_path(public_capture(name), stream, out, encoding)
+
+
+def _export_path(path: Path, stream: int, out: Path, encoding: str | None = None) -> bytes:
+    session = Session.open(path, load_registry())
     try:
         export_audio(session, stream, out, encoding)
     finally:
@@ -33,6 +38,40 @@ def test_pcma_stream_is_tsharks_payloads(tmp_path: Path) -> None:
     got = _export("wswiki--sip-rtp-g711.pcap", 1, tmp_path / "b.wav")
     want = wav("PCMA", rtp_packets("wswiki--sip-rtp-g711.pcap", ssrc=0x343FFA34))
     assert got == want
+
+
+def _jumping_capture(path: Path, payloads: list[bytes], pt: int, clock: int) -> Path:
+    """RTP whose timestamp jumps a minute at every packet, the packets 100 us apart on the wire
+    (/tmp/review's craft_rtp.py: 1,000 such PCMU packets, 230 KB, made a 480 MB WAV)."""
+    with Pcap(path) as p:
+        for k, payload in enumerate(payloads):
+            p.udp(struct.pack("!BBHII", 0x80, pt, k, k * 60 * clock % 2**32, 0x1234) + payload)
+    return path
+
+
+def test_timestamp_jumps_are_filled_no_longer_than_the_capture_lasted(tmp_path: Path) -> None:
+    path = _jumping_capture(tmp_path / "gap.pcap", [b"\x7f" * 160] * 200, 0, 8000)
+    session = Session.open(path, load_registry())
+    try:
+        done = export_audio(session, 0, tmp_path / "gap.wav")
+    finally:
+        session.close()
+    data = chunks((tmp_path / "gap.wav").read_bytes())[b"data"]
+    assert data.count(b"\x7f") == 200 * 160
+    assert len(data) - 200 * 160 <= (199 * 0.0001 + JITTER_SECONDS) * 8000
+    assert done.note and done.note.startswith("199 RTP timestamp gaps filled short")
+    session = Session.open(public_capture("wswiki--sip-rtp-g711.pcap"), load_registry())
+    try:
+        assert export_audio(session, 1, tmp_path / "b.wav").note is None
+    finally:
+        session.close()
+
+
+def test_an_opus_payload_no_ogg_page_holds_is_an_export_error(tmp_path: Path) -> None:
+    path = _jumping_capture(tmp_path / "big.pcap", [b"\x78" + bytes(65100)], 111, 48000)
+    with pytest.raises(ExportError, match="does not fit one Ogg page"):
+        _export_path(path, 0, tmp_path / "big.opus", "opus")
+    assert not (tmp_path / "big.opus").exists()
 
 
 def test_stream_numbers_follow_the_streams_report(tmp_path: Path) -> None:

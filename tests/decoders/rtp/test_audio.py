@@ -16,14 +16,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protoscope.decoders.rtp.audio import (
+    JITTER_SECONDS,
     MAX_GAP_SECONDS,
+    MAX_SILENCE_BYTES,
+    MAX_SILENCE_SECONDS,
+    OPUS_FILL_MS,
     AudioError,
     AudioPacket,
     audio_file,
     in_order,
     ogg_opus,
+    ogg_opus_file,
     opus_samples,
+    render,
     wav,
+    wav_file,
 )
 from tests.conftest import public_capture, tshark
 
@@ -97,8 +104,64 @@ def test_sequence_and_timestamp_wraps() -> None:
 
 def test_hostile_timestamp_jump_is_bounded() -> None:
     packets = [AudioPacket(1, 0, b"\x00" * 160), AudioPacket(2, 2**31, b"\x00" * 160)]
-    data = chunks(wav("PCMU", packets))[b"data"]
-    assert len(data) == 320 + MAX_GAP_SECONDS * 8000
+    made = wav_file("PCMU", packets)
+    assert len(chunks(made.data)[b"data"]) == 320 + MAX_GAP_SECONDS * 8000
+    assert made.note and made.note.startswith("1 RTP timestamp gaps filled short")
+
+
+def _jumping(n: int, clock: int, payload: bytes, arrival_step: float | None) -> list[AudioPacket]:
+    """n packets whose RTP timestamp jumps a minute at every packet (/tmp/review's craft_rtp.py)."""
+    return [
+        AudioPacket(k, k * 60 * clock % 2**32, payload, None if arrival_step is None else k * arrival_step)
+        for k in range(n)
+    ]
+
+
+def test_silence_of_a_file_is_bounded_not_only_a_gap() -> None:
+    """1,000 packets each a minute after the last made a 480 MB WAV: with no capture times, a
+    file gets MAX_SILENCE_SECONDS of silence in all, and the note says so."""
+    made = wav_file("PCMU", _jumping(1000, 8000, b"\x7f" * 160, None))
+    data = chunks(made.data)[b"data"]
+    assert len(data) == 1000 * 160 + MAX_SILENCE_SECONDS * 8000
+    assert data.count(b"\x7f") == 1000 * 160
+    assert made.note and made.note.startswith("989 RTP timestamp gaps filled short")  # 10 filled whole
+
+
+def test_capture_times_bound_each_gap_and_the_file() -> None:
+    """Packets 20 ms apart on the wire: a gap gets the wire time plus the jitter slack, and the
+    file no more than the stream lasted plus that slack (the 999 gaps would give 999 s)."""
+    made = wav_file("PCMU", _jumping(1000, 8000, b"\x7f" * 160, 0.02))
+    data = chunks(made.data)[b"data"]
+    assert len(data) - 1000 * 160 == int((999 * 0.02 + JITTER_SECONDS) * 8000)
+    assert made.note
+    two = _jumping(2, 8000, b"\x7f" * 160, 0.5)
+    assert len(chunks(wav("PCMU", two))[b"data"]) == 320 + int((0.5 + JITTER_SECONDS) * 8000)
+
+
+def test_honest_gaps_are_filled_whole_without_a_note() -> None:
+    """A 3 s pause (silence suppression) that also took 3 s on the wire is filled as it was, and
+    a late packet (arrived after its successor) is still placed by its timestamp."""
+    packets = [
+        AudioPacket(1, 0, b"\x01" * 160, 10.0),
+        AudioPacket(2, 160, b"\x02" * 160, 10.05),
+        AudioPacket(3, 320, b"\x03" * 160, 10.01),
+        AudioPacket(4, 320 + 24000, b"\x04" * 160, 13.03),
+    ]
+    made = wav_file("PCMU", packets)
+    want = b"\x01" * 160 + b"\x02" * 160 + b"\x03" * 160 + b"\xff" * (24000 - 160) + b"\x04" * 160
+    assert chunks(made.data)[b"data"] == want and made.note is None
+    assert render("PCMU", packets) == made
+
+
+def test_signaled_rate_bounds_the_silence_bytes() -> None:
+    """The clock and channels are SDP's word: silence is bounded in bytes too, and a rate no WAV
+    holds is an error, not a struct overflow."""
+    made = wav_file("L16", _jumping(100, 384_000, b"\0" * 64, None), clock=384_000, channels=32)
+    assert len(chunks(made.data)[b"data"]) <= 100 * 64 + MAX_SILENCE_BYTES
+    with pytest.raises(AudioError, match="not audio this export writes"):
+        wav("L16", [AudioPacket(1, 0, b"\0\0")], clock=10**10)
+    with pytest.raises(AudioError):
+        wav("L16", [AudioPacket(1, 0, b"\0\0")], channels=70000)
 
 
 def test_l16_is_swapped_to_little_endian() -> None:
@@ -209,14 +272,35 @@ def test_opus_ogg_reads_back() -> None:
 
 
 def test_opus_gap_is_filled_with_empty_frames() -> None:
+    """3 lost 20 ms packets: one code 3 packet of 3 zero-length frames (RFC 6716 section 3.2.5),
+    which libopus conceals."""
     packets = rtp_packets("wswiki--sip-rtp-opus.pcap")[:10]
     pages = ogg_pages(ogg_opus([*packets[:3], *packets[6:]]))[2:]
     fill = [p for p in pages if p[3][0] not in {q.payload for q in packets}]
-    assert len(fill) == 3 and all(len(p[3][0]) == 1 for p in fill)
-    assert [p[1] for p in pages] == [960 * (k + 1) for k in range(10)]
+    assert [p[3][0] for p in fill] == [bytes([packets[2].payload[0] & 0xFC | 3, 3])]
+    assert [p[1] for p in pages] == [960 * (k + 1) for k in range(3)] + [960 * (k + 1) for k in range(5, 10)]
     data = ogg_opus([*packets[:3], *packets[6:]])
     with av.open(io.BytesIO(data), format="ogg") as container:  # libopus conceals the gap
         assert sum(frame.samples for frame in container.decode(audio=0)) == 960 * 10
+
+
+def test_hostile_opus_gaps_fill_120_ms_pages_up_to_the_file_limit() -> None:
+    """300 CELT 2.5 ms packets a minute apart (/tmp/review's opus-gap.pcap) made 7.2 million
+    TOC-only pages (208 MB): now 120 ms code 3 packets, MAX_SILENCE_SECONDS in all."""
+    made = ogg_opus_file(_jumping(300, 48000, b"\x80" + b"\0" * 40, None))
+    pages = ogg_pages(made.data)[2:]
+    fill = [p[3][0] for p in pages if p[3][0][:1] != b"\x80"]
+    assert {f[0] for f in fill} == {0x83} and all(len(f) == 2 and 0 < f[1] <= 48 for f in fill)
+    assert sum(opus_samples(f) for f in fill) == MAX_SILENCE_SECONDS * 48000
+    # 120 ms packets (48 frames of 2.5 ms), and at most one shorter packet a gap.
+    assert len(fill) <= MAX_SILENCE_SECONDS * 1000 // OPUS_FILL_MS + 11 and len(pages) == 300 + len(fill)
+    assert pages[-1][1] == 300 * 120 + MAX_SILENCE_SECONDS * 48000
+    assert made.note and made.note.startswith("289 RTP timestamp gaps")
+    with av.open(io.BytesIO(made.data), format="ogg") as container:
+        assert sum(frame.samples for frame in container.decode(audio=0)) == pages[-1][1]
+    timed = ogg_opus_file(_jumping(300, 48000, b"\x80" + b"\0" * 40, 0.0001))
+    filled = sum(opus_samples(p[3][0]) for p in ogg_pages(timed.data)[2:]) - 300 * 120
+    assert 0 < filled <= (299 * 0.0001 + JITTER_SECONDS) * 48000 and timed.note
 
 
 def test_audio_file_names_and_errors() -> None:
@@ -227,14 +311,23 @@ def test_audio_file_names_and_errors() -> None:
     assert ogg_pages(ogg_opus([]))[1][3][0].startswith(b"OpusTags")
 
 
+TIMES = st.one_of(st.none(), st.floats(-1e10, 1e10, allow_nan=False, allow_infinity=False))
+
+
 @given(
     st.sampled_from(["PCMU", "PCMA", "L16", "G722", "opus"]),
-    st.lists(st.tuples(st.integers(0, 65535), st.integers(0, 2**32 - 1), st.binary(max_size=40)), max_size=8),
+    st.lists(
+        st.tuples(st.integers(0, 65535), st.integers(0, 2**32 - 1), st.binary(max_size=40), TIMES), max_size=8
+    ),
 )
-def test_random_packets_never_raise(encoding: str, rows: list[tuple[int, int, bytes]]) -> None:
-    packets = [AudioPacket(seq, ts % 5000, payload) for seq, ts, payload in rows]
+def test_random_packets_never_raise(encoding: str, rows: list[tuple[int, int, bytes, float | None]]) -> None:
+    """Any packets and capture times: a file, its silence within the file's budget."""
+    packets = [AudioPacket(seq, ts % 5000, payload, time) for seq, ts, payload, time in rows]
     data = audio_file(encoding, packets, channels=2 if encoding == "L16" else 1)
     assert data[:4] in (b"RIFF", b"OggS")
+    wild = [AudioPacket(seq, ts, payload, time) for seq, ts, payload, time in rows]
+    made = render(encoding, wild)
+    assert len(made.data) <= 1000 + sum(len(p.payload) + 28 for p in wild) + MAX_SILENCE_SECONDS * 8000
 
 
 def test_files_land_on_disk(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ field by field; the typed facts the record carries; truncation at every byte; ra
 from __future__ import annotations
 
 import struct
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,61 @@ def test_twcc_summaries_equal_pion() -> None:
     assert rec.twcc[0].deltas_us == (19000 + 9000 + 9000 + 4000 + 3000 + 3000 + 4000)
     rec, _, _ = parse_rtcp(RR + TWCC_VECTOR)
     assert rec.twcc[0].deltas_us == sum(v * TWCC_DELTA_US for v in (0x10, 0x0C, 0x0C, 0x10))
+
+
+def _twcc(status_count: int, chunks: bytes, deltas: bytes = b"") -> bytes:
+    """A TWCC feedback (sender 1, media 2, base sequence 0, reference time 0, feedback count 1)."""
+    body = struct.pack(">IIHH", 1, 2, 0, status_count) + b"\0\0\0\x01" + chunks + deltas
+    body += b"\0" * (-len(body) % 4)
+    return struct.pack(">BBH", 0x8F, 205, len(body) // 4) + body
+
+
+TWCC_NOT_RECEIVED = _twcc(0xFFFF, struct.pack(">8H", *[0x1FFF] * 8))
+"""36 bytes declaring 65,535 statuses: eight run length chunks of 8,191 'not received'."""
+TWCC_DELTAS_SHORT = _twcc(8191, struct.pack(">H", 0x3FFF), bytes(range(1, 7)))
+"""One run of 8,191 'small delta' statuses, and 6 delta bytes (the rest was never sent)."""
+
+
+def _peak(raw: bytes) -> tuple[RtcpRecord, list[object], list[str], int]:
+    """parse_rtcp's result and the most bytes it held at once (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        rec, fields, findings = parse_rtcp(raw)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return rec, fields, [f.code for f in findings], peak
+
+
+def test_twcc_statuses_are_counted_by_run_not_held_one_by_one() -> None:
+    """The 65,535 statuses of 36 bytes are counted, not expanded (which held 700 KB and took 7 ms
+    a packet); the chunks missing for the last 7 statuses are a finding."""
+    rec, _, findings, peak = _peak(RR + TWCC_NOT_RECEIVED)
+    (fb,) = rec.twcc
+    assert (fb.status_count, fb.received, fb.not_received) == (65535, 0, 65528)
+    assert findings == ["rtcp.truncated"]
+    assert peak < 32_768
+
+
+def test_twcc_deltas_read_are_the_bytes_present() -> None:
+    """8,191 statuses want 8,191 delta bytes: the 6 present are read, the rest is a finding."""
+    rec, fields, findings, peak = _peak(RR + TWCC_DELTAS_SHORT)
+    (fb,) = rec.twcc
+    assert (fb.received, fb.not_received, fb.deltas_us) == (6, 0, 21 * TWCC_DELTA_US)
+    assert flatten(fields)["rtcp.rtpfb.transportcc.recv_delta"] == [1, 2, 3, 4, 5, 6]
+    assert findings == ["rtcp.truncated"]
+    assert peak < 32_768
+
+
+def test_hostile_twcc_equals_tshark(tmp_path: Path) -> None:
+    packets = [RR + TWCC_NOT_RECEIVED, RR + TWCC_DELTAS_SHORT]
+    path = write(tmp_path / "twcc.pcap", udp_packets(packets, 40010, PORT))
+    names = tuple(n for n in COMPARED if n.startswith("rtcp.rtpfb.transportcc."))
+    theirs = tshark_fields(path, names, "-d", f"udp.port=={PORT},rtcp")
+    for frame, raw in enumerate(packets, 1):
+        ours = flatten(parse_rtcp(raw)[1])
+        for name in names:
+            assert _listed(ours.get(name)) == theirs[frame][name], (frame, name)
 
 
 @pytest.mark.parametrize("raw", COMPOUNDS, ids=range(len(COMPOUNDS)))
