@@ -213,6 +213,15 @@ def _decrypted_rtp(
     if got.replay:
         findings.append(replay_finding(got.index, rec.ssrc))
     master = got.crypto.master
+    if got.passed_over:
+        findings.append(
+            Finding(
+                "warn",
+                "srtp.key_unused",
+                f"SRTP of SSRC 0x{rec.ssrc:08X}: the {got.passed_over} key did not authenticate; "
+                f"the {master.source or 'other'} key did",
+            )
+        )
     summary = f"{_rtp_summary(rec)}, SRTP decrypted ({master.source or master.profile.name})"
     tree = LazyFields(lambda: [*fields, *_srtp_trailer(data, got)])
     return DecodeResult((Pdu("rtp", tree, (0, len(data)), summary, tuple(findings), record=rec),), len(data))

@@ -173,6 +173,13 @@ class Unprotected:
     crypto: SrtpCrypto
     replay: str | None
     """"replay" when the index was authenticated before; None otherwise."""
+    passed_over: str = ""
+    """The source of a key tried first that did not authenticate ("--srtp-key"): the user's key
+    lost to one the capture gave, which the user should hear of."""
+
+
+GIVEN = "--srtp-key"
+"""MasterKey.source of the keys the user gave."""
 
 
 def unprotect_rtp(
@@ -198,6 +205,7 @@ def unprotect_rtp(
         searched = state.failures.get(ssrc, 0) < SEARCH_PACKETS and state.searches < SEARCH_BUDGET
         state.searches += searched
         indexes = [(roc << 16) | seq for roc in range(ROC_SEARCH if searched else 1)]
+    passed_over = ""
     for key in keys:
         crypto = state.session(key)
         if stream is not None and crypto is stream.crypto:
@@ -208,7 +216,9 @@ def unprotect_rtp(
                 reason = reason or got
                 continue
             state.remember(state.rtp, ssrc, Stream(crypto, ReplayList(index)))
-            return Unprotected(got, index, crypto, None)
+            return Unprotected(got, index, crypto, None, passed_over if key.source != passed_over else "")
+        if key.source == GIVEN:
+            passed_over = GIVEN
     if stream is None:
         state.failures[ssrc] = state.failures.get(ssrc, 0) + 1
         if len(state.failures) > MAX_STREAMS:

@@ -160,3 +160,17 @@ def test_a_bad_srtp_key_is_refused_with_its_reason(
 ) -> None:
     assert main([str(SAMPLE), "--srtp-key", value, "--report", "summary"]) == 2
     assert reason in capsys.readouterr().err
+
+
+def test_a_given_srtp_key_that_loses_to_the_capture_s_own_is_a_warning(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    truth = json.loads((SAMPLES / "sdes-srtp.truth.json").read_text())
+    first = truth["streams"][0]
+    wrong = f"{first['ssrc']:#x},{first['suite']},{'A' * 40}"
+    args = [str(SAMPLES / "sdes-srtp.pcap"), "--srtp-key", wrong, "--report", "findings", "--format", "json"]
+    assert main(args) == 0
+    found = [f for f in json.loads(capsys.readouterr().out) if f["code"] == "srtp.key_unused"]
+    assert (
+        len(found) == 1 and "the --srtp-key key did not authenticate; the SDES key did" in found[0]["message"]
+    )
