@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the engine is imported once the arguments are read: --versi
     # answer at once, and live capture is imported only for --live (inspector/livemode.py)
     from protoscope.decoders.api import FieldInfo
     from protoscope.decoders.registry import Registry
+    from protoscope.decoders.tls.keylog import KeyLog
 
     from .keys import KeyLogFiles
     from .session import Progress, Session
@@ -853,9 +854,12 @@ def _export_pcapng(path: str, registry: Registry, args: argparse.Namespace, out:
         secrets = ""
         if args.inject_secrets:
             keylog = session.registry.options.get("tls.keylog")
-            secrets = keylog.text() if isinstance(keylog, KeyLog) else ""
+            secrets = _secrets_of(session, packets, keylog) if isinstance(keylog, KeyLog) else ""
             if not secrets:
-                raise _Usage("--inject-secrets: no keys to inject (give --keylog, or a pcapng with secrets)")
+                raise _Usage(
+                    "--inject-secrets: no keys to inject (give --keylog, or a pcapng with secrets, "
+                    "for connections among the packets written)"
+                )
         try:
             written = write_pcapng(session, packets, args.output, secrets)
         except OSError as exc:
@@ -864,6 +868,23 @@ def _export_pcapng(path: str, registry: Registry, args: argparse.Namespace, out:
         session.close()
     print(f"protoscope: wrote {written} packets to {clean(args.output)}", file=sys.stderr)
     return EXIT_OK
+
+
+def _secrets_of(session: Session, packets: Sequence[int], keylog: KeyLog) -> str:
+    """The key log lines of the TLS and DTLS connections whose ClientHello is among `packets`: a
+    file made of one flow does not carry the keys of the others (editcap would inject them all)."""
+    from protoscope.decoders.tls.keylog import KeyLog
+
+    wanted = {random for _, random in keylog.secrets}
+    found: set[bytes] = set()
+    for i in packets:
+        if not wanted - found:
+            break
+        frame = session.index.frame(i)
+        if b"\x16\x03" in frame or b"\x16\xfe" in frame:  # a TLS or DTLS handshake record
+            found.update(r for r in wanted - found if r in frame)
+    kept = KeyLog({k: v for k, v in keylog.secrets.items() if k[1] in found})
+    return kept.text()
 
 
 def _export_audio(path: str, registry: Registry, args: argparse.Namespace, count: int) -> int:

@@ -174,3 +174,15 @@ def test_a_given_srtp_key_that_loses_to_the_capture_s_own_is_a_warning(
     assert (
         len(found) == 1 and "the --srtp-key key did not authenticate; the SDES key did" in found[0]["message"]
     )
+
+
+def test_inject_secrets_of_one_flow_carries_only_that_flow_s_keys(tmp_path: Path) -> None:
+    out = tmp_path / "f1.pcapng"
+    keys = SAMPLES / "grpc-tls.keys"
+    args = [str(SAMPLES / "grpc-tls.pcap"), "--keylog", str(keys), "--export", "pcapng", "--inject-secrets"]
+    assert main([*args, "--flow", "1", "--output", str(out)]) == 0
+    ((_, text),) = load(out).capture.records.secrets
+    lines = text.decode().splitlines()
+    randoms = {line.split()[1] for line in keys.read_text().splitlines() if not line.startswith("#")}
+    assert len(randoms) == 2 and len({line.split()[1] for line in lines}) == 1
+    assert main([str(out), "--report", "calls", "--format", "json"]) == 0
