@@ -8,10 +8,18 @@ EMPTY_REASONS: dict[str, tuple[str, frozenset[str]]] = {
     "calls": ("no gRPC calls", frozenset({"http2", "grpc"})),
     "streams": ("no RTP streams", frozenset({"rtp", "rtcp"})),
     "sessions": ("no WebRTC sessions", frozenset({"stun", "dtls"})),
+    "datachannels": ("no data channels", frozenset({"sctp", "rtcdc", "datachannel"})),
 }
 """Per report: what its emptiness is called and the protocols whose absence explains it."""
 
-NEEDED = {"calls": "HTTP/2 connection", "streams": "RTP packet", "sessions": "STUN or DTLS packet"}
+NEEDED = {
+    "calls": "HTTP/2 connection",
+    "streams": "RTP packet",
+    "sessions": "STUN or DTLS packet",
+    "datachannels": "SCTP association",
+}
+ENCRYPTED = {"calls": "tls", "datachannels": "dtls"}
+"""What a report's protocols travel inside when encrypted: seen without them, the keys are missing."""
 
 
 def empty_reason(name: str, protocols: Iterable[str]) -> str:
@@ -26,4 +34,10 @@ def empty_reason(name: str, protocols: Iterable[str]) -> str:
     if seen & needs:
         found = ", ".join(sorted(p.upper() for p in seen & needs))
         return f"{what}: {found} seen, but nothing the analysis could follow to the end"
+    carrier = ENCRYPTED.get(name)
+    if carrier in seen:
+        return (
+            f"{what}: no {NEEDED[name]} in the clear; {carrier.upper()} seen, not decrypted "
+            "(give its key log: --keylog FILE)"
+        )
     return f"{what}: no {NEEDED[name]} in this capture"

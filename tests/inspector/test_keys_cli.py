@@ -188,3 +188,26 @@ def test_inject_secrets_of_one_flow_carries_only_that_flow_s_keys(tmp_path: Path
     randoms = {line.split()[1] for line in keys.read_text().splitlines() if not line.startswith("#")}
     assert len(randoms) == 2 and len({line.split()[1] for line in lines}) == 1
     assert main([str(out), "--report", "calls", "--format", "json"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("capture", "report", "reason"),
+    [
+        (
+            "grpc-tls.pcap",
+            "calls",
+            "no gRPC calls: no HTTP/2 connection in the clear; TLS seen, not decrypted",
+        ),
+        (
+            "webrtc-datachannels.pcap",
+            "datachannels",
+            "no data channels: no SCTP association in the clear; DTLS seen",
+        ),
+        ("grpc-demo.pcap", "datachannels", "no data channels: no SCTP association in this capture"),
+    ],
+)
+def test_a_report_empty_for_want_of_keys_says_so(
+    capture: str, report: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([str(SAMPLES / capture), "--report", report]) == 0
+    assert reason in capsys.readouterr().out
