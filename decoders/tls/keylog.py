@@ -42,6 +42,10 @@ class KeyLog:
     lines: int = 0
     """Lines understood and kept."""
     skipped: int = 0
+    unused: int = 0
+    """Lines of the format's other labels, understood and not needed: RSA pre-master secrets
+    (protoscope reads no private keys) and the traffic secrets after a KeyUpdate (derived here
+    from secret 0, as RFC 8446 section 7.2 does)."""
     sources: list[str] = field(default_factory=list)
     """Where the secrets came from (file names, "pcapng DSB"), for the report and messages."""
 
@@ -53,6 +57,9 @@ class KeyLog:
             if not line or line.startswith("#"):
                 continue
             parts = line.split()
+            if len(parts) == 3 and _unused(parts[0]):
+                self.unused += 1
+                continue
             if len(parts) != 3 or parts[0] not in LABELS:
                 skipped += 1
                 continue
@@ -93,7 +100,17 @@ class KeyLog:
     def given(self) -> bool:
         """A key log was given, even one with nothing usable in it (garbage, or lines of other
         connections): decoders then say why a record stays closed."""
-        return bool(self.secrets) or self.skipped > 0 or bool(self.sources)
+        return bool(self.secrets) or self.skipped > 0 or self.unused > 0 or bool(self.sources)
+
+
+def _unused(label: str) -> bool:
+    """RSA, and {CLIENT,SERVER}_TRAFFIC_SECRET_N with N > 0, or "N" itself as OpenSSL 3.0 writes
+    it after a KeyUpdate (see KeyLog.unused)."""
+    if label == "RSA":
+        return True
+    side, _, n = label.rpartition("_")
+    updated = n == "N" or (n.isdigit() and n != "0")
+    return side in ("CLIENT_TRAFFIC_SECRET", "SERVER_TRAFFIC_SECRET") and updated
 
 
 def read_keylogs(paths: Iterable[str | Path]) -> KeyLog:

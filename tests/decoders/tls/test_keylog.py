@@ -24,7 +24,6 @@ def test_every_label_is_kept_by_client_random() -> None:
 def test_lines_not_understood_are_skipped_and_counted() -> None:
     keylog = KeyLog()
     bad = [
-        f"RSA {RANDOM} 00",  # RSA pre-master lines: not usable here
         f"CLIENT_RANDOM {RANDOM}",  # no secret
         f"CLIENT_RANDOM zz{RANDOM[2:]} {'00' * 48}",  # not hex
         f"CLIENT_RANDOM {RANDOM[:-2]} {'00' * 48}",  # 31-byte random
@@ -50,3 +49,11 @@ def test_any_text_never_raises(text: str) -> None:
     keylog = KeyLog()
     kept, skipped = keylog.add_text(text)
     assert kept + skipped <= len(text.splitlines())
+
+
+def test_labels_understood_but_not_needed_are_not_counted_as_skipped() -> None:
+    keylog = KeyLog()
+    lines = [f"RSA {'ab' * 8} {'00' * 48}", f"CLIENT_TRAFFIC_SECRET_1 {RANDOM} {'11' * 32}"]
+    lines.append(f"SERVER_TRAFFIC_SECRET_12 {RANDOM} {'22' * 32}")
+    assert keylog.add_text("\n".join(lines)) == (0, 0)
+    assert keylog.unused == 3 and keylog.given and not keylog
