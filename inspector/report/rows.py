@@ -54,10 +54,14 @@ def row_flow(row: Mapping[str, Any], ends: Mapping[tuple[str, str], int]) -> int
     return ends.get((str(row.get("src")), str(row.get("dst"))))
 
 
+COLUMN_NAMES = {"datachannel": "DataChannel"}
+"""Protocol column names longer than five letters, written as Wireshark capitalises its own."""
+
+
 def protocol_column(name: str) -> str:
     """A packet's Protocol column, the viewer's and the packets report's: short names in capitals
     as Wireshark writes them (TCP, HTTP2, STUN, DTLS), longer ones as they are."""
-    return name.upper() if len(name) <= 5 else name
+    return name.upper() if len(name) <= 5 else COLUMN_NAMES.get(name, name)
 
 
 def protocols_label(names: Sequence[str]) -> str:

@@ -399,6 +399,8 @@ PPID_NAMES = {
 HEX_LINES = 64
 """Lines of 16 bytes a message's hex dump shows in the tree (1 KiB; the JSON report has it all)."""
 TEXT_LINE = 120
+PREVIEW_BYTES = 16
+"""Bytes of a binary message its one line shows, in hex (opened, it shows them all as a dump)."""
 """Characters of a text message a tree line shows; longer ones continue on lines below it."""
 
 
@@ -407,12 +409,12 @@ class RowTree(ListTree):
         self.clear()
         self.root.set_label(literal(title))
         messages = row.get("messages") if title.startswith("datachannels") else None
-        if isinstance(messages, list):
-            json_tree(self.root, {k: v for k, v in row.items() if k != "messages"}, report=True)
+        if isinstance(messages, list):  # a data channel: its messages first, then the rest
             node = self.root.add(literal(f"messages [{len(messages)}]"), expand=True)
             for m in messages:
                 if isinstance(m, dict):
                     message_node(node, m)
+            json_tree(self.root, {k: v for k, v in row.items() if k != "messages"}, report=True)
         else:
             json_tree(self.root, row, report=True)
         self.root.expand()
@@ -423,8 +425,13 @@ def message_line(m: Mapping[str, object]) -> str:
     ppid = m.get("ppid")
     kind = PPID_NAMES.get(ppid, f"PPID {ppid}") if isinstance(ppid, int) else ""
     side = f" ({m['dtls_side']})" if m.get("dtls_side") else ""
-    text = m.get("text")
-    preview = repr(text[:TEXT_LINE]) + ("…" if len(text) > TEXT_LINE else "") if isinstance(text, str) else ""
+    text, raw = m.get("text"), m.get("hex")
+    if isinstance(text, str):
+        preview = repr(text[:TEXT_LINE]) + ("…" if len(text) > TEXT_LINE else "")
+    elif isinstance(raw, str) and raw:  # binary: its first bytes in hex
+        preview = raw[: PREVIEW_BYTES * 2] + ("…" if len(raw) > PREVIEW_BYTES * 2 else "")
+    else:
+        preview = ""
     line = f"frame {m.get('frame')}  {m.get('direction', '')}{side}  {kind}  {m.get('size')} B  {preview}"
     return line.rstrip()
 
