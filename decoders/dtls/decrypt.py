@@ -22,8 +22,6 @@ from protoscope.decoders.tls.keylog import KeyLog
 CONNECTION = "dtls.connection"
 EXPORTER = "dtls.exporter"
 CLIENT_IS_FLOW_CLIENT = "dtls.client_is_flow_client"
-MAX_SEEN = 1 << 16
-"""Record numbers remembered per side to tell replays: past it the older half is forgotten."""
 RECORD_HEADER = 13
 
 
@@ -63,10 +61,11 @@ class DtlsCrypt:
 
     # -- handshake events ---------------------------------------------------------------------
 
-    def client_hello(self, facts: Mapping[str, object]) -> None:
+    def client_hello(self, facts: Mapping[str, object], protected: bool = False) -> None:
+        """`protected`: it came in an epoch > 0 record, a renegotiation (see Connection.client_hello)."""
         random = facts.get("random")
         if isinstance(random, bytes) and random != self.conn.client_random:
-            self.conn.client_hello(random, self.ctx.from_client)
+            self.conn.client_hello(random, self.ctx.from_client, protected)
             self.ctx.shared[CLIENT_IS_FLOW_CLIENT] = self.ctx.from_client
             self.ctx.shared.pop(EXPORTER, None)
 
@@ -109,15 +108,16 @@ class DtlsCrypt:
         self.findings.append(Finding("warn", "dtls.decrypt_failed", why, span))
 
     def _replay(self, side: Side, number: int, span: tuple[int, int]) -> bool:
-        if number in side.seen:
+        """Whether the record number `number` (its tag verified) was opened before: a note, and its
+        plaintext is not handed on again. A number behind the side's window (tls/replay.py) is
+        handed on: the window cannot tell, and one late record is likelier than a replay."""
+        window = side.replay
+        if window.check(number) == "replay":
             self.findings.append(
                 Finding("note", "dtls.replay", f"record number {number:#x} seen before", span)
             )
             return True
-        if len(side.seen) >= MAX_SEEN:
-            keep = sorted(side.seen)[MAX_SEEN // 2 :]
-            side.seen = set(keep)
-        side.seen.add(number)
+        window.add(number)
         return False
 
     def open12(

@@ -428,8 +428,10 @@ def _event(crypt: DtlsCrypt, mtype: int, facts: dict[str, object], decrypted: bo
     """A whole, new handshake message that moves the key schedule."""
     if mtype in (1, 2):
         hello = facts.get("client_hello" if mtype == 1 else "server_hello")
-        if isinstance(hello, dict):
-            (crypt.client_hello if mtype == 1 else crypt.server_hello)(hello)
+        if isinstance(hello, dict) and mtype == 1:
+            crypt.client_hello(hello, protected=decrypted)
+        elif isinstance(hello, dict):
+            crypt.server_hello(hello)
     elif decrypted and mtype in (20, 24):
         crypt.handshake_done(mtype)
 

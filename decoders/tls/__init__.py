@@ -2,7 +2,8 @@
 
 keylog.py (the secrets), suites.py (the cipher suite table), crypto.py (PRF, HKDF-Expand-Label,
 record protection, exporters), connection.py (one connection's key schedule, shared with DTLS),
-handshake.py (hello/certificate parsers, shared with DTLS), decoder.py (the TCP stream decoder).
+replay.py (DTLS's replay window), handshake.py (hello/certificate parsers, shared with DTLS),
+decoder.py (the TCP stream decoder).
 """
 
 from .decoder import TlsDecoder

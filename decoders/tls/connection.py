@@ -2,11 +2,12 @@
 key log has for the ClientHello's random, and which keys protect each side's records when.
 
 TLS 1.2: both sides' keys come from the master secret (CLIENT_RANDOM line) once the ServerHello
-names the suite; each side switches to them at its ChangeCipherSpec. TLS 1.3: the handshake
-traffic secrets protect everything after the ServerHello, each side's application traffic secret 0
-everything after its Finished, and a KeyUpdate moves that side to the next secret. The connection
-lives in the flow's `ctx.shared` (both directions' decode calls need it); the side that sent the
-ClientHello is the TLS client, whichever way the flow is oriented.
+names the suite; each side switches to them at its ChangeCipherSpec, in a renegotiation too, where
+each side's old keys stay in force until then (RFC 5246 sections 7.1 and 7.4.1.2). TLS 1.3: the
+handshake traffic secrets protect everything after the ServerHello, each side's application
+traffic secret 0 everything after its Finished, and a KeyUpdate moves that side to the next
+secret. The connection lives in the flow's `ctx.shared` (both directions' decode calls need it);
+the side that sent the ClientHello is the TLS client, whichever way the flow is oriented.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 from . import crypto
 from .keylog import KeyLog
+from .replay import ReplayWindow
 from .suites import SUITES, CipherSuite
 
 TLS13 = 0x0304
@@ -30,6 +32,10 @@ class Side:
     """Opens this side's records now; None while they are plaintext or no key is known."""
     pending: crypto.RecordOpener | None = None
     """TLS 1.2: the keys its ChangeCipherSpec switches to."""
+    skip: int = 0
+    """TLS 1.2: bytes before the plaintext in this side's records under `opener` (the explicit
+    nonce or CBC IV of the suite its ChangeCipherSpec switched to: a renegotiation may choose
+    another suite while this side's records are still protected with the old one)."""
     encrypted: bool = False
     """Its records are protected from now on (with or without a key to open them)."""
     seq: int = 0
@@ -65,8 +71,8 @@ class Side:
     """Why this side's records cannot be opened, when a key log was given but does not help."""
     reported: bool = False
     """`no_key` has been reported (once per side, not once per record)."""
-    seen: set[int] = field(default_factory=set)
-    """DTLS: record numbers (epoch << 48 | seq) opened, to tell replays (bounded by the caller)."""
+    replay: ReplayWindow = field(default_factory=ReplayWindow)
+    """DTLS: the record numbers (epoch << 48 | seq) opened lately, to tell replays."""
 
 
 @dataclass(slots=True)
@@ -105,8 +111,23 @@ class Connection:
     def is_client(self, from_flow_client: bool) -> bool:
         return from_flow_client == self.client_is_flow_client
 
-    def client_hello(self, random: bytes, from_flow_client: bool) -> None:
-        """A (new) handshake starts: forget the previous one's keys."""
+    def client_hello(self, random: bytes, from_flow_client: bool, protected: bool = False) -> None:
+        """A (new) handshake starts.
+
+        In the clear it is the connection's first (or, in TLS 1.3, the one after a
+        HelloRetryRequest): whatever came before is forgotten. Protected, it is a renegotiation
+        (RFC 5246 section 7.4.1.2), sent under the current keys: each side's keys stay in force
+        until its own ChangeCipherSpec (section 7.1), which may never come (a server answers
+        no_renegotiation), so only the new handshake's own facts start afresh: the randoms, the
+        master secret, the keys pending. The suite, version and ALPN in force stay until the new
+        ServerHello names the new ones."""
+        if protected and self.client_random is not None:
+            self.client_random = bytes(random)
+            self.server_random = None
+            self.master = None
+            self.exporter_secret = None
+            self.client.pending = self.server.pending = None
+            return
         dtls = self.dtls
         fresh = Connection(client_random=bytes(random), client_is_flow_client=from_flow_client, dtls=dtls)
         for name in self.__slots__:
@@ -188,8 +209,11 @@ class Connection:
             return
         side.encrypted = True
         side.opener = side.pending
+        suite = self.suite
+        side.skip = 0 if suite is None else suite.explicit_nonce_len if suite.aead else 16
         side.seq = 0
         side.opened = -1
+        side.reported = False  # a renegotiation's keys may be missing when the first ones were not
         if self.dtls and side.opener is not None:
             side.epoch += 1
             side.openers[side.epoch] = side.opener

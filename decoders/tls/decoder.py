@@ -243,9 +243,8 @@ def _application_fast(conn: Connection, from_client: bool, data: bytes, pos: int
         content = plain[:-1]
         base = pos + RECORD_HEADER
     else:
-        suite = conn.suite
         content = plain
-        base = pos + RECORD_HEADER + (0 if suite is None else suite.explicit_nonce_len if suite.aead else 16)
+        base = pos + RECORD_HEADER + side.skip
     side.seq = seq + 1
     side.opened = seq
     side.resume = SEARCHES
@@ -302,7 +301,7 @@ class _Record:
 
     __slots__ = (
         "children", "conn", "ctx", "data", "end", "facts", "findings", "htypes", "info", "inner",
-        "keys", "pos", "state", "tried",
+        "keys", "pos", "protected", "state", "tried",
     )  # fmt: skip
 
     def __init__(
@@ -325,6 +324,8 @@ class _Record:
         self.htypes: list[int] = []
         self.facts: dict[str, object] = {}
         self.info: list[str] = []
+        self.protected = False
+        """The record came protected: a ClientHello in it starts a renegotiation."""
 
     def pdu(self) -> Pdu:
         data, pos, end = self.data, self.pos, self.end
@@ -332,6 +333,7 @@ class _Record:
         conn = self.conn
         side = conn.side(self.ctx.from_client)
         protected = (side.encrypted if side is not None else self.state.ccs) and ctype != 20
+        self.protected = protected
         opened = self._open(side, ctype, version) if protected and side is not None else None
         if (opened[0] if opened is not None else ctype) == 23:
             return self._application(ctype, version, protected, opened)
@@ -454,9 +456,7 @@ class _Record:
         except crypto.DecryptError as exc:
             self._failed(f"{exc} (record {side.seq - 1})")
             return None
-        suite = conn.suite
-        skip = 0 if suite is None or conn.tls13 else suite.explicit_nonce_len if suite.aead else 16
-        return true_type, content, pos + RECORD_HEADER + skip
+        return true_type, content, pos + RECORD_HEADER + (0 if conn.tls13 else side.skip)
 
     def _search(
         self, side: Side, seq: int, ctype: int, version: int, header: bytes, fragment: bytes
@@ -516,26 +516,33 @@ class _Record:
             self.info.append(nm.CONTENT_TYPES.get(ctype, f"Content type {ctype}"))
 
     def _handshake(self, content: bytes, base: int) -> None:
-        """Handshake messages of this record, with the start of one left by earlier records."""
+        """Handshake messages of this record, with the start of one left by earlier records.
+
+        The start of a message not yet whole is held in the direction's bytearray, to which each
+        record's bytes are appended; it is parsed once it holds the whole message (4 + length
+        bytes). A message sent one byte a record thus costs its length once, not once a record."""
         state = self.state
         if state.handshake_off:
             self.info.append("Handshake")
             return
-        prior = len(state.handshake)
-        buf = bytes(state.handshake) + bytes(content) if prior else bytes(content)
+        held = state.handshake
+        prior = len(held)
+        if prior:
+            held += content
+            if not self._whole(held):
+                self.info.append(f"{nm.HANDSHAKE_TYPES.get(held[0], f'Unknown({held[0]})')} (fragment)")
+                return
+            buf = bytes(held)
+            held.clear()
+        else:
+            buf = bytes(content)
         at = 0
         events: list[int] = []
         while len(buf) - at >= 4:
             mtype = buf[at]
             length = int.from_bytes(buf[at + 1 : at + 4], "big")
             if length > MAX_HANDSHAKE_MESSAGE:
-                state.handshake_off = True
-                state.handshake.clear()
-                what = (
-                    f"a handshake message declares {length} bytes, over {MAX_HANDSHAKE_MESSAGE}:"
-                    " handshake no longer parsed"
-                )
-                self.findings.append(Finding("warn", "tls.handshake_limit", what, (self.pos, self.end)))
+                self._limit(length)
                 return
             if at + 4 + length > len(buf):
                 break
@@ -544,10 +551,9 @@ class _Record:
             self._message(mtype, buf[at + 4 : at + 4 + length], start, length)
             events.append(mtype)
             at += 4 + length
-        rest = buf[at:]
-        state.handshake[:] = rest
-        if rest:
-            name = nm.HANDSHAKE_TYPES.get(rest[0], f"Unknown({rest[0]})")
+        if at < len(buf):
+            held += memoryview(buf)[at:]
+            name = nm.HANDSHAKE_TYPES.get(buf[at], f"Unknown({buf[at]})")
             self.info.append(f"{name} (fragment)")
         side = self.conn.side(self.ctx.from_client)
         for mtype in events:  # key changes apply to the records after this one
@@ -557,6 +563,24 @@ class _Record:
                 self.conn.finished(side)
             elif mtype == HANDSHAKE_KEY_UPDATE:
                 self.conn.key_update(side)
+
+    def _whole(self, held: bytearray) -> bool:
+        """Whether the held bytes are a whole message (or declare one over the limit, which the
+        caller reports): until then they are only appended to."""
+        if len(held) < 4:
+            return False
+        length = int.from_bytes(held[1:4], "big")
+        return length > MAX_HANDSHAKE_MESSAGE or len(held) >= 4 + length
+
+    def _limit(self, length: int) -> None:
+        """A message declares more than MAX_HANDSHAKE_MESSAGE: handshake parsing stops this way."""
+        self.state.handshake_off = True
+        self.state.handshake.clear()
+        what = (
+            f"a handshake message declares {length} bytes, over {MAX_HANDSHAKE_MESSAGE}:"
+            " handshake no longer parsed"
+        )
+        self.findings.append(Finding("warn", "tls.handshake_limit", what, (self.pos, self.end)))
 
     def _message(self, mtype: int, body: bytes, start: int | None, length: int) -> None:
         self.htypes.append(mtype)
@@ -580,7 +604,7 @@ class _Record:
                 detail = self.facts.get("client_hello" if mtype == 1 else "server_hello")
                 assert isinstance(detail, dict)
                 if mtype == 1:
-                    conn.client_hello(detail["random"], self.ctx.from_client)
+                    conn.client_hello(detail["random"], self.ctx.from_client, self.protected)
                     if detail.get("sni"):
                         info = f"{name} (SNI={detail['sni']})"
                 else:
