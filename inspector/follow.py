@@ -123,6 +123,10 @@ def follow_flow(session: Session, flow: int) -> Followed:
     packets = _flow(session, flow)
     ix = session.index
     transport = session.flows[flow].transport
+    if transport == "tcp" and _starts_tls(session, packets):
+        decrypted = _follow_tls(session, flow, packets)
+        if decrypted is not None:
+            return decrypted
     chunks: list[FollowChunk] = []
     total = 0
     truncated = False
@@ -151,6 +155,44 @@ def follow_flow(session: Session, flow: int) -> Followed:
 
     what = f"{transport.upper()} stream {stream_of_flow(session, flow)}"
     return _followed(session, flow, what, chunks, truncated)
+
+
+def _starts_tls(session: Session, packets: npt.NDArray[np.int64]) -> bool:
+    """The flow's first payload is a TLS handshake record (0x16, version 3.x)."""
+    ix = session.index
+    with_data = packets[ix.payload_len[packets] > 0]
+    return bool(len(with_data)) and ix.payload(int(with_data[0]))[:2] == b"\x16\x03"
+
+
+def _follow_tls(session: Session, flow: int, packets: npt.NDArray[np.int64]) -> Followed | None:
+    """Wireshark's "Follow TLS Stream": the plaintext of a TLS flow's records each way, where the key
+    log opened them (one chunk per record, at the packet that completed it); None when no record
+    of the flow was decrypted (then the TCP bytes are followed)."""
+    chunks: list[FollowChunk] = []
+    total = 0
+    truncated = False
+    for pd in session.decode(packets=packets.tolist()):
+        from_client = bool(pd.context.from_client) if pd.context is not None else True
+        for pdu in pd.pdus:
+            if pdu.protocol != "tls":
+                continue
+            for inner in pdu.inner:
+                if inner.transport != "stream" or not inner.data:
+                    continue
+                if total + len(inner.data) > FOLLOW_MAX_BYTES:
+                    truncated = True
+                    break
+                total += len(inner.data)
+                chunks.append(
+                    FollowChunk(pd.index + 1, session.index.time(pd.index), from_client, inner.data)
+                )
+    if not chunks:
+        return None
+    from .filter import stream_of_flow
+
+    return _followed(
+        session, flow, f"TLS stream {stream_of_flow(session, flow)} (decrypted)", chunks, truncated
+    )
 
 
 class _Streams:

@@ -211,3 +211,14 @@ def test_a_report_empty_for_want_of_keys_says_so(
 ) -> None:
     assert main([str(SAMPLES / capture), "--report", report]) == 0
     assert reason in capsys.readouterr().out
+
+
+def test_follow_of_a_decrypted_tls_flow_is_its_plaintext(capsys: pytest.CaptureFixture[str]) -> None:
+    capture, keys = SAMPLES / "tls-keys.pcap", SAMPLES / "tls-keys.keys"
+    assert main([str(capture), "--keylog", str(keys), "--report", "follow", "--flow", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "Follow: TLS stream 0 (decrypted), ascii" in out
+    assert "hello from the client over ECDHE-RSA-AES128-GCM-SHA256" in out
+    assert main([str(capture), "--report", "follow", "--flow", "0"]) == 0  # no keys: the TCP bytes
+    out = capsys.readouterr().out
+    assert "Follow: tcp,ascii" in out and "hello from the client" not in out
