@@ -11,13 +11,16 @@ sent it: the side that sent the ClientHello is the DTLS client; without a handsh
 capture, an OPEN on an even stream id tells it (RFC 8832 section 6: the DTLS client opens even
 ids).
 
-Memory follows the channels: messages listed per channel, channels followed, and findings per
-row each have a named limit; what passes them is counted, not kept.
+Memory follows the channels: messages listed per channel and over all channels, text and hex
+shown over all channels, channels followed, and findings per row each have a named limit; what
+passes them is counted, not kept. A message costs O(1): once the listing budget is spent, only
+the counts change.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import ClassVar
 
 from protoscope.decoders.api import AnalysisFinding, FlowContext, Pdu, Severity
@@ -31,6 +34,13 @@ MAX_CHANNELS = 10_000
 new stream ids would otherwise make a row each."""
 MAX_MESSAGES = 1000
 """Messages listed per channel (the first ones); all of them are counted in the totals."""
+MAX_LISTED_MESSAGES = 100_000
+"""Messages listed over all channels (the first ones): MAX_MESSAGES on each of MAX_CHANNELS
+channels would be ten million entries (~1 KiB each). Past it messages are counted, not listed,
+and the row of the first one left out gets a `datachannel.messages_limit` finding."""
+MAX_LISTED_SHOWN = 32 << 20
+"""Characters of text and hex shown over all listed messages (the first ones): MAX_SHOWN on
+MAX_LISTED_MESSAGES would be 800 MiB of hex. Spent as MAX_LISTED_MESSAGES is."""
 MAX_SHOWN = 4096
 """Bytes of a message a row shows (as text or hex); longer ones are marked `truncated`."""
 MAX_FINDINGS = 100
@@ -93,12 +103,23 @@ class DataChannelAnalysis:
 
     def __init__(self) -> None:
         self.channels: list[Channel] = []
-        self.current: dict[tuple[int, int], Channel] = {}
-        """(flow, stream id) -> the channel that uses the stream now."""
+        self.current: dict[int, dict[int, Channel]] = {}
+        """Flow -> stream id -> the channel that uses the stream now."""
+        self.unreset: dict[tuple[int, bool], dict[int, Channel]] = {}
+        """(flow, from_client) -> stream id -> the channels of `current` that direction has not
+        reset yet: a reset (of some streams or all) visits only those, each once a direction, so
+        a flood of RE-CONFIG or ABORT chunks costs O(1) a packet beyond the streams it lists."""
         self.dtls_client: dict[int, bool] = {}
         """Flow -> the direction (from_client) in which the DTLS client sends."""
         self.channels_limit: int | None = None
         """The frame where MAX_CHANNELS first left a channel unfollowed."""
+        self.listed = 0
+        """Messages listed over all channels (MAX_LISTED_MESSAGES)."""
+        self.shown = 0
+        """Characters of text and hex listed over all channels (MAX_LISTED_SHOWN)."""
+        self.messages_limit: tuple[Channel, int, str] | None = None
+        """Where the listing budget ran out: the channel and frame of the first message left
+        out, and which limit it was."""
 
     def feed(self, pdu: Pdu, ctx: FlowContext) -> None:
         rec = pdu.record
@@ -118,14 +139,15 @@ class DataChannelAnalysis:
             return None
         channel = Channel(ctx.flow, sid, negotiated)
         self.channels.append(channel)
-        self.current[(ctx.flow, sid)] = channel
+        self.current.setdefault(ctx.flow, {})[sid] = channel
+        for way in (True, False):
+            self.unreset.setdefault((ctx.flow, way), {})[sid] = channel
         return channel
 
     def _message(self, msg: UserMessage, ctx: FlowContext) -> None:
         if msg.ppid not in nm.WEBRTC_PPIDS:
             return  # SCTP of another application (Diameter, S1AP, ...): no data channel
-        key = (ctx.flow, msg.stream_id)
-        channel = self.current.get(key)
+        channel = self.current.get(ctx.flow, {}).get(msg.stream_id)
         when = {"frame": ctx.frame, "time": ctx.time, "direction": _direction(msg.from_client)}
         dcep = msg.dcep
         if dcep is not None and dcep.message_type == nm.DATA_CHANNEL_OPEN:
@@ -157,8 +179,18 @@ class DataChannelAnalysis:
         way = _direction(msg.from_client)
         channel.count[way] += 1
         channel.size[way] += len(msg.data)
-        if len(channel.messages) >= MAX_MESSAGES:
+        if len(channel.messages) >= MAX_MESSAGES or self.messages_limit is not None:
             return
+        hexed = msg.ppid not in nm.TEXT_PPIDS
+        cost = min(len(msg.data), MAX_SHOWN) * (2 if hexed else 1)  # a character a byte of text at most
+        if self.listed >= MAX_LISTED_MESSAGES:
+            self.messages_limit = (channel, ctx.frame, f"more than {MAX_LISTED_MESSAGES} messages")
+            return
+        if self.shown + cost > MAX_LISTED_SHOWN:
+            self.messages_limit = (channel, ctx.frame, f"more than {MAX_LISTED_SHOWN} characters shown")
+            return
+        self.listed += 1
+        self.shown += cost
         entry: dict[str, object] = {
             "frame": ctx.frame,
             "time": ctx.time,
@@ -168,10 +200,10 @@ class DataChannelAnalysis:
             "size": len(msg.data),
         }
         shown = msg.data[:MAX_SHOWN]
-        if msg.ppid in nm.TEXT_PPIDS:
-            entry["text"] = shown.decode("utf-8", "replace")
-        else:
+        if hexed:
             entry["hex"] = shown.hex()
+        else:
+            entry["text"] = shown.decode("utf-8", "replace")
         if len(msg.data) > MAX_SHOWN:
             entry["truncated"] = True
         channel.messages.append((entry, msg.frames))
@@ -188,8 +220,12 @@ class DataChannelAnalysis:
             user = bool(rec.abort_causes) and all(
                 c.startswith("User initiated abort") for c in rec.abort_causes
             )
-            for (flow, _), channel in list(self.current.items()):
-                if flow == ctx.flow and channel.closed is None:
+            # The association is over: its channels are closed, and a stream id seen later
+            # belongs to a new association's channel.
+            for way in (True, False):
+                self.unreset.pop((ctx.flow, way), None)
+            for channel in self.current.pop(ctx.flow, {}).values():
+                if channel.closed is None:
                     channel.add(
                         _finding(
                             "sctp.abort",
@@ -199,17 +235,21 @@ class DataChannelAnalysis:
                         )
                     )
                     channel.closed = {"frame": ctx.frame, "time": ctx.time, "by": "abort"}
-                    del self.current[(flow, channel.stream_id)]
         if rec.checksum_ok and rec.reset_streams is not None:
-            streams = set(rec.reset_streams)
-            for (flow, sid), channel in list(self.current.items()):
-                if flow != ctx.flow or (streams and sid not in streams):
-                    continue
+            waiting = self.unreset.get((ctx.flow, ctx.from_client))
+            if not waiting:
+                return
+            if rec.reset_streams:  # these streams (what is listed, bounded by the packet)
+                reset = [c for c in map(waiting.pop, set(rec.reset_streams), repeat(None)) if c is not None]
+            else:  # all of them
+                reset = list(waiting.values())
+                waiting.clear()
+            for channel in sorted(reset, key=lambda c: c.stream_id):
                 if not channel.reset_by:
                     channel.add(
                         _finding(
                             "datachannel.reset",
-                            f"stream {sid} reset by {ctx.src}: channel closed",
+                            f"stream {channel.stream_id} reset by {ctx.src}: channel closed",
                             ctx.frame,
                         )
                     )
@@ -217,7 +257,7 @@ class DataChannelAnalysis:
                 if channel.closed is None:
                     channel.closed = {"frame": ctx.frame, "time": ctx.time, "by": "reset"}
                 if len(channel.reset_by) == 2:  # both ways reset: the stream id is free again
-                    del self.current[(flow, sid)]
+                    self.current.get(ctx.flow, {}).pop(channel.stream_id, None)
 
     # -- the report ------------------------------------------------------------------------
 
@@ -236,6 +276,13 @@ class DataChannelAnalysis:
                         int(str(ch.opened["frame"])),
                     ),
                 )
+            if self.messages_limit is not None and self.messages_limit[0] is ch:
+                _, frame, what = self.messages_limit
+                message = (
+                    f"{what} listed over all channels (MAX_LISTED_MESSAGES, MAX_LISTED_SHOWN): "
+                    "later messages are counted, not listed"
+                )
+                findings.append(_finding("datachannel.messages_limit", message, frame, "warn"))
             if n == len(self.channels) - 1 and self.channels_limit is not None:
                 message = f"more than {MAX_CHANNELS} channels (MAX_CHANNELS): the later ones are not followed"
                 findings.append(_finding("datachannel.channels_limit", message, self.channels_limit, "warn"))

@@ -11,9 +11,15 @@ FSN; the first (B) carries the PPID and FSN 0 implicitly.
 A message is handed on when it is whole, in the order the capture completes it: the decoder shows
 what the wire carried, and ordered delivery by SSN is the receiver's business (its SSN is kept).
 
-Memory is bounded per direction by named limits (like decoders/dtls/records.py): fragments and
-bytes held, the size of one message, I-DATA messages in progress, and the TSNs remembered for
-retransmissions. A limit hit drops the oldest (or gives up the message) and is reported once.
+Memory is bounded per direction by named limits (like decoders/dtls/records.py): fragments (DATA
+and I-DATA alike) and bytes held (each fragment charged PIECE_OVERHEAD on top of its payload), the
+size of one message, I-DATA messages in progress, and the TSNs remembered for retransmissions. A
+limit hit drops the oldest (or gives up the message) and is reported once. An empty fragment is not
+held (RFC 9260 section 6.2: a DATA chunk without user data is an error the receiver aborts on).
+
+FORWARD-TSN and I-FORWARD-TSN cost O(1) a chunk plus what they drop: a sender repeats one until it
+is acknowledged, so one that does not advance the cumulative TSN already seen is ignored, and the
+held fragments are dropped from the oldest while they are at or below it.
 """
 
 from __future__ import annotations
@@ -34,8 +40,12 @@ MAX_PENDING_BYTES = 8 << 20
 """User data held per direction in fragments of messages not yet whole: two of the largest
 messages. Past it the oldest fragments are dropped."""
 MAX_PENDING_FRAGMENTS = 16384
-"""Fragments held per direction: MAX_PENDING_BYTES in aiortc's 1172-byte chunks is ~7,200; an
-attacker's 1-byte fragments would cost an entry (~200 bytes) each. Past it the oldest is dropped."""
+"""Fragments held per direction, DATA and I-DATA pieces together: MAX_PENDING_BYTES in aiortc's
+1172-byte chunks is ~7,200; an attacker's 1-byte fragments would cost an entry (~200 bytes) each.
+Past it the oldest DATA fragment, then the oldest I-DATA message, is dropped."""
+PIECE_OVERHEAD = 256
+"""Bytes charged against MAX_PENDING_BYTES for each fragment held, on top of its payload: what
+holding one costs (its entry, its object); tiny fragments are not free."""
 MAX_I_DATA_MESSAGES = 1024
 """I-DATA messages in progress per direction (interleaving lets every stream have one or more)."""
 MAX_TSN_HISTORY = 16384
@@ -99,6 +109,9 @@ class Direction:
     fragments: dict[int, Fragment] = field(default_factory=dict)
     """TSN -> a DATA fragment of a message not yet whole; oldest first (dropped first)."""
     pending_bytes: int = 0
+    """Payload bytes held plus PIECE_OVERHEAD a fragment, DATA and I-DATA."""
+    pending_pieces: int = 0
+    """I-DATA pieces held, over all the messages in progress."""
     i_messages: dict[tuple[int, bool, int], IMessage] = field(default_factory=dict)
     """(stream, unordered, MID) -> an I-DATA message in progress; oldest first."""
     seen_tsns: array[int] | None = None
@@ -106,6 +119,8 @@ class Direction:
     """The TSNs seen, and the frame each was first seen in: rings of MAX_TSN_HISTORY slots indexed
     by TSN (a sender's TSNs grow by one, so a ring keeps the last MAX_TSN_HISTORY of them), 128
     KiB for a direction that carries data (a dict took ~100 bytes a TSN); made at its first."""
+    forward_cumulative: int | None = None
+    """The highest New Cumulative TSN of a FORWARD-TSN or I-FORWARD-TSN seen."""
     limits_hit: set[str] = field(default_factory=set)
 
     # -- bookkeeping -----------------------------------------------------------------------
@@ -131,7 +146,7 @@ class Direction:
 
     def _drop(self, tsn: int) -> None:
         fragment = self.fragments.pop(tsn)
-        self.pending_bytes -= len(fragment.data)
+        self.pending_bytes -= len(fragment.data) + PIECE_OVERHEAD
 
     # -- DATA ------------------------------------------------------------------------------
 
@@ -140,6 +155,8 @@ class Direction:
         tsn = d.tsn
         if d.begin and d.end:  # the common case: a message in one chunk
             return Assembled(d.sid, d.ppid or 0, payload, d.unordered, d.sequence, tsn, tsn, (frame,))
+        if not payload:
+            return None  # nothing to reassemble (and an attacker's empty fragments cost nothing)
         prev = self.fragments.get((tsn - 1) % TSN_MOD)
         frag = Fragment(d.flags, d.sid, d.sequence, d.ppid or 0, payload, frame)
         if d.begin:
@@ -148,7 +165,7 @@ class Direction:
             frag.head = prev.head
         self._make_room(len(payload), findings)
         self.fragments[tsn] = frag
-        self.pending_bytes += len(payload)
+        self.pending_bytes += len(payload) + PIECE_OVERHEAD
         if frag.head is None:
             return None
         # Fill in the heads of the fragments after this one, up to an E (a whole message) or a
@@ -188,27 +205,35 @@ class Direction:
         self, incoming: int, findings: list[Finding], keep: tuple[int, bool, int] | None = None
     ) -> None:
         """Drops the oldest fragments (DATA first, then I-DATA messages other than `keep`) until
-        `incoming` more bytes fit within the limits."""
-        while len(self.fragments) >= MAX_PENDING_FRAGMENTS:
-            self._drop(next(iter(self.fragments)))
+        one more fragment of `incoming` bytes fits within the limits."""
+        while len(self.fragments) + self.pending_pieces >= MAX_PENDING_FRAGMENTS:
+            if not self._drop_oldest(keep):  # `keep` alone: add_i_data bounds its pieces
+                break
             self.limit(
                 "MAX_PENDING_FRAGMENTS",
                 f"over {MAX_PENDING_FRAGMENTS} fragments held: the oldest are dropped",
                 findings,
             )
-        while self.pending_bytes + incoming > MAX_PENDING_BYTES:
-            if self.fragments:
-                self._drop(next(iter(self.fragments)))
-            else:
-                other = next((k for k in self.i_messages if k != keep), None)
-                if other is None:  # this message alone: MAX_MESSAGE bounds it
-                    break
-                self._drop_i(other)
+        while self.pending_bytes + incoming + PIECE_OVERHEAD > MAX_PENDING_BYTES:
+            if not self._drop_oldest(keep):  # this message alone: MAX_MESSAGE bounds it
+                break
             self.limit(
                 "MAX_PENDING_BYTES",
                 f"over {MAX_PENDING_BYTES} bytes of fragments held: the oldest are dropped",
                 findings,
             )
+
+    def _drop_oldest(self, keep: tuple[int, bool, int] | None) -> bool:
+        """Drops the oldest DATA fragment, or else the oldest I-DATA message other than `keep`
+        (O(1): `keep`, when it is there, is one of the first two). False when nothing could go."""
+        if self.fragments:
+            self._drop(next(iter(self.fragments)))
+            return True
+        other = next((k for k in self.i_messages if k != keep), None)
+        if other is None:
+            return False
+        self._drop_i(other)
+        return True
 
     # -- I-DATA ----------------------------------------------------------------------------
 
@@ -222,6 +247,8 @@ class Direction:
             return Assembled(
                 d.sid, d.ppid or 0, payload, d.unordered, d.sequence, d.tsn, d.tsn, (frame,), True
             )
+        if not payload:
+            return None  # nothing to reassemble (and an attacker's empty pieces cost nothing)
         msg = self.i_messages.get(key)
         if msg is None:
             while len(self.i_messages) >= MAX_I_DATA_MESSAGES:
@@ -238,7 +265,7 @@ class Direction:
             self.limit(
                 "MAX_MESSAGE", f"an I-DATA message over {MAX_MESSAGE} bytes: not reassembled", findings
             )
-            self.pending_bytes -= msg.size
+            self._release(msg)
             msg.pieces, msg.size, msg.given_up = {}, 0, True
             return None
         self._make_room(len(payload), findings, key)
@@ -248,7 +275,8 @@ class Direction:
             msg.last_fsn = d.fsn
         msg.pieces[d.fsn] = (payload, frame, d.tsn)
         msg.size += len(payload)
-        self.pending_bytes += len(payload)
+        self.pending_bytes += len(payload) + PIECE_OVERHEAD
+        self.pending_pieces += 1
         if len(msg.pieces) > MAX_PENDING_FRAGMENTS:
             self._drop_i(key)
             self.limit("MAX_PENDING_FRAGMENTS", "an I-DATA message in too many fragments", findings)
@@ -258,7 +286,7 @@ class Direction:
         if any(fsn not in msg.pieces for fsn in range(msg.last_fsn + 1)):
             return None
         del self.i_messages[key]
-        self.pending_bytes -= msg.size
+        self._release(msg)
         pieces = [msg.pieces[fsn] for fsn in range(msg.last_fsn + 1)]
         frames = tuple(dict.fromkeys(p[1] for p in pieces))
         return Assembled(
@@ -274,18 +302,33 @@ class Direction:
         )
 
     def _drop_i(self, key: tuple[int, bool, int]) -> None:
-        msg = self.i_messages.pop(key)
-        self.pending_bytes -= msg.size
+        self._release(self.i_messages.pop(key))
+
+    def _release(self, msg: IMessage) -> None:
+        """Takes what `msg` holds off the books (it is dropped, given up or complete)."""
+        self.pending_bytes -= msg.size + PIECE_OVERHEAD * len(msg.pieces)
+        self.pending_pieces -= len(msg.pieces)
 
     # -- FORWARD-TSN and I-FORWARD-TSN -----------------------------------------------------
 
     def forward(self, new_cumulative: int, streams: list[tuple[int, bool, int]], i_forward: bool) -> int:
         """The sender abandoned everything up to `new_cumulative` (RFC 3758 section 3.5, RFC 8260
-        section 2.3): the fragments held of those messages go. Returns how many were dropped."""
+        section 2.3): the fragments held of those messages go. Returns how many were dropped.
+
+        One that does not advance the cumulative TSN already seen is a repeat and changes nothing.
+        DATA fragments go from the oldest while they are at or below it (a fragment that came out
+        of order behind a newer one stays until a limit drops it): O(1) plus what is dropped."""
+        last = self.forward_cumulative
+        if last is not None and tsn_le(new_cumulative, last):
+            return 0
+        self.forward_cumulative = new_cumulative
         dropped = 0
         if not i_forward:
-            for tsn in [t for t in self.fragments if tsn_le(t, new_cumulative)]:
-                self._drop(tsn)
+            while self.fragments:
+                oldest = next(iter(self.fragments))
+                if not tsn_le(oldest, new_cumulative):
+                    break
+                self._drop(oldest)
                 dropped += 1
             return dropped
         # One pass over the messages held, whatever the number of entries (a chunk may list 8,000).

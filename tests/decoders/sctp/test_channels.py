@@ -164,3 +164,65 @@ def test_other_applications_make_no_channel() -> None:
     """SCTP user messages of other PPIDs (46: Diameter) are not data channels."""
     rows = feed([(packet(data_chunk(1, 0, 0, 46, b"\x01\x00\x00\x14")), True)]).rows()
     assert rows == []
+
+
+def dc_messages(count: int, payload: bytes, per_stream: int, ppid: int = 53) -> list[tuple[bytes, bool]]:
+    """Pre-negotiated channel messages as /tmp/review's craft.py `dcmsgs` makes them: `count`
+    whole messages, `per_stream` on each stream id, 70 a packet."""
+    items = []
+    for first in range(1, count + 1, 70):
+        tsns = range(first, min(count + 1, first + 70))
+        items.append((packet(*[data_chunk(t, t // per_stream, 0, ppid, payload) for t in tsns]), True))
+    return items
+
+
+def test_messages_listed_over_all_channels_are_bounded(monkeypatch: Any) -> None:
+    """The review's dcmsgs (1.4 M one-byte messages, 1,000 a stream, held 1.18 GB): past the
+    budget over all channels messages are counted, not listed, with one finding."""
+    from protoscope.decoders.sctp import channels
+
+    monkeypatch.setattr(channels, "MAX_LISTED_MESSAGES", 250)
+    analysis = feed(dc_messages(1000, b"x", 100))
+    rows = analysis.rows()
+    assert len(rows) == 11  # stream ids 0-10 (TSNs 1-1000 at 100 a stream)
+    assert sum(len(r["messages"]) for r in rows) == analysis.listed == 250
+    assert sum(int(r["messages_c2s"]) for r in rows) == 1000
+    assert sum(int(r["bytes_c2s"]) for r in rows) == 1000
+    limits = [
+        (r["stream_id"], f) for r in rows for f in r["findings"] if f["code"] == "datachannel.messages_limit"
+    ]
+    assert len(limits) == 1 and limits[0][0] == 2  # TSN 251 on stream 2 was the first left out
+    assert [len(r["messages"]) for r in rows[:4]] == [99, 100, 51, 0]
+
+
+def test_text_and_hex_shown_over_all_channels_are_bounded() -> None:
+    """4 KiB binary messages at the real MAX_LISTED_SHOWN: each shows 8,192 hex characters, so the
+    4,097th is the first not listed."""
+    from protoscope.decoders.sctp import channels
+
+    per = 2 * MAX_SHOWN
+    count = channels.MAX_LISTED_SHOWN // per + 10
+    analysis = feed(dc_messages(count, bytes(MAX_SHOWN), 1000))
+    rows = analysis.rows()
+    listed = [m for r in rows for m in r["messages"]]
+    assert len(listed) == channels.MAX_LISTED_SHOWN // per
+    assert sum(len(str(m["hex"])) for m in listed) == analysis.shown <= channels.MAX_LISTED_SHOWN
+    assert sum(int(r["messages_c2s"]) for r in rows) == count
+    codes = [f["code"] for r in rows for f in r["findings"]]
+    assert codes == ["datachannel.messages_limit"]
+
+
+def test_reset_flood_visits_each_channel_once_a_direction() -> None:
+    """RE-CONFIG floods after many channels: a reset visits only the channels that direction has
+    not reset yet (the stream ids it lists, or all of them), so a repeat costs nothing."""
+    every = chunk(130, 0, param(13, struct.pack("!III", 1, 0, 1)))  # no stream listed: all
+    absent = chunk(130, 0, param(13, struct.pack("!IIIH", 2, 0, 1, 65000)))
+    analysis = feed(dc_messages(300, b"x", 1))
+    assert len(analysis.current[1]) == len(analysis.unreset[(1, True)]) == 300
+    feed([(packet(every), True)] * 200 + [(packet(absent), True)] * 200, analysis)
+    assert not analysis.unreset[(1, True)] and len(analysis.unreset[(1, False)]) == 300
+    feed([(packet(every), False)], analysis)
+    assert not analysis.current[1] and not analysis.unreset[(1, False)]
+    rows = analysis.rows()
+    assert all([f["code"] for f in r["findings"]] == ["datachannel.reset"] for r in rows)
+    assert all(r["closed"]["by"] == "reset" for r in rows) and len(rows) == 300

@@ -288,7 +288,12 @@ def test_i_data_bytes_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def held(state: reassembly.Direction) -> int:
-    return sum(len(f.data) for f in state.fragments.values()) + sum(m.size for m in state.i_messages.values())
+    """What the books should say: payload bytes plus PIECE_OVERHEAD a fragment held."""
+    pieces = len(state.fragments) + sum(len(m.pieces) for m in state.i_messages.values())
+    payload = sum(len(f.data) for f in state.fragments.values()) + sum(
+        m.size for m in state.i_messages.values()
+    )
+    return payload + reassembly.PIECE_OVERHEAD * pieces
 
 
 @settings(max_examples=300, deadline=None)
@@ -313,6 +318,9 @@ def test_any_fragments_never_raise_and_the_books_balance(chunks: list[tuple[Any,
         run.decode(packet(make(tsn, sid, seq, 51 + last if flags & 2 else last, payload, flags)), True)
         state = run.states[True]
         assert state.pending_bytes == held(state)
+        assert state.pending_pieces == sum(len(m.pieces) for m in state.i_messages.values())
+        assert all(f.data for f in state.fragments.values())  # nothing empty is held
+        assert all(p[0] for m in state.i_messages.values() for p in m.pieces.values())
 
 
 @settings(max_examples=200, deadline=None)
@@ -348,3 +356,107 @@ def test_other_ppids_are_sctp_user_messages() -> None:
         b"\x01\x00\x00\x14diameter".hex(),
     )
     assert pdus[1].summary.startswith("Diameter on stream 2")
+
+
+# -- hostile I-DATA and FORWARD-TSN (review of issue 15) ------------------------------------------
+
+
+def i_data_flood(run: Run, pieces: int, payload: bytes) -> list[str]:
+    """Middle I-DATA pieces (no B, no E) over 1000 MIDs, 70 a packet, as /tmp/review's craft.py
+    `idata` makes them; the finding codes they got."""
+    codes: list[str] = []
+    for first in range(1, pieces + 1, 70):
+        tsns = range(first, min(pieces + 1, first + 70))
+        chunks = [i_data_chunk(t, 0, t % 1000, t // 1000 + 1, payload, 0) for t in tsns]
+        codes += [f.code for p in run.decode(packet(*chunks), True).pdus for f in p.findings]
+    return codes
+
+
+def test_empty_fragments_are_not_held() -> None:
+    """Empty middle pieces (the review's 280,000 held 318 MB): none is held, DATA or I-DATA."""
+    run = Run()
+    i_data_flood(run, 5000, b"")
+    for tsn in range(10_000, 12_000):
+        run.decode(packet(data_chunk(tsn, 0, 0, 53, b"", 0)), True)
+    state = run.states[True]
+    assert not state.i_messages and not state.fragments
+    assert state.pending_pieces == 0 and state.pending_bytes == 0
+
+
+def test_i_data_pieces_count_in_the_fragment_total() -> None:
+    """1-byte I-DATA pieces over 1000 messages at the real limits: every message stays under its
+    own MAX_PENDING_FRAGMENTS, but the direction's total is bounded too (the oldest message goes)."""
+    run = Run()
+    codes = i_data_flood(run, 20_000, b"x")
+    state = run.states[True]
+    held_pieces = sum(len(m.pieces) for m in state.i_messages.values())
+    assert held_pieces == state.pending_pieces
+    assert state.pending_pieces + len(state.fragments) <= reassembly.MAX_PENDING_FRAGMENTS
+    assert state.pending_bytes <= reassembly.MAX_PENDING_BYTES
+    assert codes.count("sctp.reassembly_limit") == 1 and state.limits_hit == {"MAX_PENDING_FRAGMENTS"}
+
+
+def test_data_and_i_data_share_the_fragment_total(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reassembly, "MAX_PENDING_FRAGMENTS", 50)
+    run = Run()
+    for tsn in range(5001, 5041):  # TSNs apart from the I-DATA's (1-40)
+        run.decode(packet(data_chunk(tsn, 0, 0, 53, b"d", 0)), True)
+    i_data_flood(run, 40, b"i")
+    state = run.states[True]
+    assert len(state.fragments) + state.pending_pieces == 50
+    assert state.pending_pieces == 40 and sorted(state.fragments) == list(range(5031, 5041))  # oldest went
+
+
+def test_tiny_pieces_are_charged_an_overhead(monkeypatch: pytest.MonkeyPatch) -> None:
+    """1-byte pieces cost PIECE_OVERHEAD + 1 each against MAX_PENDING_BYTES."""
+    monkeypatch.setattr(reassembly, "MAX_PENDING_BYTES", 10 * (reassembly.PIECE_OVERHEAD + 1))
+    run = Run()
+    codes = i_data_flood(run, 500, b"x")
+    state = run.states[True]
+    assert state.pending_pieces <= 10 and state.pending_bytes <= reassembly.MAX_PENDING_BYTES
+    assert codes.count("sctp.reassembly_limit") == 1 and state.limits_hit == {"MAX_PENDING_BYTES"}
+
+
+def counting_tsn_le(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the TSN comparisons reassembly makes: the work a FORWARD-TSN costs."""
+    calls = [0]
+    real = reassembly.tsn_le
+
+    def counted(a: int, b: int) -> bool:
+        calls[0] += 1
+        return real(a, b)
+
+    monkeypatch.setattr(reassembly, "tsn_le", counted)
+    return calls
+
+
+def test_forward_tsn_that_does_not_advance_costs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The review's fwd.pcap: 16,384 middle fragments held, then FORWARD-TSNs for TSN 1 (behind
+    all of them), each of which used to compare every fragment held."""
+    run = Run()
+    for first in range(10, 10 + 2 * reassembly.MAX_PENDING_FRAGMENTS, 128):
+        run.decode(packet(*[data_chunk(t, 0, 0, 51, b"x", 0) for t in range(first, first + 128, 2)]), True)
+    state = run.states[True]
+    assert len(state.fragments) == reassembly.MAX_PENDING_FRAGMENTS
+    calls = counting_tsn_le(monkeypatch)
+    forward = packet(chunk(192, 0, struct.pack("!I", 1)))
+    for _ in range(1000):
+        run.decode(forward, True)
+    assert calls[0] <= 2 * 1000  # O(1) a packet, not O(fragments held)
+    assert len(state.fragments) == reassembly.MAX_PENDING_FRAGMENTS and state.forward_cumulative == 1
+
+
+def test_forward_tsn_drops_from_the_oldest(monkeypatch: pytest.MonkeyPatch) -> None:
+    run = Run()
+    for tsn in range(100, 1100):
+        run.decode(packet(data_chunk(tsn, 0, 0, 51, b"x", 0)), True)
+    state = run.states[True]
+    calls = counting_tsn_le(monkeypatch)
+    run.decode(packet(chunk(192, 0, struct.pack("!I", 599))), True)
+    assert sorted(state.fragments) == list(range(600, 1100))
+    assert calls[0] <= 500 + 2  # the 500 dropped, the one kept, the check against the last
+    calls[0] = 0
+    for cumulative in range(600, 1100):  # advancing one TSN at a time: O(1) each
+        run.decode(packet(chunk(192, 0, struct.pack("!I", cumulative))), True)
+    assert not state.fragments and state.pending_bytes == 0
+    assert calls[0] <= 3 * 500

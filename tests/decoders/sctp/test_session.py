@@ -1,7 +1,7 @@
 """The SCTP decoder and the data channels report through the whole pipeline: a capture of
 aiortc's SCTP packets encapsulated in UDP on port 9899 (RFC 6951) runs through the registry and
-the session as any capture does; and the WebRTC sample capture with its key log, once it and DTLS
-decryption exist."""
+the session as any capture does; and the WebRTC sample capture with its key log (DTLS decrypted
+into SCTP: a missing sample or nothing decrypted fails)."""
 
 from __future__ import annotations
 
@@ -80,8 +80,8 @@ def sample() -> dict[str, Any]:
     log) decoded: the SCTP packets and user messages each side sent (by UDP source port), the
     data channels and sessions reports, and the truth the script recorded."""
     pcap, keys, truth_path = (SAMPLE.with_suffix(x) for x in (".pcap", ".keys", ".truth.json"))
-    if not (pcap.exists() and keys.exists() and truth_path.exists()):
-        pytest.skip("captures/samples/webrtc-datachannels.* not recorded yet")
+    for path in (pcap, keys, truth_path):
+        assert path.exists(), f"{path.name} is missing: make_webrtc.py records it"
     from protoscope.decoders.tls.keylog import KeyLog
 
     reg = registry()
@@ -110,8 +110,7 @@ def sample() -> dict[str, Any]:
         sessions = list(analysis_rows(session, "sessions"))
     finally:
         session.close()
-    if not any(packets_.values()):
-        pytest.skip("no SCTP decoded from the sample: DTLS decryption is not in the tree yet")
+    assert all(packets_.values()), "no SCTP decoded from the sample: DTLS decryption with its key log failed"
     return {
         "truth": truth,
         "packets": packets_,
