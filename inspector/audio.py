@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from protoscope.decoders.rtp.audio import AUDIO_ENCODINGS, AudioError, AudioPacket, render
+from protoscope.decoders.rtp.audio import AUDIO_ENCODINGS, AudioError, AudioPacket, render, suffix
 from protoscope.decoders.rtp.codecs import encoding_name
 from protoscope.decoders.rtp.packets import RtpRecord
 
@@ -68,6 +68,12 @@ def export_audio(session: Session, stream: int, out: Path, encoding: str | None 
     row = rows[stream]
     s = _gather(session, (int(str(row["ssrc"])), str(row["src"]), str(row["dst"])))
     if encoding:
+        named = {n for n in s.encodings.values() if n}
+        if named and {n.lower() for n in named} != {encoding.lower()}:
+            raise ExportError(
+                f"stream {stream} (SSRC 0x{s.ssrc:08x}): the capture's signaling names it "
+                f"{', '.join(sorted(named))}; --encoding is for payload types no SDP names"
+            )
         s.encodings = dict.fromkeys(s.encodings, encoding)
         if encoding.lower() == "opus":
             s.clocks = dict.fromkeys(s.clocks, 48000)
@@ -90,6 +96,13 @@ def export_audio(session: Session, stream: int, out: Path, encoding: str | None 
             " (give --keylog or --srtp-key)"
         )
     name = s.encodings[pt]
+    kinds = {".wav": "WAV", ".opus": "Ogg Opus", ".ogg": "Ogg Opus", ".oga": "Ogg Opus"}
+    written = suffix(name)
+    if out.suffix.lower() in kinds and kinds[out.suffix.lower()] != kinds[written]:
+        raise ExportError(
+            f"stream {stream} (SSRC 0x{s.ssrc:08x}) is {name}: it is written as {kinds[written]}, "
+            f"so its name should end {written}, not {out.suffix}"
+        )
     try:
         made = render(name, clear, s.clocks.get(pt) or 8000, s.channels.get(pt, 1))
     except AudioError as exc:

@@ -222,3 +222,41 @@ def test_follow_of_a_decrypted_tls_flow_is_its_plaintext(capsys: pytest.CaptureF
     assert main([str(capture), "--report", "follow", "--flow", "0"]) == 0  # no keys: the TCP bytes
     out = capsys.readouterr().out
     assert "Follow: tcp,ascii" in out and "hello from the client" not in out
+
+
+@pytest.mark.parametrize(
+    ("capture", "extra", "message"),
+    [
+        (
+            "sdes-srtp.pcap",
+            ["--stream", "0", "--output", "x.ogg"],
+            "is PCMU: it is written as WAV, so its name",
+        ),
+        (
+            "webrtc-srtp80.pcap",
+            [
+                "--stream",
+                "1",
+                "--output",
+                "x.wav",
+                "--encoding",
+                "PCMU",
+                "--keylog",
+                str(SAMPLES / "webrtc-srtp80.keys"),
+            ],
+            "the capture's signaling names it opus; --encoding is for payload types no SDP names",
+        ),
+    ],
+)
+def test_export_audio_refuses_a_name_or_encoding_that_contradicts_the_stream(
+    capture: str,
+    extra: list[str],
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main([str(SAMPLES / capture), "--export", "audio", *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
