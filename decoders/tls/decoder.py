@@ -287,6 +287,9 @@ def _application_tree(
         children.append(Field("tls.app_data", body.hex(), (pos + RECORD_HEADER, end)))
         return (Field("tls.record", f"{prefix}: Application Data Protocol", (pos, end), tuple(children)),)
     content, base, seq = opened
+    # The record's bytes as sent stay `tls.app_data`, as in tshark with a key log (`-Y tls.app_data`
+    # finds the same records whether or not they were opened); the plaintext's facts follow.
+    children.append(Field("tls.app_data", data[pos + RECORD_HEADER : end].hex(), (pos + RECORD_HEADER, end)))
     children.append(Field("tls.record.sequence_number", seq, (pos, end)))
     if opaque:  # the true type, after the content (as Wireshark shows it)
         at = base + len(content)

@@ -4,6 +4,7 @@ exported with its secrets decrypts on its own."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from protoscope.captures.index import load
 from protoscope.captures.pcapng import SECRETS_TLS_KEY_LOG
 from protoscope.inspector.cli import main
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require_tool
 
 SAMPLE = ROOT / "captures" / "samples" / "tls-loopback.pcap"
 LINE = f"CLIENT_RANDOM {'ab' * 32} {'cd' * 48}\n"
@@ -260,3 +261,21 @@ def test_export_audio_refuses_a_name_or_encoding_that_contradicts_the_stream(
     assert main([str(SAMPLES / capture), "--export", "audio", *extra]) == 2
     assert message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_tls_app_data_finds_the_records_tshark_finds(capsys: pytest.CaptureFixture[str]) -> None:
+    """With the key log as without, `tls.app_data` is what tshark's is (with keys, TLS 1.3's
+    encrypted handshake records are handshake, not application data, in both)."""
+    capture, keys = SAMPLES / "grpc-tls.pcap", SAMPLES / "grpc-tls.keys"
+    for given in ([f"tls.keylog_file:{keys}"], []):
+        ours = [str(capture), "-Y", "tls.app_data", "--report", "packets", "--format", "jsonl"]
+        assert main([*ours, *(["--keylog", str(keys)] if given else [])]) == 0
+        frames = [json.loads(line)["frame"] for line in capsys.readouterr().out.splitlines()]
+        oracle = [require_tool("tshark"), "-r", str(capture), *(["-o", *given] if given else [])]
+        tshark = subprocess.run(
+            [*oracle, "-Y", "tls.app_data", "-T", "fields", "-e", "frame.number"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert frames == [int(f) for f in tshark]
