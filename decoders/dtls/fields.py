@@ -46,6 +46,7 @@ FIELDS: tuple[FieldInfo, ...] = (
         digits=4,
     ),
     FieldInfo("dtls.handshake.certificate", "Certificate", "string", "The certificate's subject"),
+    FieldInfo("dtls.app_data", "Encrypted Application Data", "bytes"),
     FieldInfo("dtls.decrypted", "Decrypted", "uint", "Plaintext bytes of a record opened with the key log"),
     FieldInfo("dtls.app_data_proto", "Application Data Protocol", "string", "Where the plaintext went"),
     FieldInfo("dtls.replay", "Replay", "bool", "A record number opened before"),

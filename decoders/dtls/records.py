@@ -196,6 +196,8 @@ def parse_datagram(
             Field("dtls.record.length", length, (pos + 11, pos + 13)),
         ]
         body = pos + RECORD_HEADER
+        if ctype == 23:  # the bytes as sent, opened or not (tshark's dtls.app_data)
+            children.append(Field("dtls.app_data", data[body:end].hex(), (body, end)))
         opened = None
         if crypt is not None and epoch > 0 and ctype != 20:
             opened = crypt.open12(data, pos, end, ctype, ver, epoch, seq)

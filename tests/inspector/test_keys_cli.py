@@ -279,3 +279,30 @@ def test_tls_app_data_finds_the_records_tshark_finds(capsys: pytest.CaptureFixtu
             check=True,
         ).stdout.split()
         assert frames == [int(f) for f in tshark]
+
+
+def test_dtls_app_data_finds_the_records_tshark_finds(capsys: pytest.CaptureFixture[str]) -> None:
+    capture, keys = SAMPLES / "webrtc-datachannels.pcap", SAMPLES / "webrtc-datachannels.keys"
+    tshark = subprocess.run(
+        [
+            require_tool("tshark"),
+            "-r",
+            str(capture),
+            "-Y",
+            "dtls.app_data",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for extra in ([], ["--keylog", str(keys)]):
+        assert (
+            main([str(capture), *extra, "-Y", "dtls.app_data", "--report", "packets", "--format", "jsonl"])
+            == 0
+        )
+        frames = [json.loads(line)["frame"] for line in capsys.readouterr().out.splitlines()]
+        assert frames == [int(f) for f in tshark] and len(frames) == 193
