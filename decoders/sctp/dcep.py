@@ -88,9 +88,17 @@ def parse_dcep(data: bytes, base: int | None) -> tuple[DcepMessage | None, list[
     return DcepMessage(mtype, ctype, priority, reliability, label, protocol), fields, findings
 
 
-def message_pdu(msg: UserMessage, span: tuple[int, int] | None, findings: list[Finding]) -> Pdu:
+def message_pdu(
+    msg: UserMessage,
+    span: tuple[int, int] | None,
+    findings: list[Finding],
+    labels: dict[int, str] | None = None,
+) -> Pdu:
     """The PDU of a whole user message. `span`: its bytes in this packet when it lies in one chunk
-    here; None when it was put together from several (its fields then have no span)."""
+    here; None when it was put together from several (its fields then have no span). `labels`:
+    the association's channel labels by stream id, learnt from DATA_CHANNEL_OPENs (both
+    directions: FlowContext.shared), for a message's `datachannel.label`. Stream ids are 16 bits:
+    it holds at most 65,536."""
     at = span if span is not None else (0, 0)
     base = span[0] if span is not None else None
     if msg.ppid == nm.PPID_DCEP:
@@ -98,6 +106,8 @@ def message_pdu(msg: UserMessage, span: tuple[int, int] | None, findings: list[F
         findings = findings + more
         what = nm.DCEP_TYPES.get(dcep.message_type, "DCEP") if dcep else "DCEP (malformed)"
         if dcep is not None and dcep.message_type == nm.DATA_CHANNEL_OPEN:
+            if labels is not None:
+                labels[msg.stream_id] = dcep.label
             order = "ordered" if dcep.ordered else "unordered"
             what += f" (label={dcep.label!r}, {dcep.reliability_text}, {order})"
         tree = [Field("rtcdc.stream_id", msg.stream_id, at), *fields, _frames(msg, at)]
@@ -105,8 +115,11 @@ def message_pdu(msg: UserMessage, span: tuple[int, int] | None, findings: list[F
         return Pdu("rtcdc", tuple(tree), at, what, tuple(findings), record=record)
     protocol = "datachannel" if msg.ppid in nm.WEBRTC_PPIDS else "sctp"
     p = "datachannel." if protocol == "datachannel" else "sctp.message_"
-    tree = [
-        Field(p + "stream_id", msg.stream_id, at),
+    tree = [Field(p + "stream_id", msg.stream_id, at)]
+    label = labels.get(msg.stream_id) if labels is not None and protocol == "datachannel" else None
+    if label is not None:
+        tree.append(Field("datachannel.label", label, at))
+    tree += [
         Field(p + "ppid", msg.ppid, at),
         Field(p + "ordered", msg.ordered, at),
         Field(p + "size", len(msg.data), at),

@@ -15,6 +15,8 @@ from .packets import Parsed, looks_like_sctp, parse_packet
 from .reassembly import Assembled, Direction
 from .records import SctpRecord, UserMessage
 
+LABELS = "sctp.labels"
+"""FlowContext.shared: the association's data channel labels by stream id (dcep.message_pdu)."""
 ZERO_CHECKSUM = "sctp.zero_checksum"
 """FlowContext.shared key: the directions (from_client values) whose packets may carry a zero
 checksum, because the other side announced Zero Checksum Acceptable (RFC 9653) in its INIT or
@@ -130,4 +132,5 @@ def _message(whole: Assembled, span: tuple[int, int] | None, ctx: FlowContext) -
         ctx.from_client,
         ctx.time,
     )
-    return message_pdu(msg, span, findings)
+    labels = ctx.shared.setdefault(LABELS, {})
+    return message_pdu(msg, span, findings, labels if isinstance(labels, dict) else None)

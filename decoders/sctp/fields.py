@@ -183,6 +183,7 @@ FIELDS: tuple[FieldInfo, ...] = (
     FieldInfo("rtcdc.label", "Label", "string"),
     FieldInfo("rtcdc.protocol", "Protocol", "string"),
     FieldInfo("datachannel", "WebRTC data channel message", "protocol"),
+    FieldInfo("datachannel.label", "Label", "string", "The channel's label, from its DATA_CHANNEL_OPEN"),
     *_message("datachannel.", "A WebRTC message"),
 )
 

@@ -306,3 +306,17 @@ def test_dtls_app_data_finds_the_records_tshark_finds(capsys: pytest.CaptureFixt
         )
         frames = [json.loads(line)["frame"] for line in capsys.readouterr().out.splitlines()]
         assert frames == [int(f) for f in tshark] and len(frames) == 193
+
+
+def test_datachannel_label_selects_a_channel_s_messages(capsys: pytest.CaptureFixture[str]) -> None:
+    capture, keys = SAMPLES / "webrtc-datachannels.pcap", SAMPLES / "webrtc-datachannels.keys"
+    args = [str(capture), "--keylog", str(keys), "-Y", 'datachannel.label == "chat"', "--report", "packets"]
+    assert main([*args, "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    labels = {
+        p["fields"].get("datachannel.label")
+        for r in rows
+        for p in r["pdus"]
+        if p["protocol"] == "datachannel"
+    }
+    assert len(rows) == 10 and labels == {"chat"}  # chat's 10 messages; the pre-negotiated one has no label
