@@ -10,9 +10,7 @@ does. The same text is what a pcapng Decryption Secrets Block of type TLS_KEY_LO
 from __future__ import annotations
 
 import binascii
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 LABELS = frozenset(
     {
@@ -80,11 +78,6 @@ class KeyLog:
             self.sources.append(source)
         return kept, skipped
 
-    def add_file(self, path: str | Path) -> tuple[int, int]:
-        """Read a key log file (OSError for the caller to report)."""
-        data = Path(path).read_bytes()
-        return self.add_text(data.decode("utf-8", "replace"), str(path))
-
     def get(self, label: str, client_random: bytes) -> bytes | None:
         return self.secrets.get((label, bytes(client_random)))
 
@@ -111,10 +104,3 @@ def _unused(label: str) -> bool:
     side, _, n = label.rpartition("_")
     updated = n == "N" or (n.isdigit() and n != "0")
     return side in ("CLIENT_TRAFFIC_SECRET", "SERVER_TRAFFIC_SECRET") and updated
-
-
-def read_keylogs(paths: Iterable[str | Path]) -> KeyLog:
-    keys = KeyLog()
-    for p in paths:
-        keys.add_file(p)
-    return keys

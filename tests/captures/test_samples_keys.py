@@ -38,7 +38,7 @@ def truth_of(name: str) -> dict[str, Any]:
 
 def keylog_of(name: str) -> KeyLog:
     keys = KeyLog()
-    kept, skipped = keys.add_file(SAMPLES / f"{name}.keys")
+    kept, skipped = keys.add_text((SAMPLES / f"{name}.keys").read_text())
     assert kept > 0
     assert skipped == 0
     return keys

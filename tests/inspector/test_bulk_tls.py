@@ -48,7 +48,7 @@ needs_extension = pytest.mark.skipif(BUILT is None, reason="the extension was no
 def keylog(text: str = "", path: Path | None = None) -> KeyLog:
     keys = KeyLog()
     if path is not None:
-        keys.add_file(path)
+        keys.add_text(path.read_text(), str(path))
     if text:
         keys.add_text(text, "test")
     return keys

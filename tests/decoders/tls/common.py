@@ -30,7 +30,7 @@ def truth(name: str) -> dict[str, Any]:
 def keylog(*texts: str, path: Path | None = None) -> KeyLog:
     keys = KeyLog()
     if path is not None:
-        keys.add_file(path)
+        keys.add_text(path.read_text(), str(path))
     for text in texts:
         keys.add_text(text, "test")
     return keys

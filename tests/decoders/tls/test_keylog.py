@@ -40,7 +40,7 @@ def test_text_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "k.keys"
     path.write_text(keylog.text())
     again = KeyLog()
-    assert again.add_file(path) == (2, 0)
+    assert again.add_text(path.read_text(), str(path)) == (2, 0)
     assert again.secrets == keylog.secrets
 
 
