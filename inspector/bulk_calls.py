@@ -319,11 +319,15 @@ def _merge(
     python_rows: Iterator[tuple[int, int, str]], bulk: list[tuple[Iterator[Any], bool]], servers: list[str]
 ) -> Iterator[str]:
     """Every stream comes in (drain point, first packet) order; so does their merge."""
-    extension = [
-        (_with_command(r, servers, plaintext) for r in b if isinstance(r, tuple)) for b, plaintext in bulk
-    ]
+    extension = [_commanded(b, servers, plaintext) for b, plaintext in bulk]
     for _, _, text in heapq.merge(python_rows, *extension, key=lambda r: (r[0], r[1])):
         yield text
+
+
+def _commanded(rows: Iterator[Any], servers: list[str], plaintext: bool) -> Iterator[tuple[int, int, str]]:
+    """One extension run's rows with their commands (a function of its own: a generator expression
+    in the list above would see the loop's last `plaintext` for every run)."""
+    return (_with_command(r, servers, plaintext) for r in rows if isinstance(r, tuple))
 
 
 def _with_command(

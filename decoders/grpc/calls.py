@@ -280,6 +280,8 @@ class CallAnalysis:
         if not isinstance(rec, (MessageRecord, FrameRecord)):
             return
         f = self.flows.get(ctx.flow) or self._flow(ctx)
+        if not f.tls and TLS_CONNECTION in ctx.shared:  # the TLS decoder may have met it later
+            f.tls = True
         if rec.from_client is not None:
             f.client_side = rec.from_client == ctx.from_client
         from_client = ctx.from_client == f.client_side

@@ -407,7 +407,7 @@ def build(tmp: Path, convs: list[Conv], seed: int) -> tuple[Path, KeyLog]:
 @settings(
     max_examples=40,
     deadline=None,
-    derandomize=True,  # the same 40 each run (a full-suite run once spun on one example)
+    derandomize=True,  # the same 40 each run: CI meets what a run here met
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(st.lists(tls_conversation(), min_size=1, max_size=2), st.integers(0, 1 << 30), DRAINS)
@@ -545,3 +545,47 @@ def test_hostile_bytes_only_leave(segments: list[tuple[int, bytes]], hello_first
     except bulk_tls.Leave:
         return
     assert all(len(held) < 5 + (1 << 14) + 2048 for held in conn.held)
+
+
+@needs_extension
+def test_h2c_and_tls_connections_in_one_capture_keep_their_own_grpcurl_flags(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Both extension runs in one report: h2c calls get `grpcurl -plaintext`, TLS ones not (each
+    run's rows had taken the last run's flag; found by the property test above)."""
+    tls = [
+        (False, b"\x00\x00\x00"),
+        (False, b"\x04\x00\x00\x00\x00\x00"),
+        (True, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"),
+        (
+            True,
+            b"\x00\x00\x1a\x01\x05\x00\x00\x00\x01\x83\x86D\x89b\xbe\xb3/\xbb\xb9\x18\xbe\x7f_\x8b\x1du\xd0b\r&=LMed",
+        ),
+        (False, b"\x00\x00\x0e\x01\x04\x00\x00\x00\x01\x88_\x8b\x1du\xd0b\r&=LMed"),
+        (False, b"\x00\x00\x0c\x01\x05\x00\x00\x00\x01@\x88\x9a\xca\xc8\xb2\x124\xda\x8f\x81\x07"),
+    ]
+    h2c = [
+        (False, b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"),
+        (
+            True,
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+            b"\x00\x00\x1a\x01\x04\x00\x00\x00\x03\x83\x86D\x89b\xbe\xb3/\xbb\xb9\x18\xbe\x7f_\x8b\x1du\xd0b\r&=LMed",
+        ),
+        (True, b"\x00\x00\x05\x00\x01\x00\x00\x00\x03\x00\x00\x00\x00\x00"),
+        (False, b"\x00\x00\x0e\x01\x04\x00\x00\x00\x03\x88_\x8b\x1du\xd0b\r&=LMed"),
+        (False, b"\x00\x00\x04\x08\x00\x00\x00\x00"),
+        (False, b"\x00\x00\x00\x00d"),
+        (True, b"\x00\x00\x04\x01\x05\x00\x00\x00\x01\x83\x86\xbf\xbe"),
+        (False, b"\x00\x00\x02\x01\x04\x00\x00\x00\x01\x88\xbe"),
+        (
+            False,
+            b"\x00\x00\x0c\x01\x05\x00\x00\x00\x03@\x88\x9a\xca\xc8\xb2\x124\xda\x8f\x81\x07"
+            b"\x00\x00\x01\x01\x05\x00\x00\x00\x01\xbe",
+        ),
+    ]
+    path, keys = build(
+        tmp_path_factory.mktemp("mixed"), [(tls, "1.2 AES-128-GCM", set(), 0), (h2c, "h2c", set(), 1)], 0
+    )
+    text = same(path, keys)
+    commands = [json.loads(line)["grpcurl"].splitlines()[-1] for line in text.splitlines()]
+    assert sorted(c.startswith("grpcurl -plaintext") for c in commands) == [False, True, True]  # TLS, h2c x2
