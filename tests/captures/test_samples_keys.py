@@ -271,23 +271,26 @@ def test_datachannels_sctp_chunks_sent(dc: dict[str, Any]) -> None:
         assert {(side, t) for t in (0, 1, 2, 3, 10, 11, 130)} <= types  # DATA INIT ... RE-CONFIG
 
 
-def test_datachannels_srtp_keys_unprotect_the_capture(dc: dict[str, Any]) -> None:
-    """pylibsrtp, given the truth's keying material, turns each captured SRTP/SRTCP packet back
-    into the plaintext aiortc protected (proof that the truth's keys and sides are right)."""
+def assert_srtp_unprotects(truth: dict[str, Any]) -> None:
+    """pylibsrtp, given a WebRTC sample truth's keying material, turns each captured SRTP/SRTCP
+    packet back into the plaintext aiortc protected (proof that the truth's keys and sides are
+    right)."""
     pylibsrtp = require_module("pylibsrtp")
-    policy, session_of = pylibsrtp.Policy, pylibsrtp.Session
-    dtls = dc["dtls"][0]
+    policy = pylibsrtp.Policy
+    dtls = truth["dtls"][0]
     profile = getattr(policy, "SRTP_PROFILE_" + dtls["srtp_profile"].removeprefix("SRTP_"))
     sessions = {}
     for side in ("caller", "callee"):
         writer = "client" if dtls["dtls_client"] == side else "server"
         key = base64.b64decode(dtls[f"{writer}_key_salt"])
-        sessions[side] = session_of(policy(key=key, ssrc_type=policy.SSRC_ANY_INBOUND, srtp_profile=profile))
-    sides = side_by_port(dc)
-    headers = dc["oracle"]["srtp_headers"]
+        sessions[side] = pylibsrtp.Session(
+            policy(key=key, ssrc_type=policy.SSRC_ANY_INBOUND, srtp_profile=profile)
+        )
+    sides = side_by_port(truth)
+    headers = truth["oracle"]["srtp_headers"]
     rows = oracle([*headers[: headers.index("-e")], "-e", "udp.srcport", "-e", "udp.payload"])
-    assert len(rows) == len(dc["rtp"])
-    for (port, payload), sent in zip(rows, dc["rtp"], strict=True):
+    assert len(rows) == len(truth["rtp"])
+    for (port, payload), sent in zip(rows, truth["rtp"], strict=True):
         session = sessions[sides[port]]
         data = bytes.fromhex(payload)
         try:
@@ -297,3 +300,7 @@ def test_datachannels_srtp_keys_unprotect_the_capture(dc: dict[str, Any]) -> Non
                 assert hashlib.sha256(session.unprotect(data)).hexdigest() == sent["sha256"]
         except pylibsrtp.Error as exc:
             raise AssertionError(f"{sent}: {exc}") from exc
+
+
+def test_datachannels_srtp_keys_unprotect_the_capture(dc: dict[str, Any]) -> None:
+    assert_srtp_unprotects(dc)

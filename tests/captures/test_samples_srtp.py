@@ -21,7 +21,14 @@ from typing import Any
 import pytest
 
 from protoscope.captures.index import load
-from tests.captures.test_samples_keys import keylog_of, oracle, require_module, side_by_port, truth_of
+from tests.captures.test_samples_keys import (
+    assert_srtp_unprotects,
+    keylog_of,
+    oracle,
+    require_module,
+    side_by_port,
+    truth_of,
+)
 from tests.conftest import SAMPLES, require_tool
 
 SRTP_TAG = {"SRTP_AES128_CM_SHA1_80": 10, "SRTP_AES128_CM_SHA1_32": 4}
@@ -146,34 +153,7 @@ def test_webrtc_sctp_decrypted_by_tshark(call: tuple[str, dict[str, Any]], rsa_k
 
 
 def test_webrtc_srtp_keys_unprotect_the_capture(call: tuple[str, dict[str, Any]]) -> None:
-    """pylibsrtp, given the truth's keying material, turns each captured SRTP/SRTCP packet back
-    into the plaintext aiortc protected (proof that the truth's keys and sides are right)."""
-    pylibsrtp = require_module("pylibsrtp")
-    policy = pylibsrtp.Policy
-    _, truth = call
-    dtls = truth["dtls"][0]
-    profile = getattr(policy, "SRTP_PROFILE_" + dtls["srtp_profile"].removeprefix("SRTP_"))
-    sessions = {}
-    for side in ("caller", "callee"):
-        writer = "client" if dtls["dtls_client"] == side else "server"
-        key = base64.b64decode(dtls[f"{writer}_key_salt"])
-        sessions[side] = pylibsrtp.Session(
-            policy(key=key, ssrc_type=policy.SSRC_ANY_INBOUND, srtp_profile=profile)
-        )
-    sides = side_by_port(truth)
-    headers = truth["oracle"]["srtp_headers"]
-    rows = oracle([*headers[: headers.index("-e")], "-e", "udp.srcport", "-e", "udp.payload"])
-    assert len(rows) == len(truth["rtp"])
-    for (port, payload), sent in zip(rows, truth["rtp"], strict=True):
-        session = sessions[sides[port]]
-        data = bytes.fromhex(payload)
-        try:
-            if "rtcp" in sent:
-                assert session.unprotect_rtcp(data).hex() == sent["rtcp"]
-            else:
-                assert hashlib.sha256(session.unprotect(data)).hexdigest() == sent["sha256"]
-        except pylibsrtp.Error as exc:
-            raise AssertionError(f"{sent}: {exc}") from exc
+    assert_srtp_unprotects(call[1])
 
 
 # -- sdes-srtp ----------------------------------------------------------------------------------
