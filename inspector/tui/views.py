@@ -11,6 +11,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Tree
 from textual.widgets.tree import TreeNode
 
+from ..follow import HEX_WIDTH, hex_lines
 from ..model import CaptureModel, FindingAt
 from ..report.cells import ssrc_hex
 from .detail import json_tree
@@ -437,16 +438,11 @@ def message_line(m: Mapping[str, object]) -> str:
 
 
 def hex_dump(data: bytes) -> list[str]:
-    """Wireshark's hex dump: offset, 16 bytes in hex, the same as text (dots for the unprintable)."""
-    lines = []
-    for at in range(0, min(len(data), HEX_LINES * 16), 16):
-        chunk = data[at : at + 16]
-        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        lines.append(f"{at:04x}  {chunk.hex(' '):<47}  {text}")
-    if len(data) > HEX_LINES * 16:
-        lines.append(
-            f"… {len(data) - HEX_LINES * 16} more bytes (--report datachannels --format json has them)"
-        )
+    """Follow's Wireshark hex dump (inspector/follow.py `hex_lines`) of the first HEX_LINES lines."""
+    shown = HEX_LINES * HEX_WIDTH
+    lines = hex_lines(data[:shown])
+    if len(data) > shown:
+        lines.append(f"… {len(data) - shown} more bytes (--report datachannels --format json has them)")
     return lines
 
 
