@@ -272,7 +272,6 @@ class CallAnalysis:
         """A flow's first record."""
         src, dst = str(ctx.src), str(ctx.dst)
         f = self.flows[ctx.flow] = _Flow(endpoints=(src, dst) if ctx.from_client else (dst, src))
-        f.tls = TLS_CONNECTION in ctx.shared
         return f
 
     def feed(self, pdu: Pdu, ctx: FlowContext) -> None:
@@ -280,7 +279,7 @@ class CallAnalysis:
         if not isinstance(rec, (MessageRecord, FrameRecord)):
             return
         f = self.flows.get(ctx.flow) or self._flow(ctx)
-        if not f.tls and TLS_CONNECTION in ctx.shared:  # the TLS decoder may have met it later
+        if not f.tls and TLS_CONNECTION in ctx.shared:  # its records came out of TLS
             f.tls = True
         if rec.from_client is not None:
             f.client_side = rec.from_client == ctx.from_client
