@@ -36,8 +36,5 @@ def empty_reason(name: str, protocols: Iterable[str]) -> str:
         return f"{what}: {found} seen, but nothing the analysis could follow to the end"
     carrier = ENCRYPTED.get(name)
     if carrier in seen:
-        return (
-            f"{what}: no {NEEDED[name]} in the clear; {carrier.upper()} seen, not decrypted "
-            "(give its key log: --keylog FILE)"
-        )
+        return f"{what}: {carrier.upper()} seen, not decrypted (give its key log: --keylog FILE)"
     return f"{what}: no {NEEDED[name]} in this capture"

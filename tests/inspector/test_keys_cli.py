@@ -197,12 +197,12 @@ def test_inject_secrets_of_one_flow_carries_only_that_flow_s_keys(tmp_path: Path
         (
             "grpc-tls.pcap",
             "calls",
-            "no gRPC calls: no HTTP/2 connection in the clear; TLS seen, not decrypted",
+            "no gRPC calls: TLS seen, not decrypted (give its key log: --keylog FILE)",
         ),
         (
             "webrtc-datachannels.pcap",
             "datachannels",
-            "no data channels: no SCTP association in the clear; DTLS seen",
+            "no data channels: DTLS seen, not decrypted (give its key log: --keylog FILE)",
         ),
         ("grpc-demo.pcap", "datachannels", "no data channels: no SCTP association in this capture"),
     ],
