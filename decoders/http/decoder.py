@@ -1,8 +1,8 @@
 """HTTP/1.x (with WebSocket and h2c upgrades) and SIP: text messages whose bodies may carry SDP.
 
 WebSocket (RFC 6455) frames are unmasked and text messages reassembled; SDP found in a body or a
-message, plain or JSON-wrapped, is handed to the SDP decoder. After `Upgrade: h2c` the bytes go
-to the HTTP/2 decoder.
+message, plain or JSON-wrapped, and trickled ICE candidates (JSON, or RFC 8840 fragments), are
+handed to the SDP decoder. After `Upgrade: h2c` the bytes go to the HTTP/2 decoder.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from protoscope.decoders.http2.decoder import Stream
 from protoscope.decoders.http2.frames import PREFACE
 from protoscope.decoders.http2.header_block import Header
 from protoscope.decoders.http2.records import FrameRecord
-from protoscope.decoders.sdp import find_sdp
+from protoscope.decoders.sdp import find_sdp, find_trickle
 
 from . import message as msg
 from .fields import FIELDS
@@ -46,8 +46,15 @@ class Direction:
 
 
 def _inner_sdp(body: bytes, offset: int) -> tuple[InnerPayload, ...]:
-    sdp = find_sdp(body) if body else None
-    return (InnerPayload(sdp, offset, "sdp"),) if sdp is not None else ()
+    """What of a body the "sdp" decoder reads: an SDP (plain or in JSON), and trickled ICE
+    candidates (JSON `candidate` members, or a WHIP/WHEP PATCH's RFC 8840 SDP fragment)."""
+    if not body:
+        return ()
+    sdp = find_sdp(body)
+    inner: tuple[InnerPayload, ...] = (InnerPayload(sdp, offset, "sdp"),) if sdp is not None else ()
+    if sdp is not body and find_trickle(body) is not None:
+        inner += (InnerPayload(body, offset, "sdp"),)
+    return inner
 
 
 class _TextDecoder:

@@ -1,17 +1,19 @@
-"""SDP: the offer/answer that sets up RTP, ICE and DTLS; found in SIP, HTTP and WebSocket bodies."""
+"""SDP: the offer/answer that sets up RTP, ICE and DTLS, and the candidates trickled after it (JSON
+or RFC 8840 SDP fragments); found in SIP, HTTP and WebSocket bodies."""
 
 from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from protoscope.decoders.api import DecodeResult, Expect, FlowContext, Pdu
+from protoscope.decoders.api import DecodeResult, Expect, Finding, FlowContext, Pdu
 from protoscope.decoders.rtp.srtcp import SRTP_MKI, SRTP_PROFILE
 from protoscope.decoders.rtp.srtp_keys import sdes_hint
 
 from .fields import FIELDS
 from .parse import Media, SdpRecord, looks_like_sdp, parse
+from .trickle import Trickle, TrickleRecord, has_trickle, parse_trickle
 
-__all__ = ["SdpDecoder", "SdpRecord"]
+__all__ = ["SdpDecoder", "SdpRecord", "TrickleRecord", "find_sdp", "find_trickle"]
 
 
 class SdpDecoder:
@@ -30,6 +32,8 @@ class SdpDecoder:
 
     def decode(self, data: bytes, state: object, ctx: FlowContext) -> DecodeResult:
         text = data.decode("utf-8", "replace")
+        if not looks_like_sdp(text):
+            return _trickle(bytes(data), ctx)
         rec, fields = parse(text)
         # What the capture learns: RTP/RTCP endpoints with their payload clocks, ICE passwords.
         expects: list[Expect] = []
@@ -58,6 +62,43 @@ class SdpDecoder:
             (Pdu("sdp", tuple(fields), (0, len(data)), f"SDP ({kinds})", record=rec, expect=tuple(expects)),),
             len(data),
         )
+
+
+def _trickle(data: bytes, ctx: FlowContext) -> DecodeResult:
+    """Candidates trickled after the SDP: a Pdu per media section they are for (record
+    TrickleRecord); a fragment's ICE passwords are learnt as an SDP's are."""
+    found: Trickle = parse_trickle(data)
+    if not found.records:
+        finding = Finding("warn", "sdp.not_understood", "neither SDP nor trickled ICE candidates")
+        return DecodeResult((), len(data), findings=(finding,))
+    pwds = ctx.capture.setdefault("ice.passwords", set())
+    if isinstance(pwds, set):
+        pwds.update(p for rec in found.records for p in rec.passwords if p)
+    pdus = []
+    for k, rec in enumerate(found.records):
+        where = (
+            f", mid {rec.mid}"
+            if rec.mid is not None
+            else f", m-line {rec.mline_index}"
+            if rec.mline_index is not None
+            else ""
+        )
+        what = f"{len(rec.candidates)} candidate{'s' if len(rec.candidates) != 1 else ''}"
+        if rec.end_of_candidates:
+            what = f"{what}, end-of-candidates" if rec.candidates else "end-of-candidates"
+        summary = f"Trickle ICE ({what}{where})"
+        first = k == 0  # the message's fields and findings go with its first record
+        pdus.append(
+            Pdu(
+                "sdp",
+                tuple(found.fields) if first else (),
+                (0, len(data)),
+                summary,
+                tuple(found.findings) if first else (),
+                record=rec,
+            )
+        )
+    return DecodeResult(tuple(pdus), len(data))
 
 
 def srtp_hints(media: Media) -> dict[str, str]:
@@ -94,7 +135,7 @@ def find_sdp(body: bytes) -> bytes | None:
 
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     stack = [doc]
     while stack:
@@ -106,3 +147,9 @@ def find_sdp(body: bytes) -> bytes | None:
         elif isinstance(item, str) and looks_like_sdp(item):
             return item.encode()
     return None
+
+
+def find_trickle(body: bytes) -> bytes | None:
+    """Trickled candidates in a body (an RFC 8840 SDP fragment, or JSON signaling with an
+    RTCIceCandidateInit at any depth): the body itself, for the "sdp" decoder; else None."""
+    return body if has_trickle(body) else None

@@ -16,4 +16,11 @@ FIELDS: tuple[FieldInfo, ...] = (
     FieldInfo("sdp.media", "Media Description, name and address (m)", "string"),
     FieldInfo("sdp.media_attr", "Media Attribute (a)", "string", "An a= line of a media description"),
     FieldInfo("sdp.line", "Line", "string", "A line of another type (its text)"),
+    FieldInfo(
+        "sdp.candidate", "Trickled ICE candidate", "string", "A candidate sent after the SDP (RFC 8838)"
+    ),
+    FieldInfo("sdp.end_of_candidates", "End of candidates", "bool", "The sender gathered all its candidates"),
+    FieldInfo("sdp.mid", "Media ID (sdpMid)", "string", "The media section a trickled candidate is for"),
+    FieldInfo("sdp.mline_index", "Media line index (sdpMLineIndex)", "uint"),
+    FieldInfo("sdp.ice_ufrag", "ICE username fragment", "string", "Of trickled candidates"),
 )

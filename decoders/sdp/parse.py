@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 
 from protoscope.decoders.api import Field
 
+MAX_FINGERPRINTS = 16
+"""Distinct a=fingerprint values kept from one SDP (one per hash function and certificate)."""
+
 
 @dataclass(slots=True)
 class Media:
@@ -43,6 +46,11 @@ class SdpRecord:
     fingerprint: str | None = None
     setup: str | None = None
     media: list[Media] = field(default_factory=list)
+    fingerprints: list[str] = field(default_factory=list)
+    """Every a=fingerprint value, session and media level, once each in the SDP's order ("sha-256
+    AB:CD:..."): RFC 8122 section 5 lets an SDP offer several hash functions (sha-256 and
+    sha-512), and the certificate must match one of them. `fingerprint` is the session's (or
+    the last media section's, as ever)."""
 
     def passwords(self) -> set[str]:
         return {p for p in [self.ice_pwd, *(m.ice_pwd for m in self.media)] if p}
@@ -103,6 +111,8 @@ def parse(text: str) -> tuple[SdpRecord, list[Field]]:
                 target.ice_pwd = arg
             elif attr == "fingerprint":
                 target.fingerprint = arg
+                if arg not in rec.fingerprints and len(rec.fingerprints) < MAX_FINGERPRINTS:
+                    rec.fingerprints.append(arg)
             elif attr == "setup":
                 target.setup = arg
             elif media is not None:
