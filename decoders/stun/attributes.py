@@ -25,6 +25,23 @@ CLASSES = ("Request", "Indication", "Success Response", "Error Response")
 XOR_ADDRESSES = {0x0012, 0x0016, 0x0020, 0x8020}
 PLAIN_ADDRESSES = {0x0001, 0x0002, 0x0004, 0x0005, 0x000B, 0x0011, 0x8023, 0x802B, 0x802C}
 TEXT = {0x0006, 0x0014, 0x0015, 0x8022, 0x8003}
+ADDRESS_KEYS = {
+    0x0020: "xor_mapped",
+    0x8020: "xor_mapped",
+    0x0012: "xor_peer",
+    0x0016: "xor_relayed",
+    0x0001: "mapped",
+    0x0004: "source_address",
+    0x0005: "changed_address",
+    0x802B: "response_origin",
+    0x802C: "other_address",
+}
+"""Address attributes kept in StunRecord.attributes, under these keys, as (ip, port). RFC 5780's
+RESPONSE-ORIGIN and OTHER-ADDRESS (and RFC 3489's SOURCE-ADDRESS and CHANGED-ADDRESS before them)
+are what NAT behaviour discovery reads: where a response came from, and the server's other
+address to probe."""
+CHANGE_IP, CHANGE_PORT = 0x04, 0x02
+"""RFC 5780 section 7.2: the CHANGE-REQUEST flags (the last byte of its 32-bit value)."""
 U32 = {0x000D: "lifetime", 0x0010: "bandwidth", 0x0024: "priority", 0x8027: "cache_timeout", 0x8025: "ttc"}
 
 ATTRIBUTES = {
@@ -62,7 +79,7 @@ ATTRIBUTES = {
     0x0024: ("PRIORITY", "stun.att.priority"),
     0x0025: ("USE-CANDIDATE", "stun.att.use_candidate"),
     0x0026: ("PADDING", "stun.att.padding"),
-    0x0027: ("RESPONSE-PORT", "stun.att.port"),
+    0x0027: ("RESPONSE-PORT", "stun.att.response_port"),
     0x002A: ("CONNECTION-ID", "stun.att.connection_id"),
     0x8000: ("ADDITIONAL-ADDRESS-FAMILY", "stun.att.family"),
     0x8001: ("ADDRESS-ERROR-CODE", "stun.att.error"),

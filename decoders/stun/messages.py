@@ -36,7 +36,10 @@ class StunRecord:
     classic: bool
     attributes: dict[str, object] = field(default_factory=dict)
     """username, xor_mapped, xor_peer, xor_relayed, error_code, priority, use_candidate, role,
-    lifetime, channel, realm, nonce, software (only those present)."""
+    lifetime, channel, realm, nonce, software (only those present); the RFC 5780 ones (NAT
+    behaviour discovery): change_request ({"change_ip": bool, "change_port": bool}),
+    response_origin and other_address ((ip, port); RFC 3489's source_address and changed_address
+    likewise), response_port (int) and padding (the PADDING attribute's length)."""
     integrity: str | None = None
     """"ok", "bad", "unchecked" (no key) or None (no MESSAGE-INTEGRITY)."""
     fingerprint: bool | None = None
@@ -246,13 +249,7 @@ def _typed(
             )
             return [Field(fname, value.hex(), span)]
         ip, port, fields = got
-        key = {
-            0x0020: "xor_mapped",
-            0x8020: "xor_mapped",
-            0x0012: "xor_peer",
-            0x0016: "xor_relayed",
-            0x0001: "mapped",
-        }.get(a_type)
+        key = at.ADDRESS_KEYS.get(a_type)
         if key is not None:
             if key == "xor_peer":
                 attrs.setdefault("xor_peers", [])
@@ -295,10 +292,21 @@ def _typed(
         return [Field(fname, value[0], (v0, v0 + 1))]
     if a_type == 0x0003 and len(value) == 4:
         flags = value[3]
+        change_ip, change_port = bool(flags & at.CHANGE_IP), bool(flags & at.CHANGE_PORT)
+        attrs["change_request"] = {"change_ip": change_ip, "change_port": change_port}
         return [
-            Field("stun.att.change-ip", bool(flags & 4), span),
-            Field("stun.att.change-port", bool(flags & 2), span),
+            Field("stun.att.change-ip", change_ip, span),
+            Field("stun.att.change-port", change_port, span),
         ]
+    if a_type == 0x0027 and len(value) == 4:
+        # RFC 5780 section 7.5: a port, then two bytes of padding.
+        attrs["response_port"] = int.from_bytes(value[:2], "big")
+        return [Field(fname, attrs["response_port"], (v0, v0 + 2))]
+    if a_type == 0x0026:
+        # RFC 5780 section 7.6: its content is meaningless; its length is what matters (a probe
+        # of fragmentation). tshark gives the length as the value, so do we.
+        attrs["padding"] = len(value)
+        return [Field(fname, len(value), span)]
     if a_type == 0x000A:
         unknown = [int.from_bytes(value[i : i + 2], "big") for i in range(0, len(value) - 1, 2)]
         return [Field(fname, ", ".join(f"0x{u:04x}" for u in unknown), span)]
