@@ -29,6 +29,18 @@ IPV6_AH = 51
 
 TCP_FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
 
+IPPROTO_ICMP = 1
+IPPROTO_ICMPV6 = 58
+ICMP_QUOTING = frozenset({3, 4, 5, 11, 12})
+"""ICMPv4 types whose body quotes the datagram that caused them, its IP header and at least 64 bits
+after it (RFC 792): Destination unreachable, Source quench, Redirect, Time exceeded, Parameter
+problem; tshark dissects the quoted headers of these."""
+ICMPV6_QUOTING = frozenset({1, 2, 3, 4})
+"""ICMPv6 error messages (RFC 4443 section 2.1: types below 128), which quote as much of the
+offending packet as fits in the minimum IPv6 MTU."""
+ICMP_HEADER = 8
+"""Type, code, checksum and the 4 type-specific bytes every ICMP and ICMPv6 message starts with."""
+
 
 @dataclass(slots=True)
 class Layer:
@@ -292,7 +304,7 @@ def _ipv4(data: bytes, off: int, reported: int, d: Dissection) -> None:
     if n < off + 20:
         _short(d, "ip", 20, n - off)
         return
-    vihl, tos, total, ident, flags_frag, ttl, proto = struct.unpack_from(">BBHHHBB", data, off)
+    vihl, _tos, total, ident, flags_frag, _ttl, proto = struct.unpack_from(">BBHHHBB", data, off)
     ihl = (vihl & 0x0F) * 4
     if vihl >> 4 != 4 or ihl < 20:
         d.findings.append(Finding("error", "ip.bad_header", f"IPv4 version {vihl >> 4}, header length {ihl}"))
@@ -315,29 +327,7 @@ def _ipv4(data: bytes, off: int, reported: int, d: Dissection) -> None:
     src, dst = data[off + 12 : off + 16], data[off + 16 : off + 20]
     more = bool(flags_frag & 0x2000)
     frag_off = (flags_frag & 0x1FFF) * 8
-    d.layers.append(
-        Layer(
-            "ip",
-            off,
-            off + ihl,
-            {
-                "ip.version": 4,
-                "ip.hdr_len": ihl,
-                "ip.dsfield": tos,
-                "ip.len": total,
-                "ip.id": ident,
-                "ip.flags.df": bool(flags_frag & 0x4000),
-                "ip.flags.mf": more,
-                "ip.frag_offset": frag_off,
-                "ip.ttl": ttl,
-                "ip.proto": proto,
-                "ip.src": ip_text(src),
-                "ip.dst": ip_text(dst),
-            }
-            if d.detail
-            else {},
-        )
-    )
+    d.layers.append(Layer("ip", off, off + ihl, _ipv4_fields(data, off, total) if d.detail else {}))
     d.ip_version, d.src, d.dst, d.ip_proto = 4, src, dst, proto
     start, end = off + ihl, off + total
     if more or frag_off:
@@ -351,7 +341,7 @@ def _ipv6(data: bytes, off: int, reported: int, d: Dissection) -> None:
     if n < off + 40:
         _short(d, "ipv6", 40, n - off)
         return
-    vtcfl, plen, nh, hlim = struct.unpack_from(">IHBB", data, off)
+    vtcfl, plen, nh, _hlim = struct.unpack_from(">IHBB", data, off)
     if vtcfl >> 28 != 6:
         d.findings.append(Finding("error", "ipv6.bad_header", f"IPv6 header with version {vtcfl >> 28}"))
         return
@@ -368,25 +358,7 @@ def _ipv6(data: bytes, off: int, reported: int, d: Dissection) -> None:
             )
         )
         end = reported
-    d.layers.append(
-        Layer(
-            "ipv6",
-            off,
-            off + 40,
-            {
-                "ipv6.version": 6,
-                "ipv6.tclass": (vtcfl >> 20) & 0xFF,
-                "ipv6.flow": vtcfl & 0xFFFFF,
-                "ipv6.plen": plen,
-                "ipv6.nxt": nh,
-                "ipv6.hlim": hlim,
-                "ipv6.src": ip_text(src),
-                "ipv6.dst": ip_text(dst),
-            }
-            if d.detail
-            else {},
-        )
-    )
+    d.layers.append(Layer("ipv6", off, off + 40, _ipv6_fields(data, off, plen) if d.detail else {}))
     d.ip_version, d.src, d.dst = 6, src, dst
     pos = off + 40
     ext_headers: list[int] = []
@@ -428,14 +400,58 @@ def _ipv6(data: bytes, off: int, reported: int, d: Dissection) -> None:
     transport(nh, data, pos, end, d)
 
 
+def _ipv4_fields(data: bytes, off: int, total: int) -> dict[str, object]:
+    """The detail tree's fields of the IPv4 header at `off` (whole in `data`); `total` is the total
+    length as taken (the header's, or the frame's when the header says 0)."""
+    vihl, tos, _total, ident, flags_frag, ttl, proto = struct.unpack_from(">BBHHHBB", data, off)
+    return {
+        "ip.version": 4,
+        "ip.hdr_len": (vihl & 0x0F) * 4,
+        "ip.dsfield": tos,
+        "ip.len": total,
+        "ip.id": ident,
+        "ip.flags.df": bool(flags_frag & 0x4000),
+        "ip.flags.mf": bool(flags_frag & 0x2000),
+        "ip.frag_offset": (flags_frag & 0x1FFF) * 8,
+        "ip.ttl": ttl,
+        "ip.proto": proto,
+        "ip.src": ip_text(data[off + 12 : off + 16]),
+        "ip.dst": ip_text(data[off + 16 : off + 20]),
+    }
+
+
+def _ipv6_fields(data: bytes, off: int, plen: int) -> dict[str, object]:
+    """The detail tree's fields of the IPv6 fixed header at `off` (whole in `data`)."""
+    vtcfl, _plen, nh, hlim = struct.unpack_from(">IHBB", data, off)
+    return {
+        "ipv6.version": 6,
+        "ipv6.tclass": (vtcfl >> 20) & 0xFF,
+        "ipv6.flow": vtcfl & 0xFFFFF,
+        "ipv6.plen": plen,
+        "ipv6.nxt": nh,
+        "ipv6.hlim": hlim,
+        "ipv6.src": ip_text(data[off + 8 : off + 24]),
+        "ipv6.dst": ip_text(data[off + 24 : off + 40]),
+    }
+
+
+def _udp_fields(data: bytes, start: int, length: int) -> dict[str, object]:
+    sport, dport, _length, csum = struct.unpack_from(">HHHH", data, start)
+    return {"udp.srcport": sport, "udp.dstport": dport, "udp.length": length, "udp.checksum": csum}
+
+
 def transport(proto: int, data: bytes, start: int, end: int, d: Dissection) -> None:
-    """Decode a UDP or TCP header at `start`; the IP payload ends at `end` (may exceed the data)."""
+    """Decode a UDP or TCP header (or an ICMP message) at `start`; the IP payload ends at `end` (may
+    exceed the data)."""
     n = len(data)
+    if proto == IPPROTO_ICMP or proto == IPPROTO_ICMPV6:
+        _icmp(proto, data, start, min(end, n), d)
+        return
     if proto == lt.IPPROTO_UDP:
         if n < start + 8:
             _short(d, "udp", 8, n - start)
             return
-        sport, dport, ulen, csum = struct.unpack_from(">HHHH", data, start)
+        sport, dport, ulen, _csum = struct.unpack_from(">HHHH", data, start)
         room = end - start
         if ulen < 8 or ulen > room:
             d.findings.append(
@@ -444,16 +460,7 @@ def transport(proto: int, data: bytes, start: int, end: int, d: Dissection) -> N
                 )
             )
             ulen = room
-        d.layers.append(
-            Layer(
-                "udp",
-                start,
-                start + 8,
-                {"udp.srcport": sport, "udp.dstport": dport, "udp.length": ulen, "udp.checksum": csum}
-                if d.detail
-                else {},
-            )
-        )
+        d.layers.append(Layer("udp", start, start + 8, _udp_fields(data, start, ulen) if d.detail else {}))
         d.l4, d.sport, d.dport = proto, sport, dport
         d.payload_off, d.payload_len = start + 8, ulen - 8
     elif proto == lt.IPPROTO_TCP:
@@ -492,3 +499,100 @@ def transport(proto: int, data: bytes, start: int, end: int, d: Dissection) -> N
         d.l4, d.sport, d.dport = proto, sport, dport
         d.tcp_seq, d.tcp_ack, d.tcp_flags = seq, ack, flags
         d.payload_off, d.payload_len = start + hlen, end - start - hlen
+
+
+# -- ICMP ------------------------------------------------------------------------------------------
+
+
+def _icmp(proto: int, data: bytes, start: int, stop: int, d: Dissection) -> None:
+    """An ICMP (RFC 792) or ICMPv6 (RFC 4443) message in data[start:stop]: its header, and for an
+    error the IP header and the UDP or TCP header it quotes, as tshark nests them (here they follow
+    the ICMP layer). The quoted headers make no flow: the packet's own transport stays none (d.l4
+    is 0), as the index must not count an error in the conversation it reports on."""
+    v6 = proto == IPPROTO_ICMPV6
+    name = "icmpv6" if v6 else "icmp"
+    if stop - start < ICMP_HEADER:
+        _short(d, name, ICMP_HEADER, max(0, stop - start))
+        return
+    mtype, code, checksum = struct.unpack_from(">BBH", data, start)
+    fields: dict[str, object] = {}
+    if d.detail:
+        fields = {f"{name}.type": mtype, f"{name}.code": code, f"{name}.checksum": checksum}
+        fields.update((_icmpv6_rest if v6 else _icmp_rest)(mtype, code, data[start + 4 : start + 8]))
+    d.layers.append(Layer(name, start, stop, fields))
+    if mtype in (ICMPV6_QUOTING if v6 else ICMP_QUOTING):
+        _quoted(data, start + ICMP_HEADER, stop, d)
+
+
+def _icmp_rest(mtype: int, code: int, rest: bytes) -> dict[str, object]:
+    """The 4 type-specific bytes of an ICMPv4 header, by tshark's field names."""
+    if mtype in (0, 8, 13, 14, 15, 16, 17, 18):  # echo, timestamp, information, address mask
+        ident, seq = struct.unpack(">HH", rest)
+        return {"icmp.ident": ident, "icmp.seq": seq}
+    if mtype in (3, 11, 12) and rest[1]:
+        # RFC 4884: the quote's length in 32-bit words, and extensions may follow it. (tshark names
+        # the two unused parts around it icmp.unused both; a layer has one field of a name.)
+        first: dict[str, object] = {"icmp.pointer": rest[0]} if mtype == 12 else {"icmp.unused": rest[:1]}
+        last: dict[str, object] = {}
+        if mtype == 3 and code == 4:
+            last = {"icmp.mtu": struct.unpack(">H", rest[2:])[0]}
+        return {**first, "icmp.length": rest[1], **last}
+    if mtype == 3 and code == 4:  # fragmentation needed: RFC 1191's next-hop MTU
+        return {"icmp.unused": rest[:2], "icmp.mtu": struct.unpack(">H", rest[2:])[0]}
+    if mtype == 12:
+        return {"icmp.pointer": rest[0]}
+    if mtype == 5:
+        return {"icmp.redir_gw": ip_text(rest)}
+    return {"icmp.unused": rest}
+
+
+def _icmpv6_rest(mtype: int, code: int, rest: bytes) -> dict[str, object]:
+    """The 4 type-specific bytes of an ICMPv6 header, by tshark's field names."""
+    if mtype in (128, 129):
+        ident, seq = struct.unpack(">HH", rest)
+        return {"icmpv6.echo.identifier": ident, "icmpv6.echo.sequence_number": seq}
+    if mtype == 2:
+        return {"icmpv6.mtu": struct.unpack(">I", rest)[0]}
+    if mtype == 4:
+        return {"icmpv6.pointer": struct.unpack(">I", rest)[0]}
+    return {"icmpv6.reserved": rest}
+
+
+def _quoted(data: bytes, off: int, stop: int, d: Dissection) -> None:
+    """The headers of the datagram an ICMP error quotes, in data[off:stop]: an IP header, then its
+    UDP or TCP header when its first 8 bytes are there (RFC 792 promises them; RFC 4443 quotes
+    more). What is cut shorter is left unnamed, as tshark leaves it: the quote is a copy of a packet
+    the reporter saw, so its lengths and checksums describe that packet, not these bytes."""
+    if stop - off < 1:
+        return
+    version = data[off] >> 4
+    if version == 4:
+        if stop - off < 20:
+            return
+        ihl = (data[off] & 0x0F) * 4
+        if ihl < 20 or off + ihl > stop:
+            return
+        total, _ident, flags_frag, _ttl, proto = struct.unpack_from(">HHHBB", data, off + 2)
+        d.layers.append(Layer("ip", off, off + ihl, _ipv4_fields(data, off, total) if d.detail else {}))
+        if flags_frag & 0x1FFF:  # a later fragment: no transport header to name
+            return
+        l4 = off + ihl
+    elif version == 6:
+        if stop - off < 40:
+            return
+        plen, proto = struct.unpack_from(">HB", data, off + 4)
+        d.layers.append(Layer("ipv6", off, off + 40, _ipv6_fields(data, off, plen) if d.detail else {}))
+        l4 = off + 40
+    else:
+        return
+    if stop - l4 < 8:
+        return
+    if proto == lt.IPPROTO_UDP:
+        length = struct.unpack_from(">H", data, l4 + 4)[0]
+        d.layers.append(Layer("udp", l4, l4 + 8, _udp_fields(data, l4, length) if d.detail else {}))
+    elif proto == lt.IPPROTO_TCP:
+        sport, dport, seq = struct.unpack_from(">HHI", data, l4)
+        fields: dict[str, object] = {}
+        if d.detail:
+            fields = {"tcp.srcport": sport, "tcp.dstport": dport, "tcp.seq_raw": seq}
+        d.layers.append(Layer("tcp", l4, min(stop, l4 + 20), fields))

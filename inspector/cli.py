@@ -139,6 +139,14 @@ def parser() -> argparse.ArgumentParser:
         "--ice-pwd", action="append", default=[], metavar="PWD", help="an ICE password (repeatable)"
     )
     webrtc.add_argument(
+        "--sdp",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="signaling from outside the capture: an SDP offer or answer, a JSON signaling message, "
+        "or trickled candidates; learnt before the first packet (repeatable)",
+    )
+    webrtc.add_argument(
         "--turn-auth",
         action="append",
         default=[],
@@ -342,6 +350,8 @@ def _registry(args: argparse.Namespace) -> Registry:
         "stun.turn_auth": args.turn_auth,
         "srtp.keys": args.srtp_key,
     }
+    if args.sdp:
+        options["sdp.signaling"] = _sdp_files(args.sdp)  # sdpfiles.SIGNALING_OPTION
     keylog_files = _keylog(args.keylog)
     options["tls.keylog"] = keylog_files.keylog
     if args.keylog:
@@ -357,6 +367,17 @@ def _registry(args: argparse.Namespace) -> Registry:
     for problem in reg.load_errors:
         print(f"protoscope: warning: {clean(problem)}", file=sys.stderr)
     return reg
+
+
+def _sdp_files(paths: Sequence[str]) -> object:
+    """--sdp's files read and checked (inspector/sdpfiles.py): exit 2 for one that cannot be read
+    or holds no signaling."""
+    from .sdpfiles import SdpFileError, load_sdp_files
+
+    try:
+        return load_sdp_files(paths)
+    except SdpFileError as exc:
+        raise _Usage(clean(str(exc))) from None
 
 
 def _keylog(paths: Sequence[str]) -> KeyLogFiles:

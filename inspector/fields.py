@@ -195,13 +195,15 @@ def _in_tree() -> Mapping[str, FieldInfo]:
     from protoscope.decoders.dtls.fields import FIELDS as DTLS
     from protoscope.decoders.http.fields import FIELDS as HTTP
     from protoscope.decoders.http2.fields import FIELDS as HTTP2
+    from protoscope.decoders.icmp.fields import FIELDS as ICMP
+    from protoscope.decoders.mdns.fields import FIELDS as MDNS
     from protoscope.decoders.rtp.fields import FIELDS as RTP
     from protoscope.decoders.sctp.fields import FIELDS as SCTP
     from protoscope.decoders.sdp.fields import FIELDS as SDP
     from protoscope.decoders.stun.fields import FIELDS as STUN
     from protoscope.decoders.tls.fields import FIELDS as TLS
 
-    return _merge((*DTLS, *HTTP, *HTTP2, *RTP, *SCTP, *SDP, *STUN, *TLS))
+    return _merge((*DTLS, *HTTP, *HTTP2, *ICMP, *MDNS, *RTP, *SCTP, *SDP, *STUN, *TLS))
 
 
 def _merge(decoded: tuple[FieldInfo, ...]) -> Mapping[str, FieldInfo]:

@@ -20,6 +20,7 @@ from protoscope.decoders.api import Finding, Pdu, Severity
 
 from .colour import Colouring
 from .config import ColourRule
+from .icmp_errors import shown_protocol
 from .report.rows import (
     SEVERITIES,
     AnalysisPass,
@@ -241,7 +242,7 @@ class CaptureModel:
         ix = self.index
         rec = ix.records
         src, dst = endpoints(ix, i)
-        protocol = self.decoded.protocol.get(i) or (ix.stacks[int(ix.stack[i])] or ("frame",))[-1]
+        protocol = self.decoded.protocol.get(i) or shown_protocol(ix.stacks[int(ix.stack[i])] or ("frame",))
         text = self.decoded.info.get(i)
         if text is None:
             text = info_column(self.session, PacketDecode(i, (), ()))
@@ -342,7 +343,7 @@ class CaptureModel:
             text = info_column(self.session, pd)
             with self._lock:
                 before = out.info.get(i) if pd.late else None
-                out.protocol[i] = names[-1]
+                out.protocol[i] = shown_protocol(names)
                 out.info[i] = f"{before}, {text}" if before else text
         if pd.findings:
             with self._lock:

@@ -54,6 +54,7 @@ from protoscope.decoders.registry import (
 )
 from protoscope.decoders.tls.keylog import KeyLog
 
+from .icmp_errors import QuotedFlows, icmp_context, icmp_message, icmp_stacks, outer_layers
 from .keys import KeyLogFiles
 
 MAX_STREAM_BUFFER = 16 * 1024 * 1024
@@ -79,6 +80,8 @@ payloads front to back would otherwise make the whole mapped file resident (230 
 packets), and even a sparse pass (one packet in a thousand) faults in most of it, 64 KiB at a time."""
 
 Progress = Callable[[int, int], None]
+SignalingSink = Callable[[list[tuple[Pdu, FlowContext]]], None]
+"""Takes the PDUs of the signaling given before the capture (--sdp), each with its context."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,11 +377,37 @@ class Session:
         n = len(self.index)
         return [f for i, f in self.index.findings if i >= n]
 
-    def decoding(self, sparse: bool = False, skip: npt.NDArray[np.bool_] | None = None) -> Decoding:
+    def signaling(self) -> list[tuple[Pdu, FlowContext]]:
+        """--sdp: the signaling given before the capture (registry option "sdp.signaling", see
+        inspector/sdpfiles.py), decoded by the "sdp" decoder as frame 0 of no flow at the time of
+        the capture's first packet, each PDU with its context. What it announces is learnt by the
+        current pass as in-capture signaling's is (`_collect`): RTP/STUN expectations with their
+        hints (clock rates, SDES keys) here, ICE passwords by the decoder into ctx.capture."""
+        from .sdpfiles import SIGNALING_OPTION, decode_signaling
+
+        messages = self.registry.options.get(SIGNALING_OPTION)
+        decoder = self.registry.decoders.get("sdp")
+        if not messages or decoder is None or not isinstance(messages, tuple):
+            return []
+        time = self.index.time(0) if len(self.index) else 0.0
+        decoded = decode_signaling(messages, decoder, self._capture, time)
+        for pdu, _ in decoded:
+            for e in pdu.expect:
+                self.registry.expect(Expectation(e.transport, e.ip, e.port, e.protocol))
+                self._hints.setdefault((e.transport, e.ip, e.port), {}).update(e.hints)
+        return decoded
+
+    def decoding(
+        self,
+        sparse: bool = False,
+        skip: npt.NDArray[np.bool_] | None = None,
+        on_signaling: SignalingSink | None = None,
+    ) -> Decoding:
         """A decoding pass to take a piece at a time as the index grows (`Decoding.more`); `sparse`
         and `skip` as in `decode`. Starting one forgets what the last pass learnt across flows
-        (ICE passwords, signaling's hints and expectations), so every pass gives the same."""
-        return Decoding(self, sparse, skip)
+        (ICE passwords, signaling's hints and expectations), so every pass gives the same.
+        `on_signaling` gets the --sdp PDUs (`signaling()`) once, before the first packet."""
+        return Decoding(self, sparse, skip, on_signaling=on_signaling)
 
     def decode(
         self,
@@ -460,6 +489,31 @@ class Session:
         result = self._run(decoder, data, d.state, ctx, findings, st)
         if result is not None:
             self._collect(result, ctx, st, pdus, findings, 0, 0)
+
+    def _icmp(
+        self, i: int, st: _FlowState, quoted: QuotedFlows, pdus: _PduList, findings: list[Finding]
+    ) -> None:
+        """Packet `i`, outside any flow, carries an ICMP message: the "icmp" decoder's PDU, fed to
+        analyses with the context of the UDP flow the error quotes (inspector/icmp_errors.py). `st`
+        is the pass's one state for all ICMP packets: a decoder that fails is dropped from it."""
+        decoder = self.registry.decoders.get("icmp")
+        if decoder is None or decoder.name in st.excluded or decoder.name in st.run.disabled:
+            return
+        message = icmp_message(self.index, i)
+        if message is None:
+            return
+        data, src, dst = message
+        ctx = icmp_context(self.index, i, src, dst, self._capture)
+        d = st.directions[0]
+        if d.state is _UNSET:
+            d.state = self._new_state(decoder, st, findings)
+            if d.state is _UNSET:
+                return
+        result = self._run(decoder, data, d.state, ctx, findings, st)
+        if result is None:
+            return
+        ctx = pdus.context = quoted.context(self.index.flows, result.pdus, ctx)
+        self._collect(result, ctx, st, pdus, findings, 0, None)
 
     # -- streams ---------------------------------------------------------------------------
 
@@ -894,6 +948,7 @@ class Decoding:
         sparse: bool,
         skip: npt.NDArray[np.bool_] | None,
         packets: Sequence[int] | None = None,
+        on_signaling: SignalingSink | None = None,
     ) -> None:
         self.session = session
         session.learn_secrets()
@@ -921,6 +976,12 @@ class Decoding:
         registry's expectations while it runs."""
         self._hints: dict[tuple[str, str, int], dict[str, str]] = {}
         self._expectations: dict[tuple[str, str, int], str] = {}
+        self._icmp_state = _FlowState(run=self._run)
+        """The decoder state of the ICMP messages (packets outside any flow) of this pass."""
+        self._quoted = QuotedFlows()
+        self._on_signaling = on_signaling
+        self._signaled = False
+        """The --sdp signaling was learnt (at the first call that has a packet, or the final one)."""
 
     def decoder_state(self, fid: int, direction: int, name: str) -> object | None:
         """The state decoder `name` keeps for one direction of flow `fid` in this pass: the
@@ -973,6 +1034,11 @@ class Decoding:
             # see, even if another pass ran in between; a flow decoded again sees it too.
             session._capture, session._hints = self._capture, self._hints
             session.registry.expectations = self._expectations
+        if not self._signaled and (len(ix) or final):
+            self._signaled = True  # --sdp: learnt before the first packet (its time is theirs)
+            signaling = session.signaling()
+            if signaling and self._on_signaling is not None:
+                self._on_signaling(signaling)
         n = len(ix)
         lo = self._next
         hi = n if upto is None or self._packets is not None else max(lo, min(upto, n))
@@ -990,6 +1056,9 @@ class Decoding:
             np.maximum.at(last_at, column[with_flow], np.flatnonzero(with_flow))
             last = last_at.tolist()
             del with_flow, column
+        # Packets outside any flow that carry ICMP (None: none do) are decoded too, by `_icmp`.
+        icmp = icmp_stacks(ix.stacks) if own and "icmp" in session.registry.decoders else None
+        stack_col = ix.stack
         quiet = None
         if self.sparse and own:
             span = np.arange(lo, hi, dtype=np.int64)
@@ -1000,6 +1069,8 @@ class Decoding:
                 dead = np.zeros(len(ix.flows) + 1, np.bool_)  # the last: packets outside any flow
                 dead[self._quiet_flows] = True
                 quiet |= dead[flow_col[lo:hi]]
+            if icmp is not None:
+                quiet &= ~icmp[stack_col[lo:hi]]
         keep = np.concatenate(
             (np.fromiter(index_findings, np.int64, len(index_findings)), last_at[last_at >= lo])
         )
@@ -1051,6 +1122,8 @@ class Decoding:
                             # out from what comes only when nothing more will (`_bury`).
                             st.planned = {}
                             self._quiet_flows.append(fid)
+                elif icmp is not None and icmp[stack_col[i]]:
+                    session._icmp(i, self._icmp_state, self._quoted, pdus, findings)
                 reached = i + 1
                 yield pdus.decode(i, findings)
             reached = hi
@@ -1161,7 +1234,7 @@ def endpoints(index: PacketIndex, i: int) -> tuple[str, str]:
         src, dst = (flow.client, flow.server) if int(index.direction[i]) == 0 else (flow.server, flow.client)
         return str(src), str(dst)
     d = index.dissect(i)
-    for layer in reversed(d.layers):
+    for layer in reversed(outer_layers(d.layers)):
         for a, b in (("ip.src", "ip.dst"), ("ipv6.src", "ipv6.dst"), ("eth.src", "eth.dst")):
             if a in layer.fields:
                 return str(layer.fields[a]), str(layer.fields[b])

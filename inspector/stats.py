@@ -25,6 +25,7 @@ from protoscope.captures.columns import ByteColumns, gather
 from protoscope.decoders.rtp.packets import RtpRecord
 
 from .bulk import RtpPlan, plan_rtp
+from .icmp_errors import outer_protocols
 from .session import Session, packet_protocols
 
 Layer = Literal["eth", "ip", "ipv6", "tcp", "udp"]
@@ -97,7 +98,7 @@ def _add_stacks(
     first = np.full(len(ix.stacks), len(ix), np.int64)
     np.minimum.at(first, stack, rows)
     for sid in np.flatnonzero(frames).tolist():
-        entry = counts.setdefault((*ix.stacks[sid], *above), [0, 0, int(first[sid])])
+        entry = counts.setdefault((*outer_protocols(ix.stacks[sid]), *above), [0, 0, int(first[sid])])
         entry[0] += int(frames[sid])
         entry[1] += round(float(sizes[sid]))
         entry[2] = min(entry[2], int(first[sid]))
@@ -134,7 +135,7 @@ def _upper_paths(
         if not pd.pdus or not chosen[i]:
             continue
         upper[i] = True
-        path = tuple(packet_protocols(ix, i, pd.pdus))
+        path = tuple(outer_protocols(packet_protocols(ix, i, pd.pdus)))
         entry = counts.get(path)
         if entry is None:
             counts[path] = [1, int(wirelen[i]), i]

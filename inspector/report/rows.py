@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from protoscope.captures.flows import Flow
 from protoscope.captures.net import dissect
-from protoscope.decoders.api import Analysis, Finding, Pdu
+from protoscope.decoders.api import Analysis, Finding, FlowContext, Pdu
 from protoscope.decoders.rtp.packets import RtpRecord
 
 from ..session import Decoding, PacketDecode, Progress, Session, endpoints, flatten, packet_protocols
@@ -155,7 +155,8 @@ class AnalysisPass:
         a pass that must see every packet (a display filter's) says sparse=False. Drains happen at
         the same points either way: after packet k * DRAIN_EVERY, or before the first packet past it
         when that one is left out (as inspector/bulk_calls.py's pass does)."""
-        return self._fed(self.session.decode(skip=skip, sparse=sparse))
+        decoding = self.session.decoding(sparse=sparse, skip=skip, on_signaling=self._signaling)
+        return self._fed(decoding.more(final=True, progress=self.session.progress))
 
     @property
     def done(self) -> int:
@@ -171,10 +172,17 @@ class AnalysisPass:
         analyses drain at the end, so a call that ended in these packets reaches `on_rows` within
         this call. After the final call, `finish()` hands over what is still open."""
         if self._decoding is None:
-            self._decoding = self.session.decoding(sparse=self.sparse)
+            self._decoding = self.session.decoding(sparse=self.sparse, on_signaling=self._signaling)
         yield from self._fed(self._decoding.more(upto, final, progress))
         if self._drains:
             self._drain()
+
+    def _signaling(self, pdus: list[tuple[Pdu, FlowContext]]) -> None:
+        """--sdp's PDUs (inspector/sdpfiles.py), fed before the capture's first packet: of no flow,
+        so no flow's protocols name them."""
+        for analysis in self.analyses.values():
+            for pdu, ctx in pdus:
+                analysis.feed(pdu, ctx)
 
     def _fed(self, decoded: Iterator[PacketDecode]) -> Iterator[PacketDecode]:
         session = self.session
