@@ -21,6 +21,13 @@ and merged by union-find (a merged session points to the one that absorbed it), 
 the same whatever came before it, even when ufrags chain (`u2:u1`, `u3:u2`, ...: 60,000 such checks
 took 156 s when every check re-indexed and scanned its session). Everything kept per session, pair
 and allocation has a named limit; hitting one makes a warning on the row (`*_limit` codes).
+
+Relayed calls (issue 16): a ChannelData message or a Send/Data indication is fed before the PDUs it
+carries, in the same frame, so those PDUs are read between the relayed address and the peer (the
+`RelayLeg`), not between the client and the TURN server. A check is counted once, on the first leg
+it was seen on (its transaction id names its copies on the other legs), and an RTP stream on the
+first leg its SSRC was seen on. What the rows say of parties, candidates, pairs, NATs and why the
+call went as it did is built from what is gathered here by ice.py and diagnosis.py.
 """
 
 from __future__ import annotations
@@ -28,13 +35,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from protoscope.decoders.api import AnalysisFinding, FlowContext, Pdu, Severity
+from protoscope.decoders.api import AnalysisFinding, Endpoint, FlowContext, Pdu, Severity
 from protoscope.decoders.dtls.records import DtlsRecord
 from protoscope.decoders.rtp.packets import RtcpRecord, RtpRecord
 from protoscope.decoders.sctp import names as sctp_names
 from protoscope.decoders.sctp.records import SctpRecord, UserMessage
 from protoscope.decoders.sdp.parse import SdpRecord
 from protoscope.decoders.stun.messages import StunRecord
+from protoscope.decoders.webrtc import diagnosis, ice
+from protoscope.decoders.webrtc.candidates import parse_candidate
+from protoscope.decoders.webrtc.ice import (
+    MAX_ADDRESSES,
+    MAX_CANDIDATES,
+    Evidence,
+    MediaStream,
+    Pair,
+    Path,
+    RelayLeg,
+    Seen,
+)
 
 BINDING, ALLOCATE, REFRESH, CREATE_PERMISSION, CHANNEL_BIND, SEND, DATA = (
     0x001,
@@ -84,25 +103,33 @@ MAX_CHANNELS = 4096
 """Channels of one allocation: the numbers RFC 8656 section 12 allows (0x4000 through 0x4FFF)."""
 MAX_TURN_ERRORS = 100
 """Error answers listed per allocation (the first ones)."""
+MAX_PATHS = 64
+"""Legs (flow, direction, framing) of one session: a relayed call has six, a restart a few more."""
+MAX_TRANSACTIONS = 1 << 16
+"""Check transaction ids remembered (all sessions), the oldest forgotten first: a check's copies
+on its other legs come within milliseconds, and ICMP errors quote checks as fast."""
+MAX_SERVER_TRANSACTIONS = 4096
+"""Binding requests to STUN servers (no USERNAME) awaiting their response, all sessions."""
+MAX_REFLEXIVE_SOCKETS = 10_000
+"""Sockets whose server-reflexive addresses are kept, and MAX_REFLEXIVE per socket."""
+MAX_REFLEXIVE = 8
+MAX_MDNS_NAMES = 4096
+"""mDNS names resolved by responses in the capture, kept for candidates that name them."""
 MAX_DATA_CHANNELS = 1024
 """Data channels (SCTP streams of its flows) one session follows for its `datachannel` phase: a
 browser opens a handful; an OPEN per stream id would otherwise make an entry each."""
 
 
 @dataclass(slots=True)
-class Pair:
-    flow: int
-    local: str
-    remote: str
-    requests: int = 0
-    responses: int = 0
-    errors: int = 0
-    nominated: bool = False
-    rtt_ms: list[float] = field(default_factory=list)
-    pending: dict[bytes, float] = field(default_factory=dict)
-    last_request: int = 0
-    """Frame of the last check sent on this pair."""
-    pending_limit: bool = False
+class Transaction:
+    """A check's transaction id, to count it once whatever the legs it travels on."""
+
+    session: IceSession
+    pair: tuple[int, str, str]
+    request_leg: tuple[int, bool]
+    response_leg: tuple[int, bool] | None = None
+    nominating: bool = False
+    """The check carried USE-CANDIDATE."""
 
 
 @dataclass(slots=True)
@@ -116,11 +143,30 @@ class IceSession:
     """The limits this session hit (each makes one finding)."""
     phases: dict[str, float] = field(default_factory=dict)
     frames: dict[str, int] = field(default_factory=dict)
-    pairs: dict[int, Pair] = field(default_factory=dict)
+    pairs: dict[tuple[int, str, str], Pair] = field(default_factory=dict)
+    """(flow of the first leg, local, remote) -> the pair: relayed pairs by relayed endpoints."""
     sdp: list[dict[str, object]] = field(default_factory=list)
     roles: set[str] = field(default_factory=set)
     dtls: dict[str, object] = field(default_factory=dict)
-    media: dict[tuple[int, bool], dict[str, object]] = field(default_factory=dict)
+    media: dict[int, MediaStream] = field(default_factory=dict)
+    """SSRC -> its stream (MAX_MEDIA_STREAMS of them)."""
+    evidence: Evidence = field(default_factory=Evidence)
+    candidates: list[Seen] = field(default_factory=list)
+    """Candidates from signaling (MAX_CANDIDATES); those learnt on the wire come with the rows."""
+    candidate_keys: set[tuple[str | None, str, str, int]] = field(default_factory=set)
+    """(ufrag, endpoint, type, component) of the kept candidates: an SDP seen twice adds none."""
+    paths: dict[tuple[int, bool, str], Path] = field(default_factory=dict)
+    """(flow, from client, framing) -> its leg (MAX_PATHS)."""
+    promised: set[tuple[str, str]] = field(default_factory=set)
+    """(hash function, fingerprint) of every a=fingerprint the session's SDP carried."""
+    selected_at: tuple[float, int] | None = None
+    """When a nominated pair was first answered: traffic after it is the selected pair's."""
+    after: list[int] = field(default_factory=lambda: [0, 0])
+    """Packets and bytes on first legs after `selected_at`."""
+    ended: float | None = None
+    """A DTLS close_notify or fatal alert: the call is over, consent is not judged after it."""
+    icmp: list[tuple[str, int]] = field(default_factory=list)
+    """ICMP errors that quoted the session's checks but no pair's (message, frame)."""
     data_records: int = 0
     findings: list[AnalysisFinding] = field(default_factory=list)
     last_frame: int = 0
@@ -143,6 +189,24 @@ class IceSession:
     def seen(self, ctx: FlowContext) -> None:
         self.last_frame = max(self.last_frame, ctx.frame)
 
+    def add_candidate(self, seen: Seen) -> None:
+        """Keep a signaled candidate once (an offer relayed on two signaling flows, or repeated
+        in every BUNDLEd m-line, says it again), up to MAX_CANDIDATES."""
+        c = seen.candidate
+        key = (seen.ufrag, c.endpoint, c.type, c.component)
+        if key in self.candidate_keys:
+            return
+        if len(self.candidates) >= MAX_CANDIDATES:
+            self.limit(
+                "ice.candidates_limit",
+                "ice",
+                f"more than {MAX_CANDIDATES} candidates (MAX_CANDIDATES): the later ones are not listed",
+                seen.frame,
+            )
+            return
+        self.candidate_keys.add(key)
+        self.candidates.append(seen)
+
     def limit(self, code: str, phase: str, message: str, frame: int) -> None:
         """A limit this session hit: a warning, once per limit."""
         if code not in self.limits:
@@ -158,11 +222,15 @@ class Allocation:
     first: float
     unauthorized: int = 0
     relayed: str | None = None
+    mapped: str | None = None
+    """The XOR-MAPPED-ADDRESS of the Allocate success: the client's server-reflexive address."""
+    relayed_frame: int = 0
     lifetime: int | None = None
     expires: float | None = None
     permissions: dict[str, float] = field(default_factory=dict)
     """peer ip -> expiry time."""
     channels: dict[int, str] = field(default_factory=dict)
+    """Channel number -> peer "ip:port" (ChannelBind's XOR-PEER-ADDRESS)."""
     errors: list[str] = field(default_factory=list)
     findings: list[AnalysisFinding] = field(default_factory=list)
     expires_frame: int | None = None
@@ -201,6 +269,8 @@ SEVERITY: dict[str, Severity] = {
     "ice.role_conflict": "note",
     "turn.stale_nonce": "note",
     "turn.midway": "note",
+    # Issue 16: what the pair table and the NAT verdicts say (decoders/webrtc/diagnosis.py).
+    **diagnosis.FINDING_SEVERITY,
 }
 """Each finding's severity, as Wireshark's expert info grades them; `dtls.alert` goes by the alert's
 level (ALERT_SEVERITY)."""
@@ -269,6 +339,26 @@ class SessionAnalysis:
         self.sessions_limit: int | None = None
         """The frame where MAX_SESSIONS first left a session unfollowed."""
         self.allocations_limit: int | None = None
+        self.alloc_by_flow: dict[int, Allocation] = {}
+        self.relays: dict[str, Allocation] = {}
+        """Relayed address -> its allocation (what sends from it is a TURN server's copy)."""
+        self.relay: RelayLeg | None = None
+        """The TURN framing of the packet being fed (its inner PDUs follow it)."""
+        self.transactions: dict[bytes, Transaction] = {}
+        """Check transaction id -> where it was counted (MAX_TRANSACTIONS, oldest first out)."""
+        self.server_requests: dict[bytes, tuple[str, str]] = {}
+        """Binding requests without USERNAME (to a STUN server): id -> (socket, server)."""
+        self.reflexive: dict[str, list[tuple[str, str, int, float]]] = {}
+        """Socket -> (mapped, server, frame, time) of the STUN servers' Binding responses."""
+        self.mdns: dict[str, str] = {}
+        """mDNS name (lower case) -> the address a response in the capture gave it."""
+        self.first_time: float | None = None
+        self.sdp_ufrags: dict[tuple[int, bool], str] = {}
+        """(signaling flow, direction) -> the own ufrag of the last SDP sent that way."""
+        self.pair_ends: dict[tuple[str, str], tuple[IceSession, tuple[int, str, str]]] = {}
+        """(source, destination) of a pair's first check on the wire -> the pair (for ICMP)."""
+        """(signaling flow, direction) -> the own ufrag of the last SDP sent that way."""
+        self.nat = diagnosis.nat_observer()
 
     # -- routing ------------------------------------------------------------------------------
 
@@ -329,15 +419,30 @@ class SessionAnalysis:
             if phase not in session.phases or t < session.phases[phase]:
                 session.phases[phase] = t
                 session.frames[phase] = other.frames[phase]
-        for fid, pair in other.pairs.items():
-            if fid in session.pairs or len(session.pairs) < MAX_PAIRS:
-                session.pairs.setdefault(fid, pair)
+        for pair_key, pair in other.pairs.items():
+            if pair_key in session.pairs or len(session.pairs) < MAX_PAIRS:
+                session.pairs.setdefault(pair_key, pair)
         session.roles |= other.roles
         for k, v in other.dtls.items():
             session.dtls.setdefault(k, v)
-        for k2, m in other.media.items():
-            if k2 in session.media or len(session.media) < MAX_MEDIA_STREAMS:
-                session.media.setdefault(k2, m)
+        for ssrc, m in other.media.items():
+            if ssrc in session.media or len(session.media) < MAX_MEDIA_STREAMS:
+                session.media.setdefault(ssrc, m)
+        session.evidence.merge(other.evidence)
+        for seen in other.candidates:
+            session.add_candidate(seen)
+        for leg, path in other.paths.items():
+            if leg in session.paths or len(session.paths) < MAX_PATHS:
+                session.paths.setdefault(leg, path)
+        session.promised |= other.promised
+        if other.selected_at is not None and (
+            session.selected_at is None or other.selected_at < session.selected_at
+        ):
+            session.selected_at = other.selected_at
+        session.after = [a + b for a, b in zip(session.after, other.after, strict=True)]
+        if other.ended is not None:
+            session.ended = min(other.ended, session.ended or other.ended)
+        session.icmp = (session.icmp + other.icmp)[:MAX_FINDINGS]
         session.data_records += other.data_records
         for key, pending in other.channels.items():
             if key in session.channels or len(session.channels) < MAX_DATA_CHANNELS:
@@ -353,51 +458,130 @@ class SessionAnalysis:
         other.merged_into = session
         other.ufrags = set()
         other.sdp, other.pairs, other.media, other.findings = [], {}, {}, []
-        other.channels = {}
+        other.channels, other.candidates, other.paths, other.evidence = {}, [], {}, Evidence()
         self.live -= 1
 
     def feed(self, pdu: Pdu, ctx: FlowContext) -> None:
         self.last_time = max(self.last_time, ctx.time)
+        if self.first_time is None:
+            self.first_time = ctx.time
         rec = pdu.record
-        if isinstance(rec, SdpRecord):
-            self._sdp(rec, ctx)
+        if isinstance(rec, RtpRecord | RtcpRecord):  # the most frequent first: a lookup or two each
+            session = self._flow_session(ctx.flow)
+            if session is not None:
+                self._media(session, rec, ctx, pdu.span[1] - pdu.span[0])
         elif isinstance(rec, StunRecord):
-            self._stun(rec, ctx)
+            self._stun(rec, ctx, pdu.span[1] - pdu.span[0])
+        elif isinstance(rec, tuple) and rec[:1] == ("channel",) and len(rec) == 3:
+            self._channel_data(rec[1], ctx, pdu.span[1] - pdu.span[0])
+        elif isinstance(rec, SdpRecord):
+            self._sdp(rec, ctx)
         elif isinstance(rec, DtlsRecord):
-            self._dtls(rec, ctx)
+            self._dtls(rec, ctx, pdu.span[1] - pdu.span[0])
         elif isinstance(rec, UserMessage):
             self._datachannel(rec, ctx)
         elif isinstance(rec, SctpRecord):
             self._sctp(rec, ctx)
-        elif isinstance(rec, RtpRecord | RtcpRecord):
-            session = self._flow_session(ctx.flow)
-            if session is not None:
-                session.seen(ctx)
-                session.mark("media", ctx)
-                if isinstance(rec, RtpRecord):
-                    key = (rec.ssrc, ctx.from_client)
-                    m = session.media.get(key)
-                    if m is None:
-                        if len(session.media) >= MAX_MEDIA_STREAMS:
-                            session.limit(
-                                "media.streams_limit",
-                                "media",
-                                f"more than {MAX_MEDIA_STREAMS} RTP streams (MAX_MEDIA_STREAMS): "
-                                "the SSRCs past it are not counted",
-                                ctx.frame,
-                            )
-                            return
-                        m = session.media[key] = {"packets": 0, "payload_type": rec.payload_type}
-                    m["packets"] = int(m["packets"]) + 1  # type: ignore[call-overload]
+        elif diagnosis.is_trickle(rec):
+            self._trickle(rec, ctx)
+        elif diagnosis.is_icmp_error(rec):
+            self._icmp(rec, ctx)
+        elif diagnosis.is_mdns(rec):
+            for name, ip in getattr(rec, "answers", ())[:MAX_MDNS_NAMES]:
+                if isinstance(name, str) and isinstance(ip, str):
+                    if name.lower() in self.mdns or len(self.mdns) < MAX_MDNS_NAMES:
+                        self.mdns[name.lower().rstrip(".")] = ip
+
+    # -- legs: what TURN relays, and where a packet was first seen -------------------------------
+
+    def _relayed(self, ctx: FlowContext) -> RelayLeg | None:
+        """The TURN framing around this PDU, when it came inside ChannelData or an indication."""
+        relay = self.relay
+        if relay is not None and relay.frame == ctx.frame and relay.flow == ctx.flow:
+            return relay
+        return None
+
+    def _ends(self, ctx: FlowContext) -> tuple[str, str, RelayLeg | None]:
+        """The endpoints the PDU travels between as its sender and receiver see them: for relayed
+        bytes the relayed address and the peer, else the packet's own."""
+        relay = self._relayed(ctx)
+        if relay is not None and relay.src is not None and relay.dst is not None:
+            return relay.src, relay.dst, relay
+        return str(ctx.src), str(ctx.dst), relay
+
+    def _channel_data(self, channel: object, ctx: FlowContext, size: int) -> None:
+        alloc = self.alloc_by_flow.get(ctx.flow)
+        peer = alloc.channels.get(channel) if alloc is not None and isinstance(channel, int) else None
+        if alloc is None:
+            self.relay = RelayLeg(ctx.frame, ctx.flow, "channeldata", None, None, size, not ctx.from_client)
+            return
+        toward = str(ctx.src) == alloc.client
+        src, dst = (alloc.relayed, peer) if toward else (peer, alloc.relayed)
+        self.relay = RelayLeg(ctx.frame, ctx.flow, "channeldata", src, dst, size, not toward)
+
+    def _leg(self, session: IceSession, ctx: FlowContext, size: int) -> Path | None:
+        """Count the packet on its leg (once per frame, whatever PDUs it holds) and, when it is a
+        first leg after the selection, for the selected pair."""
+        relay = self._relayed(ctx)
+        via = relay.via if relay is not None else "udp"
+        key = (ctx.flow, ctx.from_client, via)
+        path = session.paths.get(key)
+        if path is None:
+            if len(session.paths) >= MAX_PATHS:
+                return None
+            copy = relay.from_server if relay is not None else str(ctx.src) in self.relays
+            path = session.paths[key] = Path(str(ctx.src), str(ctx.dst), copy=copy)
+        if path.last_frame != ctx.frame:
+            path.last_frame, path.last_time = ctx.frame, ctx.time
+            path.packets += 1
+            size = relay.size if relay is not None else size
+            path.bytes += size
+            if not path.copy and session.selected_at is not None:
+                session.after[0] += 1
+                session.after[1] += size
+        elif relay is None:  # another record of the same datagram
+            path.bytes += size
+            if not path.copy and session.selected_at is not None:
+                session.after[1] += size
+        return path
+
+    def _media(self, session: IceSession, rec: RtpRecord | RtcpRecord, ctx: FlowContext, size: int) -> None:
+        session.seen(ctx)
+        session.mark("media", ctx)
+        self._leg(session, ctx, size)
+        if not isinstance(rec, RtpRecord):
+            return
+        leg = (ctx.flow, ctx.from_client)
+        m = session.media.get(rec.ssrc)
+        if m is None:
+            if len(session.media) >= MAX_MEDIA_STREAMS:
+                session.limit(
+                    "media.streams_limit",
+                    "media",
+                    f"more than {MAX_MEDIA_STREAMS} RTP streams (MAX_MEDIA_STREAMS): "
+                    "the SSRCs past it are not counted",
+                    ctx.frame,
+                )
+                return
+            src, dst, _ = self._ends(ctx)
+            m = session.media[rec.ssrc] = MediaStream(leg, src, dst, rec.payload_type)
+        if m.leg == leg:
+            m.packets += 1
+            m.bytes += size
+        elif leg not in m.legs and len(m.legs) < MAX_PATHS:
+            m.legs.add(leg)
 
     def _flow_session(self, fid: int) -> IceSession | None:
         session = self.by_flow.get(fid)
         return None if session is None else self._find(session)
 
+    # -- signaling ------------------------------------------------------------------------------
+
     def _sdp(self, rec: SdpRecord, ctx: FlowContext) -> None:
         ufrags = {u for u in [rec.ice_ufrag, *(m.ice_ufrag for m in rec.media)] if u}
         if not ufrags:
             return
+        own = sorted(ufrags)
         prior = self.last_sdp.get(ctx.flow)
         if prior is not None:
             prior = (prior[0], self._find(prior[1]))
@@ -416,6 +600,18 @@ class SessionAnalysis:
         self.last_sdp[ctx.flow] = (ctx.from_client, session)
         session.seen(ctx)
         session.mark("signaling", ctx)
+        self._own_ufrags(session, own, ctx)
+        source = "sdp-file" if ctx.flow < 0 else "sdp"
+        for m in rec.media:
+            for text in m.candidates[:MAX_CANDIDATES]:
+                self._candidate(session, text, m.ice_ufrag or rec.ice_ufrag, source, ctx)
+        for value in [
+            *getattr(rec, "fingerprints", []),
+            rec.fingerprint,
+            *(m.fingerprint for m in rec.media),
+        ]:
+            if isinstance(value, str) and " " in value and len(session.promised) < MAX_SDP:
+                session.promised.add((value.split(" ")[0].lower(), value.split(" ")[-1].upper()))
         if len(session.sdp) >= MAX_SDP:
             session.limit(
                 "sdp.descriptions_limit",
@@ -438,71 +634,174 @@ class SessionAnalysis:
             }
         )
 
-    def _stun(self, rec: StunRecord, ctx: FlowContext) -> None:
-        if rec.method == BINDING:
-            self._binding(rec, ctx)
-        elif rec.method in (ALLOCATE, REFRESH, CREATE_PERMISSION, CHANNEL_BIND, SEND, DATA):
-            self._turn(rec, ctx)
+    def _own_ufrags(self, session: IceSession, own: list[str], ctx: FlowContext) -> None:
+        """An SDP's (or trickle message's) own ufrags: the first SDP's is the offerer's; one that
+        replaces the ufrag of an earlier description sent the same way is that agent's restart,
+        and one sent the other way is the other agent's."""
+        ev = session.evidence
+        for u in own:
+            ev.saw(u, ctx.frame, 0)
+            if u not in ev.offered and len(ev.offered) < MAX_UFRAGS:
+                ev.offered.append(u)
+        sent = self.sdp_ufrags.get((ctx.flow, ctx.from_client))
+        back = self.sdp_ufrags.get((ctx.flow, not ctx.from_client))
+        for u in own:
+            if sent is not None:
+                ev.relate(u, sent, same=True)
+            if back is not None:
+                ev.relate(u, back, same=False)
+        if len(self.sdp_ufrags) < MAX_SESSIONS or (ctx.flow, ctx.from_client) in self.sdp_ufrags:
+            self.sdp_ufrags[(ctx.flow, ctx.from_client)] = own[0]
 
-    def _binding(self, rec: StunRecord, ctx: FlowContext) -> None:
+    def _candidate(
+        self, session: IceSession, text: str, ufrag: str | None, source: str, ctx: FlowContext
+    ) -> None:
+        cand = parse_candidate(text if text.startswith(("candidate:", "a=")) else f"candidate:{text}")
+        if cand is None:
+            return
+        session.add_candidate(Seen(cand, source, ctx.frame, ctx.time, ufrag))
+        if self.nat is not None:
+            self.nat.candidate(cand, ufrag, ctx.frame, ctx.time)
+
+    def _trickle(self, rec: object, ctx: FlowContext) -> None:
+        """A trickled candidate (RFC 8838): the session of its ufrag, else of the last SDP on its
+        signaling connection, and the party that sent SDP the same way."""
+        ufrag = getattr(rec, "ufrag", None)
+        session: IceSession | None = None
+        if isinstance(ufrag, str) and ufrag in self.by_ufrag:
+            session = self._find(self.by_ufrag[ufrag])
+        else:
+            prior = self.last_sdp.get(ctx.flow)
+            session = None if prior is None else self._find(prior[1])
+            ufrag = self.sdp_ufrags.get((ctx.flow, ctx.from_client))
+        if session is None:
+            if not isinstance(ufrag, str):
+                return
+            session = self._session_for({ufrag}, ctx)
+            if session is None:
+                return
+        session.seen(ctx)
+        if isinstance(ufrag, str):
+            self._own_ufrags(session, [ufrag], ctx)
+        texts = getattr(rec, "candidates", [])
+        for text in texts[:MAX_CANDIDATES] if isinstance(texts, list) else []:
+            if isinstance(text, str):
+                self._candidate(session, text, ufrag, "sdp-file" if ctx.flow < 0 else "trickle", ctx)
+
+    # -- STUN: checks, STUN servers, TURN -------------------------------------------------------
+
+    def _stun(self, rec: StunRecord, ctx: FlowContext, size: int) -> None:
+        relay = self._relayed(ctx)
+        if self.nat is not None and relay is None:  # what a TURN server relays says nothing of a NAT
+            self.nat.stun(rec, ctx)
+        if rec.method == BINDING:
+            self._binding(rec, ctx, size)
+        elif rec.method in (ALLOCATE, REFRESH, CREATE_PERMISSION, CHANNEL_BIND, SEND, DATA):
+            self._turn(rec, ctx, size)
+
+    def _remember(self, txid: bytes, tx: Transaction) -> None:
+        if len(self.transactions) >= MAX_TRANSACTIONS:
+            del self.transactions[next(iter(self.transactions))]
+        self.transactions[txid] = tx
+
+    def _binding(self, rec: StunRecord, ctx: FlowContext, size: int) -> None:
         a = rec.attributes
         username = a.get("username")
-        session = self._flow_session(ctx.flow)
-        if rec.cls == REQUEST and isinstance(username, str) and ":" in username:
-            session = self._session_for(set(username.split(":", 1)), ctx)
-            if session is None:
-                return  # past MAX_SESSIONS
+        src, dst, relay = self._ends(ctx)
+        leg = (ctx.flow, ctx.from_client)
+        tx = self.transactions.get(rec.transaction_id)
+        if rec.cls == REQUEST and not (isinstance(username, str) and ":" in username):
+            if relay is None:  # no USERNAME: not a check (RFC 8445 7.2.2) but a STUN server's
+                if len(self.server_requests) >= MAX_SERVER_TRANSACTIONS:
+                    del self.server_requests[next(iter(self.server_requests))]
+                self.server_requests[rec.transaction_id] = (str(ctx.src), str(ctx.dst))
+            return
+        if rec.cls != REQUEST and tx is None and rec.transaction_id in self.server_requests:
+            socket, server = self.server_requests.pop(rec.transaction_id)
+            mapped = a.get("xor_mapped") or a.get("mapped")
+            if rec.cls == SUCCESS and isinstance(mapped, tuple):
+                self._reflexive(socket, str(Endpoint(str(mapped[0]), int(mapped[1]))), server, ctx)
+            return
+        session: IceSession | None
+        if tx is not None:
+            session = self._find(tx.session)
+            if rec.cls == REQUEST:
+                copy = tx.request_leg != leg
+            else:
+                copy = tx.response_leg is not None and tx.response_leg != leg
+                if tx.response_leg is None:
+                    tx.response_leg = leg
             self.by_flow[ctx.flow] = session
-        if session is None:
-            return  # a server-reflexive check against a STUN server: no ICE session
-        session.seen(ctx)
-        pair = session.pairs.get(ctx.flow)
-        if pair is None:
-            if len(session.pairs) >= MAX_PAIRS:
-                session.limit(
-                    "ice.pairs_limit",
-                    "ice",
-                    f"checks on more than {MAX_PAIRS} flows (MAX_PAIRS): "
-                    "those past it have no pair of their own",
-                    ctx.frame,
-                )
-                if rec.cls in (REQUEST, SUCCESS):
-                    session.mark("ice" if rec.cls == REQUEST else "ice_connected", ctx)
+            session.seen(ctx)
+            self._leg(session, ctx, size)
+            if copy:  # the same check (or answer) on a later leg: counted where first seen
                 return
-            local, remote = (
-                (str(ctx.src), str(ctx.dst)) if rec.cls == REQUEST else (str(ctx.dst), str(ctx.src))
-            )
-            pair = session.pairs[ctx.flow] = Pair(ctx.flow, local, remote)
-        if rec.cls == REQUEST:
-            session.mark("ice", ctx)
-            pair.requests += 1
-            pair.last_request = ctx.frame
-            if rec.transaction_id not in pair.pending:
-                if len(pair.pending) >= MAX_PENDING_CHECKS:
-                    del pair.pending[next(iter(pair.pending))]  # the oldest: its answer gets no RTT
+            pair = session.pairs.get(tx.pair)
+        else:
+            if rec.cls == REQUEST:
+                assert isinstance(username, str)
+                session = self._session_for(self._restarted(set(username.split(":", 1)), ctx), ctx)
+                if session is None:
+                    return  # past MAX_SESSIONS
+                self.by_flow[ctx.flow] = session
+            else:
+                session = self._flow_session(ctx.flow)
+                if session is None:
+                    return  # an answer to nothing we followed
+            session.seen(ctx)
+            self._leg(session, ctx, size)
+            local, remote = (src, dst) if rec.cls == REQUEST else (dst, src)
+            key = (ctx.flow, local, remote)
+            pair = session.pairs.get(key)
+            if pair is None:
+                if len(session.pairs) >= MAX_PAIRS:
                     session.limit(
-                        "ice.transactions_limit",
+                        "ice.pairs_limit",
                         "ice",
-                        f"more than {MAX_PENDING_CHECKS} unanswered checks on one pair (MAX_PENDING_CHECKS): "
-                        "the oldest are forgotten (a late answer to one has no round-trip time)",
+                        f"checks on more than {MAX_PAIRS} flows (MAX_PAIRS): "
+                        "those past it have no pair of their own",
                         ctx.frame,
                     )
-                pair.pending[rec.transaction_id] = ctx.time
-            if "role" in a:
-                session.roles.add(str(a["role"]))
-            if a.get("use_candidate"):
-                pair.nominated = True
+                    if rec.cls in (REQUEST, SUCCESS):
+                        session.mark("ice" if rec.cls == REQUEST else "ice_connected", ctx)
+                    return
+                via = relay.via if relay is not None else "udp"
+                pair = session.pairs[key] = Pair(ctx.flow, local, remote, via, first_frame=ctx.frame)
+                if len(self.pair_ends) < MAX_TRANSACTIONS:
+                    self.pair_ends.setdefault((str(ctx.src), str(ctx.dst)), (session, key))
+            if rec.cls == REQUEST:
+                nominating = bool(a.get("use_candidate"))
+                self._remember(rec.transaction_id, Transaction(session, key, leg, nominating=nominating))
+        if pair is None:
+            return
+        if rec.cls == REQUEST:
+            self._check(session, pair, rec, ctx, relay)
         elif rec.cls == SUCCESS:
             pair.responses += 1
             sent = pair.pending.pop(rec.transaction_id, None)
             if sent is not None and len(pair.rtt_ms) < RTT_KEPT:
                 pair.rtt_ms.append(round((ctx.time - sent) * 1000, 3))
+            if pair.last_success_time is not None:
+                gap = ctx.time - pair.last_success_time
+                if gap > pair.consent_gap[0]:
+                    pair.consent_gap = (gap, ctx.frame)
+            pair.last_success_time, pair.last_success_frame = ctx.time, ctx.frame
+            pair.first_success_frame = pair.first_success_frame or ctx.frame
             session.mark("ice_connected", ctx)
             if pair.nominated:
                 session.mark("nominated", ctx)
+                pair.nominated_frame = pair.nominated_frame or ctx.frame
+                if tx is None or tx.nominating:  # the latest nomination wins (renomination)
+                    pair.last_nominated_frame = ctx.frame
+                if session.selected_at is None:
+                    session.selected_at = (ctx.time, ctx.frame)
         elif rec.cls == ERROR:
             pair.errors += 1
-            if a.get("error_code") == 487:
+            code = a.get("error_code")
+            if pair.error is None:
+                pair.error = f"{code} {a.get('error_reason', '')}".strip()
+                pair.error_frame = ctx.frame
+            if code == 487:
                 _add(
                     session.findings,
                     _finding(
@@ -513,7 +812,103 @@ class SessionAnalysis:
                     ),
                 )
 
-    def _turn(self, rec: StunRecord, ctx: FlowContext) -> None:
+    def _restarted(self, ufrags: set[str], ctx: FlowContext) -> set[str]:
+        """A check whose ufrags are all new, on the 5-tuple of a session's checks, is that
+        session's ICE restart (RFC 8445 section 9: both agents take new ufrags, the candidates
+        may stay): it joins the session, if the session has room for them."""
+        if any(u in self.by_ufrag for u in ufrags):
+            return ufrags
+        current = self._flow_session(ctx.flow)
+        if current is None or not current.ufrags or len(current.ufrags) + len(ufrags) > MAX_UFRAGS:
+            return ufrags
+        return ufrags | {min(current.ufrags)}
+
+    def _check(
+        self, session: IceSession, pair: Pair, rec: StunRecord, ctx: FlowContext, relay: RelayLeg | None
+    ) -> None:
+        """A connectivity check on its first leg: the pair's counts, and whose ufrag and socket
+        it shows (USERNAME is "RFRAG:LFRAG": the sender's own ufrag is the second)."""
+        a = rec.attributes
+        receiver, sender = str(a["username"]).split(":", 1)
+        session.mark("ice", ctx)
+        pair.requests += 1
+        pair.last_request, pair.last_request_time = ctx.frame, ctx.time
+        pair.sender_ufrag = pair.sender_ufrag or sender
+        if isinstance(a.get("priority"), int):
+            pair.priority_attribute = int(str(a["priority"]))
+        if rec.transaction_id not in pair.pending:
+            if len(pair.pending) >= MAX_PENDING_CHECKS:
+                del pair.pending[next(iter(pair.pending))]  # the oldest: its answer gets no RTT
+                session.limit(
+                    "ice.transactions_limit",
+                    "ice",
+                    f"more than {MAX_PENDING_CHECKS} unanswered checks on one pair (MAX_PENDING_CHECKS): "
+                    "the oldest are forgotten (a late answer to one has no round-trip time)",
+                    ctx.frame,
+                )
+            pair.pending[rec.transaction_id] = ctx.time
+        if "role" in a:
+            session.roles.add(str(a["role"]))
+            session.evidence.roles[sender] = str(a["role"])
+        if a.get("use_candidate"):
+            pair.nominated = True
+        ev = session.evidence
+        ev.saw(sender, ctx.frame, 0)
+        ev.saw(receiver, ctx.frame, 1)
+        ev.relate(sender, receiver, same=False)
+        ev.address(sender, pair.local)
+        # The socket that sent it is the sender's too, unless a TURN server sent this copy.
+        if relay is None or not relay.from_server:
+            socket = str(ctx.src)
+            ev.address(sender, socket)
+            before = ev.sockets.get(socket)
+            if before is not None and before != sender:
+                ev.relate(before, sender, same=True)
+            if before != sender and (before is not None or len(ev.sockets) < MAX_ADDRESSES):
+                ev.sockets[socket] = sender
+
+    def _reflexive(self, socket: str, mapped: str, server: str, ctx: FlowContext) -> None:
+        kept = self.reflexive.get(socket)
+        if kept is None:
+            if len(self.reflexive) >= MAX_REFLEXIVE_SOCKETS:
+                return
+            kept = self.reflexive[socket] = []
+        if len(kept) < MAX_REFLEXIVE and all(k[0] != mapped or k[1] != server for k in kept):
+            kept.append((mapped, server, ctx.frame, ctx.time))
+
+    def _icmp(self, rec: object, ctx: FlowContext) -> None:
+        """An ICMP error quoting a check: the transaction id in the quoted payload (bytes 8 to 20
+        of the STUN header) names it; else the quoted datagram's endpoints name the pair."""
+        payload = getattr(rec, "quoted_payload", b"")
+        txid = bytes(payload[8:20]) if isinstance(payload, bytes | bytearray) and len(payload) >= 20 else b""
+        what = diagnosis.icmp_text(rec)
+        tx = self.transactions.get(txid) if txid else None
+        if tx is not None:
+            session = self._find(tx.session)
+            pair = session.pairs.get(tx.pair)
+        else:
+            src, dst = str(getattr(rec, "quoted_src", "")), str(getattr(rec, "quoted_dst", ""))
+            found = self._pair_by_ends(src, dst)
+            if found is None:
+                return
+            session, pair = found
+        session.seen(ctx)
+        if pair is None:
+            if len(session.icmp) < MAX_FINDINGS:
+                session.icmp.append((what, ctx.frame))
+            return
+        if pair.icmp is None:
+            pair.icmp, pair.icmp_frame = what, ctx.frame
+
+    def _pair_by_ends(self, src: str, dst: str) -> tuple[IceSession, Pair | None] | None:
+        """The pair whose checks went from `src` to `dst`."""
+        found = self.pair_ends.get((src, dst))
+        if found is None:
+            return None
+        session = self._find(found[0])
+        return session, session.pairs.get(found[1])
+
+    def _turn(self, rec: StunRecord, ctx: FlowContext, size: int) -> None:
         client, server = (
             (str(ctx.src), str(ctx.dst))
             if rec.cls in (REQUEST, INDICATION) and rec.method != DATA
@@ -539,6 +934,7 @@ class SessionAnalysis:
                 )
             else:
                 alloc = self.allocations[key] = Allocation(ctx.flow, client, server, ctx.time)
+            self.alloc_by_flow.setdefault(ctx.flow, alloc)
         if rec.cls == REQUEST:
             if rec.transaction_id not in alloc.pending and len(alloc.pending) >= MAX_TURN_PENDING:
                 del alloc.pending[next(iter(alloc.pending))]  # the oldest: its answer is read alone
@@ -556,7 +952,7 @@ class SessionAnalysis:
             channel, peer = a.get("channel"), a.get("xor_peer")
             if rec.method == CHANNEL_BIND and isinstance(channel, int) and isinstance(peer, tuple):
                 if channel in alloc.channels or len(alloc.channels) < MAX_CHANNELS:
-                    alloc.channels[channel] = str(peer[0])
+                    alloc.channels[channel] = str(Endpoint(str(peer[0]), int(peer[1])))
                 else:
                     alloc.limit(
                         "turn.channels_limit",
@@ -566,6 +962,17 @@ class SessionAnalysis:
             return
         if rec.cls in (INDICATION,) and rec.method in (SEND, DATA):
             peer = a.get("xor_peer")
+            ep = str(Endpoint(str(peer[0]), int(peer[1]))) if isinstance(peer, tuple) else None
+            toward = rec.method == SEND
+            self.relay = RelayLeg(
+                ctx.frame,
+                ctx.flow,
+                "send-indication" if toward else "data-indication",
+                alloc.relayed if toward else ep,
+                ep if toward else alloc.relayed,
+                size,
+                not toward,
+            )
             if isinstance(peer, tuple):
                 expiry = alloc.permissions.get(str(peer[0]))
                 if expiry is not None and ctx.time > expiry:
@@ -623,8 +1030,14 @@ class SessionAnalysis:
         if rec.cls == SUCCESS:
             lifetime = a.get("lifetime")
             if method == ALLOCATE:
-                relayed = a.get("xor_relayed")
-                alloc.relayed = f"{relayed[0]}:{relayed[1]}" if isinstance(relayed, tuple) else alloc.relayed
+                relayed, mapped = a.get("xor_relayed"), a.get("xor_mapped")
+                if isinstance(relayed, tuple):
+                    alloc.relayed = str(Endpoint(str(relayed[0]), int(relayed[1])))
+                    alloc.relayed_frame = ctx.frame
+                    if len(self.relays) < MAX_ALLOCATIONS:
+                        self.relays.setdefault(alloc.relayed, alloc)
+                if isinstance(mapped, tuple):
+                    alloc.mapped = str(Endpoint(str(mapped[0]), int(mapped[1])))
             if method in (ALLOCATE, REFRESH) and isinstance(lifetime, int):
                 alloc.lifetime = lifetime
                 # A Refresh with lifetime 0 is the client deleting the allocation, not an expiry.
@@ -644,16 +1057,18 @@ class SessionAnalysis:
                             ctx.frame,
                         )
 
-    def _dtls(self, rec: DtlsRecord, ctx: FlowContext) -> None:
+    def _dtls(self, rec: DtlsRecord, ctx: FlowContext, size: int) -> None:
         session = self._flow_session(ctx.flow)
         if session is None:
             return
         session.seen(ctx)
+        self._leg(session, ctx, size)
+        sender = self._ends(ctx)[0]  # through TURN: the relayed address, never the server's
         session.dtls_frame = ctx.frame
         d = session.dtls
         if 1 in rec.handshake_types:
             session.mark("dtls", ctx)
-            d.setdefault("client", str(ctx.src))
+            d.setdefault("client", sender)
         if 2 in rec.handshake_types:
             hello = rec.facts.get("server_hello")
             if isinstance(hello, dict):
@@ -663,19 +1078,21 @@ class SessionAnalysis:
             certs = rec.facts["certificates"]
             seen = d.setdefault("fingerprints", {})
             if isinstance(certs, list) and certs and isinstance(seen, dict):
-                seen[str(ctx.src)] = {k: v for k, v in certs[0].items() if k.startswith("sha-")}
-                session.certificate_frames[str(ctx.src)] = ctx.frame
+                seen.setdefault(sender, {k: v for k, v in certs[0].items() if k.startswith("sha-")})
+                session.certificate_frames.setdefault(sender, ctx.frame)
         if "alert" in rec.facts:
             d["alert"] = rec.facts["alert"]
             alert = rec.facts["alert"]
+            if _alert_severity(alert) != "warn" and session.ended is None:
+                session.ended = ctx.time  # close_notify or fatal: the call is over
             _add(
                 session.findings,
                 _finding("dtls", "dtls.alert", f"alert {alert}", ctx.frame, _alert_severity(alert)),
             )
         if 20 in rec.content_types:  # ChangeCipherSpec from both sides ends a DTLS 1.2 handshake
             ccs = d.setdefault("change_cipher_spec_from", [])
-            if isinstance(ccs, list) and str(ctx.src) not in ccs:
-                ccs.append(str(ctx.src))
+            if isinstance(ccs, list) and sender not in ccs:
+                ccs.append(sender)
                 if len(ccs) == 2:
                     session.mark("dtls_done", ctx)
         if 23 in rec.content_types:
@@ -739,8 +1156,10 @@ class SessionAnalysis:
         out: list[dict[str, object]] = []
         live = [s for s in self.sessions if s.merged_into is None]
         flows: dict[int, set[int]] = {id(s): set() for s in live}
-        for fid, owner in self.by_flow.items():  # the flows a session's checks and what they carried used
-            flows[id(self._find(owner))].add(fid)
+        wire, turn_flows = self._wire()
+        # The flows a session's checks, and what they carried, used:
+        for fid, flow_owner in self.by_flow.items():
+            flows[id(self._find(flow_owner))].add(fid)
         for n, s in enumerate(live):
             findings = [AnalysisFinding(**f) for f in s.findings]  # graded below: copies
             if s is live[-1] and self.sessions_limit is not None:
@@ -784,7 +1203,10 @@ class SessionAnalysis:
                         s.dtls_frame,
                     )
                 )
-            directions = {from_client for (_, from_client) in s.media}
+            keys = diagnosis.session_keys(s, wire, turn_flows, self.nat)
+            owner: dict[str, str] = keys.pop("_owner")  # type: ignore[assignment]
+            ice_findings: list[AnalysisFinding] = keys.pop("_findings")  # type: ignore[assignment]
+            directions = {owner.get(m.src, m.src) for m in s.media.values()}
             if len(directions) == 1:
                 findings.append(
                     _finding(
@@ -792,24 +1214,22 @@ class SessionAnalysis:
                     )
                 )
             fingerprints = s.dtls.get("fingerprints")
-            promised = {
-                (str(x["fingerprint"]).split(" ")[0].lower(), str(x["fingerprint"]).split(" ")[-1].upper())
-                for x in s.sdp
-                if x.get("fingerprint")
-            }
             dtls = {k: _copied(v) for k, v in s.dtls.items()}
-            if isinstance(fingerprints, dict) and promised:
+            if isinstance(fingerprints, dict) and s.promised:
                 for endpoint, hashes in fingerprints.items():
-                    if not any(isinstance(hashes, dict) and hashes.get(alg) == fp for alg, fp in promised):
+                    if not any(isinstance(hashes, dict) and hashes.get(alg) == fp for alg, fp in s.promised):
+                        who = f" ({owner[endpoint]})" if endpoint in owner else ""
                         findings.append(
                             _finding(
                                 "dtls",
                                 "dtls.fingerprint_mismatch",
-                                f"certificate of {endpoint} is not the one SDP promised",
+                                f"certificate of {endpoint}{who} is not the one SDP promised",
                                 s.certificate_frames.get(endpoint),
                             )
                         )
                 dtls["fingerprint_checked"] = True
+            if isinstance(fingerprints, dict):  # by party: never the TURN server's address
+                dtls["fingerprints"] = {owner.get(ep, ep): dict(h) for ep, h in fingerprints.items()}
             for flow_stream, pending in s.channels.items():
                 if pending is not None:
                     findings.append(
@@ -821,6 +1241,7 @@ class SessionAnalysis:
                             pending[0],
                         )
                     )
+            findings += ice_findings
             order = [
                 "signaling",
                 "ice",
@@ -834,37 +1255,21 @@ class SessionAnalysis:
             ]
             reached = [p for p in order if p in s.phases]
             failed = _failed(findings)
+            if failed is not None:
+                keys["diagnosis"]["summary"] = diagnosis.failed_summary(failed, findings)  # type: ignore[index]
             out.append(
                 {
                     "id": n,
                     "ufrags": sorted(s.ufrags),
                     "phases": {p: {"time": s.phases[p], "frame": s.frames[p]} for p in reached},
                     "failed_phase": failed,
-                    "flows": sorted({int(str(sdp["flow"])) for sdp in s.sdp} | set(s.pairs) | flows[id(s)]),
+                    "flows": sorted(
+                        {int(str(sdp["flow"])) for sdp in s.sdp if int(str(sdp["flow"])) >= 0}
+                        | {key[0] for key in s.pairs}
+                        | flows[id(s)]
+                    ),
                     "signaling": list(s.sdp),
                     "ice_roles": sorted(s.roles),
-                    "candidate_pairs": [
-                        {
-                            "flow": p.flow,
-                            "local": p.local,
-                            "remote": p.remote,
-                            "requests": p.requests,
-                            "responses": p.responses,
-                            "errors": p.errors,
-                            "nominated": p.nominated,
-                            "rtt_ms": list(p.rtt_ms),  # RTT_KEPT at most
-                            "state": "succeeded" if p.responses else "failed" if p.requests else "waiting",
-                        }
-                        for p in s.pairs.values()
-                    ],
-                    "nominated_pair": next(
-                        (
-                            {"local": p.local, "remote": p.remote}
-                            for p in s.pairs.values()
-                            if p.nominated and p.responses
-                        ),
-                        None,
-                    ),
                     "dtls": dtls
                     | {
                         "state": "done"
@@ -873,11 +1278,9 @@ class SessionAnalysis:
                         if "dtls" in s.phases
                         else "none"
                     },
-                    "media": [
-                        {"ssrc": ssrc, "from_client": fc, **info} for (ssrc, fc), info in s.media.items()
-                    ],
                     "data_records": s.data_records,
                     "data_channels": s.data_channels,
+                    **keys,
                     "findings": findings,
                 }
             )
@@ -913,6 +1316,7 @@ class SessionAnalysis:
                     "released": alloc.released,
                     "unauthorized_401": alloc.unauthorized,
                     "permissions": sorted(alloc.permissions),
+                    "mapped": alloc.mapped,
                     "channels": {f"0x{k:04x}": v for k, v in alloc.channels.items()},
                     "errors": list(alloc.errors),
                     "failed_phase": _failed(findings),
@@ -920,6 +1324,17 @@ class SessionAnalysis:
                 }
             )
         return out
+
+    def _wire(self) -> tuple[ice.Wire, dict[int, str]]:
+        """What every session row reads of the whole capture (built once per `rows()`): the
+        allocations by relayed address and by client, STUN servers' answers, mDNS names; and
+        each allocation's flow -> its client."""
+        relays = {relayed: (a.client, a.mapped, a.relayed_frame) for relayed, a in self.relays.items()}
+        clients: dict[str, list[str]] = {}
+        for relayed, a in self.relays.items():
+            clients.setdefault(a.client, []).append(relayed)
+        wire = ice.Wire(relays, clients, self.reflexive, self.mdns, self.last_time)
+        return wire, {a.flow: a.client for a in self.allocations.values()}
 
     def snapshot(self) -> list[dict[str, object]]:
         """The rows as if the capture ended now (`Analysis`): `rows()` changes nothing."""

@@ -16,8 +16,9 @@ in place while the rest scrolls sideways (`Ladder.fixed`).
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -34,6 +35,8 @@ MEDIA = frozenset({"rtp", "rtcp", "srtcp"})
 LEFT = 19
 """Cells of the fixed part: frame (7), time (10) and their spaces."""
 MIN_STEP = 16
+LABEL_MOST = MIN_STEP - 4
+"""Cells of a column's label at most (a role's name; letters are shorter)."""
 """Fewest cells between two endpoint columns: below it a label shows nothing; a drawing with many
 endpoints is wider than the screen then, and scrolls sideways."""
 
@@ -47,6 +50,8 @@ class Arrow(NamedTuple):
     protocol: str
     client: str | None = None
     """The endpoint the PDU shows to be the client (HTTP/2 knows), None when it does not say."""
+    via: tuple[str, ...] = ()
+    """Endpoints the message passed on its way (relayed media: the TURN server), marked on it."""
 
 
 class Ladder(list[str]):
@@ -175,11 +180,25 @@ def letters(n: int) -> list[str]:
     return out
 
 
-def legend(names: list[str], width: int) -> list[str]:
+def column_labels(names: list[str], named: Mapping[str, str] | None = None) -> list[str]:
+    """Each endpoint's column label: its role where `named` gives one ("A", "TURN", "B relay"; a
+    party's second socket "A #2"), else a letter no role took (A..Z, AA, ...)."""
+    named = named or {}
+    taken = set(named.values())
+    spare = (s for s in letters(len(names) + len(taken)) if s not in taken)
+    out: list[str] = []
+    for name in names:
+        label = named.get(name, "")[:LABEL_MOST] or next(spare)
+        twin = sum(1 for o in out if o == label or o.startswith(f"{label} #"))
+        out.append(f"{label} #{twin + 1}" if twin else label)  # two sockets of one party
+    return out
+
+
+def legend(names: list[str], width: int, labels: list[str] | None = None) -> list[str]:
     """`A 127.0.0.1:40450 · B 127.0.0.1:47051`, as many to a line as fit `width`."""
     lines: list[str] = []
     line = ""
-    for short, name in zip(letters(len(names)), names, strict=True):
+    for short, name in zip(labels or letters(len(names)), names, strict=True):
         item = f"{short} {name}"
         if line and len(line) + 3 + len(item) > width:
             lines.append(line)
@@ -215,23 +234,26 @@ def draw_ladder(
     limit: int = MAX_MESSAGES,
     more: str = "",
     origin: Origin | None = None,
+    named: Mapping[str, str] | None = None,
 ) -> Ladder:
-    """The ladder with box characters: a column per endpoint (labelled A, B, ... with a legend),
-    an arrow per message, the frame and time on the left (time from `origin`, by default the
-    first arrow's)."""
+    """The ladder with box characters: a column per endpoint (labelled A, B, ... with a legend,
+    or by the role `named` gives it), an arrow per message (`┼` where it passes an endpoint of
+    its `via`), the frame and time on the left (time from `origin`, by default the first
+    arrow's)."""
     if not items:
         return Ladder(["no decoded messages"])
     if origin is None:
         origin = (items[0].frame, items[0].time)
     names = participants(items[:limit], order)
-    short = dict(zip(names, letters(len(names)), strict=True))
+    labels = column_labels(names, named)
+    short = dict(zip(names, labels, strict=True))
     step = max(MIN_STEP, (width - LEFT - 2) // max(1, len(names) - 1))
     cols = {name: k * step for k, name in enumerate(names)}
     last = max(cols.values())
     head = [" "] * (last + 1 + max(len(s) for s in short.values()))
     for name, col in cols.items():
         head[col : col + len(short[name])] = short[name]
-    lines = [*legend(names, max(width, 40)), origin_line(origin)]
+    lines = [*legend(names, max(width, 40), labels), origin_line(origin)]
     top = len(lines)
     lines.append(" " * LEFT + "".join(head).rstrip())
     start_time = origin[1]
@@ -247,18 +269,35 @@ def draw_ladder(
         if lo == hi:  # a message to itself (hairpin): the label beside the column
             row += list(f" ↺ {a.label}")
         else:
-            span = hi - lo - 1
-            text = f" {a.label} "
-            if len(text) > span - 2:  # cut on the arrow, whole after the last column
-                text = text[: max(0, span - 4)] + "… "
+            cuts = sorted(cols[end] for end in a.via if end in cols and lo < cols[end] < hi)
+            row[lo + 1 : hi], cut = _arrow_body(a.label, lo, hi, cuts, cols[a.dst] > cols[a.src])
+            if cut:  # cut on the arrow, whole after the last column
                 row += list(f"  {a.label}")
-            if cols[a.dst] > cols[a.src]:
-                body = ("─" + text).ljust(span - 1, "─") + "▶"
-            else:
-                body = "◀" + (text + "─").rjust(span - 1, "─")
-            row[lo + 1 : hi] = body[:span]
         lines.append(f"{a.frame:>7} {a.time - start_time:>10.6f} " + "".join(row).rstrip())
     return Ladder(lines, top, LEFT)
+
+
+def _arrow_body(label: str, lo: int, hi: int, cuts: list[int], rightwards: bool) -> tuple[list[str], bool]:
+    """The cells between columns `lo` and `hi`: a line with its head at the receiver, `┼` where it
+    passes a column of `cuts` (relayed media at the TURN server), and the label in the longest
+    stretch between them, a line cell on each side of it; and whether the label had to be cut."""
+    body = ["─"] * (hi - lo - 1)
+    for c in cuts:
+        body[c - lo - 1] = "┼"
+    bounds = [lo, *cuts, hi]
+    start, end = max(itertools.pairwise(bounds), key=lambda b: b[1] - b[0])
+    span = end - start - 1
+    text = f" {label} "
+    cut = len(text) > span - 2
+    if cut:
+        text = text[: max(0, span - 4)] + "… "
+    first = start - lo + 1 if rightwards else end - lo - 2 - len(text)  # body index of its first cell
+    for k, ch in enumerate(text):
+        if 0 <= first + k < len(body):
+            body[first + k] = ch
+    if body:
+        body[-1 if rightwards else 0] = "▶" if rightwards else "◀"
+    return body, cut
 
 
 def draw(

@@ -8,7 +8,9 @@ way no cell is cut. Only this module and `grid.py` import rich, so JSON reports 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import io
+import textwrap
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
@@ -26,6 +28,7 @@ from .cells import Cells
 from .grid import grid_lines
 from .inert import clean
 from .rows import protocol_column
+from .sessionblock import KEY_VALUE, Lines, Part, is_session, session_block
 from .tables import TextTable, text_tables
 
 FOLD_AT: Final = 24
@@ -64,15 +67,61 @@ def write_tables(
 ) -> None:
     """Every table of a report's rows; a report without rows says so in one line, and why when
     `why` knows ("no gRPC calls: no HTTP/2 connection in this capture")."""
-    tables = text_tables(report, rows, Cells(start))
-    if not tables:
+    cells = Cells(start)
+    sessions: list[dict[str, Any]] = []
+    if report == "sessions":  # a WebRTC session is a block of its own; TURN allocations a table
+        rows = list(rows)
+        sessions = [row for row in rows if is_session(row)]
+        rows = [row for row in rows if not is_session(row)]
+    tables = text_tables(report, rows, cells)
+    if not tables and not sessions:
         out.write((clean(why()) if why is not None else f"{report.capitalize()}: none") + "\n")
         return
     console = _console(out, width)
+    for row in sessions:
+        write_parts(console, session_block(row, cells), width)
     for table in tables:
         widths = _widths(table)
         for title, columns in _blocks(table, widths, width):
             _print(console, width, title, table, columns, widths)
+
+
+def write_parts(console: Console, parts: Iterable[Part], width: int | None) -> None:
+    """A session's block: its summary lines wrapped to `width` (continuation lines indented under
+    their own), then its tables, every column in one block (a narrow terminal folds cells: each
+    table has few columns, and a pair split over column blocks would read as two)."""
+    for part in parts:
+        if isinstance(part, Lines):
+            console.file.write("".join(f"{line}\n" for text in part.lines for line in wrap(text, width)))
+            continue
+        widths = _widths(part)
+        header = part.headers != KEY_VALUE
+        _print(console, width, part.title, part, list(range(len(part.headers))), widths, header=header)
+    console.file.write("\n")
+
+
+def session_text(row: Mapping[str, Any], start: float, width: int) -> str:
+    """A session's block as the text report draws it at `width` (the viewer's NAT/ICE panel)."""
+    out = io.StringIO()
+    console = _console(out, width)
+    write_parts(console, session_block(row, Cells(start)), width)
+    return out.getvalue().rstrip("\n")
+
+
+def wrap(text: str, width: int | None) -> list[str]:
+    """`text` in lines of at most `width` cells, broken at spaces (a word longer than a line is
+    folded), each continuation indented two more than the line's own indent; whole when piped."""
+    if width is None or cell_len(text) <= width:
+        return [text]
+    indent = " " * (len(text) - len(text.lstrip(" ")) + 2)
+    lines = textwrap.wrap(
+        text,
+        width=max(width, len(indent) + 8),
+        subsequent_indent=indent,
+        break_on_hyphens=False,
+        drop_whitespace=True,
+    )
+    return lines or [text]
 
 
 def _print(

@@ -62,12 +62,15 @@ from ..report.ladder import (
     text_ladder,
 )
 from ..report.rows import flow_ends, row_flow
+from ..report.sessionblock import is_session
+from ..report.sessionladder import session_ladder
 from ..session import Session
 from .detail import DetailTree, HexView, Span
 from .exporting import default_path, packet_rows, report_rows
 from .filterbar import FilterBar, NameScreen
 from .follow import FollowScreen
 from .help import HELP_KEYS, HELP_WIDTH, HelpScreen, help_text
+from .iceview import IceScreen
 from .ladder import LadderScreen
 from .livestatus import counted, live_text
 from .packets import PacketList
@@ -232,6 +235,7 @@ class ProtoscopeApp(App[None]):
         Binding("t", "show_tab('timeline')", "Timeline", show=False),
         Binding("i", "show_tab('statistics')", "Statistics", show=False),
         Binding("l", "ladder", "Ladder", show=False),
+        Binding("I", "ice", "NAT/ICE", show=False),
         Binding("escape", "back", "Back", show=False),
         Binding("slash", "focus_filter", "Filter"),
         Binding("backslash", "layout", "Layout"),
@@ -845,6 +849,8 @@ class ProtoscopeApp(App[None]):
             self.show_flow(int(event.row_key.value))
         elif event.control.id == "calls-table" and event.row_key.value is not None:
             self.show_call(int(event.row_key.value))
+        elif event.control.id == "report-sessions-table" and event.row_key.value is not None:
+            self.open_ice(int(event.row_key.value))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if not self.is_running:
@@ -1017,6 +1023,9 @@ class ProtoscopeApp(App[None]):
             if not chosen:
                 own = self._row_flow(row)
                 chosen = [own] if own is not None else []
+            if chosen and active == "report-sessions" and is_session(row) and isinstance(flows, list):
+                self.build_session_ladder(row, f"session {row.get('id')}")
+                return
             if chosen:
                 stream = row.get("stream_id") if active == "calls" else None
                 if isinstance(flows, list):
@@ -1079,6 +1088,52 @@ class ProtoscopeApp(App[None]):
             title = f"{what}: flows {', '.join(map(str, flows))}"
         self._ladder_flows = flows
         self._ladder_stream = stream_id if len(flows) == 1 else None
+        self.call_from_thread(self.push_screen, LadderScreen(lines, title))
+
+    # -- NAT/ICE panel ------------------------------------------------------------------------
+
+    def action_ice(self) -> None:
+        """`I`: the NAT/ICE panel of the session under the Sessions tab's cursor (from another
+        tab: the Sessions tab's first or selected session)."""
+        if self.model is None:
+            return
+        if "report-sessions" not in self.tab_titles():
+            self.say("no NAT/ICE panel: the sessions analysis is not loaded", "warning")
+            return
+        if self.query_one(TabbedContent).active != "report-sessions":
+            self.show_tab("report-sessions")
+        table = self.query_one("#report-sessions-table", DataTable)
+        if not table.row_count:
+            self.say("no WebRTC session in this capture: no NAT/ICE panel", "warning")
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        self.open_ice(int(key) if key is not None else 0)
+
+    def open_ice(self, n: int) -> None:
+        """The NAT/ICE panel of the sessions report's row n (a TURN allocation has none: its row
+        says all there is)."""
+        rows = self.model.shown_reports.get("sessions", []) if self.model is not None else []
+        if not 0 <= n < len(rows) or self.model is None:
+            return
+        row = rows[n]
+        if not is_session(row):
+            self.say("a TURN allocation: its row is all there is (the NAT/ICE panel is a session's)")
+            return
+        ts = self.model.index.records.ts_ns
+        start = int(ts[0]) / 1e9 if len(ts) else 0.0
+        self.push_screen(IceScreen(row, start, f"NAT/ICE of session {row.get('id')} (Esc closes)"))
+
+    @work(thread=True, exclusive=True, group="ladder")
+    def build_session_ladder(self, row: dict[str, object], what: str) -> None:
+        """A WebRTC session's ladder: its endpoints named by role, its peers' STUN and TURN
+        exchanges, relayed media as one path (report/sessionladder.py)."""
+        model = self.model
+        assert model is not None
+        rows = model.shown_reports.get("sessions", [])
+        lines, flows = session_ladder(model.session, row, rows, max(60, self.size.width - 10))
+        self._ladder_flows = flows
+        self._ladder_stream = None
+        title = f"{what}: flows {', '.join(map(str, flows))}"
         self.call_from_thread(self.push_screen, LadderScreen(lines, title))
 
     # -- export -------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ HELP_KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("D", "WebRTC data channels (their messages: Enter)"),
             ("t f i", "timeline, findings, statistics"),
             ("l", "ladder of the selected call, session, stream, flow"),
+            ("I", "NAT/ICE of the session (Enter on a session too)"),
             ("/", "display filter bar"),
             ("e", "export the view (asks the path)"),
             ("Esc", "back: all packets; stop loading"),
@@ -99,6 +100,7 @@ HELP_KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ),
     ),
     ("Follow stream", (("a h r", "ASCII, hex dump, raw"), ("Esc q", "close"))),
+    ("NAT/ICE panel", (("j k g G PgUp PgDn", "scroll"), ("Esc q I", "close"))),
     (
         "Timeline",
         (

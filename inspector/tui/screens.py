@@ -8,11 +8,13 @@ so a bad entry never reaches the app. All fit an 80x24 terminal.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -38,6 +40,10 @@ DIALOG_CSS = """
 {name} RadioButton {{ width: auto; }}
 {name} Input {{ width: 1fr; }}
 """
+
+
+DIALOG_TEXT = 72
+"""Cells of text a dialog line holds: its width (76) less its border and padding."""
 
 
 def _dialog_css(name: str) -> str:
@@ -237,7 +243,11 @@ class DecodeAsScreen(ModalScreen[list[str] | None]):
             yield Input(
                 placeholder="e.g. tcp.port==50051,http2 or udp.port==5000-5010,rtp", id="decode-as-rule"
             )
-            yield Static(literal(f"decoders: {', '.join(self.decoders) or 'none loaded'}"), classes="hint")
+            names = f"decoders: {', '.join(self.decoders) or 'none loaded'}"
+            # wrapped here at the dialog's width: a line the widget wrapped would read as cut
+            yield Static(
+                Text("\n").join(literal(line) for line in textwrap.wrap(names, DIALOG_TEXT)), classes="hint"
+            )
             yield Label(
                 "Enter add · empty Enter or Ctrl+S apply · Esc cancel",
                 classes="hint",

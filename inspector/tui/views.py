@@ -348,22 +348,51 @@ def session_line(row: Mapping[str, object]) -> str:
         if isinstance(errors, list) and errors:
             parts.append(", ".join(map(str, errors)))
         return " · ".join(parts)
-    pair = row.get("nominated_pair")
-    if isinstance(pair, Mapping) and pair:
-        parts.append(f"pair {pair.get('local')} ↔ {pair.get('remote')}")
-    else:
-        parts.append("no nominated pair")
+    diagnosis = row.get("diagnosis")
+    if isinstance(diagnosis, Mapping) and diagnosis.get("summary"):
+        parts.append(str(diagnosis["summary"]))
+    parts.append(_pair_text(row))
     dtls = row.get("dtls")
     state = dtls.get("state") if isinstance(dtls, Mapping) else None
     parts.append(_dtls_text(row, state, failed))
     media = row.get("media")
     if isinstance(media, list):
-        sent = sum(int(m.get("packets", 0)) for m in media if isinstance(m, Mapping) and m.get("from_client"))
-        back = sum(
-            int(m.get("packets", 0)) for m in media if isinstance(m, Mapping) and not m.get("from_client")
-        )
-        parts.append(f"media → {sent} ← {back} packets")
+        parts.append(_media_text([m for m in media if isinstance(m, Mapping)]))
+    parts.append("I: NAT/ICE")
     return " · ".join(parts)
+
+
+def _pair_text(row: Mapping[str, object]) -> str:
+    """The selected pair with its candidate types (`pair relay 198.51.100.2:49152 ↔ relay
+    198.51.100.2:49153`), else the nominated pair as an older row has it."""
+    selected = row.get("selected_pair")
+    if isinstance(selected, Mapping) and selected.get("local") is not None:
+        local = " ".join(str(v) for v in (selected.get("local_type"), selected.get("local")) if v)
+        remote = " ".join(str(v) for v in (selected.get("remote_type"), selected.get("remote")) if v)
+        return f"pair {local} ↔ {remote}"
+    pair = row.get("nominated_pair")
+    if isinstance(pair, Mapping) and pair:
+        return f"pair {pair.get('local')} ↔ {pair.get('remote')}"
+    return "no nominated pair"
+
+
+def _media_text(media: list[Mapping[str, object]]) -> str:
+    """Packets each way: by party (`media A→B 200, B→A 190 packets`) where the row names the
+    sender, else client to server and back."""
+
+    def packets(m: Mapping[str, object]) -> int:
+        n = m.get("packets", 0)
+        return n if isinstance(n, int) else 0
+
+    if any("from" in m for m in media):
+        ways: dict[str, int] = {}
+        for m in media:
+            way = f"{m.get('from') or '?'}→{m.get('to') or '?'}"
+            ways[way] = ways.get(way, 0) + packets(m)
+        return "media " + ", ".join(f"{way} {n}" for way, n in ways.items()) + " packets"
+    sent = sum(packets(m) for m in media if m.get("from_client"))
+    back = sum(packets(m) for m in media if not m.get("from_client"))
+    return f"media → {sent} ← {back} packets"
 
 
 def _dtls_text(row: Mapping[str, object], state: object, failed: object) -> str:

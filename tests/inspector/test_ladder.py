@@ -6,9 +6,19 @@ import pytest
 
 from protoscope.decoders.registry import load_registry
 from protoscope.inspector.cli import main
-from protoscope.inspector.report.ladder import LEFT, text_ladder
+from protoscope.inspector.report.ladder import LEFT, Arrow, column_labels, draw_ladder, text_ladder
+from protoscope.inspector.report.rows import analysis_rows
+from protoscope.inspector.report.sessionladder import (
+    endpoint_roles,
+    session_arrows,
+    session_flows,
+    session_ladder,
+    unwrap,
+)
 from protoscope.inspector.session import Session
 from tests.conftest import SAMPLES
+from tests.inspector.report import ice_rows
+from tests.inspector.report.ice_rows import relayed_session, turn_allocation
 
 
 def test_mermaid_of_a_grpc_flow(capsys: pytest.CaptureFixture[str]) -> None:
@@ -106,3 +116,119 @@ def test_client_first_where_http2_says_so(capsys: pytest.CaptureFixture[str]) ->
     assert main([str(SAMPLES / "grpc-server-first.pcap"), "--export", "mermaid", "--flow", "0"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1] == "    participant P0 as 127.0.0.1:38760"
+
+
+# -- a WebRTC session's ladder: endpoints named by role, TURN folded -----------------------------------
+
+A, TURN_SERVER, B = "10.0.1.2:50000", "198.51.100.2:3478", "10.0.2.2:40000"
+A_RELAY, B_RELAY = "198.51.100.2:49152", "198.51.100.2:49153"
+
+
+def _arrow(frame: int, src: str, dst: str, label: str, protocol: str = "stun") -> Arrow:
+    return Arrow(frame, 1.0 + frame / 1000, src, dst, label, protocol)
+
+
+def test_endpoints_are_named_by_role_from_the_session_row() -> None:
+    row = relayed_session()
+    roles = endpoint_roles(row, [turn_allocation()])
+    assert roles[ice_rows.A_HOST] == "A" and roles[ice_rows.B_HOST] == "B"
+    assert roles[ice_rows.B_SRFLX] == "B srflx" and roles[ice_rows.B_PRFLX] == "B prflx"
+    assert roles[ice_rows.A_RELAY] == "A relay" and roles[ice_rows.B_RELAY] == "B relay"
+    assert roles[ice_rows.TURN] == "TURN" and roles[ice_rows.STUN] == "STUN"
+    # a row without parties: its allocations still name the TURN server and the relays
+    old = endpoint_roles(
+        {"id": 0}, [{"kind": "turn_allocation", "client": A, "server": TURN_SERVER, "relayed": A_RELAY}]
+    )
+    assert old == {TURN_SERVER: "TURN", A_RELAY: "relay"}
+
+
+def test_column_labels_keep_letters_apart_from_roles() -> None:
+    assert column_labels(["x", "y", "z"], {"y": "A", "z": "TURN"}) == ["B", "A", "TURN"]
+    assert column_labels(["x"], {"x": "a very long role name"}) == ["a very long "]
+
+
+def test_turn_wrappers_fold_into_what_they_carry() -> None:
+    items = [
+        _arrow(36, B, TURN_SERVER, "ChannelData TURN Message 0x4000"),
+        _arrow(36, B, TURN_SERVER, "Binding Request user: HeEa:Ppdl"),
+        _arrow(37, B_RELAY, A_RELAY, "Binding Request user: HeEa:Ppdl"),
+        _arrow(38, A, TURN_SERVER, "ChannelData TURN Message 0x4000"),  # carries nothing decoded
+    ]
+    assert [a.label for a in unwrap(items)] == [
+        "Binding Request user: HeEa:Ppdl [ChannelData]",
+        "Binding Request user: HeEa:Ppdl",
+        "ChannelData TURN Message 0x4000",
+    ]
+
+
+def test_relayed_media_is_one_path_through_turn() -> None:
+    roles = {A: "A", B: "B", TURN_SERVER: "TURN", A_RELAY: "A relay", B_RELAY: "B relay"}
+    items = [
+        _arrow(132, A, TURN_SERVER, "RTP ×50 from frame 132", "rtp"),
+        _arrow(133, A_RELAY, B_RELAY, "RTP ×50 from frame 133", "rtp"),
+        _arrow(134, TURN_SERVER, B, "RTP ×50 from frame 134", "rtp"),
+        _arrow(135, B, TURN_SERVER, "RTP ×50 from frame 135", "rtp"),
+        _arrow(136, B_RELAY, A_RELAY, "RTP ×50 from frame 136", "rtp"),
+        _arrow(137, TURN_SERVER, A, "RTP ×50 from frame 137", "rtp"),
+        _arrow(140, B, TURN_SERVER, "Refresh Request"),
+    ]
+    folded = session_arrows(items, roles)
+    assert [(a.frame, roles[a.src], roles[a.dst], a.via) for a in folded] == [
+        (132, "A", "B", (TURN_SERVER,)),
+        (135, "B", "A", (TURN_SERVER,)),
+        (140, "B", "TURN", ()),
+    ]
+    assert folded[0].label == "RTP ×50 from frame 132 via TURN"
+    lines = draw_ladder(folded, 100, order=[A, TURN_SERVER, B], named=roles)
+    assert lines[0].startswith("A 10.0.1.2:50000 · TURN 198.51.100.2:3478 · B 10.0.2.2:40000")
+    row = next(line for line in lines if line.lstrip().startswith("132 "))
+    assert "┼" in row and row.index("┼") > row.index("│") and "▶" in row
+
+
+def test_media_whose_first_leg_is_not_captured_is_drawn_as_it_is() -> None:
+    roles = {A: "A", B: "B", TURN_SERVER: "TURN", A_RELAY: "A relay", B_RELAY: "B relay"}
+    items = [_arrow(134, TURN_SERVER, B, "RTP ×50 from frame 134", "rtp")]
+    assert session_arrows(items, roles) == items
+
+
+def test_session_flows_add_the_stun_and_turn_exchanges() -> None:
+    row = relayed_session()
+    row["flows"] = [3, 5]
+    frames = {10: 7, 12: 8, 14: 9, 16: 9, 41: 5}
+    flows = session_flows(row, lambda frame: frames.get(frame, -1), [turn_allocation()])
+    assert flows == [3, 5, 6, 7, 8, 9]
+
+
+def test_the_session_ladder_of_the_turn_sample_names_the_turn_server() -> None:
+    session = Session.open(SAMPLES / "webrtc-turn.pcap", load_registry())
+    try:
+        rows = list(analysis_rows(session, "sessions"))
+        lines, flows = session_ladder(session, rows[0], rows, 150)
+    finally:
+        session.close()
+    assert "TURN 127.0.0.1:3478" in " ".join(lines[: lines.head])
+    assert set(rows[0]["flows"]) <= set(flows)  # type: ignore[arg-type]
+    assert any("Allocate Request" in line for line in lines)
+    assert any("Binding Request" in line and "[ChannelData]" in line for line in lines)
+    assert not any("ChannelData TURN Message" in line for line in lines)
+
+
+def test_a_partys_second_socket_is_told_apart() -> None:
+    assert column_labels(["x", "y", "z"], {"x": "A", "y": "A", "z": "A"}) == ["A", "A #2", "A #3"]
+
+
+def test_media_from_a_peer_to_the_other_peers_relay_is_one_path_too() -> None:
+    """A relayed, B not: B sends straight to A's relay, TURN hands it to A; A's media goes
+    through TURN and leaves A's relay for B's socket."""
+    roles = {A: "A", B: "B prflx", TURN_SERVER: "TURN", A_RELAY: "A relay"}
+    items = [
+        _arrow(167, A, TURN_SERVER, "RTP ×101 from frame 167", "rtp"),
+        _arrow(168, A_RELAY, B, "RTP ×101 from frame 168", "rtp"),
+        _arrow(169, B, A_RELAY, "RTP ×101 from frame 169", "rtp"),
+        _arrow(170, TURN_SERVER, A, "RTP ×101 from frame 170", "rtp"),
+    ]
+    folded = session_arrows(items, roles)
+    assert [(a.frame, a.src, a.dst, a.via) for a in folded] == [
+        (167, A, B, (TURN_SERVER,)),
+        (169, B, A, (TURN_SERVER, A_RELAY)),
+    ]

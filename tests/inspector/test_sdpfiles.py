@@ -51,7 +51,7 @@ def report(capsys: pytest.CaptureFixture[str], *args: str) -> list[dict[str, Any
     return rows
 
 
-FRAME_KEYS = frozenset({"frame", "flow", "flows", "source", "signaling", "timings_ms"})
+FRAME_KEYS = frozenset({"frame", "flow", "flows", "source", "signaling", "timings_ms", "evidence"})
 """What differs by construction: frame and flow numbers (the stripped capture has fewer), which
 signaling message (four WebSocket messages in the capture, two files here) and when the first
 candidate was learnt (the signaling's own time)."""

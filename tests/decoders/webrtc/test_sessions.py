@@ -34,8 +34,11 @@ def test_ice_then_dtls() -> None:
     """zeek--webrtc-stun: ICE Binding request/response pairs, then a DTLS 1.0 handshake."""
     (ice,) = sessions("zeek--webrtc-stun.pcap")
     assert list(ice["phases"]) == ["ice", "ice_connected", "nominated", "dtls", "dtls_done"]
-    (pair,) = ice["candidate_pairs"]
-    assert (pair["requests"], pair["responses"], pair["nominated"]) == (5, 5, True)
+    # A pair per agent (its local candidate first): the controlling agent's was nominated.
+    mine, theirs = sorted(ice["candidate_pairs"], key=lambda p: not p["nominated"])
+    assert (mine["local"], mine["remote"]) == (theirs["remote"], theirs["local"])
+    assert (mine["requests"] + theirs["requests"], mine["responses"] + theirs["responses"]) == (5, 5)
+    assert mine["nominated"] and mine["selected"] and mine["checks"]["received"] == theirs["requests"]
     assert ice["ice_roles"] == ["controlled", "controlling"] and ice["dtls"]["state"] == "done"
     assert ice["failed_phase"] is None
 
@@ -46,7 +49,9 @@ def test_turn_allocation_and_relayed_session() -> None:
     rows = sessions("ndpi--stun_dtls_rtp.pcapng")
     (alloc,) = [r for r in rows if r.get("kind") == "turn_allocation"]
     assert (
-        alloc["unauthorized_401"] == 1 and alloc["relayed"] and alloc["channels"] == {"0x4000": "10.13.0.50"}
+        alloc["unauthorized_401"] == 1
+        and alloc["relayed"]
+        and alloc["channels"] == {"0x4000": "10.13.0.50:1259"}
     )
     relayed = [
         r
@@ -296,7 +301,7 @@ def test_turn_allocation_limits(monkeypatch: pytest.MonkeyPatch) -> None:
         feed(analysis, stun(CREATE_PERMISSION, REQUEST, 30 + k), A, TURN, 10.0 + k)
     feed(analysis, stun(ALLOCATE, REQUEST, 2, username="bob"), B, TURN, 20.0, flow=1)  # not followed
     (alloc,) = analysis.rows()
-    assert alloc["channels"] == {"0x4000": "10.0.1.0", "0x4001": "10.0.1.1"}
+    assert alloc["channels"] == {"0x4000": "10.0.1.0:7000", "0x4001": "10.0.1.1:7000"}
     assert alloc["permissions"] == ["10.0.1.0", "10.0.1.1"]
     assert alloc["errors"] == ["403", "403"]
     codes = {f["code"]: f["frame"] for f in alloc["findings"]}

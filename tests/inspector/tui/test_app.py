@@ -9,18 +9,21 @@ from typing import Any
 import pytest
 from hpack import Encoder
 from hyperframe.frame import HeadersFrame, SettingsFrame
+from textual.app import App
 from textual.widgets import DataTable, Input, TabbedContent
 
 from protoscope.decoders.registry import load_registry
 from protoscope.inspector.tui.app import HelpScreen, ProtoscopeApp
 from protoscope.inspector.tui.detail import DetailTree
 from protoscope.inspector.tui.follow import FollowScreen
+from protoscope.inspector.tui.iceview import IceScreen
 from protoscope.inspector.tui.ladder import LadderScreen
 from protoscope.inspector.tui.packets import PacketList
 from protoscope.inspector.tui.screens import ExportScreen
 from protoscope.inspector.tui.timeline import Timeline
 from protoscope.inspector.tui.views import CallTree, FindingsTree
 from tests.conftest import SAMPLES, public_capture
+from tests.inspector.report.ice_rows import T0, relayed_session
 from tests.pcapgen import tcp_conversation, write
 
 DEMO = SAMPLES / "grpc-demo.pcap"
@@ -243,6 +246,7 @@ SCREENS: dict[str, tuple[Path, list[str]]] = {
     "follow": (DEMO, ["j"] * 9 + ["F"]),
     "help": (DEMO, ["question_mark"]),
     "ladder": (TURN, ["w", "l"]),
+    "nat-ice": (TURN, ["w", "I"]),
 }
 """Every main screen, and the keys that open it, drawn at both sizes the viewer is made for."""
 SIZES = {"80x24": (80, 24), "200x50": (200, 50)}
@@ -264,6 +268,19 @@ def test_snapshots(snap_compare: Any, capture: Path, keys: list[str], size: tupl
 
     app = ProtoscopeApp(capture.relative_to(SAMPLES.parent.parent), load_registry())
     assert snap_compare(app, terminal_size=size, run_before=settle)
+
+
+class PanelApp(App[None]):
+    """The NAT/ICE panel alone, on a hand-made relayed call (tests/inspector/report/ice_rows.py):
+    every key issue 16 gives a session row, whatever the analysis of the day makes of a sample."""
+
+    def on_mount(self) -> None:
+        self.push_screen(IceScreen(relayed_session(), T0, "NAT/ICE of session 0 (Esc closes)"))
+
+
+@pytest.mark.parametrize("size", list(SIZES.values()), ids=list(SIZES))
+def test_nat_ice_panel_snapshots(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(PanelApp(), terminal_size=size)
 
 
 async def test_streams_tab_from_the_streams_analysis() -> None:

@@ -26,6 +26,7 @@ from protoscope.inspector.tui.app import (
 )
 from protoscope.inspector.tui.detail import DetailTree
 from protoscope.inspector.tui.follow import FollowScreen
+from protoscope.inspector.tui.iceview import IceScreen
 from protoscope.inspector.tui.ladder import LadderScreen
 from protoscope.inspector.tui.packets import PacketList
 from protoscope.inspector.tui.screens import DecodeAsScreen, ExportScreen, FindScreen, GoToScreen
@@ -761,6 +762,53 @@ async def test_enter_opens_a_row() -> None:
         assert packets.rows is not None and all(int(app.model.index.flow[i]) == 1 for i in packets.rows)  # type: ignore[union-attr]
 
 
+async def test_I_and_enter_open_the_nat_ice_panel_which_scrolls_and_closes() -> None:
+    """I: the NAT/ICE panel of the Sessions tab's session (from any tab); Enter on a session's
+    row opens it too, not on a TURN allocation's. j k g G PgUp PgDn scroll it; Esc, q and I close
+    it. Its text fits 80 columns."""
+    async with viewer(TURN) as (app, pilot):
+        for close in ("escape", "q", "I"):
+            await pilot.press("p", "I")  # from the packet list: to the Sessions tab and its session
+            await until(pilot, lambda: isinstance(app.screen, IceScreen))
+            screen = app.screen
+            assert isinstance(screen, IceScreen) and active(app) == "report-sessions"
+            assert screen.text.startswith("Session 0: ") and "Candidate pairs (" in screen.text
+            assert all(len(line) <= 80 for line in screen_text(app).splitlines())
+            if close == "escape":
+                scroll = screen.query_one("#ice-scroll")
+                await pilot.press("j")
+                assert scroll.scroll_y == 1
+                await pilot.press("k", "pagedown")
+                assert scroll.scroll_y > 1
+                await pilot.press("pageup")
+                assert scroll.scroll_y == 0
+                await pilot.press("G")
+                await until(pilot, lambda s=scroll: s.scroll_y == s.max_scroll_y)  # type: ignore[misc]
+                assert scroll.scroll_y == scroll.max_scroll_y > 0
+                await pilot.press("g")
+                await until(pilot, lambda s=scroll: s.scroll_y == 0)  # type: ignore[misc]
+                assert scroll.scroll_y == 0
+            await pilot.press(close)
+            await until(pilot, lambda: not isinstance(app.screen, IceScreen))
+            assert not isinstance(app.screen, IceScreen)
+        table = app.query_one("#report-sessions-table", DataTable)
+        table.focus()
+        await pilot.press("g", "enter")
+        await until(pilot, lambda: isinstance(app.screen, IceScreen))
+        assert isinstance(app.screen, IceScreen)
+        await pilot.press("escape", "j", "enter")  # a TURN allocation: no panel, a note says why
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, IceScreen) and any("TURN allocation" in n for n in notes(app))
+
+
+async def test_I_without_a_session_says_so() -> None:
+    async with viewer() as (app, pilot):
+        await pilot.press("I")
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, IceScreen)
+        assert any("no WebRTC session" in n for n in notes(app))
+
+
 # -- statistics, follow, timeline --------------------------------------------------------------------
 
 
@@ -886,9 +934,11 @@ async def test_sessions_show_values_and_a_summary_line() -> None:
         await pilot.pause(0.1)
         table = app.query_one("#report-sessions-table", DataTable)
         cells = [str(c) for c in table.get_row_at(0)]
-        assert "127.0.0.1:58318 → 127.0.0.1:3478" in cells  # the nominated pair, not "local → remote"
+        # the nominated pair (the relayed pair, not the client-to-TURN leg), not "local → remote"
+        assert "127.0.0.1:49163 → 127.0.0.1:49182" in cells
         summary = str(app.query_one("#report-sessions-summary").render())
-        assert summary.startswith("session 0: OK · pair 127.0.0.1:58318 ↔ 127.0.0.1:3478 · DTLS done")
+        assert summary.startswith("session 0: OK · relayed: ")
+        assert "· pair relay 127.0.0.1:49163 ↔ relay 127.0.0.1:49182 · DTLS done" in summary
         kind = [str(c.label) for c in table.columns.values()].index("kind")
         assert str(table.get_row_at(0)[kind]) == "session"  # not blank
         assert str(table.get_row_at(1)[kind]) == "turn_allocation"
@@ -922,6 +972,9 @@ KEY_TESTS: dict[str, list[Callable[..., Awaitable[None]]]] = {
     "D": [test_d_shows_the_data_channels_and_enter_their_messages],
     "t f i": [test_view_keys_switch_tabs_and_focus_them],
     "l": [test_l_draws_the_ladder_of_a_packet_a_call_and_a_timeline_lane],
+    "I": [test_I_and_enter_open_the_nat_ice_panel_which_scrolls_and_closes, test_I_without_a_session_says_so],
+    "j k g G PgUp PgDn": [test_I_and_enter_open_the_nat_ice_panel_which_scrolls_and_closes],
+    "Esc q I": [test_I_and_enter_open_the_nat_ice_panel_which_scrolls_and_closes],
     "/": [test_slash_opens_the_filter_bar],
     "e": [
         test_e_exports_findings_marked_packets_and_a_ladder,
