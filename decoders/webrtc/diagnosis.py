@@ -207,12 +207,23 @@ def _relay_reason(
     """(why a relay was needed, its short form for the summary), with the evidence."""
     parts: list[str] = []
     short: list[str] = []
+    behind: list[str] = []
     for row in _behind_symmetric(nats):
         who = row.get("party") or row.get("inside") or "a peer"
         evidence = row.get("evidence")
-        first = evidence[0] if isinstance(evidence, list) and evidence else "mappings differ per destination"
+        first = (
+            _plain(evidence[0])
+            if isinstance(evidence, list) and evidence
+            else "mappings differ per destination"
+        )
         parts.append(f"peer {who} is behind a symmetric NAT: {first}")
-        short.append(f"{who} behind a symmetric NAT")
+        behind.append(str(who))
+    if behind:
+        short.append(
+            f"{behind[0]} behind a symmetric NAT"
+            if len(behind) == 1
+            else f"{', '.join(behind[:-1])} and {behind[-1]} behind symmetric NATs"
+        )
     direct = [p for p in pairs if not p["relayed"]]
     if direct and not any(p["state"] == "succeeded" for p in direct):
         failures = sorted({str(p["failure"]) for p in direct if p["failure"]})
@@ -256,7 +267,7 @@ def diagnose(
             if isinstance(mappings, list)
             else []
         )
-        text = "; ".join(str(e) for e in evidence[:2]) if isinstance(evidence, list) else ""
+        text = "; ".join(_plain(e) for e in evidence[:2]) if isinstance(evidence, list) else ""
         findings.append(
             _finding(
                 "ice",
@@ -338,10 +349,26 @@ def diagnose(
     )
 
 
+def _plain(evidence: object) -> str:
+    """A NAT verdict's evidence line without its "mapping: "/"filtering: " label, to follow a
+    sentence that already says what it is evidence of."""
+    text = str(evidence)
+    for label in ("mapping: ", "filtering: "):
+        if text.startswith(label):
+            return text[len(label) :]
+    return text
+
+
 def _fit(summary: str) -> str:
-    """At most SUMMARY_WIDTH characters, cut at a word (reports show no "…")."""
+    """At most SUMMARY_WIDTH characters: whole phrases (", "-separated) while they fit, else cut
+    at a word (reports show no "…")."""
     if len(summary) <= SUMMARY_WIDTH:
         return summary
+    phrases = summary.split(", ")
+    while len(phrases) > 1:
+        phrases.pop()
+        if len(", ".join(phrases)) <= SUMMARY_WIDTH:
+            return ", ".join(phrases)
     head = summary[: SUMMARY_WIDTH + 1].rsplit(" ", 1)[0].rstrip(",;:(")
     return head if " " in summary[:SUMMARY_WIDTH] else summary[:SUMMARY_WIDTH]
 

@@ -625,7 +625,7 @@ class SessionAnalysis:
                 "frame": ctx.frame,
                 "time": ctx.time,
                 "flow": ctx.flow,
-                "ufrag": sorted(ufrags),
+                "ufrag": own,  # this description's own: an answer names the answerer's alone
                 "setup": rec.setup or next((m.setup for m in rec.media if m.setup), None),
                 "fingerprint": rec.fingerprint
                 or next((m.fingerprint for m in rec.media if m.fingerprint), None),

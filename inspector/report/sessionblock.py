@@ -461,6 +461,8 @@ def nat_tables(row: Row) -> list[TextTable]:
     toward each destination, and the evidence the verdict rests on."""
     tables = []
     for nat in _maps(row.get("nat")):
+        if nat.get("inside") is None and nat.get("nat_type") == "unknown":
+            continue  # a socket seen only from outside with nothing to judge (a TURN client's): noise
         party = _text(nat.get("party")) or "an unknown party"
         public = nat.get("public")
         rfc5780 = nat.get("rfc5780")

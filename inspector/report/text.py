@@ -23,6 +23,7 @@ from rich.text import Text
 from protoscope.captures.linktypes import LINK_NAMES
 
 from ..follow import FOLLOW_MAX_BYTES, Followed
+from ..icmp_errors import shown_protocol
 from ..session import Session
 from .cells import Cells
 from .grid import grid_lines
@@ -308,7 +309,7 @@ def write_packets(
         f"{'No.':>7} {'Time':>12} {'Source':<{width}} {'Destination':<{width}} {'Protocol':<8} Length Info\n"
     )
     for item in items:
-        proto = protocol_column(item["protocols"][-1]) if item["protocols"] else ""
+        proto = protocol_column(shown_protocol(item["protocols"])) if item["protocols"] else ""
         line = (
             f"{item['frame']:>7} {item['time'] - start:>12.6f} {item['src']:<{width}} {item['dst']:<{width}} "
             f"{proto:<8} {item['len']:>6} {item['info']}"
