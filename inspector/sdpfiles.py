@@ -47,7 +47,7 @@ class SignalingMessage:
 
 
 def load_sdp_files(paths: Sequence[str]) -> tuple[SignalingMessage, ...]:
-    """Every --sdp file, read and checked, in the order given; SdpFileError for the first that is
+    """Every --sdp file, read and checked, offers first; SdpFileError for the first that is
     unreadable or holds neither SDP nor trickled candidates. An SDP whose role is not written
     (plain SDP without a=setup) is the answer when the SDP before it is an offer, else an offer."""
     out: list[SignalingMessage] = []
@@ -60,7 +60,15 @@ def load_sdp_files(paths: Sequence[str]) -> tuple[SignalingMessage, ...]:
         if msg.role is None:
             out[k] = msg = SignalingMessage(msg.path, msg.data, "answer" if previous == "offer" else "offer")
         previous = msg.role
-    return tuple(out)
+    # Offers first, as they went on the wire (the offerer is party A), whatever the files' order;
+    # trickled candidates stay with the description before them; otherwise the order given.
+    side: list[bool] = []
+    answer = False
+    for msg in out:
+        answer = msg.role == "answer" if msg.role is not None else answer
+        side.append(answer)
+    order = sorted(range(len(out)), key=lambda k: side[k])
+    return tuple(out[k] for k in order)
 
 
 def _read(path: str) -> bytes:

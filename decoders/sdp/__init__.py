@@ -3,11 +3,13 @@ or RFC 8840 SDP fragments); found in SIP, HTTP and WebSocket bodies."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar, Literal
 
 from protoscope.decoders.api import DecodeResult, Expect, Finding, FlowContext, Pdu
 from protoscope.decoders.rtp.srtcp import SRTP_MKI, SRTP_PROFILE
 from protoscope.decoders.rtp.srtp_keys import sdes_hint
+from protoscope.decoders.stun.decoder import ICE_CREDENTIALS
 
 from .fields import FIELDS
 from .parse import Media, SdpRecord, looks_like_sdp, parse
@@ -57,6 +59,7 @@ class SdpDecoder:
         pwds = ctx.capture.setdefault("ice.passwords", set())
         if isinstance(pwds, set):
             pwds.update(rec.passwords())
+        learn_credentials(ctx, rec.credentials())
         kinds = ", ".join(f"{m.kind} {m.port}" for m in rec.media)
         return DecodeResult(
             (Pdu("sdp", tuple(fields), (0, len(data)), f"SDP ({kinds})", record=rec, expect=tuple(expects)),),
@@ -74,6 +77,9 @@ def _trickle(data: bytes, ctx: FlowContext) -> DecodeResult:
     pwds = ctx.capture.setdefault("ice.passwords", set())
     if isinstance(pwds, set):
         pwds.update(p for rec in found.records for p in rec.passwords if p)
+    learn_credentials(
+        ctx, [(rec.ufrag, p) for rec in found.records if rec.ufrag for p in rec.passwords[:1] if p]
+    )
     pdus = []
     for k, rec in enumerate(found.records):
         where = (
@@ -99,6 +105,19 @@ def _trickle(data: bytes, ctx: FlowContext) -> DecodeResult:
             )
         )
     return DecodeResult(tuple(pdus), len(data))
+
+
+MAX_CREDENTIALS = 4096
+"""(ufrag, password) pairs learnt per capture: a call has two, two more per ICE restart."""
+
+
+def learn_credentials(ctx: FlowContext, pairs: Iterable[tuple[str, str]]) -> None:
+    """Each (ufrag, ICE password) an SDP or fragment gives, for the STUN decoder's checks."""
+    known = ctx.capture.setdefault(ICE_CREDENTIALS, {})
+    if isinstance(known, dict):
+        for ufrag, pwd in pairs:
+            if ufrag in known or len(known) < MAX_CREDENTIALS:
+                known.setdefault(ufrag, pwd)
 
 
 def srtp_hints(media: Media) -> dict[str, str]:

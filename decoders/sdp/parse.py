@@ -55,6 +55,13 @@ class SdpRecord:
     def passwords(self) -> set[str]:
         return {p for p in [self.ice_pwd, *(m.ice_pwd for m in self.media)] if p}
 
+    def credentials(self) -> list[tuple[str, str]]:
+        """(ufrag, password) of the session and of each media section (a media level value
+        overrides the session's, RFC 8839 section 5.4)."""
+        pairs = [(self.ice_ufrag, self.ice_pwd)]
+        pairs += [(m.ice_ufrag or self.ice_ufrag, m.ice_pwd or self.ice_pwd) for m in self.media]
+        return [(u, p) for u, p in pairs if u and p]
+
 
 def _number(text: str) -> bool:
     """ASCII digits only: str.isdigit() also accepts "²", which int() refuses."""

@@ -62,6 +62,47 @@ def _summary(rec: StunRecord) -> str:
     return ("Classic " if rec.classic else "") + text
 
 
+ICE_CREDENTIALS = "ice.credentials"
+"""`ctx.capture` key: ufrag -> ICE password, from every SDP (and SDP fragment) seen. A check is
+checked with the password of the ufrag it names alone: with one side's SDP only, the other
+side's checks are unchecked, not "bad"."""
+BINDING_METHOD = 0x001
+USERNAME = 0x0006
+MAX_CHECK_UFRAGS = 1024
+"""Checks of one flow whose ufrag is remembered for their responses (which carry no USERNAME);
+the oldest is forgotten first."""
+
+
+def _signing_ufrag(data: bytes, ctx: FlowContext) -> str | None:
+    """The ufrag whose password signs this Binding message (RFC 8445 section 7.2.2): a check's
+    USERNAME is "receiver:sender" and is signed with the receiver's password; a response with the
+    same password as its request. None for other methods, or a response to a check not seen."""
+    msg_type = int.from_bytes(data[0:2], "big")
+    if msg_type & 0x3EEF != BINDING_METHOD:
+        return None
+    txid = bytes(data[8:20])
+    remembered = ctx.shared.setdefault("stun.check_ufrags", {})
+    if not isinstance(remembered, dict):
+        return None
+    if msg_type & 0x0100:  # a success or error response
+        found = remembered.get(txid)
+        return found if isinstance(found, str) else None
+    pos, end = HEADER_LEN, min(len(data), HEADER_LEN + int.from_bytes(data[2:4], "big"))
+    while pos + 4 <= end:
+        a_type, a_len = (
+            int.from_bytes(data[pos : pos + 2], "big"),
+            int.from_bytes(data[pos + 2 : pos + 4], "big"),
+        )
+        if a_type == USERNAME:
+            ufrag = bytes(data[pos + 4 : pos + 4 + a_len]).decode("utf-8", "replace").split(":", 1)[0]
+            if len(remembered) >= MAX_CHECK_UFRAGS:
+                del remembered[next(iter(remembered))]
+            remembered[txid] = ufrag
+            return ufrag
+        pos += 4 + a_len + (-a_len % 4)
+    return None
+
+
 class StunDecoder:
     name: ClassVar[str] = "stun"
     fields = FIELDS
@@ -205,7 +246,15 @@ class StunDecoder:
         keys = self.keys
         limit: list[Finding] = []
         learned = ctx.capture.get("ice.passwords")
-        if isinstance(learned, set) and learned:  # ICE passwords from SDP seen earlier
+        by_ufrag = ctx.capture.get(ICE_CREDENTIALS)
+        ufrag = _signing_ufrag(data, ctx) if isinstance(by_ufrag, dict) and by_ufrag else None
+        if ufrag is not None and isinstance(by_ufrag, dict):
+            # The password of the agent whose ufrag the check names, and no other: a check of an
+            # agent whose SDP the capture lacks is unchecked, not "bad" against the other's.
+            pwd = by_ufrag.get(ufrag)
+            if isinstance(pwd, str):
+                keys = Keys((*keys.short_term, pwd.encode()), keys.long_term)
+        elif isinstance(learned, set) and learned:  # ICE passwords from SDP seen earlier
             if len(learned) <= MAX_LEARNED_PASSWORDS:
                 # Sorted once per size of the set (it only grows), not once per message.
                 cached = ctx.capture.get("stun.learned_keys")

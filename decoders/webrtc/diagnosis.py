@@ -6,19 +6,17 @@ call (`paths`), media per SSRC named by party, the NAT verdicts of the parties' 
 selected, why a relay was needed, ICE restarts, consent freshness (RFC 7675) and the time from the
 first candidate to connected, DTLS done and first media. Each conclusion that matters is also a
 finding with the evidence in its message, so `--report findings` tells the story too.
-
-Records of decoders written alongside this one (trickled candidates, ICMP errors, mDNS answers) are
-recognised by their class name and read by attribute, so this module does not depend on them.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from protoscope.decoders.api import AnalysisFinding, Severity
+from protoscope.decoders.icmp.message import IcmpError
 from protoscope.decoders.webrtc import ice
+from protoscope.decoders.webrtc.nat import NatObserver
 
 if TYPE_CHECKING:
     from protoscope.decoders.webrtc.sessions import IceSession
@@ -41,40 +39,11 @@ FINDING_SEVERITY: dict[str, Severity] = {
 """The findings this module makes (sessions.SEVERITY holds them too)."""
 
 
-def nat_observer() -> Any:
-    """A NatObserver (decoders/webrtc/nat.py) when that module is there, else None."""
-    try:
-        module = importlib.import_module("protoscope.decoders.webrtc.nat")
-    except ImportError:
-        return None
-    observer = getattr(module, "NatObserver", None)
-    return observer() if callable(observer) else None
-
-
-def _named(rec: object, name: str) -> bool:
-    return type(rec).__name__ == name
-
-
-def is_trickle(rec: object) -> bool:
-    """A TrickleRecord (decoders/sdp/trickle.py): trickled candidates from signaling."""
-    return _named(rec, "TrickleRecord")
-
-
-def is_icmp_error(rec: object) -> bool:
-    """An IcmpError: an ICMP or ICMPv6 error quoting a UDP datagram."""
-    return _named(rec, "IcmpError")
-
-
-def is_mdns(rec: object) -> bool:
-    """MdnsAnswers: the addresses an mDNS response gave `.local` names."""
-    return _named(rec, "MdnsAnswers")
-
-
-def icmp_text(rec: object) -> str:
+def icmp_text(rec: IcmpError) -> str:
     """ "ICMP port unreachable from 10.0.0.1": what the error said and who said it."""
-    description = str(getattr(rec, "description", "") or "error")
+    description = rec.description or "error"
     detail = description.split("(", 1)[1].rstrip(")") if "(" in description else description
-    return f"ICMP {detail[:60].lower()} from {getattr(rec, 'reporter', '?')}"
+    return f"ICMP {detail[:60].lower()} from {rec.reporter}"
 
 
 def _finding(phase: str, code: str, message: str, frame: int | None) -> AnalysisFinding:
@@ -160,24 +129,23 @@ def media_rows(session: IceSession, owner: Mapping[str, str]) -> list[dict[str, 
     ]
 
 
-def nat_rows(nat: Any, endpoints: Iterable[str], owner: Mapping[str, str]) -> list[dict[str, object]]:
+def nat_rows(nat: NatObserver, endpoints: Iterable[str], owner: Mapping[str, str]) -> list[dict[str, object]]:
     """The NatObserver's verdicts on these endpoints, each with the party it concerns."""
-    if nat is None:
-        return []
-    try:
-        found = nat.verdict_for(sorted(set(endpoints)))
-    except Exception:  # another helper's module: its failure must not take the report down
-        return []
     rows: list[dict[str, object]] = []
-    for verdict in found if isinstance(found, list) else []:
-        if not isinstance(verdict, Mapping):
-            continue
+    for verdict in nat.verdict_for(sorted(set(endpoints))):
         row = dict(verdict)
         public = row.get("public")
         seen = [row.get("inside"), *(public if isinstance(public, list) else [])]
         row["party"] = next((owner[str(ep)] for ep in seen if str(ep) in owner), None)
         rows.append(row)
     return rows
+
+
+def nat_key(row: Mapping[str, object]) -> tuple[object, ...]:
+    """What names a NAT verdict row (its inside socket and public addresses), to tell the rows a
+    session shows from those of sockets no session claims."""
+    public = row.get("public")
+    return (row.get("inside"), *(public if isinstance(public, list) else ()))
 
 
 def _symmetric(row: Mapping[str, object]) -> bool:
@@ -403,7 +371,9 @@ def session_candidate_times(session: IceSession) -> list[dict[str, object]]:
     return [{"time": s.time} for s in session.candidates]
 
 
-def session_keys(s: IceSession, wire: ice.Wire, turn_flows: Mapping[int, str], nat: Any) -> dict[str, object]:
+def session_keys(
+    s: IceSession, wire: ice.Wire, turn_flows: Mapping[int, str], nat: NatObserver
+) -> dict[str, object]:
     """The session row's issue-16 keys: parties, candidates, pair table, selected and nominated
     pair, paths, media, NAT verdicts and diagnosis; with the findings they make (`_findings`)
     and the endpoint -> party map (`_owner`) the rest of the row uses."""

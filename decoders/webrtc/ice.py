@@ -427,9 +427,12 @@ def pair_table(
             "requests": p.requests,
             "responses": p.responses,
             "errors": p.errors,
-            "nominated": p.nominated,
+            # RFC 8445 section 8.1.1: nominated once a check with USE-CANDIDATE succeeded (an
+            # aggressive agent sends it on every check: the unanswered ones nominated nothing)
+            "nominated": p.nominated and bool(p.nominated_frame),
+            "use_candidate": p.nominated,
             "rtt_ms": list(p.rtt_ms),
-            "state": state(p, wire.end, settled),
+            "state": (shown := state(p, wire.end, settled)),
             "local_party": local_party,
             "local_candidate": None if local is None else {"type": local["type"], "endpoint": p.local},
             "remote_candidate": None if remote is None else {"type": remote["type"], "endpoint": p.remote},
@@ -443,7 +446,7 @@ def pair_table(
             "selected": False,
             "packets_after_selection": 0,
             "bytes_after_selection": 0,
-            "failure": failure(p),
+            "failure": failure(p) if shown == "failed" else None,
             "relayed": relayed,
         }
         rows.append(row)

@@ -37,10 +37,13 @@ from typing import ClassVar
 
 from protoscope.decoders.api import AnalysisFinding, Endpoint, FlowContext, Pdu, Severity
 from protoscope.decoders.dtls.records import DtlsRecord
+from protoscope.decoders.icmp.message import IcmpError
+from protoscope.decoders.mdns.message import MdnsAnswers
 from protoscope.decoders.rtp.packets import RtcpRecord, RtpRecord
 from protoscope.decoders.sctp import names as sctp_names
 from protoscope.decoders.sctp.records import SctpRecord, UserMessage
 from protoscope.decoders.sdp.parse import SdpRecord
+from protoscope.decoders.sdp.trickle import TrickleRecord
 from protoscope.decoders.stun.messages import StunRecord
 from protoscope.decoders.webrtc import diagnosis, ice
 from protoscope.decoders.webrtc.candidates import parse_candidate
@@ -54,6 +57,7 @@ from protoscope.decoders.webrtc.ice import (
     RelayLeg,
     Seen,
 )
+from protoscope.decoders.webrtc.nat import NatObserver
 
 BINDING, ALLOCATE, REFRESH, CREATE_PERMISSION, CHANNEL_BIND, SEND, DATA = (
     0x001,
@@ -159,6 +163,9 @@ class IceSession:
     """(flow, from client, framing) -> its leg (MAX_PATHS)."""
     promised: set[tuple[str, str]] = field(default_factory=set)
     """(hash function, fingerprint) of every a=fingerprint the session's SDP carried."""
+    promised_by: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    """The same by the ufrag of the SDP that carried them: a certificate is checked against its
+    sender's own SDP (with one side's SDP only, the other's certificate is not "mismatched")."""
     selected_at: tuple[float, int] | None = None
     """When a nominated pair was first answered: traffic after it is the selected pair's."""
     after: list[int] = field(default_factory=lambda: [0, 0])
@@ -358,7 +365,7 @@ class SessionAnalysis:
         self.pair_ends: dict[tuple[str, str], tuple[IceSession, tuple[int, str, str]]] = {}
         """(source, destination) of a pair's first check on the wire -> the pair (for ICMP)."""
         """(signaling flow, direction) -> the own ufrag of the last SDP sent that way."""
-        self.nat = diagnosis.nat_observer()
+        self.nat = NatObserver()
 
     # -- routing ------------------------------------------------------------------------------
 
@@ -435,6 +442,8 @@ class SessionAnalysis:
             if leg in session.paths or len(session.paths) < MAX_PATHS:
                 session.paths.setdefault(leg, path)
         session.promised |= other.promised
+        for u, kept in other.promised_by.items():
+            session.promised_by.setdefault(u, set()).update(kept)
         if other.selected_at is not None and (
             session.selected_at is None or other.selected_at < session.selected_at
         ):
@@ -482,15 +491,14 @@ class SessionAnalysis:
             self._datachannel(rec, ctx)
         elif isinstance(rec, SctpRecord):
             self._sctp(rec, ctx)
-        elif diagnosis.is_trickle(rec):
+        elif isinstance(rec, TrickleRecord):
             self._trickle(rec, ctx)
-        elif diagnosis.is_icmp_error(rec):
+        elif isinstance(rec, IcmpError):
             self._icmp(rec, ctx)
-        elif diagnosis.is_mdns(rec):
-            for name, ip in getattr(rec, "answers", ())[:MAX_MDNS_NAMES]:
-                if isinstance(name, str) and isinstance(ip, str):
-                    if name.lower() in self.mdns or len(self.mdns) < MAX_MDNS_NAMES:
-                        self.mdns[name.lower().rstrip(".")] = ip
+        elif isinstance(rec, MdnsAnswers):
+            for name, ip in rec.answers[:MAX_MDNS_NAMES]:
+                if name.lower() in self.mdns or len(self.mdns) < MAX_MDNS_NAMES:
+                    self.mdns[name.lower().rstrip(".")] = ip
 
     # -- legs: what TURN relays, and where a packet was first seen -------------------------------
 
@@ -606,12 +614,15 @@ class SessionAnalysis:
             for text in m.candidates[:MAX_CANDIDATES]:
                 self._candidate(session, text, m.ice_ufrag or rec.ice_ufrag, source, ctx)
         for value in [
-            *getattr(rec, "fingerprints", []),
+            *rec.fingerprints,
             rec.fingerprint,
             *(m.fingerprint for m in rec.media),
         ]:
             if isinstance(value, str) and " " in value and len(session.promised) < MAX_SDP:
-                session.promised.add((value.split(" ")[0].lower(), value.split(" ")[-1].upper()))
+                promise = (value.split(" ")[0].lower(), value.split(" ")[-1].upper())
+                session.promised.add(promise)
+                for u in own:
+                    session.promised_by.setdefault(u, set()).add(promise)
         if len(session.sdp) >= MAX_SDP:
             session.limit(
                 "sdp.descriptions_limit",
@@ -660,13 +671,12 @@ class SessionAnalysis:
         if cand is None:
             return
         session.add_candidate(Seen(cand, source, ctx.frame, ctx.time, ufrag))
-        if self.nat is not None:
-            self.nat.candidate(cand, ufrag, ctx.frame, ctx.time)
+        self.nat.candidate(cand, ufrag, ctx.frame, ctx.time)
 
-    def _trickle(self, rec: object, ctx: FlowContext) -> None:
+    def _trickle(self, rec: TrickleRecord, ctx: FlowContext) -> None:
         """A trickled candidate (RFC 8838): the session of its ufrag, else of the last SDP on its
         signaling connection, and the party that sent SDP the same way."""
-        ufrag = getattr(rec, "ufrag", None)
+        ufrag = rec.ufrag
         session: IceSession | None = None
         if isinstance(ufrag, str) and ufrag in self.by_ufrag:
             session = self._find(self.by_ufrag[ufrag])
@@ -683,16 +693,14 @@ class SessionAnalysis:
         session.seen(ctx)
         if isinstance(ufrag, str):
             self._own_ufrags(session, [ufrag], ctx)
-        texts = getattr(rec, "candidates", [])
-        for text in texts[:MAX_CANDIDATES] if isinstance(texts, list) else []:
-            if isinstance(text, str):
-                self._candidate(session, text, ufrag, "sdp-file" if ctx.flow < 0 else "trickle", ctx)
+        for text in rec.candidates[:MAX_CANDIDATES]:
+            self._candidate(session, text, ufrag, "sdp-file" if ctx.flow < 0 else "trickle", ctx)
 
     # -- STUN: checks, STUN servers, TURN -------------------------------------------------------
 
     def _stun(self, rec: StunRecord, ctx: FlowContext, size: int) -> None:
         relay = self._relayed(ctx)
-        if self.nat is not None and relay is None:  # what a TURN server relays says nothing of a NAT
+        if relay is None:  # what a TURN server relays says nothing of a NAT
             self.nat.stun(rec, ctx)
         if rec.method == BINDING:
             self._binding(rec, ctx, size)
@@ -876,18 +884,18 @@ class SessionAnalysis:
         if len(kept) < MAX_REFLEXIVE and all(k[0] != mapped or k[1] != server for k in kept):
             kept.append((mapped, server, ctx.frame, ctx.time))
 
-    def _icmp(self, rec: object, ctx: FlowContext) -> None:
+    def _icmp(self, rec: IcmpError, ctx: FlowContext) -> None:
         """An ICMP error quoting a check: the transaction id in the quoted payload (bytes 8 to 20
         of the STUN header) names it; else the quoted datagram's endpoints name the pair."""
-        payload = getattr(rec, "quoted_payload", b"")
-        txid = bytes(payload[8:20]) if isinstance(payload, bytes | bytearray) and len(payload) >= 20 else b""
+        payload = rec.quoted_payload
+        txid = bytes(payload[8:20]) if len(payload) >= 20 else b""
         what = diagnosis.icmp_text(rec)
         tx = self.transactions.get(txid) if txid else None
         if tx is not None:
             session = self._find(tx.session)
             pair = session.pairs.get(tx.pair)
         else:
-            src, dst = str(getattr(rec, "quoted_src", "")), str(getattr(rec, "quoted_dst", ""))
+            src, dst = rec.quoted_src, rec.quoted_dst
             found = self._pair_by_ends(src, dst)
             if found is None:
                 return
@@ -1160,6 +1168,7 @@ class SessionAnalysis:
         # The flows a session's checks, and what they carried, used:
         for fid, flow_owner in self.by_flow.items():
             flows[id(self._find(flow_owner))].add(fid)
+        claimed: set[tuple[object, ...]] = set()
         for n, s in enumerate(live):
             findings = [AnalysisFinding(**f) for f in s.findings]  # graded below: copies
             if s is live[-1] and self.sessions_limit is not None:
@@ -1204,6 +1213,7 @@ class SessionAnalysis:
                     )
                 )
             keys = diagnosis.session_keys(s, wire, turn_flows, self.nat)
+            claimed.update(diagnosis.nat_key(r) for r in keys["nat"])  # type: ignore[attr-defined]
             owner: dict[str, str] = keys.pop("_owner")  # type: ignore[assignment]
             ice_findings: list[AnalysisFinding] = keys.pop("_findings")  # type: ignore[assignment]
             directions = {owner.get(m.src, m.src) for m in s.media.values()}
@@ -1215,9 +1225,24 @@ class SessionAnalysis:
                 )
             fingerprints = s.dtls.get("fingerprints")
             dtls = {k: _copied(v) for k, v in s.dtls.items()}
+            ufrags_of = {
+                str(p["name"]): p.get("ufrags") or [p.get("ufrag")]
+                for p in keys["parties"]  # type: ignore[attr-defined]
+            }
             if isinstance(fingerprints, dict) and s.promised:
                 for endpoint, hashes in fingerprints.items():
-                    if not any(isinstance(hashes, dict) and hashes.get(alg) == fp for alg, fp in s.promised):
+                    party = owner.get(endpoint)
+                    # the sender's own SDP's promises; a party whose SDP is not in the capture
+                    # promised nothing to check against; a sender of no known party: any SDP's
+                    promised = (
+                        {x for u in ufrags_of.get(party) or () for x in s.promised_by.get(str(u), ())}
+                        if party in ufrags_of
+                        else s.promised
+                    )
+                    if not promised:
+                        continue
+                    dtls["fingerprint_checked"] = True
+                    if not any(isinstance(hashes, dict) and hashes.get(alg) == fp for alg, fp in promised):
                         who = f" ({owner[endpoint]})" if endpoint in owner else ""
                         findings.append(
                             _finding(
@@ -1227,7 +1252,6 @@ class SessionAnalysis:
                                 s.certificate_frames.get(endpoint),
                             )
                         )
-                dtls["fingerprint_checked"] = True
             if isinstance(fingerprints, dict):  # by party: never the TURN server's address
                 dtls["fingerprints"] = {owner.get(ep, ep): dict(h) for ep, h in fingerprints.items()}
             for flow_stream, pending in s.channels.items():
@@ -1323,7 +1347,39 @@ class SessionAnalysis:
                     "findings": findings,
                 }
             )
+        out.extend(self._nat_rows(len(out), claimed))
         return out
+
+    def _nat_rows(self, first_id: int, claimed: set[tuple[object, ...]]) -> list[dict[str, object]]:
+        """A row (`kind: nat`) per NAT verdict no session shows: a socket that only asked STUN
+        servers (RFC 5780 discovery, a client's keepalives), judged all the same. The observer's
+        limit warnings go on the first of them (or on a row of their own)."""
+        rows: list[dict[str, object]] = []
+        for verdict in self.nat.verdicts():
+            if diagnosis.nat_key(verdict) in claimed:
+                continue
+            if verdict.get("inside") is None and verdict.get("nat_type") == "unknown":
+                continue  # seen from outside with nothing to judge
+            findings: list[AnalysisFinding] = []
+            if verdict.get("nat_type") == "symmetric":
+                evidence = verdict.get("evidence")
+                text = "; ".join(str(e) for e in evidence[:2]) if isinstance(evidence, list) else ""
+                mappings = verdict.get("mappings")
+                frames = [
+                    int(m["frame"])
+                    for m in (mappings if isinstance(mappings, list) else [])
+                    if isinstance(m, dict) and isinstance(m.get("frame"), int)
+                ]
+                who = verdict.get("inside") or "a socket"
+                message = f"{who} is behind a symmetric NAT: {text}".rstrip(": ")
+                findings.append(_finding("ice", "nat.symmetric", message, max(frames, default=None)))
+            rows.append({"id": first_id + len(rows), "kind": "nat", **verdict, "findings": findings})
+        limits = self.nat.findings()
+        if limits:
+            if not rows:
+                rows.append({"id": first_id, "kind": "nat", "findings": []})
+            rows[0]["findings"] = [*rows[0]["findings"], *limits]  # type: ignore[misc]
+        return rows
 
     def _wire(self) -> tuple[ice.Wire, dict[int, str]]:
         """What every session row reads of the whole capture (built once per `rows()`): the

@@ -134,7 +134,10 @@ def session_title(row: Row) -> str:
     summary = diagnosis.get("summary") if isinstance(diagnosis, Mapping) else None
     state = f"FAILED in {_text(failed)}" if failed else "OK"
     if summary:
-        return f"{head}: {state}, {_text(summary)}" if failed else f"{head}: {_text(summary)}"
+        text = _text(summary)
+        if failed and text.lower().startswith(f"failed in {_text(failed)}".lower()):
+            return f"{head}: FAILED{text[len('failed'):]}"  # the summary says where already
+        return f"{head}: {state}, {text}" if failed else f"{head}: {text}"
     return f"{head}: {state}"
 
 
@@ -463,7 +466,9 @@ def nat_tables(row: Row) -> list[TextTable]:
     for nat in _maps(row.get("nat")):
         if nat.get("inside") is None and nat.get("nat_type") == "unknown":
             continue  # a socket seen only from outside with nothing to judge (a TURN client's): noise
-        party = _text(nat.get("party")) or "an unknown party"
+        inside = _text(nat.get("inside"))
+        party = _text(nat.get("party"))
+        whose = f"behind {party}" if party else f"of {inside}" if inside else "behind an unknown party"
         public = nat.get("public")
         rfc5780 = nat.get("rfc5780")
         evidence = nat.get("evidence")
@@ -489,7 +494,7 @@ def nat_tables(row: Row) -> list[TextTable]:
         if isinstance(evidence, list) and evidence:
             items.append(["evidence", "\n".join(_capped([_text(e) for e in evidence]))])
         tables.append(
-            _table(f"NAT behind {party}: {_text(nat.get('nat_type')) or 'unknown'}", KEY_VALUE, items)
+            _table(f"NAT {whose}: {_text(nat.get('nat_type')) or 'unknown'}", KEY_VALUE, items)
         )
     return tables
 

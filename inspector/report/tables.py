@@ -234,6 +234,18 @@ LAYOUTS: Final[dict[str, tuple[str | Column, ...]]] = {
         "size",
         "content",
     ),
+    "nat": (
+        "id",
+        "inside",
+        "nat_type",
+        "mapping",
+        "filtering",
+        "public",
+        "findings",
+        "evidence",
+        "port_preservation",
+        "hairpinning",
+    ),
     "turn_allocation": (
         "id",
         "client",
@@ -252,12 +264,17 @@ LAYOUTS: Final[dict[str, tuple[str | Column, ...]]] = {
 """Columns of each known row kind, most useful first (a terminal too narrow shows them in this
 order); keys a row has beyond these follow in the row's order."""
 
-TEXT_LEFT_OUT: Final = {"calls": ("grpcurl",), "datachannels": ("messages", "channel_type")}
+TEXT_LEFT_OUT: Final = {
+    "calls": ("grpcurl",),
+    "datachannels": ("messages", "channel_type"),
+    "nat": ("party", "ufrag", "mappings", "rfc5780", "binding_lifetime_s"),
+}
 """Keys a text table leaves out (JSON keeps them): a call's grpcurl command is a line of its own to
 copy, as wide as the rest of the row (`--format json` or `y` in the viewer gives it)."""
 
 TITLES: Final = {
     "turn_allocation": "TURN allocations",
+    "nat": "NAT behaviour of sockets in no session",
     "hierarchy": "Protocol hierarchy",
     "io": "I/O statistics",
     "methods": "gRPC methods",

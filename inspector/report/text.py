@@ -29,7 +29,7 @@ from .cells import Cells
 from .grid import grid_lines
 from .inert import clean
 from .rows import protocol_column
-from .sessionblock import KEY_VALUE, Lines, Part, is_session, session_block
+from .sessionblock import KEY_VALUE, Lines, Part, is_session, nat_tables, session_block
 from .tables import TextTable, text_tables
 
 FOLD_AT: Final = 24
@@ -70,21 +70,40 @@ def write_tables(
     `why` knows ("no gRPC calls: no HTTP/2 connection in this capture")."""
     cells = Cells(start)
     sessions: list[dict[str, Any]] = []
+    nats: list[dict[str, Any]] = []
     if report == "sessions":  # a WebRTC session is a block of its own; TURN allocations a table
         rows = list(rows)
         sessions = [row for row in rows if is_session(row)]
-        rows = [row for row in rows if not is_session(row)]
+        # the NAT verdicts of sockets in no session read as a session's NAT tables do
+        nats = [row for row in rows if row.get("kind") == "nat"]
+        rows = [row for row in rows if not is_session(row) and row.get("kind") != "nat"]
     tables = text_tables(report, rows, cells)
-    if not tables and not sessions:
+    if not tables and not sessions and not nats:
         out.write((clean(why()) if why is not None else f"{report.capitalize()}: none") + "\n")
         return
     console = _console(out, width)
     for row in sessions:
         write_parts(console, session_block(row, cells), width)
+    if nats:
+        console.file.write(f"NAT behaviour of sockets in no session ({len(nats)})\n")
+        write_parts(console, [*nat_tables({"nat": nats}), *nat_findings(nats)], width)
     for table in tables:
         widths = _widths(table)
         for title, columns in _blocks(table, widths, width):
             _print(console, width, title, table, columns, widths)
+
+
+def nat_findings(rows: list[dict[str, Any]]) -> list[Lines]:
+    """The findings of `kind: nat` rows (a symmetric NAT, a limit hit), one a line with its frame."""
+    lines = [
+        f"  {f.get('severity')} {f.get('code')}"
+        + (f" (frame {f['frame']})" if f.get("frame") else "")
+        + f": {clean(str(f.get('message')))}"
+        for row in rows
+        for f in row.get("findings") or []
+        if isinstance(f, dict)
+    ]
+    return [Lines([f"Findings ({len(lines)})", *lines])] if lines else []
 
 
 def write_parts(console: Console, parts: Iterable[Part], width: int | None) -> None:
@@ -105,7 +124,10 @@ def session_text(row: Mapping[str, Any], start: float, width: int) -> str:
     """A session's block as the text report draws it at `width` (the viewer's NAT/ICE panel)."""
     out = io.StringIO()
     console = _console(out, width)
-    write_parts(console, session_block(row, Cells(start)), width)
+    if row.get("kind") == "nat":  # the verdict on a socket in no session: its NAT table alone
+        write_parts(console, [*nat_tables({"nat": [row]}), *nat_findings([dict(row)])], width)
+    else:
+        write_parts(console, session_block(row, Cells(start)), width)
     return out.getvalue().rstrip("\n")
 
 
@@ -151,7 +173,7 @@ def _print(
         )
         console.file.write("".join(f"{line}\n" for line in (paint(-1, title), *lines)))
         return
-    drawn = _rich_table(table, columns, header)
+    drawn = _rich_table(table, columns, header, console.width)
     # Whether rich folds a row onto more lines to fit the terminal is known by drawing it.
     drawn.show_lines = multiline or (
         natural > console.width
@@ -226,13 +248,26 @@ def _blocks(table: TextTable, widths: list[int], width: int | None) -> Iterator[
         yield f"{table.title}, columns {k}/{len(blocks)}", cols
 
 
-def _rich_table(table: TextTable, columns: list[int], header: bool) -> Table:
+MAX_WHOLE_WORD = 24
+"""A word up to this wide (an IPv4 endpoint, a frame number, a state) is never folded inside when a
+narrow terminal folds a table's cells; a longer one (an IPv6 endpoint, a hash) may be."""
+
+
+def _rich_table(table: TextTable, columns: list[int], header: bool, width: int | None) -> Table:
     out = Table(box=HEAVY_HEAD, show_header=header)
+    # A cell folds between words; its longest word (an ip:port) stays whole when every column's
+    # longest word fits the width beside the others (else rich would crop the table instead).
+    words = {
+        i: min(MAX_WHOLE_WORD, max((cell_len(w) for r in table.cells for w in r[i].split()), default=1))
+        for i in columns
+    }
+    whole = width is not None and sum(words.values()) + 3 * len(columns) + 1 <= width
     for i in columns:
         out.add_column(
             table.headers[i],
             justify="right" if table.numeric[i] else "left",
             overflow="fold",
+            min_width=words[i] if whole else None,
         )
     for row in table.cells:
         out.add_row(*(Text(row[i], style=STYLES.get(table.keys[i], {}).get(row[i], "")) for i in columns))

@@ -1116,12 +1116,14 @@ class ProtoscopeApp(App[None]):
         if not 0 <= n < len(rows) or self.model is None:
             return
         row = rows[n]
-        if not is_session(row):
+        nat = row.get("kind") == "nat"
+        if not is_session(row) and not nat:
             self.say("a TURN allocation: its row is all there is (the NAT/ICE panel is a session's)")
             return
         ts = self.model.index.records.ts_ns
         start = int(ts[0]) / 1e9 if len(ts) else 0.0
-        self.push_screen(IceScreen(row, start, f"NAT/ICE of session {row.get('id')} (Esc closes)"))
+        title = f"NAT of {row.get('inside')}" if nat else f"NAT/ICE of session {row.get('id')}"
+        self.push_screen(IceScreen(row, start, f"{title} (Esc closes)"))
 
     @work(thread=True, exclusive=True, group="ladder")
     def build_session_ladder(self, row: dict[str, object], what: str) -> None:

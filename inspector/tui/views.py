@@ -308,7 +308,18 @@ SHORT_LIST_CELLS = 24
 
 
 FIRST_COLUMNS: dict[str, tuple[str, ...]] = {
-    "sessions": ("id", "kind", "failed_phase", "nominated_pair", "client", "server", "relayed", "errors"),
+    "sessions": (
+        "id",
+        "kind",
+        "failed_phase",
+        "nominated_pair",
+        "client",
+        "server",
+        "relayed",
+        "inside",
+        "nat_type",
+        "errors",
+    ),
     "streams": ("ssrc", "src", "dst", "packets", "lost", "max_jitter_ms"),
     "datachannels": (
         "label",
@@ -326,8 +337,8 @@ FIRST_COLUMNS: dict[str, tuple[str, ...]] = {
         "flow",
     ),
 }
-"""Columns a report's table shows first: a WebRTC session and a TURN allocation share them, so
-every row of the Sessions tab shows values at 80 columns."""
+"""Columns a report's table shows first: a WebRTC session, a TURN allocation and the NAT verdict
+on a socket in no session share them, so every row of the Sessions tab shows values at 80 columns."""
 
 DEFAULT_CELLS: dict[str, dict[str, str]] = {"sessions": {"kind": "session"}}
 """Per report, what a row without the key is (a WebRTC session's row has no `kind`)."""
@@ -348,9 +359,15 @@ def session_line(row: Mapping[str, object]) -> str:
         if isinstance(errors, list) and errors:
             parts.append(", ".join(map(str, errors)))
         return " · ".join(parts)
+    if row.get("kind") == "nat":
+        return f"NAT of {row.get('inside')}: {row.get('nat_type')} · I: the verdict and its evidence"
     diagnosis = row.get("diagnosis")
     if isinstance(diagnosis, Mapping) and diagnosis.get("summary"):
-        parts.append(str(diagnosis["summary"]))
+        text = str(diagnosis["summary"])
+        if failed and text.lower().startswith(f"failed in {failed}".lower()):
+            parts[0] = f"{noun} {row.get('id')}: FAILED{text[len('failed') :]}"  # says where already
+        else:
+            parts.append(text)
     parts.append(_pair_text(row))
     dtls = row.get("dtls")
     state = dtls.get("state") if isinstance(dtls, Mapping) else None

@@ -109,6 +109,36 @@ def test_sdp_files_teach_stun_integrity(tmp_path: Path, capsys: pytest.CaptureFi
 
     assert statuses() == {"unchecked"}
     assert statuses(*signaling_files(tmp_path)) == {"ok"}
+    # The offer alone: the offerer's password checks the checks sent to it (and their answers);
+    # the answerer's checks are unchecked, never "bad" against the offerer's password.
+    assert statuses(*signaling_files(tmp_path)[:2]) == {"ok", "unchecked"}
+
+
+@pytest.mark.parametrize("side", ["offer", "answer"])
+def test_one_side_sdp_makes_no_false_failure(
+    side: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With one party's SDP only, the other's certificate has no promise to break: the session is
+    not failed in dtls, and no check is called forged."""
+    given = tmp_path / f"{side}.sdp"
+    given.write_text(TRUTH[side])
+    assert (
+        main([str(stripped(tmp_path)), "--sdp", str(given), "--report", "findings", "--format", "json"]) == 0
+    )
+    codes = {f["code"] for f in json.loads(capsys.readouterr().out)}
+    assert not codes & {"stun.integrity_bad", "dtls.fingerprint_mismatch"}, codes
+    (row,) = report(capsys, str(stripped(tmp_path)), "--sdp", str(given))
+    assert row["failed_phase"] is None and row["dtls"]["fingerprint_checked"] is True
+
+
+def test_answer_file_first_still_makes_the_offerer_a(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = signaling_files(tmp_path)
+    (row,) = report(capsys, str(stripped(tmp_path)), *files[2:], *files[:2])  # answer, then offer
+    roles = {p["name"]: (p["role"], p["ufrag"]) for p in row["parties"]}
+    ufrag = {side: TRUTH[side].split("a=ice-ufrag:")[1].split("\r\n")[0] for side in ("offer", "answer")}
+    assert roles == {"A": ("offerer", ufrag["offer"]), "B": ("answerer", ufrag["answer"])}
 
 
 def test_sdp_files_reach_a_growing_pass(tmp_path: Path) -> None:

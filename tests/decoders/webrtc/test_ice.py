@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protoscope.decoders.api import Endpoint, FlowContext, Pdu
 from protoscope.decoders.dtls.records import DtlsRecord
+from protoscope.decoders.mdns.message import MdnsAnswers
 from protoscope.decoders.rtp.packets import RtpRecord
 from protoscope.decoders.sdp.parse import Media, SdpRecord
+from protoscope.decoders.sdp.trickle import TrickleRecord
 from protoscope.decoders.stun.messages import StunRecord
 from protoscope.decoders.webrtc.candidates import candidate_priority, pair_priority
 from protoscope.decoders.webrtc.ice import Evidence, party_of_ufrags
@@ -212,10 +213,6 @@ def test_candidates_learnt_on_the_wire_and_mdns() -> None:
     whose source the sender never signaled (its priority is the check's PRIORITY); an mDNS name
     resolved by a response in the capture."""
 
-    @dataclass
-    class MdnsAnswers:
-        answers: list[tuple[str, str]] = field(default_factory=list)
-
     f = Feeder()
     f.packet(A, TURN, 0.1, sdp("aa", "candidate:1 1 udp 2122260223 4f2e.local 5000 typ host"), flow=9)
     f.packet(A, STUN, 0.2, stun(BINDING, REQUEST, 50), flow=5)
@@ -246,14 +243,6 @@ def test_candidates_learnt_on_the_wire_and_mdns() -> None:
 
 
 def test_trickled_candidates_join_the_party_that_sent_them() -> None:
-    @dataclass
-    class TrickleRecord:
-        candidates: list[str]
-        ufrag: str | None = None
-        mid: str | None = "0"
-        mline_index: int | None = 0
-        end_of_candidates: bool = False
-
     f = Feeder()
     f.packet(A, TURN, 0.1, sdp("aa"), flow=9)
     f.packet(TURN, A, 0.2, sdp("bb"), flow=9)
