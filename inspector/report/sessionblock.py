@@ -136,7 +136,7 @@ def session_title(row: Row) -> str:
     if summary:
         text = _text(summary)
         if failed and text.lower().startswith(f"failed in {_text(failed)}".lower()):
-            return f"{head}: FAILED{text[len('failed'):]}"  # the summary says where already
+            return f"{head}: FAILED{text[len('failed') :]}"  # the summary says where already
         return f"{head}: {state}, {text}" if failed else f"{head}: {text}"
     return f"{head}: {state}"
 
@@ -493,9 +493,7 @@ def nat_tables(row: Row) -> list[TextTable]:
             )
         if isinstance(evidence, list) and evidence:
             items.append(["evidence", "\n".join(_capped([_text(e) for e in evidence]))])
-        tables.append(
-            _table(f"NAT {whose}: {_text(nat.get('nat_type')) or 'unknown'}", KEY_VALUE, items)
-        )
+        tables.append(_table(f"NAT {whose}: {_text(nat.get('nat_type')) or 'unknown'}", KEY_VALUE, items))
     return tables
 
 
