@@ -19,6 +19,7 @@ from typing import Literal
 
 from protoscope.decoders.api import Decoder, Endpoint, FlowContext, Pdu
 from protoscope.decoders.sdp import find_sdp, find_trickle
+from protoscope.decoders.sdp.parse import looks_like_sdp
 
 SIGNALING_OPTION = "sdp.signaling"
 """The registry option that carries the --sdp messages (a tuple of SignalingMessage) to sessions."""
@@ -86,39 +87,75 @@ def looks_sdp(data: bytes) -> bool:
     return data.lstrip().startswith(b"v=0")
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+"""What editors on Windows put before a UTF-8 text: not part of the SDP or JSON."""
+MAX_FILE_SDPS = 64
+"""SDPs taken from one JSON file (an offer and its answer, a few renegotiations); more are ignored."""
+MAX_JSON_NODES = 100_000
+"""JSON values looked at in one file for SDPs."""
+
+
 def messages_of(path: str, data: bytes) -> list[SignalingMessage]:
-    """What one file holds for the "sdp" decoder: its SDP (plain, or in a JSON message) and its
-    trickled candidates (a JSON message's, or an SDP fragment); SdpFileError when neither."""
+    """What one file holds for the "sdp" decoder: every SDP (plain, or each one of a JSON message
+    or list of messages, in document order) and its trickled candidates (a JSON message's, or an
+    SDP fragment); SdpFileError when neither. A UTF-8 byte order mark is skipped."""
     if b"\x00" in data:
         raise SdpFileError(f"--sdp file {path} is binary, not SDP or JSON signaling")
+    if data.startswith(UTF8_BOM):
+        data = data[len(UTF8_BOM) :]
     sdp = find_sdp(data)
-    trickle = find_trickle(data) if sdp is not data else None
-    if sdp is None and trickle is None:
+    if sdp is data:
+        return [SignalingMessage(path, bytes(data), _setup_role(bytes(data)))]
+    sdps = _json_sdps(data) if sdp is not None else []
+    trickle = find_trickle(data)
+    if not sdps and trickle is None:
         raise SdpFileError(
             f"--sdp file {path} holds neither SDP (v=0 ...), nor JSON signaling with one, nor trickled "
             "ICE candidates"
         )
-    out: list[SignalingMessage] = []
-    if sdp is not None:
-        out.append(SignalingMessage(path, bytes(sdp), _role(data, bytes(sdp))))
+    out = [SignalingMessage(path, text.encode(), role) for text, role in sdps]
     if trickle is not None:
         out.append(SignalingMessage(path, bytes(trickle), None))
     return out
 
 
-def _role(whole: bytes, sdp: bytes) -> Role | None:
-    """Offer or answer: the JSON message's "type" (RTCSessionDescriptionInit), else the SDP's
-    a=setup (RFC 5763 section 5: the offerer says actpass, the answerer active or passive)."""
-    if whole is not sdp:
-        try:
-            doc = json.loads(whole.decode("utf-8", "replace"))
-        except (ValueError, RecursionError):
-            doc = None
-        kind = _json_type(doc)
-        if kind == "offer":
-            return "offer"
-        if kind in ("answer", "pranswer"):
-            return "answer"
+def _json_sdps(data: bytes) -> list[tuple[str, Role | None]]:
+    """Every SDP string of a JSON document in document order, each with its role: the "type" of the
+    object that holds it (RTCSessionDescriptionInit), else its a=setup."""
+    try:
+        doc = json.loads(data.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):
+        return []
+    out: list[tuple[str, Role | None]] = []
+    stack: list[tuple[object, str | None]] = [(doc, None)]
+    seen = 0
+    while stack and seen < MAX_JSON_NODES and len(out) < MAX_FILE_SDPS:
+        item, kind = stack.pop()
+        seen += 1
+        if isinstance(item, dict):
+            mine = item.get("type")
+            mine = mine.lower() if isinstance(mine, str) else None
+            stack.extend((v, mine) for v in reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend((v, None) for v in reversed(item))
+        elif isinstance(item, str) and looks_like_sdp(item):
+            role = _type_role(kind) or _setup_role(item.encode())
+            out.append((item, role))
+    return out
+
+
+def _type_role(kind: str | None) -> Role | None:
+    """A JSON message's "type": offer, or answer (a provisional answer is one too)."""
+    if kind == "offer":
+        return "offer"
+    if kind in ("answer", "pranswer"):
+        return "answer"
+    return None
+
+
+def _setup_role(sdp: bytes) -> Role | None:
+    """The SDP's a=setup (RFC 5763 section 5: the offerer says actpass, the answerer active or
+    passive); None when it has none or says something else."""
     setups = {
         line.strip()[len("a=setup:") :].lower()
         for line in sdp.decode("utf-8", "replace").splitlines()
@@ -128,17 +165,6 @@ def _role(whole: bytes, sdp: bytes) -> Role | None:
         return "offer"
     if setups and setups <= {"active", "passive"}:
         return "answer"
-    return None
-
-
-def _json_type(doc: object) -> str | None:
-    """The "type" of the JSON object that holds the SDP (at the top, or one level down in a
-    wrapper such as {"data": {"type": "offer", "sdp": ...}})."""
-    items = [doc, *(doc.values() if isinstance(doc, dict) else ())]
-    for item in items:
-        if isinstance(item, dict) and isinstance(item.get("sdp"), str):
-            kind = item.get("type")
-            return kind.lower() if isinstance(kind, str) else None
     return None
 
 

@@ -144,7 +144,8 @@ def sdes_keys_hint(media: Media, ip: str, port: int) -> dict[str, str]:
 
 
 def find_sdp(body: bytes) -> bytes | None:
-    """SDP in a body: plain, or JSON-wrapped as WebRTC signaling usually sends it."""
+    """SDP in a body: plain, or JSON-wrapped as WebRTC signaling usually sends it (the first in
+    document order when the JSON holds several)."""
     text = body.decode("utf-8", "replace")
     if looks_like_sdp(text):
         return body
@@ -160,9 +161,9 @@ def find_sdp(body: bytes) -> bytes | None:
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
-            stack.extend(item.values())
+            stack.extend(reversed(list(item.values())))
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend(reversed(item))
         elif isinstance(item, str) and looks_like_sdp(item):
             return item.encode()
     return None

@@ -68,14 +68,28 @@ class Trickle:
     count: int = 0
     """Candidates kept (at most MAX_TRICKLE_CANDIDATES)."""
 
+    def full(self) -> bool:
+        """No room for another record: MAX_TRICKLE_CANDIDATES candidates kept, or as many records
+        (a flood of end-of-candidates or empty sections). Checked before a record is built, so
+        that a huge message costs no more than its first records."""
+        return self.count >= MAX_TRICKLE_CANDIDATES or len(self.records) >= MAX_TRICKLE_CANDIDATES
+
+    def limit(self) -> None:
+        """Note, once, that the message held more than was kept."""
+        if not any(f.code == "sdp.candidates_limit" for f in self.findings):
+            what = (
+                f"more than {MAX_TRICKLE_CANDIDATES} candidates or records (MAX_TRICKLE_CANDIDATES): "
+                "rest dropped"
+            )
+            self.findings.append(Finding("warn", "sdp.candidates_limit", what))
+
     def add(self, rec: TrickleRecord) -> None:
         """Append `rec`, joined to the last record when it continues it (same ufrag, mid and
-        index, and that one did not end gathering): a list of twenty candidates is one record."""
+        index, and that one did not end gathering): a list of twenty candidates is one record.
+        Candidates beyond MAX_TRICKLE_CANDIDATES are cut from `rec` (its list is what was kept)."""
         room = MAX_TRICKLE_CANDIDATES - self.count
         if len(rec.candidates) > room:
-            if not any(f.code == "sdp.candidates_limit" for f in self.findings):
-                what = f"more than {MAX_TRICKLE_CANDIDATES} candidates (MAX_TRICKLE_CANDIDATES): rest dropped"
-                self.findings.append(Finding("warn", "sdp.candidates_limit", what))
+            self.limit()
             del rec.candidates[room:]
         self.count += len(rec.candidates)
         last = self.records[-1] if self.records else None
@@ -109,61 +123,105 @@ def looks_like_sdpfrag(text: str) -> bool:
 
 def has_trickle(body: bytes) -> bool:
     """`body` (an HTTP body, a WebSocket text message) trickles candidates: an SDP fragment, or JSON
-    with an RTCIceCandidateInit somewhere. Cheap for bodies that do not mention candidates."""
+    with an RTCIceCandidateInit somewhere. It stops at the first candidate object and builds no
+    field: the "sdp" decoder parses the body for good once this says yes."""
     if b"candidate" not in body:
         return False
-    return bool(parse_trickle(body).records)
+    text = body.decode("utf-8", "replace")
+    if looks_like_sdpfrag(text):
+        return True  # it has a candidate, an end-of-candidates or a ufrag: _sdpfrag makes a record
+    doc = _json(text)
+    return doc is not None and any(_from_json(node, kind) is not None for node, kind in _dicts(doc))
+
+
+def _json(text: str) -> object | None:
+    """The JSON document `text` holds, or None (not JSON, or nested past the parser's recursion)."""
+    if not text.lstrip().startswith(("{", "[")):
+        return None
+    try:
+        doc: object = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return doc
 
 
 def parse_trickle(data: bytes) -> Trickle:
     """The trickled candidates of a message: an SDP fragment or JSON. Never raises: what it does
-    not understand is not a candidate."""
+    not understand is not a candidate. Linear in the message: the walk stops once the message is
+    full (Trickle.full) and spans are looked for forward only (_Spans)."""
     out = Trickle()
     text = data.decode("utf-8", "replace")
     if looks_like_sdpfrag(text):
         _sdpfrag(text, out)
         return out
-    stripped = text.lstrip()
-    if not stripped.startswith(("{", "[")):
-        return out
-    try:
-        doc = json.loads(text)
-    except (ValueError, RecursionError):
+    doc = _json(text)
+    if doc is None:
         return out
     spans = _Spans(data)
     for node, parent_type in _dicts(doc):
-        rec = _from_json(node, parent_type, out)
+        rec = _from_json(node, parent_type)
         if rec is None:
             continue
+        if out.full():
+            out.limit()
+            break
         out.add(rec)
+        spans.begin()
         for cand in rec.candidates:
             out.fields.append(Field("sdp.candidate", cand, spans.find(cand)))
         if rec.end_of_candidates:
             out.fields.append(Field("sdp.end_of_candidates", True, (0, len(data))))
         if rec.mid is not None:
-            out.fields.append(Field("sdp.mid", rec.mid, spans.find(rec.mid, move=False)))
+            out.fields.append(Field("sdp.mid", rec.mid, spans.find(rec.mid, quoted=True)))
         if rec.mline_index is not None:
             out.fields.append(Field("sdp.mline_index", rec.mline_index, (0, len(data))))
         if rec.ufrag is not None:
-            out.fields.append(Field("sdp.ice_ufrag", rec.ufrag, spans.find(rec.ufrag, move=False)))
+            out.fields.append(Field("sdp.ice_ufrag", rec.ufrag, spans.find(rec.ufrag, quoted=True)))
     return out
 
 
+MAX_SPAN_MISSES = 8
+"""Strings of one message not found as written (JSON escapes such as \\u0041 change the bytes):
+each costs a scan to the message's end, so after this many no more are looked for."""
+
+
 class _Spans:
-    """Where the strings of a JSON message lie in its bytes (candidates come in order)."""
+    """Where the strings of a JSON message lie in its bytes. Records come in document order, so
+    each record's strings are looked for from the end of the previous record's, its candidates one
+    after the other; sdpMid and usernameFragment as JSON strings (quoted), so that the "0" of a
+    candidate's address is not taken for mid "0". Every search starts at or after the last record's
+    end, which keeps a message linear (hits), and MAX_SPAN_MISSES bounds the scans that find
+    nothing; a string not found spans the whole message."""
 
     def __init__(self, data: bytes) -> None:
         self.data = data
+        self.start = 0
+        """Where the current record's strings are looked for from."""
         self.at = 0
+        """Where its next candidate is looked for from."""
+        self.end = 0
+        """The end of the furthest string found so far."""
+        self.misses = 0
 
-    def find(self, text: str, move: bool = True) -> tuple[int, int]:
-        needle = text.encode()
-        at = self.data.find(needle, self.at) if needle else -1
+    def begin(self) -> None:
+        """A new record: its strings lie after the previous record's."""
+        self.start = self.at = self.end
+
+    def find(self, text: str, quoted: bool = False) -> tuple[int, int]:
+        whole = (0, len(self.data))
+        if not text or self.misses >= MAX_SPAN_MISSES:
+            return whole
+        needle = b'"' + text.encode() + b'"' if quoted else text.encode()
+        at = self.data.find(needle, self.start if quoted else self.at)
         if at < 0:
-            return (0, len(self.data))
-        if move:
-            self.at = at + len(needle)
-        return (at, at + len(needle))
+            self.misses += 1
+            return whole
+        stop = at + len(needle)
+        self.end = max(self.end, stop)
+        if quoted:
+            return (at + 1, stop - 1)
+        self.at = stop
+        return (at, stop)
 
 
 def _dicts(doc: object) -> Iterator[tuple[dict[str, object], str | None]]:
@@ -189,7 +247,7 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _from_json(node: dict[str, object], parent_type: str | None, out: Trickle) -> TrickleRecord | None:
+def _from_json(node: dict[str, object], parent_type: str | None) -> TrickleRecord | None:
     """The record of one JSON object when it is an RTCIceCandidateInit (or apprtc's
     {"type": "candidate", "label", "id", "candidate"}, or {"candidates": [...]}); else None."""
     kind = node.get("type")
@@ -226,13 +284,15 @@ def _from_json(node: dict[str, object], parent_type: str | None, out: Trickle) -
 
 def _sdpfrag(text: str, out: Trickle) -> None:
     """RFC 8840 section 4.4: session-level ICE attributes, then one m= section per media with its
-    a=mid, candidates and a=end-of-candidates (a session-level a=end-of-candidates ends them all)."""
+    a=mid, candidates and a=end-of-candidates (a session-level a=end-of-candidates ends them all).
+    Read up to MAX_TRICKLE_CANDIDATES candidates or media sections, then cut (sdp.candidates_limit)."""
     session_ufrag: str | None = None
     session_pwd: str | None = None
     sections: list[TrickleRecord] = []
     current: TrickleRecord | None = None
     own_ufrag: dict[int, bool] = {}
     end_all = False
+    kept = 0  # candidates so far: the fragment is read no further than MAX_TRICKLE_CANDIDATES
     pos = 0
     for raw in text.splitlines(keepends=True):
         line = raw.rstrip("\r\n")
@@ -240,6 +300,9 @@ def _sdpfrag(text: str, out: Trickle) -> None:
         pos += len(raw.encode("utf-8", "replace"))
         line = line.strip()
         if line.startswith("m="):
+            if len(sections) >= MAX_TRICKLE_CANDIDATES:
+                out.limit()
+                break
             current = TrickleRecord()
             sections.append(current)
             out.fields.append(Field("sdp.media", line[2:], span))
@@ -249,6 +312,10 @@ def _sdpfrag(text: str, out: Trickle) -> None:
         attr, _, arg = line[2:].partition(":")
         target = current
         if attr == "candidate":
+            if kept >= MAX_TRICKLE_CANDIDATES:
+                out.limit()
+                break
+            kept += 1
             if target is None:
                 target = current = TrickleRecord()
                 sections.append(current)

@@ -226,3 +226,42 @@ def test_bad_sdp_files_exit_2_with_one_line(
 def test_signaling_message_is_plain_data() -> None:
     msg = SignalingMessage("x", b"v=0", "offer")
     assert msg.role == "offer" and msg.data == b"v=0"
+
+
+def test_a_json_file_with_offer_and_answer_gives_both_in_order(tmp_path: Path) -> None:
+    """[offer, answer] in one JSON file (a saved signaling log): both SDPs, in document order, each
+    with its "type" as its role (review: only the answer was kept)."""
+    both = tmp_path / "both.json"
+    both.write_text(
+        json.dumps([{"type": "offer", "sdp": TRUTH["offer"]}, {"type": "answer", "sdp": TRUTH["answer"]}])
+    )
+    got = load_sdp_files([str(both)])
+    assert [(m.role, m.data.decode()) for m in got] == [
+        ("offer", TRUTH["offer"]),
+        ("answer", TRUTH["answer"]),
+    ]
+    wrapped = tmp_path / "wrapped.json"
+    wrapped.write_text(
+        json.dumps({"log": [{"data": {"type": "answer", "sdp": TRUTH["answer"]}}, TRUTH["offer"]]})
+    )
+    assert [m.role for m in load_sdp_files([str(wrapped)])] == ["offer", "answer"]  # offers first
+
+
+def test_a_file_with_offer_and_answer_reports_the_session(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    both = tmp_path / "both.json"
+    both.write_text(
+        json.dumps([{"type": "offer", "sdp": TRUTH["offer"]}, {"type": "answer", "sdp": TRUTH["answer"]}])
+    )
+    (row,) = report(capsys, str(stripped(tmp_path)), "--sdp", str(both))
+    assert row["ufrags"] == ["ONB5", "z3Y0"] and len(row["signaling"]) == 2
+
+
+@pytest.mark.parametrize("kind", ["sdp", "json"])
+def test_a_utf8_byte_order_mark_is_skipped(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / f"bom.{kind}"
+    text = TRUTH["offer"] if kind == "sdp" else json.dumps({"type": "offer", "sdp": TRUTH["offer"]})
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    (msg,) = load_sdp_files([str(path)])
+    assert msg.role == "offer" and msg.data == TRUTH["offer"].encode()

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from protoscope.decoders.api import Endpoint, FlowContext
 from protoscope.decoders.http.decoder import _inner_sdp
 from protoscope.decoders.registry import load_registry
-from protoscope.decoders.sdp import SdpDecoder, TrickleRecord, find_sdp, find_trickle
+from protoscope.decoders.sdp import SdpDecoder, TrickleRecord, find_sdp, find_trickle, trickle
 from protoscope.decoders.sdp.parse import parse
 from protoscope.decoders.sdp.trickle import MAX_TRICKLE_CANDIDATES, looks_like_sdpfrag, parse_trickle
 from protoscope.inspector.filter import packet_matcher
@@ -246,3 +248,80 @@ def test_display_filter_finds_trickled_candidates(tmp_path: Path) -> None:
     finally:
         session.close()
     assert hits == [len(tcp_conversation([(True, upgrade), (False, switched)]))]
+
+
+class CountingBytes(bytes):
+    """A message that counts the bytes its searches scan (the spans' work)."""
+
+    scanned = 0
+
+    def find(self, sub: Any, start: Any = 0, *rest: Any) -> int:
+        at = super().find(sub, start, *rest)
+        self.scanned += (at if at >= 0 else len(self)) - (start or 0)
+        return at
+
+
+def test_a_huge_message_stops_at_the_limit_and_scans_linearly() -> None:
+    """Review finding 4: past MAX_TRICKLE_CANDIDATES no record or field is built, and the spans'
+    searches only move forward, so 4x the limit of records (a distinct ufrag each, some JSON-escaped
+    and so not found as written) costs a few scans of the message, not one per record."""
+    entries = [
+        {"usernameFragment": f"u{j}" if j % 500 else f"\u00e9{j}", "candidate": HOST, "x": "p" * 64}
+        for j in range(4 * MAX_TRICKLE_CANDIDATES)
+    ]
+    body = CountingBytes(json.dumps(entries).encode())
+    found = parse_trickle(body)
+    assert len(found.records) == MAX_TRICKLE_CANDIDATES
+    assert len(found.fields) == 2 * MAX_TRICKLE_CANDIDATES
+    assert [f.code for f in found.findings] == ["sdp.candidates_limit"]
+    assert body.scanned <= 12 * len(body), body.scanned / len(body)
+
+
+def test_end_of_candidates_floods_are_bounded_too() -> None:
+    body = json.dumps([{"candidate": None, "sdpMid": str(j)} for j in range(3 * MAX_TRICKLE_CANDIDATES)])
+    found = parse_trickle(body.encode())
+    assert len(found.records) == MAX_TRICKLE_CANDIDATES
+    assert [f.code for f in found.findings] == ["sdp.candidates_limit"]
+
+
+def test_sdp_fragment_over_the_limit_builds_no_more_fields() -> None:
+    lines = "".join(f"a=candidate:{j} 1 udp 1 10.0.0.1 {j % 60000 + 1} typ host\r\n" for j in range(2048))
+    found = parse_trickle(("a=ice-ufrag:abcd\r\n" + lines).encode())
+    assert sum(len(r.candidates) for r in found.records) == MAX_TRICKLE_CANDIDATES
+    assert sum(f.name == "sdp.candidate" for f in found.fields) == MAX_TRICKLE_CANDIDATES
+    assert [f.code for f in found.findings] == ["sdp.candidates_limit"]
+    many_media = "".join(f"m=audio 9 RTP/AVP 0\r\na=mid:{j}\r\n" for j in range(2048))
+    found = parse_trickle(("a=ice-ufrag:abcd\r\na=end-of-candidates\r\n" + many_media).encode())
+    assert len(found.records) == MAX_TRICKLE_CANDIDATES
+    assert sum(f.name == "sdp.media" for f in found.fields) == MAX_TRICKLE_CANDIDATES
+
+
+def test_spans_point_into_each_candidates_own_object() -> None:
+    """sdpMid before the candidate, a ufrag repeated in the next object, a mid "0" that the
+    candidate's address also contains: each field spans its own JSON string."""
+    entries = [
+        {"sdpMid": "0", "candidate": HOST, "usernameFragment": "u1"},
+        {"usernameFragment": "u1", "candidate": SRFLX, "sdpMid": "0"},
+    ]
+    body = json.dumps(entries).encode()
+    found = parse_trickle(body)
+    objects = [body.index(b"{"), body.index(b"}, {") + 1, len(body)]
+    per_object = [f for f in found.fields if f.name != "sdp.end_of_candidates"]
+    owners = []
+    for f in per_object:
+        start, end = f.span
+        assert body[start:end].decode() == str(f.value), f
+        owners.append(0 if end <= objects[1] else 1)
+    assert owners == [0, 0, 0, 1, 1, 1]
+
+
+def test_find_trickle_does_not_parse_the_message_for_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The HTTP/WebSocket check before handing a body over stops at its first candidate: the
+    "sdp" decoder's parse is the only full one (review finding 4, parsed twice)."""
+    calls: list[bytes] = []
+    real = trickle.parse_trickle
+    monkeypatch.setattr(trickle, "parse_trickle", lambda data: calls.append(data) or real(data))
+    body = json.dumps([{"candidate": HOST, "sdpMid": "0"}] * 50).encode()
+    assert find_trickle(body) is body and find_trickle(FRAGMENT.encode()) is not None
+    assert find_trickle(b'{"candidate": "Ada"}') is None
+    assert calls == []
