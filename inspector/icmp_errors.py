@@ -39,6 +39,10 @@ def icmp_message(index: PacketIndex, i: int) -> tuple[bytes, str, str] | None:
     return None
 
 
+TAIL_KEPT = 1024
+"""Unsorted flows QuotedFlows searches one by one before it sorts them in."""
+
+
 class QuotedFlows:
     """UDP flows by their two endpoints, for the datagrams ICMP errors quote: a sorted column of
     each flow's key hash and its id (16 bytes a flow), grown with the flows as the index grows; a
@@ -47,8 +51,12 @@ class QuotedFlows:
     def __init__(self) -> None:
         self._hashes = np.zeros(0, np.int64)
         self._ids = np.zeros(0, np.int64)
+        self._tail: dict[int, list[int]] = {}
+        self._tail_size = 0
+        """Flows added since the last sort (searched one by one): sorted in once they are a
+        quarter of the rest, so a live capture's growing flows cost amortised O(log n) each."""
         self._known = 0
-        """Flows [0, _known) are in the columns."""
+        """Flows [0, _known) are in the columns or the tail."""
 
     @staticmethod
     def _key(a: str, b: str) -> int:
@@ -57,18 +65,19 @@ class QuotedFlows:
     def _catch_up(self, flows: Sequence[Flow]) -> None:
         if len(flows) == self._known:
             return
-        new = [
-            (self._key(str(f.client), str(f.server)), f.id)
-            for f in flows[self._known :]
-            if f.transport == "udp"
-        ]
+        for f in flows[self._known :]:
+            if f.transport == "udp":
+                self._tail.setdefault(self._key(str(f.client), str(f.server)), []).append(f.id)
+                self._tail_size += 1
         self._known = len(flows)
-        if not new:
+        if self._tail_size <= max(TAIL_KEPT, len(self._hashes) // 4):
             return
-        hashes = np.concatenate((self._hashes, np.array([h for h, _ in new], np.int64)))
-        ids = np.concatenate((self._ids, np.array([f for _, f in new], np.int64)))
+        pairs = [(h, fid) for h, fids in self._tail.items() for fid in fids]
+        hashes = np.concatenate((self._hashes, np.array([h for h, _ in pairs], np.int64)))
+        ids = np.concatenate((self._ids, np.array([f for _, f in pairs], np.int64)))
         order = np.argsort(hashes, kind="stable")
         self._hashes, self._ids = hashes[order], ids[order]
+        self._tail, self._tail_size = {}, 0
 
     def find(self, flows: Sequence[Flow], src: str, dst: str) -> Flow | None:
         """The UDP flow between endpoints `src` and `dst` ("ip:port"), if the capture has it."""
@@ -76,7 +85,8 @@ class QuotedFlows:
         key = self._key(src, dst)
         lo = int(np.searchsorted(self._hashes, key, "left"))
         hi = int(np.searchsorted(self._hashes, key, "right"))
-        for fid in self._ids[lo:hi].tolist():
+        candidates = [*self._ids[lo:hi].tolist(), *self._tail.get(key, ())]
+        for fid in candidates:
             flow = flows[int(fid)]
             if {str(flow.client), str(flow.server)} == {src, dst}:
                 return flow

@@ -278,7 +278,12 @@ def diagnose(
         if gap > CONSENT_TIMEOUT:
             consent = f"no consent response for {gap:.1f} s before frame {gap_frame}"
             frame = gap_frame
-        elif stop - best.last_success_time > CONSENT_TIMEOUT:
+        elif (
+            stop - best.last_success_time > CONSENT_TIMEOUT
+            and best.last_request_time - best.last_success_time > CONSENT_TIMEOUT
+        ):
+            # checks went on unanswered past the timeout: an agent that sends no consent checks
+            # of its own (its peer's keep the pair alive) has lost nothing the capture shows
             silent = stop - best.last_success_time
             consent = f"no consent response for {silent:.1f} s after frame {best.last_success_frame}"
             frame = best.last_success_frame

@@ -497,8 +497,9 @@ class SessionAnalysis:
             self._icmp(rec, ctx)
         elif isinstance(rec, MdnsAnswers):
             for name, ip in rec.answers[:MAX_MDNS_NAMES]:
-                if name.lower() in self.mdns or len(self.mdns) < MAX_MDNS_NAMES:
-                    self.mdns[name.lower().rstrip(".")] = ip
+                key = name.lower().rstrip(".")
+                if key in self.mdns or len(self.mdns) < MAX_MDNS_NAMES:
+                    self.mdns[key] = ip
 
     # -- legs: what TURN relays, and where a packet was first seen -------------------------------
 
@@ -1265,7 +1266,8 @@ class SessionAnalysis:
                             pending[0],
                         )
                     )
-            findings += ice_findings
+            for f in ice_findings:  # within MAX_FINDINGS, as the row's own are
+                _add(findings, f)
             order = [
                 "signaling",
                 "ice",

@@ -362,10 +362,14 @@ def _tree_lines(session: Session, item: dict[str, Any]) -> Iterator[str]:
     """A packet's detail tree as tshark -V indents it: each layer, then its fields under it."""
     i = item["frame"] - 1
     yield f"Frame {item['frame']}: {item['len']} bytes on wire, {item['caplen']} bytes captured"
+    shown: dict[str, object] = {}
     for layer in session.index.dissect(i).layers:
         yield layer.name
         yield from (f"    {name}: {value}" for name, value in layer.fields.items())
+        shown.update(layer.fields)
     for pdu in item["pdus"]:
+        if pdu["fields"] and all(shown.get(k, shown) == v for k, v in pdu["fields"].items()):
+            continue  # what the layers said already (an ICMP error: its layer, then its PDU)
         yield pdu["protocol"]
         for name, value in pdu["fields"].items():
             for one in value if isinstance(value, list) else [value]:

@@ -59,6 +59,21 @@ def test_consent_lost_when_checks_go_unanswered_for_30_s() -> None:
     assert row["diagnosis"]["summary"] == "failed in ice: consent lost on the selected pair"  # type: ignore[index]
 
 
+def test_no_consent_lost_when_only_the_peer_checks_consent() -> None:
+    """A checks once; B's consent checks (the same flow, the other way) are answered every 5 s for
+    40 s while media flows: A sent no check that went unanswered, so nothing was lost."""
+    f = Feeder()
+    connected(f)
+    for k in range(8):
+        f.packet(B, A, 5.0 + 5 * k, stun(BINDING, REQUEST, 20 + k, username="aa:bb"))
+        f.packet(A, B, 5.01 + 5 * k, stun(BINDING, SUCCESS, 20 + k))
+        f.packet(A, B, 5.1 + 5 * k, RtpRecord(8, k, 0, 96, False, 100))
+        f.packet(B, A, 5.2 + 5 * k, RtpRecord(9, k, 0, 96, False, 100))
+    row = f.row()
+    assert [c for c in codes(row) if c[0] == "ice.consent_lost"] == []
+    assert row["failed_phase"] is None
+
+
 def test_consent_gap_between_two_responses_and_none_after_close_notify() -> None:
     f = Feeder()
     connected(f)
