@@ -22,7 +22,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from protoscope.decoders.api import AnalysisFinding, FlowContext
+from protoscope.decoders.api import AnalysisFinding, Endpoint, FlowContext
 from protoscope.decoders.stun.messages import StunRecord
 
 from .candidates import Candidate
@@ -210,7 +210,7 @@ class NatObserver:
             known = self.facts.srflx.setdefault(ufrag, []) if ufrag else []
             if (public, related) not in known:
                 known.append((public, related))
-        self._observe(related, None, public, "candidate", frame, time, ufrag)
+        self._observe(related, None, public, "candidate", frame, time, ufrag, cand.generation)
 
     # -- requests and responses ---------------------------------------------------------------------
 
@@ -368,6 +368,7 @@ class NatObserver:
         frame: int,
         time: float,
         ufrag: str | None,
+        generation: int | None = None,
     ) -> None:
         key = inside if inside is not None else mapped
         sock = self.facts.sockets.get(key)
@@ -391,7 +392,7 @@ class NatObserver:
                 self._limit(
                     "nat.endpoints_limit", f"more than {MAX_ENDPOINTS} sockets (MAX_ENDPOINTS)", frame
                 )
-        seen = Mapping(destination, mapped, via, frame, time)
+        seen = Mapping(destination, mapped, via, frame, time, ufrag, generation)
         ident = (destination, mapped, via)
         if ident not in sock.mappings:
             if len(sock.mappings) >= MAX_MAPPINGS:
@@ -502,8 +503,13 @@ class NatObserver:
 
 
 def _format(address: tuple[object, ...]) -> str:
+    """ "ip:port" of a STUN address attribute (ip, port), as `Endpoint` prints the capture's."""
     ip, port = str(address[0]), address[1]
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    try:
+        ip = str(ipaddress.ip_address(ip))
+    except ValueError:
+        pass
+    return str(Endpoint(ip, port if isinstance(port, int) else 0))
 
 
 def _endpoint(address: str, port: int) -> str | None:
@@ -513,4 +519,4 @@ def _endpoint(address: str, port: int) -> str | None:
         ip = ipaddress.ip_address(address.strip("[]"))
     except ValueError:
         return None
-    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+    return str(Endpoint(str(ip), port))

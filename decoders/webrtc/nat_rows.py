@@ -15,7 +15,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from .nat import MAX_EVIDENCE, NatFacts, SocketFacts, StunRequest
+from protoscope.decoders.api import Endpoint
+
+from .nat import MAX_EVIDENCE, MAX_MAPPINGS, NatFacts, SocketFacts, StunRequest
 from .nat_behaviour import (
     NO_NAT,
     UNKNOWN,
@@ -41,8 +43,13 @@ class _Group:
     sockets: list[SocketFacts] = field(default_factory=list)
 
     def mappings(self) -> list[Mapping]:
+        """The group's mappings, the first MAX_MAPPINGS by frame: each socket keeps that many, but
+        a socket known under many public addresses (aliases) merges theirs here."""
         found = [m for s in self.sockets for m in s.mappings.values()]
-        return sorted(found, key=lambda m: m.frame)
+        return sorted(found, key=lambda m: m.frame)[:MAX_MAPPINGS]
+
+    def capped(self) -> bool:
+        return sum(len(s.mappings) for s in self.sockets) > MAX_MAPPINGS
 
     def ufrag(self) -> str | None:
         return next((s.ufrag for s in self.sockets if s.ufrag), None)
@@ -127,6 +134,8 @@ def _row(group: _Group, facts: NatFacts) -> dict[str, object]:
     publics = list(dict.fromkeys(m.mapped for m in mappings))
     members = {*publics, *(s.key for s in group.sockets)} | ({inside} if inside else set())
     mapping, mapping_evidence = classify_mapping(inside, mappings)
+    if group.capped():
+        mapping_evidence.append(f"more than {MAX_MAPPINGS} mappings (MAX_MAPPINGS): the first are judged")
     nat = inside is not None and mapping != NO_NAT
     # Inside the NAT, or with none (loopback, a host candidate): what arrives there got through.
     at_socket = any(s.seen_inside for s in group.sockets) or mapping == NO_NAT
@@ -224,11 +233,14 @@ def _inbound_facts(group: _Group, facts: NatFacts, publics: list[str], at_socket
     (Outside, a check sent to the inside address itself never crossed the NAT's filter.)"""
     found: list[FilterFact] = []
     untranslated = {s.inside for s in facts.sockets.values() if s.seen_inside}
+    lan = _lan_sources(group, facts)
     for check in facts.inbound.values():
         if check.receiver == group.inside and not at_socket:
             continue
         if check.remote in untranslated:
             continue  # seen inside the sender's NAT: the receiver's NAT saw another source
+        if check.receiver == group.inside and _on_inside_network(check.remote, group.inside, lan):
+            continue  # from the inside network: it never crossed the NAT's filter
         inside = check.receiver == group.inside
         if not inside and check.receiver not in publics:
             continue
@@ -245,6 +257,48 @@ def _inbound_facts(group: _Group, facts: NatFacts, publics: list[str], at_socket
     return found
 
 
+def _lan_sources(group: _Group, facts: NatFacts) -> tuple[set[str], set[str]]:
+    """(endpoints, IPs) known to be on the inside network of `group`'s NAT: the destinations its
+    socket reached untranslated, the inside addresses of sockets the capture saw behind a NAT, and
+    private host candidates (their packets reach a socket beside them without crossing it)."""
+    reached = {
+        m.destination
+        for s in group.sockets
+        for m in s.mappings.values()
+        if m.destination is not None and m.mapped == group.inside
+    }
+    ips = {split(s.inside)[0] for s in facts.sockets.values() if s.seen_inside and s.inside}
+    ips |= {split(h)[0] for h in facts.hosts if not _is_global(h)}
+    return reached, ips
+
+
+def _is_global(endpoint: str) -> bool:
+    try:
+        return ipaddress.ip_address(split(endpoint)[0]).is_global
+    except ValueError:
+        return False
+
+
+def _on_inside_network(remote: str, inside: str | None, lan: tuple[set[str], set[str]]) -> bool:
+    """Whether a packet from `remote` to the inside socket `inside` came from the inside network,
+    not through the NAT: a destination it reached untranslated, another inside address of this
+    capture, or a non-global address in the inside address's own subnet (/24, /64)."""
+    reached, ips = lan
+    ip = split(remote)[0]
+    if remote in reached or ip in ips:
+        return True
+    if inside is None:
+        return False
+    try:
+        source, own = ipaddress.ip_address(ip), ipaddress.ip_address(split(inside)[0])
+    except ValueError:
+        return False
+    if source.version != own.version or source.is_global or own.is_global:
+        return False
+    prefix = 24 if own.version == 4 else 64
+    return source in ipaddress.ip_network(f"{own}/{prefix}", strict=False)
+
+
 def _mapping_tests(mappings: list[Mapping], facts: NatFacts, tests: dict[str, str]) -> None:
     """RFC 5780 section 4.3: test I's binding to the server, test II's to its OTHER-ADDRESS's IP
     on the primary port, test III's to the OTHER-ADDRESS."""
@@ -256,7 +310,7 @@ def _mapping_tests(mappings: list[Mapping], facts: NatFacts, tests: dict[str, st
         tests.setdefault("mapping test I", f"{first.mapped} toward {first.destination} (frame {first.frame})")
         ip, _ = split(other)
         port = split(first.destination or "")[1]
-        alternate = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        alternate = str(Endpoint(ip, port))
         for name, dest in (("mapping test II", alternate), ("mapping test III", other)):
             seen = next((m for m in mappings if m.destination == dest), None)
             if seen is None or name in tests:

@@ -161,7 +161,7 @@ def test_symmetric_peer_outside_the_nat_from_candidates_and_a_prflx_check() -> N
     w.response(txid, a, b_prflx, xor_mapped=_tuple(b_prflx))
     row = w.row(b_inside)
     assert row["ufrag"] == "Bu"
-    assert (row["mapping"], row["nat_type"]) == ("address-dependent", "symmetric")
+    assert (row["mapping"], row["nat_type"]) == ("destination-dependent", "symmetric")
     assert row["public"] == [b_srflx, b_prflx]
     vias = {(m["via"], m["destination"]) for m in row["mappings"]}
     assert vias == {("candidate", None), ("check", a)}
@@ -410,6 +410,7 @@ def test_never_raises_and_rows_are_json(events: list[tuple[Any, ...]]) -> None:
             "endpoint-independent",
             "address-dependent",
             "address-and-port-dependent",
+            "destination-dependent",
             "no-nat",
             "unknown",
         }

@@ -109,7 +109,7 @@ def nat_problems(session: dict[str, Any], truth: dict[str, Any]) -> list[str]:
         if want["mapping"] == "address-and-port-dependent" and not any(
             "destination port" in e for e in rows[0].get("evidence") or []
         ):
-            mappings.add("address-dependent")
+            mappings.add("destination-dependent")
         filterings = {want["filtering"], "unknown"}
         if got[0][0] not in names or got[0][1] not in mappings or got[0][2] not in filterings:
             problems.append(f"peer {name} outside: got {got[0]}, want {exact}; {rows[0].get('evidence')}")
