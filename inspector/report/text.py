@@ -253,21 +253,60 @@ MAX_WHOLE_WORD = 24
 narrow terminal folds a table's cells; a longer one (an IPv6 endpoint, a hash) may be."""
 
 
+def _column_widths(table: TextTable, columns: list[int], width: int | None) -> dict[int, int] | None:
+    """Each column's width when the table must fold to `width` and every column's longest word
+    (at most MAX_WHOLE_WORD) can stay whole; None to let rich choose."""
+    if width is None:
+        return None
+    room = width - 3 * len(columns) - 1
+    natural = {
+        i: max(
+            [cell_len(table.headers[i]), *(cell_len(line) for r in table.cells for line in r[i].split("\n"))]
+        )
+        for i in columns
+    }
+    if sum(natural.values()) <= room:
+        return None  # it fits as it is
+    words = {
+        i: min(
+            natural[i],
+            max(
+                [min(MAX_WHOLE_WORD, cell_len(w)) for r in table.cells for w in r[i].split()]
+                + [min(MAX_WHOLE_WORD, cell_len(w)) for w in table.headers[i].split()]
+                + [1]
+            ),
+        )
+        for i in columns
+    }
+    left = room - sum(words.values())
+    if left < 0:
+        return None
+    widths = dict(words)
+    while left > 0:
+        wanting = [i for i in columns if widths[i] < natural[i]]
+        if not wanting:
+            break
+        for i in wanting:
+            if left == 0:
+                break
+            widths[i] += 1
+            left -= 1
+    return widths
+
+
 def _rich_table(table: TextTable, columns: list[int], header: bool, width: int | None) -> Table:
     out = Table(box=HEAVY_HEAD, show_header=header)
     # A cell folds between words; its longest word (an ip:port) stays whole when every column's
-    # longest word fits the width beside the others (else rich would crop the table instead).
-    words = {
-        i: min(MAX_WHOLE_WORD, max((cell_len(w) for r in table.cells for w in r[i].split()), default=1))
-        for i in columns
-    }
-    whole = width is not None and sum(words.values()) + 3 * len(columns) + 1 <= width
+    # longest word fits the width beside the others: each column gets that much, and the room
+    # left goes to the columns whose cells are wider, in turn (rich's own shrinking takes from
+    # the widest columns first and, when they cannot give, crops the table).
+    fixed = _column_widths(table, columns, width)
     for i in columns:
         out.add_column(
             table.headers[i],
             justify="right" if table.numeric[i] else "left",
             overflow="fold",
-            min_width=words[i] if whole else None,
+            width=fixed[i] if fixed else None,
         )
     for row in table.cells:
         out.add_row(*(Text(row[i], style=STYLES.get(table.keys[i], {}).get(row[i], "")) for i in columns))
