@@ -9,7 +9,10 @@ say which type and interface the agent preferred, which webrtc-internals shows a
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+
+from protoscope.decoders.api import Endpoint
 
 TYPE_PREFERENCES = {"host": 126, "prflx": 110, "srflx": 100, "relay": 0}
 """RFC 8445 section 5.1.2.2's recommended type preferences (agents may choose others)."""
@@ -22,9 +25,15 @@ MAX_LINE = 1024
 """A candidate line longer than this is not read (a real one is under 200 characters)."""
 
 
-def _endpoint(address: str, port: int) -> str:
-    """ "ip:port", "[v6]:port": as decoders.api.Endpoint prints."""
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+def endpoint_text(address: str, port: int) -> str:
+    """ "ip:port", "[v6]:port" as decoders.api.Endpoint prints the capture's endpoints: an IPv6
+    address compressed and in lower case ("2001:DB8:0::1" is the capture's "2001:db8::1"), so
+    a candidate and the packets from it name the same endpoint."""
+    try:
+        address = ipaddress.ip_address(address).compressed
+    except ValueError:
+        pass  # an mDNS name, or not an address: as written
+    return str(Endpoint(address, port))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +77,13 @@ class Candidate:
 
     @property
     def endpoint(self) -> str:
-        return _endpoint(self.address, self.port)
+        return endpoint_text(self.address, self.port)
 
     @property
     def related(self) -> str | None:
         if self.related_address is None or self.related_port is None:
             return None
-        return _endpoint(self.related_address, self.related_port)
+        return endpoint_text(self.related_address, self.related_port)
 
     def row(self) -> dict[str, object]:
         """The candidate's JSON keys in the sessions report."""

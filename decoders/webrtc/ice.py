@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from protoscope.decoders.webrtc.candidates import Candidate, pair_priority
+from protoscope.decoders.webrtc.candidates import Candidate, endpoint_text, pair_priority
 
 MAX_CANDIDATES = 256
 """Candidates kept per session: a browser gathers a dozen per ICE generation (host, srflx and
@@ -368,8 +368,8 @@ def wire_candidates(
 
 
 def endpoint(address: str, port: object) -> str:
-    """ "ip:port" / "[v6]:port", as decoders.api.Endpoint prints."""
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    """ "ip:port" / "[v6]:port", as decoders.api.Endpoint prints (candidates.py normalises)."""
+    return endpoint_text(address, int(str(port))) if str(port).isdigit() else f"{address}:{port}"
 
 
 def _endpoint_of(row: Mapping[str, object]) -> str:

@@ -93,3 +93,11 @@ def test_parse_never_raises(text: str) -> None:
 @given(st.lists(st.text(alphabet="abc0123456789. :", max_size=12), min_size=8, max_size=14))
 def test_parse_of_token_soup_never_raises(tokens: list[str]) -> None:
     parse_candidate("candidate:" + " ".join(tokens))
+
+
+def test_ipv6_endpoint_is_written_as_the_capture_writes_it() -> None:
+    """A candidate's IPv6 address as the agent wrote it (upper case, zeros) names the same
+    endpoint as the packets from it (decoders.api.Endpoint of the compressed address)."""
+    c = parse_candidate("candidate:1 1 udp 2122262783 2001:DB8:0:0::1 5000 typ srflx raddr FE80:0::5 rport 9")
+    assert c is not None and c.endpoint == "[2001:db8::1]:5000" and c.related == "[fe80::5]:9"
+    assert c.address == "2001:DB8:0:0::1"  # the row keeps what the agent wrote
