@@ -39,45 +39,25 @@ def _record(ts_us: int, frame: bytes) -> bytes:
     return struct.pack("<IIII", ts_us // 1_000_000, ts_us % 1_000_000, len(frame), len(frame)) + frame
 
 
-def udp_capture(path: Path, packets: int = 1_000_000) -> None:
-    stun = struct.pack("!HHI12s", 0x0001, 0, 0x2112A442, os.urandom(12))
+def udp_capture(path: Path, packets: int = 1_000_000, ice: bool = False) -> None:
+    """Four RTP flows with a STUN check every 1,000 packets. With `ice`, each flow is an ICE
+    session's: its checks carry USERNAME ("b<n>:a<n>") and USE-CANDIDATE (and fixed transaction
+    ids), so the sessions report follows every packet of them."""
+    plain = struct.pack("!HHI12s", 0x0001, 0, 0x2112A442, os.urandom(12))
     with open(path, "wb") as out:
         out.write(PCAP_HEADER)
         chunk = []
         for i in range(packets):
             flow = i % 4
-            if i % 1000 == 999:
-                payload = stun
-            else:
-                payload = (
-                    struct.pack(
-                        "!BBHII", 0x80, 0, (i // 4) & 0xFFFF, (i // 4) * 160 & 0xFFFFFFFF, 0x1000 + flow
-                    )
-                    + b"\xd5" * 160
-                )
-            udp = struct.pack("!HHHH", 40000 + 2 * flow, 50000 + 2 * flow, 8 + len(payload), 0) + payload
-            frame = ETH + _ip(b"\x0a\x00\x00\x01", bytes([10, 0, 0, 2 + flow]), 17, udp, i)
-            chunk.append(_record(1_700_000_000_000_000 + i * 20, frame))
-            if len(chunk) == 10_000:
-                out.write(b"".join(chunk))
-                chunk.clear()
-        out.write(b"".join(chunk))
-
-
-def ice_capture(path: Path, packets: int = 1_000_000) -> None:
-    """udp_capture's four RTP flows, each an ICE session's: its STUN checks carry USERNAME
-    ("b<n>:a<n>") and USE-CANDIDATE, so the sessions report follows every packet of them."""
-    with open(path, "wb") as out:
-        out.write(PCAP_HEADER)
-        chunk = []
-        for i in range(packets):
-            flow = i % 4
-            if i % 1000 == 999 or i < 4:
+            if ice and (i % 1000 == 999 or i < 4):
                 user = f"b{flow}:a{flow}".encode()
                 attrs = struct.pack("!HH", 6, len(user)) + user + b"\0" * (-len(user) % 4)
                 attrs += struct.pack("!HH", 0x25, 0)  # USE-CANDIDATE
-                tid = i.to_bytes(12, "big")
-                payload = struct.pack("!HHI12s", 0x0001, len(attrs), 0x2112A442, tid) + attrs
+                payload = (
+                    struct.pack("!HHI12s", 0x0001, len(attrs), 0x2112A442, i.to_bytes(12, "big")) + attrs
+                )
+            elif i % 1000 == 999:
+                payload = plain
             else:
                 payload = (
                     struct.pack(
@@ -98,7 +78,7 @@ def ensure_ice() -> Path:
     OUT.mkdir(exist_ok=True)
     path = OUT / "udp-1m-ice.pcap"
     if not path.exists():
-        ice_capture(path)
+        udp_capture(path, ice=True)
     return path
 
 
