@@ -54,7 +54,7 @@ def row_flow(row: Mapping[str, Any], ends: Mapping[tuple[str, str], int]) -> int
     return ends.get((str(row.get("src")), str(row.get("dst"))))
 
 
-COLUMN_NAMES = {"datachannel": "DataChannel"}
+COLUMN_NAMES = {"datachannel": "DataChannel", "icmpv6": "ICMPv6"}
 """Protocol column names longer than five letters, written as Wireshark capitalises its own."""
 
 
