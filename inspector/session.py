@@ -392,10 +392,15 @@ class Session:
         time = self.index.time(0) if len(self.index) else 0.0
         decoded = decode_signaling(messages, decoder, self._capture, time)
         for pdu, _ in decoded:
-            for e in pdu.expect:
-                self.registry.expect(Expectation(e.transport, e.ip, e.port, e.protocol))
-                self._hints.setdefault((e.transport, e.ip, e.port), {}).update(e.hints)
+            self._expect(pdu)
         return decoded
+
+    def _expect(self, pdu: Pdu) -> None:
+        """What a PDU announces (SDP's media endpoints): an expectation of the protocol there and
+        the hints that go with it (clock rates, SDES keys), for the flows still to come."""
+        for e in pdu.expect:
+            self.registry.expect(Expectation(e.transport, e.ip, e.port, e.protocol))
+            self._hints.setdefault((e.transport, e.ip, e.port), {}).update(e.hints)
 
     def decoding(
         self,
@@ -415,6 +420,7 @@ class Session:
         packets: Sequence[int] | None = None,
         skip: npt.NDArray[np.bool_] | None = None,
         sparse: bool = False,
+        on_signaling: SignalingSink | None = None,
     ) -> Iterator[PacketDecode]:
         """Decode every packet in frame order, or only `packets` (ascending 0-based indexes).
 
@@ -423,12 +429,13 @@ class Session:
         last pass learnt across flows). `skip` makes a full pass that leaves out the packets it
         marks (the bulk RTP path reads those itself). `sparse` leaves out the packets of flows no
         decoder took (after their sniff budget) that have no finding: reports that only count PDUs
-        and findings need not look at them. The full pass is `decoding()` run once to the end.
+        and findings need not look at them. `on_signaling` as in `decoding()`. The full pass is
+        `decoding()` run once to the end.
         """
         progress = progress or self.progress
         if packets is not None:
             return Decoding(self, False, None, packets).more(final=True, progress=progress)
-        return Decoding(self, sparse, skip).more(final=True, progress=progress)
+        return Decoding(self, sparse, skip, on_signaling=on_signaling).more(final=True, progress=progress)
 
     def _bury(self, fid: int, i: int, st: _FlowState, tcp: bool, last: int, walk: _Walk) -> None:
         """A flow died at packet `i` of a full pass: work out the findings of its later packets from
@@ -829,9 +836,7 @@ class Session:
             pdus.append(pdu)
             pdus.depths.append(depth)
             pdus.bases.append(base)
-            for e in pdu.expect:
-                self.registry.expect(Expectation(e.transport, e.ip, e.port, e.protocol))
-                self._hints.setdefault((e.transport, e.ip, e.port), {}).update(e.hints)
+            self._expect(pdu)
             findings.extend(pdu.findings)
             for inner in pdu.inner:
                 self._inner(inner, ctx, st, pdus, findings, depth + 1, base)

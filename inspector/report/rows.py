@@ -155,8 +155,7 @@ class AnalysisPass:
         a pass that must see every packet (a display filter's) says sparse=False. Drains happen at
         the same points either way: after packet k * DRAIN_EVERY, or before the first packet past it
         when that one is left out (as inspector/bulk_calls.py's pass does)."""
-        decoding = self.session.decoding(sparse=sparse, skip=skip, on_signaling=self._signaling)
-        return self._fed(decoding.more(final=True, progress=self.session.progress))
+        return self._fed(self.session.decode(skip=skip, sparse=sparse, on_signaling=self._signaling))
 
     @property
     def done(self) -> int:
