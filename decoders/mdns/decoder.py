@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from protoscope.decoders.api import DecodeResult, Field, FlowContext, Pdu, Transport
+from protoscope.decoders.api import DecodeResult, Field, FlowContext, LazyFields, Pdu, Transport
 
 from .fields import FIELDS
 from .message import HEADER_LEN, TYPE_NAMES, DnsMessage, ResourceRecord, answers, parse_message
@@ -38,7 +38,7 @@ class MdnsDecoder:
             return DecodeResult()
         pdu = Pdu(
             "mdns",
-            _tree(msg),
+            LazyFields(lambda: _tree(msg)),  # built when the tree or a filter reads it
             (0, len(data)),
             summary(msg),
             findings=tuple(msg.findings),
@@ -64,7 +64,7 @@ def _record_fields(rr: ResourceRecord) -> Field:
 def _tree(msg: DnsMessage) -> tuple[Field, ...]:
     flags = msg.flags
     qd, an, ns, ar = msg.counts
-    response = bool(flags & 0x8000)
+    response = msg.response
     # As tshark: a query's flags have no authoritative bit nor reply code to show.
     flag_fields = (
         Field("dns.flags.response", response, (2, 4)),

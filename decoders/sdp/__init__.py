@@ -56,10 +56,7 @@ class SdpDecoder:
                 expects.append(
                     Expect("udp", ip, m.port + 1, "rtcp", srtp | sdes_keys_hint(m, ip, m.port + 1))
                 )
-        pwds = ctx.capture.setdefault("ice.passwords", set())
-        if isinstance(pwds, set):
-            pwds.update(rec.passwords())
-        learn_credentials(ctx, rec.credentials())
+        learn_credentials(ctx, rec.passwords(), rec.credentials())
         kinds = ", ".join(f"{m.kind} {m.port}" for m in rec.media)
         return DecodeResult(
             (Pdu("sdp", tuple(fields), (0, len(data)), f"SDP ({kinds})", record=rec, expect=tuple(expects)),),
@@ -74,11 +71,10 @@ def _trickle(data: bytes, ctx: FlowContext) -> DecodeResult:
     if not found.records:
         finding = Finding("warn", "sdp.not_understood", "neither SDP nor trickled ICE candidates")
         return DecodeResult((), len(data), findings=(finding,))
-    pwds = ctx.capture.setdefault("ice.passwords", set())
-    if isinstance(pwds, set):
-        pwds.update(p for rec in found.records for p in rec.passwords if p)
     learn_credentials(
-        ctx, [(rec.ufrag, p) for rec in found.records if rec.ufrag for p in rec.passwords[:1] if p]
+        ctx,
+        [p for rec in found.records for p in rec.passwords if p],
+        [(rec.ufrag, p) for rec in found.records if rec.ufrag for p in rec.passwords[:1] if p],
     )
     pdus = []
     for k, rec in enumerate(found.records):
@@ -111,8 +107,12 @@ MAX_CREDENTIALS = 4096
 """(ufrag, password) pairs learnt per capture: a call has two, two more per ICE restart."""
 
 
-def learn_credentials(ctx: FlowContext, pairs: Iterable[tuple[str, str]]) -> None:
-    """Each (ufrag, ICE password) an SDP or fragment gives, for the STUN decoder's checks."""
+def learn_credentials(ctx: FlowContext, passwords: Iterable[str], pairs: Iterable[tuple[str, str]]) -> None:
+    """The ICE passwords an SDP or fragment gives, and each with its ufrag, for the STUN
+    decoder's MESSAGE-INTEGRITY checks."""
+    pwds = ctx.capture.setdefault("ice.passwords", set())
+    if isinstance(pwds, set):
+        pwds.update(passwords)
     known = ctx.capture.setdefault(ICE_CREDENTIALS, {})
     if isinstance(known, dict):
         for ufrag, pwd in pairs:

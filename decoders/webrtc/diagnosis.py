@@ -290,7 +290,7 @@ def diagnose(
         if consent is not None:
             consent += f" on the selected pair (RFC 7675: it expires after {CONSENT_TIMEOUT:.0f} s)"
             findings.append(_finding("ice", "ice.consent_lost", consent, frame))
-    times = [float(str(c["time"])) for c in session_candidate_times(session)]
+    times = [c.time for c in session.candidates]
     if "ice" in session.phases:
         times.append(session.phases["ice"])
     start = min(times, default=None)
@@ -369,11 +369,6 @@ def failed_summary(phase: str, findings: Iterable[AnalysisFinding]) -> str:
     if len(whole) <= SUMMARY_WIDTH:
         return whole
     return _fit(f"failed in {phase}: {SHORT.get(first['code'], first['code'])}")
-
-
-def session_candidate_times(session: IceSession) -> list[dict[str, object]]:
-    """{"time": t} of each signaled candidate: the clock of `timings_ms` starts at the first."""
-    return [{"time": s.time} for s in session.candidates]
 
 
 def session_keys(

@@ -69,7 +69,6 @@ class Pair:
     icmp: str | None = None
     """An ICMP error that quoted one of its checks."""
     icmp_frame: int = 0
-    first_success_frame: int = 0
     nominated_frame: int = 0
     """The success response to its first check with USE-CANDIDATE."""
     last_nominated_frame: int = 0
@@ -80,11 +79,6 @@ class Pair:
     consent_gap: tuple[float, int] = (0.0, 0)
     """The longest time between two success responses, and the frame of the one that ended it
     (RFC 7675 consent: more than 30 s is consent lost)."""
-    received: int = 0
-    """Requests received: its remote's checks toward its local (counted on the reverse pair)."""
-    after_packets: int = 0
-    after_bytes: int = 0
-    """Packets (first legs only) and bytes after this pair became the selected one."""
 
 
 @dataclass(slots=True)

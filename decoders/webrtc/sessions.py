@@ -161,11 +161,10 @@ class IceSession:
     """(ufrag, endpoint, type, component) of the kept candidates: an SDP seen twice adds none."""
     paths: dict[tuple[int, bool, str], Path] = field(default_factory=dict)
     """(flow, from client, framing) -> its leg (MAX_PATHS)."""
-    promised: set[tuple[str, str]] = field(default_factory=set)
-    """(hash function, fingerprint) of every a=fingerprint the session's SDP carried."""
     promised_by: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
-    """The same by the ufrag of the SDP that carried them: a certificate is checked against its
-    sender's own SDP (with one side's SDP only, the other's certificate is not "mismatched")."""
+    """(hash function, fingerprint) of every a=fingerprint the session's SDP carried, by the
+    ufrag of the SDP that carried them: a certificate is checked against its sender's own SDP
+    (with one side's SDP only, the other's certificate is not "mismatched")."""
     selected_at: tuple[float, int] | None = None
     """When a nominated pair was first answered: traffic after it is the selected pair's."""
     after: list[int] = field(default_factory=lambda: [0, 0])
@@ -213,6 +212,10 @@ class IceSession:
             return
         self.candidate_keys.add(key)
         self.candidates.append(seen)
+
+    def promised(self) -> set[tuple[str, str]]:
+        """Every (hash function, fingerprint) the session's SDPs promised, whoever sent them."""
+        return {x for kept in self.promised_by.values() for x in kept}
 
     def limit(self, code: str, phase: str, message: str, frame: int) -> None:
         """A limit this session hit: a warning, once per limit."""
@@ -359,12 +362,10 @@ class SessionAnalysis:
         """Socket -> (mapped, server, frame, time) of the STUN servers' Binding responses."""
         self.mdns: dict[str, str] = {}
         """mDNS name (lower case) -> the address a response in the capture gave it."""
-        self.first_time: float | None = None
         self.sdp_ufrags: dict[tuple[int, bool], str] = {}
         """(signaling flow, direction) -> the own ufrag of the last SDP sent that way."""
         self.pair_ends: dict[tuple[str, str], tuple[IceSession, tuple[int, str, str]]] = {}
         """(source, destination) of a pair's first check on the wire -> the pair (for ICMP)."""
-        """(signaling flow, direction) -> the own ufrag of the last SDP sent that way."""
         self.nat = NatObserver()
 
     # -- routing ------------------------------------------------------------------------------
@@ -441,7 +442,6 @@ class SessionAnalysis:
         for leg, path in other.paths.items():
             if leg in session.paths or len(session.paths) < MAX_PATHS:
                 session.paths.setdefault(leg, path)
-        session.promised |= other.promised
         for u, kept in other.promised_by.items():
             session.promised_by.setdefault(u, set()).update(kept)
         if other.selected_at is not None and (
@@ -472,8 +472,6 @@ class SessionAnalysis:
 
     def feed(self, pdu: Pdu, ctx: FlowContext) -> None:
         self.last_time = max(self.last_time, ctx.time)
-        if self.first_time is None:
-            self.first_time = ctx.time
         rec = pdu.record
         if isinstance(rec, RtpRecord | RtcpRecord):  # the most frequent first: a lookup or two each
             session = self._flow_session(ctx.flow)
@@ -619,9 +617,8 @@ class SessionAnalysis:
             rec.fingerprint,
             *(m.fingerprint for m in rec.media),
         ]:
-            if isinstance(value, str) and " " in value and len(session.promised) < MAX_SDP:
+            if isinstance(value, str) and " " in value and len(session.promised()) < MAX_SDP:
                 promise = (value.split(" ")[0].lower(), value.split(" ")[-1].upper())
-                session.promised.add(promise)
                 for u in own:
                     session.promised_by.setdefault(u, set()).add(promise)
         if len(session.sdp) >= MAX_SDP:
@@ -729,7 +726,7 @@ class SessionAnalysis:
             socket, server = self.server_requests.pop(rec.transaction_id)
             mapped = a.get("xor_mapped") or a.get("mapped")
             if rec.cls == SUCCESS and isinstance(mapped, tuple):
-                self._reflexive(socket, str(Endpoint(str(mapped[0]), int(mapped[1]))), server, ctx)
+                self._reflexive(socket, _address(mapped), server, ctx)
             return
         session: IceSession | None
         if tx is not None:
@@ -795,7 +792,6 @@ class SessionAnalysis:
                 if gap > pair.consent_gap[0]:
                     pair.consent_gap = (gap, ctx.frame)
             pair.last_success_time, pair.last_success_frame = ctx.time, ctx.frame
-            pair.first_success_frame = pair.first_success_frame or ctx.frame
             session.mark("ice_connected", ctx)
             if pair.nominated:
                 session.mark("nominated", ctx)
@@ -961,7 +957,7 @@ class SessionAnalysis:
             channel, peer = a.get("channel"), a.get("xor_peer")
             if rec.method == CHANNEL_BIND and isinstance(channel, int) and isinstance(peer, tuple):
                 if channel in alloc.channels or len(alloc.channels) < MAX_CHANNELS:
-                    alloc.channels[channel] = str(Endpoint(str(peer[0]), int(peer[1])))
+                    alloc.channels[channel] = _address(peer)
                 else:
                     alloc.limit(
                         "turn.channels_limit",
@@ -971,7 +967,7 @@ class SessionAnalysis:
             return
         if rec.cls in (INDICATION,) and rec.method in (SEND, DATA):
             peer = a.get("xor_peer")
-            ep = str(Endpoint(str(peer[0]), int(peer[1]))) if isinstance(peer, tuple) else None
+            ep = _address(peer) if isinstance(peer, tuple) else None
             toward = rec.method == SEND
             self.relay = RelayLeg(
                 ctx.frame,
@@ -1041,12 +1037,12 @@ class SessionAnalysis:
             if method == ALLOCATE:
                 relayed, mapped = a.get("xor_relayed"), a.get("xor_mapped")
                 if isinstance(relayed, tuple):
-                    alloc.relayed = str(Endpoint(str(relayed[0]), int(relayed[1])))
+                    alloc.relayed = _address(relayed)
                     alloc.relayed_frame = ctx.frame
                     if len(self.relays) < MAX_ALLOCATIONS:
                         self.relays.setdefault(alloc.relayed, alloc)
                 if isinstance(mapped, tuple):
-                    alloc.mapped = str(Endpoint(str(mapped[0]), int(mapped[1])))
+                    alloc.mapped = _address(mapped)
             if method in (ALLOCATE, REFRESH) and isinstance(lifetime, int):
                 alloc.lifetime = lifetime
                 # A Refresh with lifetime 0 is the client deleting the allocation, not an expiry.
@@ -1230,7 +1226,8 @@ class SessionAnalysis:
                 str(p["name"]): p.get("ufrags") or [p.get("ufrag")]
                 for p in keys["parties"]  # type: ignore[attr-defined]
             }
-            if isinstance(fingerprints, dict) and s.promised:
+            promised_any = s.promised()
+            if isinstance(fingerprints, dict) and promised_any:
                 for endpoint, hashes in fingerprints.items():
                     party = owner.get(endpoint)
                     # the sender's own SDP's promises; a party whose SDP is not in the capture
@@ -1238,7 +1235,7 @@ class SessionAnalysis:
                     promised = (
                         {x for u in ufrags_of.get(party) or () for x in s.promised_by.get(str(u), ())}
                         if party in ufrags_of
-                        else s.promised
+                        else promised_any
                     )
                     if not promised:
                         continue
@@ -1397,6 +1394,11 @@ class SessionAnalysis:
     def snapshot(self) -> list[dict[str, object]]:
         """The rows as if the capture ended now (`Analysis`): `rows()` changes nothing."""
         return self.rows()
+
+
+def _address(address: tuple[object, ...]) -> str:
+    """ "ip:port" of a STUN address attribute's (ip, port) (XOR-MAPPED, XOR-PEER, XOR-RELAYED)."""
+    return str(Endpoint(str(address[0]), int(str(address[1]))))
 
 
 def _copied(value: object) -> object:
