@@ -7,6 +7,7 @@ failed check)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
@@ -103,18 +104,7 @@ class QuotedFlows:
                 if flow is None:
                     return ctx
                 towards_client = record.quoted_src == str(flow.client)
-                return FlowContext(
-                    flow=flow.id,
-                    transport="udp",
-                    src=ctx.src,
-                    dst=ctx.dst,
-                    from_client=not towards_client,
-                    frame=ctx.frame,
-                    time=ctx.time,
-                    hints=ctx.hints,
-                    capture=ctx.capture,
-                    shared=ctx.shared,
-                )
+                return replace(ctx, flow=flow.id, transport="udp", from_client=not towards_client)
         return ctx
 
 

@@ -103,7 +103,8 @@ def _lines(items: Iterable[str]) -> str:
     return "\n".join(shown)
 
 
-def _count(n: int, noun: str) -> str:
+def count(n: int, noun: str) -> str:
+    """ "3 packets", "1 packet"."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
@@ -211,10 +212,10 @@ def _dtls(cells: Cells, value: object) -> str | None:
     fingerprints = value.get("fingerprints")
     if isinstance(fingerprints, Mapping) and fingerprints:
         checked = ", checked against SDP" if value.get("fingerprint_checked") else ""
-        lines.append(f"certificates from {_count(len(fingerprints), 'endpoint')}{checked}")
+        lines.append(f"certificates from {count(len(fingerprints), 'endpoint')}{checked}")
     ccs = value.get("change_cipher_spec_from")
     if isinstance(ccs, list) and ccs:
-        lines.append(f"ChangeCipherSpec from {_count(len(ccs), 'endpoint')}")
+        lines.append(f"ChangeCipherSpec from {count(len(ccs), 'endpoint')}")
     # What the analysis adds later is shown too, not hidden.
     lines += [f"{clean(k)}: {cells.inline(str(k), v)}" for k, v in value.items() if k not in DTLS_SHOWN]
     return "\n".join(lines)

@@ -35,10 +35,10 @@ MEDIA = frozenset({"rtp", "rtcp", "srtcp"})
 LEFT = 19
 """Cells of the fixed part: frame (7), time (10) and their spaces."""
 MIN_STEP = 16
-LABEL_MOST = MIN_STEP - 4
-"""Cells of a column's label at most (a role's name; letters are shorter)."""
 """Fewest cells between two endpoint columns: below it a label shows nothing; a drawing with many
 endpoints is wider than the screen then, and scrolls sideways."""
+LABEL_MOST = MIN_STEP - 4
+"""Cells of a column's label at most (a role's name; letters are shorter)."""
 
 
 class Arrow(NamedTuple):

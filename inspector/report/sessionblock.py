@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from .cells import Cells, ssrc_hex
+from .cells import Cells, count, ssrc_hex
 from .inert import clean
 from .tables import TextTable
 
@@ -89,11 +89,7 @@ def _text(value: object) -> str:
     return "" if value is None else clean(value)
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _maps(value: object) -> list[Mapping[str, object]]:
+def maps(value: object) -> list[Mapping[str, object]]:
     """The mappings of a list value (anything else in it, or a value that is no list, ignored)."""
     return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
 
@@ -142,7 +138,7 @@ def session_title(row: Row) -> str:
 
 
 def _party_line(row: Row) -> str | None:
-    parties = _maps(row.get("parties"))
+    parties = maps(row.get("parties"))
     if not parties:
         return None
     shown = []
@@ -175,12 +171,12 @@ def _candidate_name(party: object, kind: object, endpoint: object) -> str:
 def _party_of(row: Row, endpoint: object) -> str | None:
     """The party whose addresses or candidates hold `endpoint` (a pair's remote side names no
     party)."""
-    for p in _maps(row.get("parties")):
+    for p in maps(row.get("parties")):
         addresses = p.get("addresses")
         if isinstance(addresses, list) and endpoint in addresses:
             name = p.get("name")
             return str(name) if name is not None else None
-    for c in _maps(row.get("candidates")):
+    for c in maps(row.get("candidates")):
         if c.get("party") is not None and _endpoint(c.get("address"), c.get("port")) == endpoint:
             return str(c["party"])
     return None
@@ -234,14 +230,17 @@ def _diagnosis_lines(row: Row) -> list[str]:
     return lines
 
 
+def finding_line(f: Mapping[str, object]) -> str:
+    """One finding as a block lists it: severity, code, frame, message."""
+    frame = _int(f.get("frame"))
+    where = f" (frame {frame})" if frame else ""
+    return f"  {_text(f.get('severity'))} {_text(f.get('code'))}{where}: {_text(f.get('message'))}"
+
+
 def finding_lines(row: Row) -> Lines | None:
     """The session's findings, one a line with its frame (the Findings tab and report have them
     with every other finding; here they are read with the tables they explain)."""
-    lines = []
-    for f in _maps(row.get("findings")):
-        frame = _int(f.get("frame"))
-        where = f" (frame {frame})" if frame else ""
-        lines.append(f"  {_text(f.get('severity'))} {_text(f.get('code'))}{where}: {_text(f.get('message'))}")
+    lines = [finding_line(f) for f in maps(row.get("findings"))]
     return (
         Lines([f"Findings of session {_text(row.get('id'))} ({len(lines)})", *_capped(lines)])
         if lines
@@ -304,7 +303,7 @@ def _seen(c: Mapping[str, object]) -> str:
 
 def candidate_tables(row: Row) -> list[TextTable]:
     """A table of candidates per party, in the order parties are named (A, B, then unknown)."""
-    candidates = _maps(row.get("candidates"))
+    candidates = maps(row.get("candidates"))
     by_party: dict[str, list[Mapping[str, object]]] = {}
     for c in candidates:
         by_party.setdefault(_text(c.get("party")) or "?", []).append(c)
@@ -395,7 +394,7 @@ def pair_table(row: Row) -> TextTable | None:
     """The candidate pairs, the selected one first: both sides with their candidate types and
     the pair priority (RFC 8445 section 6.1.2.3); the state the capture shows, the traffic after
     selection or why the pair failed; checks each way with their answers, and the RTT."""
-    pairs = _maps(row.get("candidate_pairs"))
+    pairs = maps(row.get("candidate_pairs"))
     if not pairs:
         return None
     cells = []
@@ -463,7 +462,7 @@ def nat_tables(row: Row) -> list[TextTable]:
     """The NAT behind each party: its type in both vocabularies, where it maps the inside socket
     toward each destination, and the evidence the verdict rests on."""
     tables = []
-    for nat in _maps(row.get("nat")):
+    for nat in maps(row.get("nat")):
         if nat.get("inside") is None and nat.get("nat_type") == "unknown":
             continue  # a socket seen only from outside with nothing to judge (a TURN client's): noise
         inside = _text(nat.get("inside"))
@@ -484,7 +483,7 @@ def nat_tables(row: Row) -> list[TextTable]:
                 "public",
                 ", ".join(_text(p) for p in public) if isinstance(public, list) and public else "none seen",
             ],
-            ["mappings", "\n".join(_capped([_mapping_line(m) for m in _maps(nat.get("mappings"))]))],
+            ["mappings", "\n".join(_capped([_mapping_line(m) for m in maps(nat.get("mappings"))]))],
             ["also", behaviour],
         ]
         if isinstance(rfc5780, Mapping) and rfc5780:
@@ -503,7 +502,7 @@ def nat_tables(row: Row) -> list[TextTable]:
 def path_table(row: Row) -> TextTable | None:
     """The legs the call's packets took: a relayed call's client to TURN, relay to relay (or to
     the peer), TURN to client; a direct call's one leg."""
-    paths = _maps(row.get("paths"))
+    paths = maps(row.get("paths"))
     if not paths:
         return None
     cells = [
@@ -524,7 +523,7 @@ def path_table(row: Row) -> TextTable | None:
 def media_table(row: Row) -> TextTable | None:
     """Media per SSRC, counted once per session, from one party to the other (an old row's
     direction is client to server)."""
-    media = _maps(row.get("media"))
+    media = maps(row.get("media"))
     if not media:
         return None
     out = []
@@ -545,7 +544,7 @@ def media_table(row: Row) -> TextTable | None:
             ]
         )
     return _table(
-        f"Media ({_count(len(media), 'stream')})",
+        f"Media ({count(len(media), 'stream')})",
         ["ssrc", "from → to", "PT", "packets", "bytes", "legs"],
         out,
         (2, 3, 4, 5),

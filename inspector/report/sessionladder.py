@@ -23,6 +23,7 @@ from typing import Final
 
 from ..session import Session
 from .ladder import MEDIA, Arrow, Ladder, arrows, capture_origin, draw_ladder, participants
+from .sessionblock import maps
 
 Row = Mapping[str, object]
 
@@ -36,10 +37,6 @@ SERVERS: Final = frozenset({"TURN", "STUN"})
 
 MAX_ROLES: Final = 256
 """Endpoints named at most (a hostile row may list thousands of candidates)."""
-
-
-def _maps(value: object) -> list[Mapping[str, object]]:
-    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
 
 
 def _ints(value: object) -> list[int]:
@@ -71,22 +68,22 @@ def endpoint_roles(row: Row, allocations: Iterable[Row] = ()) -> dict[str, str]:
             roles.setdefault(endpoint, role)
 
     owner: dict[str, str] = {}
-    for c in _maps(row.get("candidates")):
+    for c in maps(row.get("candidates")):
         party, kind = c.get("party"), c.get("type")
         if isinstance(party, str) and kind in REFLEXIVE:
             name(_endpoint(c.get("address"), c.get("port")), f"{party} {kind}")
-    for party in _maps(row.get("parties")):
+    for party in maps(row.get("parties")):
         party_name = party.get("name")
         if isinstance(party_name, str):
             for address in _strs(party.get("addresses")):
                 owner.setdefault(address, party_name)
-    servers = [(m, nat) for nat in _maps(row.get("nat")) for m in _maps(nat.get("mappings"))]
+    servers = [(m, nat) for nat in maps(row.get("nat")) for m in maps(nat.get("mappings"))]
     for m, _ in sorted(servers, key=lambda s: s[0].get("via") != "turn"):  # TURN before STUN
         if m.get("via") in ("stun", "turn"):
             name(m.get("destination"), "TURN" if m.get("via") == "turn" else "STUN")
     for allocation in allocations:
         name(allocation.get("server"), "TURN")
-    for nat in _maps(row.get("nat")):
+    for nat in maps(row.get("nat")):
         party_name = nat.get("party")
         if isinstance(party_name, str):
             inside = nat.get("inside")
@@ -113,10 +110,10 @@ def session_flows(
     its TURN allocations' flows."""
     flows = set(_ints(row.get("flows")))
     frames: set[int] = set()
-    for nat in _maps(row.get("nat")):
-        frames |= set(_ints([m.get("frame") for m in _maps(nat.get("mappings"))]))
+    for nat in maps(row.get("nat")):
+        frames |= set(_ints([m.get("frame") for m in maps(nat.get("mappings"))]))
     frames |= set(
-        _ints([c.get("frame") for c in _maps(row.get("candidates")) if c.get("source") in ("stun", "turn")])
+        _ints([c.get("frame") for c in maps(row.get("candidates")) if c.get("source") in ("stun", "turn")])
     )
     flows |= {flow_of_frame(frame) for frame in frames if frame > 0}
     flows |= set(_ints([a.get("flow") for a in allocations]))
@@ -230,7 +227,7 @@ def own_allocations(row: Row, rows: Iterable[Row]) -> list[Row]:
     flows, or made by one of its parties' sockets."""
     flows = row.get("flows")
     mine = set(flows) if isinstance(flows, list) else set()
-    addresses = {a for p in _maps(row.get("parties")) for a in _strs(p.get("addresses"))}
+    addresses = {a for p in maps(row.get("parties")) for a in _strs(p.get("addresses"))}
     return [
         r
         for r in rows

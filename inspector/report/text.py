@@ -29,7 +29,7 @@ from .cells import Cells
 from .grid import grid_lines
 from .inert import clean
 from .rows import protocol_column
-from .sessionblock import KEY_VALUE, Lines, Part, is_session, nat_tables, session_block
+from .sessionblock import KEY_VALUE, Lines, Part, finding_line, is_session, maps, nat_tables, session_block
 from .tables import TextTable, text_tables
 
 FOLD_AT: Final = 24
@@ -95,14 +95,7 @@ def write_tables(
 
 def nat_findings(rows: list[dict[str, Any]]) -> list[Lines]:
     """The findings of `kind: nat` rows (a symmetric NAT, a limit hit), one a line with its frame."""
-    lines = [
-        f"  {f.get('severity')} {f.get('code')}"
-        + (f" (frame {f['frame']})" if f.get("frame") else "")
-        + f": {clean(str(f.get('message')))}"
-        for row in rows
-        for f in row.get("findings") or []
-        if isinstance(f, dict)
-    ]
+    lines = [finding_line(f) for row in rows for f in maps(row.get("findings"))]
     return [Lines([f"Findings ({len(lines)})", *lines])] if lines else []
 
 

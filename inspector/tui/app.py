@@ -64,6 +64,7 @@ from ..report.ladder import (
 from ..report.rows import flow_ends, row_flow
 from ..report.sessionblock import is_session
 from ..report.sessionladder import session_ladder
+from ..report.text import capture_start
 from ..session import Session
 from .detail import DetailTree, HexView, Span
 from .exporting import default_path, packet_rows, report_rows
@@ -1120,8 +1121,7 @@ class ProtoscopeApp(App[None]):
         if not is_session(row) and not nat:
             self.say("a TURN allocation: its row is all there is (the NAT/ICE panel is a session's)")
             return
-        ts = self.model.index.records.ts_ns
-        start = int(ts[0]) / 1e9 if len(ts) else 0.0
+        start = capture_start(self.model.session)
         title = f"NAT of {row.get('inside')}" if nat else f"NAT/ICE of session {row.get('id')}"
         self.push_screen(IceScreen(row, start, f"{title} (Esc closes)"))
 

@@ -446,9 +446,9 @@ PPID_NAMES = {
 HEX_LINES = 64
 """Lines of 16 bytes a message's hex dump shows in the tree (1 KiB; the JSON report has it all)."""
 TEXT_LINE = 120
+"""Characters of a text message a tree line shows; longer ones continue on lines below it."""
 PREVIEW_BYTES = 16
 """Bytes of a binary message its one line shows, in hex (opened, it shows them all as a dump)."""
-"""Characters of a text message a tree line shows; longer ones continue on lines below it."""
 
 
 class RowTree(ListTree):
