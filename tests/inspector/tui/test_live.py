@@ -47,6 +47,9 @@ async def test_live_viewer_shows_packets_flows_and_calls(tmp_path: Path, echo_se
                 assert [c["path"] for c in calls] == ["/demo.Echo/Say"]
                 assert calls[0]["status"] == 0
                 packets = app.query_one(PacketList)
+                # The viewer reads the spool as it grows; the counters come from the capture
+                # process's next progress message, which may follow the packets it counts.
+                await until(pilot, lambda: live.stats.packets >= packets.count, timeout=10)
                 assert packets.count == live.stats.packets or packets.count <= live.stats.packets
                 assert packets.cursor == packets.count - 1  # the cursor follows the newest packet
                 assert app.query_one(FlowsTable).row_count == 1
