@@ -314,6 +314,15 @@ class Analysis(Protocol):
     still come, and what the analysis gives in the end must not depend on how often it was asked.
     Its rows must share no list or dict that the analysis goes on changing. An
     analysis without it is deep-copied for a snapshot and the copy's `rows()` taken.
+
+    Data lake (`--export parquet`, inspector/lake): the rows become a table named after the
+    report, with a `row` column (the row's position in the report). An analysis may declare its
+    columns with a class attribute `lake_columns: ClassVar[Mapping[str, str]]`, column name ->
+    type ("string", "bool", "int32", "int64", "uint16", "uint32", "uint64", "float64",
+    "timestamp" for epoch seconds, "seconds" for a duration, "list<string>", "list<int64>",
+    "json" for anything nested): each is a typed column, a key missing from a row is null and a
+    value that does not fit its type is null. Without it the table has `row` and `json` (the
+    whole row as JSON text), which DuckDB reads with its JSON functions.
     """
 
     name: ClassVar[str]

@@ -260,6 +260,23 @@ LAYOUTS: Final[dict[str, tuple[str | Column, ...]]] = {
         "permissions",
         "channels",
     ),
+    "stun_transactions": (
+        "method",
+        "client",
+        "server",
+        "relayed",
+        "request_frame",
+        "requests",
+        "response_frame",
+        "rtt_ms",
+        "response_class",
+        "error_code",
+        "error_reason",
+        "username",
+        "mapped_address",
+        "relayed_address",
+        "lifetime",
+    ),
 }
 """Columns of each known row kind, most useful first (a terminal too narrow shows them in this
 order); keys a row has beyond these follow in the row's order."""
@@ -280,6 +297,7 @@ TITLES: Final = {
     "methods": "gRPC methods",
     "datachannels": "Data channels",
     "datachannel_message": "Data channel messages",
+    "stun_transactions": "STUN transactions",
 }
 
 

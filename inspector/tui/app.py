@@ -129,6 +129,10 @@ LIVE_TABLE_ROWS = 2000
 REPORT_ORDER = ("sessions", "streams", "datachannels")
 """Our analyses' tabs, after Calls, in the order a WebRTC call is read; plugins' come after them."""
 REPORT_TITLES = {"datachannels": "Data channels"}
+NO_TAB = frozenset({"stun_transactions"})
+"""Our analyses without a tab: every STUN transaction is a row of `--report stun_transactions` and
+of the data lake; in the viewer a request's answer is in its packet (stun.response_in) and an ICE
+check's in the session's NAT/ICE panel, and at 80 columns the tab bar has no room left."""
 
 
 def report_title(name: str) -> str:
@@ -358,7 +362,9 @@ class ProtoscopeApp(App[None]):
         Ours first, in the order a WebRTC call is read (sessions, their media, their data
         channels), then the plugins' by name."""
         names = [n for n in REPORT_ORDER if n in self.registry.analyses]
-        return names + [n for n in sorted(self.registry.analyses) if n != "calls" and n not in names]
+        return names + [
+            n for n in sorted(self.registry.analyses) if n != "calls" and n not in names and n not in NO_TAB
+        ]
 
     def tab_titles(self) -> dict[str, str]:
         """Tab id -> its title, in the order the tabs stand."""
