@@ -31,7 +31,6 @@ answered while the capture went on for ANSWER_WAIT after them.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -109,40 +108,43 @@ class Transaction:
         return self.method == BINDING and self.username is not None and ":" in self.username
 
 
+ROW_KEYS: tuple[str, ...] = (
+    "flow",
+    "transaction_id",
+    "method",
+    "method_code",
+    "client",
+    "server",
+    "relayed",
+    "request_frame",
+    "request_time",
+    "requests",
+    "response_frame",
+    "response_time",
+    "response_from",
+    "response_class",
+    "error_code",
+    "error_reason",
+    "rtt_ms",
+    "username",
+    "use_candidate",
+    "ice_role",
+    "priority",
+    "mapped_address",
+    "relayed_address",
+    "lifetime",
+    "requested_lifetime",
+    "findings",
+)
+"""The keys of every row, in order (the lake's stun_transactions table, inspector/lake/analysis_tables.py,
+has a column for each)."""
+
+
 class StunTransactionAnalysis:
     """Analysis plugin: `--report stun_transactions`."""
 
     name: ClassVar[str] = "stun_transactions"
     makes_findings: ClassVar[bool] = True
-    lake_columns: ClassVar[Mapping[str, str]] = {
-        "flow": "int64",
-        "transaction_id": "string",
-        "method": "string",
-        "method_code": "int32",
-        "client": "string",
-        "server": "string",
-        "relayed": "bool",
-        "request_frame": "int64",
-        "request_time": "timestamp",
-        "requests": "int64",
-        "response_frame": "int64",
-        "response_time": "timestamp",
-        "response_from": "string",
-        "response_class": "string",
-        "error_code": "int32",
-        "error_reason": "string",
-        "rtt_ms": "float64",
-        "username": "string",
-        "use_candidate": "bool",
-        "ice_role": "string",
-        "priority": "int64",
-        "mapped_address": "string",
-        "relayed_address": "string",
-        "lifetime": "int64",
-        "requested_lifetime": "int64",
-        "findings": "json",
-    }
-    """The lake's columns of this report (inspector/lake): every key of a row."""
 
     def __init__(self) -> None:
         self.open: OrderedDict[Key, Transaction] = OrderedDict()

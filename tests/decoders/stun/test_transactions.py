@@ -363,7 +363,7 @@ def test_random_records_never_raise(feeds: list[tuple[object, tuple[int, int], i
             a.snapshot()
             a.drain()
     for row in a.rows():
-        assert set(row) == set(StunTransactionAnalysis.lake_columns)
+        assert set(row) == set(tr.ROW_KEYS)
 
 
 @settings(max_examples=200, deadline=None)
