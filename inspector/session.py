@@ -1265,3 +1265,27 @@ def flatten(fields: Sequence[Any]) -> dict[str, object]:
             out[name] = f.value
         stack.extend(reversed(f.children))
     return out
+
+
+def open_session(path: str, registry: Registry, count: int = 0) -> Session:
+    """The capture file as a session; with `count` (-c), only its first `count` packets, as every
+    command reads them (the reports, the viewer, the exports)."""
+    if not count:
+        return Session.open(path, registry)
+    from protoscope.captures.index import build_index
+    from protoscope.captures.source import open_capture
+
+    capture = open_capture(path)
+    rec = capture.records
+    if count < len(rec):
+        capture.records = dataclasses.replace(
+            rec,
+            data_off=rec.data_off[:count],
+            caplen=rec.caplen[:count],
+            wirelen=rec.wirelen[:count],
+            ts_ns=rec.ts_ns[:count],
+            iface=rec.iface[:count],
+            comments={i: c for i, c in rec.comments.items() if i < count},
+            findings=[(i, f) for i, f in rec.findings if i < count],
+        )
+    return Session(build_index(capture), registry)

@@ -676,56 +676,82 @@ def _unspooled(spool: IO[bytes]) -> Iterator[dict[str, Any]]:
             yield dict(zip(FINDING_KEYS, item, strict=True))
 
 
-def summary(session: Session) -> dict[str, Any]:
-    ix = session.index
-    rec = ix.records
-    n = len(ix)
-    hierarchy: Counter[str] = Counter()
-    severities: Counter[str] = Counter()
-    stack_counts = np.bincount(ix.stack, minlength=len(ix.stacks)) if n else np.zeros(0, np.int64)
-    decoded = bool(session.registry.decoders)
-    extra: Counter[tuple[int, tuple[str, ...]]] = Counter()
+class SummaryCounts:
+    """What the summary counts during a decoding pass: the findings by severity (the packets',
+    the file's and the analyses') and the protocols the PDUs add to each packet's L2-L4 stack.
+    `summary()` runs its own pass; the lake's export (inspector/lake/export.py) feeds one from
+    the pass it makes anyway, so its `captures` row says what --report summary says."""
 
-    def count_findings(name: str, rows: list[dict[str, Any]]) -> None:
-        severities.update(f["severity"] for f in analysis_findings(name, rows, n))
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.severities: Counter[str] = Counter()
+        self.extra: Counter[tuple[int, tuple[str, ...]]] = Counter()
+        self._packets = len(session.index)
 
-    decoding = AnalysisPass(session, finding_analyses(session), count_findings)
-    # The decode pass also finds TCP gaps, so it runs whenever something could produce a finding.
-    needs_pass = decoded or bool(ix.findings) or any(f.transport == "tcp" for f in ix.flows)
-    for pd in decoding.packets() if needs_pass else ():
-        severities.update(f.severity for f in pd.findings)
+    def analysis_rows(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """An `on_rows` sink of an AnalysisPass over the analyses that make findings."""
+        self.add_findings(analysis_findings(name, rows, self._packets))
+
+    def add_findings(self, found: Iterable[Mapping[str, Any]]) -> None:
+        """Findings-report rows of an analysis (`analysis_findings`), counted by severity."""
+        self.severities.update(f["severity"] for f in found)
+
+    def packet(self, pd: PacketDecode) -> None:
+        self.severities.update(f.severity for f in pd.findings)
         if pd.pdus:
             names = tuple(dict.fromkeys(p.protocol for p in pd.pdus))
-            extra[(int(ix.stack[pd.index]), names)] += 1
+            self.extra[(int(self.session.index.stack[pd.index]), names)] += 1
+
+    def summary(self) -> dict[str, Any]:
+        """The summary, once the pass (and its analyses) finished."""
+        session = self.session
+        ix = session.index
+        rec = ix.records
+        n = len(ix)
+        hierarchy: Counter[str] = Counter()
+        severities = Counter(self.severities)
+        stack_counts = np.bincount(ix.stack, minlength=len(ix.stacks)) if n else np.zeros(0, np.int64)
+        for sid, count in enumerate(stack_counts.tolist()):
+            if count:
+                path = ix.stacks[sid] or ("frame",)
+                for depth in range(1, len(path) + 1):
+                    hierarchy[":".join(path[:depth])] += count
+        severities.update(f.severity for f in session.file_findings())
+        for (sid, names), count in self.extra.items():
+            base = ":".join(ix.stacks[sid])
+            for depth in range(1, len(names) + 1):
+                hierarchy[":".join((base, *names[:depth]))] += count
+        first = int(rec.ts_ns.min()) if n else 0
+        last = int(rec.ts_ns.max()) if n else 0
+        transports = Counter(f.transport for f in ix.flows)
+        return {
+            "file": str(ix.capture.path),
+            "format": rec.format + (" (gzip)" if ix.capture.compressed else ""),
+            "packets": n,
+            "bytes": int(rec.wirelen.sum()) if n else 0,
+            "captured_bytes": int(rec.caplen.sum()) if n else 0,
+            "first": _ts(first) if n else None,
+            "last": _ts(last) if n else None,
+            "duration": (last - first) / 1e9 if n else 0.0,
+            "interfaces": [
+                {"linktype": i.linktype, "name": i.name, "snaplen": i.snaplen} for i in rec.interfaces
+            ],
+            "flows": {"total": len(ix.flows), **dict(sorted(transports.items()))},
+            "protocols": dict(sorted(hierarchy.items())),
+            "findings": {s: severities.get(s, 0) for s in SEVERITIES},
+            "truncated": any(f.code == "capture.truncated" for _, f in rec.findings),
+            "decoders": sorted(session.registry.decoders),
+        }
+
+
+def summary(session: Session) -> dict[str, Any]:
+    ix = session.index
+    counts = SummaryCounts(session)
+    decoding = AnalysisPass(session, finding_analyses(session), counts.analysis_rows)
+    # The decode pass also finds TCP gaps, so it runs whenever something could produce a finding.
+    decoded = bool(session.registry.decoders)
+    needs_pass = decoded or bool(ix.findings) or any(f.transport == "tcp" for f in ix.flows)
+    for pd in decoding.packets() if needs_pass else ():
+        counts.packet(pd)
     decoding.finish()
-    for sid, count in enumerate(stack_counts.tolist()):
-        if count:
-            path = ix.stacks[sid] or ("frame",)
-            for depth in range(1, len(path) + 1):
-                hierarchy[":".join(path[:depth])] += count
-    severities.update(f.severity for f in session.file_findings())
-    for (sid, names), count in extra.items():
-        base = ":".join(ix.stacks[sid])
-        for depth in range(1, len(names) + 1):
-            hierarchy[":".join((base, *names[:depth]))] += count
-    first = int(rec.ts_ns.min()) if n else 0
-    last = int(rec.ts_ns.max()) if n else 0
-    transports = Counter(f.transport for f in ix.flows)
-    return {
-        "file": str(ix.capture.path),
-        "format": rec.format + (" (gzip)" if ix.capture.compressed else ""),
-        "packets": n,
-        "bytes": int(rec.wirelen.sum()) if n else 0,
-        "captured_bytes": int(rec.caplen.sum()) if n else 0,
-        "first": _ts(first) if n else None,
-        "last": _ts(last) if n else None,
-        "duration": (last - first) / 1e9 if n else 0.0,
-        "interfaces": [
-            {"linktype": i.linktype, "name": i.name, "snaplen": i.snaplen} for i in rec.interfaces
-        ],
-        "flows": {"total": len(ix.flows), **dict(sorted(transports.items()))},
-        "protocols": dict(sorted(hierarchy.items())),
-        "findings": {s: severities.get(s, 0) for s in SEVERITIES},
-        "truncated": any(f.code == "capture.truncated" for _, f in rec.findings),
-        "decoders": sorted(session.registry.decoders),
-    }
+    return counts.summary()
