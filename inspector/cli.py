@@ -11,7 +11,7 @@ import io
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -39,11 +39,15 @@ LAYERS = ("eth", "ip", "ipv6", "tcp", "udp")
 MODES = ("ascii", "hex", "raw")
 """Follow modes (follow.MODES)."""
 Z_LAYERS = {"eth": "eth", "ip": "ip", "ipv6": "ipv6", "tcp": "tcp", "udp": "udp"}
+ENGINES = ("local", "spark")
+"""Where --export parquet runs (inspector/lake/runner.py, inspector/lake/spark.py)."""
+QUERY_FORMATS = ("text", "csv", "json")
+"""`protoscope query`'s formats (lake.query.FORMATS; not imported: it loads duckdb)."""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one line, exit 2, as argparse does but without usage spam
-        self.exit(EXIT_USAGE, f"protoscope: {message} (see protoscope --help)\n")
+        self.exit(EXIT_USAGE, f"protoscope: {message} (see {self.prog} --help)\n")
 
 
 def version() -> str:
@@ -68,10 +72,16 @@ def parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="protoscope",
         description="Inspect gRPC and WebRTC traffic in a capture file or on a live interface.",
+        epilog='protoscope query DIR "SQL": SQL over the dataset --export parquet wrote (see protoscope '
+        "query --help)",
     )
     p.add_argument("--version", action="version", version=f"protoscope {version()}")
     p.add_argument(
-        "capture", nargs="?", help="pcap, pcapng (or gzip of either) file to open; '-' for standard input"
+        "captures",
+        nargs="*",
+        metavar="CAPTURE",
+        help="pcap, pcapng (or gzip of either) file to open; '-' for standard input; with --export "
+        "parquet: any number of files and directories (their captures, at any depth)",
     )
     p.add_argument(
         "-r", "--read-file", metavar="FILE", help="the capture to read (as the positional CAPTURE)"
@@ -100,11 +110,17 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--export",
-        choices=("mermaid", "pcapng", "audio"),
+        choices=("mermaid", "pcapng", "audio", "parquet"),
         help="mermaid: a ladder diagram on stdout; pcapng: the packets (--flow, -Y) to --output; "
-        "audio: RTP stream --stream N to --output (WAV for PCMU/PCMA/G.722/L16, Ogg for Opus)",
+        "audio: RTP stream --stream N to --output (WAV for PCMU/PCMA/G.722/L16, Ogg for Opus); "
+        "parquet: every table of every CAPTURE to the dataset --output DIR (see protoscope query)",
     )
-    p.add_argument("--output", metavar="FILE", help="with --export pcapng or audio: where to write")
+    p.add_argument(
+        "--output",
+        metavar="FILE",
+        help="with --export pcapng or audio: where to write; parquet: the dataset, a directory or a "
+        "URI (s3://, hdfs://, gs://)",
+    )
     p.add_argument(
         "--encoding",
         metavar="NAME",
@@ -134,6 +150,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let a plugin replace an in-tree decoder or analysis of the same name",
     )
+    _lake_options(p)
     webrtc = p.add_argument_group("STUN/TURN keys (MESSAGE-INTEGRITY checks)")
     webrtc.add_argument(
         "--ice-pwd", action="append", default=[], metavar="PWD", help="an ICE password (repeatable)"
@@ -251,6 +268,28 @@ def parser() -> argparse.ArgumentParser:
         "until Ctrl-C",
     )
     return p
+
+
+def _lake_options(p: argparse.ArgumentParser) -> None:
+    """--export parquet's: how many captures at once, and where they run (inspector/lake)."""
+    lake = p.add_argument_group("--export parquet (many captures; query them with: protoscope query DIR)")
+    lake.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="captures exported at once, a process each (default: one a core)",
+    )
+    lake.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="local: this machine's cores (default); spark: Spark tasks (pyspark; CAPTURE and "
+        "--output may be hdfs:// or s3a:// URIs)",
+    )
+    lake.add_argument(
+        "--spark-master",
+        metavar="URL",
+        help="--engine spark: the master (default: spark-submit's, or local[*])",
+    )
 
 
 def _tshark_options(p: argparse.ArgumentParser) -> None:
@@ -478,10 +517,24 @@ def _describe(args: argparse.Namespace, out: TextIO) -> int:
 
 def _check(args: argparse.Namespace) -> None:
     """Combinations that mean nothing are refused here, before any work (never silently ignored)."""
+    captures = list(args.captures)
     if args.read_file:
-        if args.capture and args.capture != args.read_file:
+        if captures and captures != [args.read_file]:
             raise _Usage("give the capture once: -r FILE or FILE")
-        args.capture = args.read_file
+        captures = [args.read_file]
+    if len(captures) > 1 and args.export != "parquet":
+        raise _Usage(
+            f"{len(captures)} captures given: several go with --export parquet only (one is read "
+            "by the viewer, a report or another export)"
+        )
+    args.captures = captures
+    args.capture = captures[0] if captures else None
+    lake = {"--jobs": args.jobs, "--engine": args.engine, "--spark-master": args.spark_master}
+    for flag, value in lake.items():
+        if value is not None and args.export != "parquet":
+            raise _Usage(f"{flag} goes with --export parquet")
+    if args.spark_master is not None and args.engine != "spark":
+        raise _Usage("--spark-master goes with --engine spark")
     if args.interface and not args.capture:
         args.live = True  # tshark: -i alone captures
     if args.count < 0:
@@ -524,30 +577,9 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _open(path: str, registry: Registry, count: int) -> Session:
-    """The capture as a session; with -c, only its first `count` packets."""
-    from .session import Session
+    from .session import open_session
 
-    if not count:
-        return Session.open(path, registry)
-    import dataclasses
-
-    from protoscope.captures.index import build_index
-    from protoscope.captures.source import open_capture
-
-    capture = open_capture(path)
-    rec = capture.records
-    if count < len(rec):
-        capture.records = dataclasses.replace(
-            rec,
-            data_off=rec.data_off[:count],
-            caplen=rec.caplen[:count],
-            wirelen=rec.wirelen[:count],
-            ts_ns=rec.ts_ns[:count],
-            iface=rec.iface[:count],
-            comments={i: c for i, c in rec.comments.items() if i < count},
-            findings=[(i, f) for i, f in rec.findings if i < count],
-        )
-    return Session(build_index(capture), registry)
+    return open_session(path, registry, count)
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -564,6 +596,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.describe is not None:
         return _describe(args, out)
     _check(args)
+    if args.export == "parquet":
+        return _export_parquet(args)
     on_terminal = out.isatty() and sys.stdin.isatty()
     if args.live or args.follow:
         return _growing(args, out, on_terminal)
@@ -575,6 +609,121 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.capture == STDIN and sys.stdin.isatty():
         raise _Usage("'-' reads a capture from standard input, which is a terminal here (pipe one in)")
     return _file(args, out, args.capture, args.count, on_terminal)
+
+
+def _export_parquet(args: argparse.Namespace) -> int:
+    """--export parquet: every table of every capture to the dataset --output (inspector/lake),
+    on this machine's cores (lake/runner.py) or as Spark tasks (lake/spark.py)."""
+    if args.live or args.follow:
+        raise _Usage(
+            "--export parquet reads capture files, not --live or --follow (export the file -w wrote)"
+        )
+    if args.filter is not None:
+        raise _Usage(
+            "-Y does not apply to --export parquet: the dataset holds every packet (filter in SQL: "
+            'protoscope query DIR "SELECT ... WHERE ...")'
+        )
+    refused = {"--report": args.report, "--flow": args.flow, "--session": args.session, "-w": args.write}
+    for flag, value in refused.items():
+        if value is not None:
+            raise _Usage(f"{flag} does not go with --export parquet (it writes every table of every capture)")
+    if not args.output:
+        raise _Usage("--export parquet needs --output DIR (a directory or a URI)")
+    if not args.captures:
+        raise _Usage("--export parquet needs capture files or directories")
+    if STDIN in args.captures:
+        raise _Usage(
+            "--export parquet reads files: '-' (standard input) is not one (save it to a file first)"
+        )
+    if args.duration:
+        raise _Usage("--duration goes with --live and --follow")
+    _no_capture_flags(args)
+    if args.jobs is not None and args.jobs < 1:
+        raise _Usage("--jobs must be at least 1")
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise _Usage("--export parquet needs pyarrow: pip install 'protoscope[lake]'") from None
+    if args.engine == "spark":
+        try:
+            import pyspark  # noqa: F401
+        except ImportError:
+            raise _Usage("--engine spark needs pyspark: pip install 'protoscope[spark]'") from None
+        from .lake.spark import run_spark
+
+        # As given: Spark lists directories and globs on its own file systems (HDFS, s3a).
+        return run_spark(list(args.captures), args.output, args, args.spark_master)
+    from .lake.runner import captures_in, export_many
+
+    for capture in args.captures:
+        if "://" in capture and not os.path.exists(capture):
+            raise _Usage(
+                f"{clean(capture)}: --engine local reads local files (--engine spark reads hdfs:// and s3a://)"
+            )
+    paths = captures_in(args.captures)
+    if not paths:
+        raise _Usage(
+            f"no captures in {', '.join(clean(c) for c in args.captures)} (files ending in .pcap, .pcapng, "
+            ".cap, .pcap.gz or .pcapng.gz)"
+        )
+    return export_many(paths, args.output, args, args.jobs)
+
+
+def query_parser() -> argparse.ArgumentParser:
+    """`protoscope query`'s arguments (a command of its own: main sees `query` first)."""
+    p = _Parser(
+        prog="protoscope query",
+        description="SQL over a dataset that --export parquet wrote: DuckDB, embedded, with a view per "
+        "table (capture: the capture id column; captures: each capture's path)",
+    )
+    p.add_argument("dataset", nargs="?", metavar="DIR", help="the dataset (a local directory)")
+    p.add_argument("sql", nargs="?", metavar="SQL", help='e.g. "SELECT path, count(*) FROM calls GROUP BY 1"')
+    p.add_argument("--query", metavar="NAME", help="a named query instead of SQL (see --list)")
+    p.add_argument("--list", action="store_true", help="list the named queries and what each answers")
+    p.add_argument(
+        "--format",
+        choices=QUERY_FORMATS,
+        default="text",
+        help="text: an aligned table; csv: with a header; json: an array of objects (default: text)",
+    )
+    return p
+
+
+def is_query(argv: Sequence[str]) -> bool:
+    """`protoscope query ...`, unless a capture file is called `query`."""
+    return bool(argv) and argv[0] == "query" and not os.path.isfile("query")
+
+
+def query(argv: Sequence[str], out: TextIO) -> int:
+    """`protoscope query DIR "SQL" | DIR --query NAME | --list` (inspector/lake/query.py)."""
+    try:
+        args = query_parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        import duckdb  # noqa: F401
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise _Usage("protoscope query needs duckdb and pyarrow: pip install 'protoscope[lake]'") from None
+    from .lake import query as lake_query
+
+    try:
+        if args.list:
+            if args.dataset or args.query:
+                raise _Usage("--list takes no DIR, SQL or --query")
+            for line in lake_query.describe(list(lake_query.named_queries().values())):
+                out.write(line + "\n")
+            return EXIT_OK
+        if not args.dataset:
+            raise _Usage('give a dataset: protoscope query DIR "SQL" | DIR --query NAME | --list')
+        if (args.sql is None) == (args.query is None):
+            raise _Usage('give SQL or --query NAME, one of them: protoscope query DIR "SQL"')
+        sql = args.sql if args.query is None else lake_query.named_query(args.query).sql
+        lake_query.run(args.dataset, sql, args.format, out)
+    except lake_query.QueryError as exc:
+        raise _Usage(str(exc)) from None
+    out.flush()
+    return EXIT_OK
 
 
 def _no_capture_flags(args: argparse.Namespace) -> None:
@@ -1002,10 +1151,16 @@ def describe_argv(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = parser().parse_args(describe_argv(sys.argv[1:] if argv is None else argv))
-    except SystemExit as exc:
-        return int(exc.code or 0)
+    words = list(sys.argv[1:] if argv is None else argv)
+    command: Callable[[], int]
+    if is_query(words):
+        command = lambda: query(words[1:], sys.stdout)  # noqa: E731
+    else:
+        try:
+            args = parser().parse_args(describe_argv(words))
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        command = lambda: run(args, sys.stdout)  # noqa: E731
     # protoscope multiplies no matrices: numpy's OpenBLAS needs no threads. By default it starts one
     # per core when numpy is imported, and they spin: importing numpy took 0.14 s and 0.24 s of CPU
     # on 2 cores, with one thread 0.115 s and 0.09 s. (Set before numpy is first imported.)
@@ -1025,7 +1180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.freeze()
     gc.set_threshold(10_000, 20, 20)
     try:
-        return run(args, sys.stdout)
+        return command()
     except (CaptureError, RegistryError, SchemaError, UsageError, _Usage) as exc:
         print(f"protoscope: {clean(exc)}", file=sys.stderr)
         return EXIT_USAGE
