@@ -256,6 +256,19 @@ class Allocation:
             _add(self.findings, _finding("turn", code, message, frame, "warn"))
 
 
+PHASES = (
+    "signaling",
+    "ice",
+    "ice_connected",
+    "nominated",
+    "dtls",
+    "dtls_done",
+    "media",
+    "datachannel",
+    "datachannel_open",
+)
+"""The phases a session row's `phases` names, in the order a call reaches them (a row lists those
+reached in this order; the lake's `session_phases` has a row for each)."""
 PHASE_ORDER = ("signaling", "turn", "ice", "dtls", "media", "datachannel")
 """Where a call can break, in the order it gets there: the failed phase is the earliest with an
 error finding (a refused certificate also leaves media one way; the certificate is the cause)."""
@@ -1265,18 +1278,7 @@ class SessionAnalysis:
                     )
             for f in ice_findings:  # within MAX_FINDINGS, as the row's own are
                 _add(findings, f)
-            order = [
-                "signaling",
-                "ice",
-                "ice_connected",
-                "nominated",
-                "dtls",
-                "dtls_done",
-                "media",
-                "datachannel",
-                "datachannel_open",
-            ]
-            reached = [p for p in order if p in s.phases]
+            reached = [p for p in PHASES if p in s.phases]
             failed = _failed(findings)
             if failed is not None:
                 keys["diagnosis"]["summary"] = diagnosis.failed_summary(failed, findings)  # type: ignore[index]

@@ -10,13 +10,28 @@ partition directory is moved to `DIR/<table>/capture=<id>`, the `captures` table
 is in DIR when its `captures` partition exists, so a reader never takes a half-moved capture for a
 whole one, and a crash between two moves leaves partitions that the next export of that id deletes
 first. Anything that fails before the commit removes the staging directory and nothing else.
+
+Two exports of one capture id may run at once (overlapping runs over the same files, a Spark task
+retried while the first attempt still runs). The commit is therefore done under a per-id lock,
+`DIR/_staging/<id>.lock`, and re-checks under it that the capture is not in the dataset yet (else
+the later export is "skipped" and its staging removed): deleting leftovers and moving partitions
+is only ever done by the lock's holder, and never once the `captures` partition exists. On a local
+file system the lock is an exclusive create (O_CREAT|O_EXCL) holding "<host> <pid>"; a lock whose
+process is gone (same host) is taken over. Other file systems (S3, GCS, HDFS through pyarrow.fs)
+have no exclusive create in pyarrow: there the lock is best effort (a check, a write, a read back)
+and what protects a committed capture is the re-check of `captures/capture=<id>` before any
+delete. A lock whose holder died on another host (or on an object store) is not taken over: the
+commit fails after LOCK_WAIT naming the lock, which is then deleted by hand.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+import socket
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -26,10 +41,9 @@ import pyarrow.parquet as pq
 from protoscope.captures.memory import trim_heap
 
 from . import fsutil
+from .export import ROW_GROUP_ROWS
 from .schema import CAPTURES, Table, arrow_schema, partition_dir
 
-ROW_GROUP_ROWS = 65536
-"""Rows buffered per table before a row group is written (as Arrow columns, see BATCH_ROWS)."""
 ROW_GROUP_BYTES = 8 << 20
 """Arrow bytes buffered per table before a row group is written even if it has fewer rows: a
 wide table (a gRPC call's metadata, a message's JSON) reaches it long before ROW_GROUP_ROWS.
@@ -44,6 +58,11 @@ PART = "part-0.parquet"
 COMMIT_LAST = CAPTURES.name
 """The table moved last: its partition says the capture is in the dataset."""
 COMPRESSION = "zstd"
+LOCK_SUFFIX = ".lock"
+LOCK_WAIT = 120.0
+"""Seconds a commit waits for another export of the same id to finish its commit (moves of a few
+directories: well under a second on a local disk) before it fails."""
+LOCK_POLL = 0.05
 
 
 def use_system_allocator() -> None:
@@ -171,14 +190,22 @@ class Staging:
             w = self.writers[table.name] = TableWriter(self.fs, folder, table, self.rows_per_group)
         return w
 
-    def commit(self, tables: Mapping[str, Table]) -> None:
-        """Close every writer (a table of `tables` that got no row is written empty), delete what
-        a crashed export of this id left in the dataset, and move each partition in, `captures`
-        last; then remove the staging directory."""
+    def commit(self, tables: Mapping[str, Table]) -> bool:
+        """Close every writer (a table of `tables` that got no row is written empty), then, under
+        the capture's lock: if another export committed this id meanwhile, False (the caller
+        aborts); else delete what a crashed export of this id left in the dataset, move each
+        partition in, `captures` last, remove the staging directory and return True."""
         for table in tables.values():
             self.writer(table)
         for w in self.writers.values():
             w.close()
+        with capture_lock(self.fs, self.root, self.capture):
+            if in_dataset(self.fs, self.root, self.capture):
+                return False
+            self._move_in()
+        return True
+
+    def _move_in(self) -> None:
         clear_leftovers(self.fs, self.root, self.capture)
         names = sorted(self.writers, key=lambda n: (n == COMMIT_LAST, n))
         moved: list[str] = []
@@ -230,9 +257,10 @@ def in_dataset(fs: pafs.FileSystem, root: str, capture: str) -> bool:
 
 
 def clear_leftovers(fs: pafs.FileSystem, root: str, capture: str) -> None:
-    """Delete the partitions of `capture` an export that stopped between two moves left behind
-    (only for a capture not in the dataset)."""
-    if not fsutil.is_dir(fs, root):
+    """Delete the partitions of `capture` an export that stopped between two moves left behind.
+    Only for a capture not in the dataset: with its `captures` partition there, nothing is
+    deleted (they are a committed capture's tables). The caller holds the capture's lock."""
+    if not fsutil.is_dir(fs, root) or in_dataset(fs, root, capture):
         return
     for info in fs.get_file_info(pafs.FileSelector(root)):
         if info.type != pafs.FileType.Directory or info.base_name.startswith(("_", ".")):
@@ -240,3 +268,83 @@ def clear_leftovers(fs: pafs.FileSystem, root: str, capture: str) -> None:
         leftover = fsutil.join(info.path, partition_dir(capture))
         if fsutil.is_dir(fs, leftover):
             fs.delete_dir(leftover)
+
+
+class LockTimeout(OSError):
+    """Another export of the same capture id held its lock for longer than LOCK_WAIT."""
+
+
+@contextlib.contextmanager
+def capture_lock(fs: pafs.FileSystem, root: str, capture: str) -> Iterator[None]:
+    """Hold `root/_staging/<capture>.lock` for the time of a commit (see the module's docstring):
+    exclusive on a local file system, best effort on others. Waits up to LOCK_WAIT for a holder
+    that is alive; raises LockTimeout after that."""
+    path = fsutil.join(root, STAGING, capture + LOCK_SUFFIX)
+    local = isinstance(fs, pafs.LocalFileSystem)
+    fs.create_dir(fsutil.join(root, STAGING), recursive=True)
+    deadline = time.monotonic() + LOCK_WAIT
+    while not (_take_local(path) if local else _take_remote(fs, path)):
+        if time.monotonic() > deadline:
+            raise LockTimeout(f"capture {capture} is being committed by another export ({path})")
+        time.sleep(LOCK_POLL)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fs.delete_file(path)
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()} {os.getpid()}"
+
+
+def _take_local(path: str) -> bool:
+    """Create the lock file exclusively. A lock left by a dead process of this host is renamed
+    away (of two exports taking it over, one renames it); if what was renamed turns out to be a
+    live lock taken meanwhile, it is linked back (a link fails if a lock exists again), so the
+    window in which two holders could both believe they have it is that of two renames."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        if _stale(path):
+            aside = f"{path}.stale.{os.getpid()}.{secrets.token_hex(4)}"
+            with contextlib.suppress(OSError):
+                os.rename(path, aside)
+                if not _stale(aside):
+                    with contextlib.suppress(OSError):
+                        os.link(aside, path)
+                os.unlink(aside)
+        return False
+    with os.fdopen(fd, "w") as f:
+        f.write(_owner() + "\n")
+    return True
+
+
+def _stale(path: str) -> bool:
+    """Whether the lock at `path` names a process of this host that is gone."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            host, _, pid = f.read(256).strip().rpartition(" ")
+    except OSError:
+        return False
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another host's (or one being written): not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
+
+
+def _take_remote(fs: pafs.FileSystem, path: str) -> bool:
+    """Best effort on a file system without exclusive create: take the lock when no file is
+    there, then read it back to see whose it is."""
+    if fsutil.exists(fs, path):
+        return False
+    owner = f"{_owner()} {secrets.token_hex(8)}"
+    with fs.open_output_stream(path) as out:
+        out.write(owner.encode())
+    with fs.open_input_stream(path) as f:
+        return bool(f.read().decode("utf-8", "replace") == owner)

@@ -27,7 +27,7 @@ from protoscope.inspector.report.rows import AnalysisPass, fresh_analyses
 from protoscope.inspector.session import Session
 from tests.conftest import SAMPLES, public_captures
 
-from .conftest import Exported
+from .conftest import Exported, lake_registry, reporting
 
 CORPUS = sorted(p for p in SAMPLES.iterdir() if ".pcap" in p.name) + public_captures()
 
@@ -666,8 +666,6 @@ def test_plugin_rows() -> None:
 
 # -- Parquet read back against the JSON report ------------------------------------------------------
 
-EXPORTED = ("grpc-demo", "webrtc-turn", "nat-relay-outside", "webrtc-datachannels")
-
 
 def json_report(session: Session, name: str) -> list[Any]:
     out = io.StringIO()
@@ -676,22 +674,25 @@ def json_report(session: Session, name: str) -> list[Any]:
     return rows
 
 
-@pytest.mark.parametrize("name", EXPORTED)
-def test_parquet_equals_the_json_report(name: str, export_dir: Callable[..., Exported]) -> None:
-    capture = SAMPLES / f"{name}.pcap"
-    registry = registry_for(capture)
-    lake = export_dir(capture, registry=registry)
+@pytest.mark.parametrize("capture", CORPUS, ids=lambda p: p.name)
+def test_parquet_equals_the_json_report(capture: Path, corpus_lake: Callable[[Path], Exported]) -> None:
+    """Every analysis table of every sample and public capture, read back, is the JSON report
+    split by the module (whose values check_report checks apart from its converters). The
+    export is the one test_export's core comparison reads (conftest.corpus_lake)."""
+    name = capture.name.split(".")[0]
+    registry = lake_registry(capture)
+    lake = corpus_lake(capture)
     assert lake.result.status == "written", lake.result.error
-    session = Session.open(capture, registry)
     tables = at.tables_for(registry)
-    for report in tables:
-        rows = json_report(session, report)
-        want = split_all(registry, {report: [rows]})
-        if report in at.IN_TREE:
-            check_report(report, rows, want)
-        for table in tables[report]:
-            got = [{k: v for k, v in r.items() if k != "capture"} for r in lake.table(table.name)]
-            assert got == want[table.name], table.name
+    with reporting(capture) as session:
+        for report in tables:
+            rows = json_report(session, report)
+            want = split_all(registry, {report: [rows]})
+            if report in at.IN_TREE:
+                check_report(report, rows, want)
+            for table in tables[report]:
+                got = [{k: v for k, v in r.items() if k != "capture"} for r in lake.table(table.name)]
+                assert got == want[table.name], table.name
     calls = lake.table("calls")
     if name == "grpc-demo":
         assert (
@@ -699,3 +700,15 @@ def test_parquet_equals_the_json_report(name: str, export_dir: Callable[..., Exp
         )
     if name == "webrtc-turn":
         assert [s["relayed"] for s in lake.table("sessions")] == [True]
+
+
+def test_one_phase_order_and_one_set_of_converters() -> None:
+    """The lake takes the phase order from the sessions analysis, and the converters (also the
+    core tables') from convert.py: no copies that could drift apart."""
+    from protoscope.decoders.webrtc import sessions
+    from protoscope.inspector.lake import convert, export, writer
+
+    assert at.PHASES is sessions.PHASES
+    assert at.CONVERTERS is convert.CONVERTERS and export._json is convert._json
+    assert writer.ROW_GROUP_ROWS == export.ROW_GROUP_ROWS and not hasattr(writer, "PHASES")
+    assert [s.table.name for s in at.IN_TREE["sessions"]][:2] == ["sessions", "session_phases"]
