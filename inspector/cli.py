@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import io
 import os
 import shutil
@@ -16,6 +17,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .livemode import UsageError
 from .report import REPORTS
 from .report.inert import clean
 
@@ -42,7 +44,13 @@ Z_LAYERS = {"eth": "eth", "ip": "ip", "ipv6": "ipv6", "tcp": "tcp", "udp": "udp"
 ENGINES = ("local", "spark")
 """Where --export parquet runs (inspector/lake/runner.py, inspector/lake/spark.py)."""
 QUERY_FORMATS = ("text", "csv", "json")
-"""`protoscope query`'s formats (lake.query.FORMATS; not imported: it loads duckdb)."""
+"""`protoscope query`'s formats (lake.output.FORMATS; not imported: it loads duckdb)."""
+LAKE_MODULES = ("pyarrow", "communityid")
+"""What --export parquet imports beyond protoscope's own dependencies (the `lake` extra)."""
+SPARK_MODULES = ("pyspark",)
+"""What --engine spark imports beyond LAKE_MODULES (the `spark` extra)."""
+QUERY_MODULES = ("duckdb", "pyarrow")
+"""What `protoscope query` imports (the `lake` extra)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -416,7 +424,7 @@ def _sdp_files(paths: Sequence[str]) -> object:
     try:
         return load_sdp_files(paths)
     except SdpFileError as exc:
-        raise _Usage(clean(str(exc))) from None
+        raise UsageError(clean(str(exc))) from None
 
 
 def _keylog(paths: Sequence[str]) -> KeyLogFiles:
@@ -432,7 +440,7 @@ def _keylog(paths: Sequence[str]) -> KeyLogFiles:
     try:
         read = files.read()
     except OSError as exc:
-        raise _Usage(f"cannot read key log {clean(exc.filename or '')}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot read key log {clean(exc.filename or '')}: {exc.strerror or exc}") from None
     for path, kept, skipped in read:
         if skipped:
             print(
@@ -454,10 +462,6 @@ class _Held(io.StringIO):
         return True
 
 
-class _Usage(Exception):
-    pass
-
-
 def _z_report(spec: str, args: argparse.Namespace) -> None:
     """tshark's `-z SPEC` as the report it names, with its options set on `args`."""
     parts = spec.split(",")
@@ -472,25 +476,25 @@ def _z_report(spec: str, args: argparse.Namespace) -> None:
         try:
             args.interval = float(parts[2])
         except ValueError:
-            raise _Usage(f"-z io,stat: {parts[2]!r} is not a number of seconds") from None
+            raise UsageError(f"-z io,stat: {parts[2]!r} is not a number of seconds") from None
         # tshark's filters are the rest, split at commas; an empty one is all packets.
         args.io_filter = [f.strip().strip('"') for f in parts[3:]]
     elif parts[0] == "follow" and len(parts) in (4, 5) and parts[1] in ("tcp", "udp", "http2"):
         if parts[2] not in MODES:
-            raise _Usage(f"-z follow: mode {parts[2]!r} is not one of {', '.join(MODES)}")
+            raise UsageError(f"-z follow: mode {parts[2]!r} is not one of {', '.join(MODES)}")
         if (parts[1] == "http2") != (len(parts) == 5):
-            raise _Usage("-z follow,tcp|udp,MODE,FLOW or -z follow,http2,MODE,FLOW,STREAM")
+            raise UsageError("-z follow,tcp|udp,MODE,FLOW or -z follow,http2,MODE,FLOW,STREAM")
         try:
             numbers = [int(p) for p in parts[3:]]
         except ValueError:
-            raise _Usage(f"-z {spec}: the flow and stream are numbers") from None
+            raise UsageError(f"-z {spec}: the flow and stream are numbers") from None
         args.report, args.follow_mode, args.flow = "follow", parts[2], numbers[0]
         args.stream = numbers[1] if len(numbers) > 1 else None
         args.follow_transport = parts[1] if parts[1] != "http2" else "tcp"
     elif spec == "grpc,methods":
         args.report = "methods"
     else:
-        raise _Usage(
+        raise UsageError(
             f"-z {spec!r} is not known (io,phs, endpoints,LAYER, conv,LAYER, io,stat,SECS[,FILTER...], "
             "follow,tcp|udp,MODE,FLOW, follow,http2,MODE,FLOW,STREAM, grpc,methods)"
         )
@@ -505,11 +509,11 @@ def _describe(args: argparse.Namespace, out: TextIO) -> int:
     registry = _registry(args)
     loaded = registry.options.get("protobuf.schemas")
     if not isinstance(loaded, SchemaSet):
-        raise _Usage("--describe needs schemas: --proto, --proto-path, --descriptor-set or --reflect")
+        raise UsageError("--describe needs schemas: --proto, --proto-path, --descriptor-set or --reflect")
     try:
         lines = describe(loaded, args.describe or None)
     except (KeyError, ValueError) as exc:
-        raise _Usage(str(exc).strip("'\"")) from None
+        raise UsageError(str(exc).strip("'\"")) from None
     for line in lines:
         out.write(clean(line) + "\n")
     return EXIT_OK
@@ -520,10 +524,10 @@ def _check(args: argparse.Namespace) -> None:
     captures = list(args.captures)
     if args.read_file:
         if captures and captures != [args.read_file]:
-            raise _Usage("give the capture once: -r FILE or FILE")
+            raise UsageError("give the capture once: -r FILE or FILE")
         captures = [args.read_file]
     if len(captures) > 1 and args.export != "parquet":
-        raise _Usage(
+        raise UsageError(
             f"{len(captures)} captures given: several go with --export parquet only (one is read "
             "by the viewer, a report or another export)"
         )
@@ -532,32 +536,32 @@ def _check(args: argparse.Namespace) -> None:
     lake = {"--jobs": args.jobs, "--engine": args.engine, "--spark-master": args.spark_master}
     for flag, value in lake.items():
         if value is not None and args.export != "parquet":
-            raise _Usage(f"{flag} goes with --export parquet")
+            raise UsageError(f"{flag} goes with --export parquet")
     if args.spark_master is not None and args.engine != "spark":
-        raise _Usage("--spark-master goes with --engine spark")
+        raise UsageError("--spark-master goes with --engine spark")
     if args.interface and not args.capture:
         args.live = True  # tshark: -i alone captures
     if args.count < 0:
-        raise _Usage("-c must be a positive number of packets")
+        raise UsageError("-c must be a positive number of packets")
     if args.statistics:
         if args.report:
-            raise _Usage("give --report or -z, not both")
+            raise UsageError("give --report or -z, not both")
         _z_report(args.statistics, args)
     if args.output_format:
         if args.output_format == "fields":
             if not args.fields:
-                raise _Usage("-T fields needs at least one -e FIELD")
+                raise UsageError("-T fields needs at least one -e FIELD")
             if args.report not in (None, "packets"):
-                raise _Usage("-T fields lists packets: it does not go with --report " + args.report)
+                raise UsageError("-T fields lists packets: it does not go with --report " + args.report)
             args.report = "fields"
         else:
             args.format = args.output_format
     elif args.fields or args.field_options:
-        raise _Usage("-e and -E go with -T fields")
+        raise UsageError("-e and -E go with -T fields")
     if (args.detail or args.hex) and args.report is None and args.export is None and not args.write:
         args.report = "packets"
     if (args.detail or args.hex) and (args.report != "packets" or args.format != "text"):
-        raise _Usage("-V and -x go with the packets text report")
+        raise UsageError("-V and -x go with the packets text report")
     follow_only = {"--stream": args.stream, "--call": args.call}
     for flag, value in follow_only.items():
         if (
@@ -565,15 +569,15 @@ def _check(args: argparse.Namespace) -> None:
             and args.report != "follow"
             and not (flag == "--stream" and args.export == "audio")
         ):
-            raise _Usage(
+            raise UsageError(
                 f"{flag} goes with --report follow" + (" or --export audio" if flag == "--stream" else "")
             )
     if args.encoding and args.export != "audio":
-        raise _Usage("--encoding goes with --export audio")
+        raise UsageError("--encoding goes with --export audio")
     if args.inject_secrets and args.export != "pcapng":
-        raise _Usage("--inject-secrets goes with --export pcapng")
+        raise UsageError("--inject-secrets goes with --export pcapng")
     if args.flow is not None and args.report not in (None, "follow") and not args.export:
-        raise _Usage(f"--flow goes with --report follow and --export, not --report {args.report}")
+        raise UsageError(f"--flow goes with --report follow and --export, not --report {args.report}")
 
 
 def _open(path: str, registry: Registry, count: int) -> Session:
@@ -602,12 +606,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.live or args.follow:
         return _growing(args, out, on_terminal)
     if not args.capture:
-        raise _Usage("no capture file given (or use --live -i IFACE)")
+        raise UsageError("no capture file given (or use --live -i IFACE)")
     if args.duration:
-        raise _Usage("--duration goes with --live and --follow")
+        raise UsageError("--duration goes with --live and --follow")
     _no_capture_flags(args)
     if args.capture == STDIN and sys.stdin.isatty():
-        raise _Usage("'-' reads a capture from standard input, which is a terminal here (pipe one in)")
+        raise UsageError("'-' reads a capture from standard input, which is a terminal here (pipe one in)")
     return _file(args, out, args.capture, args.count, on_terminal)
 
 
@@ -615,40 +619,46 @@ def _export_parquet(args: argparse.Namespace) -> int:
     """--export parquet: every table of every capture to the dataset --output (inspector/lake),
     on this machine's cores (lake/runner.py) or as Spark tasks (lake/spark.py)."""
     if args.live or args.follow:
-        raise _Usage(
+        raise UsageError(
             "--export parquet reads capture files, not --live or --follow (export the file -w wrote)"
         )
     if args.filter is not None:
-        raise _Usage(
+        raise UsageError(
             "-Y does not apply to --export parquet: the dataset holds every packet (filter in SQL: "
             'protoscope query DIR "SELECT ... WHERE ...")'
         )
     refused = {"--report": args.report, "--flow": args.flow, "--session": args.session, "-w": args.write}
     for flag, value in refused.items():
         if value is not None:
-            raise _Usage(f"{flag} does not go with --export parquet (it writes every table of every capture)")
+            raise UsageError(
+                f"{flag} does not go with --export parquet (it writes every table of every capture)"
+            )
     if not args.output:
-        raise _Usage("--export parquet needs --output DIR (a directory or a URI)")
+        raise UsageError("--export parquet needs --output DIR (a directory or a URI)")
     if not args.captures:
-        raise _Usage("--export parquet needs capture files or directories")
+        raise UsageError("--export parquet needs capture files or directories")
     if STDIN in args.captures:
-        raise _Usage(
+        raise UsageError(
             "--export parquet reads files: '-' (standard input) is not one (save it to a file first)"
         )
     if args.duration:
-        raise _Usage("--duration goes with --live and --follow")
+        raise UsageError("--duration goes with --live and --follow")
     _no_capture_flags(args)
+    if args.count:
+        # The capture id is the file's hash: a partial export would stand for the whole capture.
+        raise UsageError(
+            "-c does not go with --export parquet: a capture's partition holds every packet of it "
+            "(cut the file first: editcap -r or protoscope -c N -w FILE)"
+        )
     if args.jobs is not None and args.jobs < 1:
-        raise _Usage("--jobs must be at least 1")
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        raise _Usage("--export parquet needs pyarrow: pip install 'protoscope[lake]'") from None
+        raise UsageError("--jobs must be at least 1")
+    if args.jobs is not None and args.engine == "spark":
+        raise UsageError(
+            "--jobs goes with --engine local (Spark runs as many tasks as its executors have cores)"
+        )
+    require_modules(LAKE_MODULES, "--export parquet", "lake")
     if args.engine == "spark":
-        try:
-            import pyspark  # noqa: F401
-        except ImportError:
-            raise _Usage("--engine spark needs pyspark: pip install 'protoscope[spark]'") from None
+        require_modules(SPARK_MODULES, "--engine spark", "spark")
         from .lake.spark import run_spark
 
         # As given: Spark lists directories and globs on its own file systems (HDFS, s3a).
@@ -657,12 +667,12 @@ def _export_parquet(args: argparse.Namespace) -> int:
 
     for capture in args.captures:
         if "://" in capture and not os.path.exists(capture):
-            raise _Usage(
+            raise UsageError(
                 f"{clean(capture)}: --engine local reads local files (--engine spark reads hdfs:// and s3a://)"
             )
     paths = captures_in(args.captures)
     if not paths:
-        raise _Usage(
+        raise UsageError(
             f"no captures in {', '.join(clean(c) for c in args.captures)} (files ending in .pcap, .pcapng, "
             ".cap, .pcap.gz or .pcapng.gz)"
         )
@@ -700,30 +710,36 @@ def query(argv: Sequence[str], out: TextIO) -> int:
         args = query_parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    try:
-        import duckdb  # noqa: F401
-        import pyarrow  # noqa: F401
-    except ImportError:
-        raise _Usage("protoscope query needs duckdb and pyarrow: pip install 'protoscope[lake]'") from None
+    require_modules(QUERY_MODULES, "protoscope query", "lake")
     from .lake import query as lake_query
 
     try:
         if args.list:
             if args.dataset or args.query:
-                raise _Usage("--list takes no DIR, SQL or --query")
+                raise UsageError("--list takes no DIR, SQL or --query")
             for line in lake_query.describe(list(lake_query.named_queries().values())):
                 out.write(line + "\n")
             return EXIT_OK
         if not args.dataset:
-            raise _Usage('give a dataset: protoscope query DIR "SQL" | DIR --query NAME | --list')
+            raise UsageError('give a dataset: protoscope query DIR "SQL" | DIR --query NAME | --list')
         if (args.sql is None) == (args.query is None):
-            raise _Usage('give SQL or --query NAME, one of them: protoscope query DIR "SQL"')
+            raise UsageError('give SQL or --query NAME, one of them: protoscope query DIR "SQL"')
         sql = args.sql if args.query is None else lake_query.named_query(args.query).sql
         lake_query.run(args.dataset, sql, args.format, out)
     except lake_query.QueryError as exc:
-        raise _Usage(str(exc)) from None
+        raise UsageError(str(exc)) from None
     out.flush()
     return EXIT_OK
+
+
+def require_modules(modules: Sequence[str], what: str, extra: str) -> None:
+    """Import each of `modules` (an extra's) before any work: a missing one is one line with the
+    install hint, not an internal error halfway through the first capture."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise UsageError(f"{what} needs {module}: pip install 'protoscope[{extra}]'") from None
 
 
 def _no_capture_flags(args: argparse.Namespace) -> None:
@@ -732,10 +748,10 @@ def _no_capture_flags(args: argparse.Namespace) -> None:
     flags |= {"-s": args.snapshot_length, "-b": args.ring_buffer, "-p": args.no_promiscuous_mode}
     for flag, value in flags.items():
         if value not in (None, False, []):
-            raise _Usage(f"{flag} goes with --live")
+            raise UsageError(f"{flag} goes with --live")
 
 
-def _checked_registry(args: argparse.Namespace) -> Registry:
+def checked_registry(args: argparse.Namespace) -> Registry:
     """The decoders, with -Y checked against their fields before any work."""
     registry = _registry(args)
     if args.filter is not None:
@@ -744,7 +760,7 @@ def _checked_registry(args: argparse.Namespace) -> Registry:
         try:
             compile_filter(args.filter, registry)
         except FilterError as exc:
-            raise _Usage(f"bad filter: {exc}") from None
+            raise UsageError(f"bad filter: {exc}") from None
     return registry
 
 
@@ -754,24 +770,24 @@ def _growing(args: argparse.Namespace, out: TextIO, on_terminal: bool) -> int:
 
     report = args.report
     if args.live and args.follow:
-        raise _Usage("--follow reads a file another program writes; --live captures: give one of them")
+        raise UsageError("--follow reads a file another program writes; --live captures: give one of them")
     if args.live and args.capture:
-        raise _Usage("give either a capture file or --live, not both")
+        raise UsageError("give either a capture file or --live, not both")
     if not args.live:
         _no_capture_flags(args)
     if args.ring_buffer and (report is not None or args.export):
-        raise _Usage("-b writes ring-buffer files for later reading (as dumpcap): no report or export")
-    registry = _checked_registry(args)
+        raise UsageError("-b writes ring-buffer files for later reading (as dumpcap): no report or export")
+    registry = checked_registry(args)
     streamed = report in ("packets", "findings") or report in registry.analyses
     if args.follow:
         if not args.capture or args.capture == STDIN:
-            raise _Usage("--follow needs a capture file that another program is writing")
+            raise UsageError("--follow needs a capture file that another program is writing")
         if args.write or args.count:
-            raise _Usage("--follow reads FILE as it grows: -w and -c do not go with it")
+            raise UsageError("--follow reads FILE as it grows: -w and -c do not go with it")
         if report is None and args.export is None and on_terminal:
             return livemode.follow_viewer(args, registry, args.capture)
         if args.format != livemode.STREAMED_FORMAT or not streamed:
-            raise _Usage(
+            raise UsageError(
                 "--follow writes rows as they come: --report packets|findings|calls|streams|sessions"
                 " --format jsonl"
             )
@@ -798,10 +814,10 @@ def _file(
     from .report.output import ReportError, ReportOptions, write
 
     report = args.report
-    registry = registry or _checked_registry(args)
+    registry = registry or checked_registry(args)
     if args.write and not args.live:
         if report is not None or args.export:
-            raise _Usage("-w with a capture file writes packets; it does not go with a report or export")
+            raise UsageError("-w with a capture file writes packets; it does not go with a report or export")
         return _write_filtered(path, registry, args, count)
     if args.export == "pcapng":
         return _export_pcapng(path, registry, args, out, count)
@@ -809,7 +825,7 @@ def _file(
         return _export_audio(path, registry, args, count)
     if args.export:
         if args.filter is not None:
-            raise _Usage("-Y does not apply to --export mermaid (choose with --flow or --session)")
+            raise UsageError("-Y does not apply to --export mermaid (choose with --flow or --session)")
         return _export(path, registry, args, out, count)
     if report is None:
         if on_terminal:
@@ -829,7 +845,7 @@ def _file(
             report = "summary"
     if report not in (*REPORTS, "fields") and report not in registry.analyses:
         known = ", ".join([*REPORTS, *sorted(registry.analyses)])
-        raise _Usage(f"unknown report {report!r} (known: {known})")
+        raise UsageError(f"unknown report {report!r} (known: {known})")
     status = _status(sys.stderr, f"indexing {path}")
     with status:
         session = _open(path, registry, count)
@@ -864,7 +880,7 @@ def _file(
             out.write(target.getvalue())
         out.flush()
     except ReportError as exc:
-        raise _Usage(str(exc)) from None
+        raise UsageError(str(exc)) from None
     finally:
         session.close()
     return EXIT_OK
@@ -880,7 +896,7 @@ def _check_follow(session: Session, args: argparse.Namespace) -> None:
 
     flow = flow_of_stream(session, transport, args.flow)
     if flow is None:
-        raise _Usage(f"no {transport}.stream {args.flow} in this capture")
+        raise UsageError(f"no {transport}.stream {args.flow} in this capture")
     args.flow = flow
 
 
@@ -915,7 +931,7 @@ def _write_filtered(path: str, registry: Registry, args: argparse.Namespace, cou
         try:
             written = write_pcapng(session, packets or (), args.write)
         except OSError as exc:
-            raise _Usage(f"cannot write {args.write}: {exc.strerror}") from None
+            raise UsageError(f"cannot write {args.write}: {exc.strerror}") from None
     finally:
         session.close()
     print(f"protoscope: wrote {written} packets to {clean(args.write)}", file=sys.stderr)
@@ -932,14 +948,16 @@ def _field_options(options: Sequence[str]) -> dict[str, str]:
     for option in options:
         key, eq, value = option.partition("=")
         if not eq or key not in out:
-            raise _Usage(f"-E {option!r}: expected separator=, header=, quote=, aggregator= or occurrence=")
+            raise UsageError(
+                f"-E {option!r}: expected separator=, header=, quote=, aggregator= or occurrence="
+            )
         value = {"/t": "\t", "/s": " "}.get(value, value)
         if key == "header" and value not in ("y", "n"):
-            raise _Usage("-E header=y or header=n")
+            raise UsageError("-E header=y or header=n")
         if key == "quote" and value not in FIELD_QUOTES:
-            raise _Usage("-E quote=d, quote=s or quote=n")
+            raise UsageError("-E quote=d, quote=s or quote=n")
         if key == "occurrence" and value not in ("f", "l", "a"):
-            raise _Usage("-E occurrence=f, l or a")
+            raise UsageError("-E occurrence=f, l or a")
         out[key] = value
     return out
 
@@ -973,7 +991,7 @@ def _write_fields(session: Session, args: argparse.Namespace, out: TextIO) -> No
 
     for name in args.fields:
         if name not in ("frame.number",) and field_info(name, session.registry) is None:
-            raise _Usage(f"-e {name}: no such field (see --list-fields)")
+            raise UsageError(f"-e {name}: no such field (see --list-fields)")
     infos = {name: field_info(name, session.registry) for name in args.fields}
     options = _field_options(args.field_options)
     quote = FIELD_QUOTES[options["quote"]]
@@ -1010,11 +1028,11 @@ def _export_pcapng(path: str, registry: Registry, args: argparse.Namespace, out:
     from .report.export import flow_packets, write_pcapng
 
     if not args.output:
-        raise _Usage("--export pcapng needs --output FILE.pcapng")
+        raise UsageError("--export pcapng needs --output FILE.pcapng")
     session = _open(path, registry, count)
     try:
         if args.flow is not None and not 0 <= args.flow < len(session.flows):
-            raise _Usage(f"no flow {args.flow} (the capture has {len(session.flows)})")
+            raise UsageError(f"no flow {args.flow} (the capture has {len(session.flows)})")
         packets: Sequence[int] = (
             flow_packets(session, args.flow) if args.flow is not None else range(len(session.index))
         )
@@ -1026,14 +1044,14 @@ def _export_pcapng(path: str, registry: Registry, args: argparse.Namespace, out:
             keylog = session.registry.options.get("tls.keylog")
             secrets = _secrets_of(session, packets, keylog) if isinstance(keylog, KeyLog) else ""
             if not secrets:
-                raise _Usage(
+                raise UsageError(
                     "--inject-secrets: no keys to inject (give --keylog, or a pcapng with secrets, "
                     "for connections among the packets written)"
                 )
         try:
             written = write_pcapng(session, packets, args.output, secrets)
         except OSError as exc:
-            raise _Usage(f"cannot write {args.output}: {exc.strerror}") from None
+            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
     finally:
         session.close()
     print(f"protoscope: wrote {written} packets to {clean(args.output)}", file=sys.stderr)
@@ -1061,14 +1079,14 @@ def _export_audio(path: str, registry: Registry, args: argparse.Namespace, count
     from .audio import ExportError, export_audio
 
     if args.stream is None or not args.output:
-        raise _Usage("--export audio needs --stream N (a row of --report streams) and --output FILE")
+        raise UsageError("--export audio needs --stream N (a row of --report streams) and --output FILE")
     if args.filter is not None:
-        raise _Usage("-Y does not apply to --export audio (choose the stream with --stream)")
+        raise UsageError("-Y does not apply to --export audio (choose the stream with --stream)")
     session = _open(path, registry, count)
     try:
         done = export_audio(session, args.stream, Path(args.output), args.encoding)
     except ExportError as exc:
-        raise _Usage(str(exc)) from None
+        raise UsageError(str(exc)) from None
     finally:
         session.close()
     print(
@@ -1085,7 +1103,7 @@ def _export(path: str, registry: Registry, args: argparse.Namespace, out: TextIO
     from .report.ladder import mermaid
 
     if args.flow is not None and args.session is not None:
-        raise _Usage("give --flow or --session, not both")
+        raise UsageError("give --flow or --session, not both")
     session = _open(path, registry, count)
     try:
         flows = _session_flows(session, args.session) if args.session is not None else None
@@ -1093,7 +1111,7 @@ def _export(path: str, registry: Registry, args: argparse.Namespace, out: TextIO
             for line in mermaid(session, args.flow, flows):
                 out.write(line + "\n")
         except ValueError as exc:
-            raise _Usage(str(exc)) from None
+            raise UsageError(str(exc)) from None
     finally:
         session.close()
     return EXIT_OK
@@ -1103,11 +1121,11 @@ def _session_flows(session: Session, n: int) -> list[int]:
     from .report.rows import analysis_rows
 
     if "sessions" not in session.registry.analyses:
-        raise _Usage("--session needs the sessions analysis (it is not loaded)")
+        raise UsageError("--session needs the sessions analysis (it is not loaded)")
     rows = [r for r in analysis_rows(session, "sessions") if r.get("kind") is None]
     row = next((r for r in rows if r.get("id") == n), None)
     if row is None:
-        raise _Usage(f"no session {n} (the capture has {len(rows)})")
+        raise UsageError(f"no session {n} (the capture has {len(rows)})")
     flows = row.get("flows")
     return [int(f) for f in flows] if isinstance(flows, list) else []
 
@@ -1170,8 +1188,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from protoscope.decoders.protobuf.schema import SchemaError
     from protoscope.decoders.registry import RegistryError
 
-    from .livemode import UsageError
-
     # Decoding makes millions of small objects that live as long as a packet's decode. With
     # CPython's default thresholds (700, 10, 10) a collection ran every few messages and the older
     # generations, holding every object the imports made, were rescanned again and again: a
@@ -1181,7 +1197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.set_threshold(10_000, 20, 20)
     try:
         return command()
-    except (CaptureError, RegistryError, SchemaError, UsageError, _Usage) as exc:
+    except (CaptureError, RegistryError, SchemaError, UsageError) as exc:
         print(f"protoscope: {clean(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

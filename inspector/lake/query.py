@@ -5,35 +5,33 @@ that name, read with Hive partitioning (the capture id appears as a `capture` co
 string) and `union_by_name` (a capture exported by an older protoscope lacks the columns added
 since: they read as null). Nothing is loaded: DuckDB reads the Parquet files as the query needs.
 
-Results are written as text (an aligned table, as the reports draw theirs), CSV with a header, or
-JSON (an array of objects). Values from Arrow, the way DuckDB hands them over: timestamps as ISO
-8601 in UTC with a `Z` and the digits they hold (nanoseconds for packet times: a Python datetime
-would drop them), 64-bit integers exact, DECIMAL and HUGEINT (DuckDB's `sum` of integers) as
-numbers, BLOBs in hex, lists and structs as JSON arrays and objects.
+Only committed captures are seen: a capture is in the dataset once its `captures` partition
+exists (export.py moves that one last), so the partitions of any other id (what an export that
+died between two moves left) are not read by any view.
+
+The result is written by output.py (text, CSV or JSON).
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
 from importlib import resources
 from typing import Final, TextIO
 
 import duckdb
 import pyarrow as pa
 
-from ..report.inert import clean, json_inert
+from ..report.inert import clean
+from . import output
+from .schema import CAPTURES, partition_dir
 
-FORMATS: Final = ("text", "csv", "json")
 BATCH_ROWS: Final = 65_536
-"""Rows fetched from DuckDB at a time for CSV and JSON (written as they come: memory stays flat
-whatever the result's size). Text lays out its columns from every row, so it holds them all."""
+"""Rows fetched from DuckDB at a time (a record batch): what output.py holds of a CSV or JSON
+result at once."""
+PARTITION: Final = partition_dir("")
+"""A partition directory's name before the capture id."""
 QUERIES: Final = "queries"
 """The named queries' directory in this package: `<name>.sql`, its first line a `-- ` comment
 that describes it."""
@@ -92,26 +90,50 @@ def local_dataset(dataset: str) -> str:
     return os.path.abspath(dataset)
 
 
-def tables_in(folder: str) -> list[str]:
-    """The dataset's tables: each directory holding a `capture=<id>/*.parquet` file (names
-    starting with '_' or '.' are not tables: `_staging`). One file found is enough: a dataset of
-    thousands of captures is not listed whole."""
+def committed(folder: str) -> set[str]:
+    """The ids of the captures in the dataset: each with a `captures/capture=<id>/` directory
+    (writer.in_dataset's mark, moved in last by the export's commit)."""
+    marks = os.path.join(folder, CAPTURES.name)
+    if not os.path.isdir(marks):
+        return set()
+    return {
+        entry.name.removeprefix(PARTITION)
+        for entry in os.scandir(marks)
+        if entry.name.startswith(PARTITION) and entry.is_dir()
+    }
+
+
+def tables_in(folder: str, ids: set[str] | None = None) -> list[str]:
+    """The dataset's tables: each directory holding a `capture=<id>/*.parquet` file of a committed
+    capture (`ids`, default: committed(folder)). Names starting with '_' or '.' are not tables
+    (`_staging`). One file found is enough: a dataset of thousands of captures is not listed whole."""
+    ids = committed(folder) if ids is None else ids
     return [
         entry.name
         for entry in sorted(os.scandir(folder), key=lambda e: e.name)
         if not entry.name.startswith(("_", "."))
         and entry.is_dir()
-        and next(iter(parquet_files(entry.path)), None) is not None
+        and next(iter(parquet_files(entry.path, ids)), None) is not None
     ]
 
 
-def parquet_files(table: str) -> Iterator[str]:
-    """The Parquet files of a table directory, partition by partition."""
+def parquet_files(table: str, ids: set[str]) -> Iterator[str]:
+    """The Parquet files of a table directory's partitions of the captures `ids`."""
     for part in sorted(os.scandir(table), key=lambda e: e.name):
-        if part.is_dir() and part.name.startswith("capture="):
+        if part.is_dir() and part.name.startswith(PARTITION) and part.name.removeprefix(PARTITION) in ids:
             for name in sorted(os.listdir(part.path)):
                 if name.endswith(".parquet") and not name.startswith(("_", ".")):
                     yield os.path.join(part.path, name)
+
+
+def _all_committed(table: str, ids: set[str]) -> bool:
+    """Whether every partition of a table directory is of a committed capture (then one glob
+    reads it, else its files are listed)."""
+    return all(
+        part.name.removeprefix(PARTITION) in ids
+        for part in os.scandir(table)
+        if part.is_dir() and part.name.startswith(PARTITION)
+    )
 
 
 def _literal(text: str) -> str:
@@ -123,9 +145,11 @@ def _identifier(name: str) -> str:
 
 
 def connect(dataset: str) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with a view per table of `dataset` (see the module's docstring)."""
+    """An in-memory DuckDB with a view per table of `dataset` over its committed captures (see
+    the module's docstring)."""
     folder = local_dataset(dataset)
-    tables = tables_in(folder)
+    ids = committed(folder)
+    tables = tables_in(folder, ids)
     if not tables:
         raise QueryError(
             f"no tables in {clean(dataset)} (write some with: protoscope CAPTURE... --export parquet "
@@ -134,10 +158,10 @@ def connect(dataset: str) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     for name in tables:
         where = os.path.join(folder, name)
-        if GLOB_CHARS & set(where):
-            source = "[" + ", ".join(_literal(f) for f in parquet_files(where)) + "]"
+        if GLOB_CHARS & set(where) or not _all_committed(where, ids):
+            source = "[" + ", ".join(_literal(f) for f in parquet_files(where, ids)) + "]"
         else:
-            source = _literal(os.path.join(where, "capture=*", "*.parquet"))
+            source = _literal(os.path.join(where, partition_dir("*"), "*.parquet"))
         con.execute(
             f"CREATE VIEW {_identifier(name)} AS SELECT * FROM read_parquet({source}, "
             "hive_partitioning = true, union_by_name = true, hive_types = {'capture': VARCHAR})"
@@ -172,208 +196,11 @@ def run(dataset: str, sql: str, fmt: str, out: TextIO) -> int:
     try:
         reader = execute(con, sql)
         try:
-            return write(reader, fmt, out)
+            return output.write(reader, fmt, out)
         except duckdb.Error as exc:  # raised while the batches are read
             raise QueryError(one_line(exc)) from None
     finally:
         con.close()
-
-
-def write(reader: pa.RecordBatchReader, fmt: str, out: TextIO) -> int:
-    if fmt == "csv":
-        return write_csv(reader, out)
-    if fmt == "json":
-        return write_json(reader, out)
-    return write_text(reader, out)
-
-
-def rows(reader: pa.RecordBatchReader) -> Iterator[list[object]]:
-    """Every row of `reader` as plain Python values (see python_values)."""
-    for batch in reader:
-        columns = [python_values(column) for column in batch.columns]
-        yield from (list(row) for row in zip(*columns, strict=True))
-
-
-def python_values(array: pa.Array) -> list[object]:
-    """An Arrow column as JSON-ready Python values (the module's docstring says which)."""
-    kind = array.type
-    if pa.types.is_dictionary(kind):
-        return python_values(array.dictionary_decode())
-    if pa.types.is_timestamp(kind):
-        return _timestamps(array)
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
-        values = python_values(array.flatten())
-        lengths = array.value_lengths().to_pylist()
-        out: list[object] = []
-        at = 0
-        for valid, length in zip(array.is_valid().to_pylist(), lengths, strict=True):
-            out.append(values[at : at + length] if valid else None)
-            at += length if valid else 0
-        return out
-    if pa.types.is_struct(kind):
-        names = [kind.field(i).name for i in range(kind.num_fields)]
-        children = [python_values(child) for child in array.flatten()]
-        valid = array.is_valid().to_pylist()
-        return [
-            dict(zip(names, (child[i] for child in children), strict=True)) if valid[i] else None
-            for i in range(len(array))
-        ]
-    try:
-        return [_plain(v) for v in array.to_pylist()]
-    except (ValueError, OverflowError, pa.ArrowException):
-        return _as_text(array)
-
-
-def _as_text(array: pa.Array) -> list[object]:
-    """Values Python cannot hold (a date of -infinity, a year past 9999) as Arrow's text of them,
-    or each one's raw number; never an exception."""
-    try:
-        return list(array.cast(pa.string()).to_pylist())
-    except (ValueError, OverflowError, pa.ArrowException):
-        pass
-    out: list[object] = []
-    for scalar in array:
-        try:
-            out.append(str(scalar.as_py()) if scalar.is_valid else None)
-        except (ValueError, OverflowError, pa.ArrowException):
-            raw = getattr(scalar, "value", None) if pa.types.is_timestamp(scalar.type) else None
-            out.append(str(raw) if raw is not None else None)
-    return out
-
-
-def _timestamps(array: pa.Array) -> list[object]:
-    unit = array.type.unit
-    digits = {"s": 0, "ms": 3, "us": 6, "ns": 9}[unit]
-    per_second = 10**digits
-    zone = "Z" if array.type.tz is not None else ""
-    out: list[object] = []
-    for value in array.cast(pa.int64()).to_pylist():
-        if value is None:
-            out.append(None)
-            continue
-        seconds, fraction = divmod(value, per_second)
-        try:
-            text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        except (OverflowError, OSError, ValueError):
-            out.append(str(value))
-            continue
-        out.append(f"{text}.{fraction:0{digits}d}{zone}" if digits else f"{text}{zone}")
-    return out
-
-
-def _plain(value: object) -> object:
-    """A value of to_pylist as JSON holds it."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    if hasattr(value, "isoformat"):  # date, time
-        return value.isoformat()
-    if isinstance(value, tuple):  # an interval (months, days, nanoseconds)
-        return "P{}M{}DT{}S".format(*value[:2], value[2] / 1e9) if len(value) == 3 else list(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
-
-
-def write_csv(reader: pa.RecordBatchReader, out: TextIO) -> int:
-    """A header, then one line a row (RFC 4180 quoting); lists and structs as JSON. On a terminal
-    a capture's text is made inert (inert.clean) first; piped, it is written as it is."""
-    inert = out.isatty()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([clean(n) if inert else n for n in reader.schema.names])
-    n = 0
-    for row in rows(reader):
-        cells = [_csv_cell(v) for v in row]
-        writer.writerow([clean(c) if inert else c for c in cells])
-        n += 1
-    return n
-
-
-def _csv_cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | dict):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, float):
-        return _json_number(value)
-    return str(value)
-
-
-def _json_number(value: float) -> str:
-    return repr(value) if math.isfinite(value) else ("NaN" if value != value else "Infinity")
-
-
-def write_json(reader: pa.RecordBatchReader, out: TextIO) -> int:
-    """A JSON array of objects, one a row, keys the result's column names (a name given twice
-    keeps its last value, as a JSON object must); NaN and infinities as null."""
-    names = reader.schema.names
-    out.write("[")
-    n = 0
-    for row in rows(reader):
-        record = {name: _json_safe(value) for name, value in zip(names, row, strict=True)}
-        out.write(("," if n else "") + "\n" + json_inert(json.dumps(record, ensure_ascii=False)))
-        n += 1
-    out.write("\n]\n" if n else "]\n")
-    return n
-
-
-def _json_safe(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    return value
-
-
-def write_text(reader: pa.RecordBatchReader, out: TextIO) -> int:
-    """An aligned table as the text reports draw theirs: on a terminal, in blocks of columns as
-    wide as the terminal (each repeating the first column) with long cells folded; piped, whole.
-    Numbers right-aligned; floats to 6 significant digits (CSV and JSON keep every digit)."""
-    from ..report import text
-    from ..report.tables import TextTable
-
-    schema = reader.schema
-    numeric = [_is_number(field.type) for field in schema]
-    cells = [[_text_cell(v) for v in row] for row in rows(reader)]
-    title = f"{len(cells)} row{'' if len(cells) == 1 else 's'}"
-    headers = [clean(name) for name in schema.names]
-    if not headers:
-        out.write("(no result)\n")
-        return 0
-    table = TextTable(title, headers, cells, numeric, list(schema.names))
-    width = text.terminal_width(out)
-    console = text._console(out, width)
-    widths = text._widths(table)
-    for block_title, columns in text._blocks(table, widths, width):
-        text._print(console, width, block_title, table, columns, widths)
-    return len(cells)
-
-
-def _is_number(kind: pa.DataType) -> bool:
-    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind))
-
-
-def _text_cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return _json_number(value)
-        return f"{value:.6g}" if abs(value) < 1e6 else f"{value:.0f}"
-    if isinstance(value, list):
-        return clean(", ".join(_text_cell(v) if not isinstance(v, str) else v for v in value))
-    if isinstance(value, dict):
-        return clean(json.dumps(value, ensure_ascii=False))
-    return clean(value)
 
 
 def describe(queries: Sequence[NamedQuery]) -> list[str]:

@@ -15,36 +15,42 @@ import contextlib
 import io
 import multiprocessing
 import os
+import queue
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import pyarrow.fs as pafs
 
 from ..report.inert import clean
-from . import fsutil
+from . import fsutil, ids
 from .export import ExportResult, export_capture
-from .ids import capture_id
+from .writer import STAGING, in_dataset
 
 if TYPE_CHECKING:
     from protoscope.decoders.registry import Registry
 
 CAPTURE_SUFFIXES: Final = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
 """What a directory given as CAPTURE contributes: the files ending so, at any depth."""
-STAGING: Final = "_staging"
-"""export.py's work-in-progress directory under the dataset (a leading '_': never read)."""
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 2
 EXIT_INTERRUPTED: Final = 130
 """Ctrl-C, as the shell reports a process ended by SIGINT (128 + 2)."""
+STOP_WAIT: Final = 10.0
+"""Seconds Ctrl-C waits for the workers it ended before removing their staging directories."""
 
 _registry: Registry | None = None
 """The decoders a worker process exports with: the parent's, inherited when the pool forks (one
 build, one set of warnings, one --reflect), else built once by the worker's initializer."""
+_started: Any = None
+"""A worker's end of the pool's "started" queue (a multiprocessing queue): (pid, capture id) put
+as each export begins, so that the parent knows which captures were in hand, and in which
+process, when a worker dies (the pool's own bookkeeping of its processes is private)."""
 
 
 def captures_in(paths: Sequence[str]) -> list[str]:
@@ -70,13 +76,14 @@ def _captures_under(folder: str) -> Iterator[str]:
 
 @dataclass(frozen=True, slots=True)
 class Planned:
-    """A capture to export: its path (as given) and its id."""
+    """A capture to export: its path (as given), its id and the SHA-256 of its bytes."""
 
     path: str
     capture: str
+    sha256: str
 
 
-class _Tally:
+class Tally:
     """The progress lines (`[3/64] caps/a.pcap: ...`, one as each capture ends) and the counts of
     the final line."""
 
@@ -127,14 +134,14 @@ def export_many(
     `jobs` processes (default: one a core), the decoders and options of `args` (the CLI's). One
     line on `out` (stderr) per capture as it ends and one at the end. Exit code: 0 when none
     failed, 2 when one did, 130 on Ctrl-C (the captures not finished are not in the dataset)."""
-    from ..cli import _checked_registry
+    from ..cli import checked_registry
 
     global _registry
     stream = out if out is not None else sys.stderr
-    tally = _Tally(len(paths), output, stream)
+    tally = Tally(len(paths), output, stream)
     # Options are checked (and schemas compiled, --reflect asked) once, here, before any work:
     # a bad one is one line and exit 2 (cli.main), and forked workers inherit the result.
-    _registry = _checked_registry(args)
+    _registry = checked_registry(args)
     try:
         fs, root = fsutil.resolve(output)
         if fs.get_file_info(root).type == pafs.FileType.File:
@@ -144,14 +151,14 @@ def export_many(
     except (ValueError, OSError) as exc:  # pyarrow's errors are both: a bad URI, no network
         stream.write(f"protoscope: --output {clean(output)}: {_first_line(exc)}\n")
         return EXIT_FAILED
-    count = int(getattr(args, "count", 0) or 0)
     workers = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
+    pool = Pool(output, args, fs, root, tally)
     try:
         if workers == 1:
             for job in todo:
-                tally.result(job.path, _export_one(job.path, output, job.capture, count))
+                tally.result(job.path, _export_one(job.path, output, job.capture, job.sha256))
         else:
-            _in_pool(todo, output, count, args, workers, tally, fs, root)
+            pool.run(todo, workers)
     except KeyboardInterrupt:
         tally.summary(interrupted=True)
         return EXIT_INTERRUPTED
@@ -164,104 +171,220 @@ def _first_line(exc: BaseException) -> str:
     return clean(lines[0]) if lines else type(exc).__name__
 
 
-def _plan(paths: Sequence[str], fs: pafs.FileSystem, root: str, tally: _Tally) -> list[Planned]:
+def _plan(paths: Sequence[str], fs: pafs.FileSystem, root: str, tally: Tally) -> list[Planned]:
     """The captures to export, in the order given: those not yet in the dataset, each id once.
     Unreadable files, duplicates and captures already in the dataset get their line here."""
     first: dict[str, str] = {}
     todo: list[Planned] = []
     for path in paths:
         try:
-            cid = capture_id(path)
+            digest = ids.sha256(path)
         except OSError as exc:
             tally.fail(path, f"cannot read: {exc.strerror or exc}")
             continue
+        cid = ids.id_of_digest(digest)
         if cid in first:
             tally.skip(path, f"same capture as {clean(first[cid])} (capture {cid}), exported once")
             continue
         first[cid] = path
-        if fsutil.is_dir(fs, fsutil.join(root, "captures", f"capture={cid}")):
+        if in_dataset(fs, root, cid):
             tally.skip(path, f"already in {clean(tally.output)} (capture {cid})")
             continue
-        todo.append(Planned(path, cid))
+        todo.append(Planned(path, cid, digest))
     return todo
 
 
-def _export_one(path: str, output: str, capture: str, count: int) -> ExportResult:
+def _export_one(path: str, output: str, capture: str, sha256: str) -> ExportResult:
     """One capture, in a worker process (or the parent with --jobs 1)."""
     if _registry is None:  # not reachable: the initializer or export_many sets it
         raise RuntimeError("the worker has no registry")
+    if _started is not None:
+        _started.put((os.getpid(), capture))
     # The captures table says where the file was whatever the directory the run started in.
     source = os.path.abspath(path)
-    return export_capture(path, output, _registry, count=count, source=source, capture=capture)
+    return export_capture(path, output, _registry, source=source, capture=capture, sha256=sha256)
 
 
-def _start_worker(args: argparse.Namespace) -> None:
+def _start_worker(args: argparse.Namespace, started: Any) -> None:
     """A worker process's start: Ctrl-C is the parent's to handle (a worker would print a
-    traceback), and the decoders are built unless inherited by fork."""
-    global _registry
+    traceback), the queue its exports are announced on, and the decoders, built unless
+    inherited by fork."""
+    global _registry, _started
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _started = started
     if _registry is None:
-        from ..cli import _checked_registry
+        from ..cli import checked_registry
 
         with contextlib.redirect_stderr(io.StringIO()):  # the parent printed the warnings
-            _registry = _checked_registry(args)
+            _registry = checked_registry(args)
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
+def _alone(args: argparse.Namespace, job: Planned, output: str, result: Any) -> None:
+    """A capture exported by a process of its own (a suspect of a pool that broke): its result
+    sent through the pipe `result`."""
+    _start_worker(args, None)
+    result.send(_export_one(job.path, output, job.capture, job.sha256))
+    result.close()
+
+
+def _pool_context() -> Any:
     """fork where there is one (Linux): the workers start at once with the parent's imports and
-    its registry; spawn elsewhere."""
+    its registry; spawn elsewhere. (Typed Any: typeshed's BaseContext has no Process, which every
+    concrete context has.)"""
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     return multiprocessing.get_context(method)
 
 
-def _in_pool(
-    todo: Sequence[Planned],
-    output: str,
-    count: int,
-    args: argparse.Namespace,
-    workers: int,
-    tally: _Tally,
-    fs: pafs.FileSystem,
-    root: str,
-) -> None:
-    pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=_pool_context(), initializer=_start_worker, initargs=(args,)
-    )
-    try:
-        futures: dict[Future[ExportResult], Planned] = {
-            pool.submit(_export_one, job.path, output, job.capture, count): job for job in todo
-        }
-        for future in as_completed(futures):
-            job = futures[future]
+class Pool:
+    """The captures exported by worker processes, surviving the death of one.
+
+    A worker killed by the kernel (out of memory) or a signal breaks a ProcessPoolExecutor: every
+    capture not yet finished then fails with BrokenProcessPool, whichever was the cause. Here the
+    captures a worker had begun (announced on the "started" queue) are the suspects: their
+    staging directories are removed and each is exported again alone, in a process of its own,
+    so that the capture that kills its process fails by itself with the signal that ended it.
+    The captures no worker had begun go to a new pool."""
+
+    def __init__(
+        self, output: str, args: argparse.Namespace, fs: pafs.FileSystem, root: str, tally: Tally
+    ) -> None:
+        self.output, self.args, self.fs, self.root, self.tally = output, args, fs, root, tally
+        self.context = _pool_context()
+
+    def run(self, todo: Sequence[Planned], workers: int) -> None:
+        pending = list(todo)
+        suspects: list[Planned] = []
+        while pending:
+            began, pending = self._round(pending, workers)
+            suspects.extend(began)
+        for job in suspects:
+            self._alone(job)
+
+    def _round(self, todo: Sequence[Planned], workers: int) -> tuple[list[Planned], list[Planned]]:
+        """Export `todo` in one pool. When it breaks: the captures begun and not finished, and those
+        not begun (none is in the dataset, each is still to report)."""
+        started = self.context.SimpleQueue()
+        pool = ProcessPoolExecutor(
+            max_workers=min(workers, len(todo)),
+            mp_context=self.context,
+            initializer=_start_worker,
+            initargs=(self.args, started),
+        )
+        begun: dict[str, int] = {}
+        """Capture id -> the pid of the worker that began it."""
+        finished: set[str] = set()
+        try:
+            futures: dict[Future[ExportResult], Planned] = {
+                pool.submit(_export_one, job.path, self.output, job.capture, job.sha256): job for job in todo
+            }
+            broken = False
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    continue
+                except Exception as exc:  # export_capture never raises for a capture; a bug
+                    self.tally.fail(job.path, f"internal error: {type(exc).__name__}: {exc}")
+                else:
+                    self.tally.result(job.path, result)
+                finished.add(job.capture)
+                _drain(started, begun)  # as they come: a full pipe would block the workers
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            _drain(started, begun)
+            _stop(set(begun.values()))
+            _remove_staging(self.fs, self.root, set(begun.values()))
+            raise
+        pool.shutdown(wait=True)
+        if not broken:
+            return [], []
+        _drain(started, begun)
+        unfinished = [job for job in todo if job.capture not in finished]
+        # The executor ended every worker when it broke: what they staged is nobody's now.
+        _remove_staging(self.fs, self.root, set(begun.values()))
+        began = [job for job in unfinished if job.capture in begun]
+        rest = [job for job in unfinished if job.capture not in begun]
+        if not began:  # a worker died before any export began (its start failed): each alone
+            return rest, []
+        return began, rest
+
+    def _alone(self, job: Planned) -> None:
+        """Export `job` in a process of its own; its line says how that process died, if it did."""
+        receive, send = self.context.Pipe(duplex=False)
+        process = self.context.Process(target=_alone, args=(self.args, job, self.output, send))
+        process.start()
+        send.close()
+        try:
             try:
-                tally.result(job.path, future.result())
-            except BrokenProcessPool:
-                # A worker was killed (out of memory, a signal): the captures it and the pool
-                # had in hand cannot be told apart, so each is reported failed; none is in DIR.
-                tally.fail(job.path, "a worker process died (out of memory or killed?)")
-            except Exception as exc:  # export_capture never raises for a capture; this is a bug
-                tally.fail(job.path, f"internal error: {type(exc).__name__}: {exc}")
-    except KeyboardInterrupt:
-        _stop(pool, lambda pids: _remove_staging(fs, root, pids))
-        raise
-    pool.shutdown(wait=True)
-
-
-def _stop(pool: ProcessPoolExecutor, cleanup: Callable[[set[int]], None]) -> None:
-    """Ctrl-C: nothing more starts, the workers (ours, by pid) are ended, and their unfinished
-    staging directories removed (a finished capture was renamed into DIR whole, or not at all)."""
-    processes = dict(getattr(pool, "_processes", None) or {})
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes.values():
-        if process.is_alive():
+                result: ExportResult | None = receive.recv()
+            except EOFError:
+                result = None
+            process.join()
+        except KeyboardInterrupt:
             process.terminate()
-    for process in processes.values():
-        process.join(timeout=10)
-    cleanup(set(processes))
+            process.join(STOP_WAIT)
+            _remove_staging(self.fs, self.root, {process.pid} if process.pid else set())
+            raise
+        finally:
+            receive.close()
+        if result is not None:
+            self.tally.result(job.path, result)
+            return
+        if process.pid:
+            _remove_staging(self.fs, self.root, {process.pid})
+        self.tally.fail(job.path, f"worker died: {_death(process.exitcode)}")
+
+
+def _death(exitcode: int | None) -> str:
+    """How a process ended, as a shell says it ("killed by signal 9 (SIGKILL)")."""
+    if exitcode is None:
+        return "no exit status"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+        hint = ": out of memory?" if -exitcode == signal.SIGKILL else ""
+        return f"killed by signal {-exitcode} ({name}{hint})"
+    return f"exit status {exitcode}"
+
+
+def _drain(started: Any, begun: dict[str, int]) -> None:
+    """Read what the workers announced: capture id -> pid."""
+    with contextlib.suppress(OSError, EOFError, queue.Empty):
+        while not started.empty():
+            pid, capture = started.get()
+            begun[capture] = pid
+
+
+def _stop(pids: set[int]) -> None:
+    """Ctrl-C: end the workers `pids` that are still our children (ours, by pid: an idle worker
+    leaves by itself once the pool is shut down) and wait until they are gone (the pool reaps
+    them), STOP_WAIT seconds at most."""
+    for pid in pids:
+        if _is_child(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_WAIT
+    while any(_is_child(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _is_child(pid: int) -> bool:
+    """Whether `pid` is a live process whose parent is this one (never signal another's)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            stat = f.read()
+    except OSError:  # gone, or no /proc (macOS: the pool's own shutdown ends the workers)
+        return False
+    fields = stat.rsplit(")", 1)[-1].split()
+    return len(fields) > 1 and fields[1] == str(os.getpid()) and fields[0] != "Z"
 
 
 def _remove_staging(fs: pafs.FileSystem, root: str, pids: set[int]) -> None:
-    """Remove DIR/_staging/<id>.<pid>.<random> of the workers `pids` (export.py's names)."""
+    """Remove DIR/_staging/<id>.<pid>.<random> of the workers `pids` (writer.Staging's names)."""
     staging = fsutil.join(root, STAGING)
     try:
         entries = fs.get_file_info(pafs.FileSelector(staging, allow_not_found=True))

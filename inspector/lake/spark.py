@@ -43,14 +43,14 @@ if __name__ == "__main__":
 
 # Absolute imports, for the same reason: run as a script, this file has no package.
 from protoscope.inspector.lake import fsutil
-from protoscope.inspector.lake.export import ExportResult, export_capture
-from protoscope.inspector.lake.ids import capture_id_of
+from protoscope.inspector.lake.export import ExportResult, export_capture, one_line
+from protoscope.inspector.lake.ids import id_of_digest, sha256_of
 from protoscope.inspector.lake.runner import (
     CAPTURE_SUFFIXES,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    _Tally,
+    Tally,
 )
 from protoscope.inspector.lake.writer import in_dataset
 from protoscope.inspector.report.inert import clean
@@ -91,12 +91,11 @@ UNSAFE_NAME: Final = re.compile(r"[^A-Za-z0-9._-]")
 
 @dataclasses.dataclass(frozen=True)
 class ExportJob:
-    """What every task needs, pickled once by the driver: the dataset, the CLI's options (a
-    pickled argparse.Namespace, also the key of the worker's registry) and -c."""
+    """What every task needs, pickled once by the driver: the dataset and the CLI's options (a
+    pickled argparse.Namespace, also the key of the worker's registry)."""
 
     output: str
     args: bytes
-    count: int = 0
 
 
 _worker_registry: tuple[bytes, Registry] | None = None
@@ -114,9 +113,9 @@ def run_spark(paths: Sequence[str], output: str, args: argparse.Namespace, maste
     except ImportError:
         print("protoscope: --engine spark needs pyspark: pip install 'protoscope[spark]'", file=sys.stderr)
         return EXIT_USAGE
-    from protoscope.inspector.cli import _checked_registry
+    from protoscope.inspector.cli import checked_registry
 
-    _checked_registry(args)  # bad options: one line and exit 2 (cli.main) before a JVM starts
+    checked_registry(args)  # bad options: one line and exit 2 (cli.main) before a JVM starts
     try:
         fsutil.resolve(output)
     except (ValueError, OSError) as exc:
@@ -130,10 +129,10 @@ def run_spark(paths: Sequence[str], output: str, args: argparse.Namespace, maste
             file=sys.stderr,
         )
         return EXIT_USAGE
-    job = ExportJob(output, pickle.dumps(args), int(getattr(args, "count", 0) or 0))
+    job = ExportJob(output, pickle.dumps(args))
     try:
         captures, missing = list_captures(sc, paths)
-        tally = _Tally(len(captures) + len(missing), output, sys.stderr)
+        tally = Tally(len(captures) + len(missing), output, sys.stderr)
         for path, why in missing:
             tally.fail(path, why)
         try:
@@ -234,7 +233,7 @@ def _captures_under(fs: Any, folder: Any) -> list[Listed]:
     return sorted(found, key=lambda c: c.uri)
 
 
-def _run_jobs(sc: SparkContext, captures: Sequence[Listed], job: ExportJob, tally: _Tally) -> None:
+def _run_jobs(sc: SparkContext, captures: Sequence[Listed], job: ExportJob, tally: Tally) -> None:
     """One Spark job per capture, a few per core at a time, each line printed as its job ends.
 
     One job per capture rather than one job over all of them: `binaryFiles` packs small files
@@ -279,7 +278,7 @@ def _export_chain(sc: SparkContext, uris: Sequence[str], job: ExportJob) -> list
     return done
 
 
-def _report(tally: _Tally, written: dict[str, str], uri: str, outcome: Outcome) -> None:
+def _report(tally: Tally, written: dict[str, str], uri: str, outcome: Outcome) -> None:
     """The line of a capture whose job ended."""
     if isinstance(outcome, str):
         tally.fail(uri, outcome)
@@ -315,7 +314,8 @@ def export_bytes(job: ExportJob, uri: str, content: bytes) -> ExportResult:
     start = time.perf_counter()
     capture = ""
     try:
-        capture = capture_id_of(io.BytesIO(content))
+        digest = sha256_of(io.BytesIO(content))
+        capture = id_of_digest(digest)
         fs, root = fsutil.resolve(job.output)
         if in_dataset(fs, root, capture):
             return ExportResult(uri, capture, "skipped", seconds=time.perf_counter() - start)
@@ -324,11 +324,11 @@ def export_bytes(job: ExportJob, uri: str, content: bytes) -> ExportResult:
             local = os.path.join(folder, local_name(uri))
             with open(local, "wb") as f:
                 f.write(content)
-            result = export_capture(local, job.output, registry, count=job.count, source=uri, capture=capture)
+            result = export_capture(local, job.output, registry, source=uri, capture=capture, sha256=digest)
         error = result.error.replace(local, uri) if result.error else None
         return dataclasses.replace(result, path=uri, error=error)
     except Exception as exc:  # the local disk is full, the dataset's file system refuses us ...
-        reason = _first_line(f"{type(exc).__name__}: {exc}")
+        reason = one_line(exc)[:REASON_CHARS]
         return ExportResult(uri, capture, "failed", seconds=time.perf_counter() - start, error=reason)
 
 
@@ -339,10 +339,10 @@ def _registry(args: bytes) -> Registry:
         return _worker_registry[1]
     for threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(threads, "1")
-    from protoscope.inspector.cli import _checked_registry
+    from protoscope.inspector.cli import checked_registry
 
     with contextlib.redirect_stderr(io.StringIO()):  # the driver printed the warnings
-        registry = _checked_registry(pickle.loads(args))
+        registry = checked_registry(pickle.loads(args))
     # As cli.main does, for the same reason: the imports' objects are never rescanned, and a
     # collection runs every 10,000 allocations rather than 700 (decoding makes millions).
     gc.freeze()
@@ -406,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from protoscope.captures.errors import CaptureError
     from protoscope.decoders.protobuf.schema import SchemaError
     from protoscope.decoders.registry import RegistryError
-    from protoscope.inspector.cli import _Usage, run
+    from protoscope.inspector.cli import run
     from protoscope.inspector.livemode import UsageError
 
     try:
@@ -423,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.spark_master = args.master or args.spark_master
     try:
         return run(args, sys.stdout)
-    except (CaptureError, RegistryError, SchemaError, UsageError, _Usage) as exc:
+    except (CaptureError, RegistryError, SchemaError, UsageError) as exc:
         print(f"protoscope: {clean(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

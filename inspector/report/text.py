@@ -93,6 +93,16 @@ def write_tables(
             _print(console, width, title, table, columns, widths)
 
 
+def print_table(table: TextTable, out: TextIO, width: int | None) -> None:
+    """One table drawn as the reports draw theirs (`protoscope query`'s result): on a terminal
+    `width` wide, in blocks of columns that fit, each repeating the first, long cells folded;
+    piped (`width` None), whole."""
+    console = _console(out, width)
+    widths = _widths(table)
+    for title, columns in _blocks(table, widths, width):
+        _print(console, width, title, table, columns, widths)
+
+
 def nat_findings(rows: list[dict[str, Any]]) -> list[Lines]:
     """The findings of `kind: nat` rows (a symmetric NAT, a limit hit), one a line with its frame."""
     lines = [finding_line(f) for row in rows for f in maps(row.get("findings"))]

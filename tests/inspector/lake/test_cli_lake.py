@@ -70,6 +70,15 @@ def named(capsys: pytest.CaptureFixture[str], lake: Path, name: str) -> list[dic
         (["--live", "-i", "lo", "--export", "parquet", "--output", "d"], "reads capture files, not --live"),
         (["s3a://b/a.pcap", "--export", "parquet", "--output", "d"], "--engine local reads local files"),
         (["a.pcap", "--export", "parquet", "--output", "d", "--engine", "flink"], "invalid choice: 'flink'"),
+        # The capture id is the file's hash: a partial export would stand for the whole capture.
+        (
+            ["a.pcap", "--export", "parquet", "--output", "d", "-c", "5"],
+            "-c does not go with --export parquet",
+        ),
+        (
+            ["a.pcap", "--export", "parquet", "--output", "d", "--engine", "spark", "--jobs", "2"],
+            "--jobs goes with --engine local",
+        ),
     ],
 )
 def test_usage_errors_are_one_line(
@@ -100,6 +109,11 @@ def test_a_directory_without_captures(capsys: pytest.CaptureFixture[str], tmp_pa
             "--export parquet needs pyarrow: pip install 'protoscope[lake]'",
         ),
         (
+            "communityid",
+            ["--export", "parquet"],
+            "--export parquet needs communityid: pip install 'protoscope[lake]'",
+        ),
+        (
             "pyspark",
             ["--export", "parquet", "--engine", "spark"],
             "--engine spark needs pyspark: pip install 'protoscope[spark]'",
@@ -120,12 +134,15 @@ def test_a_missing_extra_is_named(
     assert not (tmp_path / "lake").exists()
 
 
-def test_query_without_duckdb(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "duckdb", None)
+@pytest.mark.parametrize("module", ["duckdb", "pyarrow"])
+def test_query_without_duckdb(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, module: str
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)
     code, _, err = cli(capsys, "query", "--list")
     assert (code, err) == (
         2,
-        "protoscope: protoscope query needs duckdb and pyarrow: pip install 'protoscope[lake]'\n",
+        f"protoscope: protoscope query needs {module}: pip install 'protoscope[lake]'\n",
     )
 
 

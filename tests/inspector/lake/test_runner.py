@@ -241,7 +241,7 @@ def test_real_export_of_three_a_corrupt_one_and_a_copy(tmp_path: Path) -> None:
 def test_bad_options_stop_before_any_work(tmp_path: Path) -> None:
     out = tmp_path / "lake"
     args = lake_args(out, "--sdp", str(tmp_path / "missing.sdp"))
-    with pytest.raises(cli._Usage):
+    with pytest.raises(cli.UsageError):
         runner.export_many([str(SAMPLES / SMALL[0])], str(out), args, 1, io.StringIO())
     assert not out.exists()
 
@@ -257,3 +257,45 @@ def test_an_output_that_cannot_be_a_dataset(tmp_path: Path) -> None:
         assert runner.export_many([str(tmp_path / "a.pcap")], str(output), lake_args(tmp_path), 1, err) == 2
         assert err.getvalue().startswith(f"protoscope: --output {output}") and why in err.getvalue()
         assert err.getvalue().count("\n") == 1
+
+
+def dying_export(
+    path: str, output: str, registry: object, *, capture: str | None = None, **kw: Any
+) -> ExportResult:
+    """fake_export, but a file starting "die" kills its process (as the kernel's OOM killer does),
+    after staging some of it, and one starting "exit" leaves with os._exit."""
+    data = Path(path).read_bytes()
+    if data.startswith((b"die", b"exit")):
+        (Path(output) / "_staging" / f"{capture}.{os.getpid()}.dead01").mkdir(parents=True)
+        if data.startswith(b"die"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        os._exit(3)
+    return fake_export(path, output, registry, capture=capture, **kw)
+
+
+def test_a_dead_worker_fails_its_capture_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "export_capture", dying_export)
+    folder = tmp_path / "caps"
+    folder.mkdir()
+    contents = [b"a1", b"die!", b"b22", b"c333", b"exit", b"d4444", b"e55555", b"f666666"]
+    paths = []
+    for k, data in enumerate(contents):
+        (folder / f"{k}.pcap").write_bytes(data)
+        paths.append(str(folder / f"{k}.pcap"))
+    out = tmp_path / "lake"
+    err = io.StringIO()
+    assert runner.export_many(paths, str(out), lake_args(out), 2, err) == 2
+    lines = err.getvalue().splitlines()
+    body = {line.split("] ", 1)[1].split(": ", 1)[0]: line.split(": ", 1)[1] for line in lines[:-1]}
+    assert len(body) == len(paths)
+    assert body[paths[1]] == "FAILED: worker died: killed by signal 9 (SIGKILL: out of memory?)"
+    assert body[paths[4]] == "FAILED: worker died: exit status 3"
+    assert lines[-1] == f"exported 6, skipped 0, failed 2 of 8 captures to {out}"
+    assert len(list((out / "captures").iterdir())) == 6
+    assert not list((out / "_staging").iterdir())  # the dead workers' staging is removed
+
+
+def test_how_a_process_died() -> None:
+    assert runner._death(-9) == "killed by signal 9 (SIGKILL: out of memory?)"
+    assert runner._death(-15) == "killed by signal 15 (SIGTERM)"
+    assert runner._death(1) == "exit status 1"
