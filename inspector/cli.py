@@ -689,7 +689,11 @@ def query_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", nargs="?", metavar="DIR", help="the dataset (a local directory)")
     p.add_argument("sql", nargs="?", metavar="SQL", help='e.g. "SELECT path, count(*) FROM calls GROUP BY 1"')
     p.add_argument("--query", metavar="NAME", help="a named query instead of SQL (see --list)")
-    p.add_argument("--list", action="store_true", help="list the named queries and what each answers")
+    p.add_argument(
+        "--list",
+        action="store_true",
+        help="list the named queries and what each answers (with DIR: its tables too)",
+    )
     p.add_argument(
         "--format",
         choices=QUERY_FORMATS,
@@ -710,16 +714,20 @@ def query(argv: Sequence[str], out: TextIO) -> int:
         args = query_parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    require_modules(QUERY_MODULES, "protoscope query", "lake")
-    from .lake import query as lake_query
+    from .lake import query as lake_query  # duckdb and pyarrow: imported when a query runs
 
     try:
-        if args.list:
-            if args.dataset or args.query:
-                raise UsageError("--list takes no DIR, SQL or --query")
+        if args.list:  # the .sql files (and DIR's table names): no duckdb needed
+            if args.sql or args.query:
+                raise UsageError("--list takes no SQL or --query (protoscope query [DIR] --list)")
+            tables = lake_query.list_tables(args.dataset) if args.dataset else None
             for line in lake_query.describe(list(lake_query.named_queries().values())):
                 out.write(line + "\n")
+            if tables is not None:
+                out.write(tables + "\n")
+            out.flush()
             return EXIT_OK
+        require_modules(QUERY_MODULES, "protoscope query", "lake")
         if not args.dataset:
             raise UsageError('give a dataset: protoscope query DIR "SQL" | DIR --query NAME | --list')
         if (args.sql is None) == (args.query is None):
@@ -739,7 +747,10 @@ def require_modules(modules: Sequence[str], what: str, extra: str) -> None:
         try:
             importlib.import_module(module)
         except ImportError:
-            raise UsageError(f"{what} needs {module}: pip install 'protoscope[{extra}]'") from None
+            raise UsageError(
+                f"{what} needs {module}: pip install 'protoscope[{extra}]' (in a checkout: pip install "
+                f"-e '.[{extra}]')"
+            ) from None
 
 
 def _no_capture_flags(args: argparse.Namespace) -> None:

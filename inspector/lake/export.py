@@ -157,6 +157,10 @@ def one_line(exc: BaseException) -> str:
     with its exception type (the runner's and Spark's per-capture lines)."""
     from protoscope.captures.errors import CaptureError
 
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        # "No such file or directory: lake/_staging/x", not "[Errno 2] ...: 'lake/_staging/x'"
+        names = [str(exc.filename), *([str(exc.filename2)] if exc.filename2 is not None else [])]
+        return f"{exc.strerror}: {' -> '.join(names)}"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, CaptureError | OSError) and text:
         return text

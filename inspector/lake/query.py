@@ -9,7 +9,9 @@ Only committed captures are seen: a capture is in the dataset once its `captures
 exists (export.py moves that one last), so the partitions of any other id (what an export that
 died between two moves left) are not read by any view.
 
-The result is written by output.py (text, CSV or JSON).
+The result is written by output.py (text, CSV or JSON). DuckDB and pyarrow are imported by the
+functions that run a query: `protoscope query --list` reads the .sql files only, and works without
+the `lake` extra.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Final, TextIO
-
-import duckdb
-import pyarrow as pa
+from typing import TYPE_CHECKING, Final, TextIO
 
 from ..report.inert import clean
-from . import output
 from .schema import CAPTURES, partition_dir
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
 
 BATCH_ROWS: Final = 65_536
 """Rows fetched from DuckDB at a time (a record batch): what output.py holds of a CSV or JSON
@@ -147,6 +149,8 @@ def _identifier(name: str) -> str:
 def connect(dataset: str) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with a view per table of `dataset` over its committed captures (see
     the module's docstring)."""
+    import duckdb
+
     folder = local_dataset(dataset)
     ids = committed(folder)
     tables = tables_in(folder, ids)
@@ -181,6 +185,9 @@ def one_line(error: BaseException) -> str:
 
 def execute(con: duckdb.DuckDBPyConnection, sql: str) -> pa.RecordBatchReader:
     """The result of `sql` (its last statement's) as Arrow record batches."""
+    import duckdb
+    import pyarrow as pa
+
     try:
         relation = con.sql(sql)
         if relation is None:  # a statement without a result (CREATE, SET ...)
@@ -192,6 +199,10 @@ def execute(con: duckdb.DuckDBPyConnection, sql: str) -> pa.RecordBatchReader:
 
 def run(dataset: str, sql: str, fmt: str, out: TextIO) -> int:
     """`protoscope query`: `sql` over `dataset`, written to `out` in `fmt`; the number of rows."""
+    import duckdb
+
+    from . import output
+
     con = connect(dataset)
     try:
         reader = execute(con, sql)
@@ -201,6 +212,15 @@ def run(dataset: str, sql: str, fmt: str, out: TextIO) -> int:
             raise QueryError(one_line(exc)) from None
     finally:
         con.close()
+
+
+def list_tables(dataset: str) -> str:
+    """`protoscope query DIR --list`'s last line: the tables (views) a query over `dataset` sees."""
+    folder = local_dataset(dataset)
+    tables = tables_in(folder)
+    if not tables:
+        return f"no tables in {clean(dataset)} yet"
+    return f"tables in {clean(dataset)}: {', '.join(tables)}"
 
 
 def describe(queries: Sequence[NamedQuery]) -> list[str]:

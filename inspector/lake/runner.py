@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import io
 import multiprocessing
 import os
@@ -23,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import pyarrow.fs as pafs
@@ -30,7 +32,7 @@ import pyarrow.fs as pafs
 from ..report.inert import clean
 from . import fsutil, ids
 from .export import ExportResult, export_capture
-from .writer import STAGING, in_dataset
+from .writer import STAGING, in_dataset, staging_owner
 
 if TYPE_CHECKING:
     from protoscope.decoders.registry import Registry
@@ -41,6 +43,10 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 2
 EXIT_INTERRUPTED: Final = 130
 """Ctrl-C, as the shell reports a process ended by SIGINT (128 + 2)."""
+EXIT_TERMINATED: Final = 143
+"""SIGTERM (a timeout, systemd's stop, a CI cancel), as the shell reports it (128 + 15)."""
+PR_SET_PDEATHSIG: Final = 1
+"""Linux prctl option: the signal a process gets when its parent dies (<linux/prctl.h>)."""
 STOP_WAIT: Final = 10.0
 """Seconds Ctrl-C waits for the workers it ended before removing their staging directories."""
 
@@ -83,6 +89,17 @@ class Planned:
     sha256: str
 
 
+def without_path(why: str, path: str) -> str:
+    """A failure's reason without the capture's own path, which its line starts with already: a
+    capture error says "caps/a.pcap: not a capture file ...", an OSError "Permission denied:
+    caps/a.pcap" (export.one_line); the path of any other file (the dataset's) is kept."""
+    if path and why.startswith(f"{path}: "):
+        return why[len(path) + 2 :]
+    if path and why.endswith(f": {path}"):
+        return why[: -len(path) - 2]
+    return why
+
+
 class Tally:
     """The progress lines (`[3/64] caps/a.pcap: ...`, one as each capture ends) and the counts of
     the final line."""
@@ -102,7 +119,7 @@ class Tally:
 
     def fail(self, path: str, why: str) -> None:
         self.failed += 1
-        self.line(path, f"FAILED: {clean(why)}")
+        self.line(path, f"FAILED: {clean(without_path(why, path))}")
 
     def result(self, path: str, result: ExportResult) -> None:
         if result.status == "written":
@@ -123,6 +140,30 @@ class Tally:
         self.out.flush()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received by the parent: stopped as Ctrl-C stops it (a KeyboardInterrupt, so that
+    every `except KeyboardInterrupt` on the way cleans up), exit 143 rather than 130."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises Terminated in the main thread for the time of the run (elsewhere, or in a
+    thread, Python lets only the main thread set handlers: the default stays)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def export_many(
     paths: Sequence[str],
     output: str,
@@ -134,11 +175,23 @@ def export_many(
     `jobs` processes (default: one a core), the decoders and options of `args` (the CLI's). One
     line on `out` (stderr) per capture as it ends and one at the end. Exit code: 0 when none
     failed, 2 when one did, 130 on Ctrl-C (the captures not finished are not in the dataset)."""
+    stream = out if out is not None else sys.stderr
+    tally = Tally(len(paths), output, stream)
+    try:
+        with _sigterm_as_interrupt():
+            return _export_many(paths, output, args, jobs, tally)
+    except KeyboardInterrupt as exc:
+        tally.summary(interrupted=True)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+
+
+def _export_many(
+    paths: Sequence[str], output: str, args: argparse.Namespace, jobs: int | None, tally: Tally
+) -> int:
     from ..cli import checked_registry
 
     global _registry
-    stream = out if out is not None else sys.stderr
-    tally = Tally(len(paths), output, stream)
+    stream = tally.out
     # Options are checked (and schemas compiled, --reflect asked) once, here, before any work:
     # a bad one is one line and exit 2 (cli.main), and forked workers inherit the result.
     _registry = checked_registry(args)
@@ -147,21 +200,18 @@ def export_many(
         if fs.get_file_info(root).type == pafs.FileType.File:
             stream.write(f"protoscope: --output {clean(output)} is a file, not a dataset directory\n")
             return EXIT_FAILED
+        _remove_dead_staging(fs, root)
         todo = _plan(paths, fs, root, tally)
     except (ValueError, OSError) as exc:  # pyarrow's errors are both: a bad URI, no network
         stream.write(f"protoscope: --output {clean(output)}: {_first_line(exc)}\n")
         return EXIT_FAILED
     workers = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
     pool = Pool(output, args, fs, root, tally)
-    try:
-        if workers == 1:
-            for job in todo:
-                tally.result(job.path, _export_one(job.path, output, job.capture, job.sha256))
-        else:
-            pool.run(todo, workers)
-    except KeyboardInterrupt:
-        tally.summary(interrupted=True)
-        return EXIT_INTERRUPTED
+    if workers == 1:
+        for job in todo:
+            tally.result(job.path, _export_one(job.path, output, job.capture, job.sha256))
+    else:
+        pool.run(todo, workers)
     tally.summary()
     return EXIT_OK if tally.failed == 0 else EXIT_FAILED
 
@@ -205,12 +255,15 @@ def _export_one(path: str, output: str, capture: str, sha256: str) -> ExportResu
     return export_capture(path, output, _registry, source=source, capture=capture, sha256=sha256)
 
 
-def _start_worker(args: argparse.Namespace, started: Any) -> None:
+def _start_worker(args: argparse.Namespace, started: Any, parent: int | None = None) -> None:
     """A worker process's start: Ctrl-C is the parent's to handle (a worker would print a
-    traceback), the queue its exports are announced on, and the decoders, built unless
-    inherited by fork."""
+    traceback), SIGTERM ends it at once (the parent's handler, inherited by fork, is not its own),
+    it dies with its parent (a parent killed by SIGKILL leaves no worker running on), the queue
+    its exports are announced on, and the decoders, built unless inherited by fork."""
     global _registry, _started
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent(parent)
     _started = started
     if _registry is None:
         from ..cli import checked_registry
@@ -219,10 +272,26 @@ def _start_worker(args: argparse.Namespace, started: Any) -> None:
             _registry = checked_registry(args)
 
 
-def _alone(args: argparse.Namespace, job: Planned, output: str, result: Any) -> None:
+def _die_with_parent(parent: int | None) -> None:
+    """Linux: SIGTERM to this process when its parent dies (prctl PR_SET_PDEATHSIG); if the
+    parent `parent` is already gone (it died before the call), exit now. Elsewhere nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if parent is not None and os.getppid() != parent:
+        os._exit(EXIT_TERMINATED)
+
+
+def _alone(
+    args: argparse.Namespace, job: Planned, output: str, result: Any, parent: int | None = None
+) -> None:
     """A capture exported by a process of its own (a suspect of a pool that broke): its result
     sent through the pipe `result`."""
-    _start_worker(args, None)
+    _start_worker(args, None, parent)
     result.send(_export_one(job.path, output, job.capture, job.sha256))
     result.close()
 
@@ -268,7 +337,7 @@ class Pool:
             max_workers=min(workers, len(todo)),
             mp_context=self.context,
             initializer=_start_worker,
-            initargs=(self.args, started),
+            initargs=(self.args, started, os.getpid()),
         )
         begun: dict[str, int] = {}
         """Capture id -> the pid of the worker that began it."""
@@ -313,7 +382,7 @@ class Pool:
     def _alone(self, job: Planned) -> None:
         """Export `job` in a process of its own; its line says how that process died, if it did."""
         receive, send = self.context.Pipe(duplex=False)
-        process = self.context.Process(target=_alone, args=(self.args, job, self.output, send))
+        process = self.context.Process(target=_alone, args=(self.args, job, self.output, send, os.getpid()))
         process.start()
         send.close()
         try:
@@ -391,7 +460,45 @@ def _remove_staging(fs: pafs.FileSystem, root: str, pids: set[int]) -> None:
     except OSError:
         return
     for entry in entries:
-        parts = entry.base_name.split(".")
-        if len(parts) >= 3 and parts[1].isdigit() and int(parts[1]) in pids:
+        if staging_owner(entry.base_name) in pids:
             with contextlib.suppress(OSError):
                 fs.delete_dir(entry.path)
+
+
+def _remove_dead_staging(fs: pafs.FileSystem, root: str) -> None:
+    """Remove what exports killed outright (kill -9, a power cut) left in DIR/_staging: the
+    directories of this host (writer.staging_name) whose pid is no process any more. Only on a
+    local file system (an object store has no rename to stage with); another host's directory
+    and a live pid's are never touched."""
+    if not isinstance(fs, pafs.LocalFileSystem):
+        return
+    staging = fsutil.join(root, STAGING)
+    try:
+        entries = fs.get_file_info(pafs.FileSelector(staging, allow_not_found=True))
+    except OSError:
+        return
+    dead: set[int] = set()
+    for entry in entries:
+        pid = staging_owner(entry.base_name)
+        if (
+            entry.type == pafs.FileType.Directory
+            and pid is not None
+            and pid != os.getpid()
+            and not _alive(pid)
+        ):
+            dead.add(pid)
+    if dead:
+        _remove_staging(fs, root, dead)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process `pid` exists on this host (any user's)."""
+    if pid <= 0:
+        return True  # not a pid a Staging writes: leave it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's
+        return True
+    return True

@@ -267,11 +267,26 @@ def markdown(tables: dict[str, Table], out: TextIO) -> None:
             out.write(f"| `{c.name}` | {c.type} | `{arrow_type(c.type)}` | {doc} |\n")
 
 
-def main() -> None:
+EXIT_BROKEN_PIPE = 141
+"""The reader went away (`... | head`): the shell's status of a process ended by SIGPIPE."""
+
+
+def main() -> int:
+    """`python -m protoscope.inspector.lake.schema`: the tables as Markdown on stdout. A reader
+    that stops early (`| head`) ends it quietly, as it would a C tool, not with a traceback."""
     from protoscope.decoders.registry import load_registry
 
-    markdown(all_tables(load_registry(use_plugins=False)), sys.stdout)
+    try:
+        markdown(all_tables(load_registry(use_plugins=False)), sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python's advice: point stdout at /dev/null, so that the flush at exit fails no more.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -111,7 +111,11 @@ def run_spark(paths: Sequence[str], output: str, args: argparse.Namespace, maste
     try:
         import pyspark  # noqa: F401
     except ImportError:
-        print("protoscope: --engine spark needs pyspark: pip install 'protoscope[spark]'", file=sys.stderr)
+        print(
+            "protoscope: --engine spark needs pyspark: pip install 'protoscope[spark]' (in a checkout: "
+            "pip install -e '.[spark]')",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     from protoscope.inspector.cli import checked_registry
 
@@ -241,24 +245,19 @@ def _run_jobs(sc: SparkContext, captures: Sequence[Listed], job: ExportJob, tall
     job's results reach the driver only when all its tasks are done, and a capture Spark cannot
     read would fail the whole job. A job costs ~0.05-0.3 s of scheduling, paid concurrently.
 
-    Captures of the same size (the only ones that may hold the same bytes) run one after the
-    other, in the order listed: the first is exported, the next finds its id in the dataset, as
-    the local runner exports two paths to the same bytes once, and never two tasks commit the
-    same partitions at once."""
-    chains: dict[int, list[str]] = {}
-    for capture in captures:
-        chains.setdefault(capture.size, []).append(capture.uri)
-    if not chains:
+    Two URIs holding the same bytes may run at once: the dataset's per-capture commit
+    (writer.Staging.commit: a per-id lock, then a re-check) lets one write it and makes the other
+    "skipped", as the local runner exports two paths to the same bytes once."""
+    if not captures:
         return
-    threads = min(len(chains), MAX_DRIVER_THREADS, max(2, JOBS_PER_CORE * sc.defaultParallelism))
+    threads = min(len(captures), MAX_DRIVER_THREADS, max(2, JOBS_PER_CORE * sc.defaultParallelism))
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="protoscope-spark")
     written: dict[str, str] = {}
     """Capture id -> the URI exported with it in this run."""
     try:
-        futures = [pool.submit(_export_chain, sc, uris, job) for uris in chains.values()]
+        futures = {pool.submit(_export_safely, sc, capture.uri, job): capture.uri for capture in captures}
         for future in as_completed(futures):
-            for uri, outcome in future.result():
-                _report(tally, written, uri, outcome)
+            _report(tally, written, futures[future], future.result())
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
@@ -267,15 +266,12 @@ Outcome = list[ExportResult] | str
 """What a capture's job gave: its results (one, as a job reads one file), or why Spark failed."""
 
 
-def _export_chain(sc: SparkContext, uris: Sequence[str], job: ExportJob) -> list[tuple[str, Outcome]]:
-    """Export captures one after the other (never raises)."""
-    done: list[tuple[str, Outcome]] = []
-    for uri in uris:
-        try:
-            done.append((uri, export_one(sc, uri, job)))
-        except Exception as exc:  # Spark could not read it, or its worker died
-            done.append((uri, spark_reason(exc)))
-    return done
+def _export_safely(sc: SparkContext, uri: str, job: ExportJob) -> Outcome:
+    """Export one capture in its own job (never raises)."""
+    try:
+        return export_one(sc, uri, job)
+    except Exception as exc:  # Spark could not read it, or its worker died
+        return spark_reason(exc)
 
 
 def _report(tally: Tally, written: dict[str, str], uri: str, outcome: Outcome) -> None:
@@ -287,7 +283,7 @@ def _report(tally: Tally, written: dict[str, str], uri: str, outcome: Outcome) -
         tally.fail(uri, "Spark read no file")
     for result in outcome:
         first = written.get(result.capture)
-        if result.status == "skipped" and first is not None:
+        if result.status == "skipped" and first is not None and first != result.path:
             why = f"same capture as {clean(first)} (capture {result.capture}), exported once"
             tally.skip(result.path, why)
             continue

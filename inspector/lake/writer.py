@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import socket
 import time
@@ -53,6 +54,26 @@ BATCH_ROWS = 1024
 """Rows kept as Python dicts before they become Arrow columns. A dict costs ~1-3 KB (a call's row:
 ~35 keys); 66,400 of them, waiting for a row group, were 200 MB on bench/out/grpc-200k.pcap."""
 STAGING = "_staging"
+HOST = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname()) or "-"
+"""This host's name as it goes in a staging directory's name (no dots: they separate the parts)."""
+
+
+def staging_name(capture: str) -> str:
+    """A staging directory's name: <id>.<pid>.<random>.<host>. The host and pid say whose it is, so
+    that a later run removes only what a dead process of its own host left (a dataset on a shared
+    file system may have live exports of other hosts in it)."""
+    return f"{capture}.{os.getpid()}.{secrets.token_hex(4)}.{HOST}"
+
+
+def staging_owner(name: str) -> int | None:
+    """The pid of this host's process that made the staging directory `name`; None when it is not
+    one of this host's (another host's, a lock, anything else)."""
+    parts = name.split(".")
+    if len(parts) == 4 and parts[3] == HOST and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
 """Where captures in progress are written; a leading '_' hides it from Hive, Spark and DuckDB."""
 PART = "part-0.parquet"
 COMMIT_LAST = CAPTURES.name
@@ -179,7 +200,7 @@ class Staging:
         self.root = root
         self.capture = capture
         self.rows_per_group = rows_per_group
-        self.folder = fsutil.join(root, STAGING, f"{capture}.{os.getpid()}.{secrets.token_hex(4)}")
+        self.folder = fsutil.join(root, STAGING, staging_name(capture))
         self.writers: dict[str, TableWriter] = {}
 
     def writer(self, table: Table) -> TableWriter:

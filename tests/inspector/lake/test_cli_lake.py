@@ -4,7 +4,9 @@ the named queries answering on the samples what their JSON reports say."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -106,17 +108,20 @@ def test_a_directory_without_captures(capsys: pytest.CaptureFixture[str], tmp_pa
         (
             "pyarrow",
             ["--export", "parquet"],
-            "--export parquet needs pyarrow: pip install 'protoscope[lake]'",
+            "--export parquet needs pyarrow: pip install 'protoscope[lake]'"
+            " (in a checkout: pip install -e '.[lake]')",
         ),
         (
             "communityid",
             ["--export", "parquet"],
-            "--export parquet needs communityid: pip install 'protoscope[lake]'",
+            "--export parquet needs communityid: pip install 'protoscope[lake]'"
+            " (in a checkout: pip install -e '.[lake]')",
         ),
         (
             "pyspark",
             ["--export", "parquet", "--engine", "spark"],
-            "--engine spark needs pyspark: pip install 'protoscope[spark]'",
+            "--engine spark needs pyspark: pip install 'protoscope[spark]'"
+            " (in a checkout: pip install -e '.[spark]')",
         ),
     ],
 )
@@ -139,10 +144,13 @@ def test_query_without_duckdb(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, module: str
 ) -> None:
     monkeypatch.setitem(sys.modules, module, None)
-    code, _, err = cli(capsys, "query", "--list")
+    code, out, err = cli(capsys, "query", "--list")  # reads the .sql files only
+    assert (code, err) == (0, "") and "slow-calls" in out
+    code, _, err = cli(capsys, "query", ".", "SELECT 1")
     assert (code, err) == (
         2,
-        f"protoscope: protoscope query needs {module}: pip install 'protoscope[lake]'\n",
+        f"protoscope: protoscope query needs {module}: pip install 'protoscope[lake]'"
+        " (in a checkout: pip install -e '.[lake]')\n",
     )
 
 
@@ -163,10 +171,14 @@ def test_query_usage(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
         ([tmp_path / "missing", "SELECT 1"], "no dataset directory"),
         ([tmp_path, "SELECT 1"], "no tables in"),
         ([tmp_path, "SELECT 1", "--format", "xml"], "invalid choice: 'xml'"),
-        (["--list", tmp_path], "--list takes no DIR"),
+        (["--list", tmp_path, "SELECT 1"], "--list takes no SQL"),
+        (["--list", "--query", "slow-calls"], "--list takes no SQL or --query"),
+        (["--list", tmp_path / "missing"], "no dataset directory"),
     ):
         code, _, err = cli(capsys, "query", *args)
         assert code == 2 and why in err and err.count("\n") == 1, (args, err)
+    code, out, _ = cli(capsys, "query", tmp_path, "--list")  # DIR given: its tables too
+    assert code == 0 and out.splitlines()[-1] == f"no tables in {tmp_path} yet"
     code, out, _ = cli(capsys, "query", "--help")
     assert code == 0 and "usage: protoscope query" in out
 
@@ -267,3 +279,30 @@ def test_lossy_streams(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
     assert [(r["stream"], int(r["ssrc"], 16), r["lost"], r["expected"]) for r in rows] == want
     assert [r["loss_ratio"] for r in rows] == [round(w[2] / w[3], 4) for w in want]
     assert all(Path(r["capture_path"]).name == LOSSY for r in rows)
+
+
+def test_list_with_a_dataset_names_its_tables(capsys: pytest.CaptureFixture[str], lake: Path) -> None:
+    code, out, err = cli(capsys, "query", lake, "--list")
+    assert (code, err) == (0, "")
+    *queries, tables = out.splitlines()
+    assert "slow-calls" in {line.split()[0] for line in queries}
+    assert tables.startswith(f"tables in {lake}: ")
+    assert {"captures", "packets", "flows", "findings", "calls"} <= set(tables.split(": ", 1)[1].split(", "))
+
+
+def test_schema_module_into_a_closed_pipe_ends_quietly() -> None:
+    """`python -m protoscope.inspector.lake.schema | head`: no BrokenPipeError traceback."""
+    read, write = os.pipe()
+    os.close(read)  # no reader from the start: the first write fails, whatever the timing
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "protoscope.inspector.lake.schema"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,6 +21,8 @@ from protoscope.inspector import cli
 from protoscope.inspector.lake import runner
 from protoscope.inspector.lake.export import ExportResult
 from protoscope.inspector.lake.ids import capture_id
+from protoscope.inspector.lake.writer import HOST
+from protoscope.inspector.livemode import UsageError
 from tests.conftest import SAMPLES
 from tests.inspector.lake.conftest import read_table
 
@@ -153,7 +158,7 @@ def slow_export(
 ) -> ExportResult:
     """A worker's export that has begun (its staging directory made, as export.py names it) and
     does not end by itself."""
-    staging = Path(output) / "_staging" / f"{capture}.{os.getpid()}.abc123"
+    staging = Path(output) / "_staging" / f"{capture}.{os.getpid()}.abc123.{HOST}"
     staging.mkdir(parents=True)
     time.sleep(60)
     raise AssertionError("not stopped")
@@ -169,7 +174,7 @@ def test_ctrl_c_stops_the_pool_and_removes_its_staging(
         paths.append(str(tmp_path / f"{name}.pcap"))
     out = tmp_path / "lake"
     staging = out / "_staging"
-    (staging / "0123456789abcdef.1.other").mkdir(parents=True)  # another run's: not ours to remove
+    (staging / f"0123456789abcdef.1.other.{HOST}").mkdir(parents=True)  # another run's: not ours to remove
 
     def interrupt_when_started() -> None:
         deadline = time.monotonic() + 20
@@ -181,17 +186,18 @@ def test_ctrl_c_stops_the_pool_and_removes_its_staging(
     err = io.StringIO()
     assert runner.export_many(paths, str(out), lake_args(out), 2, err) == 130
     assert err.getvalue().splitlines()[-1].startswith("interrupted: exported 0, skipped 0, failed 0 of 3")
-    assert [p.name for p in staging.iterdir()] == ["0123456789abcdef.1.other"]
+    assert [p.name for p in staging.iterdir()] == [f"0123456789abcdef.1.other.{HOST}"]
     assert not (out / "captures").exists()
 
 
 def test_remove_staging_only_of_the_given_workers(tmp_path: Path) -> None:
     import pyarrow.fs as pafs
 
-    for name in ("aaaa.10.x", "bbbb.11.y", "cccc.12.z", "odd"):
+    names = [f"aaaa.10.x.{HOST}", f"bbbb.11.y.{HOST}", f"cccc.12.z.{HOST}", "dddd.10.w.elsewhere", "odd"]
+    for name in names:
         (tmp_path / "_staging" / name).mkdir(parents=True)
     runner._remove_staging(pafs.LocalFileSystem(), str(tmp_path), {10, 12})
-    assert sorted(p.name for p in (tmp_path / "_staging").iterdir()) == ["bbbb.11.y", "odd"]
+    assert sorted(p.name for p in (tmp_path / "_staging").iterdir()) == sorted(names[1:2] + names[3:])
     runner._remove_staging(pafs.LocalFileSystem(), str(tmp_path / "nowhere"), {1})  # nothing there: no error
 
 
@@ -227,6 +233,7 @@ def test_real_export_of_three_a_corrupt_one_and_a_copy(tmp_path: Path) -> None:
         failed = [line for line in lines if "FAILED" in line]
         assert len(failed) == 1 and failed[0].split("] ", 1)[1].startswith(f"{paths[3]}: FAILED: ")
         assert "\n" not in failed[0]
+        assert failed[0].count(paths[3]) == 1  # the line's path, not repeated in the reason
         assert len(read_table(out, "captures")) == 3
         assert not any((out / "_staging").glob("*"))  # nothing left of the failed one
         datasets.append(dataset(out))
@@ -241,7 +248,7 @@ def test_real_export_of_three_a_corrupt_one_and_a_copy(tmp_path: Path) -> None:
 def test_bad_options_stop_before_any_work(tmp_path: Path) -> None:
     out = tmp_path / "lake"
     args = lake_args(out, "--sdp", str(tmp_path / "missing.sdp"))
-    with pytest.raises(cli.UsageError):
+    with pytest.raises(UsageError):
         runner.export_many([str(SAMPLES / SMALL[0])], str(out), args, 1, io.StringIO())
     assert not out.exists()
 
@@ -266,7 +273,7 @@ def dying_export(
     after staging some of it, and one starting "exit" leaves with os._exit."""
     data = Path(path).read_bytes()
     if data.startswith((b"die", b"exit")):
-        (Path(output) / "_staging" / f"{capture}.{os.getpid()}.dead01").mkdir(parents=True)
+        (Path(output) / "_staging" / f"{capture}.{os.getpid()}.dead01.{HOST}").mkdir(parents=True)
         if data.startswith(b"die"):
             os.kill(os.getpid(), signal.SIGKILL)
         os._exit(3)
@@ -299,3 +306,138 @@ def test_how_a_process_died() -> None:
     assert runner._death(-9) == "killed by signal 9 (SIGKILL: out of memory?)"
     assert runner._death(-15) == "killed by signal 15 (SIGTERM)"
     assert runner._death(1) == "exit status 1"
+
+
+SLOW_PARENT = """
+import os, sys, time
+from pathlib import Path
+from protoscope.inspector import cli
+from protoscope.inspector.lake import runner
+
+def slow(path, output, registry, *, capture=None, **_):
+    (Path(sys.argv[1]) / f"{os.getpid()}.pid").write_text("")
+    time.sleep(60)
+    raise AssertionError("not stopped")
+
+runner.export_capture = slow
+out, caps = sys.argv[2], sys.argv[3:]
+args = cli.parser().parse_args(["--export", "parquet", "--output", out, "--no-plugins"])
+sys.exit(runner.export_many(caps, out, args, 2))
+"""
+
+
+def _gone(pid: int) -> bool:
+    """Whether `pid` has ended (a zombie has: its parent, gone too, left it to init to reap)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+def start_slow_parent(tmp_path: Path) -> tuple[subprocess.Popen[str], list[int]]:
+    """A parent exporting two captures with --jobs 2 whose workers never end by themselves, and
+    the pids of its workers once both have begun."""
+    pids, out = tmp_path / "pids", tmp_path / "lake"
+    pids.mkdir()
+    caps = []
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.pcap").write_bytes(name.encode())
+        caps.append(str(tmp_path / f"{name}.pcap"))
+    command = [sys.executable, "-c", SLOW_PARENT, str(pids), str(out), *caps]
+    # stderr to a file, not a pipe: a surviving worker would hold a pipe open
+    with open(tmp_path / "stderr", "w") as err:
+        parent = subprocess.Popen(command, stderr=err, text=True)
+    deadline = time.monotonic() + 20
+    while len(list(pids.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    workers = [int(p.stem) for p in pids.iterdir()]
+    assert len(workers) == 2, "the workers did not begin"
+    return parent, workers
+
+
+def wait_gone(pids: list[int]) -> list[int]:
+    """The pids of `pids` still running after a bounded wait (then ended: this test started them)."""
+    deadline = time.monotonic() + 10
+    while not all(_gone(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    alive = [p for p in pids if not _gone(p)]
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return alive
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux's")
+def test_sigterm_stops_the_parent_and_its_workers(tmp_path: Path) -> None:
+    parent, workers = start_slow_parent(tmp_path)
+    parent.send_signal(signal.SIGTERM)
+    parent.wait(timeout=30)
+    err = (tmp_path / "stderr").read_text()
+    assert parent.returncode == 143, err
+    assert err.splitlines()[-1].startswith("interrupted: exported 0, skipped 0, failed 0 of 2")
+    assert wait_gone(workers) == []
+    staging = tmp_path / "lake" / "_staging"
+    assert not staging.exists() or not any(staging.iterdir())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux's")
+def test_workers_die_with_a_killed_parent(tmp_path: Path) -> None:
+    parent, workers = start_slow_parent(tmp_path)
+    parent.kill()
+    parent.wait(timeout=30)
+    assert wait_gone(workers) == []
+
+
+def test_a_run_removes_the_staging_of_dead_processes_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "export_capture", fake_export)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # reaped: its pid names no process (until the kernel hands it out again)
+    out = tmp_path / "lake"
+    staging = out / "_staging"
+    names = [
+        f"0123456789abcdef.{dead.pid}.aaaa.{HOST}",  # a kill -9'd export's: removed
+        f"0123456789abcdef.{os.getppid()}.bbbb.{HOST}",  # a live process's: kept
+        f"0123456789abcdef.{dead.pid}.cccc.elsewhere",  # another host's (a shared file system): kept
+        "0123456789abcdef.lock",  # a lock (a file): the lock's own rule, not this one
+        "odd",
+    ]
+    for name in names:
+        if name.endswith(".lock"):
+            staging.mkdir(parents=True, exist_ok=True)
+            (staging / name).write_text("host 1\n")
+        else:
+            (staging / name).mkdir(parents=True)
+    (tmp_path / "a.pcap").write_bytes(b"a")
+    err = io.StringIO()
+    assert runner.export_many([str(tmp_path / "a.pcap")], str(out), lake_args(out), 1, err) == 0
+    assert sorted(p.name for p in staging.iterdir()) == sorted(names[1:])
+
+
+def test_a_reason_does_not_repeat_the_line_s_path() -> None:
+    assert runner.without_path("caps/a.pcap: not a capture file", "caps/a.pcap") == "not a capture file"
+    assert runner.without_path("Permission denied: caps/a.pcap", "caps/a.pcap") == "Permission denied"
+    # another file's name (the dataset's) is what the reason is about: kept
+    assert (
+        runner.without_path("Permission denied: lake/_staging", "caps/a.pcap")
+        == "Permission denied: lake/_staging"
+    )
+    err = io.StringIO()
+    tally = runner.Tally(1, "lake", err)
+    tally.fail("caps/a.pcap", "caps/a.pcap: not a capture file")
+    assert err.getvalue() == "[1/1] caps/a.pcap: FAILED: not a capture file\n"
+
+
+def test_one_line_names_an_os_error_s_file_once() -> None:
+    from protoscope.captures.errors import CaptureError
+    from protoscope.inspector.lake.export import one_line
+
+    missing = FileNotFoundError(2, "No such file or directory", "lake/_staging/x")
+    assert one_line(missing) == "No such file or directory: lake/_staging/x"
+    moved = OSError(18, "Invalid cross-device link", "a", None, "b")
+    assert one_line(moved) == "Invalid cross-device link: a -> b"
+    assert one_line(OSError("disk on fire")) == "disk on fire"
+    assert one_line(CaptureError("a.pcap: not a capture file\nmore")) == "a.pcap: not a capture file"
+    assert one_line(ValueError("bad\nworse")) == "ValueError: bad"

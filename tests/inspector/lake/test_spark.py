@@ -183,15 +183,40 @@ def test_a_bad_capture_fails_alone_and_the_same_bytes_go_once(sc: SparkContext, 
     assert by_path[str(tmp_path / "missing.pcap")] == "FAILED: no such file or directory"
     bad = by_path[f"file:{caps}/bad.pcapng"]
     assert bad.startswith("FAILED: ") and "protoscope-spark-" not in bad
-    good = f"file:{caps}/sub/good[1].pcap"
-    assert by_path[good].endswith(" s")
-    same = f"same capture as {good} (capture {capture_id(SAMPLES / SMALL)}), exported once"
-    assert by_path[f"file:{caps}/sub/same.pcap"] == same
+    # The two names of the same bytes run at once: one is written, the other skipped.
+    pair = {f"file:{caps}/sub/good[1].pcap", f"file:{caps}/sub/same.pcap"}
+    [written] = [uri for uri in pair if by_path[uri].endswith(" s")]
+    [other] = pair - {written}
+    cid = capture_id(SAMPLES / SMALL)
+    assert by_path[other] in (
+        f"same capture as {written} (capture {cid}), exported once",
+        f"already in {out} (capture {cid})",
+    )
     bad_id = capture_id(caps / "bad.pcapng")
     assert not list(out.glob(f"*/capture={bad_id}"))
-    assert [r["path"] for r in read_table(out, "captures")] == [good]
+    assert [r["path"] for r in read_table(out, "captures")] == [written]
     staging = out / "_staging"
     assert not staging.exists() or not any(staging.iterdir())
+
+
+def test_captures_of_one_size_each_get_their_line(sc: SparkContext, tmp_path: Path) -> None:
+    """Distinct captures of the same byte size are separate jobs, each reported on its own line
+    and each written (they were once chained, reported only when all of them were done)."""
+    caps = tmp_path / "caps"
+    caps.mkdir()
+    data = (SAMPLES / SMALL).read_bytes()
+    for n in range(4):  # the last payload byte differs: same size, other bytes, other ids
+        (caps / f"c{n}.pcap").write_bytes(data[:-1] + bytes([n]))
+    out = tmp_path / "lake"
+    run = run_spark([str(caps)], out)
+    assert run.code == 0, run.lines
+    *lines, summary = run.lines
+    assert summary == f"exported 4, skipped 0, failed 0 of 4 captures to {out}"
+    matches = [LINE.match(line) for line in lines]
+    assert sorted(m.group(3) for m in matches if m) == [f"file:{caps}/c{n}.pcap" for n in range(4)]
+    assert [int(m.group(1)) for m in matches if m] == [1, 2, 3, 4]
+    assert all(m.group(4).endswith(" s") for m in matches if m)
+    assert len({r["sha256"] for r in read_table(out, "captures")}) == 4
 
 
 def test_module_runs_with_the_cli_options(sc: SparkContext, tmp_path: Path) -> None:
@@ -250,7 +275,10 @@ def test_without_pyspark_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         assert spark.run_spark(["a.pcap"], str(tmp_path), lake_args(), None) == 2
-    assert err.getvalue() == "protoscope: --engine spark needs pyspark: pip install 'protoscope[spark]'\n"
+    assert err.getvalue() == (
+        "protoscope: --engine spark needs pyspark: pip install 'protoscope[spark]' (in a checkout: "
+        "pip install -e '.[spark]')\n"
+    )
 
 
 # The task's own work, without Spark: bytes as Spark hands them over, exported.

@@ -74,11 +74,19 @@ def test_reports_work_and_the_lake_names_its_extra(tmp_path: Path) -> None:
         assert code == 0, err
         assert json.loads(out)
     assert json.loads(calls[1]) and json.loads(sessions[1])[0]["failed_phase"]
-    assert export == (2, "", "protoscope: --export parquet needs pyarrow: pip install 'protoscope[lake]'\n")
+    assert export == (
+        2,
+        "",
+        "protoscope: --export parquet needs pyarrow: pip install 'protoscope[lake]'"
+        " (in a checkout: pip install -e '.[lake]')\n",
+    )
     assert spark == export  # pyarrow first: the spark extra brings the lake's
-    hint = "protoscope: protoscope query needs duckdb: pip install 'protoscope[lake]'\n"
+    hint = (
+        "protoscope: protoscope query needs duckdb: pip install 'protoscope[lake]'"
+        " (in a checkout: pip install -e '.[lake]')\n"
+    )
     assert ask == (2, "", hint)
-    assert listed == (2, "", hint)
+    assert listed[0] == 0 and listed[2] == "" and "slow-calls" in listed[1]  # the list needs no duckdb
     assert list((tmp_path / "lake").iterdir()) == []
 
 
