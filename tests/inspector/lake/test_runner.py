@@ -182,9 +182,15 @@ def test_ctrl_c_stops_the_pool_and_removes_its_staging(
             time.sleep(0.02)
         os.kill(os.getpid(), signal.SIGINT)
 
-    threading.Thread(target=interrupt_when_started, daemon=True).start()
-    err = io.StringIO()
-    assert runner.export_many(paths, str(out), lake_args(out), 2, err) == 130
+    # Python turns SIGINT into KeyboardInterrupt only when SIGINT was not ignored when it started;
+    # a test run started in the background of a non-interactive shell has it ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=interrupt_when_started, daemon=True).start()
+        err = io.StringIO()
+        assert runner.export_many(paths, str(out), lake_args(out), 2, err) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert err.getvalue().splitlines()[-1].startswith("interrupted: exported 0, skipped 0, failed 0 of 3")
     assert [p.name for p in staging.iterdir()] == [f"0123456789abcdef.1.other.{HOST}"]
     assert not (out / "captures").exists()
