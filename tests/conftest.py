@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from concurrent import futures
@@ -14,6 +15,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = ROOT.parent / "shared" / "captures" / "public"
 SAMPLES = ROOT / "captures" / "samples"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Tests of Ctrl-C (a guest decoder's call interrupted, the lake's runner stopped) need Python's
+    SIGINT handler. A test run started in the background of a non-interactive shell inherits SIGINT
+    ignored, and Python then installs none: put it back for the run."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def public_captures() -> list[Path]:
